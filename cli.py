@@ -1,0 +1,156 @@
+"""qi: a rules-driven judgement engine for probation inspection. The command line.
+
+A thin click layer: parse arguments, call ``engine``, render, exit. Data goes to stdout; logs,
+progress and diagnostics go to stderr. Exit codes: 0 ok, 1 invalid input or a failed check,
+2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import click
+
+from engine import diagnostics, logs, models
+from engine import framework as frameworks
+from engine import sample as samples
+from engine.diagnostics import Diagnostic, InputError
+
+log = logs.get("qi")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("qi-engine")
+    except metadata.PackageNotFoundError:
+        return "0+source"
+
+
+def _emit_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _report(found: list[Diagnostic], output_format: str, checked: int) -> None:
+    """Print diagnostics (text on stderr, or JSON on stdout) and a one-line summary on stderr."""
+    found = diagnostics.sort(found)
+    errors = sum(d.severity == "error" for d in found)
+    warnings = len(found) - errors
+    if output_format == "json":
+        _emit_json({"checked": checked, "errors": errors, "warnings": warnings,
+                    "diagnostics": [d.as_dict() for d in found]})
+    else:
+        for diagnostic in found:
+            click.echo(diagnostic.render(), err=True)
+    click.echo(f"checked {checked} file{'s' * (checked != 1)}: {errors} error{'s' * (errors != 1)}, "
+               f"{warnings} warning{'s' * (warnings != 1)}", err=True)
+
+
+format_option = click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+                             show_default=True, help="Output format.")
+framework_option = click.option("--framework", "framework_path", type=click.Path(dir_okay=False),
+                                help="Framework file to use instead of the bundled one.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), prog_name="qi")
+@click.option("--log-format", type=click.Choice(["human", "json"]), default="human", show_default=True,
+              help="How log lines on stderr are written.")
+@click.option("--log-level", type=click.Choice(logs.LEVELS), default="warning", show_default=True,
+              help="Least severe log level shown.")
+def cli(log_format: str, log_level: str) -> None:
+    """qi judges probation case evidence against the HMI Probation Quality & Impact framework.
+
+    Inspectors validate and run samples; quality reviewers read reasoning traces; methodology
+    staff edit rule sets. Diagnostics read path:line:col: code: message (hint).
+    """
+    logs.configure(log_format, log_level)
+
+
+@cli.group()
+def framework() -> None:
+    """Read the inspection framework: standards, criteria and items."""
+
+
+@framework.command("show")
+@click.argument("node_id", metavar="[ID]", required=False)
+@format_option
+@framework_option
+def framework_show(node_id: str | None, output_format: str, framework_path: str | None) -> None:
+    """Show the framework tree, or one standard, criterion or item (e.g. 3, 3.1, 3.1.a)."""
+    fw = _framework(framework_path)
+    if node_id is not None and fw.find(node_id) is None:
+        raise click.BadParameter(f"{node_id!r} is not in framework {fw.id} {fw.version} "
+                                 f"({diagnostics.did_you_mean(node_id, fw.ids(), 'ids')})", param_hint="ID")
+    if output_format == "json":
+        _emit_json(frameworks.as_json(fw, node_id))
+    else:
+        click.echo(frameworks.as_text(fw, node_id), nl=False)
+
+
+def _framework(framework_path: str | None) -> models.Framework:
+    try:
+        return frameworks.load(framework_path or frameworks.default_path())
+    except InputError as error:
+        _report(error.diagnostics, "text", 1)
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@format_option
+@framework_option
+def validate(paths: tuple[Path, ...], output_format: str, framework_path: str | None) -> None:
+    """Validate case files, organisation files, sample manifests, frameworks and sample folders.
+
+    Every problem in every file is reported in one pass. Exit 0 when all are valid, 1 when not.
+    """
+    found: list[Diagnostic] = []
+    checked = 0
+    for path in paths:
+        try:
+            if path.is_dir():
+                loaded = samples.load(path, framework_path)
+                checked += 1 + len(loaded.cases) + len(loaded.organisations)
+                found += loaded.warnings
+            else:
+                checked += 1
+                found += samples.warnings_for(samples.check_file(path, framework_path))
+        except InputError as error:
+            checked += 1 if not path.is_dir() else 0
+            found += error.diagnostics
+    log.info("validated", paths=len(paths), files=checked)
+    _report(found, output_format, checked)
+    if diagnostics.has_errors(found):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(sorted(models.KINDS)))
+@framework_option
+def schema(kind: str, framework_path: str | None) -> None:
+    """Print the JSON Schema of a file kind, with the framework's vocabulary as enums."""
+    _emit_json(models.json_schema(kind, _framework(framework_path)))
+
+
+def main() -> None:
+    """Console entry point: run the CLI, turning Ctrl-C and internal errors into short messages."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.Abort:
+        click.echo("qi: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("qi: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+"""Where qi's bundled data lives: ``framework/``, ``rules/`` and ``cases/``.
+
+In a source checkout they sit beside ``engine/``; an installed wheel carries them inside the
+package as ``engine/_data/`` (see ``pyproject.toml``), so ``qi`` finds them from any directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def data_dir(name: str) -> Path:
+    """The bundled folder ``name`` (``framework``, ``rules`` or ``cases``)."""
+    installed = _PACKAGE / "_data" / name
+    return installed if installed.is_dir() else _PACKAGE.parent / name

@@ -1,0 +1,181 @@
+"""Samples: a folder with ``sample.yaml``, ``cases/*.yaml`` and ``organisation/*.yaml``.
+
+Loading a sample validates every file against the framework the manifest names and checks what
+no single file can: duplicate case references, one organisation file per provider. Every problem
+in every file is reported in one pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from engine import framework as frameworks
+from engine import models, source, validate
+from engine.diagnostics import Diagnostic, InputError, did_you_mean, has_errors
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    """A validated file: the document it came from (positions, sha256) and its model."""
+
+    document: source.Document
+    model: models.Strict
+
+
+@dataclasses.dataclass
+class Sample:
+    root: Path
+    manifest: Loaded
+    framework: models.Framework
+    framework_path: Path
+    cases: list[Loaded]
+    organisations: list[Loaded]
+    warnings: list[Diagnostic]
+
+
+def warnings_for(loaded: Loaded) -> list[Diagnostic]:
+    """Problems that do not stop a file being used but that a reviewer would want fixed."""
+    found = []
+    evidence = getattr(loaded.model, "evidence", {})
+    for item_id, entry in evidence.items():
+        if entry.answer in ("no", "partly") and not (entry.note or "").strip():
+            found.append(loaded.document.diagnostic(
+                ("evidence", item_id), "missing_note", f"answer '{entry.answer}' on {item_id} has no note",
+                "say what was found, so the reasoning trace can quote it", severity="warning"))
+    return found
+
+
+def check_file(path: str | os.PathLike[str], framework_path: str | os.PathLike[str] | None = None,
+               *, expect: str | None = None) -> Loaded:
+    """Load and validate one file of any kind. Raises InputError with every problem found.
+
+    A case or organisation file inside a sample folder is checked against the sample's framework
+    unless ``framework_path`` names one.
+    """
+    document = source.load(path)
+    kind = validate.kind_of(document)
+    if expect is not None and kind != expect:
+        raise InputError([document.diagnostic((), "wrong_file_kind", f"expected a {expect} file, found a {kind} file",
+                                              f"put {kind} files elsewhere")])
+    if kind == "framework":
+        return Loaded(document, validate.to_model(document, kind))
+    chosen = framework_path or _framework_of_enclosing_sample(Path(path)) or frameworks.default_path()
+    framework = frameworks.load(chosen)
+    return Loaded(document, validate.to_model(document, kind, framework))
+
+
+def _framework_of_enclosing_sample(path: Path) -> Path | None:
+    manifest = path.resolve().parent.parent / "sample.yaml"
+    if path.resolve().parent.name not in ("cases", "organisation") or not manifest.is_file():
+        return None
+    try:
+        loaded = validate.to_model(source.load(manifest), "sample")
+    except InputError:
+        return None
+    return frameworks.bundled().get((loaded.framework.id, loaded.framework.version))
+
+
+def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | None = None) -> Sample:
+    """Load and validate a whole sample folder. Raises InputError listing every problem."""
+    root = Path(root)
+    problems: list[Diagnostic] = []
+    manifest_path = root / "sample.yaml"
+    if not root.is_dir():
+        raise InputError([Diagnostic(str(root), 0, 0, "not_a_sample", "this is not a folder",
+                                     "give a sample folder holding sample.yaml, cases/ and organisation/")])
+    if not manifest_path.is_file():
+        raise InputError([Diagnostic(str(manifest_path), 0, 0, "missing_manifest", "the sample has no sample.yaml",
+                                     "add sample.yaml with id, title, area, period and framework")])
+    manifest_document = source.load(manifest_path)
+    manifest: models.SampleManifest | None = None
+    try:
+        manifest = validate.to_model(manifest_document, "sample")
+    except InputError as error:
+        problems.extend(error.diagnostics)
+    if framework_path is None:
+        framework_path = _framework_named(manifest_document, problems)
+    if framework_path is None:
+        raise InputError(problems)  # without a framework the cases cannot be checked
+    framework = frameworks.load(framework_path)
+
+    cases = _load_folder(root / "cases", "case", framework, problems)
+    organisations = _load_folder(root / "organisation", "organisation", framework, problems)
+    if not cases and not (root / "cases").is_dir():
+        problems.append(Diagnostic(str(root / "cases"), 0, 0, "no_cases", "the sample has no cases/ folder",
+                                   "add cases/ with one YAML file per case"))
+    elif not cases and not problems:
+        problems.append(Diagnostic(str(root / "cases"), 0, 0, "no_cases", "the sample has no case files",
+                                   "add one YAML file per case to cases/"))
+    problems += _duplicates(cases, "case", "duplicate_case")
+    problems += _duplicates(organisations, "organisation", "duplicate_organisation")
+    warnings = [w for loaded in cases + organisations for w in warnings_for(loaded)]
+    warnings += _name_mismatches(cases)
+    if has_errors(problems):
+        raise InputError(problems + warnings)
+    assert manifest is not None  # an invalid manifest is an error above
+    return Sample(root, Loaded(manifest_document, manifest), framework, Path(framework_path),
+                  cases, organisations, warnings)
+
+
+def _framework_named(manifest: source.Document, problems: list[Diagnostic]) -> Path | None:
+    """The bundled framework the manifest names, or None with the reason added to ``problems``."""
+    named = manifest.data.get("framework") if isinstance(manifest.data, dict) else None
+    if not isinstance(named, dict) or not isinstance(named.get("id"), str) or not isinstance(named.get("version"), str):
+        return None  # the manifest's own diagnostics say what is wrong
+    known = frameworks.bundled()
+    key = (named["id"], named["version"])
+    if key not in known:
+        problems.append(manifest.diagnostic(
+            ("framework",), "unknown_framework", f"framework {key[0]} {key[1]} is not known to qi",
+            did_you_mean(f"{key[0]} {key[1]}", [f"{i} {v}" for i, v in sorted(known)], "known frameworks")))
+        return None
+    return known[key]
+
+
+def _load_folder(folder: Path, kind: str, framework: models.Framework, problems: list[Diagnostic]) -> list[Loaded]:
+    loaded: list[Loaded] = []
+    if not folder.is_dir():
+        return loaded
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix not in YAML_SUFFIXES:
+            continue
+        try:
+            document = source.load(path)
+            found = validate.kind_of(document)
+            if found != kind:
+                raise InputError([document.diagnostic((), "wrong_file_kind",
+                                                      f"{folder.name}/ holds {kind} files; this is a {found} file",
+                                                      f"move it out of {folder.name}/")])
+            loaded.append(Loaded(document, validate.to_model(document, kind, framework)))
+        except InputError as error:
+            problems.extend(error.diagnostics)
+    return loaded
+
+
+def _duplicates(files: list[Loaded], field: str, code: str) -> list[Diagnostic]:
+    first: dict[str, Loaded] = {}
+    problems = []
+    for loaded in files:
+        value = getattr(loaded.model, field)
+        if value in first:
+            earlier = first[value].document
+            line, _ = earlier.where((field,))
+            problems.append(loaded.document.diagnostic(
+                (field,), code, f"{field} {value!r} is already in the sample",
+                f"first given in {earlier.path}:{line}; each {field} appears once"))
+        else:
+            first[value] = loaded
+    return problems
+
+
+def _name_mismatches(cases: list[Loaded]) -> list[Diagnostic]:
+    return [loaded.document.diagnostic(
+        ("case",), "file_name_mismatch",
+        f"the file is named {Path(loaded.document.path).name} but holds case {loaded.model.case}",
+        f"name it {loaded.model.case}.yaml so reviewers find it", severity="warning")
+        for loaded in cases
+        if Path(loaded.document.path).stem.lower() != loaded.model.case.lower()]
