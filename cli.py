@@ -110,16 +110,13 @@ def validate(paths: tuple[Path, ...], output_format: str, framework_path: str | 
     found: list[Diagnostic] = []
     checked = 0
     for path in paths:
+        checked += len(samples.files(path)) if path.is_dir() else 1
         try:
             if path.is_dir():
-                loaded = samples.load(path, framework_path)
-                checked += 1 + len(loaded.cases) + len(loaded.organisations)
-                found += loaded.warnings
+                found += samples.load(path, framework_path).warnings
             else:
-                checked += 1
                 found += samples.warnings_for(samples.check_file(path, framework_path))
         except InputError as error:
-            checked += 1 if not path.is_dir() else 0
             found += error.diagnostics
     log.info("validated", paths=len(paths), files=checked)
     _report(found, output_format, checked)

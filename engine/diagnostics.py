@@ -16,6 +16,7 @@ Severity = Literal["error", "warning"]
 
 #: Most diagnostics reported for one file; the rest are summarised in one ``too_many_errors``.
 MAX_PER_FILE = 100
+CAPPED = "too_many_errors"
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -49,25 +50,30 @@ class InputError(Exception):
 
 
 def sort(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
-    """Sort by file and position, drop exact repeats, and cap each file at ``MAX_PER_FILE``."""
+    """Sort by file and position, drop exact repeats, and cap each file at ``MAX_PER_FILE``.
+
+    Idempotent: sorting an already sorted and capped list changes nothing.
+    """
     unique = sorted(set(diagnostics))
+    notes = {d.path: d for d in unique if d.code == CAPPED}
     capped: list[Diagnostic] = []
     per_file: dict[str, int] = {}
     for diagnostic in unique:
+        if diagnostic.code == CAPPED:
+            continue
         seen = per_file.get(diagnostic.path, 0)
         per_file[diagnostic.path] = seen + 1
         if seen < MAX_PER_FILE:
             capped.append(diagnostic)
-    for path, count in sorted(per_file.items()):
+    for path, count in per_file.items():
         if count > MAX_PER_FILE:
-            capped.append(
-                Diagnostic(
-                    path, 0, 0, "too_many_errors",
-                    f"{count - MAX_PER_FILE} more problems in this file are not shown",
-                    "fix the ones above and run again",
-                )
-            )
-    return capped
+            notes[path] = Diagnostic(path, 1, 1, CAPPED,
+                                     f"{count - MAX_PER_FILE} more problems in this file are not shown",
+                                     "fix the ones above and run again")
+    ordered: list[Diagnostic] = []
+    for path in sorted({d.path for d in capped} | set(notes)):
+        ordered += [d for d in capped if d.path == path] + ([notes[path]] if path in notes else [])
+    return ordered
 
 
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:

@@ -85,10 +85,10 @@ def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | 
     problems: list[Diagnostic] = []
     manifest_path = root / "sample.yaml"
     if not root.is_dir():
-        raise InputError([Diagnostic(str(root), 0, 0, "not_a_sample", "this is not a folder",
+        raise InputError([Diagnostic(str(root), 1, 1, "not_a_sample", "this is not a folder",
                                      "give a sample folder holding sample.yaml, cases/ and organisation/")])
     if not manifest_path.is_file():
-        raise InputError([Diagnostic(str(manifest_path), 0, 0, "missing_manifest", "the sample has no sample.yaml",
+        raise InputError([Diagnostic(str(manifest_path), 1, 1, "missing_manifest", "the sample has no sample.yaml",
                                      "add sample.yaml with id, title, area, period and framework")])
     manifest_document = source.load(manifest_path)
     manifest: models.SampleManifest | None = None
@@ -105,10 +105,10 @@ def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | 
     cases = _load_folder(root / "cases", "case", framework, problems)
     organisations = _load_folder(root / "organisation", "organisation", framework, problems)
     if not cases and not (root / "cases").is_dir():
-        problems.append(Diagnostic(str(root / "cases"), 0, 0, "no_cases", "the sample has no cases/ folder",
+        problems.append(Diagnostic(str(root / "cases"), 1, 1, "no_cases", "the sample has no cases/ folder",
                                    "add cases/ with one YAML file per case"))
     elif not cases and not problems:
-        problems.append(Diagnostic(str(root / "cases"), 0, 0, "no_cases", "the sample has no case files",
+        problems.append(Diagnostic(str(root / "cases"), 1, 1, "no_cases", "the sample has no case files",
                                    "add one YAML file per case to cases/"))
     problems += _duplicates(cases, "case", "duplicate_case")
     problems += _duplicates(organisations, "organisation", "duplicate_organisation")
@@ -136,13 +136,21 @@ def _framework_named(manifest: source.Document, problems: list[Diagnostic]) -> P
     return known[key]
 
 
+def files(root: str | os.PathLike[str]) -> list[Path]:
+    """Every file a sample folder holds that qi reads: the manifest, then cases, then organisations."""
+    root = Path(root)
+    return [root / "sample.yaml"] + _yaml_files(root / "cases") + _yaml_files(root / "organisation")
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix in YAML_SUFFIXES)
+
+
 def _load_folder(folder: Path, kind: str, framework: models.Framework, problems: list[Diagnostic]) -> list[Loaded]:
     loaded: list[Loaded] = []
-    if not folder.is_dir():
-        return loaded
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.suffix not in YAML_SUFFIXES:
-            continue
+    for path in _yaml_files(folder):
         try:
             document = source.load(path)
             found = validate.kind_of(document)

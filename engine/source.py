@@ -59,6 +59,9 @@ class Document:
     data: Any
     marks: dict[Loc, Mark]
     sha256: str
+    #: Problems found while reading that still let the data be checked further (a duplicate key,
+    #: a malformed date); the check stage reports them with its own.
+    problems: list[Diagnostic] = dataclasses.field(default_factory=list)
 
     def where(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
         """Line and column of ``loc``, or of its nearest ancestor that exists in the file."""
@@ -87,7 +90,7 @@ def load(path: str | os.PathLike[str], display: str | None = None) -> Document:
                 raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise InputError([Diagnostic(shown, 0, 0, "unreadable_file", f"cannot read the file: {reason.lower()}",
+        raise InputError([Diagnostic(shown, 1, 1, "unreadable_file", f"cannot read the file: {reason.lower()}",
                                      "check the path and its permissions")]) from None
     return parse(raw, shown)
 
@@ -107,7 +110,7 @@ def parse(raw: bytes, path: str) -> Document:
     try:
         data = builder.build(YAML(typ="safe", pure=True).parse(io.StringIO(text)))
     except _Abort:
-        data = None  # a limit was passed; the builder recorded why
+        builder.fatal = True  # a limit was passed; the builder recorded why
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -117,9 +120,9 @@ def parse(raw: bytes, path: str) -> Document:
     except YAMLError as error:
         raise InputError([Diagnostic(path, 1, 1, "yaml_syntax", f"invalid YAML: {error}",
                                      "check the file is YAML")]) from None
-    if builder.problems:
+    if builder.fatal:
         raise InputError(builder.problems)
-    return Document(path, data, builder.marks, hashlib.sha256(raw).hexdigest())
+    return Document(path, data, builder.marks, hashlib.sha256(raw).hexdigest(), builder.problems)
 
 
 def _decode(raw: bytes, path: str) -> str:
@@ -156,6 +159,7 @@ class _Builder:
         self.problems: list[Diagnostic] = []
         self.anchors: dict[str, tuple[Any, int]] = {}
         self.nodes = 0
+        self.fatal = False
 
     def _problem(self, event: events.Event, code: str, message: str, hint: str) -> None:
         mark = event.start_mark
@@ -170,6 +174,7 @@ class _Builder:
                 if documents:
                     self._problem(event, "multiple_documents", "the file holds more than one YAML document",
                                   "keep one document per file; remove the '---' line")
+                    self.fatal = True
                     return documents[0]
                 self.anchors.clear()
                 documents.append(self._node(next(iterator), iterator, (), None, 1))
@@ -263,8 +268,9 @@ class _Builder:
         try:
             return _construct(tag, text)
         except ValueError:
-            self._problem(event, "yaml_syntax", f"'{text}' is not a valid {tag.removeprefix(_TAG)}",
-                          "quote it to keep it as text")
+            name = tag.removeprefix(_TAG).replace("timestamp", "date")
+            self._problem(event, "invalid_value", f"'{text}' is not a valid {name}",
+                          "correct it, or quote it to keep it as text")
             return text
 
 

@@ -55,9 +55,18 @@ def to_model(document: source.Document, kind: str, framework: models.Framework |
     """Validate ``document`` as ``kind``; returns the model. Raises InputError listing every problem."""
     model_class = models.KINDS[kind]
     try:
-        return model_class.model_validate(document.data, context={"framework": framework})
+        model = model_class.model_validate(document.data, context={"framework": framework})
+        found: list[Diagnostic] = []
     except ValidationError as error:
-        raise InputError([_diagnostic(document, model_class, e) for e in error.errors()]) from None
+        model = None
+        found = [_diagnostic(document, model_class, e) for e in error.errors()]
+    if document.problems:
+        # a value the reader already rejected is not reported a second time by the model
+        reported = {(d.line, d.col) for d in document.problems}
+        found = document.problems + [d for d in found if (d.line, d.col) not in reported]
+    if found:
+        raise InputError(found)
+    return model
 
 
 def _diagnostic(document: source.Document, model_class: type[BaseModel], error: dict) -> Diagnostic:

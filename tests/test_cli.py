@@ -1,0 +1,79 @@
+"""The command line as a user meets it: help, exit codes, stdout for data, stderr for the rest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import cli
+from tests.conftest import ROOT, SAMPLE
+
+
+def test_every_command_has_help(qi):
+    def walk(group, prefix):
+        for name, command in group.commands.items():
+            yield prefix + [name], command
+            if hasattr(command, "commands"):
+                yield from walk(command, prefix + [name])
+
+    for path, command in walk(cli.cli, []):
+        result = qi(*path, "--help")
+        assert result.exit_code == 0 and command.help and "Usage:" in result.stdout, path
+
+
+def test_usage_errors_exit_2(qi):
+    assert qi("validate").exit_code == 2
+    assert qi("nonsense").exit_code == 2
+    assert qi("validate", "--format", "xml", SAMPLE).exit_code == 2
+    assert qi("schema", "cases").exit_code == 2
+
+
+@pytest.mark.parametrize("kind", ["case", "organisation", "sample", "framework"])
+def test_schema_is_json_schema_with_vocabulary(qi, kind):
+    result = qi("schema", kind)
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert schema["type"] == "object" and schema["additionalProperties"] is False
+    assert all(p.get("description") or "$ref" in p or "anyOf" in p for p in schema["properties"].values())
+
+
+def test_case_schema_lists_allowed_values(qi):
+    schema = json.loads(qi("schema", "case").stdout)
+    assert schema["properties"]["provider"]["enum"] == ["NPS", "CRC"]
+    assert "domestic_abuse" in schema["properties"]["flags"]["items"]["enum"]
+    evidence_keys = schema["properties"]["evidence"]["propertyNames"]["enum"]
+    assert "3.1.a" in evidence_keys and "6.1.a" not in evidence_keys
+    answer = schema["$defs"]["Evidence"]["properties"]["answer"]
+    assert answer["enum"] == ["yes", "partly", "no", "not_applicable"]
+
+
+def test_json_logs_go_to_stderr_and_stdout_stays_data(qi):
+    result = qi("--log-format", "json", "--log-level", "info", "validate", "--format", "json", SAMPLE)
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert report["errors"] == 0 and report["checked"] == 17
+    log_lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert any(line["event"] == "validated" and line["level"] == "info" for line in log_lines)
+
+
+def test_logs_never_carry_case_content(qi):
+    result = qi("--log-level", "debug", "validate", SAMPLE)
+    assert "OASys" not in result.stderr and "NW-0" not in result.stderr
+
+
+def test_validate_output_is_deterministic(qi, tmp_path):
+    bad = tmp_path / "x.yaml"
+    bad.write_text("case: ../x\nprovider: NSP\n")
+    first = qi("validate", "--format", "json", bad, SAMPLE).stdout
+    assert first == qi("validate", "--format", "json", bad, SAMPLE).stdout
+
+
+def test_console_script_runs_from_another_directory(tmp_path):
+    """The installed entry point works from any working directory, and finds the bundled data."""
+    result = subprocess.run([sys.executable, "-c", "import cli; cli.main()", "framework", "show", "1.2"],
+                            cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert "The public is protected from harm" in result.stdout

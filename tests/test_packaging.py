@@ -1,0 +1,41 @@
+"""A plain (non-editable) install carries the framework, rule sets and example sample with it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+                   check=True, capture_output=True)
+    return next(out.glob("qi_engine-*.whl"))
+
+
+def test_wheel_contains_code_and_bundled_data(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"cli.py", "engine/__init__.py", "engine/_data/framework/hmip-qi-adult-2.0.yaml",
+            "engine/_data/cases/north-west-2016/sample.yaml"} <= names
+    assert any(n.startswith("engine/_data/cases/north-west-2016/cases/NW-") for n in names)
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "qi = cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_installed_qi_finds_bundled_data_from_any_directory(wheel, tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True)
+    sample = target / "engine" / "_data" / "cases" / "north-west-2016"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for args in (["framework", "show", "6.3"], ["validate", str(sample)]):
+        result = subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], cwd=elsewhere,
+                                capture_output=True, text=True, env={"PYTHONPATH": str(target)})
+        assert result.returncode == 0, result.stderr
