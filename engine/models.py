@@ -264,8 +264,8 @@ class Evidence(Strict):
         "evidence_sources", "Where the evidence was found.", default_factory=list)
 
 
-def _evidence_key(scope: str):
-    """Validate an evidence key: a framework item of a standard with this scope."""
+def item_of_scope(scope: str):
+    """An after-validator: the value is an item of a standard with this scope (``case``...)."""
 
     def check(item_id: str, info: ValidationInfo) -> str:
         framework = _framework(info)
@@ -284,8 +284,24 @@ def _evidence_key(scope: str):
     return AfterValidator(check)
 
 
+def criterion_of_scope(scope: str):
+    """An after-validator: the value is a criterion of a standard with this scope."""
+
+    def check(criterion_id: str, info: ValidationInfo) -> str:
+        framework = _framework(info)
+        if framework is None:
+            return criterion_id
+        allowed = [c.id for s in framework.standards if s.scope == scope for c in s.criteria]
+        if criterion_id not in allowed:
+            raise _error("unknown_criterion", f"{criterion_id!r} is not a {scope}-scoped criterion of framework "
+                         f"{framework.id} {framework.version}", did_you_mean(criterion_id, allowed, "criteria"))
+        return criterion_id
+
+    return AfterValidator(check)
+
+
 def _evidence_field(scope: str) -> Any:
-    key = Annotated[str, _evidence_key(scope), Field(pattern=ITEM_ID_PATTERN)]
+    key = Annotated[str, item_of_scope(scope), Field(pattern=ITEM_ID_PATTERN)]
     return Annotated[dict[key, Evidence], Field(
         description="Framework item id -> what the inspector found. Items left out are 'not assessed'.",
         json_schema_extra={"x-vocabulary": f"items.{scope}"})]

@@ -21,6 +21,7 @@ from engine.diagnostics import Diagnostic, InputError, did_you_mean
 
 #: How to recognise each kind of file by its top-level keys, tried in order.
 _SIGNATURES: list[tuple[str, str]] = [
+    ("rules", "rules"),
     ("case", "case"),
     ("organisation", "organisation"),
     ("framework", "standards"),
@@ -71,10 +72,12 @@ def to_model(document: source.Document, kind: str, framework: models.Framework |
 
 def _diagnostic(document: source.Document, model_class: type[BaseModel], error: dict) -> Diagnostic:
     """Word one pydantic error as a qi diagnostic at the position it came from."""
-    loc = tuple(error["loc"])
+    loc = _document_loc(document.data, tuple(error["loc"]))
     kind = error["type"]
     found = error.get("input")
     context = error.get("ctx") or {}
+    if kind in ("unknown_condition", "unknown_conclusion"):
+        return _unknown_form(document, loc, kind, found, context["conditions"].split(", "))
     if loc and loc[-1] == "[key]":
         return document.diagnostic(loc[:-1], kind, error["msg"], context.get("hint", ""), key=True)
     if kind == "missing":
@@ -100,6 +103,41 @@ def _diagnostic(document: source.Document, model_class: type[BaseModel], error: 
     if "hint" in context:  # raised by qi's own validators: the type is already a qi code
         return document.diagnostic(loc, kind, error["msg"], context["hint"])
     return document.diagnostic(loc, "invalid_value", error["msg"].lower(), "")
+
+
+def _document_loc(data: Any, loc: tuple) -> tuple:
+    """Drop the parts of a pydantic location that are not in the document (union tags such as
+    ``function-after[...]`` or a tagged union's tag), keeping ``[key]`` markers."""
+    kept: list = []
+    node: Any = data
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if part == "[key]" or not isinstance(node, (dict, list)):
+            kept.append(part)  # a key marker, or below a leaf
+        elif isinstance(node, dict) and part in node:
+            kept.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            kept.append(part)
+            node = node[part]
+        elif last:
+            kept.append(part)  # a missing or unknown field
+    return tuple(kept)
+
+
+def _unknown_form(document: source.Document, loc: tuple, kind: str, found: Any, names: list[str]) -> Diagnostic:
+    what = "condition" if kind == "unknown_condition" else "conclusion"
+    code = kind
+    if isinstance(found, dict) and len(found) == 1:
+        key = next(iter(found))
+        return document.diagnostic(loc, code, f"unknown {what} {key!r}", did_you_mean(key, names, f"{what}s"))
+    if isinstance(found, dict) and found:
+        keys = ", ".join(map(str, found))
+        return document.diagnostic(loc, code, f"a {what} has exactly one key; found {len(found)}: {keys}",
+                                   f"combine conditions with all: or any:" if what == "condition"
+                                   else "write each conclusion as its own list entry")
+    return document.diagnostic(loc, code, f"expected a {what}, found {describe(found)}",
+                               f"a {what} is a mapping with one key: " + ", ".join(names[:8]) + ", …")
 
 
 def describe(value: Any) -> str:

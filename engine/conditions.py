@@ -1,0 +1,279 @@
+"""Conditions: the rule language's conditions lowered to one small tree, evaluated two ways.
+
+A rule's ``when`` lowers to a tree of :class:`All`, :class:`AnyOf` and :class:`In` nodes, where
+``In(attribute, values)`` tests that a case attribute takes one of ``values`` from its finite
+domain (see :mod:`engine.facts`). Negation is pushed down to the leaves (``not In(a, S)`` is
+``In(a, domain - S)``), so the tree has no ``not`` and is exact for durable_rules.
+
+The same tree is
+
+* emitted as a durable_rules expression (:func:`to_durable`), which the Rete engine matches; and
+* evaluated in Python (:func:`holds`), one node at a time, for the condition-level detail of
+  reasoning traces. A property test proves the two agree on every rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Union
+
+from engine import facts, rules
+
+
+@dataclasses.dataclass(frozen=True)
+class In:
+    """The attribute takes one of ``values`` (a subset of ``domain``)."""
+
+    attribute: str
+    values: frozenset
+    domain: tuple
+
+    def negate(self) -> Node:
+        return leaf(self.attribute, frozenset(self.domain) - self.values, self.domain)
+
+    def complement(self) -> tuple:
+        return tuple(v for v in self.domain if v not in self.values)
+
+
+@dataclasses.dataclass(frozen=True)
+class All:
+    parts: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class AnyOf:
+    parts: tuple
+
+
+Node = Union[In, All, AnyOf]
+TRUE = All(())
+FALSE = AnyOf(())
+
+
+def leaf(attribute: str, values, domain: tuple) -> Node:
+    """``attribute in values``; TRUE when that is the whole domain, FALSE when nothing."""
+    wanted = frozenset(v for v in domain if v in set(values))
+    if not wanted:
+        return FALSE
+    if len(wanted) == len(domain):
+        return TRUE
+    return In(attribute, wanted, domain)
+
+#: durable_rules rejects an expression with more than this many nested $and/$or (error 113);
+#: larger conditions are split into alternatives, each matched on its own.
+MAX_COMPOSITES = 15
+#: Most alternatives one rule may be split into before it is "too complex".
+MAX_ALTERNATIVES = 256
+
+
+class TooComplex(Exception):
+    """The condition cannot be matched by durable_rules within its limits."""
+
+
+# --- lowering -------------------------------------------------------------------------------------
+
+
+def lower(condition, schema: facts.Schema) -> Node:
+    """Lower a rule-language condition to the In/All/AnyOf tree, negation pushed to the leaves.
+
+    "At or above" conditions use the order of the attribute's domain, which is the framework
+    vocabulary's order (risk levels lowest first).
+    """
+    kind = rules.condition_kind(condition)
+    body = rules.condition_body(condition)
+
+    def test(attribute: str, values) -> Node:
+        return leaf(attribute, values, schema.domains[attribute])
+
+    def at_or_above(attribute: str, level) -> Node:
+        domain = schema.domains[attribute]
+        return test(attribute, domain[domain.index(level):])
+
+    def answers(items, wanted) -> list[Node]:
+        return [test(facts.answer_attribute(i), wanted) for i in items]
+
+    if kind == "all":
+        return _all(lower(c, schema) for c in body)
+    if kind == "any":
+        return _any(lower(c, schema) for c in body)
+    if kind == "not":
+        return negate(lower(body, schema))
+    if kind == "answer":
+        return test(facts.answer_attribute(body.item), body.in_)
+    if kind == "any_answer":
+        return _any(answers(body.items, body.in_))
+    if kind == "all_answers":
+        return _all(answers(body.items, body.in_))
+    if kind == "at_least":
+        tests = answers(body.items, body.in_)
+        return _any(_all(chosen) for chosen in itertools.combinations(tests, body.n))
+    if kind == "not_assessed":
+        return test(facts.answer_attribute(body), [facts.NOT_ASSESSED])
+    if kind == "risk_at_least":
+        return at_or_above("risk", body)
+    if kind == "provider":
+        return test("provider", body)
+    if kind == "sentence_type":
+        return test("sentence_type", body)
+    if kind == "requirement":
+        return _any(test(facts.requirement_attribute(r), [True]) for r in body)
+    if kind == "flag":
+        return _any(test(facts.flag_attribute(f), [True]) for f in body)
+    if kind == "mappa":
+        return test("mappa", [body])
+    if kind == "mappa_category":
+        return test("mappa_category", body)
+    if kind == "mappa_level_at_least":
+        return at_or_above("mappa_level", body)
+    if kind == "diversity":
+        return test(facts.diversity_attribute(body.field), body.in_)
+    if kind == "fact":
+        return test(facts.fact_attribute(body), [True])
+    raise AssertionError(f"no lowering for condition {kind}")  # every form in rules has one
+
+
+def _all(parts) -> Node:
+    flat: list = []
+    for part in parts:
+        flat.extend(part.parts if isinstance(part, All) else [part])
+    if any(p == FALSE for p in flat):
+        return FALSE
+    return flat[0] if len(flat) == 1 else All(tuple(flat))
+
+
+def _any(parts) -> Node:
+    flat: list = []
+    for part in parts:
+        flat.extend(part.parts if isinstance(part, AnyOf) else [part])
+    if any(p == TRUE for p in flat):
+        return TRUE
+    return flat[0] if len(flat) == 1 else AnyOf(tuple(flat))
+
+
+def negate(node: Node) -> Node:
+    """De Morgan down to the leaves; exact because every attribute has a finite domain."""
+    if isinstance(node, In):
+        return node.negate()
+    if isinstance(node, All):
+        return _any(negate(p) for p in node.parts)
+    return _all(negate(p) for p in node.parts)
+
+
+# --- evaluation in Python -------------------------------------------------------------------------
+
+
+def holds(node: Node, fact: dict) -> bool:
+    """Whether the condition holds for a fact: the Python twin of the durable_rules match."""
+    if isinstance(node, In):
+        return fact[node.attribute] in node.values
+    if isinstance(node, All):
+        return all(holds(p, fact) for p in node.parts)
+    return any(holds(p, fact) for p in node.parts)
+
+
+def attributes(node: Node) -> list[str]:
+    """The attributes a condition reads, in first-read order."""
+    if isinstance(node, In):
+        return [node.attribute]
+    seen: dict[str, None] = {}
+    for part in node.parts:
+        seen.update(dict.fromkeys(attributes(part)))
+    return list(seen)
+
+
+# --- emission to durable_rules --------------------------------------------------------------------
+
+
+def alternatives(node: Node) -> list[Node]:
+    """Split a condition into alternatives that each fit durable_rules' limits.
+
+    The condition holds when any alternative holds. Raises TooComplex when it cannot be split
+    into at most MAX_ALTERNATIVES alternatives.
+    """
+    if node == FALSE:
+        return []
+    parts = list(node.parts) if isinstance(node, AnyOf) else [node]
+    result: list[Node] = []
+    for part in parts:
+        if _composites(part) <= MAX_COMPOSITES:
+            result.append(part)
+        else:
+            result.extend(_dnf(part))
+        if len(result) > MAX_ALTERNATIVES:
+            raise TooComplex(f"the condition needs more than {MAX_ALTERNATIVES} alternatives")
+    return result
+
+
+def _dnf(node: Node) -> list[Node]:
+    if isinstance(node, In):
+        return [node]
+    if isinstance(node, AnyOf):
+        return [alt for part in node.parts for alt in _dnf(part)]
+    product: list[list] = [[]]
+    for part in node.parts:
+        options = _dnf(part)
+        product = [done + [option] for done in product for option in options]
+        if len(product) > MAX_ALTERNATIVES:
+            raise TooComplex(f"the condition needs more than {MAX_ALTERNATIVES} alternatives")
+    return [_all(conjunction) for conjunction in product]
+
+
+def _composites(node: Node, parent: str = "$and") -> int:
+    expression = _expression(node, parent)
+    return _count(expression)
+
+
+def _count(expression) -> int:
+    if isinstance(expression, dict):
+        key = next(iter(expression))
+        if key in ("$and", "$or"):
+            return 1 + sum(_count(e) for e in expression[key])
+    return 0
+
+
+def to_durable(node: Node) -> dict:
+    """The durable_rules expression of one alternative: always an ``$and`` at the top (a mapping
+    with two keys would silently test only the first)."""
+    if node == TRUE:
+        return {"$and": [{"kind": facts.FACT_KIND}]}
+    expression = _expression(node, "$and")
+    if isinstance(expression, dict) and next(iter(expression)) == "$and":
+        return expression
+    return {"$and": [expression]}
+
+
+def _expression(node: Node, parent: str):
+    """The expression for ``node`` placed under a ``parent`` of "$and" or "$or".
+
+    An In leaf is written in whichever form merges into its parent: as equalities joined by
+    $or, or as inequalities over its complement joined by $and. A leaf whose form does not match
+    its parent becomes a nested group.
+    """
+    if isinstance(node, In):
+        if len(node.values) == 1:
+            return _eq(node.attribute, next(iter(node.values)))
+        if parent == "$and" and len(node.complement()) <= len(node.values):
+            return {"$and": [_neq(node.attribute, v) for v in node.complement()]}
+        return {"$or": [_eq(node.attribute, v) for v in _ordered(node)]}
+    key = "$and" if isinstance(node, All) else "$or"
+    members: list = []
+    for part in node.parts:
+        expression = _expression(part, key)
+        if isinstance(expression, dict) and next(iter(expression)) == key:
+            members.extend(expression[key])  # same operator: flatten into this group
+        else:
+            members.append(expression)
+    return {key: members}
+
+
+def _ordered(node: In) -> list:
+    return [v for v in node.domain if v in node.values]
+
+
+def _eq(attribute: str, value) -> dict:
+    return {attribute: value}
+
+
+def _neq(attribute: str, value) -> dict:
+    return {"$neq": {attribute: value}}

@@ -1,0 +1,136 @@
+"""Evaluate stage: run a compiled rule set on one case, on durable_rules' Rete engine.
+
+One durable_rules host per process, with no timer threads (qi asserts synchronously). Each case
+is evaluated phase by phase: the phase's fact (case attributes plus the facts derived so far) is
+asserted into each of the phase's chunks, each in its own session that is deleted straight away,
+so at most one session is ever alive — memory stays flat and session-id hash collisions cannot
+happen. Actions only record which rule fired; an exception in one is collected and re-raised,
+because durable_rules would otherwise swallow it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import os
+
+import durable.engine
+
+from engine import conditions, facts
+from engine.compile import CATCH_ALL, Chunk, CompiledRuleSet
+
+
+class EngineError(RuntimeError):
+    """durable_rules failed, or a rule action raised: the case has no trustworthy result."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """What the engine concluded for one case: which rules fired, and on what fact."""
+
+    fired: tuple[int, ...]
+    fact: dict
+    derived_by: dict[str, tuple[int, ...]]
+
+
+class _SyncHost(durable.engine.Host):
+    """A host that starts no dispatch threads: every assert runs its actions before returning."""
+
+    def _run(self) -> None:
+        pass
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.fired: set[int] = set()
+        self.errors: list[BaseException] = []
+
+
+_host: _SyncHost | None = None
+_host_pid: int | None = None
+_registered: set[str] = set()
+_recorder = _Recorder()
+_sessions = itertools.count(1)
+
+
+def _get_host() -> _SyncHost:
+    """The process's host, made afresh in a forked or spawned worker."""
+    global _host, _host_pid, _registered
+    if _host is None or _host_pid != os.getpid():
+        _host, _host_pid, _registered = _SyncHost(), os.getpid(), set()
+    return _host
+
+
+def _action(rule_index: int | None):
+    def run(closure) -> None:
+        try:
+            if rule_index is not None:
+                _recorder.fired.add(rule_index)
+        except BaseException as error:  # pragma: no cover - recording cannot fail; kept as the guard
+            _recorder.errors.append(error)
+    return run
+
+
+def register(chunk: Chunk) -> str:
+    """Register a chunk on this process's host once; its name is a hash of its definition."""
+    host = _get_host()
+    if chunk.name not in _registered:
+        definition = copy.deepcopy(chunk.definition)  # durable_rules deletes 'run' from what it is given
+        for name, rule in definition.items():
+            rule["run"] = _action(None if name == CATCH_ALL else chunk.rule_of[name])
+        try:
+            host.register_rulesets({chunk.name: definition})
+        except Exception as error:
+            raise EngineError(f"durable_rules rejected ruleset {chunk.name}: {error}") from error
+        _registered.add(chunk.name)
+    return chunk.name
+
+
+def assert_into(chunk: Chunk, fact: dict) -> set[int]:
+    """Assert one fact into a fresh session of a chunk; returns the rules that fired."""
+    host = _get_host()
+    name = register(chunk)
+    session = str(next(_sessions))
+    _recorder.fired, _recorder.errors = set(), []
+    try:
+        host.assert_fact(name, {**fact, "sid": session, "id": "case"})
+    except durable.engine.MessageNotHandledException as error:  # pragma: no cover - the catch-all handles all
+        raise EngineError(f"no rule handled the fact in {name}") from error
+    finally:
+        host.delete_state(name, session)
+    if _recorder.errors:
+        raise EngineError(f"a rule action failed in {name}: {_recorder.errors[0]!r}") from _recorder.errors[0]
+    return set(_recorder.fired)
+
+
+def evaluate(compiled: CompiledRuleSet, attributes: dict) -> Evaluation:
+    """Run every phase of the compiled rule set on a case's attributes, on durable_rules."""
+    return _run_phases(compiled, attributes, lambda chunk, fact: assert_into(chunk, fact), True)
+
+
+def evaluate_in_python(compiled: CompiledRuleSet, attributes: dict) -> Evaluation:
+    """The same evaluation with the Python evaluator: the reference durable_rules must agree with."""
+    def fire(rules_in_phase, fact):
+        return {r.index for r in rules_in_phase if conditions.holds(r.condition, fact)}
+    return _run_phases(compiled, attributes, fire, False)
+
+
+def _run_phases(compiled: CompiledRuleSet, attributes: dict, fire, on_durable: bool) -> Evaluation:
+    derived_by: dict[str, set[int]] = {f.id: set() for f in compiled.ruleset.facts}
+    fired: set[int] = set()
+    fact: dict = {}
+    for phase, chunks in enumerate(compiled.phases):
+        fact = {**attributes, "kind": facts.FACT_KIND,
+                **{facts.fact_attribute(name): bool(rules) for name, rules in derived_by.items()}}
+        if on_durable:
+            now = set().union(*(fire(chunk, fact) for chunk in chunks)) if chunks else set()
+        else:
+            now = fire([r for r in compiled.rules if r.phase == phase], fact)
+        for index in now:
+            for name in compiled.rules[index].derives:
+                derived_by[name].add(index)
+        fired |= now
+    fact = {**attributes, "kind": facts.FACT_KIND,
+            **{facts.fact_attribute(name): bool(rules) for name, rules in derived_by.items()}}
+    return Evaluation(tuple(sorted(fired)), fact, {k: tuple(sorted(v)) for k, v in derived_by.items()})
