@@ -14,10 +14,12 @@ from pathlib import Path
 
 import click
 
-from engine import diagnostics, logs, models
+from engine import diagnostics, logs, models, pipeline, rules, views
 from engine import framework as frameworks
 from engine import sample as samples
 from engine.diagnostics import Diagnostic, InputError
+from engine.evaluate import EngineError
+from engine.judge import SEVERITY
 
 log = logs.get("qi")
 
@@ -122,6 +124,87 @@ def validate(paths: tuple[Path, ...], output_format: str, framework_path: str | 
     _report(found, output_format, checked)
     if diagnostics.has_errors(found):
         sys.exit(1)
+
+
+rules_option = click.option("--rules", "rules_file", type=click.Path(dir_okay=False, path_type=Path),
+                            help="Rule set file (default: the sample's rule set, else the bundled default).")
+
+
+def _case_and_rules(case_file: Path, rules_file: Path | None):
+    """Load the rule set and the case, or print diagnostics and exit 1."""
+    try:
+        compiled = pipeline.compiled_rules(rules_file or pipeline.rules_path(_sample_rules(case_file)))
+        return compiled, pipeline.load_case(case_file, compiled)
+    except InputError as error:
+        _report(error.diagnostics, "text", 1)
+        sys.exit(1)
+
+
+def _sample_rules(case_file: Path) -> str | None:
+    """The rule set id named by the sample a case file sits in, if any."""
+    manifest = case_file.resolve().parent.parent / "sample.yaml"
+    if case_file.resolve().parent.name != "cases" or not manifest.is_file():
+        return None
+    try:
+        return samples.load_manifest(manifest).rules
+    except InputError:
+        return None
+
+
+def _result(compiled, case) -> dict:
+    try:
+        result = pipeline.case_result(compiled, case)
+    except EngineError as error:
+        raise click.ClickException(f"the rules engine failed on {case.document.path}: {error}") from None
+    for warning in pipeline.not_assessed_warnings(result, case):
+        click.echo(warning.render(), err=True)
+    log.info("evaluated", rules_fired=len(result["rules_fired"]), criteria=len(result["findings"]))
+    return result
+
+
+@cli.command()
+@click.argument("case_file", metavar="CASE.yaml", type=click.Path(dir_okay=False, path_type=Path))
+@rules_option
+@format_option
+def evaluate(case_file: Path, rules_file: Path | None, output_format: str) -> None:
+    """Judge one case: a finding per criterion, enablers and barriers, each with its rules.
+
+    Criteria no rule concluded on are reported not_assessed, with a warning on stderr.
+    """
+    compiled, case = _case_and_rules(case_file, rules_file)
+    result = _result(compiled, case)
+    if output_format == "json":
+        _emit_json(result)
+    else:
+        click.echo(views.result_text(result), nl=False)
+
+
+@cli.command()
+@click.argument("case_file", metavar="CASE.yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--criterion", required=True, help="Criterion to explain, e.g. 3.1.")
+@click.option("--why-not", "why_not", type=click.Choice(SEVERITY),
+              help="Explain why the criterion was not judged this value.")
+@rules_option
+@format_option
+def explain(case_file: Path, criterion: str, why_not: str | None, rules_file: Path | None,
+            output_format: str) -> None:
+    """Show the derivation of one case's finding on a criterion, down to the inspector's notes.
+
+    With --why-not VALUE: every rule that could have concluded VALUE, and the conditions that failed.
+    """
+    compiled, case = _case_and_rules(case_file, rules_file)
+    evaluation, judgement = pipeline.evaluate_case(compiled, case)
+    if criterion not in judgement.findings:
+        raise click.BadParameter(f"{criterion!r} is not a case-scoped criterion ("
+                                 f"{diagnostics.did_you_mean(criterion, list(judgement.findings), 'criteria')})",
+                                 param_hint="--criterion")
+    tracer = pipeline.trace.Tracer(compiled, evaluation, case)
+    finding = judgement.findings[criterion]
+    node = tracer.why_not(criterion, why_not, finding) if why_not else tracer.finding(finding)
+    if output_format == "json":
+        _emit_json(node)
+    else:
+        click.echo(views.tree_text(node), nl=False)
 
 
 @cli.command()

@@ -188,35 +188,39 @@ def attributes(node: Node) -> list[str]:
 def alternatives(node: Node) -> list[Node]:
     """Split a condition into alternatives that each fit durable_rules' limits.
 
-    The condition holds when any alternative holds. Raises TooComplex when it cannot be split
-    into at most MAX_ALTERNATIVES alternatives.
+    The condition holds when any alternative holds. An alternative too large for one expression
+    is split by distributing its largest ``any`` over the rest (``a and (b or c)`` becomes
+    ``a and b``, ``a and c``), only as far as needed. Raises TooComplex past MAX_ALTERNATIVES.
     """
     if node == FALSE:
         return []
-    parts = list(node.parts) if isinstance(node, AnyOf) else [node]
     result: list[Node] = []
-    for part in parts:
-        if _composites(part) <= MAX_COMPOSITES:
+    pending = list(node.parts) if isinstance(node, AnyOf) else [node]
+    while pending:
+        part = pending.pop(0)
+        if _composites(part) <= MAX_COMPOSITES or isinstance(part, In):
             result.append(part)
+        elif isinstance(part, AnyOf):
+            pending[:0] = list(part.parts)
         else:
-            result.extend(_dnf(part))
-        if len(result) > MAX_ALTERNATIVES:
+            # split the member that costs most groups in the expression, fewest ways first
+            widest = max(part.parts, key=lambda p: (_composites(p), -len(_options(p))))
+            if _composites(widest) == 0 or len(_options(widest)) < 2:
+                raise TooComplex("the condition cannot be split to fit the rules engine")
+            rest = [p for p in part.parts if p is not widest]
+            pending[:0] = [_all(rest + [option]) for option in _options(widest)]
+        if len(result) + len(pending) > MAX_ALTERNATIVES:
             raise TooComplex(f"the condition needs more than {MAX_ALTERNATIVES} alternatives")
     return result
 
 
-def _dnf(node: Node) -> list[Node]:
-    if isinstance(node, In):
-        return [node]
+def _options(node: Node) -> list[Node]:
+    """The ways a node can hold, for splitting: an any's parts, or a multi-valued In's values."""
     if isinstance(node, AnyOf):
-        return [alt for part in node.parts for alt in _dnf(part)]
-    product: list[list] = [[]]
-    for part in node.parts:
-        options = _dnf(part)
-        product = [done + [option] for done in product for option in options]
-        if len(product) > MAX_ALTERNATIVES:
-            raise TooComplex(f"the condition needs more than {MAX_ALTERNATIVES} alternatives")
-    return [_all(conjunction) for conjunction in product]
+        return list(node.parts)
+    if isinstance(node, In) and len(node.values) > 1:
+        return [In(node.attribute, frozenset([v]), node.domain) for v in _ordered(node)]
+    return [node]
 
 
 def _composites(node: Node, parent: str = "$and") -> int:

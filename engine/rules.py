@@ -368,7 +368,11 @@ class LoadedRuleSet:
 
 def load(path: str | os.PathLike[str], framework: models.Framework | None = None) -> LoadedRuleSet:
     """Load and validate a rule set file against its framework. Raises InputError."""
-    document = source.load(path)
+    return from_document(source.load(path), framework)
+
+
+def from_document(document: source.Document, framework: models.Framework | None = None) -> LoadedRuleSet:
+    """Validate a loaded rule set document; its framework is the one it names unless given."""
     if not isinstance(document.data, dict) or "rules" not in document.data:
         raise InputError([document.diagnostic((), "wrong_file_kind", "this is not a rule set",
                                               "a rule set has id, title, version, framework, facts and rules")])
@@ -390,3 +394,49 @@ def _framework_named(document: source.Document) -> models.Framework:
 
 
 models.KINDS["rules"] = RuleSet
+
+
+def _either(values: list, joiner: str = "or") -> str:
+    values = [str(v) for v in values]
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + f" {joiner} " + values[-1]
+
+
+def describe(condition: Strict) -> str:
+    """A condition in plain English (composites describe only their own connective)."""
+    kind = condition_kind(condition)
+    body = condition_body(condition)
+    if kind == "all":
+        return "all of these hold"
+    if kind == "any":
+        return "at least one of these holds"
+    if kind == "not":
+        return "this does not hold"
+    if kind == "answer":
+        return f"{body.item} is {_either(body.in_)}"
+    if kind == "any_answer":
+        return f"any of {', '.join(body.items)} is {_either(body.in_)}"
+    if kind == "all_answers":
+        return f"each of {', '.join(body.items)} is {_either(body.in_)}"
+    if kind == "at_least":
+        return f"at least {body.n} of {', '.join(body.items)} are {_either(body.in_)}"
+    if kind == "not_assessed":
+        return f"{body} was not assessed"
+    if kind == "risk_at_least":
+        return f"risk of serious harm is {body} or higher"
+    if kind == "provider":
+        return f"the provider is {_either(body)}"
+    if kind == "sentence_type":
+        return f"the sentence is {_either(body)}"
+    if kind == "requirement":
+        return f"the sentence has a {_either(body)} requirement"
+    if kind == "flag":
+        return f"the case is flagged {_either(body)}"
+    if kind == "mappa":
+        return "the case is managed under MAPPA" if body else "the case is not managed under MAPPA"
+    if kind == "mappa_category":
+        return f"the MAPPA category is {_either(body)}"
+    if kind == "mappa_level_at_least":
+        return f"the MAPPA level is {body} or higher"
+    if kind == "diversity":
+        return f"{body.field} is {_either(body.in_)}"
+    return f"the fact {body} holds"

@@ -11,8 +11,9 @@ import dataclasses
 import os
 from pathlib import Path
 
+from engine import compile as compiler
 from engine import framework as frameworks
-from engine import models, source, validate
+from engine import models, rules, source, validate
 from engine.diagnostics import Diagnostic, InputError, did_you_mean, has_errors
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -50,7 +51,7 @@ def warnings_for(loaded: Loaded) -> list[Diagnostic]:
 
 
 def check_file(path: str | os.PathLike[str], framework_path: str | os.PathLike[str] | None = None,
-               *, expect: str | None = None) -> Loaded:
+               *, expect: str | None = None, framework: models.Framework | None = None) -> Loaded:
     """Load and validate one file of any kind. Raises InputError with every problem found.
 
     A case or organisation file inside a sample folder is checked against the sample's framework
@@ -63,9 +64,19 @@ def check_file(path: str | os.PathLike[str], framework_path: str | os.PathLike[s
                                               f"put {kind} files elsewhere")])
     if kind == "framework":
         return Loaded(document, validate.to_model(document, kind))
-    chosen = framework_path or _framework_of_enclosing_sample(Path(path)) or frameworks.default_path()
-    framework = frameworks.load(chosen)
+    if kind == "rules":
+        loaded = rules.from_document(document)
+        compiler.compile_rules(loaded)  # a rule set must also compile to be usable
+        return Loaded(document, loaded.rules)
+    if framework is None:
+        chosen = framework_path or _framework_of_enclosing_sample(Path(path)) or frameworks.default_path()
+        framework = frameworks.load(chosen)
     return Loaded(document, validate.to_model(document, kind, framework))
+
+
+def load_manifest(path: str | os.PathLike[str]) -> models.SampleManifest:
+    """Load and validate a sample.yaml. Raises InputError."""
+    return validate.to_model(source.load(path), "sample")
 
 
 def _framework_of_enclosing_sample(path: Path) -> Path | None:
@@ -73,7 +84,7 @@ def _framework_of_enclosing_sample(path: Path) -> Path | None:
     if path.resolve().parent.name not in ("cases", "organisation") or not manifest.is_file():
         return None
     try:
-        loaded = validate.to_model(source.load(manifest), "sample")
+        loaded = load_manifest(manifest)
     except InputError:
         return None
     return frameworks.bundled().get((loaded.framework.id, loaded.framework.version))

@@ -1,0 +1,80 @@
+"""The per-case pipeline end to end: rule set → compile; case → facts → evaluate → judge → trace.
+
+A thin composition of the stages for callers (the CLI, tests, later the sample run) that want a
+case's result without wiring the stages themselves.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from engine import compile as compiler
+from engine import facts, judge, rules, sample, trace
+from engine import evaluate as evaluator
+from engine.diagnostics import Diagnostic, InputError, did_you_mean
+from engine.resources import data_dir
+
+
+def bundled_rules() -> dict[str, Path]:
+    """The bundled rule set files by rule set id (read from each file)."""
+    found = {}
+    for path in sorted(data_dir("rules").glob("*.yaml")):
+        found[rules.load(path).rules.id] = path
+    return found
+
+
+def rules_path(named: str | None = None) -> Path:
+    """The bundled rule set with id ``named``, or the default when None. Raises InputError."""
+    known = bundled_rules()
+    if named is None:
+        if not known:
+            raise InputError([Diagnostic(str(data_dir("rules")), 1, 1, "no_rules", "no rule set is bundled",
+                                         "give one with --rules FILE")])
+        return next(iter(known.values()))
+    if named not in known:
+        raise InputError([Diagnostic("--rules", 1, 1, "unknown_ruleset", f"rule set {named!r} is not bundled",
+                                     did_you_mean(named, list(known), "bundled rule sets"))])
+    return known[named]
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(path: str, mtime_ns: int, size: int) -> compiler.CompiledRuleSet:
+    return compiler.compile_rules(rules.load(path))
+
+
+def compiled_rules(path: str | os.PathLike[str]) -> compiler.CompiledRuleSet:
+    """Load, validate and compile a rule set file (cached per file content). Raises InputError."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return compiler.compile_rules(rules.load(path))  # reports unreadable_file
+    return _compiled(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def load_case(path: str | os.PathLike[str], compiled: compiler.CompiledRuleSet) -> sample.Loaded:
+    """Load and validate a case file against the rule set's framework. Raises InputError."""
+    loaded = sample.check_file(path, expect="case", framework=compiled.loaded.framework)
+    return loaded
+
+
+def evaluate_case(compiled: compiler.CompiledRuleSet, case: sample.Loaded):
+    """Evaluate one validated case on durable_rules; returns (evaluation, judgement)."""
+    attributes = facts.case_attributes(case.model, compiled.loaded.framework)
+    evaluation = evaluator.evaluate(compiled, attributes)
+    return evaluation, judge.judge(compiled, evaluation)
+
+
+def case_result(compiled: compiler.CompiledRuleSet, case: sample.Loaded) -> dict:
+    """Evaluate, judge and trace one case: the dict ``qi evaluate --format json`` prints."""
+    evaluation, judgement = evaluate_case(compiled, case)
+    return trace.case_result(compiled, case, evaluation, judgement)
+
+
+def not_assessed_warnings(result: dict, case: sample.Loaded) -> list[Diagnostic]:
+    """A warning for each case-scoped criterion no rule concluded on."""
+    return [case.document.diagnostic(("case",), "not_assessed",
+                                     f"no rule concluded a finding on criterion {criterion}",
+                                     "record evidence on its items, or add a rule for it", severity="warning")
+            for criterion in result["not_assessed"]]

@@ -1,0 +1,193 @@
+"""Trace stage: the reasoning behind every conclusion on a case, as one tree.
+
+For each finding, enabler and barrier: the rules that concluded it (id, file:line, rule set id,
+version, sha256), each condition with whether it held and the values it saw, the inspector's
+evidence it used (item, answer, note, case file:line) and, for derived facts, the rules that
+derived them — recursively, down to evidence. *Why-not* gives, for a finding that was not reached,
+every rule that could have concluded it and the conditions that failed.
+
+Condition-level detail comes from the Python evaluator of the same lowered condition tree that
+durable_rules matched (:mod:`engine.conditions`). The tree is plain data: JSON, text and HTML are
+views of it (:mod:`engine.views`), never rebuilt per view.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from engine import conditions, facts, rules
+from engine.compile import CompiledRuleSet
+from engine.evaluate import Evaluation
+from engine.judge import NOT_ASSESSED, POLICY, Factor, Finding, Judgement
+from engine.sample import Loaded
+
+
+@dataclasses.dataclass
+class Tracer:
+    """Builds trace nodes for one case; rule nodes are memoised, so shared derivations are built once."""
+
+    compiled: CompiledRuleSet
+    evaluation: Evaluation
+    case: Loaded
+    _rule_nodes: dict[int, dict] = dataclasses.field(default_factory=dict)
+
+    @property
+    def reference(self) -> str:
+        return self.case.model.case
+
+    def ruleset_ref(self) -> dict:
+        ruleset = self.compiled.ruleset
+        return {"id": ruleset.id, "version": ruleset.version, "sha256": self.compiled.loaded.sha256,
+                "file": self.compiled.loaded.document.path}
+
+    # --- rules and conditions ---
+
+    def rule(self, index: int) -> dict:
+        if index not in self._rule_nodes:
+            compiled_rule = self.compiled.rules[index]
+            rule = compiled_rule.rule
+            self._rule_nodes[index] = {
+                "key": f"rule:{rule.id}<case:{self.reference}>",
+                "rule": rule.id,
+                "title": rule.title,
+                "rationale": rule.rationale,
+                "at": f"{self.compiled.loaded.document.path}:{compiled_rule.line}",
+                "ruleset": self.ruleset_ref(),
+                "priority": rule.priority,
+                "cites": list(rule.cites),
+                "fired": index in self.evaluation.fired,
+                "condition": self.condition(rule.when, ("rules", index, "when")),
+            }
+        return self._rule_nodes[index]
+
+    def condition(self, condition, loc: tuple) -> dict:
+        lowered = conditions.lower(condition, self.compiled.schema)
+        kind = rules.condition_kind(condition)
+        line = self.compiled.loaded.document.where(loc)[0]
+        node: dict = {"condition": kind, "text": rules.describe(condition),
+                      "holds": conditions.holds(lowered, self.evaluation.fact),
+                      "at": f"{self.compiled.loaded.document.path}:{line}"}
+        body = rules.condition_body(condition)
+        if kind in ("all", "any"):
+            node["children"] = [self.condition(child, loc + (kind, i)) for i, child in enumerate(body)]
+        elif kind == "not":
+            node["children"] = [self.condition(body, loc + ("not",))]
+        else:
+            node["seen"] = self._seen(kind, body)
+            items = _items_of(kind, body)
+            if items:
+                node["evidence"] = [self.evidence(item) for item in items]
+            if kind == "fact":
+                derivers = self.evaluation.derived_by.get(body, ())
+                node["derived_by"] = [self.rule(i) for i in derivers]
+                if not derivers:
+                    node["could_be_derived_by"] = [self.compiled.rules[r.index].rule.id
+                                                   for r in self.compiled.rules if body in r.derives]
+        return node
+
+    def _seen(self, kind: str, body) -> dict:
+        case = self.case.model
+        if kind in ("answer", "any_answer", "all_answers", "at_least", "not_assessed"):
+            return {item: self.evaluation.fact[facts.answer_attribute(item)] for item in _items_of(kind, body)}
+        if kind == "risk_at_least":
+            return {"risk_of_serious_harm": case.risk_of_serious_harm}
+        if kind == "provider":
+            return {"provider": case.provider}
+        if kind == "sentence_type":
+            return {"sentence_type": case.sentence.type}
+        if kind == "requirement":
+            return {"requirements": list(case.sentence.requirements)}
+        if kind == "flag":
+            return {"flags": list(case.flags)}
+        if kind in ("mappa", "mappa_category", "mappa_level_at_least"):
+            return {"mappa": case.mappa.model_dump() if case.mappa else None}
+        if kind == "diversity":
+            return {body.field: case.diversity.get(body.field, facts.NOT_GIVEN)}
+        return {body: self.evaluation.fact[facts.fact_attribute(body)]}
+
+    def evidence(self, item: str) -> dict:
+        entry = self.case.model.evidence.get(item)
+        document = self.case.document
+        if entry is None:
+            return {"item": item, "answer": facts.NOT_ASSESSED, "note": None, "sources": [],
+                    "at": document.path}
+        line = document.where(("evidence", item), key=True)[0]
+        return {"item": item, "answer": entry.answer, "note": entry.note, "sources": list(entry.sources),
+                "at": f"{document.path}:{line}"}
+
+    # --- conclusions ---
+
+    def finding(self, finding: Finding) -> dict:
+        criterion = self.compiled.loaded.framework.find(finding.criterion)
+        node = {"key": f"finding:{finding.criterion}<case:{self.reference}>", "criterion": finding.criterion,
+                "title": criterion.title, "value": finding.value, "policy": POLICY,
+                "because": [self.rule(i) for i in finding.rules]}
+        if finding.overridden:
+            node["overridden"] = [{"rule": self.compiled.rules[i].rule.id,
+                                   "value": _finding_value(self.compiled.rules[i].rule, finding.criterion),
+                                   "priority": self.compiled.rules[i].rule.priority} for i in finding.overridden]
+        if finding.value == NOT_ASSESSED:
+            node["note"] = "no rule concluded a finding on this criterion for this case"
+        return node
+
+    def factor(self, factor: Factor) -> dict:
+        return {"key": f"{factor.kind}:{factor.id}<case:{self.reference}>", "id": factor.id, "text": factor.text,
+                "criterion": factor.criterion, "because": [self.rule(i) for i in factor.rules]}
+
+    def why_not(self, criterion: str, value: str, finding: Finding) -> dict:
+        """Every rule that could conclude ``value`` on ``criterion``: did it fire, and if not, why."""
+        candidates = [r.index for r in self.compiled.rules if _finding_value(r.rule, criterion) == value]
+        node = {"key": f"why-not:{criterion}={value}<case:{self.reference}>", "criterion": criterion,
+                "value": value, "actual": finding.value, "policy": POLICY,
+                "candidates": [self.rule(i) for i in candidates]}
+        if finding.value == value:
+            node["note"] = f"the finding on {criterion} is {value}"
+        elif not candidates:
+            node["note"] = f"no rule in the rule set can conclude {value} on {criterion}"
+        elif any(i in self.evaluation.fired for i in candidates):
+            node["note"] = (f"a rule concluding {value} fired, but the combination policy chose "
+                            f"{finding.value}: {POLICY}")
+        else:
+            node["note"] = f"none of the {len(candidates)} rules that can conclude {value} fired"
+        return node
+
+
+def _items_of(kind: str, body) -> list[str]:
+    if kind == "answer":
+        return [body.item]
+    if kind in ("any_answer", "all_answers", "at_least"):
+        return list(body.items)
+    if kind == "not_assessed":
+        return [body]
+    return []
+
+
+def _finding_value(rule: rules.Rule, criterion: str) -> str | None:
+    return next((c.finding.value for c in rule.then
+                 if isinstance(c, rules.FindingConclusion) and c.finding.criterion == criterion), None)
+
+
+def case_result(compiled: CompiledRuleSet, case: Loaded, evaluation: Evaluation, judgement: Judgement) -> dict:
+    """The whole result for one case, with a trace under every conclusion: the JSON contract of
+    ``qi evaluate --format json``."""
+    tracer = Tracer(compiled, evaluation, case)
+    framework = compiled.loaded.framework
+    rule_id = lambda i: compiled.rules[i].rule.id  # noqa: E731 - tiny local helper
+    return {
+        "case": case.model.case,
+        "file": case.document.path,
+        "sha256": case.document.sha256,
+        "provider": case.model.provider,
+        "framework": {"id": framework.id, "version": framework.version},
+        "ruleset": tracer.ruleset_ref(),
+        "findings": {c: {"value": f.value, "rules": [rule_id(i) for i in f.rules], "trace": tracer.finding(f)}
+                     for c, f in judgement.findings.items()},
+        "enablers": [{"id": e.id, "text": e.text, "criterion": e.criterion, "rules": [rule_id(i) for i in e.rules],
+                      "trace": tracer.factor(e)} for e in judgement.enablers],
+        "barriers": [{"id": b.id, "text": b.text, "criterion": b.criterion, "rules": [rule_id(i) for i in b.rules],
+                      "trace": tracer.factor(b)} for b in judgement.barriers],
+        "derived_facts": {name: [rule_id(i) for i in derivers]
+                          for name, derivers in evaluation.derived_by.items() if derivers},
+        "rules_fired": [rule_id(i) for i in evaluation.fired],
+        "not_assessed": [c for c, f in judgement.findings.items() if f.value == NOT_ASSESSED],
+    }
