@@ -23,6 +23,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 
+from engine import resources
 from engine.diagnostics import Diagnostic, InputError
 
 #: Largest file qi reads, in bytes. Case files are a few kilobytes; a rule set tens of kilobytes.
@@ -81,7 +82,7 @@ class Document:
 
 def load(path: str | os.PathLike[str], display: str | None = None) -> Document:
     """Read and load one YAML file (``-`` is standard input). Raises InputError."""
-    shown = display or str(path)
+    shown = display or resources.display(path)
     try:
         if str(path) == "-":
             raw = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)

@@ -32,3 +32,54 @@ def sample_copy(tmp_path: Path) -> Path:
     target = tmp_path / "sample"
     shutil.copytree(SAMPLE, target)
     return target
+
+
+RULES_HEADER = """id: test-rules
+title: Rules under test
+version: "0.1"
+framework: {id: hmip-qi-adult, version: "2.0"}
+"""
+
+
+@pytest.fixture
+def compile_rules(tmp_path):
+    """Compile rule-set YAML text (a header is added unless the text has an id)."""
+    from engine import compile as compiler
+    from engine import rules
+
+    counter = iter(range(1_000_000))
+
+    def build(text: str):
+        path = tmp_path / f"rules-{next(counter)}.yaml"
+        path.write_text(text if text.startswith("id:") else RULES_HEADER + text, encoding="utf-8")
+        return compiler.compile_rules(rules.load(path))
+
+    return build
+
+
+def case_yaml(reference: str = "T-1", provider: str = "CRC", sentence_type: str = "community_order",
+              requirements=(), risk: str = "medium", mappa: str = "null", flags=(), diversity: str = "{}",
+              evidence: dict | None = None) -> str:
+    """A valid case file with only what a test cares about; evidence maps item -> answer."""
+    lines = [f"case: {reference}", f"provider: {provider}",
+             f"sentence: {{type: {sentence_type}, requirements: [{', '.join(requirements)}], start: 2016-01-04}}",
+             f"risk_of_serious_harm: {risk}", f"mappa: {mappa}", f"flags: [{', '.join(flags)}]",
+             f"diversity: {diversity}", "evidence:"]
+    for item, answer in (evidence or {}).items():
+        lines.append(f'  {item}: {{answer: "{answer}", note: "Note on {item}.", sources: [oasys]}}')
+    if not evidence:
+        lines[-1] = "evidence: {}"
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def make_case(tmp_path):
+    """Write a case file built by case_yaml and load it against a compiled rule set."""
+    from engine import pipeline
+
+    def build(compiled, **fields):
+        path = tmp_path / f"{fields.get('reference', 'T-1')}.yaml"
+        path.write_text(case_yaml(**fields), encoding="utf-8")
+        return pipeline.load_case(path, compiled)
+
+    return build
