@@ -62,12 +62,17 @@ def _get_host() -> _SyncHost:
     return _host
 
 
+def _record(rule_index: int | None) -> None:
+    """What every action does: note that its rule fired (the catch-all has no rule)."""
+    if rule_index is not None:
+        _recorder.fired.add(rule_index)
+
+
 def _action(rule_index: int | None):
     def run(closure) -> None:
         try:
-            if rule_index is not None:
-                _recorder.fired.add(rule_index)
-        except BaseException as error:  # pragma: no cover - recording cannot fail; kept as the guard
+            _record(rule_index)
+        except BaseException as error:  # durable_rules would swallow it: keep it for the caller
             _recorder.errors.append(error)
     return run
 

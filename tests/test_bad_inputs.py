@@ -11,7 +11,7 @@ import pytest
 from engine import source
 from tests.conftest import FIXTURES
 
-BAD = sorted((FIXTURES / "bad").glob("*.yaml"))
+BAD = sorted((FIXTURES / "bad").glob("*.yaml")) + sorted((FIXTURES / "bad_rules").glob("*.yaml"))
 _EXPECT = re.compile(r"^# expect: (?P<code>\w+) at (?P<line>\d+)(?P<warning> \(warning\))?")
 
 
@@ -21,7 +21,7 @@ def _expectation(path: Path) -> tuple[str, int, bool]:
     return match["code"], int(match["line"]), bool(match["warning"])
 
 
-@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+@pytest.mark.parametrize("path", BAD, ids=[f"{p.parent.name}-{p.stem}" for p in BAD])
 def test_bad_fixture_reports_code_file_and_line(qi, path):
     code, line, warning = _expectation(path)
     result = qi("validate", path)
@@ -31,7 +31,7 @@ def test_bad_fixture_reports_code_file_and_line(qi, path):
     assert re.search(pattern, result.stderr, re.M), result.stderr
 
 
-@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+@pytest.mark.parametrize("path", BAD, ids=[f"{p.parent.name}-{p.stem}" for p in BAD])
 def test_bad_fixture_json_diagnostics(qi, path):
     code, line, warning = _expectation(path)
     result = qi("validate", "--format", "json", path)
