@@ -433,10 +433,23 @@ def _fill_vocabulary(node: Any, framework: Framework) -> None:
         node["properties"] = {d.id: {"enum": list(d.values), "description": d.label}
                               for d in framework.vocabulary.diversity}
         node["additionalProperties"] = False
-    elif kind and kind.startswith("items."):
-        node["propertyNames"] = {"enum": framework.item_ids(kind.removeprefix("items."))}
     elif kind:
-        allowed = framework.vocabulary.ids(kind)
-        (node["items"] if node.get("type") == "array" else node)["enum"] = allowed
-    for child in node.values():
+        if kind.startswith("items."):
+            allowed: list = framework.item_ids(kind.removeprefix("items.") or None)
+        elif kind.startswith("criteria."):
+            scope = kind.removeprefix("criteria.")
+            allowed = [c.id for s in framework.standards if s.scope == scope for c in s.criteria]
+        else:
+            allowed = framework.vocabulary.ids(kind)
+        if node.get("type") == "object":
+            node["propertyNames"] = {"enum": allowed}
+        elif node.get("type") == "array":
+            node["items"]["enum"] = allowed
+        else:
+            node["enum"] = allowed
+    if node.pop("x-one-or-many", False):  # a single value may stand for a one-element list
+        whole = dict(node)
+        node.clear()
+        node["anyOf"] = [whole["items"], whole]
+    for child in list(node.values()):
         _fill_vocabulary(child, framework)

@@ -42,12 +42,14 @@ def _as_list(value: Any) -> Any:
 
 def _values(kind: str, what: str, item_type: type = str) -> Any:
     return Annotated[list[Annotated[item_type, vocabulary(kind, what)]], BeforeValidator(_as_list),
-                     Field(min_length=1, json_schema_extra={"x-vocabulary": kind})]
+                     Field(min_length=1, json_schema_extra={"x-vocabulary": kind, "x-one-or-many": True})]
 
 
-CaseItem = Annotated[str, models.item_of_scope("case"), Field(pattern=models.ITEM_ID_PATTERN)]
-AnyItem = Annotated[str, models.item_of_scope(None), Field(pattern=models.ITEM_ID_PATTERN)]
-Answers = Annotated[list[Answer], BeforeValidator(_as_list), Field(min_length=1)]
+CaseItem = Annotated[str, models.item_of_scope("case"),
+                     Field(pattern=models.ITEM_ID_PATTERN, json_schema_extra={"x-vocabulary": "items.case"})]
+AnyItem = Annotated[str, models.item_of_scope(None),
+                    Field(pattern=models.ITEM_ID_PATTERN, json_schema_extra={"x-vocabulary": "items."})]
+Answers = Annotated[list[Answer], BeforeValidator(_as_list), Field(min_length=1, json_schema_extra={"x-one-or-many": True})]
 FactName = Annotated[str, Field(pattern=FACT_ID_PATTERN)]
 
 
@@ -78,7 +80,7 @@ class AtLeast(ItemsAnswer):
 
 class DiversityTest(Strict):
     field: str = Field(description="A diversity characteristic from the framework vocabulary, e.g. gender.")
-    in_: Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1)] = Field(
+    in_: Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1, json_schema_extra={"x-one-or-many": True})] = Field(
         alias="in", description="Values that satisfy the condition.")
 
 
@@ -211,7 +213,7 @@ def condition_body(condition: Strict) -> Any:
 
 # --- conclusions ----------------------------------------------------------------------------------
 
-CaseCriterion = Annotated[str, models.criterion_of_scope("case")]
+CaseCriterion = Annotated[str, models.criterion_of_scope("case"), Field(json_schema_extra={"x-vocabulary": "criteria.case"})]
 
 
 class FindingBody(Strict):

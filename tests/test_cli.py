@@ -77,3 +77,41 @@ def test_console_script_runs_from_another_directory(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
     assert "The public is protected from harm" in result.stdout
+
+
+def _plain(value):
+    """YAML data as JSON would carry it (dates as text), for checking against a JSON Schema."""
+    import datetime
+
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value.isoformat() if isinstance(value, datetime.date) else value
+
+
+@pytest.mark.parametrize("kind, paths", [
+    ("case", sorted((SAMPLE / "cases").glob("*.yaml"))),
+    ("organisation", sorted((SAMPLE / "organisation").glob("*.yaml"))),
+    ("sample", [SAMPLE / "sample.yaml"]),
+    ("rules", [ROOT / "rules" / "hmip-qi-adult-2.0.yaml"]),
+    ("framework", [ROOT / "framework" / "hmip-qi-adult-2.0.yaml"]),
+])
+def test_bundled_files_validate_against_the_exported_schema(qi, kind, paths):
+    """What an editor would check as people type agrees with qi on the bundled files."""
+    import jsonschema
+
+    from engine import source
+
+    schema = json.loads(qi("schema", kind).stdout)
+    for path in paths:
+        jsonschema.validate(_plain(source.load(path).data), schema)
+
+
+def test_schema_rejects_what_qi_rejects(qi):
+    import jsonschema
+
+    schema = json.loads(qi("schema", "case").stdout)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"case": "X-1", "provider": "NSP", "sentence": {"type": "custody", "start": "2016-01-01"},
+                             "risk_of_serious_harm": "low"}, schema)
