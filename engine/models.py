@@ -153,6 +153,7 @@ class Standard(Strict):
     title: str = Field(description="The standard, verbatim.", min_length=1)
     scope: Literal["case", "organisation"] = Field(
         description="`case`: judged on each case in the sample; `organisation`: once per provider.")
+    dimension: str = Field(description="What the standard measures (an id in `dimensions`), e.g. impact or quality.")
     item_kind: str = Field(description="The kind of this standard's items (an id in `item_kinds`).")
     criteria: list[Criterion] = Field(description="The standard's criteria, in document order.", min_length=1)
 
@@ -173,6 +174,7 @@ class Framework(Strict):
     title: str = Field(description="Title of the framework document.")
     publisher: str = Field(description="Who publishes the framework.")
     introduction: Introduction
+    dimensions: list[Term] = Field(description="What standards measure: quality + impact = effectiveness.")
     item_kinds: list[Term] = Field(description="Kinds of item, e.g. key indicators, lines of enquiry.")
     standards: list[Standard] = Field(description="The standards, in document order.", min_length=1)
     vocabulary: Vocabulary
@@ -181,8 +183,13 @@ class Framework(Strict):
     def _consistent_ids(self) -> Framework:
         problems = []
         kinds = {k.id for k in self.item_kinds}
+        dimensions = {d.id for d in self.dimensions}
         for s_index, standard in enumerate(self.standards):
             here = ("standards", s_index)
+            if standard.dimension not in dimensions:
+                problems.append(_detail(here + ("dimension",), standard.dimension,
+                                        _error("unknown_value", f"{standard.dimension!r} is not a dimension",
+                                               did_you_mean(standard.dimension, sorted(dimensions)))))
             if standard.item_kind not in kinds:
                 problems.append(_detail(here + ("item_kind",), standard.item_kind,
                                         _error("unknown_value", f"{standard.item_kind!r} is not an item kind",
@@ -291,9 +298,10 @@ def criterion_of_scope(scope: str):
         framework = _framework(info)
         if framework is None:
             return criterion_id
-        allowed = [c.id for s in framework.standards if s.scope == scope for c in s.criteria]
+        allowed = [c.id for s in framework.standards if scope in (None, s.scope) for c in s.criteria]
         if criterion_id not in allowed:
-            raise _error("unknown_criterion", f"{criterion_id!r} is not a {scope}-scoped criterion of framework "
+            kind = f"{scope}-scoped criterion" if scope else "criterion"
+            raise _error("unknown_criterion", f"{criterion_id!r} is not a {kind} of framework "
                          f"{framework.id} {framework.version}", did_you_mean(criterion_id, allowed, "criteria"))
         return criterion_id
 
@@ -437,8 +445,8 @@ def _fill_vocabulary(node: Any, framework: Framework) -> None:
         if kind.startswith("items."):
             allowed: list = framework.item_ids(kind.removeprefix("items.") or None)
         elif kind.startswith("criteria."):
-            scope = kind.removeprefix("criteria.")
-            allowed = [c.id for s in framework.standards if s.scope == scope for c in s.criteria]
+            scope = kind.removeprefix("criteria.") or None
+            allowed = [c.id for s in framework.standards if scope in (None, s.scope) for c in s.criteria]
         else:
             allowed = framework.vocabulary.ids(kind)
         if node.get("type") == "object":

@@ -22,7 +22,7 @@ import datetime
 import os
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationError, ValidationInfo, model_validator
 from pydantic_core import InitErrorDetails
 
 from engine import framework as frameworks
@@ -45,10 +45,10 @@ def _values(kind: str, what: str, item_type: type = str) -> Any:
                      Field(min_length=1, json_schema_extra={"x-vocabulary": kind, "x-one-or-many": True})]
 
 
-CaseItem = Annotated[str, models.item_of_scope("case"),
-                     Field(pattern=models.ITEM_ID_PATTERN, json_schema_extra={"x-vocabulary": "items.case"})]
-AnyItem = Annotated[str, models.item_of_scope(None),
-                    Field(pattern=models.ITEM_ID_PATTERN, json_schema_extra={"x-vocabulary": "items."})]
+# Items and criteria are checked to exist here; that each section (case rules, organisation
+# rules) reads only its own scope is checked by RuleSet once the whole file is read.
+ItemId = Annotated[str, models.item_of_scope(None),
+                   Field(pattern=models.ITEM_ID_PATTERN, json_schema_extra={"x-vocabulary": "items."})]
 Answers = Annotated[list[Answer], BeforeValidator(_as_list), Field(min_length=1, json_schema_extra={"x-one-or-many": True})]
 FactName = Annotated[str, Field(pattern=FACT_ID_PATTERN)]
 
@@ -57,12 +57,12 @@ FactName = Annotated[str, Field(pattern=FACT_ID_PATTERN)]
 
 
 class ItemAnswer(Strict):
-    item: CaseItem = Field(description="Framework item id, e.g. 3.1.a.")
+    item: ItemId = Field(description="Framework item id, e.g. 3.1.a.")
     in_: Answers = Field(alias="in", description="Answers that satisfy the condition, e.g. [no, partly].")
 
 
 class ItemsAnswer(Strict):
-    items: Annotated[list[CaseItem], Field(min_length=1)] = Field(description="Framework item ids.")
+    items: Annotated[list[ItemId], Field(min_length=1)] = Field(description="Framework item ids.")
     in_: Answers = Field(alias="in", description="Answers that satisfy the condition.")
 
 
@@ -106,7 +106,7 @@ class AtLeastCondition(Strict):
 
 class NotAssessedCondition(Strict):
     """The inspector recorded nothing on this item."""
-    not_assessed: CaseItem
+    not_assessed: ItemId
 
 
 class RiskCondition(Strict):
@@ -213,18 +213,18 @@ def condition_body(condition: Strict) -> Any:
 
 # --- conclusions ----------------------------------------------------------------------------------
 
-CaseCriterion = Annotated[str, models.criterion_of_scope("case"), Field(json_schema_extra={"x-vocabulary": "criteria.case"})]
+CriterionId = Annotated[str, models.criterion_of_scope(None), Field(json_schema_extra={"x-vocabulary": "criteria."})]
 
 
 class FindingBody(Strict):
-    criterion: CaseCriterion = Field(description="Criterion id, quoted, e.g. \"3.1\".")
+    criterion: CriterionId = Field(description="Criterion id, quoted, e.g. \"3.1\".")
     value: Finding = Field(description="sufficient | insufficient | not_applicable")
 
 
 class FactorBody(Strict):
     id: Annotated[str, Field(pattern=RULE_ID_PATTERN)] = Field(description="Stable id, e.g. children-risk-unassessed.")
     text: str = Field(min_length=1, description="The enabler or barrier in words, for the report.")
-    criterion: CaseCriterion = Field(description="The criterion it bears on, quoted, e.g. \"3.3\".")
+    criterion: CriterionId = Field(description="The criterion it bears on, quoted, e.g. \"3.3\".")
 
 
 class FindingConclusion(Strict):
@@ -273,10 +273,229 @@ class Rule(Strict):
     id: Annotated[str, Field(pattern=RULE_ID_PATTERN)] = Field(description="Stable id, e.g. harm-to-children-not-identified.")
     title: str = Field(min_length=1, description="A short title, for reports.")
     rationale: str = Field(min_length=1, description="Why the conclusion follows, in plain English.")
-    cites: Annotated[list[AnyItem], Field(min_length=1)] = Field(description="Framework items the rule rests on.")
+    cites: Annotated[list[ItemId], Field(min_length=1)] = Field(description="Framework items the rule rests on.")
     priority: int = Field(default=0, description="Higher wins when rules conclude different findings on a criterion.")
     when: Condition = Field(description="The condition, a mapping with one key: all, any, not, answer, flag, ...")
     then: Annotated[list[Conclusion], Field(min_length=1)] = Field(description="What follows when the condition holds.")
+
+
+# --- sample-level rules: conditions over aggregates, conclusions for the whole sample -----------------
+
+Provider = Annotated[str, vocabulary("providers", "provider"), Field(json_schema_extra={"x-vocabulary": "providers"})]
+StandardId = Annotated[str, Field(pattern=r"^[0-9]+$", description="Standard id, quoted, e.g. \"3\".")]
+BINDABLE = ("criterion", "standard", "provider")
+
+
+class Target(Strict):
+    """What an aggregate is about: a criterion or a standard, overall or for one provider. Fields
+    left out are taken from the rule's ``for_each``."""
+
+    criterion: CriterionId | None = Field(default=None, description="Criterion id, e.g. \"3.1\".")
+    standard: StandardId | None = Field(default=None, description="Standard id, e.g. \"3\" (pooled over its criteria).")
+    provider: Provider | None = Field(default=None, description="A provider; omit for the whole sample.")
+
+
+class Threshold(Strict):
+    at_least: float | None = Field(default=None, description="Holds when the figure is at least this.")
+    below: float | None = Field(default=None, description="Holds when the figure is below this.")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Threshold:
+        if (self.at_least is None) == (self.below is None):
+            raise ValidationError.from_exception_data("Threshold", [_problem(
+                ("at_least",), None, "invalid_threshold", "give exactly one of at_least and below",
+                "e.g. at_least: 80, or below: 50")])
+        return self
+
+
+class PercentTest(Target, Threshold):
+    """% sufficient of applicable cases (groups under the minimum size never hold)."""
+
+
+class ShareTest(Threshold):
+    barrier: str | None = Field(default=None, description="A case-level barrier id.")
+    enabler: str | None = Field(default=None, description="A case-level enabler id.")
+    provider: Provider | None = Field(default=None, description="A provider; omit for the whole sample.")
+
+    @model_validator(mode="after")
+    def _one_factor(self) -> ShareTest:
+        if (self.barrier is None) == (self.enabler is None):
+            raise ValidationError.from_exception_data("ShareTest", [_problem(
+                ("barrier",), None, "invalid_value", "give exactly one of barrier and enabler",
+                "e.g. barrier: children-risk-unassessed")])
+        return self
+
+
+class GapTest(Strict):
+    criterion: CriterionId | None = None
+    standard: StandardId | None = None
+    between: str = Field(description="provider, sentence_type, risk_of_serious_harm, or a diversity field.")
+    at_least: float = Field(description="Points between the highest and lowest comparable groups.")
+
+
+class ProviderGapTest(Strict):
+    criterion: CriterionId | None = None
+    standard: StandardId | None = None
+    provider: Provider = Field(description="The provider whose figure is lower.")
+    other: Provider = Field(description="The provider it is compared with.")
+    by_at_least: float = Field(description="How many points lower.")
+
+
+class RatedTest(Target):
+    band: Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1)] = Field(
+        description="Bands (from sample.bands) that satisfy the condition.")
+
+
+class PercentCondition(Strict):
+    """The % of applicable cases judged sufficient is at least / below a figure."""
+    percent_sufficient: PercentTest
+
+
+class ShareCondition(Strict):
+    """The % of cases with a given barrier or enabler is at least / below a figure."""
+    share_with: ShareTest
+
+
+class GapCondition(Strict):
+    """Groups of cases differ by at least N points on % sufficient."""
+    gap: GapTest
+
+
+class ProviderGapCondition(Strict):
+    """One provider's % sufficient is at least N points below another's."""
+    provider_below: ProviderGapTest
+
+
+class RatedCondition(Strict):
+    """A criterion or standard has been rated one of these bands by another sample rule."""
+    rated: RatedTest
+
+
+class CriterionRatedCondition(Strict):
+    """Some criterion of the standard has been rated one of these bands."""
+    criterion_rated: RatedTest
+
+
+class SampleAllCondition(Strict):
+    """Every one of the conditions holds."""
+    all: Annotated[list[SampleCondition], Field(min_length=1)]
+
+
+class SampleAnyCondition(Strict):
+    """At least one of the conditions holds."""
+    any: Annotated[list[SampleCondition], Field(min_length=1)]
+
+
+class SampleNotCondition(Strict):
+    """The condition does not hold."""
+    not_: SampleCondition = Field(alias="not")
+
+
+_SAMPLE_CONDITIONS: dict[str, type[Strict]] = {
+    "percent_sufficient": PercentCondition, "share_with": ShareCondition, "gap": GapCondition,
+    "provider_below": ProviderGapCondition, "rated": RatedCondition, "criterion_rated": CriterionRatedCondition,
+    "fact": FactCondition, "all": SampleAllCondition, "any": SampleAnyCondition, "not": SampleNotCondition,
+}
+
+
+def _sample_key(value: Any) -> str | None:
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _SAMPLE_CONDITIONS:
+        return next(iter(value))
+    return None
+
+
+SampleCondition = Annotated[
+    Union[tuple(Annotated[cls, Tag(name)] for name, cls in _SAMPLE_CONDITIONS.items())],  # type: ignore[misc]
+    Discriminator(_sample_key, custom_error_type="unknown_condition", custom_error_message="unknown condition",
+                  custom_error_context={"conditions": ", ".join(_SAMPLE_CONDITIONS)}),
+]
+for _model in (SampleAllCondition, SampleAnyCondition, SampleNotCondition):
+    _model.model_rebuild()
+
+
+class RecommendationBody(Strict):
+    id: Annotated[str, Field(pattern=RULE_ID_PATTERN)] = Field(description="Stable id, e.g. improve-risk-assessment.")
+    text: str = Field(min_length=1, description="The recommendation; may use {criterion}, {criterion_title}, "
+                                                "{standard}, {standard_title}, {provider}.")
+    to: Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1)] = Field(
+        description="Who it is addressed to: providers, or bodies in sample.recipients.")
+
+
+class RatingBody(Target):
+    band: str = Field(description="A band from sample.bands.")
+
+
+class SampleFactorBody(Strict):
+    id: Annotated[str, Field(pattern=RULE_ID_PATTERN)] = Field(description="Stable id.")
+    text: str = Field(min_length=1, description="The enabler or barrier across the sample (placeholders as for recommendations).")
+    criterion: CriterionId | None = None
+    standard: StandardId | None = None
+    provider: Provider | None = None
+
+
+class RecommendationConclusion(Strict):
+    """A recommendation, addressed to one or more bodies."""
+    recommendation: RecommendationBody
+
+
+class RatingConclusion(Strict):
+    """A rating band for a criterion or standard (the worst band concluded wins)."""
+    rating: RatingBody
+
+
+class SampleEnablerConclusion(Strict):
+    """An enabler across the sample."""
+    enabler: SampleFactorBody
+
+
+class SampleBarrierConclusion(Strict):
+    """A barrier across the sample."""
+    barrier: SampleFactorBody
+
+
+_SAMPLE_CONCLUSIONS = {"recommendation": RecommendationConclusion, "rating": RatingConclusion,
+                       "enabler": SampleEnablerConclusion, "barrier": SampleBarrierConclusion, "fact": FactConclusion}
+
+
+def _sample_conclusion_key(value: Any) -> str | None:
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _SAMPLE_CONCLUSIONS:
+        return next(iter(value))
+    return None
+
+
+SampleConclusion = Annotated[
+    Union[tuple(Annotated[cls, Tag(name)] for name, cls in _SAMPLE_CONCLUSIONS.items())],  # type: ignore[misc]
+    Discriminator(_sample_conclusion_key, custom_error_type="unknown_conclusion",
+                  custom_error_message="unknown conclusion",
+                  custom_error_context={"conditions": ", ".join(_SAMPLE_CONCLUSIONS)}),
+]
+
+
+class SampleRule(Strict):
+    """A rule over the whole sample's aggregates, optionally instantiated for each criterion,
+    standard and/or provider (``for_each``); conditions and conclusions that leave out a
+    criterion, standard or provider take the instance's."""
+
+    id: Annotated[str, Field(pattern=RULE_ID_PATTERN)] = Field(description="Stable id.")
+    title: str = Field(min_length=1)
+    rationale: str = Field(min_length=1, description="Why the conclusion follows, in plain English.")
+    cites: list[Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+(\.[a-z]+)?)?$")]] = Field(
+        default_factory=list, description="Standards, criteria or items the rule rests on.")
+    for_each: Annotated[list[Literal["criterion", "standard", "provider"]], BeforeValidator(_as_list)] = Field(
+        default_factory=list, description="Instantiate the rule for each case-scoped criterion or standard, and/or provider.")
+    priority: int = 0
+    when: SampleCondition
+    then: Annotated[list[SampleConclusion], Field(min_length=1)]
+
+
+class SampleSettings(Strict):
+    """How the sample is aggregated and rated."""
+
+    min_group_size: int = Field(default=5, ge=1, description="Groups with fewer applicable cases are marked, not compared.")
+    gap_points: float = Field(default=15, description="Differences between groups of at least this many points are flagged.")
+    bands: list[str] = Field(default_factory=list, description="Rating bands, best first; the worst concluded wins.")
+    recipients: list[models.Term] = Field(default_factory=list,
+                                          description="Bodies recommendations may be addressed to besides providers.")
 
 
 class FactDeclaration(Strict):
@@ -299,11 +518,16 @@ class RuleSet(Strict):
     in_force: InForce | None = Field(default=None, description="The dates the rule set is in force.")
     description: str | None = Field(default=None, description="Notes for reviewers.")
     facts: list[FactDeclaration] = Field(default_factory=list, description="Derived facts rules may conclude and read.")
-    rules: Annotated[list[Rule], Field(min_length=1)]
+    rules: Annotated[list[Rule], Field(min_length=1)] = Field(description="Rules over each case.")
+    organisation_rules: list[Rule] = Field(default_factory=list,
+                                           description="Rules over each provider's organisation evidence.")
+    sample: SampleSettings = Field(default_factory=SampleSettings)
+    sample_rules: list[SampleRule] = Field(default_factory=list, description="Rules over the whole sample.")
 
     @model_validator(mode="after")
-    def _cross_references(self) -> RuleSet:
-        """Rule ids unique; facts read and concluded are declared; declared facts unique."""
+    def _cross_references(self, info: ValidationInfo) -> RuleSet:
+        """What no single field can check: ids unique, facts declared, each section reading only
+        its own scope, and sample rules' bands, recipients, placeholders and bindings."""
         problems: list[InitErrorDetails] = []
         declared: dict[str, int] = {}
         for index, fact in enumerate(self.facts):
@@ -311,25 +535,175 @@ class RuleSet(Strict):
                 problems.append(_problem(("facts", index, "id"), fact.id, "duplicate_fact",
                                          f"fact {fact.id!r} is declared twice", "declare each fact once"))
             declared.setdefault(fact.id, index)
-        seen: dict[str, int] = {}
-        for index, rule in enumerate(self.rules):
-            if rule.id in seen:
-                problems.append(_problem(("rules", index, "id"), rule.id, "duplicate_rule",
-                                         f"rule id {rule.id!r} is already used by rule {seen[rule.id] + 1}",
-                                         "give each rule its own id"))
-            seen.setdefault(rule.id, index)
-            for loc, name in facts_read(rule.when, ("rules", index, "when")):
-                if name not in declared:
-                    problems.append(_problem(loc, name, "unknown_fact", f"fact {name!r} is not declared",
-                                             did_you_mean(name, list(declared), "declared facts")))
-            for c_index, conclusion in enumerate(rule.then):
-                if isinstance(conclusion, FactConclusion) and conclusion.fact not in declared:
-                    problems.append(_problem(("rules", index, "then", c_index, "fact"), conclusion.fact, "unknown_fact",
-                                             f"fact {conclusion.fact!r} is not declared",
-                                             did_you_mean(conclusion.fact, list(declared), "declared facts")))
+        seen: dict[str, tuple] = {}
+        sections = (("rules", self.rules), ("organisation_rules", self.organisation_rules),
+                    ("sample_rules", self.sample_rules))
+        for section, section_rules in sections:
+            for index, rule in enumerate(section_rules):
+                here = (section, index)
+                if rule.id in seen:
+                    problems.append(_problem(here + ("id",), rule.id, "duplicate_rule",
+                                             f"rule id {rule.id!r} is already used by {seen[rule.id][0]} "
+                                             f"{seen[rule.id][1] + 1}", "give each rule its own id"))
+                seen.setdefault(rule.id, here)
+                for loc, name in facts_read(rule.when, here + ("when",)):
+                    if name not in declared:
+                        problems.append(_problem(loc, name, "unknown_fact", f"fact {name!r} is not declared",
+                                                 did_you_mean(name, list(declared), "declared facts")))
+                for c_index, conclusion in enumerate(rule.then):
+                    if isinstance(conclusion, FactConclusion) and conclusion.fact not in declared:
+                        problems.append(_problem(here + ("then", c_index, "fact"), conclusion.fact, "unknown_fact",
+                                                 f"fact {conclusion.fact!r} is not declared",
+                                                 did_you_mean(conclusion.fact, list(declared), "declared facts")))
+        framework = (info.context or {}).get("framework")
+        if framework is not None:
+            for index, rule in enumerate(self.rules):
+                problems += _scope_problems(rule, ("rules", index), "case", framework)
+            for index, rule in enumerate(self.organisation_rules):
+                problems += _scope_problems(rule, ("organisation_rules", index), "organisation", framework)
+            for index, rule in enumerate(self.sample_rules):
+                problems += _sample_problems(self, rule, ("sample_rules", index), framework)
         if problems:
             raise ValidationError.from_exception_data("RuleSet", problems)
         return self
+
+
+#: Conditions that read only an organisation's evidence (and so may appear in organisation rules).
+ORGANISATION_CONDITIONS = {"answer", "any_answer", "all_answers", "at_least", "not_assessed", "provider", "fact",
+                           "all", "any", "not"}
+
+
+def _scope_problems(rule: Rule, here: tuple, scope: str, framework: models.Framework) -> list[InitErrorDetails]:
+    """A case rule reads and concludes on case-scoped items and criteria; an organisation rule on
+    organisation-scoped ones, and reads no case context."""
+    problems = []
+    items_allowed = set(framework.item_ids(scope))
+    other = "organisation_rules" if scope == "case" else "rules"
+
+    def check_item(loc: tuple, item: str) -> None:
+        if item not in items_allowed:
+            problems.append(_problem(loc, item, "wrong_scope", f"item {item!r} is not judged in {scope} evidence",
+                                     f"rules over it belong in {other}"))
+
+    for index, item in enumerate(rule.cites):
+        check_item(here + ("cites", index), item)
+    for loc, condition in walk(rule.when, here + ("when",)):
+        kind = condition_kind(condition)
+        body = condition_body(condition)
+        if scope == "organisation" and kind not in ORGANISATION_CONDITIONS:
+            problems.append(_problem(loc, kind, "wrong_scope", f"condition {kind!r} reads case context",
+                                     "organisation rules read answers, provider and facts only"))
+        if kind == "answer":
+            check_item(loc + (kind, "item"), body.item)
+        elif kind in ("any_answer", "all_answers", "at_least"):
+            for i, item in enumerate(body.items):
+                check_item(loc + (kind, "items", i), item)
+        elif kind == "not_assessed":
+            check_item(loc + (kind,), body)
+    criteria = {c.id for st in framework.standards if st.scope == scope for c in st.criteria}
+    for index, conclusion in enumerate(rule.then):
+        body = getattr(conclusion, "finding", None) or getattr(conclusion, "enabler", None) \
+            or getattr(conclusion, "barrier", None)
+        if body is not None and body.criterion not in criteria:
+            problems.append(_problem(here + ("then", index), body.criterion, "wrong_scope",
+                                     f"criterion {body.criterion!r} is not judged in {scope} evidence",
+                                     f"conclusions on it belong in {other}"))
+    return problems
+
+
+PLACEHOLDERS = ("criterion", "criterion_title", "standard", "standard_title", "provider")
+GROUPINGS = ("provider", "sentence_type", "risk_of_serious_harm")
+
+
+def _sample_problems(ruleset: RuleSet, rule: SampleRule, here: tuple,
+                     framework: models.Framework) -> list[InitErrorDetails]:
+    import string
+
+    problems = []
+    bands = ruleset.sample.bands
+    bound = set(rule.for_each)
+    standards = [st.id for st in framework.standards if st.scope == "case"]
+    recipients = framework.vocabulary.ids("providers") + [r.id for r in ruleset.sample.recipients]
+    groupings = list(GROUPINGS) + [d.id for d in framework.vocabulary.diversity]
+    factors = {(kind, getattr(c, kind).id) for r in ruleset.rules for c in r.then
+               for kind in ("barrier", "enabler") if hasattr(c, kind)}
+
+    def target(loc: tuple, body, needs_target: bool = True) -> None:
+        criterion = getattr(body, "criterion", None)
+        standard = getattr(body, "standard", None)
+        if criterion is not None and standard is not None:
+            problems.append(_problem(loc, None, "invalid_value", "give a criterion or a standard, not both",
+                                     "remove one of them"))
+        if standard is not None and standard not in standards:
+            problems.append(_problem(loc + ("standard",), standard, "unknown_standard",
+                                     f"{standard!r} is not a case-scoped standard",
+                                     did_you_mean(standard, standards, "standards")))
+        if needs_target and criterion is None and standard is None and not bound & {"criterion", "standard"}:
+            problems.append(_problem(loc, None, "unbound_target", "this names no criterion or standard",
+                                     "add criterion: or standard:, or for_each: criterion to the rule"))
+
+    def band(loc: tuple, value: str) -> None:
+        if value not in bands:
+            problems.append(_problem(loc, value, "unknown_band", f"{value!r} is not a rating band",
+                                     did_you_mean(value, bands, "sample.bands")))
+
+    for loc, condition in walk(rule.when, here + ("when",)):
+        kind = next(name for name, cls in _SAMPLE_CONDITIONS.items() if type(condition) is cls)
+        body = getattr(condition, "not_" if kind == "not" else kind)
+        where = loc + (kind,)
+        if kind in ("percent_sufficient", "gap", "provider_below", "rated"):
+            target(where, body)
+        if kind in ("rated", "criterion_rated"):
+            for i, value in enumerate(body.band):
+                band(where + ("band", i), value)
+        if kind == "criterion_rated" and body.standard is None and "standard" not in bound:
+            problems.append(_problem(where, None, "unbound_target", "this names no standard",
+                                     "add standard:, or for_each: standard to the rule"))
+        if kind == "gap" and body.between not in groupings:
+            problems.append(_problem(where + ("between",), body.between, "unknown_value",
+                                     f"cannot compare groups by {body.between!r}",
+                                     did_you_mean(body.between, groupings, "groupings")))
+        if kind == "provider_below" and body.provider == body.other:
+            problems.append(_problem(where + ("other",), body.other, "invalid_value",
+                                     "a provider cannot be compared with itself", "name the other provider"))
+        if kind == "share_with":
+            factor = ("barrier", body.barrier) if body.barrier else ("enabler", body.enabler)
+            if factor not in factors:
+                known = sorted(i for k, i in factors if k == factor[0])
+                problems.append(_problem(where + (factor[0],), factor[1], "unknown_factor",
+                                         f"no case rule concludes the {factor[0]} {factor[1]!r}",
+                                         did_you_mean(factor[1], known, f"{factor[0]}s")))
+    for index, conclusion in enumerate(rule.then):
+        loc = here + ("then", index)
+        texts = []
+        if isinstance(conclusion, RatingConclusion):
+            target(loc + ("rating",), conclusion.rating)
+            band(loc + ("rating", "band"), conclusion.rating.band)
+        elif isinstance(conclusion, RecommendationConclusion):
+            texts.append((loc + ("recommendation", "text"), conclusion.recommendation.text))
+            for i, to in enumerate(conclusion.recommendation.to):
+                if to not in recipients:
+                    problems.append(_problem(loc + ("recommendation", "to", i), to, "unknown_recipient",
+                                             f"{to!r} is not a provider or a declared recipient",
+                                             did_you_mean(to, recipients, "recipients")))
+        elif isinstance(conclusion, (SampleEnablerConclusion, SampleBarrierConclusion)):
+            kind = "enabler" if isinstance(conclusion, SampleEnablerConclusion) else "barrier"
+            body = getattr(conclusion, kind)
+            target(loc + (kind,), body, needs_target=False)
+            texts.append((loc + (kind, "text"), body.text))
+        for text_loc, text in texts:
+            try:
+                names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+            except ValueError as error:
+                problems.append(_problem(text_loc, text, "invalid_value", f"the text is not a valid template: {error}",
+                                         "write {{ and }} for literal braces"))
+                continue
+            for name in names:
+                if name not in PLACEHOLDERS:
+                    problems.append(_problem(text_loc, name, "unknown_placeholder",
+                                             f"{{{name}}} is not a placeholder", did_you_mean(name, PLACEHOLDERS,
+                                                                                              "placeholders")))
+    return problems
 
 
 def _problem(loc: tuple, value: Any, code: str, message: str, hint: str) -> InitErrorDetails:
@@ -337,13 +711,15 @@ def _problem(loc: tuple, value: Any, code: str, message: str, hint: str) -> Init
 
 
 def walk(condition: Strict, loc: tuple = ()):
-    """Every condition in the tree, with its location: (loc, condition), parents first."""
+    """Every condition in the tree (case or sample rules), with its location, parents first."""
     yield loc, condition
-    if isinstance(condition, (AllCondition, AnyCondition)):
-        kind = condition_kind(condition)
-        for index, child in enumerate(condition_body(condition)):
-            yield from walk(child, loc + (kind, index))
-    elif isinstance(condition, NotCondition):
+    if isinstance(condition, (AllCondition, SampleAllCondition)):
+        for index, child in enumerate(condition.all):
+            yield from walk(child, loc + ("all", index))
+    elif isinstance(condition, (AnyCondition, SampleAnyCondition)):
+        for index, child in enumerate(condition.any):
+            yield from walk(child, loc + ("any", index))
+    elif isinstance(condition, (NotCondition, SampleNotCondition)):
         yield from walk(condition.not_, loc + ("not",))
 
 
