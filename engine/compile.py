@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import graphlib
+import itertools
 import hashlib
 import json
 
@@ -33,13 +34,29 @@ CATCH_ALL = "qi_fact_handled"
 
 @dataclasses.dataclass(frozen=True)
 class CompiledRule:
+    """One rule (or one ``for_each`` instance of a sample rule), ready to run."""
+
     index: int
-    rule: rules.Rule
+    rule: rules.Rule | rules.SampleRule
+    loc: tuple
     line: int
+    bindings: dict
     condition: conditions.Node
     phase: int
-    derives: tuple[str, ...]
+    writes: tuple[str, ...]
     alternatives: tuple[conditions.Node, ...]
+
+    @property
+    def derives(self) -> tuple[str, ...]:
+        """The derived facts the rule concludes."""
+        return tuple(c.fact for c in self.rule.then if isinstance(c, rules.FactConclusion))
+
+    @property
+    def label(self) -> str:
+        """The rule id, with its instance for sample rules, e.g. ``band-good[criterion=3.1]``."""
+        if not self.bindings:
+            return self.rule.id
+        return self.rule.id + "[" + ",".join(f"{k}={v}" for k, v in sorted(self.bindings.items())) + "]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +72,7 @@ class Chunk:
 @dataclasses.dataclass(frozen=True)
 class CompiledRuleSet:
     loaded: rules.LoadedRuleSet
+    section: str
     schema: facts.Schema
     rules: tuple[CompiledRule, ...]
     phases: tuple[tuple[Chunk, ...], ...]
@@ -70,55 +88,130 @@ class CompiledRuleSet:
 
 
 def compile_rules(loaded: rules.LoadedRuleSet) -> CompiledRuleSet:
-    """Compile a loaded rule set. Raises InputError (with positions) if it cannot run."""
-    ruleset = loaded.rules
-    declared = [f.id for f in ruleset.facts]
+    """Compile the case rules of a loaded rule set. Raises InputError (with positions) if they
+    cannot run."""
+    declared = [f.id for f in loaded.rules.facts]
     schema = facts.Schema.for_framework(loaded.framework, declared)
+    instances = [(index, {}, conditions.lower(rule.when, schema)) for index, rule in enumerate(loaded.rules.rules)]
+    return _compile(loaded, "rules", schema, instances)
+
+
+def compile_organisation(loaded: rules.LoadedRuleSet) -> CompiledRuleSet:
+    """Compile the rules over organisation evidence (the organisation-scoped standards)."""
+    declared = [f.id for f in loaded.rules.facts]
+    schema = facts.organisation_schema(loaded.framework, declared)
+    instances = [(index, {}, conditions.lower(rule.when, schema))
+                 for index, rule in enumerate(loaded.rules.organisation_rules)]
+    return _compile(loaded, "organisation_rules", schema, instances)
+
+
+def sample_schema(loaded: rules.LoadedRuleSet) -> facts.Schema:
+    """The finite-domain attributes of the sample fact: ratings and derived facts."""
+    framework = loaded.framework
+    groups = [facts.ALL, *framework.vocabulary.ids("providers")]
+    targets = [facts.target_key(c.id, None) for s in framework.standards if s.scope == "case" for c in s.criteria]
+    targets += [facts.target_key(None, s.id) for s in framework.standards if s.scope == "case"]
+    bands = (*loaded.rules.sample.bands, facts.UNRATED)
+    domains = {facts.rating_attribute(t, g): bands for t in targets for g in groups}
+    domains.update({facts.fact_attribute(f.id): (True, False) for f in loaded.rules.facts})
+    return facts.Schema(domains)
+
+
+def instances(loaded: rules.LoadedRuleSet):
+    """Every (sample rule index, bindings) pair: the cartesian product of each rule's for_each."""
+    framework = loaded.framework
+    values = {
+        "criterion": [c.id for s in framework.standards if s.scope == "case" for c in s.criteria],
+        "standard": [s.id for s in framework.standards if s.scope == "case"],
+        "provider": list(framework.vocabulary.ids("providers")),
+    }
+    for index, rule in enumerate(loaded.rules.sample_rules):
+        for combination in itertools.product(*(values[name] for name in rule.for_each)):
+            yield index, dict(zip(rule.for_each, combination))
+
+
+def compile_sample(loaded: rules.LoadedRuleSet) -> CompiledRuleSet:
+    """Compile the sample rules, one instance per ``for_each`` binding."""
+    schema = sample_schema(loaded)
+    framework = loaded.framework
+    standards = {s.id: [c.id for c in s.criteria] for s in framework.standards if s.scope == "case"}
+    minimum = loaded.rules.sample.min_group_size
+    made = [(index, bindings, conditions.lower_sample(loaded.rules.sample_rules[index].when, schema, bindings,
+                                                     minimum, standards))
+            for index, bindings in instances(loaded)]
+    return _compile(loaded, "sample_rules", schema, made)
+
+
+def resolve(body, bindings: dict) -> tuple[str | None, str | None, str]:
+    """The (criterion, standard, group) a conclusion is about, with the instance's bindings."""
+    criterion = getattr(body, "criterion", None)
+    standard = getattr(body, "standard", None)
+    if criterion is None and standard is None:
+        criterion, standard = bindings.get("criterion"), bindings.get("standard")
+    group = getattr(body, "provider", None) or bindings.get("provider") or facts.ALL
+    return criterion, standard, group
+
+
+def writes_of(rule, bindings: dict) -> tuple[str, ...]:
+    """The derived attributes a rule's conclusions set: facts, and (sample rules) ratings."""
+    written = []
+    for conclusion in rule.then:
+        if isinstance(conclusion, rules.FactConclusion):
+            written.append(facts.fact_attribute(conclusion.fact))
+        elif isinstance(conclusion, rules.RatingConclusion):
+            criterion, standard, group = resolve(conclusion.rating, bindings)
+            written.append(facts.rating_attribute(facts.target_key(criterion, standard), group))
+    return tuple(written)
+
+
+def _compile(loaded: rules.LoadedRuleSet, section: str, schema: facts.Schema, made: list) -> CompiledRuleSet:
+    section_rules = getattr(loaded.rules, section)
     problems: list[Diagnostic] = []
-    lowered = [conditions.lower(rule.when, schema) for rule in ruleset.rules]
-    phases = _stratify(loaded, problems)
+    writes = [writes_of(section_rules[index], bindings) for index, bindings, _ in made]
+    phases = _stratify(loaded, section, made, writes, problems)
     compiled: list[CompiledRule] = []
-    for index, rule in enumerate(ruleset.rules):
+    for number, (index, bindings, lowered) in enumerate(made):
+        rule = section_rules[index]
         try:
-            alternatives = tuple(conditions.alternatives(lowered[index]))
+            alternatives = tuple(conditions.alternatives(lowered))
         except conditions.TooComplex as error:
             problems.append(loaded.document.diagnostic(
-                ("rules", index, "when"), "rule_too_complex", f"rule {rule.id!r}: {error}",
+                (section, index, "when"), "rule_too_complex", f"rule {rule.id!r}: {error}",
                 "derive a fact from part of the condition in another rule, and read it with fact:"))
             alternatives = ()
-        derives = tuple(c.fact for c in rule.then if isinstance(c, rules.FactConclusion))
-        compiled.append(CompiledRule(index, rule, loaded.rule_line(index), lowered[index],
-                                     phases.get(index, 0), derives, alternatives))
+        line = loaded.document.where((section, index))[0]
+        compiled.append(CompiledRule(number, rule, (section, index), line, bindings, lowered,
+                                     phases.get(number, 0), writes[number], alternatives))
     if problems:
-        raise InputError(problems)
+        raise InputError(sorted(set(problems)))
     count = max((r.phase for r in compiled), default=0) + 1
     chunks = tuple(_chunks([r for r in compiled if r.phase == phase]) for phase in range(count))
-    return CompiledRuleSet(loaded, schema, tuple(compiled), chunks)
+    return CompiledRuleSet(loaded, section, schema, tuple(compiled), chunks)
 
 
-def _stratify(loaded: rules.LoadedRuleSet, problems: list[Diagnostic]) -> dict[int, int]:
-    """Phase of each rule: 0 if it reads no derived fact, else one more than its derivers'."""
-    ruleset = loaded.rules
-    derivers: dict[str, list[int]] = {}
-    for index, rule in enumerate(ruleset.rules):
-        for conclusion in rule.then:
-            if isinstance(conclusion, rules.FactConclusion):
-                derivers.setdefault(conclusion.fact, []).append(index)
-    depends = {index: sorted({d for _, name in rules.facts_read(rule.when) for d in derivers.get(name, [])})
-               for index, rule in enumerate(ruleset.rules)}
+def _stratify(loaded: rules.LoadedRuleSet, section: str, made: list, writes: list,
+              problems: list[Diagnostic]) -> dict[int, int]:
+    """Phase of each rule: 0 if it reads nothing derived, else one more than the rules it reads from."""
+    writers: dict[str, list[int]] = {}
+    for number, written in enumerate(writes):
+        for attribute in written:
+            writers.setdefault(attribute, []).append(number)
+    depends = {number: sorted({w for a in conditions.attributes(lowered) for w in writers.get(a, [])})
+               for number, (_, _, lowered) in enumerate(made)}
     try:
         order = list(graphlib.TopologicalSorter(depends).static_order())
     except graphlib.CycleError as error:
         cycle = error.args[1]
-        names = " -> ".join(ruleset.rules[i].id for i in cycle)
-        first = cycle[0]
+        section_rules = getattr(loaded.rules, section)
+        names = " -> ".join(section_rules[made[n][0]].id for n in cycle)
         problems.append(loaded.document.diagnostic(
-            ("rules", first, "when"), "fact_cycle", f"derived facts depend on each other in a cycle: {names}",
+            (section, made[cycle[0]][0], "when"), "fact_cycle",
+            f"derived facts depend on each other in a cycle: {names}",
             "a rule cannot read, directly or through other rules, a fact it derives"))
         return {}
     phase: dict[int, int] = {}
-    for index in order:
-        phase[index] = 1 + max((phase[d] for d in depends[index]), default=-1)
+    for number in order:
+        phase[number] = 1 + max((phase[d] for d in depends[number]), default=-1)
     return phase
 
 

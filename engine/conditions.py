@@ -37,6 +37,18 @@ class In:
 
 
 @dataclasses.dataclass(frozen=True)
+class Compare:
+    """A numeric attribute is ``>=`` or ``<`` a number (aggregates of the whole sample)."""
+
+    attribute: str
+    op: str
+    value: float
+
+    def negate(self) -> Compare:
+        return Compare(self.attribute, "<" if self.op == ">=" else ">=", self.value)
+
+
+@dataclasses.dataclass(frozen=True)
 class All:
     parts: tuple
 
@@ -46,7 +58,8 @@ class AnyOf:
     parts: tuple
 
 
-Node = Union[In, All, AnyOf]
+Node = Union[In, Compare, All, AnyOf]
+Leaf = (In, Compare)
 TRUE = All(())
 FALSE = AnyOf(())
 
@@ -133,6 +146,61 @@ def lower(condition, schema: facts.Schema) -> Node:
     raise AssertionError(f"no lowering for condition {kind}")  # every form in rules has one
 
 
+def lower_sample(condition, schema: facts.Schema, bindings: dict, min_group_size: int,
+                 standards: dict[str, list[str]]) -> Node:
+    """Lower a sample-level condition, with ``bindings`` filling in the criterion, standard or
+    provider it leaves out. Figures count only for groups of at least ``min_group_size`` cases."""
+    kind = next(name for name, cls in rules._SAMPLE_CONDITIONS.items() if type(condition) is cls)
+    body = getattr(condition, "not_" if kind == "not" else kind)
+    lower = lambda child: lower_sample(child, schema, bindings, min_group_size, standards)  # noqa: E731
+    if kind == "all":
+        return _all(lower(c) for c in body)
+    if kind == "any":
+        return _any(lower(c) for c in body)
+    if kind == "not":
+        return negate(lower(body))
+    if kind == "fact":
+        return leaf(facts.fact_attribute(body), [True], schema.domains[facts.fact_attribute(body)])
+    group = getattr(body, "provider", None) or bindings.get("provider") or facts.ALL
+
+    def bounded(attribute: str, threshold) -> Node:
+        if threshold.at_least is not None:
+            return Compare(attribute, ">=", float(threshold.at_least))
+        return Compare(attribute, "<", float(threshold.below))
+
+    if kind == "share_with":
+        factor = ("barrier", body.barrier) if body.barrier else ("enabler", body.enabler)
+        return _all([Compare(facts.cases_attribute(group), ">=", float(min_group_size)),
+                     bounded(facts.share_attribute(*factor, group), body)])
+    if kind == "criterion_rated":
+        standard = body.standard or bindings["standard"]
+        return _any(leaf(facts.rating_attribute(facts.target_key(c, None), group), body.band,
+                         schema.domains[facts.rating_attribute(facts.target_key(c, None), group)])
+                    for c in standards[standard])
+    target = _target(body, bindings)
+    if kind == "percent_sufficient":
+        return _all([Compare(facts.applicable_attribute(target, group), ">=", float(min_group_size)),
+                     bounded(facts.percent_attribute(target, group), body)])
+    if kind == "gap":
+        return Compare(facts.gap_attribute(target, body.between), ">=", float(body.at_least))
+    if kind == "provider_below":
+        return _all([Compare(facts.applicable_attribute(target, body.provider), ">=", float(min_group_size)),
+                     Compare(facts.applicable_attribute(target, body.other), ">=", float(min_group_size)),
+                     Compare(facts.below_attribute(target, body.provider, body.other), ">=", float(body.by_at_least))])
+    if kind == "rated":
+        attribute = facts.rating_attribute(target, group)
+        return leaf(attribute, body.band, schema.domains[attribute])
+    raise AssertionError(f"no lowering for sample condition {kind}")
+
+
+def _target(body, bindings: dict) -> str:
+    criterion = getattr(body, "criterion", None)
+    standard = getattr(body, "standard", None)
+    if criterion is None and standard is None:
+        criterion, standard = bindings.get("criterion"), bindings.get("standard")
+    return facts.target_key(criterion, standard)
+
+
 def _all(parts) -> Node:
     flat: list = []
     for part in parts:
@@ -153,7 +221,7 @@ def _any(parts) -> Node:
 
 def negate(node: Node) -> Node:
     """De Morgan down to the leaves; exact because every attribute has a finite domain."""
-    if isinstance(node, In):
+    if isinstance(node, Leaf):
         return node.negate()
     if isinstance(node, All):
         return _any(negate(p) for p in node.parts)
@@ -167,6 +235,9 @@ def holds(node: Node, fact: dict) -> bool:
     """Whether the condition holds for a fact: the Python twin of the durable_rules match."""
     if isinstance(node, In):
         return fact[node.attribute] in node.values
+    if isinstance(node, Compare):
+        value = fact[node.attribute]
+        return value >= node.value if node.op == ">=" else value < node.value
     if isinstance(node, All):
         return all(holds(p, fact) for p in node.parts)
     return any(holds(p, fact) for p in node.parts)
@@ -174,7 +245,7 @@ def holds(node: Node, fact: dict) -> bool:
 
 def attributes(node: Node) -> list[str]:
     """The attributes a condition reads, in first-read order."""
-    if isinstance(node, In):
+    if isinstance(node, Leaf):
         return [node.attribute]
     seen: dict[str, None] = {}
     for part in node.parts:
@@ -198,7 +269,7 @@ def alternatives(node: Node) -> list[Node]:
     pending = list(node.parts) if isinstance(node, AnyOf) else [node]
     while pending:
         part = pending.pop(0)
-        if _composites(part) <= MAX_COMPOSITES or isinstance(part, In):
+        if _composites(part) <= MAX_COMPOSITES or isinstance(part, Leaf):
             result.append(part)
         elif isinstance(part, AnyOf):
             pending[:0] = list(part.parts)
@@ -254,6 +325,8 @@ def _expression(node: Node, parent: str):
     $or, or as inequalities over its complement joined by $and. A leaf whose form does not match
     its parent becomes a nested group.
     """
+    if isinstance(node, Compare):
+        return {"$gte" if node.op == ">=" else "$lt": {node.attribute: node.value}}
     if isinstance(node, In):
         if len(node.values) == 1:
             return _eq(node.attribute, next(iter(node.values)))

@@ -17,8 +17,8 @@ import os
 
 import durable.engine
 
-from engine import conditions, facts
-from engine.compile import CATCH_ALL, Chunk, CompiledRuleSet
+from engine import conditions, facts, rules
+from engine.compile import CATCH_ALL, Chunk, CompiledRuleSet, resolve
 
 
 class EngineError(RuntimeError):
@@ -122,20 +122,45 @@ def evaluate_in_python(compiled: CompiledRuleSet, attributes: dict) -> Evaluatio
 
 
 def _run_phases(compiled: CompiledRuleSet, attributes: dict, fire, on_durable: bool) -> Evaluation:
-    derived_by: dict[str, set[int]] = {f.id: set() for f in compiled.ruleset.facts}
     fired: set[int] = set()
-    fact: dict = {}
     for phase, chunks in enumerate(compiled.phases):
-        fact = {**attributes, "kind": facts.FACT_KIND,
-                **{facts.fact_attribute(name): bool(rules) for name, rules in derived_by.items()}}
+        fact = {**attributes, "kind": facts.FACT_KIND, **derived_attributes(compiled, fired)}
         if on_durable:
-            now = set().union(*(fire(chunk, fact) for chunk in chunks)) if chunks else set()
+            fired |= set().union(*(fire(chunk, fact) for chunk in chunks)) if chunks else set()
         else:
-            now = fire([r for r in compiled.rules if r.phase == phase], fact)
-        for index in now:
-            for name in compiled.rules[index].derives:
-                derived_by[name].add(index)
-        fired |= now
-    fact = {**attributes, "kind": facts.FACT_KIND,
-            **{facts.fact_attribute(name): bool(rules) for name, rules in derived_by.items()}}
-    return Evaluation(tuple(sorted(fired)), fact, {k: tuple(sorted(v)) for k, v in derived_by.items()})
+            fired |= fire([r for r in compiled.rules if r.phase == phase], fact)
+    derived_by = {f.id: tuple(sorted(i for i in fired if f.id in compiled.rules[i].derives))
+                  for f in compiled.ruleset.facts}
+    fact = {**attributes, "kind": facts.FACT_KIND, **derived_attributes(compiled, fired)}
+    return Evaluation(tuple(sorted(fired)), fact, derived_by)
+
+
+def derived_attributes(compiled: CompiledRuleSet, fired: set[int]) -> dict:
+    """The attributes rules derive, given the rules fired so far: each declared fact (true once
+    any rule derived it) and, for sample rules, each rating (see :func:`rating_of`)."""
+    values = {facts.fact_attribute(f.id): False for f in compiled.ruleset.facts}
+    bands: dict[str, list[tuple[int, str]]] = {}
+    for index in sorted(fired):
+        rule = compiled.rules[index]
+        for conclusion in rule.rule.then:
+            if isinstance(conclusion, rules.FactConclusion):
+                values[facts.fact_attribute(conclusion.fact)] = True
+            elif isinstance(conclusion, rules.RatingConclusion):
+                criterion, standard, group = resolve(conclusion.rating, rule.bindings)
+                attribute = facts.rating_attribute(facts.target_key(criterion, standard), group)
+                bands.setdefault(attribute, []).append((rule.rule.priority, conclusion.rating.band))
+    if compiled.section == "sample_rules":
+        order = compiled.ruleset.sample.bands
+        for attribute in compiled.schema.domains:
+            if attribute.startswith("rating__"):
+                values[attribute] = rating_of(bands.get(attribute, []), order)
+    return values
+
+
+def rating_of(concluded: list[tuple[int, str]], order: list[str]) -> str:
+    """The rating policy: the highest priority counts, then the worst band (bands are listed best
+    first); unrated when no rule rated the target."""
+    if not concluded:
+        return facts.UNRATED
+    top = max(priority for priority, _ in concluded)
+    return max((band for priority, band in concluded if priority == top), key=order.index)

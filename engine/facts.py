@@ -95,3 +95,66 @@ def case_attributes(case: models.CaseFile, framework: models.Framework) -> dict:
     for field in vocab.diversity:
         attributes[diversity_attribute(field.id)] = case.diversity.get(field.id, NOT_GIVEN)
     return attributes
+
+
+# --- organisation evidence ------------------------------------------------------------------------
+
+
+def organisation_schema(framework: models.Framework, facts: list[str] = ()) -> Schema:
+    """The attributes of an organisation fact: its provider and its answers on organisation items."""
+    domains: dict[str, tuple] = {"provider": tuple(framework.vocabulary.ids("providers"))}
+    domains.update({answer_attribute(i): ANSWERS for i in framework.item_ids("organisation")})
+    domains.update({fact_attribute(f): (True, False) for f in facts})
+    return Schema(domains)
+
+
+def organisation_attributes(organisation: models.OrganisationFile, framework: models.Framework) -> dict:
+    attributes: dict = {"provider": organisation.organisation}
+    for item_id in framework.item_ids("organisation"):
+        entry = organisation.evidence.get(item_id)
+        attributes[answer_attribute(item_id)] = entry.answer if entry else NOT_ASSESSED
+    return attributes
+
+
+# --- the whole sample: aggregates -----------------------------------------------------------------
+
+#: The group that is the whole sample.
+ALL = "all"
+#: A rating attribute's value before any rule rated the target.
+UNRATED = "unrated"
+#: An aggregate figure that is undefined (no applicable cases, or too few groups to compare).
+UNDEFINED = -1.0
+
+
+def target_key(criterion: str | None, standard: str | None) -> str:
+    """``c3_1`` for criterion 3.1, ``s3`` for standard 3."""
+    return "c" + _safe(criterion) if criterion is not None else "s" + _safe(standard)
+
+
+def percent_attribute(target: str, group: str) -> str:
+    return f"pct__{target}__{_safe(group)}"
+
+
+def applicable_attribute(target: str, group: str) -> str:
+    return f"n__{target}__{_safe(group)}"
+
+
+def cases_attribute(group: str) -> str:
+    return f"cases__{_safe(group)}"
+
+
+def share_attribute(kind: str, factor: str, group: str) -> str:
+    return f"share__{kind}__{_safe(factor)}__{_safe(group)}"
+
+
+def gap_attribute(target: str, grouping: str) -> str:
+    return f"gap__{target}__{_safe(grouping)}"
+
+
+def below_attribute(target: str, provider: str, other: str) -> str:
+    """How many points ``provider`` is below ``other`` on the target."""
+    return f"below__{target}__{_safe(provider)}__{_safe(other)}"
+
+
+def rating_attribute(target: str, group: str) -> str:
+    return f"rating__{target}__{_safe(group)}"

@@ -46,6 +46,7 @@ class Tracer:
         if index not in self._rule_nodes:
             compiled_rule = self.compiled.rules[index]
             rule = compiled_rule.rule
+            loc = compiled_rule.loc
             self._rule_nodes[index] = {
                 "key": f"rule:{rule.id}<case:{self.reference}>",
                 "rule": rule.id,
@@ -56,7 +57,7 @@ class Tracer:
                 "priority": rule.priority,
                 "cites": list(rule.cites),
                 "fired": index in self.evaluation.fired,
-                "condition": self.condition(rule.when, ("rules", index, "when")),
+                "condition": self.condition(rule.when, loc + ("when",)),
             }
         return self._rule_nodes[index]
 
@@ -81,8 +82,7 @@ class Tracer:
                 derivers = self.evaluation.derived_by.get(body, ())
                 node["derived_by"] = [self.rule(i) for i in derivers]
                 if not derivers:
-                    node["could_be_derived_by"] = [self.compiled.rules[r.index].rule.id
-                                                   for r in self.compiled.rules if body in r.derives]
+                    node["could_be_derived_by"] = [r.rule.id for r in self.compiled.rules if body in r.derives]
         return node
 
     def _seen(self, kind: str, body) -> dict:
