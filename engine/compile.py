@@ -29,6 +29,7 @@ from engine import conditions, facts, rules
 from engine.diagnostics import Diagnostic, InputError
 
 CHUNK_PATTERNS = 40
+CHUNK_ATTRIBUTES = 200
 CATCH_ALL = "qi_fact_handled"
 
 
@@ -67,6 +68,7 @@ class Chunk:
     name: str
     definition: dict
     rule_of: dict[str, int]
+    reads: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +176,8 @@ def _compile(loaded: rules.LoadedRuleSet, section: str, schema: facts.Schema, ma
         rule = section_rules[index]
         try:
             alternatives = tuple(conditions.alternatives(lowered))
+            if any(len(conditions.attributes(a)) > CHUNK_ATTRIBUTES for a in alternatives):
+                raise conditions.TooComplex(f"the condition reads more than {CHUNK_ATTRIBUTES} attributes at once")
         except conditions.TooComplex as error:
             problems.append(loaded.document.diagnostic(
                 (section, index, "when"), "rule_too_complex", f"rule {rule.id!r}: {error}",
@@ -216,13 +220,25 @@ def _stratify(loaded: rules.LoadedRuleSet, section: str, made: list, writes: lis
 
 
 def _chunks(phase_rules: list[CompiledRule]) -> tuple[Chunk, ...]:
+    """Group a phase's alternatives into rulesets of at most CHUNK_PATTERNS patterns reading at most
+    CHUNK_ATTRIBUTES attributes: each chunk is asserted only the attributes it reads, because
+    durable_rules rejects a fact of more than about 250 properties (error 302)."""
     patterns = [(f"r{rule.index}a{number}", rule.index, alternative)
                 for rule in phase_rules for number, alternative in enumerate(rule.alternatives)]
+    groups: list[list] = []
+    reads: list[set] = []
+    for pattern in patterns:
+        needed = set(conditions.attributes(pattern[2]))
+        if not groups or len(groups[-1]) >= CHUNK_PATTERNS or len(reads[-1] | needed) > CHUNK_ATTRIBUTES:
+            groups.append([])
+            reads.append(set())
+        groups[-1].append(pattern)
+        reads[-1] |= needed
     chunks = []
-    for start in range(0, len(patterns), CHUNK_PATTERNS):
-        part = patterns[start:start + CHUNK_PATTERNS]
+    for part, read in zip(groups, reads):
         definition = {name: {"all": [{"m": conditions.to_durable(alternative)}]} for name, _, alternative in part}
         definition[CATCH_ALL] = {"all": [{"m": {"$and": [{"kind": facts.FACT_KIND}]}}]}
         digest = hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode()).hexdigest()[:24]
-        chunks.append(Chunk(f"qi-{digest}", definition, {name: index for name, index, _ in part}))
+        chunks.append(Chunk(f"qi-{digest}", definition, {name: index for name, index, _ in part},
+                            tuple(sorted(read))))
     return tuple(chunks)

@@ -164,9 +164,12 @@ def lower_sample(condition, schema: facts.Schema, bindings: dict, min_group_size
     group = getattr(body, "provider", None) or bindings.get("provider") or facts.ALL
 
     def bounded(attribute: str, threshold) -> Node:
+        parts = []
         if threshold.at_least is not None:
-            return Compare(attribute, ">=", float(threshold.at_least))
-        return Compare(attribute, "<", float(threshold.below))
+            parts.append(Compare(attribute, ">=", float(threshold.at_least)))
+        if threshold.below is not None:
+            parts.append(Compare(attribute, "<", float(threshold.below)))
+        return _all(parts)
 
     if kind == "share_with":
         factor = ("barrier", body.barrier) if body.barrier else ("enabler", body.enabler)

@@ -98,12 +98,20 @@ def assert_into(chunk: Chunk, fact: dict) -> set[int]:
     name = register(chunk)
     session = str(next(_sessions))
     _recorder.fired, _recorder.errors = set(), []
+    projected = {attribute: fact[attribute] for attribute in chunk.reads}
+    failure: EngineError | None = None
     try:
-        host.assert_fact(name, {**fact, "sid": session, "id": "case"})
-    except durable.engine.MessageNotHandledException as error:  # pragma: no cover - the catch-all handles all
-        raise EngineError(f"no rule handled the fact in {name}") from error
+        try:
+            host.assert_fact(name, {**projected, "kind": facts.FACT_KIND, "sid": session, "id": "case"})
+        except Exception as error:
+            failure = EngineError(f"durable_rules failed in {name}: {error}")
     finally:
-        host.delete_state(name, session)
+        try:
+            host.delete_state(name, session)
+        except Exception as error:  # after a failed assert there may be nothing to delete
+            failure = failure or EngineError(f"durable_rules could not delete a session in {name}: {error}")
+    if failure is not None:
+        raise failure
     if _recorder.errors:
         raise EngineError(f"a rule action failed in {name}: {_recorder.errors[0]!r}") from _recorder.errors[0]
     return set(_recorder.fired)

@@ -300,11 +300,15 @@ class Threshold(Strict):
     below: float | None = Field(default=None, description="Holds when the figure is below this.")
 
     @model_validator(mode="after")
-    def _one_bound(self) -> Threshold:
-        if (self.at_least is None) == (self.below is None):
+    def _bounded(self) -> Threshold:
+        if self.at_least is None and self.below is None:
             raise ValidationError.from_exception_data("Threshold", [_problem(
-                ("at_least",), None, "invalid_threshold", "give exactly one of at_least and below",
-                "e.g. at_least: 80, or below: 50")])
+                ("at_least",), None, "invalid_threshold", "give at_least, below, or both (a range)",
+                "e.g. at_least: 65, below: 80")])
+        if self.at_least is not None and self.below is not None and self.at_least >= self.below:
+            raise ValidationError.from_exception_data("Threshold", [_problem(
+                ("below",), self.below, "invalid_threshold", f"no figure is at least {self.at_least} and below "
+                f"{self.below}", "make below larger than at_least")])
         return self
 
 
@@ -418,7 +422,8 @@ class RecommendationBody(Strict):
     text: str = Field(min_length=1, description="The recommendation; may use {criterion}, {criterion_title}, "
                                                 "{standard}, {standard_title}, {provider}.")
     to: Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1)] = Field(
-        description="Who it is addressed to: providers, or bodies in sample.recipients.")
+        description="Who it is addressed to: providers, bodies in sample.recipients, or \"{provider}\" for the "
+                    "provider of a rule with for_each: provider.")
 
 
 class RatingBody(Target):
@@ -682,6 +687,8 @@ def _sample_problems(ruleset: RuleSet, rule: SampleRule, here: tuple,
         elif isinstance(conclusion, RecommendationConclusion):
             texts.append((loc + ("recommendation", "text"), conclusion.recommendation.text))
             for i, to in enumerate(conclusion.recommendation.to):
+                if to == "{provider}" and "provider" in bound:
+                    continue  # the instance's provider
                 if to not in recipients:
                     problems.append(_problem(loc + ("recommendation", "to", i), to, "unknown_recipient",
                                              f"{to!r} is not a provider or a declared recipient",
