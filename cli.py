@@ -7,6 +7,7 @@ progress and diagnostics go to stderr. Exit codes: 0 ok, 1 invalid input or a fa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from importlib import metadata
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from engine import diagnostics, logs, models, pipeline, rules, views
+from engine import diagnostics, logs, models, pipeline, report, rules, run, store, views
 from engine import framework as frameworks
 from engine import sample as samples
 from engine.diagnostics import Diagnostic, InputError
@@ -179,19 +180,53 @@ def evaluate(case_file: Path, rules_file: Path | None, output_format: str) -> No
         click.echo(views.result_text(result), nl=False)
 
 
+db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+                         help="Audit store (default: $QI_DB, else ~/.local/share/qi/qi.db).")
+
+
+def _open_store(db_path: Path | None) -> store.Store:
+    try:
+        return store.Store(db_path or store.default_path())
+    except InputError as error:
+        _report(error.diagnostics, "text", 0)
+        sys.exit(1)
+
+
 @cli.command()
-@click.argument("case_file", metavar="CASE.yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("case_file", metavar="[CASE.yaml]", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--criterion", required=True, help="Criterion to explain, e.g. 3.1.")
 @click.option("--why-not", "why_not", type=click.Choice(SEVERITY),
               help="Explain why the criterion was not judged this value.")
+@click.option("--run", "run_ref", help="Explain from a stored run (its id or number), without re-evaluating.")
+@click.option("--case", "case_ref", help="With --run: the case reference, e.g. NW-014.")
 @rules_option
+@db_option
 @format_option
-def explain(case_file: Path, criterion: str, why_not: str | None, rules_file: Path | None,
-            output_format: str) -> None:
+def explain(case_file: Path | None, criterion: str, why_not: str | None, run_ref: str | None, case_ref: str | None,
+            rules_file: Path | None, db_path: Path | None, output_format: str) -> None:
     """Show the derivation of one case's finding on a criterion, down to the inspector's notes.
 
+    Either from a case file (evaluated now), or from a stored run: --run RUN_ID --case REF.
     With --why-not VALUE: every rule that could have concluded VALUE, and the conditions that failed.
     """
+    if run_ref is not None:
+        if case_file is not None or case_ref is None or why_not is not None:
+            raise click.UsageError("with --run give --case REF and --criterion, but no case file or --why-not")
+        with _open_store(db_path) as audit:
+            try:
+                result = audit.case_result(audit.find(run_ref), case_ref)
+            except InputError as error:
+                _report(error.diagnostics, "text", 0)
+                sys.exit(1)
+        if criterion not in result["findings"]:
+            raise click.BadParameter(f"{criterion!r} is not a criterion of the stored case ("
+                                     f"{diagnostics.did_you_mean(criterion, list(result['findings']), 'criteria')})",
+                                     param_hint="--criterion")
+        node = result["findings"][criterion]["trace"]
+        _emit_json(node) if output_format == "json" else click.echo(views.tree_text(node), nl=False)
+        return
+    if case_file is None:
+        raise click.UsageError("give a case file, or --run RUN_ID --case REF")
     compiled, case = _case_and_rules(case_file, rules_file)
     evaluation, judgement = pipeline.evaluate_case(compiled, case)
     if criterion not in judgement.findings:
@@ -205,6 +240,102 @@ def explain(case_file: Path, criterion: str, why_not: str | None, rules_file: Pa
         _emit_json(node)
     else:
         click.echo(views.tree_text(node), nl=False)
+
+
+@cli.command("run")
+@click.argument("sample_dir", metavar="SAMPLE_DIR", type=click.Path(file_okay=False, path_type=Path))
+@rules_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the reports (default: qi-reports/SAMPLE_ID).")
+@db_option
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes evaluating cases; results are identical whatever the number.")
+def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None, db_path: Path | None,
+                jobs: int) -> None:
+    """Run the whole sample: validate, judge every case and provider, aggregate, apply the sample
+    rules, write report.json, report.md, report.html and trace.jsonl, and record the run.
+
+    Invalid input gives diagnostics and no run at all.
+    """
+    try:
+        prepared = run.prepare(sample_dir, rules_file)
+    except InputError as error:
+        _report(error.diagnostics, "text", len(samples.files(sample_dir)) if sample_dir.is_dir() else 1)
+        sys.exit(1)
+    for warning in prepared.sample.warnings:
+        click.echo(warning.render(), err=True)
+    out = out_dir or Path("qi-reports") / prepared.sample.manifest.model.id
+    if out.exists() and not out.is_dir():
+        raise click.BadParameter(f"{out} exists and is not a folder", param_hint="--out")
+    with _open_store(db_path) as audit:
+        with views.progress(len(prepared.sample.cases), "judging cases") as advance:
+            try:
+                result = run.run(prepared, jobs, advance)
+            except EngineError as error:
+                raise click.ClickException(f"the rules engine failed: {error}") from None
+        try:
+            summary = audit.record(result, before_commit=lambda: report.write(result, out))
+        except OSError as error:
+            raise click.ClickException(f"could not write the reports to {out}: {error.strerror or error}; "
+                                       "no run was recorded") from None
+    log.info("run recorded", run=summary.run_id, seq=summary.seq, cases=summary.cases)
+    click.echo(f"run {summary.run_id} (#{summary.seq}): {summary.cases} cases, sample {summary.sample_id}, "
+               f"rule set {summary.ruleset}")
+    for name in report.FILES:
+        click.echo(f"  {out / name}")
+
+
+@cli.group()
+def runs() -> None:
+    """Read the audit store: list, show and verify recorded runs."""
+
+
+@runs.command("list")
+@db_option
+@format_option
+def runs_list(db_path: Path | None, output_format: str) -> None:
+    """List recorded runs, oldest first."""
+    with _open_store(db_path) as audit:
+        rows = audit.runs()
+    if output_format == "json":
+        _emit_json([dataclasses.asdict(r) for r in rows])
+        return
+    for row in rows:
+        click.echo(f"{row.seq:>4}  {row.run_id}  {row.created_at}  {row.sample_id}  {row.ruleset}  "
+                   f"{row.cases} cases  {row.hash[:12]}")
+
+
+@runs.command("show")
+@click.argument("run_ref", metavar="RUN_ID")
+@db_option
+@format_option
+def runs_show(run_ref: str, db_path: Path | None, output_format: str) -> None:
+    """Show a recorded run: its inputs, rule set and findings (its id, a prefix of it, or its number)."""
+    with _open_store(db_path) as audit:
+        try:
+            stored = audit.report(audit.find(run_ref))
+        except InputError as error:
+            _report(error.diagnostics, "text", 0)
+            sys.exit(1)
+    if output_format == "json":
+        _emit_json(stored)
+    else:
+        click.echo(views.run_text(stored), nl=False)
+
+
+@runs.command("verify")
+@db_option
+def runs_verify(db_path: Path | None) -> None:
+    """Recompute every run's hash and the chain between runs; exit 1 naming the first mismatch."""
+    with _open_store(db_path) as audit:
+        problems = audit.verify()
+        count = len(audit.runs())
+    if problems:
+        for problem in problems:
+            click.echo(f"{audit.path}: {problem}", err=True)
+        click.echo(f"verify failed: first mismatch at {problems[0].split(':')[0]}", err=True)
+        sys.exit(1)
+    click.echo(f"{count} run{'s' * (count != 1)} verified: every hash and the chain between them match")
 
 
 @cli.command()

@@ -825,3 +825,43 @@ def describe(condition: Strict) -> str:
     if kind == "diversity":
         return f"{body.field} is {_either(body.in_)}"
     return f"the fact {body} holds"
+
+
+def _target_words(body, bindings: dict) -> str:
+    criterion = getattr(body, "criterion", None) or (None if getattr(body, "standard", None) else bindings.get("criterion"))
+    standard = getattr(body, "standard", None) or (None if criterion else bindings.get("standard"))
+    provider = getattr(body, "provider", None) or bindings.get("provider")
+    what = f"criterion {criterion}" if criterion else f"standard {standard}"
+    return what + (f" for {provider}" if provider else "")
+
+
+def describe_sample(condition: Strict, bindings: dict) -> str:
+    """A sample-level condition in plain English, with the instance's bindings filled in."""
+    kind = next(name for name, cls in _SAMPLE_CONDITIONS.items() if type(condition) is cls)
+    body = getattr(condition, "not_" if kind == "not" else kind)
+    if kind in ("all", "any", "not"):
+        return {"all": "all of these hold", "any": "at least one of these holds", "not": "this does not hold"}[kind]
+    if kind == "fact":
+        return f"the fact {body} holds"
+
+    def bound(threshold) -> str:
+        if threshold.at_least is not None and threshold.below is not None:
+            return f"at least {threshold.at_least:g}% and below {threshold.below:g}%"
+        return f"at least {threshold.at_least:g}%" if threshold.at_least is not None else f"below {threshold.below:g}%"
+
+    if kind == "percent_sufficient":
+        return f"% sufficient on {_target_words(body, bindings)} is {bound(body)}"
+    if kind == "share_with":
+        factor = f"barrier {body.barrier}" if body.barrier else f"enabler {body.enabler}"
+        provider = body.provider or bindings.get("provider")
+        return f"the share of {provider + ' ' if provider else ''}cases with the {factor} is {bound(body)}"
+    if kind == "gap":
+        return f"groups by {body.between} differ by at least {body.at_least:g} points on {_target_words(body, bindings)}"
+    if kind == "provider_below":
+        return (f"{body.provider} is at least {body.by_at_least:g} points below {body.other} on "
+                f"{_target_words(body, {k: v for k, v in bindings.items() if k != 'provider'})}")
+    if kind == "rated":
+        return f"{_target_words(body, bindings)} is rated {_either(body.band)}"
+    standard = body.standard or bindings.get("standard")
+    provider = body.provider or bindings.get("provider")
+    return f"a criterion of standard {standard}{' for ' + provider if provider else ''} is rated {_either(body.band)}"

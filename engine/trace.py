@@ -33,7 +33,8 @@ class Tracer:
 
     @property
     def reference(self) -> str:
-        return self.case.model.case
+        model = self.case.model
+        return getattr(model, "case", None) or f"organisation:{model.organisation}"
 
     def ruleset_ref(self) -> dict:
         ruleset = self.compiled.ruleset
@@ -87,6 +88,8 @@ class Tracer:
 
     def _seen(self, kind: str, body) -> dict:
         case = self.case.model
+        if kind == "provider":
+            return {"provider": getattr(case, "provider", None) or getattr(case, "organisation", None)}
         if kind in ("answer", "any_answer", "all_answers", "at_least", "not_assessed"):
             return {item: self.evaluation.fact[facts.answer_attribute(item)] for item in _items_of(kind, body)}
         if kind == "risk_at_least":
@@ -191,3 +194,96 @@ def case_result(compiled: CompiledRuleSet, case: Loaded, evaluation: Evaluation,
         "rules_fired": [rule_id(i) for i in evaluation.fired],
         "not_assessed": [c for c, f in judgement.findings.items() if f.value == NOT_ASSESSED],
     }
+
+
+# --- the whole sample -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SampleTracer:
+    """Traces sample-level conclusions down to the aggregates they read and the cases counted."""
+
+    compiled: CompiledRuleSet
+    evaluation: Evaluation
+    aggregates: dict
+    _rule_nodes: dict[int, dict] = dataclasses.field(default_factory=dict)
+
+    def rule(self, index: int) -> dict:
+        if index not in self._rule_nodes:
+            instance = self.compiled.rules[index]
+            ruleset = self.compiled.ruleset
+            self._rule_nodes[index] = {
+                "key": f"rule:{instance.label}<sample>", "rule": instance.rule.id, "instance": instance.bindings,
+                "title": instance.rule.title, "rationale": instance.rule.rationale,
+                "at": f"{self.compiled.loaded.document.path}:{instance.line}",
+                "ruleset": {"id": ruleset.id, "version": ruleset.version, "sha256": self.compiled.loaded.sha256,
+                            "file": self.compiled.loaded.document.path},
+                "priority": instance.rule.priority, "fired": index in self.evaluation.fired,
+                "condition": self.condition(instance, instance.rule.when, instance.loc + ("when",)),
+            }
+        return self._rule_nodes[index]
+
+    def condition(self, instance, condition, loc: tuple) -> dict:
+        framework = self.compiled.loaded.framework
+        standards = {s.id: [c.id for c in s.criteria] for s in framework.standards if s.scope == "case"}
+        lowered = conditions.lower_sample(condition, self.compiled.schema, instance.bindings,
+                                          self.compiled.ruleset.sample.min_group_size, standards)
+        # ratings read ("rated", "criterion_rated") are in "seen"; other figures also under "aggregates"
+        kind = next(n for n, cls in rules._SAMPLE_CONDITIONS.items() if type(condition) is cls)
+        line = self.compiled.loaded.document.where(loc)[0]
+        node: dict = {"condition": kind, "text": rules.describe_sample(condition, instance.bindings),
+                      "holds": conditions.holds(lowered, self.evaluation.fact),
+                      "at": f"{self.compiled.loaded.document.path}:{line}"}
+        body = getattr(condition, "not_" if kind == "not" else kind)
+        if kind in ("all", "any"):
+            node["children"] = [self.condition(instance, c, loc + (kind, i)) for i, c in enumerate(body)]
+        elif kind == "not":
+            node["children"] = [self.condition(instance, body, loc + ("not",))]
+        else:
+            node["seen"] = {a: self.evaluation.fact[a] for a in conditions.attributes(lowered)}
+            node["aggregates"] = self._aggregates(kind, body, instance.bindings)
+        return node
+
+    def _aggregates(self, kind: str, body, bindings: dict) -> list[dict]:
+        """The aggregate figures a condition read, each with the cases behind it."""
+        group = getattr(body, "provider", None) or bindings.get("provider")
+        group_key = f"provider:{group}" if group else "all"
+
+        def target_of(b) -> dict:
+            criterion = getattr(b, "criterion", None)
+            standard = getattr(b, "standard", None)
+            if criterion is None and standard is None:
+                criterion, standard = bindings.get("criterion"), bindings.get("standard")
+            return self.aggregates["targets"][criterion if criterion else f"standard {standard}"]
+
+        def figures(target: dict, key: str) -> dict:
+            found = target["groups"].get(key)
+            return {"target": target["id"], "kind": target["kind"], "group": key,
+                    **({k: found[k] for k in ("counts", "applicable", "percent", "small", "cases")} if found else
+                       {"applicable": 0, "percent": None})}
+
+        if kind == "percent_sufficient":
+            return [figures(target_of(body), group_key)]
+        if kind == "share_with":
+            factor = f"barrier:{body.barrier}" if body.barrier else f"enabler:{body.enabler}"
+            share = self.aggregates["factors"][factor]["groups"].get(group_key, {})
+            return [{"factor": factor, "group": group_key, **share}]
+        if kind == "gap":
+            target = target_of(body)
+            gap = target["gaps"][body.between]
+            return [{"target": target["id"], "between": body.between, **{k: v for k, v in gap.items()
+                                                                          if k != "exact_points"}}] + \
+                [figures(target, key) for key in gap["compared"]]
+        if kind == "provider_below":
+            target = target_of(body)
+            return [figures(target, f"provider:{body.provider}"), figures(target, f"provider:{body.other}")]
+        return []
+
+    def rating(self, rating) -> dict:
+        return {"key": f"rating:{rating.target}/{rating.group}<sample>", "target": rating.target,
+                "group": rating.group, "band": rating.band, "because": [self.rule(i) for i in rating.rules],
+                "overridden": [{"rule": self.compiled.rules[i].label} for i in rating.overridden]}
+
+    def conclusion(self, conclusion) -> dict:
+        return {"key": f"{conclusion.kind}:{conclusion.id}<sample>", "id": conclusion.id, "text": conclusion.text,
+                "because": [self.rule(i) for i in conclusion.rules]}

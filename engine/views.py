@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
 
 MARK = {True: "[holds]", False: "[fails]"}
@@ -91,3 +92,37 @@ def _show(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def run_text(report: dict) -> str:
+    """A stored run in brief: what it ran on, and the findings per criterion per provider."""
+    lines = [f"run {report['run']['id']} at {report['run']['timestamp']} (qi {report['qi']['version']})",
+             f"sample {report['sample']['id']}: {report['sample']['title']} — {report['sample']['cases']} cases",
+             f"framework {report['framework']['id']} {report['framework']['version']} "
+             f"sha256:{report['framework']['sha256']}",
+             f"rule set {report['ruleset']['id']} {report['ruleset']['version']} sha256:{report['ruleset']['sha256']}",
+             "inputs:"]
+    lines += [f"  {entry['sha256']}  {entry['path']}" for entry in report["inputs"]]
+    lines.append("findings (% sufficient of applicable cases):")
+    for target in report["aggregates"]["targets"].values():
+        figures = [f"{key}: {group['percent']}%" for key, group in target["groups"].items()
+                   if (key == "all" or key.startswith("provider:")) and group["percent"] is not None]
+        lines.append(f"  {target['id']:<11} " + "; ".join(figures))
+    lines.append("recommendations:")
+    lines += [f"  - {r['text']} (to {', '.join(r['to'])})" for r in report["sample_judgement"]["recommendations"]]
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def progress(total: int, label: str):
+    """A progress bar on stderr while work runs, silent when stderr is not a terminal; yields a
+    function to call with the number of items done."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=console, transient=True, disable=not console.is_terminal)
+    with bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.advance(task, done)

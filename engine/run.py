@@ -1,0 +1,194 @@
+"""The whole-sample run: validate everything, evaluate every case (in parallel if asked) and each
+provider's organisation evidence, aggregate, apply the sample rules, and assemble the report.
+
+Nothing is evaluated until every input has validated and every rule set section has compiled:
+invalid input gives diagnostics and no partial run. Results do not depend on ``jobs``: cases are
+evaluated independently and collected in case-reference order.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import datetime
+import hashlib
+import json
+import multiprocessing
+import os
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+from engine import aggregate, judge, pipeline, rules, sample, trace
+from engine import compile as compiler
+from engine import evaluate as evaluator
+from engine import facts as fact_builder
+from engine.diagnostics import Diagnostic, InputError
+
+
+def tool_version() -> str:
+    try:
+        return metadata.version("qi-engine")
+    except metadata.PackageNotFoundError:
+        return "0+source"
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A validated sample and the compiled sections of its rule set: ready to run."""
+
+    sample: sample.Sample
+    rules_path: Path
+    cases: compiler.CompiledRuleSet
+    organisation: compiler.CompiledRuleSet
+    whole: compiler.CompiledRuleSet
+
+
+def prepare(sample_dir: str | os.PathLike[str], rules_file: str | os.PathLike[str] | None = None) -> Prepared:
+    """Validate the sample and compile its rule set. Raises InputError listing every problem."""
+    loaded_sample = sample.load(sample_dir)
+    named = loaded_sample.manifest.model.rules
+    rules_path = Path(rules_file) if rules_file else pipeline.rules_path(named)
+    cases = pipeline.compiled_rules(rules_path)
+    framework = cases.loaded.framework
+    if (framework.id, framework.version) != (loaded_sample.framework.id, loaded_sample.framework.version):
+        raise InputError([Diagnostic(cases.loaded.document.path, 1, 1, "framework_mismatch",
+                                     f"the rule set is for framework {framework.id} {framework.version}, the "
+                                     f"sample for {loaded_sample.framework.id} {loaded_sample.framework.version}",
+                                     "choose a rule set for the sample's framework with --rules")])
+    return Prepared(loaded_sample, rules_path, cases, compiler.compile_organisation(cases.loaded),
+                    compiler.compile_sample(cases.loaded))
+
+
+# --- evaluating cases, in this process or in workers ------------------------------------------------
+
+_worker_rules: compiler.CompiledRuleSet | None = None
+
+
+def _start_worker(rules_path: str) -> None:
+    global _worker_rules
+    _worker_rules = pipeline.compiled_rules(rules_path)
+
+
+def _evaluate_in_worker(case: sample.Loaded) -> dict:
+    assert _worker_rules is not None
+    return pipeline.case_result(_worker_rules, case)
+
+
+def evaluate_cases(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None = None) -> list[dict]:
+    """Every case's result (with traces), in case-reference order, whatever ``jobs`` is."""
+    cases = sorted(prepared.sample.cases, key=lambda c: c.model.case)
+    results: list[dict] = []
+    if jobs <= 1 or len(cases) < 2:
+        for case in cases:
+            results.append(pipeline.case_result(prepared.cases, case))
+            if advance:
+                advance(1)
+        return results
+    context = multiprocessing.get_context("fork")  # one durable_rules host per worker, made after the fork
+    chunk = max(1, min(64, len(cases) // (jobs * 8)))
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                                                initargs=(str(prepared.rules_path),)) as pool:
+        for result in pool.map(_evaluate_in_worker, cases, chunksize=chunk):
+            results.append(result)
+            if advance:
+                advance(1)
+    return results
+
+
+def evaluate_organisations(prepared: Prepared) -> list[dict]:
+    """Each provider's organisation evidence judged on the organisation-scoped standards."""
+    compiled = prepared.organisation
+    framework = compiled.loaded.framework
+    results = []
+    for loaded in sorted(prepared.sample.organisations, key=lambda o: o.model.organisation):
+        evaluation = evaluator.evaluate(compiled, fact_builder.organisation_attributes(loaded.model, framework))
+        judgement = judge.judge(compiled, evaluation)
+        tracer = trace.Tracer(compiled, evaluation, loaded)
+        label = lambda i: compiled.rules[i].label  # noqa: E731
+        results.append({
+            "organisation": loaded.model.organisation, "file": loaded.document.path, "sha256": loaded.document.sha256,
+            "findings": {c: {"value": f.value, "rules": [label(i) for i in f.rules], "trace": tracer.finding(f)}
+                         for c, f in judgement.findings.items()},
+            "enablers": [{"id": e.id, "text": e.text, "criterion": e.criterion, "rules": [label(i) for i in e.rules],
+                          "trace": tracer.factor(e)} for e in judgement.enablers],
+            "barriers": [{"id": b.id, "text": b.text, "criterion": b.criterion, "rules": [label(i) for i in b.rules],
+                          "trace": tracer.factor(b)} for b in judgement.barriers],
+        })
+    return results
+
+
+def judge_sample(prepared: Prepared, aggregates: dict) -> dict:
+    """Apply the sample rules to the aggregates: ratings, recommendations, enablers, barriers."""
+    compiled = prepared.whole
+    evaluation = evaluator.evaluate(compiled, aggregate.sample_attributes(aggregates, compiled.loaded))
+    judgement = judge.judge_sample(compiled, evaluation)
+    tracer = trace.SampleTracer(compiled, evaluation, aggregates)
+    label = lambda i: compiled.rules[i].label  # noqa: E731
+
+    def conclusion(c: judge.SampleConclusion) -> dict:
+        entry = {"id": c.id, "text": c.text, **c.about, "rules": [label(i) for i in c.rules],
+                 "trace": tracer.conclusion(c)}
+        if c.kind == "recommendation":
+            entry["to"] = list(c.to)
+        return entry
+
+    return {
+        "ratings": [{"target": r.target, "group": r.group, "band": r.band, "rules": [label(i) for i in r.rules],
+                     "trace": tracer.rating(r)} for r in judgement.ratings],
+        "recommendations": [conclusion(c) for c in judgement.recommendations],
+        "enablers": [conclusion(c) for c in judgement.enablers],
+        "barriers": [conclusion(c) for c in judgement.barriers],
+        "rules_fired": [label(i) for i in evaluation.fired],
+    }
+
+
+def _inputs(prepared: Prepared) -> list[dict]:
+    documents = [prepared.sample.manifest.document] + [c.document for c in prepared.sample.cases] + \
+        [o.document for o in prepared.sample.organisations]
+    entries = [{"path": d.path, "sha256": d.sha256, "role": role}
+               for d, role in zip(documents, ["manifest"] + ["case"] * len(prepared.sample.cases)
+                                  + ["organisation"] * len(prepared.sample.organisations))]
+    return sorted(entries, key=lambda e: e["path"])
+
+
+def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None = None,
+        now: datetime.datetime | None = None) -> dict:
+    """The whole run; returns the report (the JSON contract in docs/report.md)."""
+    framework = prepared.cases.loaded.framework
+    ruleset = prepared.cases.ruleset
+    case_results = evaluate_cases(prepared, jobs, advance)
+    by_reference = {c.model.case: c.model for c in prepared.sample.cases}
+    records = [aggregate.record(by_reference[r["case"]], r, framework) for r in case_results]
+    aggregates = aggregate.build(records, prepared.cases.loaded)
+    manifest = prepared.sample.manifest.model
+    framework_document_sha = hashlib.sha256(prepared.sample.framework_path.read_bytes()).hexdigest()
+    warnings = [d.as_dict() for r, c in zip(case_results, sorted(prepared.sample.cases, key=lambda c: c.model.case))
+                for d in pipeline.not_assessed_warnings(r, c)] + [w.as_dict() for w in prepared.sample.warnings]
+    report = {
+        "qi": {"version": tool_version()},
+        "sample": {"id": manifest.id, "title": manifest.title, "area": manifest.area,
+                   "period": {"start": manifest.period.start.isoformat(), "end": manifest.period.end.isoformat()},
+                   "cases": len(case_results), "providers": framework.vocabulary.ids("providers")},
+        "framework": {"id": framework.id, "version": framework.version, "title": framework.title,
+                      "working_model": framework.introduction.working_model,
+                      "sha256": framework_document_sha, "file": str(prepared.sample.framework_path.name)},
+        "ruleset": {"id": ruleset.id, "version": ruleset.version, "title": ruleset.title,
+                    "sha256": prepared.cases.loaded.sha256, "file": prepared.cases.loaded.document.path},
+        "inputs": _inputs(prepared),
+        "standards": [{"id": s.id, "title": s.title, "scope": s.scope, "dimension": s.dimension,
+                       "criteria": [{"id": c.id, "title": c.title} for c in s.criteria]} for s in framework.standards],
+        "aggregates": aggregates,
+        "sample_judgement": judge_sample(prepared, aggregates),
+        "organisations": evaluate_organisations(prepared),
+        "cases": case_results,
+        "warnings": sorted(warnings, key=lambda d: (d["path"], d["line"], d["code"])),
+    }
+    digest = hashlib.sha256(canonical(report)).hexdigest()
+    moment = (now or datetime.datetime.now(datetime.timezone.utc)).replace(microsecond=0)
+    return {"run": {"id": digest[:16], "content_sha256": digest, "timestamp": moment.isoformat()}, **report}
+
+
+def canonical(data) -> bytes:
+    """The bytes hashed for run ids and the audit chain: sorted keys, no whitespace, UTF-8."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
