@@ -24,7 +24,7 @@ FILES = ("report.json", "report.md", "report.html", "trace.jsonl")
 
 _environment = jinja2.Environment(
     loader=jinja2.PackageLoader("engine", "templates"),
-    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    autoescape=lambda name: name is not None and name.endswith(".html.j2"),  # every HTML view is escaped
     trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
 )
 

@@ -259,3 +259,15 @@ def test_sample_judgement_in_the_report(tmp_path):
     assert counted["references"] == ["NW-001", "NW-006", "NW-014"]
     assert [o["organisation"] for o in report["organisations"]] == ["CRC", "NPS"]
     assert report["organisations"][0]["findings"]["6.2"]["value"] == "insufficient"
+
+
+def test_case_text_is_escaped_in_html_and_kept_verbatim_in_markdown_and_json(sample_copy, tmp_path, qi, db):
+    hostile = '<script>alert(1)</script><b onmouseover="x()">bold</b>'
+    case = sample_copy / "cases" / "NW-014.yaml"
+    case.write_text(case.read_text().replace('"One further shop theft in month 3; nothing since."', repr(hostile)))
+    out = tmp_path / "out"
+    assert qi("run", sample_copy, "--out", out, "--db", db).exit_code == 0
+    html = (out / "report.html").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
+    assert "<b onmouseover" not in html
+    assert hostile in (out / "report.json").read_text().replace("\\\"", "\"")
