@@ -35,7 +35,8 @@ class Strict(BaseModel):
 
 def _error(code: str, message: str, hint: str = "") -> PydanticCustomError:
     """A validation error whose ``type`` is a qi diagnostic code."""
-    return PydanticCustomError(code, message.replace("{", "{{").replace("}", "}}"), {"hint": hint})
+    # pydantic fills in only the context's keys ({hint}); other braces in the message stay as written
+    return PydanticCustomError(code, message, {"hint": hint})
 
 
 def check_reference(value: str) -> str:

@@ -685,7 +685,7 @@ def _sample_problems(ruleset: RuleSet, rule: SampleRule, here: tuple,
             target(loc + ("rating",), conclusion.rating)
             band(loc + ("rating", "band"), conclusion.rating.band)
         elif isinstance(conclusion, RecommendationConclusion):
-            texts.append((loc + ("recommendation", "text"), conclusion.recommendation.text))
+            texts.append((loc + ("recommendation", "text"), conclusion.recommendation.text, set()))
             for i, to in enumerate(conclusion.recommendation.to):
                 if to == "{provider}" and "provider" in bound:
                     continue  # the instance's provider
@@ -697,8 +697,13 @@ def _sample_problems(ruleset: RuleSet, rule: SampleRule, here: tuple,
             kind = "enabler" if isinstance(conclusion, SampleEnablerConclusion) else "barrier"
             body = getattr(conclusion, kind)
             target(loc + (kind,), body, needs_target=False)
-            texts.append((loc + (kind, "text"), body.text))
-        for text_loc, text in texts:
+            texts.append((loc + (kind, "text"), body.text,
+                          {name for name in BINDABLE if getattr(body, name, None) is not None}))
+        for text_loc, text, given in texts:
+            available = bound | given
+            fillable = {"provider"} & available | ({"criterion", "criterion_title"} if "criterion" in available else
+                                                    set()) | ({"standard", "standard_title"} if "standard" in available
+                                                              else set())
             try:
                 names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
             except ValueError as error:
@@ -710,6 +715,10 @@ def _sample_problems(ruleset: RuleSet, rule: SampleRule, here: tuple,
                     problems.append(_problem(text_loc, name, "unknown_placeholder",
                                              f"{{{name}}} is not a placeholder", did_you_mean(name, PLACEHOLDERS,
                                                                                               "placeholders")))
+                elif name not in fillable:
+                    problems.append(_problem(text_loc, name, "unbound_placeholder",
+                                             f"{{{name}}} has no value in this rule",
+                                             "add the matching for_each to the rule, or name it in the conclusion"))
     return problems
 
 

@@ -1,0 +1,130 @@
+"""Sample-level rules: each condition form on the example sample, the rating policy, placeholders,
+and agreement between durable_rules and the Python evaluator on generated aggregates."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine import compile as compiler
+from engine import evaluate, run
+from tests.conftest import ROOT, SAMPLE
+
+DEFAULT = (ROOT / "rules" / "hmip-qi-adult-2.0.yaml").read_text(encoding="utf-8")
+CASE_RULES = DEFAULT.split("\nsample:\n")[0]  # the case and organisation rules, without the sample section
+
+
+@pytest.fixture
+def sample_run(tmp_path):
+    def build(sample_rules: str, settings_yaml: str = "sample:\n  bands: [good, poor]\n") -> dict:
+        path = tmp_path / "rules.yaml"
+        path.write_text(CASE_RULES + "\n" + settings_yaml + "sample_rules:\n" + sample_rules, encoding="utf-8")
+        return run.run(run.prepare(SAMPLE, path))["sample_judgement"]
+    return build
+
+
+def rule(rule_id: str, when: str, then: str, for_each: str = "") -> str:
+    extra = f"    for_each: {for_each}\n" if for_each else ""
+    return (f"  - id: {rule_id}\n    title: T\n    rationale: R\n{extra}    when: {when}\n"
+            f"    then: [{then}]\n")
+
+
+def enabler(label: str) -> str:
+    return f'{{enabler: {{id: {label}, text: "{label}"}}}}'
+
+
+@pytest.mark.parametrize("when, fires", [
+    # 3.1: 9 of 14 sufficient (64.3%); NPS 5 of 6 (83.3%); CRC 4 of 8 (50%)
+    ('{percent_sufficient: {criterion: "3.1", at_least: 64}}', True),
+    ('{percent_sufficient: {criterion: "3.1", at_least: 65}}', False),
+    ('{percent_sufficient: {criterion: "3.1", provider: CRC, below: 50.1}}', True),
+    ('{percent_sufficient: {criterion: "3.1", at_least: 60, below: 64}}', False),
+    ('{percent_sufficient: {standard: "3", at_least: 66, below: 67}}', True),  # 28 of 42 pooled
+    ('{provider_below: {criterion: "3.1", provider: CRC, other: NPS, by_at_least: 33}}', True),
+    ('{provider_below: {criterion: "3.1", provider: NPS, other: CRC, by_at_least: 1}}', False),
+    ('{share_with: {barrier: children-risk-unassessed, at_least: 21}}', True),  # 3 of 14
+    ('{share_with: {barrier: children-risk-unassessed, at_least: 22}}', False),
+    ('{gap: {criterion: "3.1", between: provider, at_least: 33}}', True),
+    ('{gap: {criterion: "3.1", between: gender, at_least: 0}}', False),  # 4 women: too few to compare
+    ('{not: {share_with: {barrier: children-risk-unassessed, at_least: 22}}}', True),
+    ('{any: [{gap: {criterion: "3.1", between: gender, at_least: 0}}, {percent_sufficient: {criterion: "3.1", at_least: 1}}]}', True),
+])
+def test_sample_condition_forms(sample_run, when, fires):
+    judgement = sample_run(rule("probe", when, enabler("probe")))
+    assert [e["id"] for e in judgement["enablers"]] == (["probe"] if fires else [])
+
+
+def test_for_each_bindings_and_placeholders(sample_run):
+    text = rule("per-provider", '{percent_sufficient: {below: 60}}',
+                '{recommendation: {id: r, text: "{provider} should improve {criterion_title}.", to: ["{provider}"]}}',
+                "[criterion, provider]")
+    judgement = sample_run(text)
+    assert ("CRC should improve Assessment establishes outcome priorities.", ["CRC"]) in [
+        (r["text"], r["to"]) for r in judgement["recommendations"]]
+    assert all(r["to"] == ["CRC"] for r in judgement["recommendations"])  # NPS is above 60% everywhere
+
+
+def test_ratings_take_the_worst_band_and_standards_read_criterion_ratings(sample_run):
+    text = (rule("good", "{percent_sufficient: {at_least: 60}}", "{rating: {band: good}}", "[criterion]")
+            + rule("poor", "{percent_sufficient: {below: 70}}", "{rating: {band: poor}}", "[criterion]")
+            + rule("std-poor", "{criterion_rated: {band: [poor]}}", "{rating: {band: poor}}", "[standard]")
+            + rule("std-good", "{criterion_rated: {band: [good]}}", "{rating: {band: good}}", "[standard]")
+            + rule("read", '{rated: {standard: "3", band: [poor]}}', enabler("standard-3-poor")))
+    judgement = sample_run(text)
+    ratings = {(r["target"], r["group"]): (r["band"], r["rules"]) for r in judgement["ratings"]}
+    assert ratings[("3.1", "all")] == ("poor", ["poor[criterion=3.1]"])       # 64.3%: both fired, poor wins
+    assert ratings[("1.2", "all")] == ("good", ["good[criterion=1.2]"])       # 92.9%
+    assert ratings[("standard 3", "all")][0] == "poor"
+    assert [e["id"] for e in judgement["enablers"]] == ["standard-3-poor"]
+
+
+def test_sample_facts_chain(sample_run):
+    text = ("  - id: derive\n    title: T\n    rationale: R\n    when: {percent_sufficient: {criterion: \"3.1\", "
+            "below: 65}}\n    then: [{fact: weak_assessment}]\n"
+            + rule("use", "{fact: weak_assessment}", enabler("uses-fact")))
+    path_text = CASE_RULES.replace("facts:\n", "facts:\n  - {id: weak_assessment, description: Weak.}\n", 1)
+    assert path_text != CASE_RULES
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "rules.yaml"
+        path.write_text(path_text + "\nsample:\n  bands: [good]\nsample_rules:\n" + text, encoding="utf-8")
+        judgement = run.run(run.prepare(SAMPLE, path))["sample_judgement"]
+    assert [e["id"] for e in judgement["enablers"]] == ["uses-fact"]
+    assert judgement["rules_fired"] == ["derive", "use"]
+
+
+COMPILED = run.prepare(SAMPLE).whole
+
+
+def _value(attribute: str, draw):
+    domain = COMPILED.schema.domains.get(attribute)
+    if domain is not None:
+        return draw(st.sampled_from(domain))
+    return draw(st.sampled_from([-1.0, 0.0, 4.0, 5.0, 49.9, 50.0, 64.9, 65.0, 79.9, 80.0, 100.0]))
+
+
+@st.composite
+def sample_facts(draw) -> dict:
+    attributes = sorted({a for r in COMPILED.rules for alt in r.alternatives for a in _attributes(alt)})
+    return {a: _value(a, draw) for a in attributes if not a.startswith(("rating__", "fact_"))}
+
+
+def _attributes(node):
+    from engine import conditions
+    return conditions.attributes(node)
+
+
+@settings(max_examples=150, deadline=None)
+@given(sample_facts())
+def test_durable_and_python_agree_on_sample_rules(attributes):
+    assert evaluate.evaluate(COMPILED, attributes).fired == evaluate.evaluate_in_python(COMPILED, attributes).fired
+
+
+def test_every_sample_rule_instance_is_compiled():
+    instances = list(compiler.instances(COMPILED.loaded))
+    assert len(COMPILED.rules) == len(instances)
+    assert random.Random(1).choice(COMPILED.rules).label.count("[") <= 1
