@@ -45,6 +45,7 @@ def test_run_writes_four_owner_only_reports_and_records_the_run(qi, tmp_path, db
     report = json.loads((out / "report.json").read_text())
     assert runs[0]["run_id"] == report["run"]["id"]
     assert f"run {report['run']['id']} (#1)" in result.stdout
+    assert result.stderr == ""  # no progress bar when stderr is not a terminal, and no warnings
 
 
 def test_report_json_is_identical_apart_from_the_timestamp_and_jobs_do_not_matter(qi, tmp_path, db):
