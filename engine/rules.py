@@ -273,7 +273,8 @@ class Rule(Strict):
     id: Annotated[str, Field(pattern=RULE_ID_PATTERN)] = Field(description="Stable id, e.g. harm-to-children-not-identified.")
     title: str = Field(min_length=1, description="A short title, for reports.")
     rationale: str = Field(min_length=1, description="Why the conclusion follows, in plain English.")
-    cites: Annotated[list[ItemId], Field(min_length=1)] = Field(description="Framework items the rule rests on.")
+    cites: list[ItemId] = Field(default_factory=list,
+                                description="Framework items the rule rests on (none for rules over case context only).")
     priority: int = Field(default=0, description="Higher wins when rules conclude different findings on a criterion.")
     when: Condition = Field(description="The condition, a mapping with one key: all, any, not, answer, flag, ...")
     then: Annotated[list[Conclusion], Field(min_length=1)] = Field(description="What follows when the condition holds.")
