@@ -15,7 +15,8 @@ from pathlib import Path
 
 import click
 
-from engine import diagnostics, logs, models, pipeline, report, rules, run, store, views
+from engine import diagnostics, lint, logs, models, pipeline, report, rules, ruletest, run, store, views
+from engine.resources import data_dir
 from engine import framework as frameworks
 from engine import sample as samples
 from engine.diagnostics import Diagnostic, InputError
@@ -336,6 +337,48 @@ def runs_verify(db_path: Path | None) -> None:
         click.echo(f"verify failed: first mismatch at {problems[0].split(':')[0]}", err=True)
         sys.exit(1)
     click.echo(f"{count} run{'s' * (count != 1)} verified: every hash and the chain between them match")
+
+
+@cli.group("rules")
+def rules_group() -> None:
+    """Tools for methodology staff: lint rule sets, run rule tests with coverage, diff and document."""
+
+
+@rules_group.command("lint")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+@format_option
+def rules_lint(files: tuple[Path, ...], strict: bool, output_format: str) -> None:
+    """Check rule sets (default: the bundled ones): errors exit 1, warnings alone exit 0."""
+    paths = list(files) or sorted(data_dir("rules").glob("*.yaml"))
+    found = [d for path in paths for d in lint.lint(path)]
+    _report(found, output_format, len(paths))
+    if diagnostics.has_errors(found) or (strict and found):
+        sys.exit(1)
+
+
+@rules_group.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--coverage", "show_coverage", is_flag=True, help="Print rule, condition and item coverage.")
+@click.option("--fail-under", type=click.FloatRange(0, 100), help="Fail if rule coverage is below this %.")
+def rules_test(paths: tuple[Path, ...], show_coverage: bool, fail_under: float | None) -> None:
+    """Run rule tests (default: the bundled rules/tests): each a note, a small case or sample, and
+    the findings, enablers, barriers, ratings or recommendations expected."""
+    measured = ruletest.Coverage()
+    outcomes, problems = ruletest.run_all(list(paths) or [data_dir("rules") / "tests"], measured)
+    for diagnostic in diagnostics.sort(problems):
+        click.echo(diagnostic.render(), err=True)
+    failed = [o for o in outcomes if not o.passed]
+    for outcome in failed:
+        click.echo(outcome.render())
+    if show_coverage or fail_under is not None:
+        click.echo(measured.table(), nl=False)
+    click.echo(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
+    below = fail_under is not None and measured.rule_percent < fail_under
+    if below:
+        click.echo(f"rule coverage {measured.rule_percent:.1f}% is below {fail_under:g}%", err=True)
+    if failed or problems or below or not outcomes:
+        sys.exit(1)
 
 
 @cli.command()

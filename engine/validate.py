@@ -52,16 +52,21 @@ def kind_of(document: source.Document) -> str:
                                           "'organisation:', a sample manifest is named sample.yaml")])
 
 
-def to_model(document: source.Document, kind: str, framework: models.Framework | None = None):
-    """Validate ``document`` as ``kind``; returns the model. Raises InputError listing every problem."""
+def to_model(document: source.Document, kind: str, framework: models.Framework | None = None,
+             *, data: Any = None, at: tuple = ()):
+    """Validate ``document`` as ``kind``; returns the model. Raises InputError listing every problem.
+
+    With ``data`` and ``at``: validate ``data`` (built from the part of the document at ``at``, e.g.
+    a test's case with defaults filled in) and report problems at their place in the document."""
     model_class = models.KINDS[kind]
+    subject = document.data if data is None else data
     try:
-        model = model_class.model_validate(document.data, context={"framework": framework})
+        model = model_class.model_validate(subject, context={"framework": framework})
         found: list[Diagnostic] = []
     except ValidationError as error:
         model = None
-        found = [_diagnostic(document, model_class, e) for e in error.errors()]
-    if document.problems:
+        found = [_diagnostic(document, model_class, e, subject, at) for e in error.errors()]
+    if document.problems and data is None:
         # a value the reader already rejected is not reported a second time by the model
         reported = {(d.line, d.col) for d in document.problems}
         found = document.problems + [d for d in found if (d.line, d.col) not in reported]
@@ -70,9 +75,11 @@ def to_model(document: source.Document, kind: str, framework: models.Framework |
     return model
 
 
-def _diagnostic(document: source.Document, model_class: type[BaseModel], error: dict) -> Diagnostic:
+def _diagnostic(document: source.Document, model_class: type[BaseModel], error: dict, data: Any = None,
+                at: tuple = ()) -> Diagnostic:
     """Word one pydantic error as a qi diagnostic at the position it came from."""
-    loc = _document_loc(document.data, tuple(error["loc"]))
+    relative = _document_loc(document.data if data is None else data, tuple(error["loc"]))
+    loc = at + relative
     kind = error["type"]
     found = error.get("input")
     context = error.get("ctx") or {}
@@ -85,7 +92,7 @@ def _diagnostic(document: source.Document, model_class: type[BaseModel], error: 
         return document.diagnostic(loc[:-1], "missing_field", f"required field '{field}' is missing",
                                    f"add '{field}:' here")
     if kind == "extra_forbidden":
-        allowed = _fields_at(model_class, loc[:-1])
+        allowed = _fields_at(model_class, relative[:-1])
         return document.diagnostic(loc, "unknown_field", f"unknown field '{loc[-1]}'",
                                    did_you_mean(loc[-1], allowed, "fields here"), key=True)
     if kind == "literal_error":
