@@ -90,24 +90,36 @@ def _coverage(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
 
 def _never_fires(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
     found = []
+    schema = _schema_for_search(compiled)
     seen: set[int] = set()
     for rule in compiled.rules:
         index = rule.loc[1]
         if index in seen:
             continue
         instances = [r for r in compiled.rules if r.loc == rule.loc]
-        if all(witness(r.condition, compiled.schema) is None for r in instances):
+        if all(witness(r.condition, schema) is None for r in instances):
             seen.add(index)
             found.append(_warning(compiled.loaded, rule.loc + ("when",), "rule_never_fires",
-                                  f"rule {rule.rule.id!r} can never fire: its conditions contradict each other",
-                                  "check for an item required to have two answers, or a value both required and "
-                                  "excluded"))
+                                  f"rule {rule.rule.id!r} can never fire: no case satisfies its conditions",
+                                  "look for an item required to have two answers, a value both required and "
+                                  "excluded, or a fact no rule derives"))
         seen.add(index)
     return found
 
 
+def _schema_for_search(compiled: compiler.CompiledRuleSet) -> facts.Schema:
+    """The schema with facts no rule derives fixed to false: they can never hold."""
+    derived = {name for r in compiled.rules for name in r.derives}
+    domains = dict(compiled.schema.domains)
+    for fact in compiled.ruleset.facts:
+        if fact.id not in derived:
+            domains[facts.fact_attribute(fact.id)] = (False,)
+    return facts.Schema(domains)
+
+
 def _conflicts(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
     found = []
+    schema = _schema_for_search(compiled)
     by_criterion: dict[str, list[tuple[compiler.CompiledRule, str]]] = {}
     for rule in compiled.rules:
         for conclusion in rule.rule.then:
@@ -117,7 +129,7 @@ def _conflicts(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
         for (first, value), (second, other) in itertools.combinations(concluding, 2):
             if value == other or first.rule.priority != second.rule.priority:
                 continue
-            example = witness(conditions._all([first.condition, second.condition]), compiled.schema)
+            example = witness(conditions._all([first.condition, second.condition]), schema)
             if example is None:
                 continue
             found.append(_warning(

@@ -773,7 +773,27 @@ def from_document(document: source.Document, framework: models.Framework | None 
                                               "a rule set has id, title, version, framework, facts and rules")])
     if framework is None:
         framework = _framework_named(document)
-    return LoadedRuleSet(validate.to_model(document, "rules", framework), document, framework)
+    try:
+        return LoadedRuleSet(validate.to_model(document, "rules", framework), document, framework)
+    except InputError as error:
+        # cross-rule checks run only on a valid model: give the ones that need no model in the same pass
+        raise InputError(error.diagnostics + _raw_duplicates(document)) from None
+
+
+def _raw_duplicates(document: source.Document) -> list:
+    found = []
+    seen: dict[str, int] = {}
+    for section in ("rules", "organisation_rules", "sample_rules"):
+        entries = document.data.get(section)
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            rule_id = entry.get("id") if isinstance(entry, dict) else None
+            if isinstance(rule_id, str):
+                if rule_id in seen:
+                    found.append(document.diagnostic((section, index, "id"), "duplicate_rule",
+                                                     f"rule id {rule_id!r} is already used on line {seen[rule_id]}",
+                                                     "give each rule its own id"))
+                seen.setdefault(rule_id, document.where((section, index, "id"))[0])
+    return found
 
 
 def _framework_named(document: source.Document) -> models.Framework:
