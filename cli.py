@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from engine import diff as differ
 from engine import diagnostics, lint, logs, models, pipeline, report, rules, ruletest, run, store, views
 from engine.resources import data_dir
 from engine import framework as frameworks
@@ -379,6 +380,27 @@ def rules_test(paths: tuple[Path, ...], show_coverage: bool, fail_under: float |
         click.echo(f"rule coverage {measured.rule_percent:.1f}% is below {fail_under:g}%", err=True)
     if failed or problems or below or not outcomes:
         sys.exit(1)
+
+
+@rules_group.command("diff")
+@click.argument("old", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--sample", "sample_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The sample to judge under both rule sets.")
+@click.option("--format", "output_format", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True)
+def rules_diff(old: Path, new: Path, sample_dir: Path, output_format: str, jobs: int) -> None:
+    """What a rule change does to a sample: every finding, enabler, barrier, rating and
+    recommendation that changes, with the rules responsible on each side."""
+    try:
+        result = differ.compare(old, new, sample_dir, jobs)
+    except InputError as error:
+        _report(error.diagnostics, "text", 2)
+        sys.exit(1)
+    if output_format == "json":
+        _emit_json(result)
+    else:
+        click.echo(differ.as_markdown(result), nl=False)
 
 
 @cli.command()

@@ -1,0 +1,89 @@
+"""qi rules diff: a changed threshold or rule shows exactly the findings that move, nothing else."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import ROOT, SAMPLE, case_yaml  # noqa: F401
+
+DEFAULT = ROOT / "rules" / "hmip-qi-adult-2.0.yaml"
+TEXT = DEFAULT.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def changed(tmp_path):
+    def write(old: str, new: str, count: int = 1):
+        assert TEXT.count(old) >= count
+        path = tmp_path / "changed.yaml"
+        path.write_text(TEXT.replace(old, new, count), encoding="utf-8")
+        return path
+    return write
+
+
+def test_changed_rating_threshold_moves_only_the_ratings_in_the_band(qi, changed):
+    good = "    when: {percent_sufficient: {at_least: 65, below: 80}}\n    then: [{rating: {band: good}}]"
+    path = changed(good, good.replace("at_least: 65", "at_least: 60"))
+    path.write_text(path.read_text().replace(
+        "    when: {percent_sufficient: {at_least: 50, below: 65}}\n    then: [{rating: {band: requires_improvement}}]",
+        "    when: {percent_sufficient: {at_least: 50, below: 60}}\n    then: [{rating: {band: requires_improvement}}]",
+        1))
+    result = json.loads(qi("rules", "diff", DEFAULT, path, "--sample", SAMPLE, "--format", "json").stdout)
+    baseline = json.loads(qi("rules", "diff", DEFAULT, DEFAULT, "--sample", SAMPLE, "--format", "json").stdout)
+    assert baseline["ratings"] == []
+    # independently: criteria whose overall % is in [60, 65) move from requires improvement to good
+    report = _report(qi, DEFAULT)
+    moving = sorted(c for c, t in report["aggregates"]["targets"].items()
+                    if t["kind"] == "criterion" and 60 <= t["groups"]["all"]["exact_percent"] < 65)
+    moved = sorted(r["target"] for r in result["ratings"] if r["group"] == "all" and not r["target"].startswith("standard"))
+    assert moved == moving == ["1.3", "3.1"]
+    assert all(r["before"] == "requires_improvement" and r["after"] == "good" for r in result["ratings"])
+    assert result["cases"] == [] and result["targets"] == [] and result["organisations"] == []
+
+
+def test_changed_rule_moves_only_the_cases_it_reads(qi, changed, tmp_path):
+    old = '''    when:
+      answer: {item: 2.2.a, in: ["no"]}
+    then:
+      - barrier: {id: diversity-factors-not-identified'''
+    path = changed(old, old.replace('in: ["no"]', 'in: [partly, "no"]'))
+    result = json.loads(qi("rules", "diff", DEFAULT, path, "--sample", SAMPLE, "--format", "json").stdout)
+    partly = sorted(p.stem for p in (SAMPLE / "cases").glob("*.yaml")
+                    if "2.2.a: {answer: partly" in p.read_text())
+    assert [c["case"] for c in result["cases"]] == partly == ["NW-001", "NW-006", "NW-008"]
+    for case in result["cases"]:
+        assert case["findings"] == []
+        assert [b["id"] for b in case["barriers"]["added"]] == ["diversity-factors-not-identified"]
+        assert case["barriers"]["removed"] == [] and "enablers" not in case
+    assert result["targets"] == [] and result["ratings"] == []
+
+
+def test_changed_finding_shows_rules_on_each_side(qi, changed):
+    old = "  - id: 1.3-sufficient\n"
+    path = changed("    - finding: {criterion: \"1.3\", value: sufficient}",
+                   "    - finding: {criterion: \"1.3\", value: not_applicable}")
+    result = json.loads(qi("rules", "diff", DEFAULT, path, "--sample", SAMPLE, "--format", "json").stdout)
+    moves = [(c["case"], m["criterion"], m["before"], m["after"], m["rules_before"], m["rules_after"])
+             for c in result["cases"] for m in c["findings"]]
+    assert moves and all(m[1:4] == ("1.3", "sufficient", "not_applicable") for m in moves)
+    assert all(m[4] == ["1.3-sufficient"] and m[5] == ["1.3-sufficient"] for m in moves)
+    assert [t["target"] for t in result["targets"]][:1] == ["1.3"]
+    assert old in TEXT
+
+
+def test_markdown_and_no_change(qi):
+    result = qi("rules", "diff", DEFAULT, DEFAULT, "--sample", SAMPLE)
+    assert result.exit_code == 0 and "No finding, enabler, barrier, rating or recommendation changes." in result.stdout
+
+
+def test_diff_with_an_invalid_rule_set_fails_cleanly(qi, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: x\n")
+    result = qi("rules", "diff", DEFAULT, bad, "--sample", SAMPLE)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+
+
+def _report(qi, rules_path):
+    from engine import run
+    return run.run(run.prepare(SAMPLE, rules_path))
