@@ -6,6 +6,7 @@ case's result without wiring the stages themselves.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 from pathlib import Path
@@ -25,18 +26,35 @@ def bundled_rules() -> dict[str, Path]:
     return found
 
 
-def rules_path(named: str | None = None) -> Path:
-    """The bundled rule set with id ``named``, or the default when None. Raises InputError."""
+def rules_path(named: str | None = None, on: datetime.date | None = None) -> Path:
+    """The bundled rule set with id ``named``; else the one in force on ``on`` (a sample's last day);
+    else the only one bundled. Raises InputError when none or more than one qualifies."""
     known = bundled_rules()
-    if named is None:
-        if not known:
-            raise InputError([Diagnostic(str(data_dir("rules")), 1, 1, "no_rules", "no rule set is bundled",
-                                         "give one with --rules FILE")])
-        return next(iter(known.values()))
-    if named not in known:
-        raise InputError([Diagnostic("--rules", 1, 1, "unknown_ruleset", f"rule set {named!r} is not bundled",
-                                     did_you_mean(named, list(known), "bundled rule sets"))])
-    return known[named]
+    if named is not None:
+        if named not in known:
+            raise InputError([Diagnostic("--rules", 1, 1, "unknown_ruleset", f"rule set {named!r} is not bundled",
+                                         did_you_mean(named, list(known), "bundled rule sets"))])
+        return known[named]
+    return in_force(list(known.values()), on)
+
+
+def in_force(paths: list[Path], on: datetime.date | None) -> Path:
+    """The one rule set among ``paths`` in force on ``on`` (any, if ``on`` is None)."""
+    chosen = []
+    for path in paths:
+        window = rules.load(path).rules.in_force
+        if on is None or window is None or (window.from_ <= on and (window.to is None or on <= window.to)):
+            chosen.append(path)
+    where = str(data_dir("rules")) if not paths else str(paths[0].parent)
+    when = f"on {on.isoformat()}" if on else "at all"
+    if not chosen:
+        raise InputError([Diagnostic(where, 1, 1, "no_ruleset_in_force", f"no rule set is in force {when}",
+                                     "choose one with --rules FILE, or name it in sample.yaml (rules: ID)")])
+    if len(chosen) > 1:
+        names = ", ".join(f"{rules.load(p).rules.id} ({p.name})" for p in chosen)
+        raise InputError([Diagnostic(where, 1, 1, "ambiguous_ruleset", f"{len(chosen)} rule sets are in force {when}: "
+                                     f"{names}", "choose one with --rules FILE, or name it in sample.yaml (rules: ID)")])
+    return chosen[0]
 
 
 @functools.lru_cache(maxsize=8)

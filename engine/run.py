@@ -47,8 +47,8 @@ class Prepared:
 def prepare(sample_dir: str | os.PathLike[str], rules_file: str | os.PathLike[str] | None = None) -> Prepared:
     """Validate the sample and compile its rule set. Raises InputError listing every problem."""
     loaded_sample = sample.load(sample_dir)
-    named = loaded_sample.manifest.model.rules
-    rules_path = Path(rules_file) if rules_file else pipeline.rules_path(named)
+    manifest = loaded_sample.manifest.model
+    rules_path = Path(rules_file) if rules_file else pipeline.rules_path(manifest.rules, manifest.period.end)
     cases = pipeline.compiled_rules(rules_path)
     framework = cases.loaded.framework
     if (framework.id, framework.version) != (loaded_sample.framework.id, loaded_sample.framework.version):

@@ -272,3 +272,41 @@ def test_case_text_is_escaped_in_html_and_kept_verbatim_in_markdown_and_json(sam
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
     assert "<b onmouseover" not in html
     assert hostile in (out / "report.json").read_text().replace("\\\"", "\"")
+
+
+def _rule_set(tmp_path, name: str, window: str) -> Path:
+    text = (ROOT / "rules" / "hmip-qi-adult-2.0.yaml").read_text()
+    text = text.replace("id: hmip-qi-adult-2.0-default", f"id: {name}", 1)
+    text = text.replace("in_force: {from: 2015-06-01, to: 2018-05-31}", f"in_force: {window}")
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_rule_set_in_force_for_the_period_is_chosen(tmp_path):
+    from engine import pipeline
+    old = _rule_set(tmp_path, "old", "{from: 2014-01-01, to: 2016-03-30}")
+    new = _rule_set(tmp_path, "new", "{from: 2016-03-31}")
+    import datetime
+    assert pipeline.in_force([old, new], datetime.date(2016, 3, 31)) == new
+    assert pipeline.in_force([old, new], datetime.date(2015, 1, 1)) == old
+    with pytest.raises(Exception) as none:
+        pipeline.in_force([old, new], datetime.date(2013, 1, 1))
+    assert none.value.diagnostics[0].code == "no_ruleset_in_force"
+    both = _rule_set(tmp_path, "both", "{from: 2010-01-01}")
+    with pytest.raises(Exception) as two:
+        pipeline.in_force([old, new, both], datetime.date(2016, 3, 31))
+    assert two.value.diagnostics[0].code == "ambiguous_ruleset" and "new" in two.value.diagnostics[0].message
+
+
+def test_run_errors_clearly_when_no_rule_set_is_in_force(qi, sample_copy, tmp_path, db, monkeypatch):
+    from engine import pipeline
+    monkeypatch.setattr(pipeline, "bundled_rules", lambda: {"old": _rule_set(tmp_path, "old", "{from: 2000-01-01, to: 2001-01-01}")})
+    result = qi("run", sample_copy, "--out", tmp_path / "out", "--db", db)
+    assert result.exit_code == 1 and "no_ruleset_in_force: no rule set is in force on 2016-03-31" in result.stderr
+
+
+def test_run_records_the_rule_set_version_used(qi, tmp_path, db):
+    qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db)
+    listed = json.loads(qi("runs", "list", "--db", db, "--format", "json").stdout)
+    assert listed[0]["ruleset"] == "hmip-qi-adult-2.0-default 1.0.0"
