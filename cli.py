@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from engine import diff as differ
-from engine import diagnostics, lint, logs, models, pipeline, report, rules, ruletest, run, store, views
+from engine import diagnostics, handbook, lint, logs, models, pipeline, report, rules, ruletest, run, store, views
 from engine.resources import data_dir
 from engine import framework as frameworks
 from engine import sample as samples
@@ -403,6 +403,20 @@ def rules_diff(old: Path, new: Path, sample_dir: Path, output_format: str, jobs:
         click.echo(differ.as_markdown(result), nl=False)
 
 
+@rules_group.command("doc")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "output_format", type=click.Choice(["md", "html"]), default="md", show_default=True)
+def rules_doc(file: Path | None, output_format: str) -> None:
+    """The methodology handbook: for each standard and criterion, the framework text beside the
+    rules that implement it, in plain English; the sample rules and rating bands; unread items."""
+    try:
+        loaded = rules.load(file or pipeline.rules_path())
+    except InputError as error:
+        _report(error.diagnostics, "text", 1)
+        sys.exit(1)
+    click.echo(handbook.as_html(loaded) if output_format == "html" else handbook.as_markdown(loaded), nl=False)
+
+
 @cli.command()
 @click.argument("kind", type=click.Choice(sorted(models.KINDS)))
 @framework_option
@@ -426,6 +440,11 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("qi: interrupted", err=True)
         sys.exit(130)
+    except Exception as error:  # a bug in qi, not bad input: say so plainly; details at debug level
+        log.debug("internal error", exc_info=True)
+        click.echo(f"qi: internal error: {type(error).__name__}: {error} "
+                   "(please report it with the command you ran; --log-level debug shows details)", err=True)
+        sys.exit(70)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 
-import jinja2
-
-from engine import run
+from engine import render, run
 
 GROUP_PREFIXES = ("all", "provider:")
 
@@ -108,9 +106,5 @@ def unchanged(result: dict) -> bool:
                        for k in ("recommendations", "sample_enablers", "sample_barriers")))
 
 
-_environment = jinja2.Environment(loader=jinja2.PackageLoader("engine", "templates"), trim_blocks=True,
-                                  lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-
-
 def as_markdown(result: dict) -> str:
-    return _environment.get_template("diff.md.j2").render(d=result, unchanged=unchanged(result))
+    return render.render("diff.md.j2", d=result, unchanged=unchanged(result))

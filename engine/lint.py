@@ -149,7 +149,7 @@ def _cites(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
             derivers.setdefault(name, []).append(rule)
 
     def items_read(rule: compiler.CompiledRule, seen: frozenset = frozenset()) -> set[str]:
-        direct = {item for loc, c in rules.walk(rule.rule.when) for item in _items(c)}
+        direct = {item for loc, c in rules.walk(rule.rule.when) for item in rules.items_of(c)}
         for _, name in rules.facts_read(rule.rule.when):
             for deriver in derivers.get(name, []):
                 if deriver.index not in seen:
@@ -158,7 +158,7 @@ def _cites(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
 
     found = []
     for rule in compiled.rules:
-        direct = {item for _, c in rules.walk(rule.rule.when) for item in _items(c)}
+        direct = {item for _, c in rules.walk(rule.rule.when) for item in rules.items_of(c)}
         cited = set(rule.rule.cites)
         for item in sorted(direct - cited):
             found.append(_warning(compiled.loaded, rule.loc + ("cites",), "uncited_item",
@@ -169,18 +169,6 @@ def _cites(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
                                   f"rule {rule.rule.id!r} cites {item} but neither it nor the facts it reads "
                                   f"depend on {item}", f"remove {item} from cites, or read it"))
     return found
-
-
-def _items(condition) -> list[str]:
-    kind = rules.condition_kind(condition) if type(condition) in rules._CONDITIONS.values() else None
-    body = rules.condition_body(condition) if kind else None
-    if kind == "answer":
-        return [body.item]
-    if kind in ("any_answer", "all_answers", "at_least"):
-        return list(body.items)
-    if kind == "not_assessed":
-        return [body]
-    return []
 
 
 # --- satisfiability -------------------------------------------------------------------------------

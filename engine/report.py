@@ -16,18 +16,9 @@ import os
 import tempfile
 from pathlib import Path
 
-import jinja2
-
-from engine import facts
+from engine import facts, render
 
 FILES = ("report.json", "report.md", "report.html", "trace.jsonl")
-
-_environment = jinja2.Environment(
-    loader=jinja2.PackageLoader("engine", "templates"),
-    autoescape=lambda name: name is not None and name.endswith(".html.j2"),  # every HTML view is escaped
-    trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
-)
-
 
 def as_json(report: dict) -> str:
     return json.dumps(report, indent=1, ensure_ascii=False) + "\n"
@@ -47,11 +38,11 @@ def _view(report: dict) -> dict:
 
 
 def as_markdown(report: dict) -> str:
-    return _environment.get_template("report.md.j2").render(**_view(report))
+    return render.render("report.md.j2", **_view(report))
 
 
 def as_html(report: dict) -> str:
-    return _environment.get_template("report.html.j2").render(**_view(report))
+    return render.render("report.html.j2", **_view(report))
 
 
 def write(report: dict, out: str | os.PathLike[str]) -> list[Path]:

@@ -895,3 +895,16 @@ def describe_sample(condition: Strict, bindings: dict) -> str:
     standard = body.standard or bindings.get("standard")
     provider = body.provider or bindings.get("provider")
     return f"a criterion of standard {standard}{' for ' + provider if provider else ''} is rated {_either(body.band)}"
+
+
+def items_of(condition: Strict) -> list[str]:
+    """The framework items a single (non-composite) case condition reads."""
+    kind = condition_kind(condition) if type(condition) in _CONDITIONS.values() else None
+    body = condition_body(condition) if kind else None
+    if kind == "answer":
+        return [body.item]
+    if kind in ("any_answer", "all_answers", "at_least"):
+        return list(body.items)
+    if kind == "not_assessed":
+        return [body]
+    return []

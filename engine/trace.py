@@ -75,8 +75,8 @@ class Tracer:
         elif kind == "not":
             node["children"] = [self.condition(body, loc + ("not",))]
         else:
-            node["seen"] = self._seen(kind, body)
-            items = _items_of(kind, body)
+            node["seen"] = self._seen(condition)
+            items = rules.items_of(condition)
             if items:
                 node["evidence"] = [self.evidence(item) for item in items]
             if kind == "fact":
@@ -86,12 +86,13 @@ class Tracer:
                     node["could_be_derived_by"] = [r.rule.id for r in self.compiled.rules if body in r.derives]
         return node
 
-    def _seen(self, kind: str, body) -> dict:
+    def _seen(self, condition) -> dict:
+        kind, body = rules.condition_kind(condition), rules.condition_body(condition)
         case = self.case.model
         if kind == "provider":
             return {"provider": getattr(case, "provider", None) or getattr(case, "organisation", None)}
         if kind in ("answer", "any_answer", "all_answers", "at_least", "not_assessed"):
-            return {item: self.evaluation.fact[facts.answer_attribute(item)] for item in _items_of(kind, body)}
+            return {item: self.evaluation.fact[facts.answer_attribute(item)] for item in rules.items_of(condition)}
         if kind == "risk_at_least":
             return {"risk_of_serious_harm": case.risk_of_serious_harm}
         if kind == "provider":
@@ -153,16 +154,6 @@ class Tracer:
         else:
             node["note"] = f"none of the {len(candidates)} rules that can conclude {value} fired"
         return node
-
-
-def _items_of(kind: str, body) -> list[str]:
-    if kind == "answer":
-        return [body.item]
-    if kind in ("any_answer", "all_answers", "at_least"):
-        return list(body.items)
-    if kind == "not_assessed":
-        return [body]
-    return []
 
 
 def _finding_value(rule: rules.Rule, criterion: str) -> str | None:

@@ -1,0 +1,19 @@
+"""Templates: the Jinja2 environment every Markdown and HTML view is rendered with.
+
+HTML templates (``*.html.j2``) are autoescaped, so text from case and rule files is always shown
+as text; Markdown templates are not.
+"""
+
+from __future__ import annotations
+
+import jinja2
+
+environment = jinja2.Environment(
+    loader=jinja2.PackageLoader("engine", "templates"),
+    autoescape=lambda name: name is not None and name.endswith(".html.j2"),
+    trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+)
+
+
+def render(template: str, **context) -> str:
+    return environment.get_template(template).render(**context)
