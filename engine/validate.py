@@ -85,8 +85,10 @@ def _diagnostic(document: source.Document, model_class: type[BaseModel], error: 
     context = error.get("ctx") or {}
     if kind in ("unknown_condition", "unknown_conclusion"):
         return _unknown_form(document, loc, kind, found, context["conditions"].split(", "))
+    if loc and loc[-1] == "[key]" and "hint" in context:  # qi's own check of a mapping key
+        return document.diagnostic(loc[:-1], kind, error["msg"], context["hint"], key=True)
     if loc and loc[-1] == "[key]":
-        return document.diagnostic(loc[:-1], kind, error["msg"], context.get("hint", ""), key=True)
+        loc = loc[:-1]
     if kind == "missing":
         field = loc[-1]
         return document.diagnostic(loc[:-1], "missing_field", f"required field '{field}' is missing",
