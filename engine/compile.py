@@ -78,10 +78,24 @@ class CompiledRuleSet:
     schema: facts.Schema
     rules: tuple[CompiledRule, ...]
     phases: tuple[tuple[Chunk, ...], ...]
+    _lowered: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @property
     def ruleset(self) -> rules.RuleSet:
         return self.loaded.rules
+
+    def lower(self, condition, bindings: dict | None = None) -> conditions.Node:
+        """The lowered tree of any condition of this rule set (cached: traces ask for every node)."""
+        key = (id(condition), tuple(sorted((bindings or {}).items())))
+        if key not in self._lowered:
+            if self.section == "sample_rules":
+                standards = {s.id: [c.id for c in s.criteria] for s in self.loaded.framework.standards
+                             if s.scope == "case"}
+                self._lowered[key] = conditions.lower_sample(condition, self.schema, bindings or {},
+                                                             self.ruleset.sample.min_group_size, standards)
+            else:
+                self._lowered[key] = conditions.lower(condition, self.schema)
+        return self._lowered[key]
 
     def definitions(self) -> list[dict]:
         """Every chunk's durable_rules definition, in phase order: the golden-tested output."""

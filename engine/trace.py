@@ -63,7 +63,7 @@ class Tracer:
         return self._rule_nodes[index]
 
     def condition(self, condition, loc: tuple) -> dict:
-        lowered = conditions.lower(condition, self.compiled.schema)
+        lowered = self.compiled.lower(condition)
         kind = rules.condition_kind(condition)
         line = self.compiled.loaded.document.where(loc)[0]
         node: dict = {"condition": kind, "text": rules.describe(condition),
@@ -215,10 +215,7 @@ class SampleTracer:
         return self._rule_nodes[index]
 
     def condition(self, instance, condition, loc: tuple) -> dict:
-        framework = self.compiled.loaded.framework
-        standards = {s.id: [c.id for c in s.criteria] for s in framework.standards if s.scope == "case"}
-        lowered = conditions.lower_sample(condition, self.compiled.schema, instance.bindings,
-                                          self.compiled.ruleset.sample.min_group_size, standards)
+        lowered = self.compiled.lower(condition, instance.bindings)
         # ratings read ("rated", "criterion_rated") are in "seen"; other figures also under "aggregates"
         kind = next(n for n, cls in rules._SAMPLE_CONDITIONS.items() if type(condition) is cls)
         line = self.compiled.loaded.document.where(loc)[0]
