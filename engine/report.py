@@ -24,15 +24,28 @@ def as_json(report: dict) -> str:
     return json.dumps(report, indent=1, ensure_ascii=False) + "\n"
 
 
-def as_jsonl(report: dict) -> str:
-    return "".join(json.dumps(case, ensure_ascii=False, sort_keys=True) + "\n" for case in report["cases"])
+#: Samples up to this size have every case's traces in report.html; larger ones point to trace.jsonl.
+HTML_TRACE_LIMIT = 1000
+
+
+class _Traces:
+    """The full case results, read from the run's spool each time a template iterates them."""
+
+    def __init__(self, spool) -> None:
+        self.spool = spool
+
+    def __iter__(self):
+        return self.spool.results()
 
 
 def _view(report: dict) -> dict:
     """What the templates need besides the report: lookups derived from it, nothing new."""
     ratings = {(r["target"], r["group"]): r["band"] for r in report["sample_judgement"]["ratings"]}
     groups = [facts.ALL] + [f"provider:{p}" for p in report["sample"]["providers"]]
-    return {"r": report, "ratings": ratings, "groups": groups,
+    spool = getattr(report, "spool", None)
+    traces = _Traces(spool) if spool is not None and spool.count <= HTML_TRACE_LIMIT else None
+    return {"r": report, "ratings": ratings, "groups": groups, "traces": traces,
+            "trace_limit": HTML_TRACE_LIMIT,
             "group_label": lambda g: "All" if g == facts.ALL else g.split(":", 1)[1],
             "provider_of": lambda g: facts.ALL if g == facts.ALL else g.split(":", 1)[1]}
 
@@ -41,35 +54,45 @@ def as_markdown(report: dict) -> str:
     return render.render("report.md.j2", **_view(report))
 
 
+def html_chunks(report: dict):
+    """report.html, rendered a piece at a time (a large sample's page is never held whole)."""
+    return render.environment.get_template("report.html.j2").generate(**_view(report))
+
+
 def as_html(report: dict) -> str:
-    return render.render("report.html.j2", **_view(report))
+    return "".join(html_chunks(report))
 
 
 def write(report: dict, out: str | os.PathLike[str]) -> list[Path]:
-    """Write the four report files into ``out`` atomically, readable by the owner only."""
+    """Write the four report files into ``out`` atomically, readable by the owner only: each is
+    written to a temporary file, and all are renamed into place only once all are complete."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
-    contents = {"report.json": as_json(report), "report.md": as_markdown(report),
-                "report.html": as_html(report), "trace.jsonl": as_jsonl(report)}
+    writers = {
+        "report.json": lambda handle: handle.write(as_json(report)),
+        "report.md": lambda handle: handle.write(as_markdown(report)),
+        "report.html": lambda handle: handle.writelines(html_chunks(report)),
+        "trace.jsonl": lambda handle: handle.writelines(line.decode() for line in report.spool.lines()),
+    }
     staged: list[tuple[str, Path]] = []
     try:
-        for name, text in contents.items():
-            staged.append((name, _stage(out, name, text)))
+        for name, writer in writers.items():
+            staged.append((name, _stage(out, name, writer)))
         for name, temporary in staged:
             os.replace(temporary, out / name)
     finally:
         for _, temporary in staged:
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
-    return [out / name for name in contents]
+    return [out / name for name in writers]
 
 
-def _stage(out: Path, name: str, text: str) -> Path:
+def _stage(out: Path, name: str, writer) -> Path:
     descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
     try:
         os.fchmod(descriptor, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+            writer(handle)
             handle.flush()
             os.fsync(handle.fileno())
     except BaseException:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import tempfile
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -75,25 +76,81 @@ def _evaluate_in_worker(case: sample.Loaded) -> dict:
     return pipeline.case_result(_worker_rules, case)
 
 
-def evaluate_cases(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None = None) -> list[dict]:
-    """Every case's result (with traces), in case-reference order, whatever ``jobs`` is."""
+class CaseSpool:
+    """Every case's full result, one JSON line each, kept on disk — an anonymous temporary file only
+    its owner can read — rather than in memory, so a run of any size keeps memory flat."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(mode="w+b")
+        self._digest = hashlib.sha256()
+        self.references: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.references)
+
+    def add(self, result: dict) -> None:
+        line = (json.dumps(result, ensure_ascii=False, sort_keys=True) + "\n").encode()
+        self._file.write(line)
+        self._digest.update(line)
+        self.references.append(result["case"])
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def lines(self):
+        """The raw lines, in case-reference order (one reader at a time)."""
+        self._file.flush()
+        self._file.seek(0)
+        for line in self._file:  # not "yield from": closing this generator must not close the file
+            yield line
+
+    def results(self):
+        for line in self.lines():
+            yield json.loads(line)
+
+
+class Report(dict):
+    """The report (a plain dict, the JSON contract) and the spool of full case results behind it."""
+
+    spool: CaseSpool
+
+
+def summary(result: dict) -> dict:
+    """A case's result without its traces: what report.json lists per case."""
+    factor = lambda f: {k: f[k] for k in ("id", "text", "criterion", "rules")}  # noqa: E731
+    return {"case": result["case"], "file": result["file"], "sha256": result["sha256"],
+            "provider": result["provider"],
+            "findings": {c: {"value": f["value"], "rules": f["rules"]} for c, f in result["findings"].items()},
+            "enablers": [factor(e) for e in result["enablers"]], "barriers": [factor(b) for b in result["barriers"]],
+            "not_assessed": result["not_assessed"]}
+
+
+def evaluate_cases(prepared: Prepared, spool: CaseSpool, jobs: int = 1,
+                   advance: Callable[[int], None] | None = None) -> list[dict]:
+    """Evaluate every case, in case-reference order whatever ``jobs`` is: full results go to the
+    spool, and their summaries are returned."""
     cases = sorted(prepared.sample.cases, key=lambda c: c.model.case)
-    results: list[dict] = []
+    summaries: list[dict] = []
+
+    def take(result: dict) -> None:
+        spool.add(result)
+        summaries.append(summary(result))
+        if advance:
+            advance(1)
+
     if jobs <= 1 or len(cases) < 2:
         for case in cases:
-            results.append(pipeline.case_result(prepared.cases, case))
-            if advance:
-                advance(1)
-        return results
+            take(pipeline.case_result(prepared.cases, case))
+        return summaries
     context = multiprocessing.get_context("fork")  # one durable_rules host per worker, made after the fork
     chunk = max(1, min(64, len(cases) // (jobs * 8)))
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
                                                 initargs=(str(prepared.rules_path),)) as pool:
         for result in pool.map(_evaluate_in_worker, cases, chunksize=chunk):
-            results.append(result)
-            if advance:
-                advance(1)
-    return results
+            take(result)
+    return summaries
 
 
 def evaluate_organisations(prepared: Prepared) -> list[dict]:
@@ -153,11 +210,12 @@ def _inputs(prepared: Prepared) -> list[dict]:
 
 
 def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None = None,
-        now: datetime.datetime | None = None) -> dict:
-    """The whole run; returns the report (the JSON contract in docs/report.md)."""
+        now: datetime.datetime | None = None) -> Report:
+    """The whole run; returns the report (the JSON contract in docs/report.md) with its spool."""
     framework = prepared.cases.loaded.framework
     ruleset = prepared.cases.ruleset
-    case_results = evaluate_cases(prepared, jobs, advance)
+    spool = CaseSpool()
+    case_results = evaluate_cases(prepared, spool, jobs, advance)
     by_reference = {c.model.case: c.model for c in prepared.sample.cases}
     records = [aggregate.record(by_reference[r["case"]], r, framework) for r in case_results]
     aggregates = aggregate.build(records, prepared.cases.loaded)
@@ -182,11 +240,14 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
         "sample_judgement": judge_sample(prepared, aggregates),
         "organisations": evaluate_organisations(prepared),
         "cases": case_results,
+        "traces": {"file": "trace.jsonl", "sha256": spool.sha256, "cases": spool.count},
         "warnings": sorted(warnings, key=lambda d: (d["path"], d["line"], d["code"])),
     }
-    digest = hashlib.sha256(canonical(report)).hexdigest()
+    digest = hashlib.sha256(canonical(report)).hexdigest()  # covers the traces through their sha256
     moment = (now or datetime.datetime.now(datetime.timezone.utc)).replace(microsecond=0)
-    return {"run": {"id": digest[:16], "content_sha256": digest, "timestamp": moment.isoformat()}, **report}
+    result = Report({"run": {"id": digest[:16], "content_sha256": digest, "timestamp": moment.isoformat()}, **report})
+    result.spool = spool
+    return result
 
 
 def canonical(data) -> bytes:

@@ -135,29 +135,31 @@ class Store:
         ``before_commit`` (writing the report files) runs inside the transaction: if it fails, the
         run is not recorded."""
         header = _header(report)
-        body = {k: v for k, v in report.items() if k != "cases"}
-        cases = sorted(report["cases"], key=lambda c: c["case"])
+        cases = report["cases"]
         with self._write() as db:
             row = db.execute("SELECT hash FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
             previous = row[0] if row else GENESIS
-            report_text = canonical(body).decode()
-            case_texts = [(c["case"], canonical(c).decode()) for c in cases]
-            digest = chain_hash(previous, header, report_text, case_texts)
+            report_text = canonical(dict(report)).decode()
             cursor = db.execute(
                 "INSERT INTO runs (run_id, created_at, tool_version, sample_id, framework_id, framework_version,"
                 " framework_sha256, ruleset_id, ruleset_version, ruleset_sha256, inputs, report, previous_hash, hash)"
                 " VALUES (:run_id, :created_at, :tool_version, :sample_id, :framework_id, :framework_version,"
                 " :framework_sha256, :ruleset_id, :ruleset_version, :ruleset_sha256, :inputs, :report, :previous,"
-                " :hash)", {**header, "report": report_text, "previous": previous, "hash": digest})
+                " '')", {**header, "report": report_text, "previous": previous})
             seq = cursor.lastrowid
-            db.executemany("INSERT INTO case_results VALUES (?, ?, ?)", [(seq, ref, text) for ref, text in case_texts])
+            digest = _chain_start(previous, header, report_text)
+            for reference, line in zip(report.spool.references, report.spool.lines()):  # streamed, never all held
+                text = line.decode().rstrip("\n")
+                _chain_add(digest, reference, text)
+                db.execute("INSERT INTO case_results VALUES (?, ?, ?)", (seq, reference, text))
+            db.execute("UPDATE runs SET hash = ? WHERE seq = ?", (digest.hexdigest(), seq))
             db.executemany("INSERT INTO findings VALUES (?, ?, ?, ?)",
                            [(seq, c["case"], criterion, f["value"]) for c in cases
                             for criterion, f in c["findings"].items()])
             if before_commit is not None:
                 before_commit()
         return RunSummary(seq, header["run_id"], header["created_at"], header["sample_id"],
-                          f"{header['ruleset_id']} {header['ruleset_version']}", len(cases), digest)
+                          f"{header['ruleset_id']} {header['ruleset_version']}", len(cases), digest.hexdigest())
 
     # --- reading ---
 
@@ -178,12 +180,9 @@ class Store:
                                      f"recent runs: {known}")])
 
     def report(self, seq: int) -> dict:
-        """The stored report of a run, with its case results put back."""
-        row = self.connection.execute("SELECT report, run_id, created_at FROM runs WHERE seq = ?", (seq,)).fetchone()
-        report = json.loads(row[0])
-        report["cases"] = [json.loads(text) for (text,) in self.connection.execute(
-            "SELECT result FROM case_results WHERE seq = ? ORDER BY case_ref", (seq,))]
-        return report
+        """The stored report of a run (its full case results are in case_results)."""
+        row = self.connection.execute("SELECT report FROM runs WHERE seq = ?", (seq,)).fetchone()
+        return json.loads(row[0])
 
     def case_result(self, seq: int, case_ref: str) -> dict:
         row = self.connection.execute("SELECT result FROM case_results WHERE seq = ? AND case_ref = ?",
@@ -207,11 +206,13 @@ class Store:
                                "framework_version", "framework_sha256", "ruleset_id", "ruleset_version",
                                "ruleset_sha256", "inputs"), row[1:12]))
             report_text, stored_previous, stored_hash = row[12], row[13], row[14]
-            case_texts = list(self.connection.execute(
-                "SELECT case_ref, result FROM case_results WHERE seq = ? ORDER BY case_ref", (seq,)))
+            digest = _chain_start(stored_previous, header, report_text)
+            for case_ref, text in self.connection.execute(
+                    "SELECT case_ref, result FROM case_results WHERE seq = ? ORDER BY rowid", (seq,)):
+                _chain_add(digest, case_ref, text)
             if stored_previous != previous:
                 problems.append(f"run {seq} ({run_id}): its previous-run hash does not match run {seq - 1}")
-            if chain_hash(stored_previous, header, report_text, case_texts) != stored_hash:
+            if digest.hexdigest() != stored_hash:
                 problems.append(f"run {seq} ({run_id}): its stored content no longer matches its hash")
             previous = stored_hash
         return problems
@@ -228,11 +229,15 @@ def _header(report: dict) -> dict:
     }
 
 
-def chain_hash(previous: str, header: dict, report_text: str, case_texts) -> str:
+def _chain_start(previous: str, header: dict, report_text: str):
+    """The run's hash, begun: the previous run's hash, the run record and the report."""
     digest = hashlib.sha256()
     digest.update(previous.encode())
     digest.update(canonical(header))
     digest.update(report_text.encode())
-    for case_ref, text in case_texts:
-        digest.update(case_ref.encode() + b"\0" + text.encode() + b"\0")
-    return digest.hexdigest()
+    return digest
+
+
+def _chain_add(digest, case_ref: str, text: str) -> None:
+    """Each case result, in the order stored."""
+    digest.update(case_ref.encode() + b"\0" + text.encode() + b"\0")
