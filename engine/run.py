@@ -71,9 +71,18 @@ def _start_worker(rules_path: str) -> None:
     _worker_rules = pipeline.compiled_rules(rules_path)
 
 
-def _evaluate_in_worker(case: sample.Loaded) -> dict:
+def _evaluate_in_worker(case) -> tuple[dict, aggregate.CaseRecord, list[dict]]:
     assert _worker_rules is not None
-    return pipeline.case_result(_worker_rules, case)
+    return judge_case(_worker_rules, case)
+
+
+def judge_case(compiled: compiler.CompiledRuleSet, case) -> tuple[dict, aggregate.CaseRecord, list[dict]]:
+    """One case (a handle, read again now, or a loaded case): its full result, what aggregation
+    needs of it, and its warnings."""
+    loaded = case.load()
+    result = pipeline.case_result(compiled, loaded)
+    record = aggregate.record(loaded.model, result, compiled.loaded.framework)
+    return result, record, [d.as_dict() for d in pipeline.not_assessed_warnings(result, loaded)]
 
 
 class CaseSpool:
@@ -128,29 +137,34 @@ def summary(result: dict) -> dict:
 
 
 def evaluate_cases(prepared: Prepared, spool: CaseSpool, jobs: int = 1,
-                   advance: Callable[[int], None] | None = None) -> list[dict]:
+                   advance: Callable[[int], None] | None = None):
     """Evaluate every case, in case-reference order whatever ``jobs`` is: full results go to the
-    spool, and their summaries are returned."""
-    cases = sorted(prepared.sample.cases, key=lambda c: c.model.case)
+    spool; returns their summaries, aggregation records and warnings."""
+    cases = sorted(prepared.sample.cases, key=lambda c: c.reference)
     summaries: list[dict] = []
+    records: list[aggregate.CaseRecord] = []
+    warnings: list[dict] = []
 
-    def take(result: dict) -> None:
+    def take(judged) -> None:
+        result, record, case_warnings = judged
         spool.add(result)
         summaries.append(summary(result))
+        records.append(record)
+        warnings.extend(case_warnings)
         if advance:
             advance(1)
 
     if jobs <= 1 or len(cases) < 2:
         for case in cases:
-            take(pipeline.case_result(prepared.cases, case))
-        return summaries
+            take(judge_case(prepared.cases, case))
+        return summaries, records, warnings
     context = multiprocessing.get_context("fork")  # one durable_rules host per worker, made after the fork
     chunk = max(1, min(64, len(cases) // (jobs * 8)))
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
                                                 initargs=(str(prepared.rules_path),)) as pool:
-        for result in pool.map(_evaluate_in_worker, cases, chunksize=chunk):
-            take(result)
-    return summaries
+        for judged in pool.map(_evaluate_in_worker, cases, chunksize=chunk):
+            take(judged)
+    return summaries, records, warnings
 
 
 def evaluate_organisations(prepared: Prepared) -> list[dict]:
@@ -201,11 +215,13 @@ def judge_sample(prepared: Prepared, aggregates: dict) -> dict:
 
 
 def _inputs(prepared: Prepared) -> list[dict]:
-    documents = [prepared.sample.manifest.document] + [c.document for c in prepared.sample.cases] + \
-        [o.document for o in prepared.sample.organisations]
-    entries = [{"path": d.path, "sha256": d.sha256, "role": role}
-               for d, role in zip(documents, ["manifest"] + ["case"] * len(prepared.sample.cases)
-                                  + ["organisation"] * len(prepared.sample.organisations))]
+    manifest = prepared.sample.manifest.document
+    entries = [{"path": manifest.path, "sha256": manifest.sha256, "role": "manifest"}]
+    entries += [{"path": c.display, "sha256": c.sha256, "role": "case"} if isinstance(c, sample.CaseHandle)
+                else {"path": c.document.path, "sha256": c.document.sha256, "role": "case"}
+                for c in prepared.sample.cases]
+    entries += [{"path": o.document.path, "sha256": o.document.sha256, "role": "organisation"}
+                for o in prepared.sample.organisations]
     return sorted(entries, key=lambda e: e["path"])
 
 
@@ -215,14 +231,11 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
     framework = prepared.cases.loaded.framework
     ruleset = prepared.cases.ruleset
     spool = CaseSpool()
-    case_results = evaluate_cases(prepared, spool, jobs, advance)
-    by_reference = {c.model.case: c.model for c in prepared.sample.cases}
-    records = [aggregate.record(by_reference[r["case"]], r, framework) for r in case_results]
+    case_results, records, case_warnings = evaluate_cases(prepared, spool, jobs, advance)
     aggregates = aggregate.build(records, prepared.cases.loaded)
     manifest = prepared.sample.manifest.model
     framework_document_sha = hashlib.sha256(prepared.sample.framework_path.read_bytes()).hexdigest()
-    warnings = [d.as_dict() for r, c in zip(case_results, sorted(prepared.sample.cases, key=lambda c: c.model.case))
-                for d in pipeline.not_assessed_warnings(r, c)] + [w.as_dict() for w in prepared.sample.warnings]
+    warnings = case_warnings + [w.as_dict() for w in prepared.sample.warnings]
     report = {
         "qi": {"version": tool_version()},
         "sample": {"id": manifest.id, "title": manifest.title, "area": manifest.area,

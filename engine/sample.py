@@ -26,6 +26,41 @@ class Loaded:
     document: source.Document
     model: models.Strict
 
+    @property
+    def reference(self) -> str:
+        return getattr(self.model, "case", None) or getattr(self.model, "organisation", "")
+
+    def load(self) -> Loaded:
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseHandle:
+    """A case file that has validated, without its content: a large sample is validated whole,
+    then each case is read again when it is judged, so memory does not grow with the sample."""
+
+    path: Path
+    display: str
+    reference: str
+    sha256: str
+    framework_path: Path
+
+    def load(self) -> Loaded:
+        """Read and validate the file again; it must not have changed since it validated."""
+        document = source.load(self.path, self.display)
+        if document.sha256 != self.sha256:
+            raise InputError([Diagnostic(self.display, 1, 1, "file_changed", "the file changed during the run",
+                                         "run again once nobody is editing the sample")])
+        return Loaded(document, validate.to_model(document, "case", frameworks.load(self.framework_path)))
+
+    @property
+    def document(self) -> source.Document:
+        return self.load().document
+
+    @property
+    def model(self) -> models.CaseFile:
+        return self.load().model
+
 
 @dataclasses.dataclass
 class Sample:
@@ -33,7 +68,7 @@ class Sample:
     manifest: Loaded
     framework: models.Framework
     framework_path: Path
-    cases: list[Loaded]
+    cases: list  # CaseHandle (or Loaded), in case-reference order
     organisations: list[Loaded]
     warnings: list[Diagnostic]
 
@@ -113,23 +148,22 @@ def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | 
         raise InputError(problems)  # without a framework the cases cannot be checked
     framework = frameworks.load(framework_path)
 
-    cases = _load_folder(root / "cases", "case", framework, problems)
+    warnings: list[Diagnostic] = []
+    cases = _check_cases(root / "cases", framework, Path(framework_path), problems, warnings)
     organisations = _load_folder(root / "organisation", "organisation", framework, problems)
+    warnings += [w for loaded in organisations for w in warnings_for(loaded)]
     if not cases and not (root / "cases").is_dir():
         problems.append(Diagnostic(str(root / "cases"), 1, 1, "no_cases", "the sample has no cases/ folder",
                                    "add cases/ with one YAML file per case"))
     elif not cases and not problems:
         problems.append(Diagnostic(str(root / "cases"), 1, 1, "no_cases", "the sample has no case files",
                                    "add one YAML file per case to cases/"))
-    problems += _duplicates(cases, "case", "duplicate_case")
     problems += _duplicates(organisations, "organisation", "duplicate_organisation")
-    warnings = [w for loaded in cases + organisations for w in warnings_for(loaded)]
-    warnings += _name_mismatches(cases)
     if has_errors(problems):
         raise InputError(problems + warnings)
     assert manifest is not None  # an invalid manifest is an error above
     return Sample(root, Loaded(manifest_document, manifest), framework, Path(framework_path),
-                  cases, organisations, warnings)
+                  sorted(cases, key=lambda h: h.reference), organisations, warnings)
 
 
 def _framework_named(manifest: source.Document, problems: list[Diagnostic]) -> Path | None:
@@ -159,6 +193,35 @@ def _yaml_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix in YAML_SUFFIXES)
 
 
+def _check_cases(folder: Path, framework: models.Framework, framework_path: Path, problems: list[Diagnostic],
+                 warnings: list[Diagnostic]) -> list[CaseHandle]:
+    """Validate every case file, keeping only a handle to each: what a large sample needs in memory."""
+    handles: list[CaseHandle] = []
+    first: dict[str, tuple[str, int]] = {}
+    for path in _yaml_files(folder):
+        try:
+            document = source.load(path)
+            found = validate.kind_of(document)
+            if found != "case":
+                raise InputError([document.diagnostic((), "wrong_file_kind",
+                                                      f"{folder.name}/ holds case files; this is a {found} file",
+                                                      f"move it out of {folder.name}/")])
+            loaded = Loaded(document, validate.to_model(document, "case", framework))
+        except InputError as error:
+            problems.extend(error.diagnostics)
+            continue
+        reference = loaded.model.case
+        warnings.extend(warnings_for(loaded) + _name_mismatches([loaded]))
+        if reference in first:
+            where, line = first[reference]
+            problems.append(document.diagnostic(("case",), "duplicate_case", f"case {reference!r} is already in the sample",
+                                                f"first given in {where}:{line}; each case appears once"))
+            continue
+        first[reference] = (document.path, document.where(("case",))[0])
+        handles.append(CaseHandle(path, document.path, reference, document.sha256, framework_path))
+    return handles
+
+
 def _load_folder(folder: Path, kind: str, framework: models.Framework, problems: list[Diagnostic]) -> list[Loaded]:
     loaded: list[Loaded] = []
     for path in _yaml_files(folder):
@@ -169,7 +232,7 @@ def _load_folder(folder: Path, kind: str, framework: models.Framework, problems:
                 raise InputError([document.diagnostic((), "wrong_file_kind",
                                                       f"{folder.name}/ holds {kind} files; this is a {found} file",
                                                       f"move it out of {folder.name}/")])
-            loaded.append(Loaded(document, validate.to_model(document, kind, framework)))
+            loaded.append(Loaded(document.slim(), validate.to_model(document, kind, framework)))
         except InputError as error:
             problems.extend(error.diagnostics)
     return loaded

@@ -44,7 +44,7 @@ _ALLOWED_CONTROL = {"\t", "\n", "\r"}
 _RESOLVER = VersionedResolver(version=(1, 2))
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Mark:
     """Where a node is: its key (for mapping values) and its value, 1-based."""
 
@@ -65,6 +65,12 @@ class Document:
     #: Problems found while reading that still let the data be checked further (a duplicate key,
     #: a malformed date); the check stage reports them with its own.
     problems: list[Diagnostic] = dataclasses.field(default_factory=list)
+
+    def slim(self) -> Document:
+        """The document once validated: positions of top-level keys and of their entries (what
+        traces cite), without the raw data — so a large sample stays small in memory."""
+        return Document(self.path, None, {loc: mark for loc, mark in self.marks.items() if len(loc) <= 2},
+                        self.sha256)
 
     def where(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
         """Line and column of ``loc``, or of its nearest ancestor that exists in the file."""
