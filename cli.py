@@ -252,8 +252,10 @@ def explain(case_file: Path | None, criterion: str, why_not: str | None, run_ref
 @db_option
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes evaluating cases; results are identical whatever the number.")
+@click.option("--redact", is_flag=True,
+              help="Publishable reports: no free-text notes, no diversity group under the minimum size.")
 def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None, db_path: Path | None,
-                jobs: int) -> None:
+                jobs: int, redact: bool) -> None:
     """Run the whole sample: validate, judge every case and provider, aggregate, apply the sample
     rules, write report.json, report.md, report.html and trace.jsonl, and record the run.
 
@@ -276,7 +278,8 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
             except EngineError as error:
                 raise click.ClickException(f"the rules engine failed: {error}") from None
         try:
-            summary = audit.record(result, before_commit=lambda: report.write(result, out))
+            fields = [d.id for d in prepared.sample.framework.vocabulary.diversity] if redact else None
+            summary = audit.record(result, before_commit=lambda: report.write(result, out, fields))
         except OSError as error:
             raise click.ClickException(f"could not write the reports to {out}: {error.strerror or error}; "
                                        "no run was recorded") from None

@@ -39,13 +39,23 @@ def record(case: models.CaseFile, result: dict, framework: models.Framework) -> 
     return CaseRecord(case.case, groups, {c: f["value"] for c, f in result["findings"].items()}, frozenset(factors))
 
 
-def _figures(cases: dict[str, list[str]], minimum: int) -> dict:
+def _figures(cases: dict[str, list[str]], minimum: int, listed: bool = True) -> dict:
+    """Counts and % sufficient; with ``listed``, the case references behind each count."""
     counts = {value: len(cases[value]) for value in VALUES}
     applicable = counts["sufficient"] + counts["insufficient"]
-    return {"counts": counts, "applicable": applicable,
-            "percent": round(100 * counts["sufficient"] / applicable, 1) if applicable else None,
-            "exact_percent": 100 * counts["sufficient"] / applicable if applicable else None,
-            "small": applicable < minimum, "cases": {v: sorted(cases[v]) for v in VALUES}}
+    figures = {"counts": counts, "applicable": applicable,
+               "percent": round(100 * counts["sufficient"] / applicable, 1) if applicable else None,
+               "exact_percent": 100 * counts["sufficient"] / applicable if applicable else None,
+               "small": applicable < minimum}
+    if listed:
+        figures["cases"] = {v: sorted(cases[v]) for v in VALUES}
+    return figures
+
+
+def _listed(group_key: str) -> bool:
+    """Case references are kept for the whole sample and each provider (what sample rules read and
+    their traces cite); other groups keep counts, so reports stay small for large samples."""
+    return group_key == facts.ALL or group_key.startswith("provider:")
 
 
 def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
@@ -92,7 +102,7 @@ def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
 
 def _target(kind: str, target_id: str, title: str, standard: str, grouped: dict, groupings: list[str],
             settings: rules.SampleSettings) -> dict:
-    groups = {key: _figures(cases, settings.min_group_size) for key, cases in sorted(grouped.items())}
+    groups = {key: _figures(cases, settings.min_group_size, _listed(key)) for key, cases in sorted(grouped.items())}
     gaps = {}
     for grouping in groupings:
         members = {k: v for k, v in groups.items() if k.startswith(grouping + ":")}
@@ -114,9 +124,7 @@ def _pool_groups(members: list[dict], minimum: int) -> dict:
     pooled = {}
     for key in keys:
         cases = {v: [c for m in members for c in m["groups"].get(key, {"cases": {v: []}})["cases"][v]] for v in VALUES}
-        figures = _figures(cases, minimum)
-        del figures["cases"]
-        pooled[key] = figures
+        pooled[key] = _figures(cases, minimum, listed=False)
     return pooled
 
 

@@ -16,7 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from engine import facts, render
+from engine import facts, redact, render
 
 FILES = ("report.json", "report.md", "report.html", "trace.jsonl")
 
@@ -63,16 +63,23 @@ def as_html(report: dict) -> str:
     return "".join(html_chunks(report))
 
 
-def write(report: dict, out: str | os.PathLike[str]) -> list[Path]:
+def write(report: dict, out: str | os.PathLike[str], redact_with: list[str] | None = None) -> list[Path]:
     """Write the four report files into ``out`` atomically, readable by the owner only: each is
-    written to a temporary file, and all are renamed into place only once all are complete."""
+    written to a temporary file, and all are renamed into place only once all are complete.
+
+    With ``redact_with`` (the framework's diversity fields) the files are redacted for publication."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    spool = report.spool
+    if redact_with is not None:
+        report = _Redacted(redact.report(report, redact_with), spool, redact_with)
+    lines = (report.trace_lines() if isinstance(report, _Redacted)
+             else (line.decode() for line in spool.lines()))
     writers = {
         "report.json": lambda handle: handle.write(as_json(report)),
         "report.md": lambda handle: handle.write(as_markdown(report)),
         "report.html": lambda handle: handle.writelines(html_chunks(report)),
-        "trace.jsonl": lambda handle: handle.writelines(line.decode() for line in report.spool.lines()),
+        "trace.jsonl": lambda handle: handle.writelines(lines),
     }
     staged: list[tuple[str, Path]] = []
     try:
@@ -85,6 +92,28 @@ def write(report: dict, out: str | os.PathLike[str]) -> list[Path]:
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
     return [out / name for name in writers]
+
+
+class _Redacted(dict):
+    """A redacted report whose case traces are redacted as they are read from the spool."""
+
+    def __init__(self, data: dict, spool, fields: list[str]) -> None:
+        super().__init__(data)
+        self.spool = _RedactedSpool(spool, fields)
+
+    def trace_lines(self):
+        return (line.decode() for line in self.spool.lines())
+
+
+class _RedactedSpool:
+    def __init__(self, spool, fields: list[str]) -> None:
+        self._spool, self._fields, self.count = spool, fields, spool.count
+
+    def lines(self):
+        return (redact.case_line(line, self._fields).encode() for line in self._spool.lines())
+
+    def results(self):
+        return (json.loads(line) for line in self.lines())
 
 
 def _stage(out: Path, name: str, writer) -> Path:

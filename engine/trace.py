@@ -247,7 +247,7 @@ class SampleTracer:
         def figures(target: dict, key: str) -> dict:
             found = target["groups"].get(key)
             return {"target": target["id"], "kind": target["kind"], "group": key,
-                    **({k: found[k] for k in ("counts", "applicable", "percent", "small", "cases")} if found else
+                    **({k: found[k] for k in ("counts", "applicable", "percent", "small", "cases") if k in found} if found else
                        {"applicable": 0, "percent": None})}
 
         if kind == "percent_sufficient":

@@ -323,3 +323,25 @@ def _walk_nodes(node):
     elif isinstance(node, list):
         for value in node:
             yield from _walk_nodes(value)
+
+
+def test_redact_removes_notes_and_small_diversity_groups(qi, tmp_path, db):
+    out = tmp_path / "out"
+    assert qi("run", SAMPLE, "--out", out, "--db", db, "--redact").exit_code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["redacted"] is True
+    minimum = report["aggregates"]["min_group_size"]
+    for target in report["aggregates"]["targets"].values():
+        for key, group in target["groups"].items():
+            if key.split(":")[0] in ("gender", "ethnicity", "age_band", "disability", "religion"):
+                assert group["applicable"] >= minimum, key
+    assert "gender:female" not in report["aggregates"]["group_sizes"]  # 4 women in the sample
+    everything = "\n".join((out / name).read_text() for name in ("report.json", "report.md", "report.html",
+                                                                 "trace.jsonl"))
+    for path in sorted((SAMPLE / "cases").glob("*.yaml")):
+        for note in source.load(path).data["evidence"].values():
+            if note.get("note") and len(note["note"]) > 25:
+                assert note["note"] not in everything, note["note"]
+    assert "[redacted]" in (out / "trace.jsonl").read_text()
+    stored = store.Store(db).case_result(1, "NW-014")  # the audit store keeps the full run
+    assert "Risk to the partner's children" in json.dumps(stored)
