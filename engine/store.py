@@ -25,6 +25,7 @@ from engine.diagnostics import Diagnostic, InputError, did_you_mean
 from engine.run import canonical
 
 GENESIS = "0" * 64
+#: How long a writer waits for another run to finish writing (QI_DB_TIMEOUT seconds overrides it).
 BUSY_TIMEOUT_MS = 60_000
 
 MIGRATIONS: list[tuple[str, str]] = [
@@ -88,8 +89,9 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            self.connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            self.connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            timeout_ms = int(float(os.environ.get("QI_DB_TIMEOUT", BUSY_TIMEOUT_MS / 1000)) * 1000)
+            self.connection = sqlite3.connect(self.path, timeout=timeout_ms / 1000, isolation_level=None)
+            self.connection.execute(f"PRAGMA busy_timeout = {timeout_ms}")
             self.connection.execute("PRAGMA foreign_keys = ON")
             self._migrate()
         except (OSError, sqlite3.Error) as error:
@@ -109,13 +111,29 @@ class Store:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: taken up front, so concurrent writers queue rather than fail."""
-        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            self.connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise self._unavailable(error) from None
         try:
             yield self.connection
+        except sqlite3.Error as error:
+            self.connection.execute("ROLLBACK")
+            raise self._unavailable(error) from None
         except BaseException:
             self.connection.execute("ROLLBACK")
             raise
-        self.connection.execute("COMMIT")
+        try:
+            self.connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            self.connection.execute("ROLLBACK")
+            raise self._unavailable(error) from None
+
+    def _unavailable(self, error: sqlite3.Error) -> InputError:
+        return InputError([Diagnostic(str(self.path), 1, 1, "store_unavailable",
+                                      f"the audit store cannot be written: {error}",
+                                      "another qi run may hold it (wait and run again), or it is read-only or "
+                                      "damaged; choose another with --db")])
 
     def _migrate(self) -> None:
         with self._write() as db:

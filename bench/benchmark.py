@@ -1,0 +1,129 @@
+"""The qi benchmark: throughput, scale and parallelism, measured in one run on this machine.
+
+    python bench/benchmark.py [--quick]
+
+Writes bench/results.json and prints a table. Measures, on the default rule set and generated
+samples (qi sample generate):
+
+* per-case throughput of the full pipeline (read and validate the case file, build its facts,
+  evaluate on durable_rules, judge, trace) against raw durable_rules evaluation of the same
+  compiled rulesets (the same facts asserted straight into the same chunks: no models, no
+  tracing) — the engine's overhead as a ratio;
+* ``qi run`` wall time and peak memory for 100, 1,000 and 10,000 cases;
+* the speed-up of ``--jobs 2`` over ``--jobs 1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine import conditions, evaluate, facts, pipeline, sample  # noqa: E402
+
+TARGETS = {"pipeline_vs_raw": 0.70, "scale_10k_over_1k": 10.5, "peak_memory_mb_10k": 500, "jobs2_speedup": 1.7}
+
+
+def generate(count: int, folder: Path) -> Path:
+    out = folder / f"sample-{count}"
+    subprocess.run([sys.executable, "-c", "import cli; cli.main()", "sample", "generate", "--cases", str(count),
+                    "--seed", "2016", "--out", str(out)], cwd=ROOT, check=True, capture_output=True)
+    return out
+
+
+def throughput(sample_dir: Path) -> dict:
+    """Cases per second: the full per-case pipeline, and raw durable_rules on the same rulesets."""
+    compiled = pipeline.compiled_rules(ROOT / "rules" / "hmip-qi-adult-2.0.yaml")
+    handles = sample.load(sample_dir).cases
+    framework = compiled.loaded.framework
+    for handle in handles[:20]:  # warm up: register every chunk, fill caches
+        pipeline.case_result(compiled, handle.load())
+    start = time.perf_counter()
+    for handle in handles:
+        pipeline.case_result(compiled, handle.load())
+    full = time.perf_counter() - start
+    # raw: the facts each phase would assert, computed beforehand, asserted straight into the chunks
+    prepared = []
+    for handle in handles:
+        attributes = facts.case_attributes(handle.load().model, framework)
+        fired: set[int] = set()
+        phases = []
+        for number, chunks in enumerate(compiled.phases):
+            fact = {**attributes, "kind": facts.FACT_KIND, **evaluate.derived_attributes(compiled, fired)}
+            phases.append([(chunk, {a: fact[a] for a in chunk.reads}) for chunk in chunks])
+            fired |= {r.index for r in compiled.rules if r.phase == number and conditions.holds(r.condition, fact)}
+        prepared.append(phases)
+    host = evaluate._get_host()
+    session = 10_000_000
+    start = time.perf_counter()
+    for phases in prepared:
+        for chunks in phases:
+            for chunk, fact in chunks:
+                session += 1
+                host.assert_fact(chunk.name, {**fact, "kind": facts.FACT_KIND, "sid": str(session), "id": "case"})
+                host.delete_state(chunk.name, str(session))
+    raw = time.perf_counter() - start
+    count = len(handles)
+    return {"cases": count, "full_pipeline_cases_per_s": round(count / full, 1),
+            "raw_durable_cases_per_s": round(count / raw, 1), "pipeline_vs_raw": round(raw / full, 3)}
+
+
+_RUN = """
+import resource, sys, time
+import cli
+start = time.perf_counter()
+try:
+    cli.main()
+except SystemExit as done:
+    code = done.code
+finally:
+    print("BENCH", time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
+def qi_run(sample_dir: Path, folder: Path, jobs: int = 1) -> dict:
+    out, db = folder / f"out-{sample_dir.name}-{jobs}", folder / f"qi-{sample_dir.name}-{jobs}.db"
+    result = subprocess.run([sys.executable, "-c", _RUN, "run", str(sample_dir), "--out", str(out), "--db", str(db),
+                             "--jobs", str(jobs)], cwd=ROOT, capture_output=True, text=True)
+    line = next(l for l in result.stderr.splitlines() if l.startswith("BENCH"))
+    seconds, peak_kb = line.split()[1:]
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr)
+    return {"seconds": round(float(seconds), 2), "peak_memory_mb": round(int(peak_kb) / 1024, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100 and 1,000 cases only (no 10,000)")
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        sizes = [100, 1000] if options.quick else [100, 1000, 10000]
+        samples = {n: generate(n, folder) for n in sizes}
+        results = {"machine": {"platform": platform.platform(), "processor": platform.machine(),
+                               "cpus": os.cpu_count(), "python": platform.python_version()},
+                   "date": datetime.date.today().isoformat(), "targets": TARGETS}
+        results["throughput"] = throughput(samples[1000])
+        results["qi_run"] = {str(n): qi_run(samples[n], folder) for n in sizes}
+        results["jobs"] = {"jobs_1": results["qi_run"]["1000"], "jobs_2": qi_run(samples[1000], folder, 2)}
+        results["jobs"]["speedup"] = round(results["jobs"]["jobs_1"]["seconds"] / results["jobs"]["jobs_2"]["seconds"], 2)
+        if "10000" in results["qi_run"]:
+            results["scale_10k_over_1k"] = round(results["qi_run"]["10000"]["seconds"]
+                                                 / results["qi_run"]["1000"]["seconds"], 2)
+    Path(options.output).write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
