@@ -24,6 +24,12 @@ def as_json(report: dict) -> str:
     return json.dumps(report, indent=1, ensure_ascii=False) + "\n"
 
 
+def _dump_json(report: dict, handle) -> None:
+    """report.json written as it is encoded (the same bytes as as_json, never held whole)."""
+    json.dump(report, handle, indent=1, ensure_ascii=False)
+    handle.write("\n")
+
+
 #: Samples up to this size have every case's traces in report.html; larger ones point to trace.jsonl.
 HTML_TRACE_LIMIT = 1000
 
@@ -76,7 +82,7 @@ def write(report: dict, out: str | os.PathLike[str], redact_with: list[str] | No
     lines = (report.trace_lines() if isinstance(report, _Redacted)
              else (line.decode() for line in spool.lines()))
     writers = {
-        "report.json": lambda handle: handle.write(as_json(report)),
+        "report.json": lambda handle: _dump_json(report, handle),
         "report.md": lambda handle: handle.write(as_markdown(report)),
         "report.html": lambda handle: handle.writelines(html_chunks(report)),
         "trace.jsonl": lambda handle: handle.writelines(lines),

@@ -256,11 +256,20 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
         "traces": {"file": "trace.jsonl", "sha256": spool.sha256, "cases": spool.count},
         "warnings": sorted(warnings, key=lambda d: (d["path"], d["line"], d["code"])),
     }
-    digest = hashlib.sha256(canonical(report)).hexdigest()  # covers the traces through their sha256
+    digest = canonical_sha256(report)  # covers the traces through their sha256
     moment = (now or datetime.datetime.now(datetime.timezone.utc)).replace(microsecond=0)
     result = Report({"run": {"id": digest[:16], "content_sha256": digest, "timestamp": moment.isoformat()}, **report})
     result.spool = spool
     return result
+
+
+def canonical_sha256(data) -> str:
+    """sha256 of the canonical bytes, encoded a piece at a time."""
+    digest = hashlib.sha256()
+    encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    for chunk in encoder.iterencode(data):
+        digest.update(chunk.encode())
+    return digest.hexdigest()
 
 
 def canonical(data) -> bytes:
