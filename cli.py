@@ -262,7 +262,7 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
     Invalid input gives diagnostics and no run at all.
     """
     try:
-        prepared = run.prepare(sample_dir, rules_file)
+        prepared = run.prepare(sample_dir, rules_file, jobs)
     except InputError as error:
         _report(error.diagnostics, "text", len(samples.files(sample_dir)) if sample_dir.is_dir() else 1)
         sys.exit(1)

@@ -16,7 +16,8 @@ import datetime
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo,
+                      model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from engine.diagnostics import did_you_mean
@@ -127,12 +128,17 @@ class Vocabulary(Strict):
     diversity: list[DiversityField] = Field(description="Diversity characteristics and their values.")
     evidence_sources: list[Term] = Field(description="Where an inspector found evidence.")
 
+    _ids: dict = PrivateAttr(default_factory=dict)
+
     def ids(self, kind: str) -> list:
         """The allowed values of vocabulary ``kind``, in the order the framework gives them."""
-        if kind.startswith("diversity."):
-            field = kind.removeprefix("diversity.")
-            return next((list(d.values) for d in self.diversity if d.id == field), [])
-        return [term.id for term in getattr(self, kind)]
+        if kind not in self._ids:
+            if kind.startswith("diversity."):
+                field = kind.removeprefix("diversity.")
+                self._ids[kind] = next((list(d.values) for d in self.diversity if d.id == field), [])
+            else:
+                self._ids[kind] = [term.id for term in getattr(self, kind)]
+        return self._ids[kind]
 
 
 class Item(Strict):

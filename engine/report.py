@@ -30,8 +30,9 @@ def _dump_json(report: dict, handle) -> None:
     handle.write("\n")
 
 
-#: Samples up to this size have every case's traces in report.html; larger ones point to trace.jsonl.
-HTML_TRACE_LIMIT = 1000
+#: Samples up to this size have every case's traces in report.html (a few MB); larger ones point to
+#: trace.jsonl, so the page stays readable on a laptop.
+HTML_TRACE_LIMIT = 300
 
 
 class _Traces:

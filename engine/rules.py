@@ -186,29 +186,39 @@ _CONDITIONS: dict[str, type[Strict]] = {
 CONDITION_NAMES = tuple(_CONDITIONS)
 
 
-def _single_key(value: Any) -> str | None:
-    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _CONDITIONS:
-        return next(iter(value))
-    return None
+def one_key_union(forms: dict[str, type], error_type: str) -> Any:
+    """A union of mappings with one key each, told apart by that key (pydantic then reports errors
+    of the chosen form only); anything else is ``error_type``, with the known keys in its context."""
+
+    def key_of(value: Any) -> str | None:
+        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in forms:
+            return next(iter(value))
+        return None
+
+    return Annotated[
+        Union[tuple(Annotated[cls, Tag(name)] for name, cls in forms.items())],  # type: ignore[misc]
+        Discriminator(key_of, custom_error_type=error_type, custom_error_message=error_type.replace("_", " "),
+                      custom_error_context={"conditions": ", ".join(forms)}),
+    ]
 
 
-Condition = Annotated[
-    Union[tuple(Annotated[cls, Tag(name)] for name, cls in _CONDITIONS.items())],  # type: ignore[misc]
-    Discriminator(_single_key, custom_error_type="unknown_condition", custom_error_message="unknown condition",
-                  custom_error_context={"conditions": ", ".join(CONDITION_NAMES)}),
-]
+Condition = one_key_union(_CONDITIONS, "unknown_condition")
 for _model in (AllCondition, AnyCondition, NotCondition):
     _model.model_rebuild()
 
 
+_CONDITION_KINDS = {cls: name for name, cls in _CONDITIONS.items()}
+
+
 def condition_kind(condition: Strict) -> str:
     """The form of a condition, e.g. ``answer`` or ``all``."""
-    return next(name for name, cls in _CONDITIONS.items() if type(condition) is cls)
+    return _CONDITION_KINDS[type(condition)]
 
 
 def condition_body(condition: Strict) -> Any:
     """The value under the condition's single key."""
-    return getattr(condition, "not_" if isinstance(condition, NotCondition) else condition_kind(condition))
+    kind = condition_kind(condition)
+    return getattr(condition, "not_" if kind == "not" else kind)
 
 
 # --- conclusions ----------------------------------------------------------------------------------
@@ -251,17 +261,7 @@ _CONCLUSIONS = {"finding": FindingConclusion, "enabler": EnablerConclusion, "bar
                 "fact": FactConclusion}
 
 
-def _conclusion_key(value: Any) -> str | None:
-    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _CONCLUSIONS:
-        return next(iter(value))
-    return None
-
-
-Conclusion = Annotated[
-    Union[tuple(Annotated[cls, Tag(name)] for name, cls in _CONCLUSIONS.items())],  # type: ignore[misc]
-    Discriminator(_conclusion_key, custom_error_type="unknown_conclusion", custom_error_message="unknown conclusion",
-                  custom_error_context={"conditions": ", ".join(_CONCLUSIONS)}),
-]
+Conclusion = one_key_union(_CONCLUSIONS, "unknown_conclusion")
 
 
 # --- rules and rule sets --------------------------------------------------------------------------
@@ -403,17 +403,7 @@ _SAMPLE_CONDITIONS: dict[str, type[Strict]] = {
 }
 
 
-def _sample_key(value: Any) -> str | None:
-    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _SAMPLE_CONDITIONS:
-        return next(iter(value))
-    return None
-
-
-SampleCondition = Annotated[
-    Union[tuple(Annotated[cls, Tag(name)] for name, cls in _SAMPLE_CONDITIONS.items())],  # type: ignore[misc]
-    Discriminator(_sample_key, custom_error_type="unknown_condition", custom_error_message="unknown condition",
-                  custom_error_context={"conditions": ", ".join(_SAMPLE_CONDITIONS)}),
-]
+SampleCondition = one_key_union(_SAMPLE_CONDITIONS, "unknown_condition")
 for _model in (SampleAllCondition, SampleAnyCondition, SampleNotCondition):
     _model.model_rebuild()
 
@@ -463,18 +453,7 @@ _SAMPLE_CONCLUSIONS = {"recommendation": RecommendationConclusion, "rating": Rat
                        "enabler": SampleEnablerConclusion, "barrier": SampleBarrierConclusion, "fact": FactConclusion}
 
 
-def _sample_conclusion_key(value: Any) -> str | None:
-    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _SAMPLE_CONCLUSIONS:
-        return next(iter(value))
-    return None
-
-
-SampleConclusion = Annotated[
-    Union[tuple(Annotated[cls, Tag(name)] for name, cls in _SAMPLE_CONCLUSIONS.items())],  # type: ignore[misc]
-    Discriminator(_sample_conclusion_key, custom_error_type="unknown_conclusion",
-                  custom_error_message="unknown conclusion",
-                  custom_error_context={"conditions": ", ".join(_SAMPLE_CONCLUSIONS)}),
-]
+SampleConclusion = one_key_union(_SAMPLE_CONCLUSIONS, "unknown_conclusion")
 
 
 class SampleRule(Strict):
@@ -899,7 +878,7 @@ def describe_sample(condition: Strict, bindings: dict) -> str:
 
 def items_of(condition: Strict) -> list[str]:
     """The framework items a single (non-composite) case condition reads."""
-    kind = condition_kind(condition) if type(condition) in _CONDITIONS.values() else None
+    kind = _CONDITION_KINDS.get(type(condition))
     body = condition_body(condition) if kind else None
     if kind == "answer":
         return [body.item]

@@ -45,9 +45,10 @@ class Prepared:
     whole: compiler.CompiledRuleSet
 
 
-def prepare(sample_dir: str | os.PathLike[str], rules_file: str | os.PathLike[str] | None = None) -> Prepared:
+def prepare(sample_dir: str | os.PathLike[str], rules_file: str | os.PathLike[str] | None = None,
+            jobs: int = 1) -> Prepared:
     """Validate the sample and compile its rule set. Raises InputError listing every problem."""
-    loaded_sample = sample.load(sample_dir)
+    loaded_sample = sample.load(sample_dir, jobs=jobs)
     manifest = loaded_sample.manifest.model
     rules_path = Path(rules_file) if rules_file else pipeline.rules_path(manifest.rules, manifest.period.end)
     cases = pipeline.compiled_rules(rules_path)
@@ -71,18 +72,24 @@ def _start_worker(rules_path: str) -> None:
     _worker_rules = pipeline.compiled_rules(rules_path)
 
 
-def _evaluate_in_worker(case) -> tuple[dict, aggregate.CaseRecord, list[dict]]:
+def _evaluate_in_worker(case):
     assert _worker_rules is not None
     return judge_case(_worker_rules, case)
 
 
-def judge_case(compiled: compiler.CompiledRuleSet, case) -> tuple[dict, aggregate.CaseRecord, list[dict]]:
-    """One case (a handle, read again now, or a loaded case): its full result, what aggregation
-    needs of it, and its warnings."""
+def encode(result: dict) -> bytes:
+    """A case result as its line of trace.jsonl."""
+    return (json.dumps(result, ensure_ascii=False, sort_keys=True) + "\n").encode()
+
+
+def judge_case(compiled: compiler.CompiledRuleSet, case):
+    """One case (a handle, read again now, or a loaded case): its result encoded as a line, its
+    summary, what aggregation needs of it, and its warnings — small, cheap to send from a worker."""
     loaded = case.load()
     result = pipeline.case_result(compiled, loaded)
     record = aggregate.record(loaded.model, result, compiled.loaded.framework)
-    return result, record, [d.as_dict() for d in pipeline.not_assessed_warnings(result, loaded)]
+    warnings = [d.as_dict() for d in pipeline.not_assessed_warnings(result, loaded)]
+    return result["case"], encode(result), summary(result), record, warnings
 
 
 class CaseSpool:
@@ -98,11 +105,11 @@ class CaseSpool:
     def count(self) -> int:
         return len(self.references)
 
-    def add(self, result: dict) -> None:
-        line = (json.dumps(result, ensure_ascii=False, sort_keys=True) + "\n").encode()
+    def add(self, reference: str, line: bytes) -> None:
+        """One case's result, already encoded by :func:`encode`."""
         self._file.write(line)
         self._digest.update(line)
-        self.references.append(result["case"])
+        self.references.append(reference)
 
     @property
     def sha256(self) -> str:
@@ -146,9 +153,9 @@ def evaluate_cases(prepared: Prepared, spool: CaseSpool, jobs: int = 1,
     warnings: list[dict] = []
 
     def take(judged) -> None:
-        result, record, case_warnings = judged
-        spool.add(result)
-        summaries.append(summary(result))
+        reference, line, case_summary, record, case_warnings = judged
+        spool.add(reference, line)
+        summaries.append(case_summary)
         records.append(record)
         warnings.extend(case_warnings)
         if advance:
@@ -175,17 +182,9 @@ def evaluate_organisations(prepared: Prepared) -> list[dict]:
     for loaded in sorted(prepared.sample.organisations, key=lambda o: o.model.organisation):
         evaluation = evaluator.evaluate(compiled, fact_builder.organisation_attributes(loaded.model, framework))
         judgement = judge.judge(compiled, evaluation)
-        tracer = trace.Tracer(compiled, evaluation, loaded)
-        label = lambda i: compiled.rules[i].label  # noqa: E731
-        results.append({
-            "organisation": loaded.model.organisation, "file": loaded.document.path, "sha256": loaded.document.sha256,
-            "findings": {c: {"value": f.value, "rules": [label(i) for i in f.rules], "trace": tracer.finding(f)}
-                         for c, f in judgement.findings.items()},
-            "enablers": [{"id": e.id, "text": e.text, "criterion": e.criterion, "rules": [label(i) for i in e.rules],
-                          "trace": tracer.factor(e)} for e in judgement.enablers],
-            "barriers": [{"id": b.id, "text": b.text, "criterion": b.criterion, "rules": [label(i) for i in b.rules],
-                          "trace": tracer.factor(b)} for b in judgement.barriers],
-        })
+        results.append({"organisation": loaded.model.organisation, "file": loaded.document.path,
+                        "sha256": loaded.document.sha256,
+                        **trace.conclusions(compiled, loaded, evaluation, judgement)})
     return results
 
 

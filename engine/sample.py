@@ -125,8 +125,9 @@ def _framework_of_enclosing_sample(path: Path) -> Path | None:
     return frameworks.bundled().get((loaded.framework.id, loaded.framework.version))
 
 
-def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | None = None) -> Sample:
-    """Load and validate a whole sample folder. Raises InputError listing every problem."""
+def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | None = None, jobs: int = 1) -> Sample:
+    """Load and validate a whole sample folder (case files in ``jobs`` processes). Raises
+    InputError listing every problem."""
     root = Path(root)
     problems: list[Diagnostic] = []
     manifest_path = root / "sample.yaml"
@@ -149,7 +150,7 @@ def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | 
     framework = frameworks.load(framework_path)
 
     warnings: list[Diagnostic] = []
-    cases = _check_cases(root / "cases", framework, Path(framework_path), problems, warnings)
+    cases = _check_cases(root / "cases", Path(framework_path), problems, warnings, jobs)
     organisations = _load_folder(root / "organisation", "organisation", framework, problems)
     warnings += [w for loaded in organisations for w in warnings_for(loaded)]
     if not cases and not (root / "cases").is_dir():
@@ -193,32 +194,51 @@ def _yaml_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix in YAML_SUFFIXES)
 
 
-def _check_cases(folder: Path, framework: models.Framework, framework_path: Path, problems: list[Diagnostic],
-                 warnings: list[Diagnostic]) -> list[CaseHandle]:
-    """Validate every case file, keeping only a handle to each: what a large sample needs in memory."""
+def _check_case(path: Path, framework_path: Path):
+    """Validate one case file: (problems, warnings, handle or None, line of its reference)."""
+    try:
+        document = source.load(path)
+        found = validate.kind_of(document)
+        if found != "case":
+            raise InputError([document.diagnostic((), "wrong_file_kind",
+                                                  f"{path.parent.name}/ holds case files; this is a {found} file",
+                                                  f"move it out of {path.parent.name}/")])
+        loaded = Loaded(document, validate.to_model(document, "case", frameworks.load(framework_path)))
+    except InputError as error:
+        return error.diagnostics, [], None, 0
+    handle = CaseHandle(path, document.path, loaded.model.case, document.sha256, framework_path)
+    return [], warnings_for(loaded) + _name_mismatches([loaded]), handle, document.where(("case",))[0]
+
+
+def _check_cases(folder: Path, framework_path: Path, problems: list[Diagnostic], warnings: list[Diagnostic],
+                 jobs: int = 1) -> list[CaseHandle]:
+    """Validate every case file (in ``jobs`` processes), keeping only a handle to each: what a large
+    sample needs in memory. Duplicate references are found in file-name order whatever ``jobs`` is."""
+    paths = _yaml_files(folder)
+    if jobs > 1 and len(paths) > 50:
+        import concurrent.futures
+        import multiprocessing
+
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            checked = list(pool.map(_check_case, paths, [framework_path] * len(paths),
+                                    chunksize=max(1, len(paths) // (jobs * 8))))
+    else:
+        checked = [_check_case(path, framework_path) for path in paths]
     handles: list[CaseHandle] = []
     first: dict[str, tuple[str, int]] = {}
-    for path in _yaml_files(folder):
-        try:
-            document = source.load(path)
-            found = validate.kind_of(document)
-            if found != "case":
-                raise InputError([document.diagnostic((), "wrong_file_kind",
-                                                      f"{folder.name}/ holds case files; this is a {found} file",
-                                                      f"move it out of {folder.name}/")])
-            loaded = Loaded(document, validate.to_model(document, "case", framework))
-        except InputError as error:
-            problems.extend(error.diagnostics)
+    for case_problems, case_warnings, handle, line in checked:
+        problems.extend(case_problems)
+        warnings.extend(case_warnings)
+        if handle is None:
             continue
-        reference = loaded.model.case
-        warnings.extend(warnings_for(loaded) + _name_mismatches([loaded]))
-        if reference in first:
-            where, line = first[reference]
-            problems.append(document.diagnostic(("case",), "duplicate_case", f"case {reference!r} is already in the sample",
-                                                f"first given in {where}:{line}; each case appears once"))
+        if handle.reference in first:
+            where, first_line = first[handle.reference]
+            problems.append(Diagnostic(handle.display, line, 7, "duplicate_case",
+                                       f"case {handle.reference!r} is already in the sample",
+                                       f"first given in {where}:{first_line}; each case appears once"))
             continue
-        first[reference] = (document.path, document.where(("case",))[0])
-        handles.append(CaseHandle(path, document.path, reference, document.sha256, framework_path))
+        first[handle.reference] = (handle.display, line)
+        handles.append(handle)
     return handles
 
 

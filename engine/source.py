@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 import hashlib
 import math
+import re
 import os
 import sys
 from typing import Any
@@ -40,7 +41,6 @@ Loc = tuple[str | int, ...]
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")}
 _COLLECTION_TAGS = {f"{_TAG}map", f"{_TAG}seq", f"{_TAG}omap"}
-_ALLOWED_CONTROL = {"\t", "\n", "\r"}
 _RESOLVER = VersionedResolver(version=(1, 2))
 
 
@@ -150,15 +150,20 @@ def _decode(raw: bytes, path: str) -> str:
                                      "save the file as UTF-8")]) from None
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _reject_control_characters(text: str, path: str) -> None:
     problems = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        for col, char in enumerate(line, start=1):
-            code = ord(char)
-            if (code < 0x20 or 0x7F <= code <= 0x9F) and char not in _ALLOWED_CONTROL:
-                problems.append(Diagnostic(path, number, col, "control_character",
-                                           f"control character U+{code:04X} is not allowed",
-                                           "delete it; it is invisible in most editors"))
+    for match in _CONTROL.finditer(text):
+        before = text[: match.start()]
+        line = before.count("\n") + 1
+        col = match.start() - (before.rfind("\n") + 1) + 1
+        problems.append(Diagnostic(path, line, col, "control_character",
+                                   f"control character U+{ord(match.group()):04X} is not allowed",
+                                   "delete it; it is invisible in most editors"))
+        if len(problems) > 100:
+            break
     if problems:
         raise InputError(problems)
 

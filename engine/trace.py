@@ -161,28 +161,37 @@ def _finding_value(rule: rules.Rule, criterion: str) -> str | None:
                  if isinstance(c, rules.FindingConclusion) and c.finding.criterion == criterion), None)
 
 
+def conclusions(compiled: CompiledRuleSet, loaded: Loaded, evaluation: Evaluation, judgement: Judgement) -> dict:
+    """Findings, enablers and barriers of one case or organisation, each with its rules and trace."""
+    tracer = Tracer(compiled, evaluation, loaded)
+    label = lambda i: compiled.rules[i].label  # noqa: E731 - tiny local helper
+
+    def factor(f: Factor) -> dict:
+        return {"id": f.id, "text": f.text, "criterion": f.criterion, "rules": [label(i) for i in f.rules],
+                "trace": tracer.factor(f)}
+
+    return {"findings": {c: {"value": f.value, "rules": [label(i) for i in f.rules], "trace": tracer.finding(f)}
+                         for c, f in judgement.findings.items()},
+            "enablers": [factor(e) for e in judgement.enablers],
+            "barriers": [factor(b) for b in judgement.barriers]}
+
+
 def case_result(compiled: CompiledRuleSet, case: Loaded, evaluation: Evaluation, judgement: Judgement) -> dict:
     """The whole result for one case, with a trace under every conclusion: the JSON contract of
     ``qi evaluate --format json``."""
-    tracer = Tracer(compiled, evaluation, case)
     framework = compiled.loaded.framework
-    rule_id = lambda i: compiled.rules[i].rule.id  # noqa: E731 - tiny local helper
+    label = lambda i: compiled.rules[i].label  # noqa: E731 - tiny local helper
     return {
         "case": case.model.case,
         "file": case.document.path,
         "sha256": case.document.sha256,
         "provider": case.model.provider,
         "framework": {"id": framework.id, "version": framework.version},
-        "ruleset": tracer.ruleset_ref(),
-        "findings": {c: {"value": f.value, "rules": [rule_id(i) for i in f.rules], "trace": tracer.finding(f)}
-                     for c, f in judgement.findings.items()},
-        "enablers": [{"id": e.id, "text": e.text, "criterion": e.criterion, "rules": [rule_id(i) for i in e.rules],
-                      "trace": tracer.factor(e)} for e in judgement.enablers],
-        "barriers": [{"id": b.id, "text": b.text, "criterion": b.criterion, "rules": [rule_id(i) for i in b.rules],
-                      "trace": tracer.factor(b)} for b in judgement.barriers],
-        "derived_facts": {name: [rule_id(i) for i in derivers]
+        "ruleset": Tracer(compiled, evaluation, case).ruleset_ref(),
+        **conclusions(compiled, case, evaluation, judgement),
+        "derived_facts": {name: [label(i) for i in derivers]
                           for name, derivers in evaluation.derived_by.items() if derivers},
-        "rules_fired": [rule_id(i) for i in evaluation.fired],
+        "rules_fired": [label(i) for i in evaluation.fired],
         "not_assessed": [c for c, f in judgement.findings.items() if f.value == NOT_ASSESSED],
     }
 

@@ -83,3 +83,14 @@ def make_case(tmp_path):
         return pipeline.load_case(path, compiled)
 
     return build
+
+
+def walk(node):
+    """Every mapping in a JSON tree (a trace, a result), parents first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from engine import pipeline, sample, source
-from tests.conftest import ROOT, SAMPLE, case_yaml
+from tests.conftest import ROOT, SAMPLE, case_yaml, walk
 
 DEFAULT_RULES = ROOT / "rules" / "hmip-qi-adult-2.0.yaml"
 EXPECTED = source.load(ROOT / "tests" / "expected" / "north-west-2016.yaml").data
@@ -52,20 +52,13 @@ def test_every_case_is_judged_on_all_15_case_criteria(results):
         assert result["not_assessed"] == []
 
 
-def _walk(node):
-    yield node
-    for value in node.values() if isinstance(node, dict) else node if isinstance(node, list) else []:
-        if isinstance(value, (dict, list)):
-            yield from _walk(value)
-
-
 def test_every_conclusion_traces_to_evidence_in_the_case_file(results):
     for reference, (case, result) in results.items():
         lines = case.document.path and open(case.document.path, encoding="utf-8").read().splitlines()
         conclusions = [f["trace"] for f in result["findings"].values()] + \
                       [e["trace"] for e in result["enablers"] + result["barriers"]]
         for conclusion in conclusions:
-            evidence = [n for n in _walk(conclusion) if isinstance(n, dict) and "item" in n and "answer" in n]
+            evidence = [n for n in walk(conclusion) if isinstance(n, dict) and "item" in n and "answer" in n]
             assert evidence, (reference, conclusion["key"])
             for entry in evidence:
                 path, _, line = entry["at"].rpartition(":")

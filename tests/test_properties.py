@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import generate, run, source
-from tests.conftest import ROOT
+from tests.conftest import ROOT, walk
 
 
 def _generate(folder: Path, count: int, seed: int) -> Path:
@@ -83,23 +83,13 @@ def test_every_trace_reaches_evidence_in_its_case_file(generated):
         for finding in result["findings"].values():
             if finding["value"] == "not_assessed":
                 continue
-            evidence = [n for n in _walk(finding["trace"]) if "answer" in n and "item" in n]
+            evidence = [n for n in walk(finding["trace"]) if "answer" in n and "item" in n]
             assert evidence, (result["case"], finding)
             for entry in evidence:
                 if entry["answer"] == "not_assessed":
                     continue
                 path, _, line = entry["at"].rpartition(":")
                 assert path == result["file"] and lines[int(line) - 1].strip().startswith(f'"{entry["item"]}":')
-
-
-def _walk(node):
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

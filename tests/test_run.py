@@ -14,7 +14,7 @@ import pytest
 
 from engine import report as reports
 from engine import run, sample, source, store
-from tests.conftest import ROOT, SAMPLE
+from tests.conftest import ROOT, SAMPLE, walk
 
 
 @pytest.fixture
@@ -272,7 +272,7 @@ def test_case_text_is_escaped_in_html_and_kept_verbatim_in_markdown_and_json(sam
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
     assert "<b onmouseover" not in html
     notes = [e["note"] for line in (out / "trace.jsonl").read_text().splitlines()
-             for f in json.loads(line)["findings"].values() for n in _walk_nodes(f["trace"])
+             for f in json.loads(line)["findings"].values() for n in walk(f["trace"])
              for e in n.get("evidence", [])]
     assert hostile in notes
 
@@ -313,16 +313,6 @@ def test_run_records_the_rule_set_version_used(qi, tmp_path, db):
     qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db)
     listed = json.loads(qi("runs", "list", "--db", db, "--format", "json").stdout)
     assert listed[0]["ruleset"] == "hmip-qi-adult-2.0-default 1.0.0"
-
-
-def _walk_nodes(node):
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk_nodes(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk_nodes(value)
 
 
 def test_redact_removes_notes_and_small_diversity_groups(qi, tmp_path, db):
