@@ -335,3 +335,16 @@ def test_redact_removes_notes_and_small_diversity_groups(qi, tmp_path, db):
     assert "[redacted]" in (out / "trace.jsonl").read_text()
     stored = store.Store(db).case_result(1, "NW-014")  # the audit store keeps the full run
     assert "Risk to the partner's children" in json.dumps(stored)
+
+
+def test_info_logs_name_runs_and_counts_never_case_content(qi, tmp_path, db):
+    result = qi("--log-level", "info", "--log-format", "json", "run", SAMPLE, "--out", tmp_path / "out", "--db", db)
+    assert result.exit_code == 0
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert any(e["event"] == "run recorded" and e["cases"] == 14 for e in events)
+    for path in sorted((SAMPLE / "cases").glob("*.yaml")):
+        data = source.load(path).data
+        for entry in data["evidence"].values():
+            if entry.get("note"):
+                assert entry["note"] not in result.stderr
+        assert data["case"] not in result.stderr  # not even pseudonymous references
