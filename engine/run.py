@@ -20,7 +20,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from engine import aggregate, judge, pipeline, rules, sample, trace
+from engine import aggregate, judge, pipeline, sample, trace
 from engine import compile as compiler
 from engine import evaluate as evaluator
 from engine import facts as fact_builder

@@ -143,7 +143,7 @@ def _unknown_form(document: source.Document, loc: tuple, kind: str, found: Any, 
     if isinstance(found, dict) and found:
         keys = ", ".join(map(str, found))
         return document.diagnostic(loc, code, f"a {what} has exactly one key; found {len(found)}: {keys}",
-                                   f"combine conditions with all: or any:" if what == "condition"
+                                   "combine conditions with all: or any:" if what == "condition"
                                    else "write each conclusion as its own list entry")
     return document.diagnostic(loc, code, f"expected a {what}, found {describe(found)}",
                                f"a {what} is a mapping with one key: " + ", ".join(names[:8]) + ", …")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine import report as reports
-from engine import run, sample, source, store
+from engine import run, source, store
 from tests.conftest import ROOT, SAMPLE, walk
 
 
