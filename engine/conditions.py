@@ -204,6 +204,11 @@ def _target(body, bindings: dict) -> str:
     return facts.target_key(criterion, standard)
 
 
+def all_of(parts) -> Node:
+    """The conjunction of conditions, flattened and simplified."""
+    return _all(parts)
+
+
 def _all(parts) -> Node:
     flat: list = []
     for part in parts:

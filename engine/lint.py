@@ -129,7 +129,7 @@ def _conflicts(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
         for (first, value), (second, other) in itertools.combinations(concluding, 2):
             if value == other or first.rule.priority != second.rule.priority:
                 continue
-            example = witness(conditions._all([first.condition, second.condition]), schema)
+            example = witness(conditions.all_of([first.condition, second.condition]), schema)
             if example is None:
                 continue
             found.append(_warning(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import string
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationError, ValidationInfo, model_validator
@@ -602,8 +603,6 @@ GROUPINGS = ("provider", "sentence_type", "risk_of_serious_harm")
 
 def _sample_problems(ruleset: RuleSet, rule: SampleRule, here: tuple,
                      framework: models.Framework) -> list[InitErrorDetails]:
-    import string
-
     problems = []
     bands = ruleset.sample.bands
     bound = set(rule.for_each)
