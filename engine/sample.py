@@ -195,7 +195,7 @@ def _yaml_files(folder: Path) -> list[Path]:
 
 
 def _check_case(path: Path, framework_path: Path):
-    """Validate one case file: (problems, warnings, handle or None, line of its reference)."""
+    """Validate one case file: (problems, warnings, handle or None, (line, col) of its reference)."""
     try:
         document = source.load(path)
         found = validate.kind_of(document)
@@ -205,9 +205,9 @@ def _check_case(path: Path, framework_path: Path):
                                                   f"move it out of {path.parent.name}/")])
         loaded = Loaded(document, validate.to_model(document, "case", frameworks.load(framework_path)))
     except InputError as error:
-        return error.diagnostics, [], None, 0
+        return error.diagnostics, [], None, (1, 1)
     handle = CaseHandle(path, document.path, loaded.model.case, document.sha256, framework_path)
-    return [], warnings_for(loaded) + _name_mismatches([loaded]), handle, document.where(("case",))[0]
+    return [], warnings_for(loaded) + _name_mismatches([loaded]), handle, document.where(("case",))
 
 
 def _check_cases(folder: Path, framework_path: Path, problems: list[Diagnostic], warnings: list[Diagnostic],
@@ -226,14 +226,14 @@ def _check_cases(folder: Path, framework_path: Path, problems: list[Diagnostic],
         checked = [_check_case(path, framework_path) for path in paths]
     handles: list[CaseHandle] = []
     first: dict[str, tuple[str, int]] = {}
-    for case_problems, case_warnings, handle, line in checked:
+    for case_problems, case_warnings, handle, (line, col) in checked:
         problems.extend(case_problems)
         warnings.extend(case_warnings)
         if handle is None:
             continue
         if handle.reference in first:
             where, first_line = first[handle.reference]
-            problems.append(Diagnostic(handle.display, line, 7, "duplicate_case",
+            problems.append(Diagnostic(handle.display, line, col, "duplicate_case",
                                        f"case {handle.reference!r} is already in the sample",
                                        f"first given in {where}:{first_line}; each case appears once"))
             continue

@@ -100,3 +100,19 @@ def test_no_valid_generated_sample_crashes(tmp_path_factory, seed, count):
     assert report["sample"]["cases"] == count
     assert json.loads(json.dumps(report)) == report
     assert ROOT.exists()
+
+
+def test_parallel_validation_and_evaluation_match_a_single_process(qi, tmp_path):
+    folder = _generate(tmp_path / "sample", 64, 21)  # over 50 files: validation runs in workers too
+    shutil.copy(folder / "cases" / "GEN-00003.yaml", folder / "cases" / "GEN-99999.yaml")
+    for jobs in ("1", "2"):
+        result = qi("run", folder, "--out", tmp_path / f"out{jobs}", "--db", tmp_path / "qi.db", "--jobs", jobs)
+        assert result.exit_code == 1 and "GEN-99999.yaml:1:9: duplicate_case" in result.stderr
+        assert "first given in" in result.stderr and "GEN-00003.yaml:1" in result.stderr
+    (folder / "cases" / "GEN-99999.yaml").unlink()
+    for jobs in ("1", "2"):
+        assert qi("run", folder, "--out", tmp_path / f"out{jobs}", "--db", tmp_path / "qi.db", "--jobs", jobs
+                  ).exit_code == 0
+    strip = lambda p: [l for l in p.read_text().splitlines() if '"timestamp":' not in l]  # noqa: E731
+    assert strip(tmp_path / "out1" / "report.json") == strip(tmp_path / "out2" / "report.json")
+    assert (tmp_path / "out1" / "trace.jsonl").read_bytes() == (tmp_path / "out2" / "trace.jsonl").read_bytes()
