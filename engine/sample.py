@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engine import compile as compiler
 from engine import framework as frameworks
-from engine import models, rules, source, validate
+from engine import generate, models, rules, source, validate
 from engine.diagnostics import Diagnostic, InputError, did_you_mean, has_errors
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -103,6 +103,10 @@ def check_file(path: str | os.PathLike[str], framework_path: str | os.PathLike[s
         loaded = rules.from_document(document)
         compiler.compile_rules(loaded)  # a rule set must also compile to be usable
         return Loaded(document, loaded.rules)
+    if kind == "ruletests":
+        return Loaded(document, validate.to_model(document, kind))
+    if kind == "profile":
+        return Loaded(document, generate.load_profile(path)[0])
     if framework is None:
         chosen = framework_path or _framework_of_enclosing_sample(Path(path)) or frameworks.default_path()
         framework = frameworks.load(chosen)

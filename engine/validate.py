@@ -21,6 +21,8 @@ from engine.diagnostics import Diagnostic, InputError, did_you_mean
 
 #: How to recognise each kind of file by its top-level keys, tried in order.
 _SIGNATURES: list[tuple[str, str]] = [
+    ("ruletests", "tests"),
+    ("profile", "reference_prefix"),
     ("rules", "rules"),
     ("case", "case"),
     ("organisation", "organisation"),
@@ -42,11 +44,11 @@ def kind_of(document: source.Document) -> str:
     if not isinstance(data, dict):
         raise InputError([document.diagnostic((), "not_a_mapping", f"the file holds {describe(data)}, not a mapping",
                                               "a qi file is a mapping of keys to values, e.g. 'case: NW-001'")])
-    if Path(document.path).name in ("sample.yaml", "sample.yml"):
-        return "sample"
     for kind, key in _SIGNATURES:
-        if key in data:
+        if key in data and kind != "sample":
             return kind
+    if Path(document.path).name in ("sample.yaml", "sample.yml") or "period" in data:
+        return "sample"
     raise InputError([document.diagnostic((), "unknown_file_kind", "qi cannot tell what kind of file this is",
                                           "a case file starts with 'case:', organisation evidence with "
                                           "'organisation:', a sample manifest is named sample.yaml")])

@@ -115,3 +115,12 @@ def test_schema_rejects_what_qi_rejects(qi):
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"case": "X-1", "provider": "NSP", "sentence": {"type": "custody", "start": "2016-01-01"},
                              "risk_of_serious_harm": "low"}, schema)
+
+
+def test_validate_knows_every_kind_of_qi_file(qi):
+    paths = [ROOT / "rules" / "hmip-qi-adult-2.0.yaml", ROOT / "framework" / "hmip-qi-adult-2.0.yaml",
+             *sorted((ROOT / "rules" / "tests").glob("*.yaml")), *sorted((ROOT / "cases" / "profiles").glob("*.yaml")),
+             SAMPLE / "sample.yaml", SAMPLE / "cases" / "NW-001.yaml", SAMPLE / "organisation" / "NPS.yaml"]
+    result = qi("validate", *paths)
+    assert result.exit_code == 0, result.stderr
+    assert f"checked {len(paths)} files: 0 errors" in result.stderr
