@@ -84,6 +84,17 @@ class CompiledRuleSet:
     def ruleset(self) -> rules.RuleSet:
         return self.loaded.rules
 
+    def static(self, condition, loc: tuple) -> tuple:
+        """What a trace says of a condition whatever the case: (kind, text, file:line, items read),
+        cached, since every case's trace repeats it."""
+        key = ("static", id(condition), loc)
+        if key not in self._lowered:
+            kind = rules.condition_kind(condition)
+            line = self.loaded.document.where(loc)[0]
+            self._lowered[key] = (kind, rules.describe(condition), f"{self.loaded.document.path}:{line}",
+                                  rules.items_of(condition))
+        return self._lowered[key]
+
     def lower(self, condition, bindings: dict | None = None) -> conditions.Node:
         """The lowered tree of any condition of this rule set (cached: traces ask for every node)."""
         key = (id(condition), tuple(sorted((bindings or {}).items())))

@@ -30,6 +30,7 @@ class Tracer:
     evaluation: Evaluation
     case: Loaded
     _rule_nodes: dict[int, dict] = dataclasses.field(default_factory=dict)
+    _ruleset: dict | None = None
 
     @property
     def reference(self) -> str:
@@ -37,9 +38,11 @@ class Tracer:
         return getattr(model, "case", None) or f"organisation:{model.organisation}"
 
     def ruleset_ref(self) -> dict:
-        ruleset = self.compiled.ruleset
-        return {"id": ruleset.id, "version": ruleset.version, "sha256": self.compiled.loaded.sha256,
-                "file": self.compiled.loaded.document.path}
+        if self._ruleset is None:
+            ruleset = self.compiled.ruleset
+            self._ruleset = {"id": ruleset.id, "version": ruleset.version, "sha256": self.compiled.loaded.sha256,
+                             "file": self.compiled.loaded.document.path}
+        return self._ruleset
 
     # --- rules and conditions ---
 
@@ -64,11 +67,9 @@ class Tracer:
 
     def condition(self, condition, loc: tuple) -> dict:
         lowered = self.compiled.lower(condition)
-        kind = rules.condition_kind(condition)
-        line = self.compiled.loaded.document.where(loc)[0]
-        node: dict = {"condition": kind, "text": rules.describe(condition),
-                      "holds": conditions.holds(lowered, self.evaluation.fact),
-                      "at": f"{self.compiled.loaded.document.path}:{line}"}
+        kind, text, at, items = self.compiled.static(condition, loc)
+        node: dict = {"condition": kind, "text": text, "holds": conditions.holds(lowered, self.evaluation.fact),
+                      "at": at}
         body = rules.condition_body(condition)
         if kind in ("all", "any"):
             node["children"] = [self.condition(child, loc + (kind, i)) for i, child in enumerate(body)]
@@ -76,7 +77,6 @@ class Tracer:
             node["children"] = [self.condition(body, loc + ("not",))]
         else:
             node["seen"] = self._seen(condition)
-            items = rules.items_of(condition)
             if items:
                 node["evidence"] = [self.evidence(item) for item in items]
             if kind == "fact":
