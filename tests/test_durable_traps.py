@@ -16,7 +16,7 @@ import pytest
 
 from engine import compile as compiler
 from engine import evaluate, facts, pipeline, sample
-from tests.conftest import ROOT, SAMPLE
+from tests.conftest import ROOT, SAMPLE, walk
 
 DEFAULT_RULES = ROOT / "rules" / "hmip-qi-adult-2.0.yaml"
 
@@ -120,21 +120,11 @@ def test_exceptions_in_actions_are_swallowed_by_durable_but_surfaced_by_qi(defau
         evaluate.evaluate(default_rules, cases["NW-001"])
 
 
-def _expressions(node):
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _expressions(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _expressions(value)
-
-
 def test_every_emitted_condition_object_has_one_key(default_rules):
     """A condition object with two keys silently tests only the first."""
     for chunk in default_rules.definitions():
         for rule in chunk["rules"].values():
-            for expression in _expressions(rule["all"][0]["m"]):
+            for expression in walk(rule["all"][0]["m"]):
                 assert len(expression) == 1, expression
 
 
@@ -145,7 +135,7 @@ def test_facts_are_typed_and_constants_match_their_types(default_rules, cases):
     assert isinstance(attributes["flag_domestic_abuse"], bool) and attributes["a_3_1_a"] == "yes"
     for chunk in default_rules.definitions():
         for rule in chunk["rules"].values():
-            for expression in _expressions(rule["all"][0]["m"]):
+            for expression in walk(rule["all"][0]["m"]):
                 for key, value in expression.items():
                     if not key.startswith("$") and key in default_rules.schema.domains:
                         domain_types = {type(v) for v in default_rules.schema.domains[key]}
