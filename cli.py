@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import click
@@ -25,13 +24,6 @@ from engine.evaluate import EngineError
 from engine.judge import SEVERITY
 
 log = logs.get("qi")
-
-
-def _version() -> str:
-    try:
-        return metadata.version("qi-engine")
-    except metadata.PackageNotFoundError:
-        return "0+source"
 
 
 def _emit_json(data: object) -> None:
@@ -60,7 +52,7 @@ framework_option = click.option("--framework", "framework_path", type=click.Path
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(_version(), prog_name="qi")
+@click.version_option(run.tool_version(), prog_name="qi")
 @click.option("--log-format", type=click.Choice(["human", "json"]), default="human", show_default=True,
               help="How log lines on stderr are written.")
 @click.option("--log-level", type=click.Choice(logs.LEVELS), default="warning", show_default=True,
