@@ -15,5 +15,21 @@ environment = jinja2.Environment(
 )
 
 
+def show(value) -> str:
+    """A value as a reader would write it: lists joined, true/false, none."""
+    if isinstance(value, list):
+        return ", ".join(show(v) for v in value) or "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {show(v)}" for k, v in value.items())
+    return str(value)
+
+
+environment.filters["show"] = show
+
+
 def render(template: str, **context) -> str:
     return environment.get_template(template).render(**context)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import textwrap
 
+from engine import render
+
 MARK = {True: "[holds]", False: "[fails]"}
 
 
@@ -72,7 +74,7 @@ def _rule(rule: dict, depth: int, lines: list[str], width: int) -> None:
 def _condition(node: dict, depth: int, lines: list[str], width: int) -> None:
     seen = ""
     if "seen" in node:
-        seen = "  — seen: " + ", ".join(f"{k} = {_show(v)}" for k, v in node["seen"].items())
+        seen = "  — seen: " + "; ".join(f"{k} = {render.show(v)}" for k, v in node["seen"].items())
     _add(lines, depth, f"{MARK[node['holds']]} {node['text']}{seen}  ({node['at']})", width)
     for child in node.get("children", []):
         _condition(child, depth + 1, lines, width)
@@ -86,12 +88,6 @@ def _condition(node: dict, depth: int, lines: list[str], width: int) -> None:
         _add(lines, depth + 1, "no rule derived it; rules that can: " + ", ".join(node["could_be_derived_by"]), width)
 
 
-def _show(value) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(map(str, value)) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def run_text(report: dict) -> str:
