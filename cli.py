@@ -278,6 +278,7 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
     log.info("run recorded", run=summary.run_id, seq=summary.seq, cases=summary.cases)
     click.echo(f"run {summary.run_id} (#{summary.seq}): {summary.cases} cases, sample {summary.sample_id}, "
                f"rule set {summary.ruleset}")
+    click.echo(views.headline_text(result), nl=False)
     for name in report.FILES:
         click.echo(f"  {out / name}")
 

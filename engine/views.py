@@ -122,3 +122,26 @@ def progress(total: int, label: str):
     with bar:
         task = bar.add_task(label, total=total)
         yield lambda done: bar.advance(task, done)
+
+
+def headline_text(report: dict) -> str:
+    """The run at a glance: % sufficient and rating per case-scoped standard, overall and per provider."""
+    providers = report["sample"]["providers"]
+    ratings = {(r["target"], r["group"]): r["band"] for r in report["sample_judgement"]["ratings"]}
+    groups = [("all", "All")] + [(f"provider:{p}", p) for p in providers]
+    lines = [("  standard  " + "".join(f"{label:<28}" for _, label in groups)).rstrip()]
+    for standard in report["standards"]:
+        if standard["scope"] != "case":
+            continue
+        target = report["aggregates"]["targets"][f"standard {standard['id']}"]
+        cells = []
+        for key, _ in groups:
+            figures = target["groups"].get(key)
+            percent = f"{figures['percent']}%" if figures and figures["percent"] is not None else "n/a"
+            band = ratings.get((f"standard {standard['id']}", key.split(":")[-1] if key != "all" else "all"), "")
+            cells.append(f"{percent:>6} {band.replace('_', ' '):<21}")
+        lines.append((f"  {standard['id']:<8}  " + "".join(cells)).rstrip())
+    recommendations = report["sample_judgement"]["recommendations"]
+    lines.append(f"  {len(recommendations)} recommendation{'s' * (len(recommendations) != 1)}; "
+                 f"details in report.md and report.html")
+    return "\n".join(lines) + "\n"

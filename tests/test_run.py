@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import stat
 import subprocess
@@ -46,6 +47,8 @@ def test_run_writes_four_owner_only_reports_and_records_the_run(qi, tmp_path, db
     assert runs[0]["run_id"] == report["run"]["id"]
     assert f"run {report['run']['id']} (#1)" in result.stdout
     assert result.stderr == ""  # no progress bar when stderr is not a terminal, and no warnings
+    standard_3 = report["aggregates"]["targets"]["standard 3"]["groups"]["all"]["percent"]
+    assert re.search(rf"^  3\s+{standard_3}% \w", result.stdout, re.M)  # the headline
 
 
 def test_report_json_is_identical_apart_from_the_timestamp_and_jobs_do_not_matter(qi, tmp_path, db):
