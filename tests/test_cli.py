@@ -124,3 +124,17 @@ def test_validate_knows_every_kind_of_qi_file(qi):
     result = qi("validate", *paths)
     assert result.exit_code == 0, result.stderr
     assert f"checked {len(paths)} files: 0 errors" in result.stderr
+
+
+def test_every_command_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+
+    def walk(group, prefix):
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):
+                yield from walk(command, prefix + [name])
+            else:
+                yield " ".join(["qi", *prefix, name])
+
+    missing = [command for command in walk(cli.cli, []) if command not in readme]
+    assert missing == []
