@@ -45,6 +45,12 @@ def _report(found: list[Diagnostic], output_format: str, checked: int) -> None:
                f"{warnings} warning{'s' * (warnings != 1)}", err=True)
 
 
+def _fail(error: InputError, checked: int) -> None:
+    """Print an input error's diagnostics and the summary line, and exit 1."""
+    _report(error.diagnostics, "text", checked)
+    sys.exit(1)
+
+
 format_option = click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
                              show_default=True, help="Output format.")
 framework_option = click.option("--framework", "framework_path", type=click.Path(dir_okay=False),
@@ -91,8 +97,7 @@ def _framework(framework_path: str | None) -> models.Framework:
     try:
         return frameworks.load(framework_path or frameworks.default_path())
     except InputError as error:
-        _report(error.diagnostics, "text", 1)
-        sys.exit(1)
+        _fail(error, 1)
 
 
 @cli.command()
@@ -131,8 +136,7 @@ def _case_and_rules(case_file: Path, rules_file: Path | None):
         compiled = pipeline.compiled_rules(rules_file or pipeline.rules_path(_sample_rules(case_file)))
         return compiled, pipeline.load_case(case_file, compiled)
     except InputError as error:
-        _report(error.diagnostics, "text", 1)
-        sys.exit(1)
+        _fail(error, 1)
 
 
 def _sample_rules(case_file: Path) -> str | None:
@@ -182,8 +186,7 @@ def _open_store(db_path: Path | None) -> store.Store:
     try:
         return store.Store(db_path or store.default_path())
     except InputError as error:
-        _report(error.diagnostics, "text", 0)
-        sys.exit(1)
+        _fail(error, 0)
 
 
 @cli.command()
@@ -210,8 +213,7 @@ def explain(case_file: Path | None, criterion: str, why_not: str | None, run_ref
             try:
                 result = audit.case_result(audit.find(run_ref), case_ref)
             except InputError as error:
-                _report(error.diagnostics, "text", 0)
-                sys.exit(1)
+                _fail(error, 0)
         if criterion not in result["findings"]:
             raise click.BadParameter(f"{criterion!r} is not a criterion of the stored case ("
                                      f"{diagnostics.did_you_mean(criterion, list(result['findings']), 'criteria')})",
@@ -256,8 +258,7 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
     try:
         prepared = run.prepare(sample_dir, rules_file, jobs)
     except InputError as error:
-        _report(error.diagnostics, "text", len(samples.files(sample_dir)) if sample_dir.is_dir() else 1)
-        sys.exit(1)
+        _fail(error, len(samples.files(sample_dir)) if sample_dir.is_dir() else 1)
     for warning in prepared.sample.warnings:
         click.echo(warning.render(), err=True)
     out = out_dir or Path("qi-reports") / prepared.sample.manifest.model.id
@@ -313,8 +314,7 @@ def runs_show(run_ref: str, db_path: Path | None, output_format: str) -> None:
         try:
             stored = audit.report(audit.find(run_ref))
         except InputError as error:
-            _report(error.diagnostics, "text", 0)
-            sys.exit(1)
+            _fail(error, 0)
     if output_format == "json":
         _emit_json(stored)
     else:
@@ -391,8 +391,7 @@ def rules_diff(old: Path, new: Path, sample_dir: Path, output_format: str, jobs:
     try:
         result = differ.compare(old, new, sample_dir, jobs)
     except InputError as error:
-        _report(error.diagnostics, "text", 2)
-        sys.exit(1)
+        _fail(error, 2)
     if output_format == "json":
         _emit_json(result)
     else:
@@ -408,8 +407,7 @@ def rules_doc(file: Path | None, output_format: str) -> None:
     try:
         loaded = rules.load(file or pipeline.rules_path())
     except InputError as error:
-        _report(error.diagnostics, "text", 1)
-        sys.exit(1)
+        _fail(error, 1)
     click.echo(handbook.as_html(loaded) if output_format == "html" else handbook.as_markdown(loaded), nl=False)
 
 
@@ -433,8 +431,7 @@ def sample_generate(count: int, seed: int, out_dir: Path, profile_file: Path | N
         with views.progress(count, "generating cases"):
             written = generate.generate(profile, fw, count, seed, out_dir)
     except InputError as error:
-        _report(error.diagnostics, "text", 1)
-        sys.exit(1)
+        _fail(error, 1)
     log.info("sample generated", cases=count, seed=seed)
     click.echo(f"wrote {len(written)} files to {out_dir}")
 
