@@ -14,14 +14,20 @@ from pathlib import Path
 
 import click
 
-from engine import diff as differ
-from engine import diagnostics, generate, handbook, lint, logs, models, pipeline, report, rules, ruletest, run, store, views
-from engine.resources import data_dir
-from engine import framework as frameworks
-from engine import sample as samples
-from engine.diagnostics import Diagnostic, InputError
-from engine.evaluate import EngineError
-from engine.judge import SEVERITY
+from engine.base import diagnostics, logs
+from engine.base.diagnostics import Diagnostic, InputError
+from engine.base.resources import data_dir
+from engine.check import framework as frameworks
+from engine.check import models, rules
+from engine.check import sample as samples
+from engine.evaluate.evaluate import EngineError
+from engine.judge.judge import SEVERITY
+from engine.report import report, views
+from engine.run import pipeline, run
+from engine.store import store
+from engine.tools import diff as differ
+from engine.tools import files
+from engine.tools import generate, handbook, lint, ruletest
 
 log = logs.get("qi")
 
@@ -117,7 +123,7 @@ def validate(paths: tuple[Path, ...], output_format: str, framework_path: str | 
             if path.is_dir():
                 found += samples.load(path, framework_path).warnings
             else:
-                found += samples.warnings_for(samples.check_file(path, framework_path))
+                found += samples.warnings_for(files.check_any(path, framework_path))
         except InputError as error:
             found += error.diagnostics
     log.info("validated", paths=len(paths), files=checked)

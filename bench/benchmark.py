@@ -29,7 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine import conditions, evaluate, facts, pipeline, sample  # noqa: E402
+from engine.check import sample  # noqa: E402
+from engine.compile import (
+    conditions,  # noqa: E402
+    facts,  # noqa: E402
+)
+from engine.evaluate import evaluate  # noqa: E402
+from engine.run import pipeline  # noqa: E402
 
 TARGETS = {"pipeline_vs_raw": 0.70, "scale_10k_over_1k": 10.5, "peak_memory_mb_10k": 500, "jobs2_speedup": 1.7}
 

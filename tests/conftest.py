@@ -44,8 +44,8 @@ framework: {id: hmip-qi-adult, version: "2.0"}
 @pytest.fixture
 def compile_rules(tmp_path):
     """Compile rule-set YAML text (a header is added unless the text has an id)."""
-    from engine import compile as compiler
-    from engine import rules
+    from engine.check import rules
+    from engine.compile import compile as compiler
 
     counter = iter(range(1_000_000))
 
@@ -75,7 +75,7 @@ def case_yaml(reference: str = "T-1", provider: str = "CRC", sentence_type: str 
 @pytest.fixture
 def make_case(tmp_path):
     """Write a case file built by case_yaml and load it against a compiled rule set."""
-    from engine import pipeline
+    from engine.run import pipeline
 
     def build(compiled, **fields):
         path = tmp_path / f"{fields.get('reference', 'T-1')}.yaml"

@@ -10,7 +10,10 @@ import resource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import evaluate, facts, framework, pipeline
+from engine.check import framework
+from engine.compile import facts
+from engine.evaluate import evaluate
+from engine.run import pipeline
 from tests.conftest import ROOT
 
 DEFAULT_RULES = ROOT / "rules" / "hmip-qi-adult-2.0.yaml"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import source
+from engine.load import source
 from tests.conftest import FIXTURES
 
 BAD = sorted((FIXTURES / "bad").glob("*.yaml")) + sorted((FIXTURES / "bad_rules").glob("*.yaml"))

@@ -101,7 +101,7 @@ def test_bundled_files_validate_against_the_exported_schema(qi, kind, paths):
     """What an editor would check as people type agrees with qi on the bundled files."""
     import jsonschema
 
-    from engine import source
+    from engine.load import source
 
     schema = json.loads(qi("schema", kind).stdout)
     for path in paths:

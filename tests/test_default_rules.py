@@ -9,7 +9,9 @@ import re
 
 import pytest
 
-from engine import pipeline, sample, source
+from engine.check import sample
+from engine.load import source
+from engine.run import pipeline
 from tests.conftest import ROOT, SAMPLE, case_yaml, walk
 
 DEFAULT_RULES = ROOT / "rules" / "hmip-qi-adult-2.0.yaml"

@@ -83,5 +83,5 @@ def test_diff_with_an_invalid_rule_set_fails_cleanly(qi, tmp_path):
 
 
 def _report(qi, rules_path):
-    from engine import run
+    from engine.run import run
     return run.run(run.prepare(SAMPLE, rules_path))

@@ -14,8 +14,11 @@ import textwrap
 import durable.engine
 import pytest
 
-from engine import compile as compiler
-from engine import evaluate, facts, pipeline, sample
+from engine.check import sample
+from engine.compile import compile as compiler
+from engine.compile import facts
+from engine.evaluate import evaluate
+from engine.run import pipeline
 from tests.conftest import ROOT, SAMPLE, walk
 
 DEFAULT_RULES = ROOT / "rules" / "hmip-qi-adult-2.0.yaml"
@@ -171,7 +174,10 @@ def test_registering_does_not_mutate_definitions_and_is_idempotent(default_rules
 
 _THREADS = textwrap.dedent("""
     import threading
-    from engine import pipeline, facts, sample, evaluate
+    from engine.run import pipeline
+    from engine.compile import facts
+    from engine.check import sample
+    from engine.evaluate import evaluate
     compiled = pipeline.compiled_rules("rules/hmip-qi-adult-2.0.yaml")
     loaded = sample.load("cases/north-west-2016")
     before = threading.active_count()

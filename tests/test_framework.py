@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from engine import framework as frameworks
-from engine import models
+from engine.check import framework as frameworks
+from engine.check import models
 from tests.conftest import ROOT
 
 SEED = ROOT / "framework" / "source" / "q-and-i-adult-inspection-framework-v2.0.txt"

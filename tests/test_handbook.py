@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from engine import framework as frameworks
+from engine.check import framework as frameworks
 from tests.conftest import ROOT
 
 

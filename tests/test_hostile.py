@@ -73,7 +73,7 @@ def test_sample_folder_with_stray_files_and_hidden_files(qi, sample_copy):
 
 
 def test_interrupted_run_leaves_nothing(qi, tmp_path, monkeypatch):
-    from engine import report
+    from engine.report import report
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -87,7 +87,7 @@ def test_interrupted_run_leaves_nothing(qi, tmp_path, monkeypatch):
     result = CliRunner().invoke(cli.cli, ["run", str(SAMPLE), "--out", str(out), "--db", str(db)])
     assert result.exit_code != 0
     assert not any(out.glob("report.*")) and not any(out.glob(".*tmp"))
-    from engine import store
+    from engine.store import store
     assert store.Store(db).runs() == []
 
 

@@ -12,7 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import generate, run, source
+from engine.load import source
+from engine.run import run
+from engine.tools import generate
 from tests.conftest import walk
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import pipeline
+from engine.run import pipeline
 
 
 def fired(compiled, case) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import ruletest
+from engine.tools import ruletest
 from tests.conftest import ROOT
 
 FILES = ruletest.discover([ROOT / "rules" / "tests"])

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import report as reports
-from engine import run, source, store
+from engine.load import source
+from engine.report import report as reports
+from engine.run import run
+from engine.store import store
 from tests.conftest import ROOT, SAMPLE, walk
 
 
@@ -290,7 +292,7 @@ def _rule_set(tmp_path, name: str, window: str) -> Path:
 
 
 def test_the_rule_set_in_force_for_the_period_is_chosen(tmp_path):
-    from engine import pipeline
+    from engine.run import pipeline
     old = _rule_set(tmp_path, "old", "{from: 2014-01-01, to: 2016-03-30}")
     new = _rule_set(tmp_path, "new", "{from: 2016-03-31}")
     import datetime
@@ -306,7 +308,7 @@ def test_the_rule_set_in_force_for_the_period_is_chosen(tmp_path):
 
 
 def test_run_errors_clearly_when_no_rule_set_is_in_force(qi, sample_copy, tmp_path, db, monkeypatch):
-    from engine import pipeline
+    from engine.run import pipeline
     monkeypatch.setattr(pipeline, "bundled_rules", lambda: {"old": _rule_set(tmp_path, "old", "{from: 2000-01-01, to: 2001-01-01}")})
     result = qi("run", sample_copy, "--out", tmp_path / "out", "--db", db)
     assert result.exit_code == 1 and "no_ruleset_in_force: no rule set is in force on 2016-03-31" in result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 
-from engine import sample as samples
+from engine.check import sample as samples
 from tests.conftest import SAMPLE
 
 

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import compile as compiler
-from engine import evaluate, run
+from engine.compile import compile as compiler
+from engine.evaluate import evaluate
+from engine.run import run
 from tests.conftest import ROOT, SAMPLE
 
 DEFAULT = (ROOT / "rules" / "hmip-qi-adult-2.0.yaml").read_text(encoding="utf-8")
@@ -114,7 +115,7 @@ def sample_facts(draw) -> dict:
 
 
 def _attributes(node):
-    from engine import conditions
+    from engine.compile import conditions
     return conditions.attributes(node)
 
 

@@ -6,8 +6,8 @@ import datetime
 
 import pytest
 
-from engine import source
-from engine.diagnostics import InputError
+from engine.base.diagnostics import InputError
+from engine.load import source
 
 
 def load(text: str) -> source.Document:

@@ -1,0 +1,1 @@
+"""Aggregate: counts, percentages, groups and gaps across a sample."""

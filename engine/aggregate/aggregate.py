@@ -1,0 +1,189 @@
+"""Aggregate stage: the sample's case findings counted per criterion and standard, overall, per
+provider and per group (sentence type, risk level, each diversity characteristic).
+
+For each target and group: counts of sufficient / insufficient / not_applicable / not_assessed,
+the cases in each, and the % sufficient of *applicable* cases (sufficient + insufficient;
+not_applicable and not_assessed are left out of the denominator). Groups with fewer applicable
+cases than the rule set's ``min_group_size`` are marked ``small`` and never compared. Gaps between
+groups are the difference between the highest and lowest comparable groups; those of at least
+``gap_points`` are flagged. A standard's figures pool its criteria's judgements.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from engine.check import models, rules
+from engine.compile import facts
+from engine.judge.judge import NOT_ASSESSED
+
+VALUES = ("sufficient", "insufficient", "not_applicable", NOT_ASSESSED)
+GROUPINGS = ("provider", "sentence_type", "risk_of_serious_harm")
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseRecord:
+    """What aggregation needs of one judged case."""
+
+    reference: str
+    groups: dict[str, str]          # grouping -> the case's value, e.g. {"provider": "NPS", "gender": "male"}
+    findings: dict[str, str]        # criterion -> value
+    factors: frozenset[tuple[str, str]]  # {("barrier", id), ("enabler", id)}
+
+
+def record(case: models.CaseFile, result: dict, framework: models.Framework) -> CaseRecord:
+    groups = {"provider": case.provider, "sentence_type": case.sentence.type,
+              "risk_of_serious_harm": case.risk_of_serious_harm}
+    for field in framework.vocabulary.diversity:
+        groups[field.id] = case.diversity.get(field.id, facts.NOT_GIVEN)
+    factors = {("barrier", b["id"]) for b in result["barriers"]} | {("enabler", e["id"]) for e in result["enablers"]}
+    return CaseRecord(case.case, groups, {c: f["value"] for c, f in result["findings"].items()}, frozenset(factors))
+
+
+def _figures(cases: dict[str, list[str]], minimum: int, listed: bool = True) -> dict:
+    """Counts and % sufficient; with ``listed``, the case references behind each count."""
+    counts = {value: len(cases[value]) for value in VALUES}
+    applicable = counts["sufficient"] + counts["insufficient"]
+    figures = {"counts": counts, "applicable": applicable,
+               "percent": round(100 * counts["sufficient"] / applicable, 1) if applicable else None,
+               "exact_percent": 100 * counts["sufficient"] / applicable if applicable else None,
+               "small": applicable < minimum}
+    if listed:
+        figures["cases"] = {v: sorted(cases[v]) for v in VALUES}
+    return figures
+
+
+def _listed(group_key: str) -> bool:
+    """Case references are kept for the whole sample and each provider (what sample rules read and
+    their traces cite); other groups keep counts, so reports stay small for large samples."""
+    return group_key == facts.ALL or group_key.startswith("provider:")
+
+
+def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
+    """Every aggregate of the sample: the data behind reports and sample rules."""
+    framework = loaded.framework
+    settings = loaded.rules.sample
+    groupings = list(GROUPINGS) + [d.id for d in framework.vocabulary.diversity]
+    standards = [s for s in framework.standards if s.scope == "case"]
+    records = sorted(records, key=lambda r: r.reference)
+
+    def group_keys(record_: CaseRecord) -> list[str]:
+        return [facts.ALL] + [f"{g}:{record_.groups[g]}" for g in groupings]
+
+    targets: dict[str, dict] = {}
+    for standard in standards:
+        pooled: dict[str, dict[str, list[str]]] = {}
+        for criterion in standard.criteria:
+            grouped: dict[str, dict[str, list[str]]] = {}
+            for rec in records:
+                value = rec.findings.get(criterion.id, NOT_ASSESSED)
+                for key in group_keys(rec):
+                    grouped.setdefault(key, {v: [] for v in VALUES})[value].append(rec.reference)
+                    pooled.setdefault(key, {v: [] for v in VALUES})[value].append(f"{rec.reference}:{criterion.id}")
+            targets[criterion.id] = _target("criterion", criterion.id, criterion.title, standard.id,
+                                            grouped, groupings, settings)
+        targets[f"standard {standard.id}"] = _target("standard", standard.id, standard.title, standard.id,
+                                                     pooled, groupings, settings)
+    sizes: dict[str, int] = {}
+    for rec in records:
+        for key in group_keys(rec):
+            sizes[key] = sizes.get(key, 0) + 1
+    factors = _factors(records, loaded, group_keys, sizes)
+    dimensions = {}
+    for dimension in framework.dimensions:
+        members = [targets[f"standard {s.id}"] for s in standards if s.dimension == dimension.id]
+        if members:
+            dimensions[dimension.id] = {"label": dimension.label, "standards": [m["id"] for m in members],
+                                        "groups": _pool_groups(members, settings.min_group_size)}
+    return {"cases": len(records), "min_group_size": settings.min_group_size, "gap_points": settings.gap_points,
+            "groupings": {g: sorted({r.groups[g] for r in records}) for g in groupings},
+            "group_sizes": dict(sorted(sizes.items())),
+            "targets": targets, "factors": factors, "dimensions": dimensions}
+
+
+def _target(kind: str, target_id: str, title: str, standard: str, grouped: dict, groupings: list[str],
+            settings: rules.SampleSettings) -> dict:
+    groups = {key: _figures(cases, settings.min_group_size, _listed(key)) for key, cases in sorted(grouped.items())}
+    gaps = {}
+    for grouping in groupings:
+        members = {k: v for k, v in groups.items() if k.startswith(grouping + ":")}
+        comparable = {k: v for k, v in members.items() if not v["small"] and v["exact_percent"] is not None}
+        gap = {"compared": sorted(comparable), "not_compared": sorted(set(members) - set(comparable)),
+               "points": None, "highest": None, "lowest": None, "flagged": False}
+        if len(comparable) >= 2:
+            highest = max(sorted(comparable), key=lambda k: comparable[k]["exact_percent"])
+            lowest = min(sorted(comparable), key=lambda k: comparable[k]["exact_percent"])
+            points = comparable[highest]["exact_percent"] - comparable[lowest]["exact_percent"]
+            gap.update(points=round(points, 1), exact_points=points, highest=highest, lowest=lowest,
+                       flagged=points >= settings.gap_points)
+        gaps[grouping] = gap
+    return {"kind": kind, "id": target_id, "title": title, "standard": standard, "groups": groups, "gaps": gaps}
+
+
+def _pool_groups(members: list[dict], minimum: int) -> dict:
+    keys = sorted({k for m in members for k in m["groups"] if k == facts.ALL or k.startswith("provider:")})
+    pooled = {}
+    for key in keys:
+        cases = {v: [c for m in members for c in m["groups"].get(key, {"cases": {v: []}})["cases"][v]] for v in VALUES}
+        pooled[key] = _figures(cases, minimum, listed=False)
+    return pooled
+
+
+def _factors(records: list[CaseRecord], loaded: rules.LoadedRuleSet, group_keys, sizes: dict[str, int]) -> dict:
+    """For every enabler and barrier the case rules can conclude: the share of cases with it."""
+    declared: dict[tuple[str, str], object] = {}
+    for rule in loaded.rules.rules:
+        for conclusion in rule.then:
+            for kind in ("barrier", "enabler"):
+                body = getattr(conclusion, kind, None)
+                if body is not None:
+                    declared.setdefault((kind, body.id), body)
+    result = {}
+    for (kind, factor_id), body in sorted(declared.items()):
+        with_it: dict[str, list[str]] = {}
+        for rec in records:
+            if (kind, factor_id) in rec.factors:
+                for key in group_keys(rec):
+                    with_it.setdefault(key, []).append(rec.reference)
+        groups = {key: {"cases": len(with_it.get(key, [])), "of": size,
+                        "percent": round(100 * len(with_it.get(key, [])) / size, 1),
+                        "exact_percent": 100 * len(with_it.get(key, [])) / size,
+                        "references": sorted(with_it.get(key, []))}
+                  for key, size in sorted(sizes.items()) if key == facts.ALL or key.startswith("provider:")}
+        result[f"{kind}:{factor_id}"] = {"kind": kind, "id": factor_id, "text": body.text,
+                                         "criterion": body.criterion, "groups": groups}
+    return result
+
+
+def sample_attributes(aggregates: dict, loaded: rules.LoadedRuleSet) -> dict:
+    """The aggregates as the flat numeric fact sample rules match (see :mod:`engine.compile.facts`)."""
+    providers = list(loaded.framework.vocabulary.ids("providers"))
+    groups = {facts.ALL: facts.ALL, **{f"provider:{p}": p for p in providers}}
+    attributes: dict = {}
+    for target in aggregates["targets"].values():
+        key = facts.target_key(target["id"], None) if target["kind"] == "criterion" else facts.target_key(None, target["id"])
+        for group_key, group in groups.items():
+            figures = target["groups"].get(group_key)
+            percent = figures["exact_percent"] if figures and figures["exact_percent"] is not None else facts.UNDEFINED
+            attributes[facts.percent_attribute(key, group)] = float(percent)
+            attributes[facts.applicable_attribute(key, group)] = float(figures["applicable"] if figures else 0)
+        for grouping, gap in target["gaps"].items():
+            points = gap.get("exact_points")
+            attributes[facts.gap_attribute(key, grouping)] = float(points) if points is not None else facts.UNDEFINED
+        for provider in providers:
+            for other in providers:
+                if provider == other:
+                    continue
+                mine = target["groups"].get(f"provider:{provider}")
+                theirs = target["groups"].get(f"provider:{other}")
+                defined = mine and theirs and mine["exact_percent"] is not None and theirs["exact_percent"] is not None
+                attributes[facts.below_attribute(key, provider, other)] = (
+                    float(theirs["exact_percent"] - mine["exact_percent"]) if defined else facts.UNDEFINED)
+    for factor in aggregates["factors"].values():
+        for group_key, group in groups.items():
+            figures = factor["groups"].get(group_key)
+            attributes[facts.share_attribute(factor["kind"], factor["id"], group)] = float(
+                figures["exact_percent"] if figures else 0.0)
+    for group_key, group in groups.items():
+        attributes[facts.cases_attribute(group)] = float(aggregates["group_sizes"].get(group_key, 0))
+    return attributes

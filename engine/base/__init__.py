@@ -1,0 +1,1 @@
+"""Foundations every stage uses: diagnostics, where bundled data lives, logging, templating."""

@@ -1,0 +1,478 @@
+"""Models: the shapes of qi's input files, as strict pydantic v2 models.
+
+Unknown keys are errors, types are not coerced (a quoted "1" is not the number 1), and every field
+has a description that ends up in the JSON Schema editors use (``qi schema case``).
+
+Values drawn from the framework's vocabulary (providers, sentence types, flags, diversity...) are
+checked against the framework passed in the validation context
+(``Model.model_validate(data, context={"framework": fw})``), so the vocabulary lives in
+``framework/`` and can grow without code. Each vocabulary field carries ``x-vocabulary`` in its
+schema so ``qi schema`` can list the allowed values.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from engine.base.diagnostics import did_you_mean
+
+#: A pseudonymous reference: safe as a file name and in a URL, never a path.
+REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_REFERENCE = re.compile(REFERENCE_PATTERN)
+ITEM_ID_PATTERN = r"^[0-9]+\.[0-9]+\.[a-z]+$"
+
+
+class Strict(BaseModel):
+    """Base of every input model: unknown keys are errors and types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _error(code: str, message: str, hint: str = "") -> PydanticCustomError:
+    """A validation error whose ``type`` is a qi diagnostic code."""
+    # pydantic fills in only the context's keys ({hint}); other braces in the message stay as written
+    return PydanticCustomError(code, message, {"hint": hint})
+
+
+def check_reference(value: str) -> str:
+    """Reject references that could escape a folder or hide text, with a specific message."""
+    if ".." in value or "/" in value or "\\" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise _error("unsafe_reference", f"the reference {value!r} contains a path separator, '..' or a control character",
+                     "use letters, digits, '.', '_' and '-' only, e.g. NW-014")
+    if not _REFERENCE.match(value):
+        raise _error("invalid_reference", f"the reference {value!r} is not a valid pseudonymous reference",
+                     "start with a letter or digit; then up to 63 letters, digits, '.', '_' or '-'")
+    return value
+
+
+Reference = Annotated[
+    str,
+    AfterValidator(check_reference),
+    Field(json_schema_extra={"pattern": REFERENCE_PATTERN}),
+]
+
+
+def _framework(info: ValidationInfo):
+    return (info.context or {}).get("framework")
+
+
+def vocabulary(kind: str, what: str):
+    """An after-validator checking a value against the framework vocabulary ``kind``."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        framework = _framework(info)
+        if framework is not None:
+            allowed = framework.vocabulary.ids(kind)
+            if value not in allowed:
+                raise _error("unknown_value", f"{value!r} is not a known {what}", did_you_mean(value, allowed))
+        return value
+
+    return AfterValidator(check)
+
+
+def _unique(values: list) -> list:
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise _error("duplicate_value", f"{value!r} is listed twice", "list each value once")
+        seen.add(value)
+    return values
+
+
+def _vocab_field(kind: str, description: str, **field_options: Any) -> Any:
+    return Field(description=description, json_schema_extra={"x-vocabulary": kind}, **field_options)
+
+
+# --- the framework ------------------------------------------------------------------------------
+
+
+class Term(Strict):
+    """One entry of a controlled vocabulary."""
+
+    id: str = Field(description="The value written in files, e.g. community_order.", min_length=1)
+    label: str = Field(description="What the value means, in words.")
+
+
+class NumberedTerm(Strict):
+    """One entry of a numbered vocabulary (MAPPA categories and levels)."""
+
+    id: int = Field(description="The number written in files, e.g. 2.")
+    label: str = Field(description="What the number means, in words.")
+
+
+class DiversityField(Strict):
+    """A diversity characteristic recorded on cases, with its allowed values."""
+
+    id: str = Field(description="The key written under `diversity:` in a case file.")
+    label: str = Field(description="What the characteristic is.")
+    values: list[str] = Field(description="Allowed values for the characteristic.", min_length=1)
+
+
+class Vocabulary(Strict):
+    """The controlled vocabulary of case context: extend it here, without code."""
+
+    answers: list[Term] = Field(description="Answers an inspector may give on an item.")
+    providers: list[Term] = Field(description="Organisations that deliver the work inspected.")
+    risk_levels: list[Term] = Field(description="Risk of serious harm levels, lowest first.")
+    sentence_types: list[Term] = Field(description="Types of sentence under supervision.")
+    requirement_types: list[Term] = Field(description="Requirements and conditions of a sentence.")
+    mappa_categories: list[NumberedTerm] = Field(description="MAPPA categories.")
+    mappa_levels: list[NumberedTerm] = Field(description="MAPPA management levels.")
+    flags: list[Term] = Field(description="Case flags inspectors record.")
+    diversity: list[DiversityField] = Field(description="Diversity characteristics and their values.")
+    evidence_sources: list[Term] = Field(description="Where an inspector found evidence.")
+
+    _ids: dict = PrivateAttr(default_factory=dict)
+
+    def ids(self, kind: str) -> list:
+        """The allowed values of vocabulary ``kind``, in the order the framework gives them."""
+        if kind not in self._ids:
+            if kind.startswith("diversity."):
+                field = kind.removeprefix("diversity.")
+                self._ids[kind] = next((list(d.values) for d in self.diversity if d.id == field), [])
+            else:
+                self._ids[kind] = [term.id for term in getattr(self, kind)]
+        return self._ids[kind]
+
+
+class Item(Strict):
+    """A key indicator of achievement or a possible line of enquiry."""
+
+    id: str = Field(description="Stable id: criterion id and a letter in document order, e.g. 3.1.a.",
+                    pattern=ITEM_ID_PATTERN)
+    text: str = Field(description="The item's text, verbatim from the framework document.", min_length=1)
+
+
+class Criterion(Strict):
+    id: str = Field(description="Stable id, e.g. 3.1.", pattern=r"^[0-9]+\.[0-9]+$")
+    title: str = Field(description="The criterion, verbatim.", min_length=1)
+    items: list[Item] = Field(description="The criterion's items, in document order.", min_length=1)
+
+
+class Standard(Strict):
+    id: str = Field(description="Stable id, e.g. 3.", pattern=r"^[0-9]+$")
+    title: str = Field(description="The standard, verbatim.", min_length=1)
+    scope: Literal["case", "organisation"] = Field(
+        description="`case`: judged on each case in the sample; `organisation`: once per provider.")
+    dimension: str = Field(description="What the standard measures (an id in `dimensions`), e.g. impact or quality.")
+    item_kind: str = Field(description="The kind of this standard's items (an id in `item_kinds`).")
+    criteria: list[Criterion] = Field(description="The standard's criteria, in document order.", min_length=1)
+
+
+class Introduction(Strict):
+    purpose: str = Field(description="What the inspection programme is for.")
+    working_model: str = Field(description="The framework's working model, verbatim.")
+    outcome_questions: list[str] = Field(description="The outcomes the inspection reports on.")
+    practice_themes: list[str] = Field(description="The practice themes quality is assessed against.")
+
+
+class Framework(Strict):
+    """An inspection framework: standards, criteria and items, and the vocabulary of case context."""
+
+    id: str = Field(description="Framework id, e.g. hmip-qi-adult.", pattern=REFERENCE_PATTERN)
+    version: str = Field(description="Framework version, e.g. \"2.0\" (quoted).")
+    released: Annotated[datetime.date, Field(strict=False)] = Field(description="Release date.")
+    title: str = Field(description="Title of the framework document.")
+    publisher: str = Field(description="Who publishes the framework.")
+    introduction: Introduction
+    dimensions: list[Term] = Field(description="What standards measure: quality + impact = effectiveness.")
+    item_kinds: list[Term] = Field(description="Kinds of item, e.g. key indicators, lines of enquiry.")
+    standards: list[Standard] = Field(description="The standards, in document order.", min_length=1)
+    vocabulary: Vocabulary
+
+    @model_validator(mode="after")
+    def _consistent_ids(self) -> Framework:
+        problems = []
+        kinds = {k.id for k in self.item_kinds}
+        dimensions = {d.id for d in self.dimensions}
+        for s_index, standard in enumerate(self.standards):
+            here = ("standards", s_index)
+            if standard.dimension not in dimensions:
+                problems.append(_detail(here + ("dimension",), standard.dimension,
+                                        _error("unknown_value", f"{standard.dimension!r} is not a dimension",
+                                               did_you_mean(standard.dimension, sorted(dimensions)))))
+            if standard.item_kind not in kinds:
+                problems.append(_detail(here + ("item_kind",), standard.item_kind,
+                                        _error("unknown_value", f"{standard.item_kind!r} is not an item kind",
+                                               did_you_mean(standard.item_kind, sorted(kinds)))))
+            for c_index, criterion in enumerate(standard.criteria):
+                where = here + ("criteria", c_index)
+                expected = f"{standard.id}.{c_index + 1}"
+                if criterion.id != expected:
+                    problems.append(_detail(where + ("id",), criterion.id, _error(
+                        "inconsistent_id", f"criterion {criterion.id!r} is the criterion number {c_index + 1} of standard {standard.id}",
+                        f"its id must be {expected!r}")))
+                for i_index, item in enumerate(criterion.items):
+                    letter = _letters(i_index)
+                    if item.id != f"{criterion.id}.{letter}":
+                        problems.append(_detail(where + ("items", i_index, "id"), item.id, _error(
+                            "inconsistent_id", f"item {item.id!r} is item {i_index + 1} of criterion {criterion.id}",
+                            f"its id must be '{criterion.id}.{letter}'")))
+        if problems:
+            raise ValidationError.from_exception_data("Framework", problems)
+        return self
+
+    # --- lookups used across the pipeline ---
+
+    def standard_of(self, node_id: str) -> Standard | None:
+        return next((s for s in self.standards if s.id == node_id.split(".")[0]), None)
+
+    def criteria(self) -> list[Criterion]:
+        return [c for s in self.standards for c in s.criteria]
+
+    def items(self) -> list[Item]:
+        return [i for c in self.criteria() for i in c.items]
+
+    def item_ids(self, scope: str | None = None) -> list[str]:
+        return [i.id for s in self.standards if scope in (None, s.scope) for c in s.criteria for i in c.items]
+
+    def find(self, node_id: str) -> Standard | Criterion | Item | None:
+        """The standard, criterion or item with this id, or None."""
+        for standard in self.standards:
+            if standard.id == node_id:
+                return standard
+            for criterion in standard.criteria:
+                if criterion.id == node_id:
+                    return criterion
+                for item in criterion.items:
+                    if item.id == node_id:
+                        return item
+        return None
+
+    def ids(self) -> list[str]:
+        return [n for s in self.standards for n in [s.id] + [x for c in s.criteria for x in [c.id] + [i.id for i in c.items]]]
+
+
+def _letters(index: int) -> str:
+    """0 -> a, 25 -> z, 26 -> aa: the lettering of items within a criterion."""
+    letters = ""
+    index += 1
+    while index:
+        index, remainder = divmod(index - 1, 26)
+        letters = chr(97 + remainder) + letters
+    return letters
+
+
+def _detail(loc: tuple, value: Any, error: PydanticCustomError) -> InitErrorDetails:
+    return InitErrorDetails(type=error, loc=loc, input=value)
+
+
+# --- evidence, shared by case and organisation files ----------------------------------------------
+
+Answer = Literal["yes", "partly", "no", "not_applicable"]
+
+
+class Evidence(Strict):
+    """What the inspector found on one framework item."""
+
+    answer: Answer = Field(description="yes | partly | no | not_applicable. Unquoted yes/no are the words.")
+    note: str | None = Field(default=None, description="The inspector's note: what was found and where.")
+    sources: Annotated[list[Annotated[str, vocabulary("evidence_sources", "evidence source")]],
+                       AfterValidator(_unique)] = _vocab_field(
+        "evidence_sources", "Where the evidence was found.", default_factory=list)
+
+
+def item_of_scope(scope: str):
+    """An after-validator: the value is an item of a standard with this scope (``case``...)."""
+
+    def check(item_id: str, info: ValidationInfo) -> str:
+        framework = _framework(info)
+        if framework is None:
+            return item_id
+        if item_id in framework.item_ids(scope):
+            return item_id
+        if item_id in framework.item_ids():
+            standard = framework.standard_of(item_id)
+            other = "organisation files" if scope == "case" else "case files"
+            raise _error("wrong_scope", f"item {item_id!r} belongs to standard {standard.id}, which is judged in {other}",
+                         f"move it to the {other.removesuffix(' files')} evidence file")
+        raise _error("unknown_item", f"{item_id!r} is not an item of framework {framework.id} {framework.version}",
+                     did_you_mean(item_id, framework.item_ids(scope), "items"))
+
+    return AfterValidator(check)
+
+
+def criterion_of_scope(scope: str):
+    """An after-validator: the value is a criterion of a standard with this scope."""
+
+    def check(criterion_id: str, info: ValidationInfo) -> str:
+        framework = _framework(info)
+        if framework is None:
+            return criterion_id
+        allowed = [c.id for s in framework.standards if scope in (None, s.scope) for c in s.criteria]
+        if criterion_id not in allowed:
+            kind = f"{scope}-scoped criterion" if scope else "criterion"
+            raise _error("unknown_criterion", f"{criterion_id!r} is not a {kind} of framework "
+                         f"{framework.id} {framework.version}", did_you_mean(criterion_id, allowed, "criteria"))
+        return criterion_id
+
+    return AfterValidator(check)
+
+
+def _evidence_field(scope: str) -> Any:
+    key = Annotated[str, item_of_scope(scope), Field(pattern=ITEM_ID_PATTERN)]
+    return Annotated[dict[key, Evidence], Field(
+        description="Framework item id -> what the inspector found. Items left out are 'not assessed'.",
+        json_schema_extra={"x-vocabulary": f"items.{scope}"})]
+
+
+# --- case files -----------------------------------------------------------------------------------
+
+
+class Sentence(Strict):
+    type: Annotated[str, vocabulary("sentence_types", "sentence type")] = _vocab_field(
+        "sentence_types", "The type of sentence.")
+    requirements: Annotated[list[Annotated[str, vocabulary("requirement_types", "requirement type")]],
+                            AfterValidator(_unique)] = _vocab_field(
+        "requirement_types", "Requirements or licence conditions of the sentence.", default_factory=list)
+    start: Annotated[datetime.date, Field(strict=False)] = Field(description="Date supervision began, YYYY-MM-DD.")
+
+
+class Mappa(Strict):
+    category: Annotated[int, vocabulary("mappa_categories", "MAPPA category")] = _vocab_field(
+        "mappa_categories", "MAPPA category (1, 2 or 3).")
+    level: Annotated[int, vocabulary("mappa_levels", "MAPPA level")] = _vocab_field(
+        "mappa_levels", "MAPPA management level (1, 2 or 3).")
+
+
+def _check_diversity(values: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+    framework = _framework(info)
+    if framework is None:
+        return values
+    fields = [d.id for d in framework.vocabulary.diversity]
+    problems = []
+    for key, value in values.items():
+        if key not in fields:
+            problems.append(_detail((key, "[key]"), key, _error(
+                "unknown_field", f"{key!r} is not a diversity characteristic", did_you_mean(key, fields))))
+            continue
+        allowed = framework.vocabulary.ids(f"diversity.{key}")
+        if value not in allowed:
+            problems.append(_detail((key,), value, _error(
+                "unknown_value", f"{value!r} is not a value of {key}", did_you_mean(value, allowed))))
+    if problems:
+        raise ValidationError.from_exception_data("diversity", problems)
+    return values
+
+
+class CaseFile(Strict):
+    """One case in the sample, as the inspector records it."""
+
+    case: Reference = Field(description="Pseudonymous case reference, e.g. NW-014. Never a name.")
+    provider: Annotated[str, vocabulary("providers", "provider")] = _vocab_field(
+        "providers", "The organisation supervising the case.")
+    sentence: Sentence
+    risk_of_serious_harm: Annotated[str, vocabulary("risk_levels", "risk level")] = _vocab_field(
+        "risk_levels", "Risk of serious harm level at the start of the period inspected.")
+    mappa: Mappa | None = Field(default=None, description="MAPPA category and level, or null if not MAPPA.")
+    flags: Annotated[list[Annotated[str, vocabulary("flags", "flag")]], AfterValidator(_unique)] = _vocab_field(
+        "flags", "Case flags from the framework vocabulary.", default_factory=list)
+    diversity: Annotated[dict[str, str], AfterValidator(_check_diversity)] = Field(
+        default_factory=dict, description="Diversity characteristics: field -> value, from the framework vocabulary.",
+        json_schema_extra={"x-vocabulary": "diversity"})
+    evidence: _evidence_field("case") = Field(default_factory=dict)
+
+
+class OrganisationFile(Strict):
+    """Organisation evidence for the organisation-scoped standard(s), one file per provider."""
+
+    organisation: Annotated[str, vocabulary("providers", "provider")] = _vocab_field(
+        "providers", "The provider this evidence is about.")
+    evidence: _evidence_field("organisation") = Field(default_factory=dict)
+
+
+# --- samples --------------------------------------------------------------------------------------
+
+
+class Period(Strict):
+    start: Annotated[datetime.date, Field(strict=False)] = Field(description="First day of the period inspected.")
+    end: Annotated[datetime.date, Field(strict=False)] = Field(description="Last day of the period inspected.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.end < self.start:
+            raise ValidationError.from_exception_data("Period", [_detail(("end",), str(self.end), _error(
+                "invalid_period", f"the period ends ({self.end}) before it starts ({self.start})",
+                "swap start and end"))])
+        return self
+
+
+class FrameworkRef(Strict):
+    id: str = Field(description="Framework id, e.g. hmip-qi-adult.")
+    version: str = Field(description="Framework version, quoted, e.g. \"2.0\".")
+
+
+class SampleManifest(Strict):
+    """`sample.yaml`: what the sample is and which framework and rule set judge it."""
+
+    id: Reference = Field(description="Sample id, e.g. north-west-2016.")
+    title: str = Field(description="Title of the inspection, e.g. Quality & Impact inspection: North West.")
+    area: str = Field(description="The area inspected.")
+    period: Period = Field(description="The period of supervision the sample covers.")
+    framework: FrameworkRef = Field(description="The framework the sample is judged against.")
+    rules: Reference | None = Field(default=None, description="Rule set id; omit to use the one in force for the period.")
+
+
+KINDS: dict[str, type[Strict]] = {
+    "case": CaseFile,
+    "organisation": OrganisationFile,
+    "sample": SampleManifest,
+    "framework": Framework,
+}
+
+
+def json_schema(kind: str, framework: Framework | None = None) -> dict:
+    """JSON Schema of a file kind, with the framework's vocabulary filled in as ``enum`` lists."""
+    schema = KINDS[kind].model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    if framework is not None:
+        _fill_vocabulary(schema, framework)
+    return schema
+
+
+def _fill_vocabulary(node: Any, framework: Framework) -> None:
+    if isinstance(node, list):
+        for child in node:
+            _fill_vocabulary(child, framework)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("x-vocabulary")
+    if kind == "diversity":
+        node["properties"] = {d.id: {"enum": list(d.values), "description": d.label}
+                              for d in framework.vocabulary.diversity}
+        node["additionalProperties"] = False
+    elif kind:
+        if kind.startswith("items."):
+            allowed: list = framework.item_ids(kind.removeprefix("items.") or None)
+        elif kind.startswith("criteria."):
+            scope = kind.removeprefix("criteria.") or None
+            allowed = [c.id for s in framework.standards if scope in (None, s.scope) for c in s.criteria]
+        else:
+            allowed = framework.vocabulary.ids(kind)
+        if node.get("type") == "object":
+            node["propertyNames"] = {"enum": allowed}
+        elif node.get("type") == "array":
+            node["items"]["enum"] = allowed
+        else:
+            node["enum"] = allowed
+    if node.pop("x-one-or-many", False):  # a single value may stand for a one-element list
+        whole = dict(node)
+        node.clear()
+        node["anyOf"] = [whole["items"], whole]
+    for child in list(node.values()):
+        _fill_vocabulary(child, framework)

@@ -1,0 +1,292 @@
+"""Samples: a folder with ``sample.yaml``, ``cases/*.yaml`` and ``organisation/*.yaml``.
+
+Loading a sample validates every file against the framework the manifest names and checks what
+no single file can: duplicate case references, one organisation file per provider. Every problem
+in every file is reported in one pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from engine.base.diagnostics import Diagnostic, InputError, did_you_mean, has_errors
+from engine.check import framework as frameworks
+from engine.check import models, rules, validate
+from engine.load import source
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    """A validated file: the document it came from (positions, sha256) and its model."""
+
+    document: source.Document
+    model: models.Strict
+
+    @property
+    def reference(self) -> str:
+        return getattr(self.model, "case", None) or getattr(self.model, "organisation", "")
+
+    def load(self) -> Loaded:
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseHandle:
+    """A case file that has validated, without its content: a large sample is validated whole,
+    then each case is read again when it is judged, so memory does not grow with the sample."""
+
+    path: Path
+    display: str
+    reference: str
+    sha256: str
+    framework_path: Path
+
+    def load(self) -> Loaded:
+        """Read and validate the file again; it must not have changed since it validated."""
+        document = source.load(self.path, self.display)
+        if document.sha256 != self.sha256:
+            raise InputError([Diagnostic(self.display, 1, 1, "file_changed", "the file changed during the run",
+                                         "run again once nobody is editing the sample")])
+        return Loaded(document, validate.to_model(document, "case", frameworks.load(self.framework_path)))
+
+    @property
+    def document(self) -> source.Document:
+        return self.load().document
+
+    @property
+    def model(self) -> models.CaseFile:
+        return self.load().model
+
+
+@dataclasses.dataclass
+class Sample:
+    root: Path
+    manifest: Loaded
+    framework: models.Framework
+    framework_path: Path
+    cases: list  # CaseHandle (or Loaded), in case-reference order
+    organisations: list[Loaded]
+    warnings: list[Diagnostic]
+
+
+def warnings_for(loaded: Loaded) -> list[Diagnostic]:
+    """Problems that do not stop a file being used but that a reviewer would want fixed."""
+    found = []
+    evidence = getattr(loaded.model, "evidence", {})
+    for item_id, entry in evidence.items():
+        if entry.answer in ("no", "partly") and not (entry.note or "").strip():
+            found.append(loaded.document.diagnostic(
+                ("evidence", item_id), "missing_note", f"answer '{entry.answer}' on {item_id} has no note",
+                "say what was found, so the reasoning trace can quote it", severity="warning"))
+    return found
+
+
+def check_file(path: str | os.PathLike[str], framework_path: str | os.PathLike[str] | None = None,
+               *, expect: str | None = None, framework: models.Framework | None = None) -> Loaded:
+    """Load and validate one data file: a case, organisation, sample manifest, framework, rule set
+    (its models only; compiling is a later stage) or rule test file. Raises InputError with every
+    problem found.
+
+    A case or organisation file inside a sample folder is checked against the sample's framework
+    unless ``framework_path`` names one.
+    """
+    return check_document(source.load(path), framework_path, expect=expect, framework=framework, location=Path(path))
+
+
+def check_document(document: source.Document, framework_path: str | os.PathLike[str] | None = None,
+                   *, expect: str | None = None, framework: models.Framework | None = None,
+                   location: Path | None = None) -> Loaded:
+    """:func:`check_file` on a document already loaded from ``location``."""
+    kind = validate.kind_of(document)
+    if expect is not None and kind != expect:
+        raise InputError([document.diagnostic((), "wrong_file_kind", f"expected a {expect} file, found a {kind} file",
+                                              f"put {kind} files elsewhere")])
+    if kind == "framework" or kind == "ruletests":
+        return Loaded(document, validate.to_model(document, kind))
+    if kind == "rules":
+        return Loaded(document, rules.from_document(document).rules)
+    if kind == "profile":
+        raise InputError([document.diagnostic((), "wrong_file_kind", "a generation profile is not sample data",
+                                              "check it with qi validate")])
+    if framework is None:
+        chosen = framework_path or _framework_of_enclosing_sample(location or Path(document.path)) or frameworks.default_path()
+        framework = frameworks.load(chosen)
+    return Loaded(document, validate.to_model(document, kind, framework))
+
+
+def load_manifest(path: str | os.PathLike[str]) -> models.SampleManifest:
+    """Load and validate a sample.yaml. Raises InputError."""
+    return validate.to_model(source.load(path), "sample")
+
+
+def _framework_of_enclosing_sample(path: Path) -> Path | None:
+    manifest = path.resolve().parent.parent / "sample.yaml"
+    if path.resolve().parent.name not in ("cases", "organisation") or not manifest.is_file():
+        return None
+    try:
+        loaded = load_manifest(manifest)
+    except InputError:
+        return None
+    return frameworks.bundled().get((loaded.framework.id, loaded.framework.version))
+
+
+def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | None = None, jobs: int = 1) -> Sample:
+    """Load and validate a whole sample folder (case files in ``jobs`` processes). Raises
+    InputError listing every problem."""
+    root = Path(root)
+    problems: list[Diagnostic] = []
+    manifest_path = root / "sample.yaml"
+    if not root.is_dir():
+        raise InputError([Diagnostic(str(root), 1, 1, "not_a_sample", "this is not a folder",
+                                     "give a sample folder holding sample.yaml, cases/ and organisation/")])
+    if not manifest_path.is_file():
+        raise InputError([Diagnostic(str(manifest_path), 1, 1, "missing_manifest", "the sample has no sample.yaml",
+                                     "add sample.yaml with id, title, area, period and framework")])
+    manifest_document = source.load(manifest_path)
+    manifest: models.SampleManifest | None = None
+    try:
+        manifest = validate.to_model(manifest_document, "sample")
+    except InputError as error:
+        problems.extend(error.diagnostics)
+    if framework_path is None:
+        framework_path = _framework_named(manifest_document, problems)
+    if framework_path is None:
+        raise InputError(problems)  # without a framework the cases cannot be checked
+    framework = frameworks.load(framework_path)
+
+    warnings: list[Diagnostic] = []
+    cases = _check_cases(root / "cases", Path(framework_path), problems, warnings, jobs)
+    organisations = _load_folder(root / "organisation", "organisation", framework, problems)
+    warnings += [w for loaded in organisations for w in warnings_for(loaded)]
+    if not cases and not (root / "cases").is_dir():
+        problems.append(Diagnostic(str(root / "cases"), 1, 1, "no_cases", "the sample has no cases/ folder",
+                                   "add cases/ with one YAML file per case"))
+    elif not cases and not problems:
+        problems.append(Diagnostic(str(root / "cases"), 1, 1, "no_cases", "the sample has no case files",
+                                   "add one YAML file per case to cases/"))
+    problems += _duplicates(organisations, "organisation", "duplicate_organisation")
+    if has_errors(problems):
+        raise InputError(problems + warnings)
+    assert manifest is not None  # an invalid manifest is an error above
+    return Sample(root, Loaded(manifest_document, manifest), framework, Path(framework_path),
+                  sorted(cases, key=lambda h: h.reference), organisations, warnings)
+
+
+def _framework_named(manifest: source.Document, problems: list[Diagnostic]) -> Path | None:
+    """The bundled framework the manifest names, or None with the reason added to ``problems``."""
+    named = manifest.data.get("framework") if isinstance(manifest.data, dict) else None
+    if not isinstance(named, dict) or not isinstance(named.get("id"), str) or not isinstance(named.get("version"), str):
+        return None  # the manifest's own diagnostics say what is wrong
+    known = frameworks.bundled()
+    key = (named["id"], named["version"])
+    if key not in known:
+        problems.append(manifest.diagnostic(
+            ("framework",), "unknown_framework", f"framework {key[0]} {key[1]} is not known to qi",
+            did_you_mean(f"{key[0]} {key[1]}", [f"{i} {v}" for i, v in sorted(known)], "known frameworks")))
+        return None
+    return known[key]
+
+
+def files(root: str | os.PathLike[str]) -> list[Path]:
+    """Every file a sample folder holds that qi reads: the manifest, then cases, then organisations."""
+    root = Path(root)
+    return [root / "sample.yaml"] + _yaml_files(root / "cases") + _yaml_files(root / "organisation")
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix in YAML_SUFFIXES)
+
+
+def _check_case(path: Path, framework_path: Path):
+    """Validate one case file: (problems, warnings, handle or None, (line, col) of its reference)."""
+    try:
+        document = source.load(path)
+        found = validate.kind_of(document)
+        if found != "case":
+            raise InputError([document.diagnostic((), "wrong_file_kind",
+                                                  f"{path.parent.name}/ holds case files; this is a {found} file",
+                                                  f"move it out of {path.parent.name}/")])
+        loaded = Loaded(document, validate.to_model(document, "case", frameworks.load(framework_path)))
+    except InputError as error:
+        return error.diagnostics, [], None, (1, 1)
+    handle = CaseHandle(path, document.path, loaded.model.case, document.sha256, framework_path)
+    return [], warnings_for(loaded) + _name_mismatches([loaded]), handle, document.where(("case",))
+
+
+def _check_cases(folder: Path, framework_path: Path, problems: list[Diagnostic], warnings: list[Diagnostic],
+                 jobs: int = 1) -> list[CaseHandle]:
+    """Validate every case file (in ``jobs`` processes), keeping only a handle to each: what a large
+    sample needs in memory. Duplicate references are found in file-name order whatever ``jobs`` is."""
+    paths = _yaml_files(folder)
+    if jobs > 1 and len(paths) > 50:
+        import concurrent.futures
+        import multiprocessing
+
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            checked = list(pool.map(_check_case, paths, [framework_path] * len(paths),
+                                    chunksize=max(1, len(paths) // (jobs * 8))))
+    else:
+        checked = [_check_case(path, framework_path) for path in paths]
+    handles: list[CaseHandle] = []
+    first: dict[str, tuple[str, int]] = {}
+    for case_problems, case_warnings, handle, (line, col) in checked:
+        problems.extend(case_problems)
+        warnings.extend(case_warnings)
+        if handle is None:
+            continue
+        if handle.reference in first:
+            where, first_line = first[handle.reference]
+            problems.append(Diagnostic(handle.display, line, col, "duplicate_case",
+                                       f"case {handle.reference!r} is already in the sample",
+                                       f"first given in {where}:{first_line}; each case appears once"))
+            continue
+        first[handle.reference] = (handle.display, line)
+        handles.append(handle)
+    return handles
+
+
+def _load_folder(folder: Path, kind: str, framework: models.Framework, problems: list[Diagnostic]) -> list[Loaded]:
+    loaded: list[Loaded] = []
+    for path in _yaml_files(folder):
+        try:
+            document = source.load(path)
+            found = validate.kind_of(document)
+            if found != kind:
+                raise InputError([document.diagnostic((), "wrong_file_kind",
+                                                      f"{folder.name}/ holds {kind} files; this is a {found} file",
+                                                      f"move it out of {folder.name}/")])
+            loaded.append(Loaded(document.slim(), validate.to_model(document, kind, framework)))
+        except InputError as error:
+            problems.extend(error.diagnostics)
+    return loaded
+
+
+def _duplicates(files: list[Loaded], field: str, code: str) -> list[Diagnostic]:
+    first: dict[str, Loaded] = {}
+    problems = []
+    for loaded in files:
+        value = getattr(loaded.model, field)
+        if value in first:
+            earlier = first[value].document
+            line, _ = earlier.where((field,))
+            problems.append(loaded.document.diagnostic(
+                (field,), code, f"{field} {value!r} is already in the sample",
+                f"first given in {earlier.path}:{line}; each {field} appears once"))
+        else:
+            first[value] = loaded
+    return problems
+
+
+def _name_mismatches(cases: list[Loaded]) -> list[Diagnostic]:
+    return [loaded.document.diagnostic(
+        ("case",), "file_name_mismatch",
+        f"the file is named {Path(loaded.document.path).name} but holds case {loaded.model.case}",
+        f"name it {loaded.model.case}.yaml so reviewers find it", severity="warning")
+        for loaded in cases
+        if Path(loaded.document.path).stem.lower() != loaded.model.case.lower()]

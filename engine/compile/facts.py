@@ -1,0 +1,160 @@
+"""Facts: a case as the flat, typed record the rules engine matches against.
+
+Every attribute is always present and takes a value from a finite domain known from the
+framework (answers, vocabulary terms, booleans), so negation is exact and no comparison ever
+crosses types — two of durable_rules' traps (a missing attribute fails every test, and ``"1" == 1``)
+cannot arise. An item the inspector did not assess has the answer :data:`NOT_ASSESSED`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from engine.check import models
+
+NOT_ASSESSED = "not_assessed"
+#: The ``kind`` of every fact qi asserts; catch-all rules match on it.
+FACT_KIND = "case_phase"
+#: The value of a diversity characteristic the case file does not give.
+NOT_GIVEN = "not_given"
+ANSWERS = ("yes", "partly", "no", "not_applicable", NOT_ASSESSED)
+
+
+def _safe(identifier: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", identifier)
+
+
+def answer_attribute(item_id: str) -> str:
+    return "a_" + _safe(item_id)
+
+
+def flag_attribute(flag: str) -> str:
+    return "flag_" + _safe(flag)
+
+
+def requirement_attribute(requirement: str) -> str:
+    return "req_" + _safe(requirement)
+
+
+def diversity_attribute(field: str) -> str:
+    return "div_" + _safe(field)
+
+
+def fact_attribute(fact: str) -> str:
+    return "fact_" + _safe(fact)
+
+
+@dataclasses.dataclass(frozen=True)
+class Schema:
+    """The attributes of a case fact and the finite domain of each, derived from a framework."""
+
+    domains: dict[str, tuple]
+
+    @classmethod
+    def for_framework(cls, framework: models.Framework, facts: list[str] = ()) -> Schema:
+        vocab = framework.vocabulary
+        domains: dict[str, tuple] = {
+            "provider": tuple(vocab.ids("providers")),
+            "sentence_type": tuple(vocab.ids("sentence_types")),
+            "risk": tuple(vocab.ids("risk_levels")),
+            "mappa": (True, False),
+            "mappa_category": (0, *vocab.ids("mappa_categories")),
+            "mappa_level": (0, *vocab.ids("mappa_levels")),
+        }
+        named = ([(answer_attribute(i), ANSWERS, i) for i in framework.item_ids("case")]
+                 + [(flag_attribute(f), (True, False), f) for f in vocab.ids("flags")]
+                 + [(requirement_attribute(r), (True, False), r) for r in vocab.ids("requirement_types")]
+                 + [(diversity_attribute(d.id), (*d.values, NOT_GIVEN), d.id) for d in vocab.diversity]
+                 + [(fact_attribute(f), (True, False), f) for f in facts])
+        for attribute, domain, original in named:
+            if attribute in domains:
+                raise ValueError(f"{original!r} and another id both become the attribute {attribute!r}")
+            domains[attribute] = domain
+        return cls(domains)
+
+
+def case_attributes(case: models.CaseFile, framework: models.Framework) -> dict:
+    """The attributes of a case, before any derived facts: every attribute of the schema but facts."""
+    vocab = framework.vocabulary
+    attributes: dict = {
+        "provider": case.provider,
+        "sentence_type": case.sentence.type,
+        "risk": case.risk_of_serious_harm,
+        "mappa": case.mappa is not None,
+        "mappa_category": case.mappa.category if case.mappa else 0,
+        "mappa_level": case.mappa.level if case.mappa else 0,
+    }
+    for item_id in framework.item_ids("case"):
+        entry = case.evidence.get(item_id)
+        attributes[answer_attribute(item_id)] = entry.answer if entry else NOT_ASSESSED
+    for flag in vocab.ids("flags"):
+        attributes[flag_attribute(flag)] = flag in case.flags
+    for requirement in vocab.ids("requirement_types"):
+        attributes[requirement_attribute(requirement)] = requirement in case.sentence.requirements
+    for field in vocab.diversity:
+        attributes[diversity_attribute(field.id)] = case.diversity.get(field.id, NOT_GIVEN)
+    return attributes
+
+
+# --- organisation evidence ------------------------------------------------------------------------
+
+
+def organisation_schema(framework: models.Framework, facts: list[str] = ()) -> Schema:
+    """The attributes of an organisation fact: its provider and its answers on organisation items."""
+    domains: dict[str, tuple] = {"provider": tuple(framework.vocabulary.ids("providers"))}
+    domains.update({answer_attribute(i): ANSWERS for i in framework.item_ids("organisation")})
+    domains.update({fact_attribute(f): (True, False) for f in facts})
+    return Schema(domains)
+
+
+def organisation_attributes(organisation: models.OrganisationFile, framework: models.Framework) -> dict:
+    attributes: dict = {"provider": organisation.organisation}
+    for item_id in framework.item_ids("organisation"):
+        entry = organisation.evidence.get(item_id)
+        attributes[answer_attribute(item_id)] = entry.answer if entry else NOT_ASSESSED
+    return attributes
+
+
+# --- the whole sample: aggregates -----------------------------------------------------------------
+
+#: The group that is the whole sample.
+ALL = "all"
+#: A rating attribute's value before any rule rated the target.
+UNRATED = "unrated"
+#: An aggregate figure that is undefined (no applicable cases, or too few groups to compare).
+UNDEFINED = -1.0
+
+
+def target_key(criterion: str | None, standard: str | None) -> str:
+    """``c3_1`` for criterion 3.1, ``s3`` for standard 3."""
+    return "c" + _safe(criterion) if criterion is not None else "s" + _safe(standard)
+
+
+def percent_attribute(target: str, group: str) -> str:
+    return f"pct__{target}__{_safe(group)}"
+
+
+def applicable_attribute(target: str, group: str) -> str:
+    return f"n__{target}__{_safe(group)}"
+
+
+def cases_attribute(group: str) -> str:
+    return f"cases__{_safe(group)}"
+
+
+def share_attribute(kind: str, factor: str, group: str) -> str:
+    return f"share__{kind}__{_safe(factor)}__{_safe(group)}"
+
+
+def gap_attribute(target: str, grouping: str) -> str:
+    return f"gap__{target}__{_safe(grouping)}"
+
+
+def below_attribute(target: str, provider: str, other: str) -> str:
+    """How many points ``provider`` is below ``other`` on the target."""
+    return f"below__{target}__{_safe(provider)}__{_safe(other)}"
+
+
+def rating_attribute(target: str, group: str) -> str:
+    return f"rating__{target}__{_safe(group)}"

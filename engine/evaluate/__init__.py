@@ -1,0 +1,1 @@
+"""Evaluate: one case (or organisation, or sample) on the durable_rules Rete engine."""

@@ -1,0 +1,175 @@
+"""Judge stage: combine the conclusions of the rules that fired into one finding per criterion.
+
+The combination policy, applied to each case-scoped criterion of the framework:
+
+1. Only the rules that fired and conclude a finding on the criterion count.
+2. Of those, only the ones with the highest ``priority`` count (a rule set can let a specific
+   rule — "this criterion is not applicable in custody" — override general ones).
+3. Among them, ``insufficient`` beats ``sufficient``, which beats ``not_applicable``: a serious
+   failure is never outweighed by good practice elsewhere, and a criterion is not applicable only
+   when no rule of the same priority found it applicable.
+4. A criterion no rule concluded on is ``not_assessed``, with a warning — never silently
+   sufficient.
+
+Enablers and barriers are the union over the rules that fired, one entry per id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from engine.check import rules
+from engine.compile.compile import CompiledRuleSet, resolve
+from engine.evaluate.evaluate import Evaluation, rating_of
+
+POLICY = ("highest priority first; then insufficient beats sufficient, which beats not_applicable; "
+          "a criterion no rule concluded on is not_assessed")
+SEVERITY = ("insufficient", "sufficient", "not_applicable")
+NOT_ASSESSED = "not_assessed"
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    criterion: str
+    value: str
+    rules: tuple[int, ...]       # the rules whose conclusion is the finding
+    overridden: tuple[int, ...]  # rules that concluded something else on the criterion
+
+
+@dataclasses.dataclass(frozen=True)
+class Factor:
+    """An enabler or a barrier, and the rules that concluded it."""
+
+    kind: str
+    id: str
+    text: str
+    criterion: str
+    rules: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Judgement:
+    findings: dict[str, Finding]
+    enablers: tuple[Factor, ...]
+    barriers: tuple[Factor, ...]
+
+
+def judge(compiled: CompiledRuleSet, evaluation: Evaluation) -> Judgement:
+    """Apply the combination policy to one case's (or one organisation's) evaluation."""
+    framework = compiled.loaded.framework
+    scope = "organisation" if compiled.section == "organisation_rules" else "case"
+    concluded: dict[str, list[tuple[int, int, str]]] = {}
+    factors: dict[tuple[str, str], list] = {}
+    for index in evaluation.fired:
+        rule = compiled.rules[index].rule
+        for conclusion in rule.then:
+            if isinstance(conclusion, rules.FindingConclusion):
+                body = conclusion.finding
+                concluded.setdefault(body.criterion, []).append((rule.priority, index, body.value))
+            elif isinstance(conclusion, (rules.EnablerConclusion, rules.BarrierConclusion)):
+                kind = "enabler" if isinstance(conclusion, rules.EnablerConclusion) else "barrier"
+                body = getattr(conclusion, kind)
+                factors.setdefault((kind, body.id), []).append((index, body))
+    findings = {}
+    for standard in framework.standards:
+        if standard.scope != scope:
+            continue
+        for criterion in standard.criteria:
+            findings[criterion.id] = _combine(criterion.id, concluded.get(criterion.id, []))
+    made = {kind: [] for kind in ("enabler", "barrier")}
+    for (kind, factor_id), found in sorted(factors.items()):
+        first = found[0][1]
+        made[kind].append(Factor(kind, factor_id, first.text, first.criterion, tuple(sorted(i for i, _ in found))))
+    return Judgement(findings, tuple(made["enabler"]), tuple(made["barrier"]))
+
+
+def _combine(criterion: str, conclusions: list[tuple[int, int, str]]) -> Finding:
+    if not conclusions:
+        return Finding(criterion, NOT_ASSESSED, (), ())
+    top = max(priority for priority, _, _ in conclusions)
+    contenders = [(index, value) for priority, index, value in conclusions if priority == top]
+    value = min((v for _, v in contenders), key=SEVERITY.index)
+    winners = tuple(sorted({i for i, v in contenders if v == value}))
+    others = tuple(sorted({i for _, i, _ in conclusions} - set(winners)))
+    return Finding(criterion, value, winners, others)
+
+
+# --- the whole sample -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Rating:
+    target: str                 # criterion id, or "standard N"
+    group: str                  # "all" or a provider
+    band: str
+    rules: tuple[int, ...]      # the instances whose band won
+    overridden: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleConclusion:
+    """A recommendation, or a sample-level enabler or barrier, with the rule instances behind it."""
+
+    kind: str
+    id: str
+    text: str
+    to: tuple[str, ...]
+    about: dict                 # criterion / standard / provider it concerns
+    rules: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleJudgement:
+    ratings: tuple[Rating, ...]
+    recommendations: tuple[SampleConclusion, ...]
+    enablers: tuple[SampleConclusion, ...]
+    barriers: tuple[SampleConclusion, ...]
+
+
+def judge_sample(compiled: CompiledRuleSet, evaluation: Evaluation) -> SampleJudgement:
+    """Ratings by the rating policy (highest priority, then the worst band); recommendations,
+    enablers and barriers one per distinct id and text, with every instance that concluded them."""
+    framework = compiled.loaded.framework
+    titles = {n.id: n.title for s in framework.standards for n in [s, *s.criteria]}
+    bands = compiled.ruleset.sample.bands
+    rated: dict[tuple[str, str], list[tuple[int, str, int]]] = {}
+    made: dict[tuple, list[int]] = {}
+    for index in evaluation.fired:
+        instance = compiled.rules[index]
+        for conclusion in instance.rule.then:
+            if isinstance(conclusion, rules.RatingConclusion):
+                criterion, standard, group = resolve(conclusion.rating, instance.bindings)
+                target = criterion if criterion is not None else f"standard {standard}"
+                rated.setdefault((target, group), []).append((instance.rule.priority, conclusion.rating.band, index))
+            elif not isinstance(conclusion, rules.FactConclusion):
+                kind = next(k for k in ("recommendation", "enabler", "barrier") if hasattr(conclusion, k))
+                body = getattr(conclusion, kind)
+                criterion, standard, group = resolve(body, instance.bindings) if kind != "recommendation" else (
+                    instance.bindings.get("criterion"), instance.bindings.get("standard"),
+                    instance.bindings.get("provider"))
+                values = {"criterion": criterion or "", "standard": standard or "",
+                          "criterion_title": titles.get(criterion or "", ""),
+                          "standard_title": titles.get(standard or "", ""),
+                          "provider": instance.bindings.get("provider", group if group != "all" else "")}
+                text = body.text.format_map(values)
+                to = tuple(values["provider"] if t == "{provider}" else t for t in getattr(body, "to", ()))
+                about = {k: v for k, v in (("criterion", criterion), ("standard", standard),
+                                          ("provider", group if group not in (None, "all") else None)) if v}
+                made.setdefault((kind, body.id, text, to, tuple(sorted(about.items()))), []).append(index)
+    ratings = []
+    for (target, group), concluded in sorted(rated.items(), key=lambda kv: (_order(kv[0][0], framework), kv[0][1])):
+        band = rating_of([(p, b) for p, b, _ in concluded], bands)
+        top = max(p for p, _, _ in concluded)
+        winners = tuple(sorted(i for p, b, i in concluded if p == top and b == band))
+        ratings.append(Rating(target, group, band, winners,
+                              tuple(sorted({i for _, _, i in concluded} - set(winners)))))
+    grouped: dict[str, list[SampleConclusion]] = {"recommendation": [], "enabler": [], "barrier": []}
+    for (kind, conclusion_id, text, to, about), indices in sorted(made.items()):
+        grouped[kind].append(SampleConclusion(kind, conclusion_id, text, to, dict(about), tuple(sorted(indices))))
+    return SampleJudgement(tuple(ratings), tuple(grouped["recommendation"]), tuple(grouped["enabler"]),
+                           tuple(grouped["barrier"]))
+
+
+def _order(target: str, framework) -> int:
+    ids = [n for s in framework.standards for n in [f"standard {s.id}", *[c.id for c in s.criteria]]]
+    return ids.index(target) if target in ids else len(ids)

@@ -1,0 +1,1 @@
+"""Load: YAML files read into plain data with a line and column for every node, within limits."""

@@ -1,0 +1,322 @@
+"""Load stage: read a YAML file safely into plain data, keeping the line and column of every node.
+
+qi builds its data straight from the YAML event stream (libyaml's parser through PyYAML, fast and
+non-recursive), resolving plain scalars by YAML 1.2's rules (ruamel.yaml's resolver, so an unquoted
+``yes`` is the word, not a boolean), so that it can enforce its limits while it reads: file size, nesting depth, total nodes after alias expansion (which stops
+"billion laughs" alias bombs), duplicate keys, and one document per file. Every problem becomes a
+:class:`~engine.base.diagnostics.Diagnostic`; nothing here raises anything else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import math
+import os
+import re
+import sys
+from typing import Any
+
+import yaml
+from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.resolver import VersionedResolver
+from yaml import events
+from yaml.error import MarkedYAMLError, YAMLError
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
+
+from engine.base import resources
+from engine.base.diagnostics import Diagnostic, InputError
+
+#: Largest file qi reads, in bytes. Case files are a few kilobytes; a rule set tens of kilobytes.
+MAX_FILE_BYTES = 1024 * 1024
+#: Deepest nesting of mappings and sequences accepted.
+MAX_DEPTH = 32
+#: Most nodes in one document, counting every alias expansion.
+MAX_NODES = 50_000
+
+Loc = tuple[str | int, ...]
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")}
+_COLLECTION_TAGS = {f"{_TAG}map", f"{_TAG}seq", f"{_TAG}omap"}
+_RESOLVER = VersionedResolver(version=(1, 2))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Mark:
+    """Where a node is: its key (for mapping values) and its value, 1-based."""
+
+    key_line: int
+    key_col: int
+    line: int
+    col: int
+
+
+@dataclasses.dataclass
+class Document:
+    """A loaded YAML file: plain data, where each node came from, and the file's sha256."""
+
+    path: str
+    data: Any
+    marks: dict[Loc, Mark]
+    sha256: str
+    #: Problems found while reading that still let the data be checked further (a duplicate key,
+    #: a malformed date); the check stage reports them with its own.
+    problems: list[Diagnostic] = dataclasses.field(default_factory=list)
+
+    def slim(self) -> Document:
+        """The document once validated: positions of top-level keys and of their entries (what
+        traces cite), without the raw data — so a large sample stays small in memory."""
+        return Document(self.path, None, {loc: mark for loc, mark in self.marks.items() if len(loc) <= 2},
+                        self.sha256)
+
+    def where(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
+        """Line and column of ``loc``, or of its nearest ancestor that exists in the file."""
+        loc = tuple(loc)
+        while loc not in self.marks and loc:
+            loc = loc[:-1]
+        mark = self.marks.get(loc)
+        if mark is None:
+            return (1, 1)
+        return (mark.key_line, mark.key_col) if key else (mark.line, mark.col)
+
+    def diagnostic(self, loc: Loc, code: str, message: str, hint: str = "", *,
+                   key: bool = False, severity: str = "error") -> Diagnostic:
+        line, col = self.where(loc, key=key)
+        return Diagnostic(self.path, line, col, code, message, hint, severity)  # type: ignore[arg-type]
+
+
+def load(path: str | os.PathLike[str], display: str | None = None) -> Document:
+    """Read and load one YAML file (``-`` is standard input). Raises InputError."""
+    shown = display or resources.display(path)
+    try:
+        if str(path) == "-":
+            raw = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+        else:
+            with open(path, "rb") as handle:
+                raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise InputError([Diagnostic(shown, 1, 1, "unreadable_file", f"cannot read the file: {reason.lower()}",
+                                     "check the path and its permissions")]) from None
+    return parse(raw, shown)
+
+
+def parse(raw: bytes, path: str) -> Document:
+    """Load YAML bytes into a Document. Raises InputError with every problem found."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise InputError([Diagnostic(path, 1, 1, "file_too_large",
+                                     f"the file is larger than {MAX_FILE_BYTES // 1024} KiB",
+                                     "split it, or check that it is the file you meant")])
+    text = _decode(raw, path)
+    if not text.strip() or all(line.lstrip().startswith("#") or not line.strip() for line in text.splitlines()):
+        raise InputError([Diagnostic(path, 1, 1, "empty_file", "the file is empty",
+                                     "write the document, or remove the file")])
+    _reject_control_characters(text, path)
+    builder = _Builder(path)
+    try:
+        data = builder.build(yaml.parse(text, Loader=_Loader))
+    except _Abort:
+        builder.fatal = True  # a limit was passed; the builder recorded why
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = (error.problem or error.context or "invalid YAML").strip()
+        if "nesting depth" in problem:  # libyaml's own limit, met before qi's
+            raise InputError([Diagnostic(path, line, col, "too_deep",
+                                         f"the document is nested more than {MAX_DEPTH} levels deep",
+                                         "flatten the structure")]) from None
+        raise InputError([Diagnostic(path, line, col, "yaml_syntax", f"invalid YAML: {problem}",
+                                     "check indentation, colons and quotes near here")]) from None
+    except YAMLError as error:
+        raise InputError([Diagnostic(path, 1, 1, "yaml_syntax", f"invalid YAML: {error}",
+                                     "check the file is YAML")]) from None
+    if builder.fatal:
+        raise InputError(builder.problems)
+    return Document(path, data, builder.marks, hashlib.sha256(raw).hexdigest(), builder.problems)
+
+
+def _decode(raw: bytes, path: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        before = raw[: error.start]
+        line = before.count(b"\n") + 1
+        col = len(before) - (before.rfind(b"\n") + 1) + 1
+        raise InputError([Diagnostic(path, line, col, "not_utf8",
+                                     f"byte 0x{raw[error.start]:02x} is not valid UTF-8",
+                                     "save the file as UTF-8")]) from None
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _reject_control_characters(text: str, path: str) -> None:
+    problems = []
+    for match in _CONTROL.finditer(text):
+        before = text[: match.start()]
+        line = before.count("\n") + 1
+        col = match.start() - (before.rfind("\n") + 1) + 1
+        problems.append(Diagnostic(path, line, col, "control_character",
+                                   f"control character U+{ord(match.group()):04X} is not allowed",
+                                   "delete it; it is invisible in most editors"))
+        if len(problems) > 100:
+            break
+    if problems:
+        raise InputError(problems)
+
+
+class _Builder:
+    """Builds plain data and marks from parser events, enforcing depth, size and key rules."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.marks: dict[Loc, Mark] = {}
+        self.problems: list[Diagnostic] = []
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.nodes = 0
+        self.fatal = False
+
+    def _problem(self, event: events.Event, code: str, message: str, hint: str) -> None:
+        mark = event.start_mark
+        self.problems.append(Diagnostic(self.path, mark.line + 1, mark.column + 1, code, message, hint))
+
+    def build(self, stream) -> Any:
+        """Consume the whole event stream; returns the single document's data."""
+        documents = []
+        iterator = iter(stream)
+        for event in iterator:
+            if isinstance(event, events.DocumentStartEvent):
+                if documents:
+                    self._problem(event, "multiple_documents", "the file holds more than one YAML document",
+                                  "keep one document per file; remove the '---' line")
+                    self.fatal = True
+                    return documents[0]
+                self.anchors.clear()
+                documents.append(self._node(next(iterator), iterator, (), None, 1))
+        return documents[0] if documents else None
+
+    def _count(self, weight: int, event: events.Event) -> bool:
+        self.nodes += weight
+        if self.nodes > MAX_NODES:
+            self._problem(event, "too_many_nodes",
+                          f"the document expands to more than {MAX_NODES} nodes",
+                          "remove repeated aliases ('*name'); qi files never need that many")
+            raise _Abort
+        return True
+
+    def _node(self, event, iterator, loc: Loc, key_event, depth: int) -> Any:
+        mark = event.start_mark
+        key_mark = key_event.start_mark if key_event is not None else mark
+        self.marks[loc] = Mark(key_mark.line + 1, key_mark.column + 1, mark.line + 1, mark.column + 1)
+        if isinstance(event, events.AliasEvent):
+            if event.anchor not in self.anchors:
+                self._problem(event, "yaml_syntax", f"unknown alias '*{event.anchor}'", "define the anchor first")
+                return None
+            value, weight = self.anchors[event.anchor]
+            self._count(weight, event)
+            return value
+        before = self.nodes
+        self._count(1, event)
+        if isinstance(event, events.ScalarEvent):
+            value = self._scalar(event)
+        elif isinstance(event, (events.MappingStartEvent, events.SequenceStartEvent)):
+            if depth > MAX_DEPTH:
+                self._problem(event, "too_deep", f"the document is nested more than {MAX_DEPTH} levels deep",
+                              "flatten the structure")
+                raise _Abort
+            if event.tag and event.tag not in _COLLECTION_TAGS:
+                self._problem(event, "yaml_tag", f"the tag '{event.tag}' is not supported", "remove the tag")
+            if isinstance(event, events.MappingStartEvent):
+                value = self._mapping(iterator, loc, depth)
+            else:
+                value = self._sequence(iterator, loc, depth)
+        else:  # pragma: no cover - the parser never yields other events here
+            raise _Abort
+        if getattr(event, "anchor", None):
+            self.anchors[event.anchor] = (value, self.nodes - before)
+        return value
+
+    def _mapping(self, iterator, loc: Loc, depth: int) -> dict:
+        result: dict = {}
+        first_seen: dict = {}
+        while True:
+            key_event = next(iterator)
+            if isinstance(key_event, events.MappingEndEvent):
+                return result
+            if not isinstance(key_event, events.ScalarEvent):
+                self._problem(key_event, "yaml_complex_key", "a mapping key must be a plain value",
+                              "write the key as text")
+                self._node(key_event, iterator, loc + ("<key>",), None, depth + 1)
+                self._node(next(iterator), iterator, loc + ("<key>",), None, depth + 1)
+                continue
+            key = self._scalar(key_event)
+            if isinstance(key, (dict, list)) or key is None:
+                key = "" if key is None else str(key)
+            if key in first_seen:
+                line = first_seen[key]
+                self._problem(key_event, "duplicate_key", f"the key '{key}' appears twice in this mapping",
+                              f"it was first given on line {line}; keep one")
+                self._node(next(iterator), iterator, loc + ("<duplicate>",), None, depth + 1)
+                continue
+            first_seen[key] = key_event.start_mark.line + 1
+            result[key] = self._node(next(iterator), iterator, loc + (key,), key_event, depth + 1)
+
+    def _sequence(self, iterator, loc: Loc, depth: int) -> list:
+        result: list = []
+        while True:
+            event = next(iterator)
+            if isinstance(event, events.SequenceEndEvent):
+                return result
+            result.append(self._node(event, iterator, loc + (len(result),), None, depth + 1))
+
+    def _scalar(self, event: events.ScalarEvent) -> Any:
+        text = event.value
+        if event.tag and event.tag != "!":
+            tag = event.tag
+            if tag not in _SCALAR_TAGS:
+                self._problem(event, "yaml_tag", f"the tag '{tag}' is not supported", "remove the tag")
+                return text
+        elif event.style or (event.implicit and not event.implicit[0]):
+            return text  # quoted: always text
+        else:
+            tag = str(_RESOLVER.resolve(ScalarNode, text, (True, False)))
+        try:
+            return _construct(tag, text)
+        except ValueError:
+            name = tag.removeprefix(_TAG).replace("timestamp", "date")
+            self._problem(event, "invalid_value", f"'{text}' is not a valid {name}",
+                          "correct it, or quote it to keep it as text")
+            return text
+
+
+class _Abort(Exception):
+    """Stops building when a limit is passed; the problem is already recorded."""
+
+
+def _construct(tag: str, text: str) -> Any:
+    name = tag.removeprefix(_TAG)
+    if name == "null":
+        return None
+    if name == "bool":
+        return text.lower() == "true"
+    if name == "int":
+        digits = text.replace("_", "")
+        try:
+            return int(digits, 0)
+        except ValueError:
+            return int(digits, 10)
+    if name == "float":
+        lowered = text.lower().replace("_", "")
+        if lowered.endswith(".inf"):
+            return -math.inf if lowered.startswith("-") else math.inf
+        if lowered == ".nan":
+            return math.nan
+        return float(lowered)
+    if name == "timestamp":
+        if len(text) == 10:
+            return datetime.date.fromisoformat(text)
+        return datetime.datetime.fromisoformat(text.replace(" ", "T", 1))
+    return text

@@ -1,0 +1,1 @@
+"""Report: report.json / .md / .html / trace.jsonl and the text views, redaction."""

@@ -1,0 +1,1 @@
+"""Run: the stages composed — one case (pipeline) and a whole sample (run)."""

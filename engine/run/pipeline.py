@@ -1,0 +1,100 @@
+"""The per-case pipeline end to end: rule set → compile; case → facts → evaluate → judge → trace.
+
+A thin composition of the stages for callers (the CLI, tests, later the sample run) that want a
+case's result without wiring the stages themselves.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import os
+from pathlib import Path
+
+from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
+from engine.base.resources import data_dir
+from engine.check import rules, sample
+from engine.compile import compile as compiler
+from engine.compile import facts
+from engine.evaluate import evaluate as evaluator
+from engine.judge import judge, trace
+
+
+def bundled_rules() -> dict[str, Path]:
+    """The bundled rule set files by rule set id (read from each file)."""
+    found = {}
+    for path in sorted(data_dir("rules").glob("*.yaml")):
+        found[rules.load(path).rules.id] = path
+    return found
+
+
+def rules_path(named: str | None = None, on: datetime.date | None = None) -> Path:
+    """The bundled rule set with id ``named``; else the one in force on ``on`` (a sample's last day);
+    else the only one bundled. Raises InputError when none or more than one qualifies."""
+    known = bundled_rules()
+    if named is not None:
+        if named not in known:
+            raise InputError([Diagnostic("--rules", 1, 1, "unknown_ruleset", f"rule set {named!r} is not bundled",
+                                         did_you_mean(named, list(known), "bundled rule sets"))])
+        return known[named]
+    return in_force(list(known.values()), on)
+
+
+def in_force(paths: list[Path], on: datetime.date | None) -> Path:
+    """The one rule set among ``paths`` in force on ``on`` (any, if ``on`` is None)."""
+    chosen = []
+    for path in paths:
+        window = rules.load(path).rules.in_force
+        if on is None or window is None or (window.from_ <= on and (window.to is None or on <= window.to)):
+            chosen.append(path)
+    where = str(data_dir("rules")) if not paths else str(paths[0].parent)
+    when = f"on {on.isoformat()}" if on else "at all"
+    if not chosen:
+        raise InputError([Diagnostic(where, 1, 1, "no_ruleset_in_force", f"no rule set is in force {when}",
+                                     "choose one with --rules FILE, or name it in sample.yaml (rules: ID)")])
+    if len(chosen) > 1:
+        names = ", ".join(f"{rules.load(p).rules.id} ({p.name})" for p in chosen)
+        raise InputError([Diagnostic(where, 1, 1, "ambiguous_ruleset", f"{len(chosen)} rule sets are in force {when}: "
+                                     f"{names}", "choose one with --rules FILE, or name it in sample.yaml (rules: ID)")])
+    return chosen[0]
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(path: str, mtime_ns: int, size: int) -> compiler.CompiledRuleSet:
+    return compiler.compile_rules(rules.load(path))
+
+
+def compiled_rules(path: str | os.PathLike[str]) -> compiler.CompiledRuleSet:
+    """Load, validate and compile a rule set file (cached per file content). Raises InputError."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return compiler.compile_rules(rules.load(path))  # reports unreadable_file
+    return _compiled(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def load_case(path: str | os.PathLike[str], compiled: compiler.CompiledRuleSet) -> sample.Loaded:
+    """Load and validate a case file against the rule set's framework. Raises InputError."""
+    loaded = sample.check_file(path, expect="case", framework=compiled.loaded.framework)
+    return loaded
+
+
+def evaluate_case(compiled: compiler.CompiledRuleSet, case: sample.Loaded):
+    """Evaluate one validated case on durable_rules; returns (evaluation, judgement)."""
+    attributes = facts.case_attributes(case.model, compiled.loaded.framework)
+    evaluation = evaluator.evaluate(compiled, attributes)
+    return evaluation, judge.judge(compiled, evaluation)
+
+
+def case_result(compiled: compiler.CompiledRuleSet, case: sample.Loaded) -> dict:
+    """Evaluate, judge and trace one case: the dict ``qi evaluate --format json`` prints."""
+    evaluation, judgement = evaluate_case(compiled, case)
+    return trace.case_result(compiled, case, evaluation, judgement)
+
+
+def not_assessed_warnings(result: dict, case: sample.Loaded) -> list[Diagnostic]:
+    """A warning for each case-scoped criterion no rule concluded on."""
+    return [case.document.diagnostic(("case",), "not_assessed",
+                                     f"no rule concluded a finding on criterion {criterion}",
+                                     "record evidence on its items, or add a rule for it", severity="warning")
+            for criterion in result["not_assessed"]]

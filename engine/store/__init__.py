@@ -1,0 +1,1 @@
+"""Store: the SQLite audit store with its hash chain."""

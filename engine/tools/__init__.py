@@ -1,0 +1,2 @@
+"""Tools for rule authors and benchmarks, built on the stages: lint, rule tests, diff, handbook,
+synthetic samples."""

@@ -1,0 +1,100 @@
+"""The methodology handbook, generated from a rule set: for each standard and criterion the
+framework text beside the rules that implement it, in plain English; the sample-level rules and
+rating bands; and the items no rule reads. Reviewers and inspectors read the method here, never
+in YAML."""
+
+from __future__ import annotations
+
+from engine.base import render
+from engine.check import rules
+from engine.judge.judge import POLICY
+
+
+def model(loaded: rules.LoadedRuleSet) -> dict:
+    """The handbook as data: what the Markdown and HTML views render."""
+    framework = loaded.framework
+    ruleset = loaded.rules
+    path = loaded.document.path
+
+    def rule_entry(rule, section: str, index: int) -> dict:
+        describe = rules.describe if section != "sample_rules" else (lambda c: rules.describe_sample(c, {}))
+        return {"id": rule.id, "title": rule.title, "rationale": rule.rationale,
+                "at": f"{path}:{loaded.document.where((section, index))[0]}",
+                "priority": rule.priority, "cites": list(rule.cites),
+                "for_each": list(getattr(rule, "for_each", [])),
+                "when": _condition(rule.when, describe), "then": [_conclusion(c) for c in rule.then]}
+
+    concluding: dict[str, list[dict]] = {}
+    context: list[dict] = []
+    read: set[str] = set()
+    for section in ("rules", "organisation_rules"):
+        for index, rule in enumerate(getattr(ruleset, section)):
+            entry = rule_entry(rule, section, index)
+            criteria = sorted({body.criterion for c in rule.then
+                               for body in [getattr(c, k, None) for k in ("finding", "enabler", "barrier")] if body})
+            for criterion in criteria:
+                concluding.setdefault(criterion, []).append(entry)
+            if not criteria:
+                context.append(entry)
+            read |= {item for _, c in rules.walk(rule.when) for item in rules.items_of(c)}
+    standards = [{"id": s.id, "title": s.title, "scope": s.scope, "dimension": s.dimension,
+                  "criteria": [{"id": c.id, "title": c.title,
+                                "items": [{"id": i.id, "text": i.text, "read": i.id in read} for i in c.items],
+                                "rules": concluding.get(c.id, [])} for c in s.criteria]}
+                 for s in framework.standards]
+    return {
+        "ruleset": {"id": ruleset.id, "title": ruleset.title, "version": ruleset.version,
+                    "description": ruleset.description, "sha256": loaded.sha256, "file": path,
+                    "in_force": ({"from": ruleset.in_force.from_.isoformat(),
+                                  "to": ruleset.in_force.to.isoformat() if ruleset.in_force.to else None}
+                                 if ruleset.in_force else None)},
+        "framework": {"id": framework.id, "version": framework.version, "title": framework.title,
+                      "working_model": framework.introduction.working_model},
+        "policy": POLICY,
+        "facts": [{"id": f.id, "description": f.description} for f in ruleset.facts],
+        "context_rules": context,
+        "standards": standards,
+        "sample": {"min_group_size": ruleset.sample.min_group_size, "gap_points": ruleset.sample.gap_points,
+                   "bands": list(ruleset.sample.bands),
+                   "recipients": [r.model_dump() for r in ruleset.sample.recipients],
+                   "rules": [rule_entry(r, "sample_rules", i) for i, r in enumerate(ruleset.sample_rules)]},
+        "unread_items": [i.id for i in framework.items() if i.id not in read],
+    }
+
+
+def _condition(condition, describe) -> dict:
+    text = describe(condition)
+    children = []
+    for attribute in ("all", "any"):
+        if isinstance(getattr(condition, attribute, None), list):
+            children = [_condition(c, describe) for c in getattr(condition, attribute)]
+    if hasattr(condition, "not_"):
+        children = [_condition(condition.not_, describe)]
+    return {"text": text, "children": children}
+
+
+def _conclusion(conclusion) -> str:
+    if isinstance(conclusion, rules.FindingConclusion):
+        return f"{conclusion.finding.criterion} is {conclusion.finding.value.replace('_', ' ')}"
+    if isinstance(conclusion, rules.FactConclusion):
+        return f"the fact {conclusion.fact} holds"
+    if isinstance(conclusion, rules.RecommendationConclusion):
+        body = conclusion.recommendation
+        return f"recommend to {', '.join(body.to)}: {body.text}"
+    if isinstance(conclusion, rules.RatingConclusion):
+        body = conclusion.rating
+        target = body.criterion or (f"standard {body.standard}" if body.standard else "the instance's criterion or standard")
+        return f"rate {target}{' for ' + body.provider if body.provider else ''} {body.band.replace('_', ' ')}"
+    kind = "enabler" if hasattr(conclusion, "enabler") else "barrier"
+    body = getattr(conclusion, kind)
+    where = getattr(body, "criterion", None)
+    return f"{kind} {body.id}{' under ' + where if where else ''}: {body.text}"
+
+
+def as_markdown(loaded: rules.LoadedRuleSet) -> str:
+    return render.render("handbook.md.j2", h=model(loaded))
+
+
+def as_html(loaded: rules.LoadedRuleSet) -> str:
+    return render.render("handbook.html.j2", h=model(loaded))
+

@@ -1,0 +1,249 @@
+"""Lint: static checks of a rule set, beyond what loading and compiling already reject.
+
+Errors (the rule set cannot be used): everything ``qi validate`` reports — unknown items, fields,
+values and facts, duplicate rule ids, cycles between derived facts, conditions too large.
+
+Warnings (it can be used, but probably does not say what its authors intend):
+
+* ``fact_never_derived`` / ``fact_never_read`` — a declared fact no rule concludes, or none reads;
+* ``criterion_not_covered`` — a criterion no rule can conclude a finding on;
+* ``rule_never_fires`` — contradictory conditions: no case (or sample) satisfies them;
+* ``conflicting_rules`` — two rules of equal priority that can conclude different findings on the
+  same criterion for one case, with a witness showing it;
+* ``uncited_item`` / ``cited_not_read`` — ``cites`` that do not match the items the rule reads.
+
+Satisfiability is decided exactly by a search over the attributes a condition reads, with
+three-valued evaluation pruning every branch that can no longer hold (domains are finite; numeric
+aggregates are tried at the thresholds the condition names and either side of them).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from engine.base.diagnostics import Diagnostic, InputError
+from engine.check import rules
+from engine.compile import compile as compiler
+from engine.compile import conditions, facts
+
+UNKNOWN = None
+
+
+def lint(path) -> list[Diagnostic]:
+    """Every diagnostic for one rule set file: errors if it cannot be loaded or compiled, else
+    the warnings above."""
+    try:
+        loaded = rules.load(path)
+        sections = [compiler.compile_rules(loaded), compiler.compile_organisation(loaded),
+                    compiler.compile_sample(loaded)]
+    except InputError as error:
+        return error.diagnostics
+    found: list[Diagnostic] = []
+    found += _facts(loaded)
+    for compiled in sections:
+        found += _never_fires(compiled)
+        if compiled.section != "sample_rules":
+            found += _coverage(compiled)
+            found += _conflicts(compiled)
+            found += _cites(compiled)
+    return found
+
+
+def _warning(loaded: rules.LoadedRuleSet, loc: tuple, code: str, message: str, hint: str, key=False) -> Diagnostic:
+    return loaded.document.diagnostic(loc, code, message, hint, key=key, severity="warning")
+
+
+def _facts(loaded: rules.LoadedRuleSet) -> list[Diagnostic]:
+    ruleset = loaded.rules
+    derived, read = set(), set()
+    for rule in [*ruleset.rules, *ruleset.organisation_rules, *ruleset.sample_rules]:
+        derived |= {c.fact for c in rule.then if isinstance(c, rules.FactConclusion)}
+        read |= {name for _, name in rules.facts_read(rule.when)}
+    found = []
+    for index, fact in enumerate(ruleset.facts):
+        if fact.id not in derived:
+            found.append(_warning(loaded, ("facts", index), "fact_never_derived",
+                                  f"fact {fact.id!r} is declared but no rule derives it", "add a rule that concludes it, "
+                                  "or remove it and the conditions that read it"))
+        if fact.id not in read:
+            found.append(_warning(loaded, ("facts", index), "fact_never_read",
+                                  f"fact {fact.id!r} is derived but no rule reads it", "read it with fact:, or remove it"))
+    return found
+
+
+def _coverage(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
+    scope = "case" if compiled.section == "rules" else "organisation"
+    concluded = {c.finding.criterion for r in compiled.rules for c in r.rule.then
+                 if isinstance(c, rules.FindingConclusion)}
+    framework = compiled.loaded.framework
+    found = []
+    for standard in framework.standards:
+        if standard.scope != scope:
+            continue
+        for criterion in standard.criteria:
+            if criterion.id not in concluded:
+                found.append(_warning(compiled.loaded, (compiled.section,), "criterion_not_covered",
+                                      f"no rule can conclude a finding on {scope} criterion {criterion.id}",
+                                      f"add rules for {criterion.id} ({criterion.title}); until then every "
+                                      f"{scope} is not_assessed on it", key=True))
+    return found
+
+
+def _never_fires(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
+    found = []
+    schema = _schema_for_search(compiled)
+    seen: set[int] = set()
+    for rule in compiled.rules:
+        index = rule.loc[1]
+        if index in seen:
+            continue
+        instances = [r for r in compiled.rules if r.loc == rule.loc]
+        if all(witness(r.condition, schema) is None for r in instances):
+            seen.add(index)
+            found.append(_warning(compiled.loaded, rule.loc + ("when",), "rule_never_fires",
+                                  f"rule {rule.rule.id!r} can never fire: no case satisfies its conditions",
+                                  "look for an item required to have two answers, a value both required and "
+                                  "excluded, or a fact no rule derives"))
+        seen.add(index)
+    return found
+
+
+def _schema_for_search(compiled: compiler.CompiledRuleSet) -> facts.Schema:
+    """The schema with facts no rule derives fixed to false: they can never hold."""
+    derived = {name for r in compiled.rules for name in r.derives}
+    domains = dict(compiled.schema.domains)
+    for fact in compiled.ruleset.facts:
+        if fact.id not in derived:
+            domains[facts.fact_attribute(fact.id)] = (False,)
+    return facts.Schema(domains)
+
+
+def _conflicts(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
+    found = []
+    schema = _schema_for_search(compiled)
+    by_criterion: dict[str, list[tuple[compiler.CompiledRule, str]]] = {}
+    for rule in compiled.rules:
+        for conclusion in rule.rule.then:
+            if isinstance(conclusion, rules.FindingConclusion):
+                by_criterion.setdefault(conclusion.finding.criterion, []).append((rule, conclusion.finding.value))
+    for criterion, concluding in sorted(by_criterion.items()):
+        for (first, value), (second, other) in itertools.combinations(concluding, 2):
+            if value == other or first.rule.priority != second.rule.priority:
+                continue
+            example = witness(conditions.all_of([first.condition, second.condition]), schema)
+            if example is None:
+                continue
+            found.append(_warning(
+                compiled.loaded, second.loc, "conflicting_rules",
+                f"rules {first.rule.id!r} ({value}) and {second.rule.id!r} ({other}) can both conclude on "
+                f"{criterion} for one case, at equal priority {first.rule.priority}: for example "
+                f"{describe_witness(example, compiled)}",
+                "give the rule that should decide a higher priority, or make the conditions exclusive", key=True))
+    return found
+
+
+def _cites(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
+    """Cited items against the items each rule reads, directly or through the facts it reads."""
+    derivers: dict[str, list[compiler.CompiledRule]] = {}
+    for rule in compiled.rules:
+        for name in rule.derives:
+            derivers.setdefault(name, []).append(rule)
+
+    def items_read(rule: compiler.CompiledRule, seen: frozenset = frozenset()) -> set[str]:
+        direct = {item for loc, c in rules.walk(rule.rule.when) for item in rules.items_of(c)}
+        for _, name in rules.facts_read(rule.rule.when):
+            for deriver in derivers.get(name, []):
+                if deriver.index not in seen:
+                    direct |= items_read(deriver, seen | {rule.index})
+        return direct
+
+    found = []
+    for rule in compiled.rules:
+        direct = {item for _, c in rules.walk(rule.rule.when) for item in rules.items_of(c)}
+        cited = set(rule.rule.cites)
+        for item in sorted(direct - cited):
+            found.append(_warning(compiled.loaded, rule.loc + ("cites",), "uncited_item",
+                                  f"rule {rule.rule.id!r} reads {item} but does not cite it", f"add {item} to cites"))
+        for item in sorted(cited - items_read(rule)):
+            position = rule.rule.cites.index(item)
+            found.append(_warning(compiled.loaded, rule.loc + ("cites", position), "cited_not_read",
+                                  f"rule {rule.rule.id!r} cites {item} but neither it nor the facts it reads "
+                                  f"depend on {item}", f"remove {item} from cites, or read it"))
+    return found
+
+
+# --- satisfiability -------------------------------------------------------------------------------
+
+
+def witness(node: conditions.Node, schema: facts.Schema, limit: int = 200_000) -> dict | None:
+    """An assignment of the attributes ``node`` reads that makes it hold, or None if none does."""
+    attributes = conditions.attributes(node)
+    candidates = {a: _candidates(a, node, schema) for a in attributes}
+    budget = [limit]
+
+    def search(assignment: dict, remaining: list[str]) -> dict | None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            return assignment  # give up proving a contradiction: assume satisfiable
+        value = _evaluate(node, assignment)
+        if value is True:
+            return assignment
+        if value is False or not remaining:
+            return None
+        attribute, rest = remaining[0], remaining[1:]
+        for candidate in candidates[attribute]:
+            found = search({**assignment, attribute: candidate}, rest)
+            if found is not None:
+                return found
+        return None
+
+    return search({}, attributes)
+
+
+def _candidates(attribute: str, node: conditions.Node, schema: facts.Schema) -> tuple:
+    if attribute in schema.domains:
+        return schema.domains[attribute]
+    thresholds = sorted({leaf.value for leaf in _leaves(node) if isinstance(leaf, conditions.Compare)
+                         and leaf.attribute == attribute})
+    values = {facts.UNDEFINED, 0.0, 100.0}
+    for threshold in thresholds:
+        values |= {threshold - 0.5, threshold, threshold + 0.5}
+    return tuple(sorted(values))
+
+
+def _leaves(node: conditions.Node):
+    if isinstance(node, conditions.Leaf):
+        yield node
+    else:
+        for part in node.parts:
+            yield from _leaves(part)
+
+
+def _evaluate(node: conditions.Node, assignment: dict):
+    """Three-valued: True, False, or UNKNOWN when an attribute it needs is not assigned yet."""
+    if isinstance(node, conditions.Leaf):
+        if node.attribute not in assignment:
+            return UNKNOWN
+        return conditions.holds(node, assignment)
+    results = [_evaluate(part, assignment) for part in node.parts]
+    if isinstance(node, conditions.All):
+        return False if False in results else (True if all(r is True for r in results) else UNKNOWN)
+    return True if True in results else (False if all(r is False for r in results) else UNKNOWN)
+
+
+def describe_witness(assignment: dict, compiled: compiler.CompiledRuleSet) -> str:
+    """A witness in the words of a case file: ``3.1.a: no, flags: child_safeguarding, ...``."""
+    words = []
+    items = {facts.answer_attribute(i): i for i in compiled.loaded.framework.item_ids()}
+    for attribute, value in sorted(assignment.items()):
+        if attribute in items:
+            words.append(f"{items[attribute]}: {value}")
+        elif attribute.startswith("flag_") and value:
+            words.append(f"flag {attribute.removeprefix('flag_')}")
+        elif attribute.startswith("req_") and value:
+            words.append(f"requirement {attribute.removeprefix('req_')}")
+        elif attribute.startswith("fact_"):
+            words.append(f"fact {attribute.removeprefix('fact_')} {'holds' if value else 'does not hold'}")
+        elif not attribute.startswith(("flag_", "req_")):
+            words.append(f"{attribute}: {value}")
+    return ", ".join(words) or "any case"

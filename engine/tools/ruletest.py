@@ -1,0 +1,328 @@
+"""Rule tests as data, and coverage measured from their traces.
+
+A rule test file (``rules/tests/*.yaml``) names the rule set it tests and lists tests, each a
+``note``, a small case (only the context and evidence that matter; the rest is defaulted) or a
+small sample, and what is expected::
+
+    rules: ../hmip-qi-adult-2.0.yaml
+    tests:
+      - note: child safeguarding concerns and risk to children not assessed
+        case:
+          flags: [child_safeguarding]
+          evidence: {3.1.a: no, 3.1.b: "yes"}
+        expect:
+          findings: {"3.1": insufficient}
+          barriers: [children-risk-unassessed]
+
+Coverage is another reader of the same traces: which rules fired in some test, which conditions
+were seen both holding and failing, which framework items the tests gave answers on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from engine.aggregate import aggregate
+from engine.base.diagnostics import Diagnostic, InputError
+from engine.check import framework as frameworks
+from engine.check import models, sample, validate
+from engine.check.sample import Loaded
+from engine.compile import compile as compiler
+from engine.compile import facts as fact_builder
+from engine.evaluate import evaluate as evaluator
+from engine.judge import trace
+from engine.load import source
+from engine.run import pipeline, run
+
+
+class Expectation(models.Strict):
+    """What a test expects. Lists must be present; ``not_*`` lists must be absent."""
+
+    findings: dict[str, str] = Field(default_factory=dict, description="Criterion -> expected finding.")
+    enablers: list[str] = Field(default_factory=list)
+    barriers: list[str] = Field(default_factory=list)
+    not_enablers: list[str] = Field(default_factory=list)
+    not_barriers: list[str] = Field(default_factory=list)
+    ratings: dict[str, str] = Field(default_factory=dict,
+                                    description="Sample tests: \"3.1\", \"3.1/CRC\", \"standard 3\" -> band.")
+    recommendations: list[str] = Field(default_factory=list, description="Sample tests: recommendation ids.")
+    not_recommendations: list[str] = Field(default_factory=list)
+    organisations: dict[str, dict[str, str]] = Field(default_factory=dict,
+                                                     description="Sample tests: provider -> criterion -> finding.")
+
+
+class SampleSpec(models.Strict):
+    cases: Annotated[list[dict], Field(min_length=1)] = Field(
+        description="Small cases; a case with `count: N` stands for N identical cases.")
+    organisations: list[dict] = Field(default_factory=list)
+
+
+class RuleTest(models.Strict):
+    note: str = Field(min_length=1, description="What the test shows, in words.")
+    case: dict | None = Field(default=None, description="A case: only the fields that matter.")
+    sample: SampleSpec | None = Field(default=None, description="A small sample, for sample-level rules.")
+    expect: Expectation
+
+
+class RuleTestFile(models.Strict):
+    """A file of rule tests."""
+
+    rules: str = Field(description="The rule set under test, relative to this file.")
+    tests: Annotated[list[RuleTest], Field(min_length=1)]
+
+
+models.KINDS["ruletests"] = RuleTestFile
+
+
+@dataclasses.dataclass
+class Outcome:
+    path: str
+    note: str
+    line: int
+    failures: list[str]
+    fired: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def render(self) -> str:
+        return (f"{self.path}:{self.line}: test '{self.note}': " + "; ".join(self.failures)
+                + f" — rules fired: {', '.join(self.fired) or 'none'}")
+
+
+@dataclasses.dataclass
+class Coverage:
+    """Rules fired, conditions seen both ways and items exercised, over every test run."""
+
+    rules: dict[tuple[str, str], bool] = dataclasses.field(default_factory=dict)     # (file:line, id) -> fired
+    conditions: dict[tuple[str, str], set] = dataclasses.field(default_factory=dict)  # (at, text) -> outcomes
+    items_answered: set[str] = dataclasses.field(default_factory=set)
+    items: list[str] = dataclasses.field(default_factory=list)
+
+    def register(self, compiled: compiler.CompiledRuleSet) -> None:
+        """Count every rule of a section, so rules no test reaches show as never fired."""
+        for rule in compiled.rules:
+            self.rules.setdefault((f"{compiled.loaded.document.path}:{rule.line}", rule.rule.id), False)
+
+    def add_rule(self, node: dict) -> None:
+        key = (node["at"], node["rule"])
+        self.rules[key] = self.rules.get(key, False) or node["fired"]
+        self._condition(node["condition"])
+
+    def _condition(self, node: dict) -> None:
+        self.conditions.setdefault((node["at"], node["text"]), set()).add(node["holds"])
+        for child in node.get("children", []):
+            self._condition(child)
+
+    @property
+    def rule_percent(self) -> float:
+        return 100 * sum(self.rules.values()) / len(self.rules) if self.rules else 100.0
+
+    @property
+    def condition_percent(self) -> float:
+        both = sum(1 for seen in self.conditions.values() if len(seen) == 2)
+        return 100 * both / len(self.conditions) if self.conditions else 100.0
+
+    def table(self) -> str:
+        fired = sum(self.rules.values())
+        both = sum(1 for seen in self.conditions.values() if len(seen) == 2)
+        exercised = [i for i in self.items if i in self.items_answered]
+        lines = [f"rule coverage:      {self.rule_percent:5.1f}%  ({fired} of {len(self.rules)} rules fired in some test)",
+                 f"condition coverage: {self.condition_percent:5.1f}%  ({both} of {len(self.conditions)} conditions "
+                 f"seen both holding and failing)",
+                 f"items exercised:    {len(exercised)} of {len(self.items)} framework items answered in tests"]
+        never = sorted((key for key, was_fired in self.rules.items() if not was_fired),
+                       key=lambda key: (key[0].rpartition(":")[0], int(key[0].rpartition(":")[2])))
+        if never:
+            lines.append("rules that never fired:")
+            lines += [f"  {at}  {rule_id}" for at, rule_id in never]
+        return "\n".join(lines) + "\n"
+
+
+def load(path: str | os.PathLike[str]) -> tuple[source.Document, RuleTestFile]:
+    document = source.load(path)
+    return document, validate.to_model(document, "ruletests")
+
+
+def discover(paths: list[str | os.PathLike[str]]) -> list[Path]:
+    """Test files among ``paths`` (folders are searched for ``*.yaml``)."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        found += sorted(path.rglob("*.yaml")) if path.is_dir() else [path]
+    return found
+
+
+def run_file(path: str | os.PathLike[str], coverage: Coverage | None = None) -> list[Outcome]:
+    """Run every test in a file. Raises InputError if the file or its rule set is invalid."""
+    document, tests = load(path)
+    rules_path = (Path(path).parent / tests.rules).resolve()
+    compiled = pipeline.compiled_rules(rules_path)
+    framework = compiled.loaded.framework
+    if coverage is not None:
+        coverage.items = coverage.items or framework.item_ids()
+        for section in (compiled, compiler.compile_organisation(compiled.loaded),
+                        compiler.compile_sample(compiled.loaded)):
+            coverage.register(section)
+    outcomes, problems = [], []
+    for index, test in enumerate(tests.tests):
+        at = ("tests", index)
+        try:
+            if test.case is not None:
+                outcomes.append(_run_case(document, compiled, test, at, coverage))
+            elif test.sample is not None:
+                outcomes.append(_run_sample(document, rules_path, test, at, coverage))
+            else:
+                problems.append(document.diagnostic(at, "missing_field", "a test needs a case or a sample",
+                                                    "add case: or sample:"))
+        except InputError as error:
+            problems += error.diagnostics
+    if problems:
+        raise InputError(problems)
+    return outcomes
+
+
+def _case_data(spec: dict, framework: models.Framework, number: int) -> dict:
+    """A full case file from a test's partial case: defaults from the framework vocabulary."""
+    vocabulary = framework.vocabulary
+    data = {"case": f"T-{number}", "provider": vocabulary.ids("providers")[0],
+            "sentence": {"type": vocabulary.ids("sentence_types")[0], "start": datetime.date(2016, 1, 4)},
+            "risk_of_serious_harm": vocabulary.ids("risk_levels")[0]}
+    data.update({k: v for k, v in spec.items() if k != "count"})
+    if isinstance(data.get("sentence"), dict):
+        data["sentence"] = {"type": vocabulary.ids("sentence_types")[0], "start": datetime.date(2016, 1, 4),
+                            **data["sentence"]}
+    return _expand_evidence(data)
+
+
+def _expand_evidence(data: dict) -> dict:
+    """``3.1.a: no`` is shorthand for ``3.1.a: {answer: no}``."""
+    evidence = data.get("evidence")
+    if isinstance(evidence, dict):
+        data = {**data, "evidence": {item: {"answer": value} if isinstance(value, str) else value
+                                     for item, value in evidence.items()}}
+    return data
+
+
+def _view(document: source.Document, at: tuple, data: Any) -> source.Document:
+    """The part of the test document at ``at`` as a document of its own (positions kept)."""
+    marks = {loc[len(at):]: mark for loc, mark in document.marks.items() if loc[:len(at)] == at}
+    return source.Document(document.path, data, marks, document.sha256)
+
+
+def _loaded_case(document, spec: dict, at: tuple, framework, number: int) -> Loaded:
+    data = _case_data(spec, framework, number)
+    model = validate.to_model(document, "case", framework, data=data, at=at)
+    return Loaded(_view(document, at, data), model)
+
+
+def _run_case(document, compiled, test: RuleTest, at: tuple, coverage: Coverage | None) -> Outcome:
+    framework = compiled.loaded.framework
+    case = _loaded_case(document, test.case, at + ("case",), framework, 1)
+    evaluation, judgement = pipeline.evaluate_case(compiled, case)
+    result = trace.case_result(compiled, case, evaluation, judgement)
+    if coverage is not None:
+        tracer = trace.Tracer(compiled, evaluation, case)
+        for index in range(len(compiled.rules)):
+            coverage.add_rule(tracer.rule(index))
+        coverage.items_answered |= set(case.model.evidence)
+    expect = test.expect
+    failures = _compare_findings(expect.findings, {c: f["value"] for c, f in result["findings"].items()})
+    failures += _compare_ids("enabler", expect.enablers, expect.not_enablers, [e["id"] for e in result["enablers"]])
+    failures += _compare_ids("barrier", expect.barriers, expect.not_barriers, [b["id"] for b in result["barriers"]])
+    return Outcome(document.path, test.note, document.where(at)[0], failures, result["rules_fired"])
+
+
+def _run_sample(document, rules_path: Path, test: RuleTest, at: tuple, coverage: Coverage | None) -> Outcome:
+    compiled = pipeline.compiled_rules(rules_path)
+    framework = compiled.loaded.framework
+    cases, number = [], 0
+    for index, spec in enumerate(test.sample.cases):
+        for _ in range(int(spec.get("count", 1))):
+            number += 1
+            cases.append(_loaded_case(document, spec, at + ("sample", "cases", index), framework, number))
+    organisations = [Loaded(_view(document, at + ("sample", "organisations", i), _expand_evidence(spec)),
+                            validate.to_model(document, "organisation", framework, data=_expand_evidence(spec),
+                                              at=at + ("sample", "organisations", i)))
+                     for i, spec in enumerate(test.sample.organisations)]
+    manifest = models.SampleManifest(id="rule-test", title=test.note, area="rule test",
+                                     period=models.Period(start=datetime.date(2016, 1, 1),
+                                                          end=datetime.date(2016, 3, 31)),
+                                     framework=models.FrameworkRef(id=framework.id, version=framework.version))
+    framework_path = frameworks.bundled()[(framework.id, framework.version)]
+    loaded_sample = sample.Sample(Path(document.path).parent, Loaded(document, manifest), framework, framework_path,
+                                  cases, organisations, [])
+    prepared = run.Prepared(loaded_sample, rules_path, compiled, compiler.compile_organisation(compiled.loaded),
+                            compiler.compile_sample(compiled.loaded))
+    report = run.run(prepared)
+    judged = report["sample_judgement"]
+    if coverage is not None:
+        _cover_sample(prepared, report, coverage)
+    expect = test.expect
+    ratings = {(r["target"] if r["group"] == "all" else f"{r['target']}/{r['group']}"): r["band"]
+               for r in judged["ratings"]}
+    failures = [f"expected {target} rated {band}, got {ratings.get(target, 'unrated')}"
+                for target, band in expect.ratings.items() if ratings.get(target) != band]
+    failures += _compare_ids("recommendation", expect.recommendations, expect.not_recommendations,
+                             [r["id"] for r in judged["recommendations"]])
+    failures += _compare_ids("enabler", expect.enablers, expect.not_enablers, [e["id"] for e in judged["enablers"]])
+    failures += _compare_ids("barrier", expect.barriers, expect.not_barriers, [b["id"] for b in judged["barriers"]])
+    organisations_found = {o["organisation"]: {c: f["value"] for c, f in o["findings"].items()}
+                           for o in report["organisations"]}
+    for provider, findings in expect.organisations.items():
+        failures += [f"{provider}: {failure}" for failure in
+                     _compare_findings(findings, organisations_found.get(provider, {}))]
+    return Outcome(document.path, test.note, document.where(at)[0], failures, judged["rules_fired"])
+
+
+def _cover_sample(prepared: run.Prepared, report: dict, coverage: Coverage) -> None:
+    """Every rule's trace (fired or not) for every case, organisation and the sample itself."""
+    framework = prepared.cases.loaded.framework
+    for case in prepared.sample.cases:
+        evaluation, _ = pipeline.evaluate_case(prepared.cases, case)
+        tracer = trace.Tracer(prepared.cases, evaluation, case)
+        for index in range(len(prepared.cases.rules)):
+            coverage.add_rule(tracer.rule(index))
+        coverage.items_answered |= set(case.model.evidence)
+    for organisation in prepared.sample.organisations:
+        compiled = prepared.organisation
+        evaluation = evaluator.evaluate(compiled, fact_builder.organisation_attributes(organisation.model, framework))
+        tracer = trace.Tracer(compiled, evaluation, organisation)
+        for index in range(len(compiled.rules)):
+            coverage.add_rule(tracer.rule(index))
+        coverage.items_answered |= set(organisation.model.evidence)
+    whole = prepared.whole
+    evaluation = evaluator.evaluate(whole, aggregate.sample_attributes(report["aggregates"], whole.loaded))
+    tracer = trace.SampleTracer(whole, evaluation, report["aggregates"])
+    for index in range(len(whole.rules)):
+        coverage.add_rule(tracer.rule(index))
+
+
+def _compare_findings(expected: dict[str, str], actual: dict[str, str]) -> list[str]:
+    return [f"expected {criterion} {value}, got {actual.get(criterion, 'no finding')}"
+            for criterion, value in expected.items() if actual.get(criterion) != value]
+
+
+def _compare_ids(kind: str, present: list[str], absent: list[str], actual: list[str]) -> list[str]:
+    failures = [f"expected {kind} {name}, not concluded" for name in present if name not in actual]
+    failures += [f"expected no {kind} {name}, but it was concluded" for name in absent if name in actual]
+    return failures
+
+
+def run_all(paths: list[str | os.PathLike[str]], coverage: Coverage | None = None
+            ) -> tuple[list[Outcome], list[Diagnostic]]:
+    """Run every test file; returns the outcomes and the diagnostics of files that could not run."""
+    outcomes, problems = [], []
+    for path in discover(paths):
+        try:
+            outcomes += run_file(path, coverage)
+        except InputError as error:
+            problems += error.diagnostics
+    return outcomes, problems
+
