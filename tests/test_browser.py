@@ -65,7 +65,7 @@ def test_headline_table_per_standard_and_provider(browser, report_html):
     table = browser.find_element(By.ID, "headline")
     assert table.is_displayed()
     headers = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
-    assert headers == ["Standard", "All", "NPS", "CRC"]
+    assert headers == ["Standard", "All cases", "NPS", "CRC"]
     rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
     assert [row.find_element(By.TAG_NAME, "th").text.split(".")[0] for row in rows] == ["1", "2", "3", "4", "5", "6"]
     assert "%" in rows[2].find_elements(By.TAG_NAME, "td")[0].text

@@ -30,6 +30,19 @@ def show(value) -> str:
 
 environment.filters["show"] = show
 
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|~!#"} | {"<": "&lt;", ">": "&gt;",
+                                                                       "\n": " ", "\r": " "})
+
+
+def markdown_text(value) -> str:
+    """Text from an input file made safe to place in Markdown: shown as written, never as markup —
+    no emphasis, links, images, raw HTML, table cells or new lines it did not ask for. Characters
+    Markdown reads are backslash-escaped; ``<`` and ``>`` become HTML entities."""
+    return show(value).translate(_MARKDOWN_SPECIAL)
+
+
+environment.filters["md"] = markdown_text
+
 
 def render(template: str, **context) -> str:
     return environment.get_template(template).render(**context)

@@ -135,8 +135,23 @@ class Vocabulary(Strict):
     flags: list[Term] = Field(description="Case flags inspectors record.")
     diversity: list[DiversityField] = Field(description="Diversity characteristics and their values.")
     evidence_sources: list[Term] = Field(description="Where an inspector found evidence.")
+    group_labels: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="How reports name a group of cases by a diversity value, in plain words: "
+                    "field -> value -> label, e.g. gender: {female: women}.")
 
     _ids: dict = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _group_labels_name_known_values(self) -> Vocabulary:
+        fields = {d.id: d.values for d in self.diversity}
+        for field, labels in self.group_labels.items():
+            if field not in fields:
+                raise ValueError(f"group_labels: '{field}' is not a diversity field (fields are {', '.join(fields)})")
+            unknown = sorted(set(labels) - set(fields[field]))
+            if unknown:
+                raise ValueError(f"group_labels.{field}: {', '.join(unknown)} not among its values")
+        return self
 
     def ids(self, kind: str) -> list:
         """The allowed values of vocabulary ``kind``, in the order the framework gives them."""

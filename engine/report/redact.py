@@ -33,6 +33,12 @@ def report(full: dict, diversity_fields: list[str]) -> dict:
     for grouping in diversity & set(aggregates["groupings"]):
         aggregates["groupings"][grouping] = sorted(
             value for value in aggregates["groupings"][grouping] if f"{grouping}:{value}" in sizes)
+    labels = result.get("labels", {})
+    for key in list(labels):
+        if key.split(":", 1)[0] in diversity and key not in sizes:
+            del labels[key]  # a suppressed group is not even named
+    if "examples" in result:
+        result["examples"] = {}  # practice examples quote inspectors' notes
     _scrub(result, diversity)
     result["redacted"] = True
     return result

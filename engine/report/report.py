@@ -18,9 +18,9 @@ from pathlib import Path
 
 from engine.base import render
 from engine.compile import facts
-from engine.report import redact
+from engine.report import draft, redact, word
 
-FILES = ("report.json", "report.md", "report.html", "trace.jsonl")
+FILES = ("report.json", "report.md", "report.html", "report.docx", "trace.jsonl")
 
 def as_json(report: dict) -> str:
     return json.dumps(report, indent=1, ensure_ascii=False) + "\n"
@@ -60,12 +60,12 @@ def _view(report: dict) -> dict:
 
 
 def as_markdown(report: dict) -> str:
-    return render.render("report.md.j2", **_view(report))
+    return render.render("report.md.j2", draft=draft.build(report), **_view(report))
 
 
 def html_chunks(report: dict):
     """report.html, rendered a piece at a time (a large sample's page is never held whole)."""
-    return render.environment.get_template("report.html.j2").generate(**_view(report))
+    return render.environment.get_template("report.html.j2").generate(draft=draft.build(report), **_view(report))
 
 
 def as_html(report: dict) -> str:
@@ -88,6 +88,7 @@ def write(report: dict, out: str | os.PathLike[str], redact_with: list[str] | No
         "report.json": lambda handle: _dump_json(report, handle),
         "report.md": lambda handle: handle.write(as_markdown(report)),
         "report.html": lambda handle: handle.writelines(html_chunks(report)),
+        "report.docx": lambda handle: word.write(report, handle.buffer),
         "trace.jsonl": lambda handle: handle.writelines(lines),
     }
     staged: list[tuple[str, Path]] = []

@@ -23,6 +23,7 @@ from pathlib import Path
 from engine.aggregate import aggregate
 from engine.base.canonical import canonical_sha256
 from engine.base.diagnostics import Diagnostic, InputError
+from engine.report import draft
 from engine.check import sample
 from engine.compile import compile as compiler
 from engine.compile import facts as fact_builder
@@ -252,7 +253,10 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
         "inputs": _inputs(prepared),
         "standards": [{"id": s.id, "title": s.title, "scope": s.scope, "dimension": s.dimension,
                        "criteria": [{"id": c.id, "title": c.title} for c in s.criteria]} for s in framework.standards],
+        "labels": draft.labels(framework, aggregates["group_sizes"]),
         "aggregates": aggregates,
+        "examples": draft.practice_examples(
+            spool.results(), slots=2 * len(framework.vocabulary.providers) * len(aggregates["targets"])),
         "sample_judgement": judge_sample(prepared, aggregates),
         "organisations": evaluate_organisations(prepared),
         "cases": case_results,

@@ -1,0 +1,359 @@
+"""The inspection-report draft: report.json arranged as the 2016 Quality & Impact reports were —
+key facts and recommendations first, then the three outcomes per provider, then the standards
+and criteria — in plain words, for the Markdown, HTML and Word views to render.
+
+Nothing here judges anything: every figure, finding and example comes from report.json; this
+module only chooses the order, the labels and how a figure is written. Labels come from the
+framework vocabulary (recorded in report.json as ``labels``), never from internal keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from engine.check import models
+
+#: Below this many applicable cases a figure is written as a count ("5 of 6"): a percentage of a
+#: handful of cases claims a precision the sample does not have.
+COUNT_ONLY_BELOW = 20
+
+ALL = "all"
+
+
+# --- labels -------------------------------------------------------------------------------------
+
+def labels(framework: models.Framework, group_keys: Iterable[str]) -> dict[str, str]:
+    """Plain labels for the group keys of a run's aggregates (``gender:female`` → ``women``)."""
+    vocabulary = framework.vocabulary
+    terms = {"provider": {t.id: t.id for t in vocabulary.providers},
+             "sentence_type": {t.id: t.label for t in vocabulary.sentence_types},
+             "risk_of_serious_harm": {t.id: t.label for t in vocabulary.risk_levels}}
+    titles = {"provider": "provider", "sentence_type": "sentence", "risk_of_serious_harm": "risk of serious harm"}
+    titles.update({d.id: d.label for d in vocabulary.diversity})
+    found = {ALL: "all cases"}
+    for key in sorted(set(group_keys) - {ALL}):
+        field, _, value = key.partition(":")
+        plain = vocabulary.group_labels.get(field, {}).get(value) or terms.get(field, {}).get(value)
+        if plain is None:
+            title = titles.get(field, field.replace("_", " "))
+            shown = "not given" if value == "not_given" else value.replace("_", " ")
+            plain = f"{title}: {shown}"
+        found[key] = plain
+    return found
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+def figure(group: dict | None) -> str:
+    """A group's % sufficient as a reader should see it: a count for small numbers, a rounded
+    percentage with its count otherwise, and the 95% interval wherever the run computed one.
+
+    >>> figure({"counts": {"sufficient": 5}, "applicable": 6, "percent": 83.3})
+    '5 of 6'
+    >>> figure({"counts": {"sufficient": 0}, "applicable": 0, "percent": None})
+    'no applicable cases'
+    """
+    if not group or not group.get("applicable"):
+        return "no applicable cases"
+    sufficient, applicable = group["counts"]["sufficient"], group["applicable"]
+    text = f"{sufficient} of {applicable}"
+    if applicable >= COUNT_ONLY_BELOW and group.get("percent") is not None:
+        text = f"{round(group['percent'])}% ({text})"
+    interval = group.get("interval")
+    if isinstance(interval, dict) and interval.get("low") is not None:
+        text += f" [95% interval {round(interval['low'])}–{round(interval['high'])}%]"
+    elif isinstance(interval, list | tuple) and len(interval) == 2 and None not in interval:
+        text += f" [95% interval {round(interval[0])}–{round(interval[1])}%]"
+    return text
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """``1 case``, ``2 cases``."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+def capital(text: str) -> str:
+    """``all cases`` → ``All cases``; ``NPS`` stays ``NPS``."""
+    return text[:1].upper() + text[1:]
+
+
+def words(identifier: str) -> str:
+    """An id from a rule set written as words (``requires_improvement`` → ``requires improvement``)."""
+    return identifier.replace("_", " ")
+
+
+# --- practice examples --------------------------------------------------------------------------
+
+def practice_examples(results: Iterable[dict], slots: int | None = None, per_finding: int = 1) -> dict[str, list[dict]]:
+    """Quotations from inspectors' notes that illustrate each criterion's findings, chosen by rule:
+    for each criterion, provider and finding (sufficient, insufficient), the first cases in
+    reference order whose finding rests on evidence with a note — the evidence quoted is what the
+    rules that concluded the finding read (an item answered ``no`` or ``partly`` for an
+    insufficient finding, ``yes`` for a sufficient one). At most ``per_finding`` each. ``results``
+    come in reference order; reading stops once ``slots`` (criterion × provider × finding) are full.
+    """
+    wanted = {"insufficient": ("no", "partly"), "sufficient": ("yes",)}
+    chosen: dict[tuple[str, str, str], list[dict]] = {}
+    filled = 0
+    for result in results:
+        if slots is not None and filled >= slots:
+            break
+        provider = result.get("provider", "")
+        for criterion, finding in sorted(result.get("findings", {}).items()):
+            value = finding.get("value")
+            if value not in wanted:
+                continue
+            slot = chosen.setdefault((criterion, provider, value), [])
+            if len(slot) >= per_finding:
+                continue
+            evidence = _first_evidence(finding.get("trace", {}), wanted[value])
+            if evidence is not None:
+                filled += len(slot) + 1 == per_finding
+                slot.append({"case": result["case"], "provider": provider, "criterion": criterion,
+                             "finding": value, "item": evidence["item"], "answer": evidence["answer"],
+                             "note": evidence["note"], "at": evidence.get("at", "")})
+    examples: dict[str, list[dict]] = {}
+    for (criterion, _, _), found in sorted(chosen.items()):
+        examples.setdefault(criterion, []).extend(found)
+    return examples
+
+
+def _first_evidence(node, answers: tuple[str, ...]) -> dict | None:
+    """The first evidence with a note and one of ``answers`` under a fired rule of a trace."""
+    if isinstance(node, dict):
+        if node.get("fired") is False:
+            return None
+        for entry in node.get("evidence", []) or []:
+            if entry.get("answer") in answers and (entry.get("note") or "").strip():
+                return entry
+        for key in ("because", "condition", "children", "derived_by"):
+            found = _first_evidence(node.get(key), answers)
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for child in node:
+            found = _first_evidence(child, answers)
+            if found is not None:
+                return found
+    return None
+
+
+# --- the draft ----------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    anchor: str = ""
+    kind: str = "table"
+
+
+@dataclasses.dataclass
+class Quote:
+    """A practice example: an inspector's note, and where it came from."""
+
+    text: str
+    source: str
+    kind: str = "quote"
+
+
+@dataclasses.dataclass
+class Bullets:
+    items: list[str]
+    kind: str = "bullets"
+
+
+@dataclasses.dataclass
+class Section:
+    """A heading and what follows it: paragraphs (str), bullet lists, tables, quotes, and
+    subsections."""
+
+    title: str
+    anchor: str
+    blocks: list = dataclasses.field(default_factory=list)
+    sections: list[Section] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Draft:
+    title: str
+    summary: list[str]
+    sections: list[Section]
+
+
+def build(report: dict) -> Draft:
+    """The draft of a run's report (a report.json object)."""
+    plain = report.get("labels", {})
+    label = lambda key: plain.get(key) or key.partition(":")[2] or key  # noqa: E731
+    aggregates = report["aggregates"]
+    providers = report["sample"]["providers"]
+    columns = [ALL] + [f"provider:{p}" for p in providers]
+    ratings = {(r["target"], r["group"]): r["band"] for r in report["sample_judgement"]["ratings"]}
+    examples = report.get("examples", {})
+    sample = report["sample"]
+    title = f"{sample['title']}: draft inspection report"
+    summary = [f"{sample['area']}, {sample['period']['start']} to {sample['period']['end']}: "
+               f"{plural(sample['cases'], 'case')} inspected against the {report['framework']['title']} "
+               f"(version {report['framework']['version']}), judged with the rule set "
+               f"{report['ruleset']['title']} (version {report['ruleset']['version']}).",
+               f"Run {report['run']['id']}. This is a draft for inspectors to edit: every finding can be "
+               f"traced to its rules and evidence with qi explain."]
+    sections = [_key_facts(report, columns, label), _recommendations(report, label)]
+    standards = report["standards"]
+    outcome_standards = [s for s in standards if s["dimension"] == "impact" and s["scope"] == "case"]
+    outcomes = Section("Outcomes", "outcomes",
+                       ["The outcomes the inspection reports on, for each provider."])
+    for standard in outcome_standards:
+        for criterion in standard["criteria"]:
+            outcomes.sections.append(_criterion(criterion, aggregates, report, columns, label, ratings, examples))
+    sections.append(outcomes)
+    quality = Section("Standards and criteria", "standards")
+    for standard in standards:
+        if standard in outcome_standards:
+            continue
+        quality.sections.append(_standard(standard, aggregates, report, columns, label, ratings, examples))
+    sections.append(quality)
+    sections.append(_method(report))
+    return Draft(title, summary, sections)
+
+
+def _key_facts(report: dict, columns: list[str], label) -> Section:
+    aggregates = report["aggregates"]
+    section = Section("Key facts", "key-facts")
+    sizes = aggregates.get("group_sizes", {})
+    section.blocks.append("Cases inspected: " + "; ".join(
+        f"{label(c)} {sizes.get(c, aggregates['cases'] if c == ALL else 0)}" for c in columns) + ".")
+    rows = []
+    for standard in report["standards"]:
+        if standard["scope"] != "case":
+            continue
+        target = aggregates["targets"].get(f"standard {standard['id']}", {})
+        rows.append([f"{standard['id']}. {standard['title']}"]
+                    + [figure(target.get("groups", {}).get(c)) for c in columns])
+    organisations = {o["organisation"]: o for o in report.get("organisations", [])}
+    for standard in report["standards"]:
+        if standard["scope"] != "organisation":
+            continue
+        row = [f"{standard['id']}. {standard['title']}"]
+        for column in columns:
+            provider = column.partition(":")[2]
+            findings = organisations.get(provider, {}).get("findings", {}) if provider else {}
+            ids = [c["id"] for c in standard["criteria"]]
+            met = sum(1 for c in ids if findings.get(c, {}).get("value") == "sufficient")
+            row.append("judged per provider" if not provider
+                       else f"{met} of {len(ids)} criteria sufficient" if findings else "no organisation evidence")
+        rows.append(row)
+    section.blocks.append("Cases judged sufficient, of the cases where each standard applied:")
+    section.blocks.append(Table(["Standard"] + [capital(label(c)) for c in columns], rows, anchor="headline"))
+    flagged = _flagged_gaps(aggregates, label)
+    if flagged:
+        section.blocks.append("Differences between groups flagged by the rule set's tests:")
+        section.blocks.append(Bullets(flagged))
+    return section
+
+
+def _recommendations(report: dict, label) -> Section:
+    section = Section("Recommendations", "recommendations")
+    recommendations = report["sample_judgement"]["recommendations"]
+    if not recommendations:
+        section.blocks.append("The sample rules made no recommendation.")
+    for recommendation in recommendations:
+        to = ", ".join(recommendation.get("to", []))
+        text = recommendation["text"] + (f" (to {to})" if to else "")
+        covers = recommendation.get("criteria") or ([recommendation["criterion"]] if recommendation.get("criterion") else [])
+        if covers:
+            text += f" — {'criteria' if len(covers) > 1 else 'criterion'} {', '.join(covers)}"
+        section.blocks.append(Bullets([text]))
+    return section
+
+
+def _standard(standard: dict, aggregates: dict, report: dict, columns, label, ratings, examples) -> Section:
+    section = Section(f"Standard {standard['id']}: {standard['title']}", f"standard-{standard['id']}")
+    if standard["scope"] == "organisation":
+        rows = []
+        for criterion in standard["criteria"]:
+            rows.append([f"{criterion['id']} {criterion['title']}"]
+                        + [words(o["findings"].get(criterion["id"], {}).get("value", "not_assessed"))
+                           for o in report.get("organisations", [])])
+        section.blocks.append("Judged once for each provider, from its organisational evidence:")
+        section.blocks.append(Table(["Criterion"] + [o["organisation"] for o in report.get("organisations", [])], rows))
+        for organisation in report.get("organisations", []):
+            factors = [f"{e['text']} (enabler)" for e in organisation.get("enablers", [])]
+            factors += [f"{b['text']} (barrier)" for b in organisation.get("barriers", [])]
+            if factors:
+                section.blocks.append(f"{organisation['organisation']}:")
+                section.blocks.append(Bullets(factors))
+        return section
+    target = aggregates["targets"].get(f"standard {standard['id']}", {})
+    section.blocks.append("Cases sufficient across the standard's criteria: " + "; ".join(
+        f"{label(c)} {figure(target.get('groups', {}).get(c))}" for c in columns) + ".")
+    rated = [f"{label('provider:' + g) if g != ALL else 'all cases'}: {words(band)}"
+             for (t, g), band in sorted(ratings.items()) if t == f"standard {standard['id']}"]
+    if rated:
+        section.blocks.append("Rating: " + "; ".join(rated) + ".")
+    for criterion in standard["criteria"]:
+        section.sections.append(_criterion(criterion, aggregates, report, columns, label, ratings, examples))
+    return section
+
+
+def _criterion(criterion: dict, aggregates: dict, report: dict, columns, label, ratings, examples) -> Section:
+    section = Section(f"{criterion['id']} {criterion['title']}", f"criterion-{criterion['id']}")
+    target = aggregates["targets"].get(criterion["id"], {})
+    groups = target.get("groups", {})
+    section.blocks.append(Table(["Cases", "Sufficient"], [[capital(label(c)), figure(groups.get(c))] for c in columns]))
+    rated = [f"{label('provider:' + g) if g != ALL else 'all cases'}: {words(band)}"
+             for (t, g), band in sorted(ratings.items()) if t == criterion["id"]]
+    if rated:
+        section.blocks.append("Rating: " + "; ".join(rated) + ".")
+    factors = [f for f in aggregates.get("factors", {}).values() if f.get("criterion") == criterion["id"]]
+    for kind, heading in (("enabler", "What helped"), ("barrier", "What got in the way")):
+        listed = [f"{f['text']}: {f['groups'][ALL]['cases']} of {f['groups'][ALL]['of']} cases"
+                  for f in sorted(factors, key=lambda f: (-f["groups"][ALL]["cases"], f["id"])) if f["kind"] == kind]
+        if listed:
+            section.blocks.append(f"{heading}:")
+            section.blocks.append(Bullets(listed))
+    gaps = _gap_lines(target, label)
+    if gaps:
+        section.blocks.append("Differences between groups:")
+        section.blocks.append(Bullets(gaps))
+    for example in examples.get(criterion["id"], []):
+        section.blocks.append(Quote(example["note"], f"{example['case']} ({example['provider']}), {example['item']} "
+                                                     f"answered {words(example['answer'])}; finding {example['finding']}"))
+    return section
+
+
+def _gap_lines(target: dict, label) -> list[str]:
+    lines = []
+    for grouping, gap in sorted(target.get("gaps", {}).items()):
+        if not gap.get("flagged"):
+            continue
+        groups = target["groups"]
+        high, low = gap["highest"], gap["lowest"]
+        line = (f"{label(high)}: {figure(groups.get(high))} against {label(low)}: {figure(groups.get(low))}"
+                f" — {gap['points']} points")
+        if gap.get("p_value") is not None:
+            line += f" (Fisher's exact test p = {gap['p_value']:.3f})"
+        lines.append(line)
+    return lines
+
+
+def _flagged_gaps(aggregates: dict, label) -> list[str]:
+    found = []
+    for key, target in aggregates["targets"].items():
+        for line in _gap_lines(target, label):
+            found.append(f"{target.get('title', key)} ({key}): {line}")
+    return found
+
+
+def _method(report: dict) -> Section:
+    aggregates = report["aggregates"]
+    section = Section("How these findings were reached", "method")
+    section.blocks.append(
+        "Each case was judged criterion by criterion by the rule set named above, from the inspectors' "
+        "answers on the framework's lines of enquiry. Figures count applicable cases only: a case where a "
+        "criterion did not apply, or could not be assessed, is left out of that criterion's figures. "
+        f"Figures from fewer than {COUNT_ONLY_BELOW} cases are given as counts, not percentages.")
+    section.blocks.append(
+        f"Groups with fewer than {aggregates['min_group_size']} applicable cases are never compared.")
+    return section
