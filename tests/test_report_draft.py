@@ -159,3 +159,22 @@ def _walk(node):
 def _as_written(view: str, note: str) -> str:
     """A note as the Markdown or HTML view writes it (escaped so that it stays text)."""
     return render.markdown_text(note) if view.endswith(".md") else str(markupsafe.escape(note))
+
+
+def test_html_of_a_1000_case_run_stays_under_5_mb_with_every_case_listed(tmp_path):
+    """Traces of a large run stay in trace.jsonl; the page lists every case, folded, in compact form."""
+    runner = CliRunner()
+    generated = runner.invoke(cli.cli, ["sample", "generate", "--cases", "1000", "--seed", "3",
+                                        "--out", str(tmp_path / "big")])
+    assert generated.exit_code == 0, generated.output
+    result = runner.invoke(cli.cli, ["run", str(tmp_path / "big"), "--out", str(tmp_path / "out"),
+                                     "--db", str(tmp_path / "qi.db"), "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert len(html.encode()) < 5 * 1024 * 1024
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    last = report["cases"][-1]["case"]
+    assert html.count(f'href="#case-{last}"') >= 15  # in every criterion's folded list
+    case_section = html.split(f'id="case-{last}"')[1].split("</details>")[0]
+    assert "sufficient" in case_section
+    assert 'class="drill"' not in case_section  # no inline traces above the limit
