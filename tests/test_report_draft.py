@@ -178,3 +178,47 @@ def test_html_of_a_1000_case_run_stays_under_5_mb_with_every_case_listed(tmp_pat
     case_section = html.split(f'id="case-{last}"')[1].split("</details>")[0]
     assert "sufficient" in case_section
     assert 'class="drill"' not in case_section  # no inline traces above the limit
+
+
+#: What must never reach a reader: internal attribute names (``gap__c1_1__gender``), Python reprs of
+#: values and containers, and group keys (``disability:yes``) where a plain label belongs.
+INTERNAL = [re.compile(p) for p in (r"\b[a-z]\w*__\w+", r"[:=(\[,] ?(None|True|False)\b", r"\['", r"\{'")]
+
+
+def _visible(view: str, path: Path) -> str:
+    if view == "report.docx":
+        return _docx_text(path)
+    text = path.read_text()
+    if view == "report.html":
+        text = re.sub(r"<[^>]+>", " ", text)  # attributes (ids, classes) are not read
+        text = markupsafe.Markup(text).unescape()
+    return text
+
+
+@pytest.mark.parametrize("view", ["report.md", "report.html", "report.docx"])
+def test_no_view_shows_internal_names_or_reprs(runs, view):
+    labels = json.loads((runs / "full" / "report.json").read_text())["labels"]
+    for variant in ("full", "redacted"):
+        text = _visible(view, runs / variant / view)
+        found = [m.group(0) for pattern in INTERNAL for m in pattern.finditer(text)]
+        assert found == [], (variant, found[:10])
+        keys = [key for key in labels if key != "all" and key in text]
+        assert keys == [], (variant, keys)
+
+
+def test_report_json_holds_no_python_reprs(runs):
+    for variant in ("full", "redacted"):
+        strings = [s for s in _strings(json.loads((runs / variant / "report.json").read_text()))]
+        assert [s for s in strings if s in ("None", "True", "False") or "['" in s or "{'" in s] == []
+
+
+def _strings(node):
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield key
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)

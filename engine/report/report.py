@@ -53,7 +53,9 @@ def _view(report: dict) -> dict:
     groups = [facts.ALL] + [f"provider:{p}" for p in report["sample"]["providers"]]
     spool = getattr(report, "spool", None)
     traces = _Traces(spool) if spool is not None and spool.count <= HTML_TRACE_LIMIT else None
-    return {"r": report, "ratings": ratings, "groups": groups, "traces": traces,
+    plain = report.get("labels", {})
+    return {"r": report, "ratings": ratings, "groups": groups, "traces": traces, "figure": draft.figure,
+            "label": lambda key: plain.get(key) or (key.partition(":")[2] or key).replace("_", " "),
             "trace_limit": HTML_TRACE_LIMIT,
             "group_label": lambda g: "All" if g == facts.ALL else g.split(":", 1)[1],
             "provider_of": lambda g: facts.ALL if g == facts.ALL else g.split(":", 1)[1]}
