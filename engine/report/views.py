@@ -149,5 +149,5 @@ def headline_text(report: dict) -> str:
         lines.append((f"  {standard['id']:<8}  " + "".join(cells)).rstrip())
     recommendations = report["sample_judgement"]["recommendations"]
     lines.append(f"  {len(recommendations)} recommendation{'s' * (len(recommendations) != 1)}; "
-                 f"details in report.md and report.html")
+                 f"details in report.md, report.html and report.docx")
     return "\n".join(lines) + "\n"
