@@ -249,11 +249,19 @@ class Framework(Strict):
     def criteria(self) -> list[Criterion]:
         return [c for s in self.standards for c in s.criteria]
 
+    def standards_of(self, scope: str | None) -> list[Standard]:
+        """The standards judged at ``scope`` (``case`` or ``organisation``; None for all)."""
+        return [s for s in self.standards if scope in (None, s.scope)]
+
+    def criteria_of(self, scope: str | None) -> list[Criterion]:
+        """The criteria of the standards judged at ``scope`` (None for all), in document order."""
+        return [c for s in self.standards_of(scope) for c in s.criteria]
+
     def items(self) -> list[Item]:
         return [i for c in self.criteria() for i in c.items]
 
     def item_ids(self, scope: str | None = None) -> list[str]:
-        return [i.id for s in self.standards if scope in (None, s.scope) for c in s.criteria for i in c.items]
+        return [i.id for c in self.criteria_of(scope) for i in c.items]
 
     def find(self, node_id: str) -> Standard | Criterion | Item | None:
         """The standard, criterion or item with this id, or None."""
@@ -328,7 +336,7 @@ def criterion_of_scope(scope: str):
         framework = _framework(info)
         if framework is None:
             return criterion_id
-        allowed = [c.id for s in framework.standards if scope in (None, s.scope) for c in s.criteria]
+        allowed = [c.id for c in framework.criteria_of(scope)]
         if criterion_id not in allowed:
             kind = f"{scope}-scoped criterion" if scope else "criterion"
             raise _error("unknown_criterion", f"{criterion_id!r} is not a {kind} of framework "
@@ -476,7 +484,7 @@ def _fill_vocabulary(node: Any, framework: Framework) -> None:
             allowed: list = framework.item_ids(kind.removeprefix("items.") or None)
         elif kind.startswith("criteria."):
             scope = kind.removeprefix("criteria.") or None
-            allowed = [c.id for s in framework.standards if scope in (None, s.scope) for c in s.criteria]
+            allowed = [c.id for c in framework.criteria_of(scope)]
         else:
             allowed = framework.vocabulary.ids(kind)
         if node.get("type") == "object":

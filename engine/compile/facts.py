@@ -9,7 +9,9 @@ cannot arise. An item the inspector did not assess has the answer :data:`NOT_ASS
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
+from typing import Any, Callable
 
 from engine.check import models
 
@@ -21,35 +23,42 @@ NOT_GIVEN = "not_given"
 ANSWERS = ("yes", "partly", "no", "not_applicable", NOT_ASSESSED)
 
 
-def _safe(identifier: str) -> str:
+def safe(identifier: str) -> str:
+    """An id as it may appear in an attribute name: ``3.1.a`` -> ``3_1_a``."""
     return re.sub(r"[^A-Za-z0-9_]", "_", identifier)
 
 
 def answer_attribute(item_id: str) -> str:
-    return "a_" + _safe(item_id)
+    return "a_" + safe(item_id)
 
 
 def flag_attribute(flag: str) -> str:
-    return "flag_" + _safe(flag)
+    return "flag_" + safe(flag)
 
 
 def requirement_attribute(requirement: str) -> str:
-    return "req_" + _safe(requirement)
+    return "req_" + safe(requirement)
 
 
 def diversity_attribute(field: str) -> str:
-    return "div_" + _safe(field)
+    return "div_" + safe(field)
 
 
 def fact_attribute(fact: str) -> str:
-    return "fact_" + _safe(fact)
+    return "fact_" + safe(fact)
 
 
 @dataclasses.dataclass(frozen=True)
 class Schema:
-    """The attributes of a case fact and the finite domain of each, derived from a framework."""
+    """The attributes of a fact and the finite domain of each, derived from a framework.
+
+    ``extras`` are attributes a condition form added while it was lowered (``Lowering.extra``),
+    each read from the case or organisation model; ``words`` says how an attribute's value reads
+    in a lint witness (attributes without one read ``attribute: value``)."""
 
     domains: dict[str, tuple]
+    extras: dict[str, Callable[[Any], Any]] = dataclasses.field(default_factory=dict)
+    words: dict[str, Callable[[Any], str | None]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def for_framework(cls, framework: models.Framework, facts: list[str] = ()) -> Schema:
@@ -71,11 +80,56 @@ class Schema:
             if attribute in domains:
                 raise ValueError(f"{original!r} and another id both become the attribute {attribute!r}")
             domains[attribute] = domain
-        return cls(domains)
+        words = _answer_words(framework.item_ids("case")) | _fact_words(facts)
+        words |= {flag_attribute(f): functools.partial(_when_set, f"flag {f}") for f in vocab.ids("flags")}
+        words |= {requirement_attribute(r): functools.partial(_when_set, f"requirement {r}")
+                  for r in vocab.ids("requirement_types")}
+        return cls(domains, words=words)
+
+    def add(self, attribute: str, domain: tuple, extract: Callable[[Any], Any],
+            words: Callable[[Any], str | None]) -> None:
+        """Add an attribute read from the model by ``extract`` (no-op if it is already there)."""
+        if attribute in self.domains and attribute not in self.extras:
+            raise ValueError(f"the attribute {attribute!r} is already in the schema")
+        self.domains.setdefault(attribute, domain)
+        self.extras.setdefault(attribute, extract)
+        self.words.setdefault(attribute, words)
+
+    def word(self, attribute: str, value: Any) -> str | None:
+        """How ``attribute = value`` reads in a witness (None: not worth saying, e.g. a flag not set)."""
+        say = self.words.get(attribute)
+        return say(value) if say else f"{attribute}: {value}"
+
+    def extra_attributes(self, model: Any) -> dict:
+        """The values of the added attributes for a case or organisation model."""
+        return {attribute: extract(model) for attribute, extract in self.extras.items()}
 
 
-def case_attributes(case: models.CaseFile, framework: models.Framework) -> dict:
-    """The attributes of a case, before any derived facts: every attribute of the schema but facts."""
+# Witness wording, as module-level functions so that a compiled rule set pickles to workers.
+
+def _answer_word(item: str, value: str) -> str:
+    return f"{item}: {value}"
+
+
+def _fact_word(fact: str, value: bool) -> str:
+    return f"fact {fact} {'holds' if value else 'does not hold'}"
+
+
+def _when_set(words: str, value: bool) -> str | None:
+    return words if value else None
+
+
+def _answer_words(items) -> dict:
+    return {answer_attribute(i): functools.partial(_answer_word, i) for i in items}
+
+
+def _fact_words(facts) -> dict:
+    return {fact_attribute(f): functools.partial(_fact_word, f) for f in facts}
+
+
+def case_attributes(case: models.CaseFile, framework: models.Framework, schema: Schema | None = None) -> dict:
+    """The attributes of a case, before any derived facts: every attribute of the schema but facts
+    (pass the compiled rule set's schema for the attributes its conditions added)."""
     vocab = framework.vocabulary
     attributes: dict = {
         "provider": case.provider,
@@ -94,6 +148,8 @@ def case_attributes(case: models.CaseFile, framework: models.Framework) -> dict:
         attributes[requirement_attribute(requirement)] = requirement in case.sentence.requirements
     for field in vocab.diversity:
         attributes[diversity_attribute(field.id)] = case.diversity.get(field.id, NOT_GIVEN)
+    if schema is not None and schema.extras:
+        attributes.update(schema.extra_attributes(case))
     return attributes
 
 
@@ -105,14 +161,18 @@ def organisation_schema(framework: models.Framework, facts: list[str] = ()) -> S
     domains: dict[str, tuple] = {"provider": tuple(framework.vocabulary.ids("providers"))}
     domains.update({answer_attribute(i): ANSWERS for i in framework.item_ids("organisation")})
     domains.update({fact_attribute(f): (True, False) for f in facts})
-    return Schema(domains)
+    return Schema(domains, words=_answer_words(framework.item_ids("organisation")) | _fact_words(facts))
 
 
-def organisation_attributes(organisation: models.OrganisationFile, framework: models.Framework) -> dict:
+def organisation_attributes(organisation: models.OrganisationFile, framework: models.Framework,
+                            schema: Schema | None = None) -> dict:
+    """The attributes of an organisation's evidence (with the schema's added attributes, if given)."""
     attributes: dict = {"provider": organisation.organisation}
     for item_id in framework.item_ids("organisation"):
         entry = organisation.evidence.get(item_id)
         attributes[answer_attribute(item_id)] = entry.answer if entry else NOT_ASSESSED
+    if schema is not None and schema.extras:
+        attributes.update(schema.extra_attributes(organisation))
     return attributes
 
 
@@ -128,33 +188,33 @@ UNDEFINED = -1.0
 
 def target_key(criterion: str | None, standard: str | None) -> str:
     """``c3_1`` for criterion 3.1, ``s3`` for standard 3."""
-    return "c" + _safe(criterion) if criterion is not None else "s" + _safe(standard)
+    return "c" + safe(criterion) if criterion is not None else "s" + safe(standard)
 
 
 def percent_attribute(target: str, group: str) -> str:
-    return f"pct__{target}__{_safe(group)}"
+    return f"pct__{target}__{safe(group)}"
 
 
 def applicable_attribute(target: str, group: str) -> str:
-    return f"n__{target}__{_safe(group)}"
+    return f"n__{target}__{safe(group)}"
 
 
 def cases_attribute(group: str) -> str:
-    return f"cases__{_safe(group)}"
+    return f"cases__{safe(group)}"
 
 
 def share_attribute(kind: str, factor: str, group: str) -> str:
-    return f"share__{kind}__{_safe(factor)}__{_safe(group)}"
+    return f"share__{kind}__{safe(factor)}__{safe(group)}"
 
 
 def gap_attribute(target: str, grouping: str) -> str:
-    return f"gap__{target}__{_safe(grouping)}"
+    return f"gap__{target}__{safe(grouping)}"
 
 
 def below_attribute(target: str, provider: str, other: str) -> str:
     """How many points ``provider`` is below ``other`` on the target."""
-    return f"below__{target}__{_safe(provider)}__{_safe(other)}"
+    return f"below__{target}__{safe(provider)}__{safe(other)}"
 
 
 def rating_attribute(target: str, group: str) -> str:
-    return f"rating__{target}__{_safe(group)}"
+    return f"rating__{target}__{safe(group)}"

@@ -71,44 +71,31 @@ class Tracer:
         kind, text, at, items = self.compiled.static(condition, loc)
         node: dict = {"condition": kind, "text": text, "holds": conditions.holds(lowered, self.evaluation.fact),
                       "at": at}
-        body = rules.condition_body(condition)
-        if kind in ("all", "any"):
-            node["children"] = [self.condition(child, loc + (kind, i)) for i, child in enumerate(body)]
-        elif kind == "not":
-            node["children"] = [self.condition(body, loc + ("not",))]
+        children = condition.children()
+        if children:
+            node["children"] = [self.condition(child, loc + where) for where, child in children]
         else:
-            node["seen"] = self._seen(condition)
+            node["seen"] = condition.seen(self)
             if items:
                 node["evidence"] = [self.evidence(item) for item in items]
             if kind == "fact":
-                derivers = self.evaluation.derived_by.get(body, ())
+                derivers = self.evaluation.derived_by.get(condition.fact, ())
                 node["derived_by"] = [self.rule(i) for i in derivers]
                 if not derivers:
-                    node["could_be_derived_by"] = [r.rule.id for r in self.compiled.rules if body in r.derives]
+                    node["could_be_derived_by"] = [r.rule.id for r in self.compiled.rules if condition.fact in r.derives]
         return node
 
-    def _seen(self, condition) -> dict:
-        kind, body = rules.condition_kind(condition), rules.condition_body(condition)
-        case = self.case.model
-        if kind == "provider":
-            return {"provider": getattr(case, "provider", None) or getattr(case, "organisation", None)}
-        if kind in ("answer", "any_answer", "all_answers", "at_least", "not_assessed"):
-            return {item: self.evaluation.fact[facts.answer_attribute(item)] for item in rules.items_of(condition)}
-        if kind == "risk_at_least":
-            return {"risk_of_serious_harm": case.risk_of_serious_harm}
-        if kind == "provider":
-            return {"provider": case.provider}
-        if kind == "sentence_type":
-            return {"sentence_type": case.sentence.type}
-        if kind == "requirement":
-            return {"requirements": list(case.sentence.requirements)}
-        if kind == "flag":
-            return {"flags": list(case.flags)}
-        if kind in ("mappa", "mappa_category", "mappa_level_at_least"):
-            return {"mappa": case.mappa.model_dump() if case.mappa else None}
-        if kind == "diversity":
-            return {body.field: case.diversity.get(body.field, facts.NOT_GIVEN)}
-        return {body: self.evaluation.fact[facts.fact_attribute(body)]}
+    # what a condition form's ``seen`` reads (see ``engine.check.rules.Form.seen``)
+
+    @property
+    def model(self):
+        return self.case.model
+
+    @property
+    def fact(self) -> dict:
+        return self.evaluation.fact
+
+    names = facts
 
     def evidence(self, item: str) -> dict:
         entry = self.case.model.evidence.get(item)
@@ -227,55 +214,17 @@ class SampleTracer:
     def condition(self, instance, condition, loc: tuple) -> dict:
         lowered = self.compiled.lower(condition, instance.bindings)
         # ratings read ("rated", "criterion_rated") are in "seen"; other figures also under "aggregates"
-        kind = next(n for n, cls in rules._SAMPLE_CONDITIONS.items() if type(condition) is cls)
         line = self.compiled.loaded.document.where(loc)[0]
-        node: dict = {"condition": kind, "text": rules.describe_sample(condition, instance.bindings),
+        node: dict = {"condition": condition.key, "text": condition.describe(instance.bindings),
                       "holds": conditions.holds(lowered, self.evaluation.fact),
                       "at": f"{self.compiled.loaded.document.path}:{line}"}
-        body = getattr(condition, "not_" if kind == "not" else kind)
-        if kind in ("all", "any"):
-            node["children"] = [self.condition(instance, c, loc + (kind, i)) for i, c in enumerate(body)]
-        elif kind == "not":
-            node["children"] = [self.condition(instance, body, loc + ("not",))]
+        children = condition.children()
+        if children:
+            node["children"] = [self.condition(instance, child, loc + where) for where, child in children]
         else:
             node["seen"] = {a: self.evaluation.fact[a] for a in conditions.attributes(lowered)}
-            node["aggregates"] = self._aggregates(kind, body, instance.bindings)
+            node["aggregates"] = condition.aggregates(self, instance.bindings)
         return node
-
-    def _aggregates(self, kind: str, body, bindings: dict) -> list[dict]:
-        """The aggregate figures a condition read, each with the cases behind it."""
-        group = getattr(body, "provider", None) or bindings.get("provider")
-        group_key = f"provider:{group}" if group else "all"
-
-        def target_of(b) -> dict:
-            criterion = getattr(b, "criterion", None)
-            standard = getattr(b, "standard", None)
-            if criterion is None and standard is None:
-                criterion, standard = bindings.get("criterion"), bindings.get("standard")
-            return self.aggregates["targets"][criterion if criterion else f"standard {standard}"]
-
-        def figures(target: dict, key: str) -> dict:
-            found = target["groups"].get(key)
-            return {"target": target["id"], "kind": target["kind"], "group": key,
-                    **({k: found[k] for k in ("counts", "applicable", "percent", "small", "cases") if k in found} if found else
-                       {"applicable": 0, "percent": None})}
-
-        if kind == "percent_sufficient":
-            return [figures(target_of(body), group_key)]
-        if kind == "share_with":
-            factor = f"barrier:{body.barrier}" if body.barrier else f"enabler:{body.enabler}"
-            share = self.aggregates["factors"][factor]["groups"].get(group_key, {})
-            return [{"factor": factor, "group": group_key, **share}]
-        if kind == "gap":
-            target = target_of(body)
-            gap = target["gaps"][body.between]
-            return [{"target": target["id"], "between": body.between, **{k: v for k, v in gap.items()
-                                                                          if k != "exact_points"}}] + \
-                [figures(target, key) for key in gap["compared"]]
-        if kind == "provider_below":
-            target = target_of(body)
-            return [figures(target, f"provider:{body.provider}"), figures(target, f"provider:{body.other}")]
-        return []
 
     def rating(self, rating) -> dict:
         return {"key": f"rating:{rating.target}/{rating.group}<sample>", "target": rating.target,

@@ -185,7 +185,8 @@ def evaluate_organisations(prepared: Prepared) -> list[dict]:
     framework = compiled.loaded.framework
     results = []
     for loaded in sorted(prepared.sample.organisations, key=lambda o: o.model.organisation):
-        evaluation = evaluator.evaluate(compiled, fact_builder.organisation_attributes(loaded.model, framework))
+        evaluation = evaluator.evaluate(compiled, fact_builder.organisation_attributes(loaded.model, framework,
+                                                                                     compiled.schema))
         judgement = judge.judge(compiled, evaluation)
         results.append({"organisation": loaded.model.organisation, "file": loaded.document.path,
                         "sha256": loaded.document.sha256,

@@ -292,7 +292,8 @@ def _cover_sample(prepared: run.Prepared, report: dict, coverage: Coverage) -> N
         coverage.items_answered |= set(case.model.evidence)
     for organisation in prepared.sample.organisations:
         compiled = prepared.organisation
-        evaluation = evaluator.evaluate(compiled, fact_builder.organisation_attributes(organisation.model, framework))
+        evaluation = evaluator.evaluate(compiled, fact_builder.organisation_attributes(organisation.model, framework,
+                                                                                     compiled.schema))
         tracer = trace.Tracer(compiled, evaluation, organisation)
         for index in range(len(compiled.rules)):
             coverage.add_rule(tracer.rule(index))
