@@ -14,11 +14,10 @@ from __future__ import annotations
 import dataclasses
 
 from engine.check import models, rules
+from engine.check.models import NOT_ASSESSED
 from engine.compile import facts
-from engine.judge.judge import NOT_ASSESSED
 
 VALUES = ("sufficient", "insufficient", "not_applicable", NOT_ASSESSED)
-GROUPINGS = ("provider", "sentence_type", "risk_of_serious_harm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,8 +62,8 @@ def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
     """Every aggregate of the sample: the data behind reports and sample rules."""
     framework = loaded.framework
     settings = loaded.rules.sample
-    groupings = list(GROUPINGS) + [d.id for d in framework.vocabulary.diversity]
-    standards = [s for s in framework.standards if s.scope == "case"]
+    groupings = rules.groupings(framework)
+    standards = framework.standards_of("case")
     records = sorted(records, key=lambda r: r.reference)
 
     def group_keys(record_: CaseRecord) -> list[str]:

@@ -70,7 +70,7 @@ def _framework(info: ValidationInfo):
     return (info.context or {}).get("framework")
 
 
-def vocabulary(kind: str, what: str):
+def vocabulary(kind: str, what: str, code: str = "unknown_value"):
     """An after-validator checking a value against the framework vocabulary ``kind``."""
 
     def check(value: Any, info: ValidationInfo) -> Any:
@@ -78,7 +78,7 @@ def vocabulary(kind: str, what: str):
         if framework is not None:
             allowed = framework.vocabulary.ids(kind)
             if value not in allowed:
-                raise _error("unknown_value", f"{value!r} is not a known {what}", did_you_mean(value, allowed))
+                raise _error(code, f"{value!r} is not a known {what}", did_you_mean(value, allowed))
         return value
 
     return AfterValidator(check)
@@ -296,13 +296,18 @@ def _detail(loc: tuple, value: Any, error: PydanticCustomError) -> InitErrorDeta
 
 # --- evidence, shared by case and organisation files ----------------------------------------------
 
-Answer = Literal["yes", "partly", "no", "not_applicable"]
+#: An inspector's answer on an item: a term of the framework's ``answers`` vocabulary.
+Answer = Annotated[str, vocabulary("answers", "answer", "invalid_value"), Field(json_schema_extra={"x-vocabulary": "answers"})]
+#: The answer of an item the inspector recorded nothing on, and the finding on a criterion no rule
+#: concluded on: never a term of the vocabulary, never silently sufficient.
+NOT_ASSESSED = "not_assessed"
 
 
 class Evidence(Strict):
     """What the inspector found on one framework item."""
 
-    answer: Answer = Field(description="yes | partly | no | not_applicable. Unquoted yes/no are the words.")
+    answer: Answer = Field(description="An answer from the framework's vocabulary, e.g. yes | partly | no | "
+                                       "not_applicable. Unquoted yes/no are the words.")
     note: str | None = Field(default=None, description="The inspector's note: what was found and where.")
     sources: Annotated[list[Annotated[str, vocabulary("evidence_sources", "evidence source")]],
                        AfterValidator(_unique)] = _vocab_field(

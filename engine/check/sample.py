@@ -11,7 +11,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from engine.base.diagnostics import Diagnostic, InputError, did_you_mean, has_errors
+from engine.base.diagnostics import Diagnostic, InputError, has_errors
 from engine.check import framework as frameworks
 from engine.check import models, rules, validate
 from engine.load import source
@@ -123,15 +123,20 @@ def load_manifest(path: str | os.PathLike[str]) -> models.SampleManifest:
     return validate.to_model(source.load(path), "sample")
 
 
-def _framework_of_enclosing_sample(path: Path) -> Path | None:
+def enclosing_manifest(path: Path) -> models.SampleManifest | None:
+    """The valid sample.yaml of the sample a case or organisation file sits in, if any."""
     manifest = path.resolve().parent.parent / "sample.yaml"
     if path.resolve().parent.name not in ("cases", "organisation") or not manifest.is_file():
         return None
     try:
-        loaded = load_manifest(manifest)
+        return load_manifest(manifest)
     except InputError:
         return None
-    return frameworks.bundled().get((loaded.framework.id, loaded.framework.version))
+
+
+def _framework_of_enclosing_sample(path: Path) -> Path | None:
+    loaded = enclosing_manifest(path)
+    return frameworks.bundled().get((loaded.framework.id, loaded.framework.version)) if loaded else None
 
 
 def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | None = None, jobs: int = 1) -> Sample:
@@ -181,14 +186,11 @@ def _framework_named(manifest: source.Document, problems: list[Diagnostic]) -> P
     named = manifest.data.get("framework") if isinstance(manifest.data, dict) else None
     if not isinstance(named, dict) or not isinstance(named.get("id"), str) or not isinstance(named.get("version"), str):
         return None  # the manifest's own diagnostics say what is wrong
-    known = frameworks.bundled()
-    key = (named["id"], named["version"])
-    if key not in known:
-        problems.append(manifest.diagnostic(
-            ("framework",), "unknown_framework", f"framework {key[0]} {key[1]} is not known to qi",
-            did_you_mean(f"{key[0]} {key[1]}", [f"{i} {v}" for i, v in sorted(known)], "known frameworks")))
+    try:
+        return frameworks.named_by(manifest)
+    except InputError as error:
+        problems.extend(error.diagnostics)
         return None
-    return known[key]
 
 
 def files(root: str | os.PathLike[str]) -> list[Path]:

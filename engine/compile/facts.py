@@ -15,12 +15,16 @@ from typing import Any, Callable
 
 from engine.check import models
 
-NOT_ASSESSED = "not_assessed"
+NOT_ASSESSED = models.NOT_ASSESSED
 #: The ``kind`` of every fact qi asserts; catch-all rules match on it.
 FACT_KIND = "case_phase"
 #: The value of a diversity characteristic the case file does not give.
 NOT_GIVEN = "not_given"
-ANSWERS = ("yes", "partly", "no", "not_applicable", NOT_ASSESSED)
+
+
+def answers(framework: models.Framework) -> tuple:
+    """The domain of an answer attribute: the framework's answers, and :data:`NOT_ASSESSED`."""
+    return (*framework.vocabulary.ids("answers"), NOT_ASSESSED)
 
 
 def safe(identifier: str) -> str:
@@ -71,7 +75,7 @@ class Schema:
             "mappa_category": (0, *vocab.ids("mappa_categories")),
             "mappa_level": (0, *vocab.ids("mappa_levels")),
         }
-        named = ([(answer_attribute(i), ANSWERS, i) for i in framework.item_ids("case")]
+        named = ([(answer_attribute(i), answers(framework), i) for i in framework.item_ids("case")]
                  + [(flag_attribute(f), (True, False), f) for f in vocab.ids("flags")]
                  + [(requirement_attribute(r), (True, False), r) for r in vocab.ids("requirement_types")]
                  + [(diversity_attribute(d.id), (*d.values, NOT_GIVEN), d.id) for d in vocab.diversity]
@@ -159,7 +163,7 @@ def case_attributes(case: models.CaseFile, framework: models.Framework, schema: 
 def organisation_schema(framework: models.Framework, facts: list[str] = ()) -> Schema:
     """The attributes of an organisation fact: its provider and its answers on organisation items."""
     domains: dict[str, tuple] = {"provider": tuple(framework.vocabulary.ids("providers"))}
-    domains.update({answer_attribute(i): ANSWERS for i in framework.item_ids("organisation")})
+    domains.update({answer_attribute(i): answers(framework) for i in framework.item_ids("organisation")})
     domains.update({fact_attribute(f): (True, False) for f in facts})
     return Schema(domains, words=_answer_words(framework.item_ids("organisation")) | _fact_words(facts))
 

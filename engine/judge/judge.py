@@ -19,13 +19,13 @@ from __future__ import annotations
 import dataclasses
 
 from engine.check import rules
+from engine.check.models import NOT_ASSESSED
 from engine.compile.compile import CompiledRuleSet, resolve
 from engine.evaluate.evaluate import Evaluation, rating_of
 
 POLICY = ("highest priority first; then insufficient beats sufficient, which beats not_applicable; "
           "a criterion no rule concluded on is not_assessed")
 SEVERITY = ("insufficient", "sufficient", "not_applicable")
-NOT_ASSESSED = "not_assessed"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,11 +49,12 @@ from engine.check.rules.ruleset import (
     SampleRule,
     SampleSettings,
     facts_read,
+    groupings,
 )
 
 __all__ = [
     "BarrierConclusion", "Conclusion", "Condition", "EnablerConclusion", "FactConclusion", "FindingConclusion",
     "Form", "GROUPINGS", "LoadedRuleSet", "PLACEHOLDERS", "RatingConclusion", "RecommendationConclusion", "Rule",
     "RuleSet", "SampleBarrierConclusion", "SampleCondition", "SampleConclusion", "SampleEnablerConclusion",
-    "SampleRule", "SampleSettings", "facts_read", "forms", "from_document", "load", "walk",
+    "SampleRule", "SampleSettings", "facts_read", "forms", "from_document", "groupings", "load", "walk",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from engine.base.diagnostics import InputError, did_you_mean
+from engine.base.diagnostics import InputError
 from engine.check import framework as frameworks
 from engine.check import models, validate
 from engine.check.rules.ruleset import RuleSet
@@ -37,7 +37,7 @@ def from_document(document: source.Document, framework: models.Framework | None 
         raise InputError([document.diagnostic((), "wrong_file_kind", "this is not a rule set",
                                               "a rule set has id, title, version, framework, facts and rules")])
     if framework is None:
-        framework = _framework_named(document)
+        framework = frameworks.load(frameworks.named_by(document))
     try:
         return LoadedRuleSet(validate.to_model(document, "rules", framework), document, framework)
     except InputError as error:
@@ -59,15 +59,3 @@ def _raw_duplicates(document: source.Document) -> list:
                                                      "give each rule its own id"))
                 seen.setdefault(rule_id, document.where((section, index, "id"))[0])
     return found
-
-
-def _framework_named(document: source.Document) -> models.Framework:
-    named = document.data.get("framework")
-    known = frameworks.bundled()
-    if isinstance(named, dict) and (named.get("id"), named.get("version")) in known:
-        return frameworks.load(known[(named["id"], named["version"])])
-    shown = f"{named.get('id')} {named.get('version')}" if isinstance(named, dict) else repr(named)
-    raise InputError([document.diagnostic(("framework",), "unknown_framework",
-                                          f"framework {shown} is not known to qi",
-                                          did_you_mean(shown, [f"{i} {v}" for i, v in sorted(known)],
-                                                       "known frameworks"))])

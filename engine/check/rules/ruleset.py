@@ -36,6 +36,12 @@ PLACEHOLDERS = ("criterion", "criterion_title", "standard", "standard_title", "p
 GROUPINGS = ("provider", "sentence_type", "risk_of_serious_harm")
 
 
+def groupings(framework: models.Framework) -> list[str]:
+    """Everything cases are grouped by in aggregates and gaps: :data:`GROUPINGS`, then each
+    diversity characteristic of the framework's vocabulary."""
+    return list(GROUPINGS) + [d.id for d in framework.vocabulary.diversity]
+
+
 class Rule(Strict):
     """One rule: when the condition holds for a case, the conclusions follow."""
 
@@ -210,7 +216,7 @@ class SampleContext:
             bands=ruleset.sample.bands, bound=set(rule.for_each),
             standards=[st.id for st in framework.standards if st.scope == form.CASE],
             recipients=framework.vocabulary.ids("providers") + [r.id for r in ruleset.sample.recipients],
-            groupings=list(GROUPINGS) + [d.id for d in framework.vocabulary.diversity],
+            groupings=groupings(framework),
             factors={(kind, getattr(c, kind).id) for r in ruleset.rules for c in r.then
                      for kind in ("barrier", "enabler") if hasattr(c, kind)})
 

@@ -20,7 +20,7 @@ BINDABLE = ("criterion", "standard", "provider")
 # rules) reads only its own scope is checked by RuleSet once the whole file is read.
 ItemId = Annotated[str, models.item_of_scope(None),
                    Field(pattern=models.ITEM_ID_PATTERN, json_schema_extra={"x-vocabulary": "items."})]
-Answers = one_or_many(Answer)
+Answers = one_or_many(Answer)  # each checked against the vocabulary's answers
 FactName = Annotated[str, Field(pattern=FACT_ID_PATTERN)]
 RuleId = Annotated[str, Field(pattern=RULE_ID_PATTERN)]
 CriterionId = Annotated[str, models.criterion_of_scope(None), Field(json_schema_extra={"x-vocabulary": "criteria."})]
