@@ -31,8 +31,7 @@ class CaseRecord:
 
 
 def record(case: models.CaseFile, result: dict, framework: models.Framework) -> CaseRecord:
-    groups = {"provider": case.provider, "sentence_type": case.sentence.type,
-              "risk_of_serious_harm": case.risk_of_serious_harm}
+    groups = {field.id: models.context_value(case, field) for field in framework.vocabulary.context if field.group}
     for field in framework.vocabulary.diversity:
         groups[field.id] = case.diversity.get(field.id, facts.NOT_GIVEN)
     factors = {("barrier", b["id"]) for b in result["barriers"]} | {("enabler", e["id"]) for e in result["enablers"]}

@@ -122,6 +122,23 @@ class DiversityField(Strict):
     values: list[str] = Field(description="Allowed values for the characteristic.", min_length=1)
 
 
+class ContextField(Strict):
+    """One field of case context a case file records, and how rules and aggregates read it."""
+
+    id: str = Field(description="The field's name in rules (context:), traces and groupings, e.g. risk_of_serious_harm.")
+    label: str = Field(description="What the field is, in words.")
+    path: str = Field(description="Where a case file records it, dotted, e.g. sentence.type.")
+    terms: str | None = Field(default=None, description="The vocabulary its values come from (not for `present`).")
+    shape: Literal["one", "many", "present"] = Field(
+        default="one", description="one value; many values (a list); or present: whether it is recorded at all.")
+    fact: str = Field(description="Its name in the compiled fact; for `many`, the prefix of one name per term.",
+                      pattern=r"^[a-z][a-z0-9_]*$")
+    each: str | None = Field(default=None, description="For `many`: how one term reads in a lint witness, e.g. flag.")
+    absent: int | str | None = Field(default=None, description="Its value when the case records none, e.g. 0.")
+    ordered: bool = Field(default=False, description="Rules may test \"at or above\" in the order of its terms.")
+    group: bool = Field(default=False, description="Aggregates count and compare cases by it.")
+
+
 class Vocabulary(Strict):
     """The controlled vocabulary of case context: extend it here, without code."""
 
@@ -139,6 +156,7 @@ class Vocabulary(Strict):
         default_factory=dict,
         description="How reports name a group of cases by a diversity value, in plain words: "
                     "field -> value -> label, e.g. gender: {female: women}.")
+    context: list[ContextField] = Field(description="The fields of case context, in order, and how qi reads each.")
 
     _ids: dict = PrivateAttr(default_factory=dict)
 
@@ -152,6 +170,26 @@ class Vocabulary(Strict):
             if unknown:
                 raise ValueError(f"group_labels.{field}: {', '.join(unknown)} not among its values")
         return self
+
+    @model_validator(mode="after")
+    def _context_terms(self) -> Vocabulary:
+        problems = []
+        lists = [name for name in type(self).model_fields if name not in ("context", "diversity")
+                 and isinstance(getattr(self, name), list)]
+        for index, field in enumerate(self.context):
+            if field.shape != "present" and field.terms not in lists:
+                problems.append(_detail(("context", index, "terms"), field.terms, _error(
+                    "unknown_value", f"{field.terms!r} is not a vocabulary of terms", did_you_mean(field.terms, lists))))
+            if field.path.split(".")[0] not in CaseFile.model_fields:
+                problems.append(_detail(("context", index, "path"), field.path, _error(
+                    "unknown_field", f"case files have no field {field.path!r}",
+                    did_you_mean(field.path.split(".")[0], list(CaseFile.model_fields)))))
+        if problems:
+            raise ValidationError.from_exception_data("Vocabulary", problems)
+        return self
+
+    def context_field(self, field_id: str) -> ContextField | None:
+        return next((f for f in self.context if f.id == field_id), None)
 
     def ids(self, kind: str) -> list:
         """The allowed values of vocabulary ``kind``, in the order the framework gives them."""
@@ -395,6 +433,19 @@ def _check_diversity(values: dict[str, str], info: ValidationInfo) -> dict[str, 
     if problems:
         raise ValidationError.from_exception_data("diversity", problems)
     return values
+
+
+def context_value(case: Any, field: ContextField) -> Any:
+    """The value of a context field in a case: its ``path`` followed through the model, ``absent``
+    where the case records none; for ``present``, whether it records one."""
+    value = case
+    for part in field.path.split("."):
+        value = getattr(value, part, None) if value is not None else None
+    if field.shape == "present":
+        return value is not None
+    if field.shape == "many":
+        return list(value or [])
+    return field.absent if value is None else value
 
 
 class CaseFile(Strict):

@@ -114,6 +114,18 @@ class Lowering:
         domain = self.schema.domains[attribute]
         return self.test(attribute, domain[domain.index(level):])
 
+    def context(self, field_id: str, values) -> Node:
+        """A case context field (declared in the framework's vocabulary) takes one of ``values``;
+        for a many-valued field, the case has at least one of them."""
+        field = self.schema.fields[field_id]
+        if field.shape == "many":
+            return self.any(self.test(facts.term_attribute(field, v), [True]) for v in values)
+        return self.test(field.fact, values)
+
+    def context_at_least(self, field_id: str, level) -> Node:
+        """An ordered context field is at or above ``level``."""
+        return self.at_or_above(self.schema.fields[field_id].fact, level)
+
     def compare(self, attribute: str, op: str, value: float) -> Node:
         return Compare(attribute, op, value)
 

@@ -36,12 +36,9 @@ def answer_attribute(item_id: str) -> str:
     return "a_" + safe(item_id)
 
 
-def flag_attribute(flag: str) -> str:
-    return "flag_" + safe(flag)
-
-
-def requirement_attribute(requirement: str) -> str:
-    return "req_" + safe(requirement)
+def term_attribute(field: models.ContextField, term) -> str:
+    """The true/false attribute of one term of a many-valued context field, e.g. ``flag_mental_health``."""
+    return field.fact + safe(str(term))
 
 
 def diversity_attribute(field: str) -> str:
@@ -63,32 +60,36 @@ class Schema:
     domains: dict[str, tuple]
     extras: dict[str, Callable[[Any], Any]] = dataclasses.field(default_factory=dict)
     words: dict[str, Callable[[Any], str | None]] = dataclasses.field(default_factory=dict)
+    #: The case context fields (from the framework's vocabulary) the attributes come from, by id.
+    fields: dict[str, models.ContextField] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def for_framework(cls, framework: models.Framework, facts: list[str] = ()) -> Schema:
+        """Case context (the fields the framework's vocabulary declares), answers on case items,
+        diversity characteristics and the rule set's derived facts."""
         vocab = framework.vocabulary
-        domains: dict[str, tuple] = {
-            "provider": tuple(vocab.ids("providers")),
-            "sentence_type": tuple(vocab.ids("sentence_types")),
-            "risk": tuple(vocab.ids("risk_levels")),
-            "mappa": (True, False),
-            "mappa_category": (0, *vocab.ids("mappa_categories")),
-            "mappa_level": (0, *vocab.ids("mappa_levels")),
-        }
-        named = ([(answer_attribute(i), answers(framework), i) for i in framework.item_ids("case")]
-                 + [(flag_attribute(f), (True, False), f) for f in vocab.ids("flags")]
-                 + [(requirement_attribute(r), (True, False), r) for r in vocab.ids("requirement_types")]
-                 + [(diversity_attribute(d.id), (*d.values, NOT_GIVEN), d.id) for d in vocab.diversity]
-                 + [(fact_attribute(f), (True, False), f) for f in facts])
+        named: list[tuple[str, tuple, str]] = []
+        words: dict[str, Callable] = {}
+        for field in vocab.context:
+            if field.shape == "present":
+                named.append((field.fact, (True, False), field.id))
+            elif field.shape == "many":
+                for term in vocab.ids(field.terms):
+                    named.append((term_attribute(field, term), (True, False), term))
+                    words[term_attribute(field, term)] = functools.partial(_when_set, f"{field.each or field.id} {term}")
+            else:
+                absent = () if field.absent is None else (field.absent,)
+                named.append((field.fact, (*absent, *vocab.ids(field.terms)), field.id))
+        named += ([(answer_attribute(i), answers(framework), i) for i in framework.item_ids("case")]
+                  + [(diversity_attribute(d.id), (*d.values, NOT_GIVEN), d.id) for d in vocab.diversity]
+                  + [(fact_attribute(f), (True, False), f) for f in facts])
+        domains: dict[str, tuple] = {}
         for attribute, domain, original in named:
             if attribute in domains:
                 raise ValueError(f"{original!r} and another id both become the attribute {attribute!r}")
             domains[attribute] = domain
-        words = _answer_words(framework.item_ids("case")) | _fact_words(facts)
-        words |= {flag_attribute(f): functools.partial(_when_set, f"flag {f}") for f in vocab.ids("flags")}
-        words |= {requirement_attribute(r): functools.partial(_when_set, f"requirement {r}")
-                  for r in vocab.ids("requirement_types")}
-        return cls(domains, words=words)
+        words |= _answer_words(framework.item_ids("case")) | _fact_words(facts)
+        return cls(domains, words=words, fields={f.id: f for f in vocab.context})
 
     def add(self, attribute: str, domain: tuple, extract: Callable[[Any], Any],
             words: Callable[[Any], str | None]) -> None:
@@ -135,21 +136,17 @@ def case_attributes(case: models.CaseFile, framework: models.Framework, schema: 
     """The attributes of a case, before any derived facts: every attribute of the schema but facts
     (pass the compiled rule set's schema for the attributes its conditions added)."""
     vocab = framework.vocabulary
-    attributes: dict = {
-        "provider": case.provider,
-        "sentence_type": case.sentence.type,
-        "risk": case.risk_of_serious_harm,
-        "mappa": case.mappa is not None,
-        "mappa_category": case.mappa.category if case.mappa else 0,
-        "mappa_level": case.mappa.level if case.mappa else 0,
-    }
+    attributes: dict = {}
+    for field in vocab.context:
+        value = models.context_value(case, field)
+        if field.shape == "many":
+            for term in vocab.ids(field.terms):
+                attributes[term_attribute(field, term)] = term in value
+        else:
+            attributes[field.fact] = value
     for item_id in framework.item_ids("case"):
         entry = case.evidence.get(item_id)
         attributes[answer_attribute(item_id)] = entry.answer if entry else NOT_ASSESSED
-    for flag in vocab.ids("flags"):
-        attributes[flag_attribute(flag)] = flag in case.flags
-    for requirement in vocab.ids("requirement_types"):
-        attributes[requirement_attribute(requirement)] = requirement in case.sentence.requirements
     for field in vocab.diversity:
         attributes[diversity_attribute(field.id)] = case.diversity.get(field.id, NOT_GIVEN)
     if schema is not None and schema.extras:
@@ -162,10 +159,12 @@ def case_attributes(case: models.CaseFile, framework: models.Framework, schema: 
 
 def organisation_schema(framework: models.Framework, facts: list[str] = ()) -> Schema:
     """The attributes of an organisation fact: its provider and its answers on organisation items."""
+    provider = framework.vocabulary.context_field("provider")
     domains: dict[str, tuple] = {"provider": tuple(framework.vocabulary.ids("providers"))}
     domains.update({answer_attribute(i): answers(framework) for i in framework.item_ids("organisation")})
     domains.update({fact_attribute(f): (True, False) for f in facts})
-    return Schema(domains, words=_answer_words(framework.item_ids("organisation")) | _fact_words(facts))
+    return Schema(domains, words=_answer_words(framework.item_ids("organisation")) | _fact_words(facts),
+                  fields={"provider": provider} if provider else {})
 
 
 def organisation_attributes(organisation: models.OrganisationFile, framework: models.Framework,

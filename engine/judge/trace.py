@@ -95,6 +95,10 @@ class Tracer:
     def fact(self) -> dict:
         return self.evaluation.fact
 
+    @property
+    def fields(self) -> dict:
+        return self.compiled.schema.fields
+
     names = facts
 
     def evidence(self, item: str) -> dict:

@@ -42,7 +42,6 @@ from engine.check.rules.conditions import Condition, SampleCondition
 from engine.check.rules.form import Form, forms, walk
 from engine.check.rules.loading import LoadedRuleSet, from_document, load
 from engine.check.rules.ruleset import (
-    GROUPINGS,
     PLACEHOLDERS,
     Rule,
     RuleSet,
@@ -54,7 +53,7 @@ from engine.check.rules.ruleset import (
 
 __all__ = [
     "BarrierConclusion", "Conclusion", "Condition", "EnablerConclusion", "FactConclusion", "FindingConclusion",
-    "Form", "GROUPINGS", "LoadedRuleSet", "PLACEHOLDERS", "RatingConclusion", "RecommendationConclusion", "Rule",
+    "Form", "LoadedRuleSet", "PLACEHOLDERS", "RatingConclusion", "RecommendationConclusion", "Rule",
     "RuleSet", "SampleBarrierConclusion", "SampleCondition", "SampleConclusion", "SampleEnablerConclusion",
     "SampleRule", "SampleSettings", "facts_read", "forms", "from_document", "groupings", "load", "walk",
 ]

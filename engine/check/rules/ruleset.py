@@ -32,14 +32,12 @@ from engine.check.rules.terms import BINDABLE, FactName, ItemId, RuleId
 
 #: Placeholders a sample conclusion's text may use.
 PLACEHOLDERS = ("criterion", "criterion_title", "standard", "standard_title", "provider")
-#: What sample gaps can compare groups by, besides each diversity characteristic.
-GROUPINGS = ("provider", "sentence_type", "risk_of_serious_harm")
 
 
 def groupings(framework: models.Framework) -> list[str]:
-    """Everything cases are grouped by in aggregates and gaps: :data:`GROUPINGS`, then each
-    diversity characteristic of the framework's vocabulary."""
-    return list(GROUPINGS) + [d.id for d in framework.vocabulary.diversity]
+    """Everything cases are grouped by in aggregates and gaps: the context fields the framework's
+    vocabulary marks ``group``, then each diversity characteristic."""
+    return [f.id for f in framework.vocabulary.context if f.group] + [d.id for d in framework.vocabulary.diversity]
 
 
 class Rule(Strict):
