@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -64,6 +65,18 @@ Reference = Annotated[
     AfterValidator(check_reference),
     Field(json_schema_extra={"pattern": REFERENCE_PATTERN}),
 ]
+
+
+def _not_a_number(value: Any) -> Any:
+    """Dates are written as dates: pydantic would read a number as seconds since 1970."""
+    if isinstance(value, (bool, int, float)):
+        raise _error("wrong_type", f"expected a date (YYYY-MM-DD), found the number {value}",
+                     "write the date as YYYY-MM-DD")
+    return value
+
+
+#: A date written YYYY-MM-DD (a quoted one too); never a number.
+Date = Annotated[datetime.date, BeforeValidator(_not_a_number), Field(strict=False)]
 
 
 def _framework(info: ValidationInfo):
@@ -238,7 +251,7 @@ class Framework(Strict):
 
     id: str = Field(description="Framework id, e.g. hmip-qi-adult.", pattern=REFERENCE_PATTERN)
     version: str = Field(description="Framework version, e.g. \"2.0\" (quoted).")
-    released: Annotated[datetime.date, Field(strict=False)] = Field(description="Release date.")
+    released: Date = Field(description="Release date.")
     title: str = Field(description="Title of the framework document.")
     publisher: str = Field(description="Who publishes the framework.")
     introduction: Introduction
@@ -405,7 +418,7 @@ class Sentence(Strict):
     requirements: Annotated[list[Annotated[str, vocabulary("requirement_types", "requirement type")]],
                             AfterValidator(_unique)] = _vocab_field(
         "requirement_types", "Requirements or licence conditions of the sentence.", default_factory=list)
-    start: Annotated[datetime.date, Field(strict=False)] = Field(description="Date supervision began, YYYY-MM-DD.")
+    start: Date = Field(description="Date supervision began, YYYY-MM-DD.")
 
 
 class Mappa(Strict):
@@ -478,8 +491,8 @@ class OrganisationFile(Strict):
 
 
 class Period(Strict):
-    start: Annotated[datetime.date, Field(strict=False)] = Field(description="First day of the period inspected.")
-    end: Annotated[datetime.date, Field(strict=False)] = Field(description="Last day of the period inspected.")
+    start: Date = Field(description="First day of the period inspected.")
+    end: Date = Field(description="Last day of the period inspected.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Period:

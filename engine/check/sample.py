@@ -148,9 +148,12 @@ def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | 
     if not root.is_dir():
         raise InputError([Diagnostic(str(root), 1, 1, "not_a_sample", "this is not a folder",
                                      "give a sample folder holding sample.yaml, cases/ and organisation/")])
-    if not manifest_path.is_file():
+    if not manifest_path.exists() and not manifest_path.is_symlink():
         raise InputError([Diagnostic(str(manifest_path), 1, 1, "missing_manifest", "the sample has no sample.yaml",
                                      "add sample.yaml with id, title, area, period and framework")])
+    outside = _outside(manifest_path, root.resolve())
+    if outside:
+        raise InputError([outside])
     manifest_document = source.load(manifest_path)
     manifest: models.SampleManifest | None = None
     try:
@@ -167,7 +170,8 @@ def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | 
     cases = _check_cases(root / "cases", Path(framework_path), problems, warnings, jobs)
     organisations = _load_folder(root / "organisation", "organisation", framework, problems)
     warnings += [w for loaded in organisations for w in warnings_for(loaded)]
-    if not cases and not (root / "cases").is_dir():
+    cases_refused = any(d.path == str(root / "cases") for d in problems)  # a link out, a loop, unreadable
+    if not cases and not cases_refused and not (root / "cases").is_dir():
         problems.append(Diagnostic(str(root / "cases"), 1, 1, "no_cases", "the sample has no cases/ folder",
                                    "add cases/ with one YAML file per case"))
     elif not cases and not problems:
@@ -199,10 +203,54 @@ def files(root: str | os.PathLike[str]) -> list[Path]:
     return [root / "sample.yaml"] + _yaml_files(root / "cases") + _yaml_files(root / "organisation")
 
 
-def _yaml_files(folder: Path) -> list[Path]:
+def _yaml_files(folder: Path, problems: list[Diagnostic] | None = None) -> list[Path]:
+    """The YAML files of one of a sample's folders that qi may read, in name order. With
+    ``problems``: a folder or file that is a link out of the sample (whose root is the folder's
+    parent), a symlink loop or an unreadable folder is a diagnostic there, and the file is skipped."""
+    refused = problems if problems is not None else []
     if not folder.is_dir():
+        if folder.is_symlink():
+            refused.append(_outside(folder, folder.parent.resolve()) or Diagnostic(
+                str(folder), 1, 1, "unreadable_folder", "this is a link to nothing", "point the link at a folder"))
         return []
-    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix in YAML_SUFFIXES)
+    root = folder.parent.resolve()
+    outside = _outside(folder, root)
+    if outside:
+        refused.append(outside)
+        return []
+    try:
+        entries = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix in YAML_SUFFIXES)
+    except OSError as error:
+        refused.append(Diagnostic(str(folder), 1, 1, "unreadable_folder",
+                                  f"cannot list the folder: {(error.strerror or type(error).__name__).lower()}",
+                                  "check its permissions"))
+        return []
+    kept = []
+    for path in entries:
+        outside = _outside(path, root)
+        if outside:
+            refused.append(outside)
+        else:
+            kept.append(path)
+    return kept
+
+
+def _outside(path: Path, root: Path) -> Diagnostic | None:
+    """Why ``path`` may not be read as part of the sample at ``root``: it is a symlink loop, or a
+    link (or inside a linked folder) resolving outside the sample. None when it may be read."""
+    try:
+        target = path.resolve(strict=False)
+    except (RuntimeError, OSError):
+        return _loop(path)
+    if not target.is_relative_to(root):
+        return Diagnostic(str(path), 1, 1, "outside_sample", f"this links to {target}, outside the sample folder",
+                          "copy the file into the sample, or remove the link")
+    return None
+
+
+def _loop(path: Path) -> Diagnostic:
+    return Diagnostic(str(path), 1, 1, "symlink_loop", "the path is a loop of symbolic links",
+                      "point the link at a real file or folder")
 
 
 def _check_case(path: Path, framework_path: Path):
@@ -225,7 +273,7 @@ def _check_cases(folder: Path, framework_path: Path, problems: list[Diagnostic],
                  jobs: int = 1) -> list[CaseHandle]:
     """Validate every case file (in ``jobs`` processes), keeping only a handle to each: what a large
     sample needs in memory. Duplicate references are found in file-name order whatever ``jobs`` is."""
-    paths = _yaml_files(folder)
+    paths = _yaml_files(folder, problems)
     if jobs > 1 and len(paths) > 50:
         import concurrent.futures
         import multiprocessing
@@ -236,26 +284,28 @@ def _check_cases(folder: Path, framework_path: Path, problems: list[Diagnostic],
     else:
         checked = [_check_case(path, framework_path) for path in paths]
     handles: list[CaseHandle] = []
-    first: dict[str, tuple[str, int]] = {}
+    first: dict[str, tuple[str, int, str]] = {}
     for case_problems, case_warnings, handle, (line, col) in checked:
         problems.extend(case_problems)
         warnings.extend(case_warnings)
         if handle is None:
             continue
-        if handle.reference in first:
-            where, first_line = first[handle.reference]
+        key = handle.reference.casefold()  # NW-001 and nw-001 are one case (and one file on many disks)
+        if key in first:
+            where, first_line, earlier = first[key]
+            same = "" if earlier == handle.reference else f" (as {earlier!r}; references are compared ignoring case)"
             problems.append(Diagnostic(handle.display, line, col, "duplicate_case",
-                                       f"case {handle.reference!r} is already in the sample",
+                                       f"case {handle.reference!r} is already in the sample{same}",
                                        f"first given in {where}:{first_line}; each case appears once"))
             continue
-        first[handle.reference] = (handle.display, line)
+        first[key] = (handle.display, line, handle.reference)
         handles.append(handle)
     return handles
 
 
 def _load_folder(folder: Path, kind: str, framework: models.Framework, problems: list[Diagnostic]) -> list[Loaded]:
     loaded: list[Loaded] = []
-    for path in _yaml_files(folder):
+    for path in _yaml_files(folder, problems):
         try:
             document = source.load(path)
             found = validate.kind_of(document)

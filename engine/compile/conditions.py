@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Union
 
+from engine.check.rules.conditions import answers
 from engine.compile import facts
 
 
@@ -76,8 +77,9 @@ def leaf(attribute: str, values, domain: tuple) -> Node:
 #: durable_rules rejects an expression with more than this many nested $and/$or (error 113);
 #: larger conditions are split into alternatives, each matched on its own.
 MAX_COMPOSITES = 15
-#: Most alternatives one rule may be split into before it is "too complex".
-MAX_ALTERNATIVES = 256
+#: Most alternatives one rule may be split into before it is "too complex" (the check stage bounds
+#: at_least conditions by the same number before they are built).
+MAX_ALTERNATIVES = answers.MAX_ALTERNATIVES
 
 
 class TooComplex(Exception):

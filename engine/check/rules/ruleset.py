@@ -5,7 +5,6 @@ placeholders and bindings (each condition form checks its own part, see ``Form.c
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import string
 from typing import Annotated, Any, Literal
 
@@ -86,8 +85,8 @@ class FactDeclaration(Strict):
 
 
 class InForce(Strict):
-    from_: Annotated[datetime.date, Field(strict=False)] = Field(alias="from", description="First day in force.")
-    to: Annotated[datetime.date | None, Field(strict=False)] = Field(default=None, description="Last day in force.")
+    from_: models.Date = Field(alias="from", description="First day in force.")
+    to: models.Date | None = Field(default=None, description="Last day in force.")
 
 
 class RuleSet(Strict):

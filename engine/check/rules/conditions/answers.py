@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Annotated, ClassVar
 
 from pydantic import Field, ValidationError, model_validator
@@ -24,6 +25,13 @@ class ItemsAnswer(Strict):
     in_: Answers = Field(alias="in", description="Answers that satisfy the condition.")
 
 
+#: Most ways of choosing n of the items an ``at_least`` condition may have: the rules engine matches
+#: each way as an alternative, and a rule may have no more than this many (C(32, 16) would be 601
+#: million, gigabytes before any error). Checked here, before anything is built; the compile stage
+#: splits any condition into at most this many alternatives.
+MAX_ALTERNATIVES = 256
+
+
 class AtLeast(ItemsAnswer):
     n: int = Field(ge=1, description="How many of the items must have one of the answers.")
 
@@ -33,6 +41,12 @@ class AtLeast(ItemsAnswer):
             raise ValidationError.from_exception_data("AtLeast", [problem(
                 ("n",), self.n, "invalid_value", f"at least {self.n} of {len(self.items)} items can never hold",
                 f"n must be between 1 and {len(self.items)}")])
+        ways = math.comb(len(self.items), self.n)
+        if ways > MAX_ALTERNATIVES:
+            raise ValidationError.from_exception_data("AtLeast", [problem(
+                ("n",), self.n, "rule_too_complex", f"at least {self.n} of {len(self.items)} items can hold in "
+                f"{ways:,} ways, more than the {MAX_ALTERNATIVES} the rules engine can match",
+                "split the items into smaller groups, or use all_answers / any_answer")])
         return self
 
 

@@ -239,6 +239,24 @@ class DiversityTest(Strict):
     field: str = Field(description="A diversity characteristic from the framework vocabulary, e.g. gender.")
     in_: one_or_many(str) = Field(alias="in", description="Values that satisfy the condition.")
 
+    @model_validator(mode="after")
+    def _in_vocabulary(self, info: ValidationInfo) -> DiversityTest:
+        """The characteristic and its values are the framework's (an unknown one could never hold)."""
+        framework = (info.context or {}).get("framework")
+        if framework is None:
+            return self
+        fields = [d.id for d in framework.vocabulary.diversity]
+        if self.field not in fields:
+            raise ValidationError.from_exception_data("DiversityTest", [problem(
+                ("field",), self.field, "unknown_value", f"{self.field!r} is not a diversity characteristic",
+                did_you_mean(self.field, fields, "characteristics"))])
+        allowed = framework.vocabulary.ids(f"diversity.{self.field}")
+        problems = [problem(("in", index), value, "unknown_value", f"{value!r} is not a value of {self.field}",
+                            did_you_mean(value, allowed)) for index, value in enumerate(self.in_) if value not in allowed]
+        if problems:
+            raise ValidationError.from_exception_data("DiversityTest", problems)
+        return self
+
 
 class DiversityCondition(Form):
     """A diversity characteristic has one of these values."""
