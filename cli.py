@@ -479,9 +479,11 @@ def main() -> None:
         click.echo("qi: interrupted", err=True)
         sys.exit(130)
     except Exception as error:  # a bug in qi, not bad input: say so plainly; details at debug level
-        log.debug("internal error", exc_info=True)
-        click.echo(f"qi: internal error: {type(error).__name__}: {error} "
-                   "(please report it with the command you ran; --log-level debug shows details)", err=True)
+        # never the exception's message or locals: they can quote a case (notes, diversity values)
+        frames = logs.where(error)
+        log.debug("internal error", error=type(error).__name__, frames=frames)
+        click.echo(f"qi: internal error: {type(error).__name__} at {frames[-1] if frames else 'unknown place'} "
+                   "(please report it with the command you ran; --log-level debug shows where)", err=True)
         sys.exit(70)
 
 

@@ -4,9 +4,9 @@ provider and per group (sentence type, risk level, each diversity characteristic
 For each target and group: counts of sufficient / insufficient / not_applicable / not_assessed,
 the cases in each, and the % sufficient of *applicable* cases (sufficient + insufficient;
 not_applicable and not_assessed are left out of the denominator). Groups with fewer applicable
-cases than the rule set's ``min_group_size`` are marked ``small`` and never compared. Gaps between
-groups are the difference between the highest and lowest comparable groups; those of at least
-``gap_points`` are flagged. A standard's figures pool its criteria's judgements.
+cases (people, not case x criterion pairs) than the rule set's ``min_group_size`` are marked
+``small`` and never compared. Gaps between groups are the difference between the highest and
+lowest comparable groups; those of at least ``gap_points`` are flagged. A standard's figures pool its criteria's judgements.
 """
 
 from __future__ import annotations
@@ -39,13 +39,18 @@ def record(case: models.CaseFile, result: dict, framework: models.Framework) -> 
 
 
 def _figures(cases: dict[str, list[str]], minimum: int, listed: bool = True) -> dict:
-    """Counts and % sufficient; with ``listed``, the case references behind each count."""
+    """Counts and % sufficient; with ``listed``, the case references behind each count.
+
+    ``people`` is the number of distinct cases among the applicable ones, and a group is ``small``
+    when it has fewer people than ``minimum``: a standard pools case x criterion pairs (entries
+    ``REF:CRITERION``), and 4 people's 12 pairs are still 4 people."""
     counts = {value: len(cases[value]) for value in VALUES}
     applicable = counts["sufficient"] + counts["insufficient"]
-    figures = {"counts": counts, "applicable": applicable,
+    people = len({entry.split(":", 1)[0] for value in ("sufficient", "insufficient") for entry in cases[value]})
+    figures = {"counts": counts, "applicable": applicable, "people": people,
                "percent": round(100 * counts["sufficient"] / applicable, 1) if applicable else None,
                "exact_percent": 100 * counts["sufficient"] / applicable if applicable else None,
-               "small": applicable < minimum}
+               "small": people < minimum}
     if listed:
         figures["cases"] = {v: sorted(cases[v]) for v in VALUES}
     return figures
