@@ -287,9 +287,11 @@ def fuzz(target: str, seconds: float, slow: float, found: list, stats: dict) -> 
             return
         pending.write_bytes(raw)
         started = time.monotonic()
-        what = outcome(target, raw)
+        try:
+            what = outcome(target, raw)
+        finally:  # not reached if the process dies: the next run finds the input pending
+            pending.unlink()
         took = time.monotonic() - started
-        pending.unlink()
         stats[target] = stats.get(target, 0) + 1
         if what is None and took > slow:
             what = f"took {took:.1f} s (more than {slow:g} s)"
