@@ -70,16 +70,12 @@ def test_report_md_titles_cannot_add_sections_list_items_or_table_cells(hostile_
     html = _rendered(hostile_report)
     assert len(re.findall(r"<h2>Recommendations</h2>", html)) == 1
     assert "<em>emphasis</em>" not in html and "<code>" not in html and "*emphasis* `code`" in html
-    header = next(line for line in hostile_report.splitlines() if line.startswith("| | All"))
-    rows = [line for line in hostile_report.splitlines() if line.startswith("| ")]
-    unescaped_bars = [len(re.findall(r"(?<!\\)\|", row)) for row in rows if "fake" in row]
-    assert unescaped_bars == [] or max(unescaped_bars) <= header.count("|")
+    assert not re.search(r"(?<!\\)\| fake", hostile_report)  # no table cell of its own
 
 
 def test_report_md_of_ordinary_text_reads_as_before(hostile_report):
-    assert "- Framework: Quality & Impact" in hostile_report or "Quality" in hostile_report
-    assert re.search(r"^## Standard 3: ", hostile_report, re.M)
-    assert re.search(r"\| \d+(\.\d)?% \(\d+ of \d+\)", hostile_report)  # figures are not escaped
+    assert re.search(r"^## Recommendations$", hostile_report, re.M) and re.search(r"^## Key facts$", hostile_report, re.M)
+    assert re.search(r"\| \d+% \(\d+ of \d+\) \|", hostile_report)  # figures are not escaped
 
 
 # --- text views ---------------------------------------------------------------------------------------
