@@ -285,6 +285,7 @@ def fuzz(target: str, seconds: float, slow: float, found: list, stats: dict) -> 
     def one(raw: bytes) -> None:
         if time.monotonic() > deadline:
             return
+        FIXTURES.mkdir(parents=True, exist_ok=True)
         pending.write_bytes(raw)
         started = time.monotonic()
         try:
