@@ -276,6 +276,8 @@ def _promote_pending(found: list) -> None:
 
 def fuzz(target: str, seconds: float, slow: float, found: list, stats: dict) -> None:
     deadline = time.monotonic() + seconds
+    seen = {(p.name.split("-", 1)[0], p.read_text(encoding="utf-8").split(": ", 1)[0].strip())
+            for p in FIXTURES.glob("*.txt")} if FIXTURES.is_dir() else set()
     pending = FIXTURES / f".pending-{target}.yaml"
     FIXTURES.mkdir(parents=True, exist_ok=True)
 
@@ -295,12 +297,13 @@ def fuzz(target: str, seconds: float, slow: float, found: list, stats: dict) -> 
         took = time.monotonic() - started
         stats[target] = stats.get(target, 0) + 1
         if what is None and took > slow:
-            what = f"took {took:.1f} s (more than {slow:g} s)"
-        if what is not None:
+            what = f"slow: took {took:.1f} s (more than {slow:g} s)"
+        signature = what.split(": ", 1)[0] if what else None  # the exception and where, or "took N s"
+        if what is not None and (target, signature) not in seen:
+            seen.add((target, signature))  # one fixture per distinct failure, not one per input
             path = record(target, raw, what)
-            if path not in found:
-                found.append(path)
-                print(f"  finding: {path.name}: {what}", file=sys.stderr)
+            found.append(path)
+            print(f"  finding: {path.name}: {what}", file=sys.stderr)
 
     while time.monotonic() < deadline:
         one()
