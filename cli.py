@@ -21,6 +21,7 @@ from engine.check import framework as frameworks
 from engine.check import models, rules
 from engine.check import sample as samples
 from engine.evaluate.evaluate import EngineError
+from engine.judge import whatif
 from engine.judge.judge import SEVERITY
 from engine.report import report, views
 from engine.run import pipeline, run
@@ -216,24 +217,42 @@ def _open_store(db_path: Path | None) -> store.Store:
               help="Explain why the criterion was not judged this value.")
 @click.option("--run", "run_ref", help="Explain from a stored run (its id or number), without re-evaluating.")
 @click.option("--case", "case_ref", help="With --run: the case reference, e.g. NW-014.")
+@click.option("--what-if", "what_if", is_flag=True,
+              help="List the smallest sets of answer changes that would change the finding.")
+@click.option("--max-changes", type=click.IntRange(1, 6), default=whatif.MAX_CHANGES, show_default=True,
+              help="With --what-if: the largest change set searched for.")
 @rules_option
 @db_option
 @format_option
 def explain(case_file: Path | None, criterion: str, why_not: str | None, run_ref: str | None, case_ref: str | None,
-            rules_file: Path | None, db_path: Path | None, output_format: str) -> None:
+            what_if: bool, max_changes: int, rules_file: Path | None, db_path: Path | None,
+            output_format: str) -> None:
     """Show the derivation of one case's finding on a criterion, down to the inspector's notes.
 
     Either from a case file (evaluated now), or from a stored run: --run RUN_ID --case REF.
     With --why-not VALUE: every rule that could have concluded VALUE, and the conditions that failed.
+    With --what-if: the smallest sets of answer changes that would change the finding, found by an
+    exact search; in JSON a list of {"changes": [{"item", "from", "to"}], "finding"}.
     """
+    if what_if and why_not:
+        raise click.UsageError("give --what-if or --why-not, not both")
     if run_ref is not None:
         if case_file is not None or case_ref is None or why_not is not None:
             raise click.UsageError("with --run give --case REF and --criterion, but no case file or --why-not")
         with _open_store(db_path) as audit:
             try:
-                result = audit.case_result(audit.find(run_ref), case_ref)
+                seq = audit.find(run_ref)
+                result = audit.case_result(seq, case_ref)
+                stored = audit.report(seq) if what_if else None
             except InputError as error:
                 raise Invalid(error, 0) from None
+        if what_if:
+            try:
+                compiled, case = pipeline.stored_case(stored, result)
+            except InputError as error:
+                raise Invalid(error, 1) from None
+            _what_if(compiled, case, criterion, max_changes, output_format)
+            return
         if criterion not in result["findings"]:
             raise click.BadParameter(f"{criterion!r} is not a criterion of the stored case ("
                                      f"{diagnostics.did_you_mean(criterion, list(result['findings']), 'criteria')})",
@@ -244,6 +263,9 @@ def explain(case_file: Path | None, criterion: str, why_not: str | None, run_ref
     if case_file is None:
         raise click.UsageError("give a case file, or --run RUN_ID --case REF")
     compiled, case = _case_and_rules(case_file, rules_file)
+    if what_if:
+        _what_if(compiled, case, criterion, max_changes, output_format)
+        return
     evaluation, judgement = pipeline.evaluate_case(compiled, case)
     if criterion not in judgement.findings:
         raise click.BadParameter(f"{criterion!r} is not a case-scoped criterion ("
@@ -256,6 +278,20 @@ def explain(case_file: Path | None, criterion: str, why_not: str | None, run_ref
         _emit_json(node)
     else:
         click.echo(views.tree_text(node), nl=False)
+
+
+def _what_if(compiled, case, criterion: str, max_changes: int, output_format: str) -> None:
+    evaluation, judgement = pipeline.evaluate_case(compiled, case)
+    if criterion not in judgement.findings:
+        raise click.BadParameter(f"{criterion!r} is not a case-scoped criterion ("
+                                 f"{diagnostics.did_you_mean(criterion, list(judgement.findings), 'criteria')})",
+                                 param_hint="--criterion")
+    found = whatif.what_if(compiled, evaluation.fact, criterion, judgement.findings[criterion].value,
+                           max_changes=max_changes)
+    if output_format == "json":
+        _emit_json(found.as_list())
+    else:
+        click.echo(views.what_if_text(found.as_dict()), nl=False)
 
 
 @cli.command("run")
