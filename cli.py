@@ -25,7 +25,8 @@ from engine.judge import whatif
 from engine.judge.judge import SEVERITY
 from engine.report import report, views
 from engine.run import pipeline, run
-from engine.store import store
+from engine.report import redact as redactor
+from engine.store import review, store
 from engine.tools import diff as differ
 from engine.tools import files
 from engine.tools import generate, handbook, lint, ruletest
@@ -294,6 +295,11 @@ def _what_if(compiled, case, criterion: str, max_changes: int, output_format: st
         click.echo(views.what_if_text(found.as_dict()), nl=False)
 
 
+redact_option = click.option("--redact", is_flag=True,
+                             help="Publishable output: no free-text notes or reasons, no diversity group under the "
+                                  "minimum size.")
+
+
 @cli.command("run")
 @click.argument("sample_dir", metavar="SAMPLE_DIR", type=click.Path(file_okay=False, path_type=Path))
 @rules_option
@@ -364,31 +370,112 @@ def runs_list(db_path: Path | None, output_format: str) -> None:
 @click.argument("run_ref", metavar="RUN_ID")
 @db_option
 @format_option
-def runs_show(run_ref: str, db_path: Path | None, output_format: str) -> None:
-    """Show a recorded run: its inputs, rule set and findings (its id, a prefix of it, or its number)."""
+@redact_option
+def runs_show(run_ref: str, db_path: Path | None, output_format: str, redact: bool) -> None:
+    """Show a recorded run: its inputs, rule set and findings (its id, a prefix of it, or its number),
+    the consistency between engine and inspectors, and each finding's review state."""
     with _open_store(db_path) as audit:
         try:
-            stored = audit.report(audit.find(run_ref))
+            stored = review.final_report(audit, audit.find(run_ref))
         except InputError as error:
             raise Invalid(error, 0) from None
+    stored = redactor.report(stored, _diversity_fields(stored)) if redact else dict(stored)
     if output_format == "json":
         _emit_json(stored)
     else:
         click.echo(views.run_text(stored), nl=False)
+        click.echo(views.consistency_text(stored["consistency"], stored["review"]), nl=False)
+        click.echo(views.review_text(stored["review"]), nl=False)
+
+
+@runs.command("signoff")
+@click.argument("run_ref", metavar="RUN_ID")
+@click.option("--reviewer", required=True, help="Who signs the run off.")
+@db_option
+def runs_signoff(run_ref: str, reviewer: str, db_path: Path | None) -> None:
+    """Sign a run off. Refused (exit 1, listing what is open) while any engine–inspector
+    disagreement or challenge lacks a decision."""
+    with _open_store(db_path) as audit:
+        try:
+            done = review.signoff(audit, audit.find(run_ref), reviewer)
+        except InputError as error:
+            raise Invalid(error, 0) from None
+    click.echo(f"run {done.seq} signed off by {done.reviewer} at {done.at}")
+
+
+@cli.command("review")
+@click.argument("run_ref", metavar="RUN_ID")
+@click.option("--case", "case_ref", required=True, help="Case reference (or organisation:PROVIDER).")
+@click.option("--criterion", required=True, help="Criterion, e.g. 3.3.")
+@click.option("--decision", required=True, type=click.Choice(review.DECISIONS), help="The reviewer's decision.")
+@click.option("--finding", type=click.Choice(review.FINDINGS[:3]), help="With override: the finding that replaces "
+              "the engine's.")
+@click.option("--reason", help="Why (required for challenge and override).")
+@click.option("--reviewer", required=True, help="Who decides.")
+@db_option
+def review_command(run_ref: str, case_ref: str, criterion: str, decision: str, finding: str | None,
+                   reason: str | None, reviewer: str, db_path: Path | None) -> None:
+    """Record a reviewer's decision on a stored finding: agree, challenge or override.
+
+    Decisions are append-only and hash-chained; a later decision on a finding supersedes an
+    earlier one, and the history is kept.
+    """
+    with _open_store(db_path) as audit:
+        try:
+            made = review.record_decision(audit, audit.find(run_ref), case_ref, criterion, decision, reviewer,
+                                          reason, finding)
+        except InputError as error:
+            raise Invalid(error, 0) from None
+    final = f", final finding {made.finding}" if made.finding else ""
+    click.echo(f"run {made.seq}: {made.decision} on {made.case} {made.criterion} by {made.reviewer}{final} "
+               f"(decision {made.id}, {made.hash[:12]})")
+
+
+@cli.command("report")
+@click.argument("run_ref", metavar="RUN_ID")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the reports.")
+@db_option
+@redact_option
+def report_command(run_ref: str, out_dir: Path, db_path: Path | None, redact: bool) -> None:
+    """Re-render a stored run's reports from the audit store, with reviewers' decisions: final
+    findings (the override where one exists, with the engine's value and the reason)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise click.BadParameter(f"{out_dir} exists and is not a folder", param_hint="--out")
+    with _open_store(db_path) as audit:
+        try:
+            stored = review.final_report(audit, audit.find(run_ref))
+            fields = _diversity_fields(stored) if redact else None
+            report.write(stored, out_dir, fields)
+        except InputError as error:
+            raise Invalid(error, 0) from None
+        except OSError as error:
+            raise click.ClickException(f"could not write the reports to {out_dir}: {error.strerror or error}") from None
+    for name in report.FILES:
+        click.echo(f"  {out_dir / name}")
+
+
+def _diversity_fields(stored: dict) -> list[str]:
+    """The diversity characteristics of the framework a stored run used."""
+    known = frameworks.bundled()
+    path = known.get((stored["framework"]["id"], stored["framework"]["version"]))
+    return [d.id for d in frameworks.load(path).vocabulary.diversity] if path else []
 
 
 @runs.command("verify")
 @db_option
 def runs_verify(db_path: Path | None) -> None:
-    """Recompute every run's hash and the chain between runs; exit 1 naming the first mismatch."""
+    """Recompute every run's hash and the chain between runs, and every reviewer's decision and
+    sign-off; exit 1 naming the first mismatch."""
     with _open_store(db_path) as audit:
-        problems = audit.verify()
+        problems = audit.verify() + review.verify(audit)
         count = len(audit.runs())
     if problems:
         for problem in problems:
             click.echo(f"{audit.path}: {problem}", err=True)
         raise Failed(f"verify failed: first mismatch at {problems[0].split(':')[0]}")
-    click.echo(f"{count} run{'s' * (count != 1)} verified: every hash and the chain between them match")
+    click.echo(f"{count} run{'s' * (count != 1)} verified, with their decisions and sign-offs: every hash and the "
+               "chain between them match")
 
 
 @cli.group("rules")

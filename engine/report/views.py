@@ -213,6 +213,19 @@ def consistency_text(consistency: dict, review: dict | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def review_text(review: dict) -> str:
+    """Each reviewed finding's state, what is open, and the sign-offs."""
+    lines = [f"review: {len(review['decisions'])} findings decided ({len(review['history'])} decisions recorded)"]
+    for d in review["decisions"]:
+        final = f"; final {d['final']} (engine {d['engine']})" if d["decision"] == "override" else ""
+        reason = f' — "{d["reason"]}"' if d.get("reason") else ""
+        lines.append(f"  {d['case']} {d['criterion']}: {d['decision']} by {d['reviewer']} at {d['at']}{final}{reason}")
+    lines.append(f"open: {len(review['open'])}")
+    lines += [f"  {o['case']} {o['criterion']}: {o['why']}" for o in review["open"]]
+    lines += [f"signed off by {s['reviewer']} at {s['at']}" for s in review["signoffs"]] or ["not signed off"]
+    return "\n".join(lines) + "\n"
+
+
 def run_text(report: dict) -> str:
     """A stored run in brief: what it ran on, and the findings per criterion per provider."""
     lines = [f"run {report['run']['id']} at {report['run']['timestamp']} (qi {report['qi']['version']})",
