@@ -398,6 +398,11 @@ def runs_signoff(run_ref: str, reviewer: str, db_path: Path | None) -> None:
     with _open_store(db_path) as audit:
         try:
             done = review.signoff(audit, audit.find(run_ref), reviewer)
+        except review.OpenItems as refused:
+            for diagnostic in refused.diagnostics:
+                click.echo(diagnostic.render(), err=True)
+            click.echo(f"sign-off refused: {len(refused.items)} finding{'s' * (len(refused.items) != 1)} open", err=True)
+            sys.exit(1)
         except InputError as error:
             raise Invalid(error, 0) from None
     click.echo(f"run {done.seq} signed off by {done.reviewer} at {done.at}")
