@@ -401,8 +401,7 @@ def runs_signoff(run_ref: str, reviewer: str, db_path: Path | None) -> None:
         except review.OpenItems as refused:
             for diagnostic in refused.diagnostics:
                 click.echo(diagnostic.render(), err=True)
-            click.echo(f"sign-off refused: {len(refused.items)} finding{'s' * (len(refused.items) != 1)} open", err=True)
-            sys.exit(1)
+            raise Failed(f"sign-off refused: {len(refused.items)} finding{'s' * (len(refused.items) != 1)} open") from None
         except InputError as error:
             raise Invalid(error, 0) from None
     click.echo(f"run {done.seq} signed off by {done.reviewer} at {done.at}")

@@ -17,7 +17,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from engine.base.diagnostics import Diagnostic, InputError, has_errors
+from engine.base.diagnostics import Diagnostic, InputError, did_you_mean, has_errors
 from engine.check import framework as frameworks
 from engine.check import models, rules, validate
 from engine.load import source
