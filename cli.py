@@ -204,9 +204,30 @@ db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False, path
                          help="Audit store (default: $QI_DB, else ~/.local/share/qi/qi.db).")
 
 
+key_option = click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path),
+                          help=f"Key of a keyed (HMAC) chain, kept outside the store (default: "
+                               f"${store.KEY_FILE_VARIABLE}, else ${store.KEY_VARIABLE}).")
+
+
 def _open_store(db_path: Path | None) -> store.Store:
+    """The audit store, opened read-only: a missing file or one that is not a qi store exits 1."""
     try:
-        return store.Store(db_path or store.default_path())
+        return store.Store.open(db_path or store.default_path())
+    except InputError as error:
+        raise Invalid(error, 0) from None
+
+
+def _open_store_to_write(db_path: Path | None) -> store.Store:
+    """An existing audit store, opened to record decisions and sign-offs (never created here)."""
+    try:
+        return store.Store.open(db_path or store.default_path(), writable=True)
+    except InputError as error:
+        raise Invalid(error, 0) from None
+
+
+def _store_key(key_file: Path | None) -> bytes | None:
+    try:
+        return store.load_key(key_file)
     except InputError as error:
         raise Invalid(error, 0) from None
 
@@ -310,8 +331,9 @@ redact_option = click.option("--redact", is_flag=True,
               help="Processes evaluating cases; results are identical whatever the number.")
 @click.option("--redact", is_flag=True,
               help="Publishable reports: no free-text notes, no diversity group under the minimum size.")
+@key_option
 def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None, db_path: Path | None,
-                jobs: int, redact: bool) -> None:
+                jobs: int, redact: bool, key_file: Path | None) -> None:
     """Run the whole sample: validate, judge every case and provider, aggregate, apply the sample
     rules, write report.json, report.md, report.html and trace.jsonl, and record the run.
 
@@ -326,21 +348,28 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
     out = out_dir or Path("qi-reports") / prepared.sample.manifest.model.id
     if out.exists() and not out.is_dir():
         raise click.BadParameter(f"{out} exists and is not a folder", param_hint="--out")
-    with _open_store(db_path) as audit:
+    key = _store_key(key_file)
+    try:
+        audit = store.Store.open_for_writing(db_path or store.default_path())
+    except InputError as error:
+        raise Invalid(error, 0) from None
+    with audit:
         with views.progress(len(prepared.sample.cases), "judging cases") as advance:
             try:
                 result = run.run(prepared, jobs, advance)
             except EngineError as error:
                 raise click.ClickException(f"the rules engine failed: {error}") from None
+        fields = [d.id for d in prepared.sample.framework.vocabulary.diversity] if redact else None
         try:
-            fields = [d.id for d in prepared.sample.framework.vocabulary.diversity] if redact else None
-            summary = audit.record(result, before_commit=lambda: report.write(result, out, fields))
+            summary = run.publish(result, out, audit, fields, key)
+        except InputError as error:
+            raise Invalid(error, 0) from None
         except OSError as error:
             raise click.ClickException(f"could not write the reports to {out}: {error.strerror or error}; "
-                                       "no run was recorded") from None
+                                       "no run was recorded and no report was replaced") from None
     log.info("run recorded", run=summary.run_id, seq=summary.seq, cases=summary.cases)
     click.echo(f"run {summary.run_id} (#{summary.seq}): {summary.cases} cases, sample {summary.sample_id}, "
-               f"rule set {summary.ruleset}")
+               f"rule set {summary.ruleset}; store head {summary.head}")
     click.echo(views.headline_text(result), nl=False)
     for name in report.FILES:
         click.echo(f"  {out / name}")
@@ -348,7 +377,7 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
 
 @cli.group()
 def runs() -> None:
-    """Read the audit store: list, show and verify recorded runs."""
+    """Read the audit store (never changing it): list, show and verify recorded runs, print the head."""
 
 
 @runs.command("list")
@@ -357,7 +386,10 @@ def runs() -> None:
 def runs_list(db_path: Path | None, output_format: str) -> None:
     """List recorded runs, oldest first."""
     with _open_store(db_path) as audit:
-        rows = audit.runs()
+        try:
+            rows = audit.runs()
+        except InputError as error:
+            raise Invalid(error, 0) from None
     if output_format == "json":
         _emit_json([dataclasses.asdict(r) for r in rows])
         return
@@ -395,7 +427,7 @@ def runs_show(run_ref: str, db_path: Path | None, output_format: str, redact: bo
 def runs_signoff(run_ref: str, reviewer: str, db_path: Path | None) -> None:
     """Sign a run off. Refused (exit 1, listing what is open) while any engine–inspector
     disagreement or challenge lacks a decision."""
-    with _open_store(db_path) as audit:
+    with _open_store_to_write(db_path) as audit:
         try:
             done = review.signoff(audit, audit.find(run_ref), reviewer)
         except review.OpenItems as refused:
@@ -424,7 +456,7 @@ def review_command(run_ref: str, case_ref: str, criterion: str, decision: str, f
     Decisions are append-only and hash-chained; a later decision on a finding supersedes an
     earlier one, and the history is kept.
     """
-    with _open_store(db_path) as audit:
+    with _open_store_to_write(db_path) as audit:
         try:
             made = review.record_decision(audit, audit.find(run_ref), case_ref, criterion, decision, reviewer,
                                           reason, finding)
@@ -466,20 +498,52 @@ def _diversity_fields(stored: dict) -> list[str]:
     return [d.id for d in frameworks.load(path).vocabulary.diversity] if path else []
 
 
+@runs.command("head")
+@db_option
+def runs_head(db_path: Path | None) -> None:
+    """Print the store's head, SEQ:HASH (0:000… when empty): keep it outside the store, and
+    `qi runs verify --expect-head SEQ:HASH` fails if runs up to it were lost or rewritten."""
+    with _open_store(db_path) as audit:
+        try:
+            head = audit.head()
+        except InputError as error:
+            raise Invalid(error, 0) from None
+    click.echo(head)
+
+
+def _head(context, parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            store.parse_head(value)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+    return value
+
+
 @runs.command("verify")
 @db_option
-def runs_verify(db_path: Path | None) -> None:
-    """Recompute every run's hash and the chain between runs, and every reviewer's decision and
-    sign-off; exit 1 naming the first mismatch."""
+@click.option("--expect-head", metavar="SEQ:HASH", callback=_head,
+              help="A head printed by `qi runs head` or recorded in a report.json: fail if it was lost or rewritten.")
+@key_option
+def runs_verify(db_path: Path | None, expect_head: str | None, key_file: Path | None) -> None:
+    """Recompute every run's hash and the chain between runs, check the findings against the hashed
+    results, look for missing runs and stray rows, and check every reviewer's decision and sign-off;
+    exit 1 naming each problem."""
+    key = _store_key(key_file)
     with _open_store(db_path) as audit:
-        problems = audit.verify() + review.verify(audit)
-        count = len(audit.runs())
+        problems = audit.verify(expect_head, key) + [
+            store.Problem(None, Diagnostic(str(audit.path), 1, 1, "review_mismatch", text))
+            for text in review.verify(audit)]
+        count = len(audit.runs()) if not problems else 0
     if problems:
         for problem in problems:
-            click.echo(f"{audit.path}: {problem}", err=True)
-        raise Failed(f"verify failed: first mismatch at {problems[0].split(':')[0]}")
-    click.echo(f"{count} run{'s' * (count != 1)} verified, with their decisions and sign-offs: every hash and the "
-               "chain between them match")
+            click.echo(problem.diagnostic.render(), err=True)
+        first = next((p.seq for p in problems if p.seq is not None), None)
+        where = f"run {first}" if first is not None else "the store as a whole"
+        raise Failed(f"verify failed: {len(problems)} problem{'s' * (len(problems) != 1)}; first mismatch at {where}")
+    keyed = " (keyed chain)" if key else ""
+    click.echo(f"{count} run{'s' * (count != 1)} verified{keyed}: every hash, the chain between them and "
+               f"every finding match, with their decisions and sign-offs" + (f"; head {expect_head} found" if expect_head else ""))
 
 
 @cli.group("rules")

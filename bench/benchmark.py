@@ -10,7 +10,9 @@ samples (qi sample generate):
   against raw durable_rules evaluation of the same compiled rulesets (the same facts asserted
   straight into the same chunks: no models, no tracing) — the engine's overhead as ratios;
 * ``qi run`` wall time and peak memory for 100, 1,000 and 10,000 cases;
-* the speed-up of ``--jobs 2`` over ``--jobs 1``.
+* the speed-up of ``--jobs 2`` over ``--jobs 1``;
+* the audit store's growth per case per run (``--store-only`` measures just that, keeping the rest
+  of results.json).
 """
 
 from __future__ import annotations
@@ -104,8 +106,9 @@ finally:
 """
 
 
-def qi_run(sample_dir: Path, folder: Path, jobs: int = 1) -> dict:
-    out, db = folder / f"out-{sample_dir.name}-{jobs}", folder / f"qi-{sample_dir.name}-{jobs}.db"
+def qi_run(sample_dir: Path, folder: Path, jobs: int = 1, db: Path | None = None, out: Path | None = None) -> dict:
+    out = out or folder / f"out-{sample_dir.name}-{jobs}"
+    db = db or folder / f"qi-{sample_dir.name}-{jobs}.db"
     result = subprocess.run([sys.executable, "-c", _RUN, "run", str(sample_dir), "--out", str(out), "--db", str(db),
                              "--jobs", str(jobs)], cwd=ROOT, capture_output=True, text=True)
     line = next(l for l in result.stderr.splitlines() if l.startswith("BENCH"))
@@ -115,11 +118,43 @@ def qi_run(sample_dir: Path, folder: Path, jobs: int = 1) -> dict:
     return {"seconds": round(float(seconds), 2), "peak_memory_mb": round(int(peak_kb) / 1024, 1)}
 
 
+#: The store's growth before traces were compressed (commit 5eaba17, the same 1,000-case sample and
+#: method): the baseline the "store" section is compared with.
+STORE_BASELINE = {"commit": "5eaba17", "bytes_per_case_per_run": 63_324}
+STORE_TARGET_BYTES_PER_CASE = 10_240
+
+
+def store_growth(sample_dir: Path, folder: Path, runs: int = 2) -> dict:
+    """How much the audit store grows per case per run: ``qi run`` into a new store ``runs`` times,
+    the growth of the file by the last run (the first also makes the schema), and the time taken."""
+    db = folder / f"store-{sample_dir.name}.db"
+    sizes, seconds = [], []
+    for n in range(runs):
+        seconds.append(qi_run(sample_dir, folder, 1, db=db, out=folder / f"store-out-{n}")["seconds"])
+        sizes.append(db.stat().st_size)
+    cases = len(list((sample_dir / "cases").glob("*.yaml")))
+    per_case = round((sizes[-1] - sizes[-2]) / cases)
+    return {"cases": cases, "store_bytes_after_each_run": sizes, "run_seconds": seconds,
+            "bytes_per_case_per_run": per_case, "target_bytes_per_case": STORE_TARGET_BYTES_PER_CASE,
+            "met": per_case <= STORE_TARGET_BYTES_PER_CASE, "baseline": STORE_BASELINE,
+            "reduction": round(STORE_BASELINE["bytes_per_case_per_run"] / per_case, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 and 1,000 cases only (no 10,000)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument("--store-only", action="store_true",
+                        help="measure only the audit store's growth, keeping the other results in --output")
     options = parser.parse_args()
+    if options.store_only:
+        with tempfile.TemporaryDirectory() as temporary:
+            results = json.loads(Path(options.output).read_text()) if Path(options.output).exists() else {}
+            results["store"] = {"date": datetime.date.today().isoformat(),
+                                **store_growth(generate(1000, Path(temporary)), Path(temporary))}
+        Path(options.output).write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps(results["store"], indent=2))
+        return
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         sizes = [100, 1000] if options.quick else [100, 1000, 10000]
@@ -131,6 +166,7 @@ def main() -> None:
         results["qi_run"] = {str(n): qi_run(samples[n], folder) for n in sizes}
         results["jobs"] = {"jobs_1": results["qi_run"]["1000"], "jobs_2": qi_run(samples[1000], folder, 2)}
         results["jobs"]["speedup"] = round(results["jobs"]["jobs_1"]["seconds"] / results["jobs"]["jobs_2"]["seconds"], 2)
+        results["store"] = store_growth(samples[1000], folder)
         if "10000" in results["qi_run"]:
             results["scale_10k_over_1k"] = round(results["qi_run"]["10000"]["seconds"]
                                                  / results["qi_run"]["1000"]["seconds"], 2)

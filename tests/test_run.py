@@ -9,6 +9,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,17 @@ def db(tmp_path) -> Path:
 
 
 def _without_timestamp(path: Path) -> dict:
+    """report.json without what differs between two runs of the same inputs: the time, the run id
+    (unique per execution) and the store's head after the run."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    del data["run"]["timestamp"]
+    del data["run"]["timestamp"], data["run"]["id"], data["store"]
     return data
+
+
+def _varying_lines_removed(text: str) -> str:
+    lines = text[:text.index(',\n "store": {')].splitlines()  # the store's head comes last
+    assert lines[2].startswith('  "id": ') and lines[4].startswith('  "timestamp": ')
+    return "\n".join(lines[:2] + lines[3:4] + lines[5:])
 
 
 def test_run_writes_four_owner_only_reports_and_records_the_run(qi, tmp_path, db):
@@ -59,8 +68,8 @@ def test_report_json_is_identical_apart_from_the_timestamp_and_jobs_do_not_matte
     assert qi("run", SAMPLE, "--out", tmp_path / "b", "--db", db, "--jobs", "2").exit_code == 0
     first = (tmp_path / "a" / "report.json").read_text()
     second = (tmp_path / "b" / "report.json").read_text()
-    strip = lambda text: "\n".join(l for l in text.splitlines() if '"timestamp":' not in l)  # noqa: E731
-    assert strip(first) == strip(second)
+    assert first.splitlines()[2] != second.splitlines()[2]  # run ids are unique per execution
+    assert _varying_lines_removed(first) == _varying_lines_removed(second)
     assert _without_timestamp(tmp_path / "a" / "report.json") == _without_timestamp(tmp_path / "b" / "report.json")
     assert (tmp_path / "a" / "trace.jsonl").read_bytes() == (tmp_path / "b" / "trace.jsonl").read_bytes()
 
@@ -164,10 +173,12 @@ def test_verify_detects_a_changed_byte_and_names_the_run(qi, tmp_path, db):
         assert qi("run", SAMPLE, "--out", tmp_path / name, "--db", db).exit_code == 0
     assert qi("runs", "verify", "--db", db).exit_code == 0
     connection = sqlite3.connect(db)
-    text = connection.execute("SELECT result FROM case_results WHERE seq = 2 AND case_ref = 'NW-006'").fetchone()[0]
+    blob = connection.execute("SELECT result FROM case_results WHERE seq = 2 AND case_ref = 'NW-006'").fetchone()[0]
+    text = zlib.decompress(blob).decode()
     index = text.index("insufficient")
     changed = text[:index] + "Insufficient" + text[index + len("insufficient"):]  # one byte
-    connection.execute("UPDATE case_results SET result = ? WHERE seq = 2 AND case_ref = 'NW-006'", (changed,))
+    connection.execute("UPDATE case_results SET result = ? WHERE seq = 2 AND case_ref = 'NW-006'",
+                       (zlib.compress(changed.encode()),))
     connection.commit()
     connection.close()
     result = qi("runs", "verify", "--db", db)
@@ -223,8 +234,8 @@ def test_runs_show(qi, tmp_path, db):
 
 
 def test_store_is_migrated_once_and_reopened(db):
-    store.Store(db).close()
-    audit = store.Store(db)
+    store.Store.open_for_writing(db).close()
+    audit = store.Store.open_for_writing(db)
     names = [row[0] for row in audit.connection.execute("SELECT name FROM migrations")]
     assert names == [name for name, _ in store.MIGRATIONS]
 
@@ -232,8 +243,9 @@ def test_store_is_migrated_once_and_reopened(db):
 def test_unwritable_store_is_a_clear_error(qi, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    result = qi("runs", "list", "--db", blocker / "qi.db")
+    result = qi("run", SAMPLE, "--out", tmp_path / "out", "--db", blocker / "qi.db")
     assert result.exit_code == 1 and "store_unavailable" in result.stderr
+    assert blocker.read_text() == "not a folder" and not (tmp_path / "out").exists()
 
 
 def test_default_store_path_follows_qi_db_and_xdg(monkeypatch, tmp_path):

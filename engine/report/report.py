@@ -3,9 +3,9 @@ inspection-report draft), report.html (one self-contained page with drill-down t
 and trace.jsonl (one line per case).
 
 The Markdown and HTML are views of the JSON report, through Jinja2 templates with autoescaping
-for HTML (case notes are shown as text, never markup). Files are written atomically — each to a
-temporary file that is renamed into place only once all are written — and created readable by
-the owner only.
+for HTML (case notes are shown as text, never markup). The set is staged — each file written to
+a temporary file beside its target — and published (renamed into place) only once all are
+written and the run is recorded; the files are created readable by the owner only.
 """
 
 from __future__ import annotations
@@ -13,10 +13,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import secrets
+import stat
 import tempfile
 from pathlib import Path
 
 from engine.base import render
+from engine.base.diagnostics import Diagnostic, InputError
 from engine.compile import facts
 from engine.report import draft, redact, views, word
 
@@ -72,36 +76,162 @@ def as_html(report: dict) -> str:
     return "".join(html_chunks(report))
 
 
-def write(report: dict, out: str | os.PathLike[str], redact_with: list[str] | None = None) -> list[Path]:
-    """Write the four report files into ``out`` atomically, readable by the owner only: each is
-    written to a temporary file, and all are renamed into place only once all are complete.
+def write(report: dict, out: str | os.PathLike[str], redact_with: list[str] | None = None,
+          extra: dict | None = None) -> list[Path]:
+    """Write the report files into ``out`` at once (see :func:`stage`); ``extra`` keys are
+    added to report.json."""
+    staged = stage(report, out, redact_with)
+    try:
+        staged.stage_json(extra or {})
+    except BaseException:
+        staged.discard()
+        raise
+    staged.publish()
+    return [Path(out) / name for name in FILES]
 
-    With ``redact_with`` (the framework's diversity fields) the files are redacted for publication."""
+
+def stage(report: dict, out: str | os.PathLike[str], redact_with: list[str] | None = None) -> Staged:
+    """Stage the report set in ``out``: report.md, report.html, report.docx and trace.jsonl written to
+    temporary files beside their targets, owner-only, none of them visible yet. report.json
+    follows with :meth:`Staged.stage_json` (it records the store's head, known only once the run is
+    being recorded); :meth:`Staged.publish` then renames them all into place.
+
+    With ``redact_with`` (the framework's diversity fields) the files are redacted for publication.
+    Temporary files left in ``out`` by a killed run are removed first."""
     out = Path(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    remove_leftovers(out)
     spool = report.spool
     if redact_with is not None:
         report = _Redacted(redact.report(report, redact_with), spool, redact_with)
     lines = (report.trace_lines() if isinstance(report, _Redacted)
              else (line.decode() for line in spool.lines()))
-    writers = {
-        "report.json": lambda handle: _dump_json(report, handle),
-        "report.md": lambda handle: handle.write(as_markdown(report)),
-        "report.html": lambda handle: handle.writelines(html_chunks(report)),
-        "report.docx": lambda handle: word.write(report, handle.buffer),
-        "trace.jsonl": lambda handle: handle.writelines(lines),
-    }
-    staged: list[tuple[str, Path]] = []
+    staged = Staged(out, report, created)
     try:
-        for name, writer in writers.items():
-            staged.append((name, _stage(out, name, writer)))
-        for name, temporary in staged:
-            os.replace(temporary, out / name)
-    finally:
-        for _, temporary in staged:
+        staged.check_targets()
+        staged.add("report.md", lambda handle: handle.write(as_markdown(report)))
+        staged.add("report.html", lambda handle: handle.writelines(html_chunks(report)))
+        staged.add("report.docx", lambda handle: word.write(report, handle.buffer))
+        staged.add("trace.jsonl", lambda handle: handle.writelines(lines))
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+class Staged:
+    """A report set written to temporary files in its folder, not yet visible: publish it (all
+    renamed into place, or none) or discard it."""
+
+    def __init__(self, out: Path, report: dict, created: bool) -> None:
+        self.out, self.report, self._created = out, report, created
+        self.files: dict[str, Path] = {}
+
+    def add(self, name: str, writer) -> None:
+        self.files[name] = _stage(self.out, name, writer)
+
+    def stage_json(self, extra: dict) -> None:
+        """report.json: the report, with ``extra`` keys (the store's head) after it."""
+        self.add("report.json", lambda handle: _dump_json({**self.report, **extra}, handle))
+
+    def check_targets(self) -> None:
+        """Every report's place holds a file or nothing: a folder (or anything else) there would
+        make publishing fail half-way, so it stops the run before anything is recorded."""
+        blocked = [self.out / name for name in FILES if _blocked(self.out / name)]
+        if blocked:
+            raise InputError([Diagnostic(str(path), 1, 1, "report_blocked",
+                                         "a report's place is taken by something that is not a file",
+                                         "move it away or choose another --out; nothing was written or recorded")
+                              for path in blocked])
+
+    def publish(self) -> None:
+        """Rename every staged file into place. If one rename fails, those already made are undone
+        (the previous reports come back) and the error is raised."""
+        self.check_targets()
+        done: list[tuple[Path, Path | None]] = []  # each report replaced, and the previous one kept aside
+        try:
+            for name in FILES:
+                target = self.out / name
+                done.append((target, _backup(target, name) if target.is_file() else None))
+                os.replace(self.files[name], target)
+        except BaseException:
+            _, unused = done.pop()  # not replaced: its target is as it was
+            if unused is not None:
+                with contextlib.suppress(OSError):
+                    unused.unlink()
+            for target, backup in reversed(done):
+                with contextlib.suppress(OSError):
+                    os.replace(backup, target) if backup else target.unlink()
+            self.discard()
+            raise
+        finally:
+            for _, backup in done:
+                if backup is not None:
+                    with contextlib.suppress(OSError):
+                        backup.unlink()
+        self.files.clear()
+
+    def discard(self) -> None:
+        """Remove the staged files (and ``out``, if staging made it and it is empty)."""
+        for temporary in self.files.values():
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
-    return [out / name for name in writers]
+        self.files.clear()
+        if self._created:
+            with contextlib.suppress(OSError):
+                self.out.rmdir()
+
+
+def _backup(target: Path, name: str) -> Path | None:
+    """A hard link to the report about to be replaced, to put it back if publishing fails."""
+    backup = _temporary_name(target.parent, name, "old")
+    try:
+        os.link(target, backup)
+    except OSError:  # a file system without hard links: publish without the undo
+        return None
+    return backup
+
+
+def _blocked(path: Path) -> bool:
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISLNK(mode))
+
+
+#: ``.report.json.qi<pid>.<random>.tmp``: a staged report, named by the process that wrote it.
+_TEMPORARY = re.compile(r"\.(?:" + "|".join(re.escape(n) for n in FILES) + r")\.qi(\d+)\.[^/]+\.tmp")
+
+
+def _temporary_name(out: Path, name: str, tag: str) -> Path:
+    return out / f".{name}.qi{os.getpid()}.{tag}{secrets.token_hex(4)}.tmp"
+
+
+def remove_leftovers(out: Path) -> list[Path]:
+    """Remove the temporary files a killed run left in ``out`` (those of a process still running
+    are kept: it may be publishing now). Returns what was removed."""
+    removed = []
+    for path in out.glob(".*.tmp"):
+        match = _TEMPORARY.fullmatch(path.name)
+        if match and not _running(int(match.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process is not publishing in this folder yet: its files there are leftovers
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _Redacted(dict):
@@ -127,7 +257,7 @@ class _RedactedSpool:
 
 
 def _stage(out: Path, name: str, writer) -> Path:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.qi{os.getpid()}.", suffix=".tmp", dir=out)
     try:
         os.fchmod(descriptor, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import secrets
 import tempfile
 from collections.abc import Callable
 from importlib import metadata
@@ -29,7 +30,9 @@ from engine.compile import compile as compiler
 from engine.compile import facts as fact_builder
 from engine.evaluate import evaluate as evaluator
 from engine.judge import judge, trace
+from engine.report import report as reports
 from engine.run import pipeline
+from engine.store import store
 
 
 def tool_version() -> str:
@@ -290,6 +293,32 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
     }
     digest = canonical_sha256(report)  # covers the traces through their sha256
     moment = (now or datetime.datetime.now(datetime.timezone.utc)).replace(microsecond=0)
-    result = Report({"run": {"id": digest[:16], "content_sha256": digest, "timestamp": moment.isoformat()}, **report})
+    run_id = secrets.token_hex(8)  # unique per execution; identical inputs share content_sha256
+    result = Report({"run": {"id": run_id, "content_sha256": digest, "timestamp": moment.isoformat()}, **report})
     result.spool = spool
     return result
+
+
+def publish(result: Report, out: str | os.PathLike[str], audit: store.Store, redact_with: list[str] | None = None,
+            key: bytes | None = None) -> store.RunSummary:
+    """Stage the report set, record the run (report.json, naming the head after it, is staged
+    inside the store's transaction), then publish the reports. Any failure before the commit —
+    a report's place taken by a folder, a full disk, a locked store — leaves no new report
+    visible and no run recorded. Raises InputError or OSError."""
+    staged = reports.stage(result, out, redact_with)
+    try:
+        summary = audit.record(result, zip(result.spool.references, result.spool.lines()), key,
+                               before_commit=lambda s: (staged.stage_json({"store": store.store_field(s.seq, s.hash)}),
+                                                        staged.check_targets()))
+    except BaseException:
+        staged.discard()
+        raise
+    try:
+        staged.publish()
+    except OSError as error:
+        raise InputError([Diagnostic(str(out), 1, 1, "publish_failed",
+                                     f"run {summary.seq} was recorded, but its reports could not be put in place: "
+                                     f"{error.strerror or error}",
+                                     f"the previous reports are unchanged; qi runs show {summary.seq} has the run")]) \
+            from None
+    return summary

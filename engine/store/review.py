@@ -251,9 +251,9 @@ class StoredSpool:
         self.count = store.connection.execute("SELECT count(*) FROM case_results WHERE seq = ?", (seq,)).fetchone()[0]
 
     def results(self):
-        for (text,) in self._store.connection.execute(
-                "SELECT result FROM case_results WHERE seq = ? ORDER BY rowid", (self._seq,)).fetchall():
-            result = json.loads(text)
+        for (case_ref,) in self._store.connection.execute(
+                "SELECT case_ref FROM case_results WHERE seq = ? ORDER BY rowid", (self._seq,)).fetchall():
+            result = self._store.case_result(self._seq, case_ref)
             _mark(result["case"], result["findings"], self._final)
             yield result
 

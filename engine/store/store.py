@@ -1,13 +1,24 @@
 """Store stage: the audit store, an SQLite database of every run, hash-chained against edits.
 
-Each run is written in one transaction (an interrupted run leaves nothing behind), with the hash
-of the run before it: ``hash = sha256(previous hash + canonical run record + every case's
-result)``. ``verify`` recomputes the chain and names the first run whose stored bytes no longer
-match. Concurrent writers queue on SQLite's write lock (``BEGIN IMMEDIATE`` with a busy timeout),
-so two ``qi run`` processes on one store both succeed, in some order.
+Each run is one row of ``runs`` with its report, and one row of ``case_results`` per case with its
+full result (traces included), both zlib-compressed; ``findings`` lists each case's finding per
+criterion for queries. A run's hash covers everything stored about it and the run before it::
 
-The schema is created and migrated by qi: each migration is a named step, applied once and
-recorded in ``migrations``.
+    hash = sha256(previous hash, canonical run record (seq, ids, hashes, inputs, chain mode),
+                  the report, every case reference and result in stored order)
+
+With a key (``--key-file``, ``$QI_STORE_KEY_FILE`` or ``$QI_STORE_KEY``; never stored in the
+database) the chain is HMAC-SHA256 instead, so rewriting runs and recomputing the chain needs the
+key. A store is keyed or not from its first run. :func:`verify` recomputes every hash, derives every
+case's findings from its hashed result and compares them with ``findings``, looks for gaps in the
+run numbers, rows without a run, and (given the head ``SEQ:HASH`` printed by ``qi runs head`` or
+recorded in a report) runs lost or rewritten after it.
+
+A store is marked with qi's SQLite ``application_id``. Read-only commands open it read-only and
+refuse a missing file or a file that is not a qi store without touching it; ``qi run`` creates a
+new store atomically (built beside the target, then linked into place). Each run is written in one
+transaction; concurrent writers queue on SQLite's write lock (``BEGIN IMMEDIATE`` with a busy
+timeout), so two ``qi run`` processes on one store both succeed, in some order.
 """
 
 from __future__ import annotations
@@ -15,39 +26,56 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import hmac
 import json
 import os
+import re
 import sqlite3
-from collections.abc import Iterator
+import tempfile
+import urllib.parse
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from engine.base.canonical import canonical
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
 
 GENESIS = "0" * 64
+#: SQLite's application_id for a qi audit store ("qiAS"): a file without it is not a qi store.
+APPLICATION_ID = 0x71694153
 #: How long a writer waits for another run to finish writing (QI_DB_TIMEOUT seconds overrides it).
 BUSY_TIMEOUT_MS = 60_000
+#: zlib level for stored results and reports. Measured on a generated 1,000-case sample (57 KB of
+#: JSON a case): level 1 gives 7.2 KB a case, 3 gives 6.5 KB, 6 gives 5.4 KB; 3 costs no more CPU
+#: than 1 (0.3 s per 1,000 cases), 6 twice as much.
+COMPRESSION_LEVEL = 3
+#: The keyed chain's key: a file named by --key-file or $QI_STORE_KEY_FILE, else $QI_STORE_KEY itself.
+KEY_FILE_VARIABLE, KEY_VARIABLE = "QI_STORE_KEY_FILE", "QI_STORE_KEY"
+MIN_KEY_BYTES = 16
+PLAIN, KEYED = "sha256", "hmac-sha256"
 
 MIGRATIONS: list[tuple[str, str]] = [
-    ("0001-runs", """
+    ("0001-audit-store", """
         CREATE TABLE runs (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            run_id TEXT NOT NULL,
+            run_id TEXT NOT NULL UNIQUE,
+            content_sha256 TEXT NOT NULL,
             created_at TEXT NOT NULL,
             tool_version TEXT NOT NULL,
             sample_id TEXT NOT NULL,
             framework_id TEXT NOT NULL, framework_version TEXT NOT NULL, framework_sha256 TEXT NOT NULL,
             ruleset_id TEXT NOT NULL, ruleset_version TEXT NOT NULL, ruleset_sha256 TEXT NOT NULL,
             inputs TEXT NOT NULL,
-            report TEXT NOT NULL,
+            chain TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            report BLOB NOT NULL,
             previous_hash TEXT NOT NULL,
             hash TEXT NOT NULL
         );
-        CREATE INDEX runs_run_id ON runs(run_id);
         CREATE TABLE case_results (
             seq INTEGER NOT NULL REFERENCES runs(seq),
             case_ref TEXT NOT NULL,
-            result TEXT NOT NULL,
+            result BLOB NOT NULL,
             PRIMARY KEY (seq, case_ref)
         );
         CREATE TABLE findings (
@@ -56,7 +84,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             criterion TEXT NOT NULL,
             value TEXT NOT NULL,
             PRIMARY KEY (seq, case_ref, criterion)
-        );
+        ) WITHOUT ROWID;
     """),
     # reviewers' decisions and sign-offs (engine/store/review.py), hash-chained to the runs
     ("0002-review", """
@@ -85,6 +113,11 @@ MIGRATIONS: list[tuple[str, str]] = [
     """),
 ]
 
+#: The columns of a run that its hash covers, in order (``report`` and the case results follow).
+HASHED = ("seq", "run_id", "content_sha256", "created_at", "tool_version", "sample_id", "framework_id",
+          "framework_version", "framework_sha256", "ruleset_id", "ruleset_version", "ruleset_sha256", "inputs",
+          "chain", "key_id")
+
 
 def default_path() -> Path:
     """``$QI_DB``, else ``$XDG_DATA_HOME/qi/qi.db``, else ``~/.local/share/qi/qi.db``."""
@@ -94,35 +127,110 @@ def default_path() -> Path:
     return Path(base) / "qi" / "qi.db"
 
 
+def load_key(key_file: str | os.PathLike[str] | None = None) -> bytes | None:
+    """The chain key: from ``key_file``, else the file ``$QI_STORE_KEY_FILE`` names, else
+    ``$QI_STORE_KEY``; ``None`` when none is given (the chain is then plain sha256)."""
+    path = key_file or os.environ.get(KEY_FILE_VARIABLE)
+    where = str(path) if path else f"${KEY_VARIABLE}"
+    if path:
+        try:
+            key = Path(path).read_bytes().strip()
+        except OSError as error:
+            raise _key_error(where, f"cannot read the store key: {error.strerror or error}") from None
+    elif os.environ.get(KEY_VARIABLE):
+        key = os.environ[KEY_VARIABLE].strip().encode()
+    else:
+        return None
+    if len(key) < MIN_KEY_BYTES:
+        raise _key_error(where, f"the store key is {len(key)} bytes; at least {MIN_KEY_BYTES} are needed")
+    return key
+
+
+def _key_error(where: str, message: str) -> InputError:
+    return InputError([Diagnostic(where, 1, 1, "store_key", message,
+                                  "keep a long random key in a file outside the store, e.g. "
+                                  "head -c 32 /dev/urandom | base64 > ~/.config/qi/store.key")])
+
+
+def key_id(key: bytes | None) -> str:
+    """A fingerprint of the key, kept with each run so a wrong key is noticed before it is used."""
+    return hmac.new(key, b"qi audit store key", hashlib.sha256).hexdigest()[:16] if key else ""
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSummary:
     seq: int
     run_id: str
+    content_sha256: str
     created_at: str
     sample_id: str
     ruleset: str
     cases: int
     hash: str
 
+    @property
+    def head(self) -> str:
+        """``SEQ:HASH``: the store's head once this run is recorded."""
+        return f"{self.seq}:{self.hash}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One thing ``verify`` found wrong: the run it concerns (``None`` for the store as a whole)."""
+
+    seq: int | None
+    diagnostic: Diagnostic
+
 
 class Store:
-    """An open audit store. Use as a context manager, or call :meth:`close`."""
+    """An open audit store: :meth:`open` to read, :meth:`open_for_writing` to record runs. Use as a
+    context manager, or call :meth:`close`."""
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], connection: sqlite3.Connection | None = None) -> None:
+        """``Store(path)`` is :meth:`open`: the store read-only."""
         self.path = Path(path)
+        self.connection = connection if connection is not None else Store.open(path).connection
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], writable: bool = False) -> Store:
+        """Open an existing store, read-only unless ``writable`` (reviewers' decisions). A missing
+        file, or one that is not a qi store, is an InputError, and the file is left exactly as it was."""
+        path = Path(path)
+        if not path.exists():
+            raise InputError([Diagnostic(str(path), 1, 1, "store_missing", "there is no audit store here",
+                                         "check the path (--db or $QI_DB); qi run creates a store")])
+        connection = _connect(path, read_only=True)
+        store = cls(path, connection)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if not self.path.exists():
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            timeout_ms = int(float(os.environ.get("QI_DB_TIMEOUT", BUSY_TIMEOUT_MS / 1000)) * 1000)
-            self.connection = sqlite3.connect(self.path, timeout=timeout_ms / 1000, isolation_level=None)
-            self.connection.execute(f"PRAGMA busy_timeout = {timeout_ms}")
-            self.connection.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-        except (OSError, sqlite3.Error) as error:
-            raise InputError([Diagnostic(str(self.path), 1, 1, "store_unavailable",
-                                         f"cannot open the audit store: {error}",
-                                         "check the path and its permissions, or choose another with --db")]) from None
+            store._check_identity()
+        except BaseException:
+            connection.close()
+            raise
+        if writable:
+            connection.close()
+            store = cls(path, _connect(path, read_only=False))
+            try:
+                store._migrate()
+            except BaseException:
+                store.close()
+                raise
+        return store
+
+    @classmethod
+    def open_for_writing(cls, path: str | os.PathLike[str]) -> Store:
+        """Open a store to record runs, creating it (owner-only, atomically) if there is none. An
+        existing file that is not a qi store is refused untouched."""
+        path = Path(path)
+        if not path.exists():
+            _create(path)
+        Store.open(path).close()  # identity checked read-only before anything is written
+        store = cls(path, _connect(path, read_only=False))
+        try:
+            store._migrate()
+        except BaseException:
+            store.close()
+            raise
+        return store
 
     def __enter__(self) -> Store:
         return self
@@ -133,6 +241,38 @@ class Store:
     def close(self) -> None:
         self.connection.close()
 
+    # --- the file and its schema ---
+
+    def _check_identity(self) -> None:
+        try:
+            if self.path.stat().st_size == 0:
+                raise self._not_a_store("the file is empty (0 bytes)")
+            application_id = self.connection.execute("PRAGMA application_id").fetchone()[0]
+            if application_id != APPLICATION_ID:
+                raise self._not_a_store("the file is an SQLite database of another application"
+                                        if application_id else "the file has no qi application id")
+            applied = [row[0] for row in self.connection.execute("SELECT name FROM migrations ORDER BY name")]
+        except sqlite3.Error as error:
+            raise self._unavailable(error, "read") from None
+        known = [name for name, _ in MIGRATIONS]
+        if applied != known[:len(applied)]:
+            raise self._not_a_store(f"its schema ({', '.join(applied) or 'none'}) is not one this qi knows")
+
+    def _not_a_store(self, why: str) -> InputError:
+        return InputError([Diagnostic(str(self.path), 1, 1, "not_a_store", f"not a qi audit store: {why}",
+                                      "it was left unchanged; give the path of a qi store with --db, or a "
+                                      "new path for qi run to create one")])
+
+    def _unavailable(self, error: BaseException, doing: str = "written") -> InputError:
+        return InputError([Diagnostic(str(self.path), 1, 1, "store_unavailable",
+                                      f"the audit store cannot be {doing}: {error}",
+                                      "another qi run or a reader may hold it (wait and run again), or it is "
+                                      "read-only or damaged; choose another with --db")])
+
+    def _damaged(self, what: str, error: BaseException) -> InputError:
+        return InputError([Diagnostic(str(self.path), 1, 1, "store_damaged", f"{what} is damaged: {error}",
+                                      "qi runs verify lists what changed; restore the store from a backup")])
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: taken up front, so concurrent writers queue rather than fail."""
@@ -142,27 +282,32 @@ class Store:
             raise self._unavailable(error) from None
         try:
             yield self.connection
+            self._commit()
         except sqlite3.Error as error:
-            self.connection.execute("ROLLBACK")
+            self._rollback()
             raise self._unavailable(error) from None
         except BaseException:
-            self.connection.execute("ROLLBACK")
+            self._rollback()
             raise
-        try:
-            self.connection.execute("COMMIT")
-        except sqlite3.Error as error:
-            self.connection.execute("ROLLBACK")
-            raise self._unavailable(error) from None
 
-    def _unavailable(self, error: sqlite3.Error) -> InputError:
-        return InputError([Diagnostic(str(self.path), 1, 1, "store_unavailable",
-                                      f"the audit store cannot be written: {error}",
-                                      "another qi run may hold it (wait and run again), or it is read-only or "
-                                      "damaged; choose another with --db")])
+    def _commit(self) -> None:
+        self.connection.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            if self.connection.in_transaction:
+                self.connection.execute("ROLLBACK")
 
     def _migrate(self) -> None:
+        """Apply the schema steps not yet applied (a write transaction only when there are some)."""
+        known = [name for name, _ in MIGRATIONS]
+        try:
+            applied = [row[0] for row in self.connection.execute("SELECT name FROM migrations ORDER BY name")]
+        except sqlite3.Error as error:
+            raise self._unavailable(error, "read") from None
+        if applied == known:
+            return
         with self._write() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
             applied = {row[0] for row in db.execute("SELECT name FROM migrations")}
             for name, script in MIGRATIONS:
                 if name not in applied:
@@ -172,98 +317,290 @@ class Store:
 
     # --- writing ---
 
-    def record(self, report: dict, before_commit=None) -> RunSummary:
-        """Record a run and its case results in one transaction, chained to the previous run.
+    def record(self, report: dict, results: Iterable[tuple[str, bytes]], key: bytes | None = None,
+               before_commit: Callable[[RunSummary], None] | None = None) -> RunSummary:
+        """Record a run and its case results (``(reference, encoded result line)`` pairs, streamed)
+        in one transaction, chained to the previous run.
 
-        ``before_commit`` (writing the report files) runs inside the transaction: if it fails, the
-        run is not recorded."""
-        header = _header(report)
-        cases = report["cases"]
+        ``before_commit`` (staging the report that names the new head) runs inside the transaction:
+        if it fails, or COMMIT does, the run is not recorded."""
+        chain = KEYED if key else PLAIN
         with self._write() as db:
-            row = db.execute("SELECT hash FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
-            previous = row[0] if row else GENESIS
-            report_text = canonical(dict(report)).decode()
-            cursor = db.execute(
-                "INSERT INTO runs (run_id, created_at, tool_version, sample_id, framework_id, framework_version,"
-                " framework_sha256, ruleset_id, ruleset_version, ruleset_sha256, inputs, report, previous_hash, hash)"
-                " VALUES (:run_id, :created_at, :tool_version, :sample_id, :framework_id, :framework_version,"
-                " :framework_sha256, :ruleset_id, :ruleset_version, :ruleset_sha256, :inputs, :report, :previous,"
-                " '')", {**header, "report": report_text, "previous": previous})
-            seq = cursor.lastrowid
-            digest = _chain_start(previous, header, report_text)
-            for reference, line in zip(report.spool.references, report.spool.lines()):  # streamed, never all held
-                text = line.decode().rstrip("\n")
+            last = db.execute("SELECT seq, hash, chain, key_id FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
+            if last is not None:
+                self._check_chain_mode(last[0], last[2], last[3], key)
+            numbered = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'runs'").fetchone()
+            seq = max(last[0] if last else 0, numbered[0] if numbered else 0) + 1
+            previous = last[1] if last else GENESIS
+            header = {**_header(report), "seq": seq, "chain": chain, "key_id": key_id(key)}
+            report_text = canonical(dict(report))
+            db.execute(f"INSERT INTO runs ({', '.join(HASHED)}, report, previous_hash, hash) VALUES "
+                       f"({', '.join(':' + c for c in HASHED)}, :report, :previous, '')",
+                       {**header, "report": zlib.compress(report_text, COMPRESSION_LEVEL), "previous": previous})
+            digest = _chain_start(key, previous, header, report_text)
+            count = 0
+            for reference, line in results:  # streamed, never all held
+                text = line.rstrip(b"\n")
                 _chain_add(digest, reference, text)
-                db.execute("INSERT INTO case_results VALUES (?, ?, ?)", (seq, reference, text))
+                db.execute("INSERT INTO case_results VALUES (?, ?, ?)",
+                           (seq, reference, zlib.compress(text, COMPRESSION_LEVEL)))
+                count += 1
             db.execute("UPDATE runs SET hash = ? WHERE seq = ?", (digest.hexdigest(), seq))
             db.executemany("INSERT INTO findings VALUES (?, ?, ?, ?)",
-                           [(seq, c["case"], criterion, f["value"]) for c in cases
+                           [(seq, c["case"], criterion, f["value"]) for c in report["cases"]
                             for criterion, f in c["findings"].items()])
+            summary = RunSummary(seq, header["run_id"], header["content_sha256"], header["created_at"],
+                                 header["sample_id"], f"{header['ruleset_id']} {header['ruleset_version']}", count,
+                                 digest.hexdigest())
             if before_commit is not None:
-                before_commit()
-        return RunSummary(seq, header["run_id"], header["created_at"], header["sample_id"],
-                          f"{header['ruleset_id']} {header['ruleset_version']}", len(cases), digest.hexdigest())
+                before_commit(summary)
+        return summary
+
+    def _check_chain_mode(self, seq: int, chain: str, stored_key_id: str, key: bytes | None) -> None:
+        if chain == KEYED and not key:
+            problem = "this store's chain is keyed, and no key was given"
+            hint = f"give the key with --key-file or ${KEY_FILE_VARIABLE}"
+        elif chain != KEYED and key:
+            problem = "this store's chain is not keyed; a store is keyed from its first run"
+            hint = f"record keyed runs in a new store (--db), or unset ${KEY_FILE_VARIABLE} / ${KEY_VARIABLE}"
+        elif key and stored_key_id != key_id(key):
+            problem = f"the key given is not the key run {seq} was recorded with"
+            hint = "give the store's key"
+        else:
+            return
+        raise InputError([Diagnostic(str(self.path), 1, 1, "store_key", problem, hint)])
 
     # --- reading ---
 
     def runs(self) -> list[RunSummary]:
-        rows = self.connection.execute(
-            "SELECT r.seq, r.run_id, r.created_at, r.sample_id, r.ruleset_id || ' ' || r.ruleset_version,"
-            " (SELECT count(*) FROM case_results c WHERE c.seq = r.seq), r.hash FROM runs r ORDER BY r.seq")
+        try:
+            rows = self.connection.execute(
+                "SELECT r.seq, r.run_id, r.content_sha256, r.created_at, r.sample_id,"
+                " r.ruleset_id || ' ' || r.ruleset_version,"
+                " (SELECT count(*) FROM case_results c WHERE c.seq = r.seq), r.hash FROM runs r ORDER BY r.seq"
+            ).fetchall()
+        except sqlite3.Error as error:
+            raise self._unavailable(error, "read") from None
         return [RunSummary(*row) for row in rows]
 
+    def head(self) -> str:
+        """``SEQ:HASH`` of the last run (``0:000…`` for an empty store): keep it outside the store,
+        and ``qi runs verify --expect-head`` tells whether runs were lost or rewritten since."""
+        runs = self.runs()
+        return runs[-1].head if runs else f"0:{GENESIS}"
+
     def find(self, run: str) -> int:
-        """The seq of a run named by its run id (or a prefix of it, the latest such run) or its number."""
-        rows = self.connection.execute("SELECT seq, run_id FROM runs ORDER BY seq DESC").fetchall()
+        """The seq of a run named by its number, its run id, or a prefix of its run id (4 or more
+        characters, matching one run only)."""
+        rows = [(r.seq, r.run_id) for r in reversed(self.runs())]
         for seq, run_id in rows:
-            if run == str(seq) or (len(run) >= 4 and run_id.startswith(run)):
+            if run == str(seq) or run == run_id:
                 return seq
+        matches = [(seq, run_id) for seq, run_id in rows if len(run) >= 4 and run_id.startswith(run)]
+        if len(matches) == 1:
+            return matches[0][0]
+        if matches:
+            raise InputError([Diagnostic(str(self.path), 1, 1, "ambiguous_run",
+                                         f"{run!r} is the start of {len(matches)} run ids",
+                                         "give more of the id: " + ", ".join(i for _, i in matches[:5]))])
         known = ", ".join(f"{seq} ({run_id})" for seq, run_id in rows[:5]) or "none yet"
         raise InputError([Diagnostic(str(self.path), 1, 1, "unknown_run", f"no run {run!r} in the store",
                                      f"recent runs: {known}")])
 
     def report(self, seq: int) -> dict:
-        """The stored report of a run (its full case results are in case_results)."""
-        row = self.connection.execute("SELECT report FROM runs WHERE seq = ?", (seq,)).fetchone()
-        return json.loads(row[0])
+        """The stored report of a run, with ``store`` (its seq, hash and the head it made) as
+        report.json has it. Its full case results are in case_results."""
+        row = self._fetch("SELECT report, hash FROM runs WHERE seq = ?", (seq,))
+        report = self._decode(row[0], f"the report of run {seq}")
+        report["store"] = store_field(seq, row[1])
+        return report
 
     def case_result(self, seq: int, case_ref: str) -> dict:
-        row = self.connection.execute("SELECT result FROM case_results WHERE seq = ? AND case_ref = ?",
-                                      (seq, case_ref)).fetchone()
+        row = self._fetch("SELECT result FROM case_results WHERE seq = ? AND case_ref = ?", (seq, case_ref))
         if row is None:
             refs = [r for (r,) in self.connection.execute("SELECT case_ref FROM case_results WHERE seq = ?", (seq,))]
             raise InputError([Diagnostic(str(self.path), 1, 1, "unknown_case", f"run {seq} has no case {case_ref!r}",
                                          did_you_mean(case_ref, refs, "cases"))])
-        return json.loads(row[0])
+        return self._decode(row[0], f"the result of case {case_ref!r} in run {seq}")
 
-    def verify(self) -> list[str]:
-        """Recompute every run's hash and the chain; returns the problems, first mismatch first."""
-        problems = []
-        previous = GENESIS
-        for row in self.connection.execute(
-                "SELECT seq, run_id, created_at, tool_version, sample_id, framework_id, framework_version,"
-                " framework_sha256, ruleset_id, ruleset_version, ruleset_sha256, inputs, report, previous_hash,"
-                " hash FROM runs ORDER BY seq"):
-            seq, run_id = row[0], row[1]
-            header = dict(zip(("run_id", "created_at", "tool_version", "sample_id", "framework_id",
-                               "framework_version", "framework_sha256", "ruleset_id", "ruleset_version",
-                               "ruleset_sha256", "inputs"), row[1:12]))
-            report_text, stored_previous, stored_hash = row[12], row[13], row[14]
-            digest = _chain_start(stored_previous, header, report_text)
-            for case_ref, text in self.connection.execute(
-                    "SELECT case_ref, result FROM case_results WHERE seq = ? ORDER BY rowid", (seq,)):
-                _chain_add(digest, case_ref, text)
-            if stored_previous != previous:
-                problems.append(f"run {seq} ({run_id}): its previous-run hash does not match run {seq - 1}")
-            if digest.hexdigest() != stored_hash:
-                problems.append(f"run {seq} ({run_id}): its stored content no longer matches its hash")
-            previous = stored_hash
+    def _fetch(self, query: str, parameters: tuple) -> tuple | None:
+        try:
+            return self.connection.execute(query, parameters).fetchone()
+        except sqlite3.Error as error:
+            raise self._unavailable(error, "read") from None
+
+    def _decode(self, blob: object, what: str) -> dict:
+        try:
+            data = json.loads(_inflate(blob))
+        except (zlib.error, TypeError, ValueError) as error:
+            raise self._damaged(what, error) from None
+        if not isinstance(data, dict):
+            raise self._damaged(what, ValueError("not a JSON object"))
+        return data
+
+    # --- verifying ---
+
+    def verify(self, expect_head: str | None = None, key: bytes | None = None) -> list[Problem]:
+        """Everything wrong with the store, first run first: hashes and the chain, findings that do
+        not match the hashed results, missing runs and rows without a run, and — given the head
+        ``SEQ:HASH`` recorded earlier — runs lost or rewritten since."""
+        problems: list[Problem] = []
+
+        def problem(seq: int | None, code: str, message: str, hint: str = "") -> None:
+            where = f"run {seq}: " if seq is not None else ""
+            problems.append(Problem(seq, Diagnostic(str(self.path), 1, 1, code, where + message, hint)))
+
+        try:
+            self._verify_runs(problem, key)
+            self._verify_rest(problem, expect_head)
+        except sqlite3.Error as error:
+            problem(None, "store_unavailable", f"the audit store cannot be read: {error}")
         return problems
+
+    def _verify_runs(self, problem, key: bytes | None) -> None:
+        previous, expected_seq = GENESIS, 1
+        columns = ", ".join(HASHED)
+        for row in self.connection.execute(
+                f"SELECT {columns}, report, previous_hash, hash FROM runs ORDER BY seq").fetchall():
+            header = dict(zip(HASHED, row))
+            seq, (report_blob, stored_previous, stored_hash) = header["seq"], row[len(HASHED):]
+            if seq != expected_seq:
+                problem(seq, "run_missing", f"the runs numbered {expected_seq} to {seq - 1} are missing",
+                        "runs were deleted or renumbered")
+            if stored_previous != previous:
+                problem(seq, "chain_broken", "its previous-run hash does not match the run before it")
+            checkable = header["chain"] != KEYED or key is not None
+            if not checkable:
+                problem(seq, "key_required", "it is keyed: its hash can be checked only with the key",
+                        f"give the key with --key-file or ${KEY_FILE_VARIABLE}")
+            elif key and (header["chain"] != KEYED or header["key_id"] != key_id(key)):
+                problem(seq, "not_keyed", "it was not recorded with this key: the run was rewritten without "
+                        "the key, or the key is wrong", "check the key")
+            digest = _chain_start(key if header["chain"] == KEYED else None, stored_previous, header,
+                                  self._verify_inflate(problem, seq, report_blob, "its report"))
+            derived: set[tuple[str, str, str]] = set()
+            for case_ref, blob in self.connection.execute(
+                    "SELECT case_ref, result FROM case_results WHERE seq = ? ORDER BY rowid", (seq,)):
+                text = self._verify_inflate(problem, seq, blob, f"the result of case {case_ref!r}")
+                _chain_add(digest, case_ref, text)
+                derived |= _findings_of(case_ref, text)
+            if checkable and digest.hexdigest() != stored_hash:
+                problem(seq, "hash_mismatch", "its stored content no longer matches its hash",
+                        "the run, its report or its case results were changed after it was recorded")
+            stored = set(self.connection.execute(
+                "SELECT case_ref, criterion, value FROM findings WHERE seq = ?", (seq,)).fetchall())
+            if stored != derived:
+                changed = sorted(stored ^ derived)[:3]
+                problem(seq, "findings_mismatch",
+                        f"{len(stored - derived)} findings rows are not in its hashed case results and "
+                        f"{len(derived - stored)} are missing (e.g. {', '.join('/'.join(c) for c in changed)})",
+                        "the findings table was edited")
+            previous, expected_seq = stored_hash, seq + 1
+
+    def _verify_inflate(self, problem, seq: int, blob: object, what: str) -> bytes:
+        try:
+            return _inflate(blob)
+        except (zlib.error, TypeError) as error:
+            problem(seq, "store_damaged", f"{what} cannot be read: {error}")
+            return b""
+
+    def _verify_rest(self, problem, expect_head: str | None) -> None:
+        db = self.connection
+        for table in ("case_results", "findings"):
+            orphans = db.execute(f"SELECT DISTINCT seq FROM {table} WHERE seq NOT IN (SELECT seq FROM runs)"
+                                 " ORDER BY seq").fetchall()
+            for (seq,) in orphans:
+                problem(seq, "orphan_rows", f"the {table} table has rows for a run that is not in the store",
+                        "rows were inserted, or their run was deleted")
+        last = db.execute("SELECT max(seq) FROM runs").fetchone()[0] or 0
+        numbered = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'runs'").fetchone()
+        if numbered and numbered[0] > last:
+            problem(None, "runs_lost", f"runs up to {numbered[0]} were recorded, but the store ends at run {last}",
+                    "the last runs were deleted")
+        applied = [row[0] for row in db.execute("SELECT name FROM migrations ORDER BY name")]
+        if applied != [name for name, _ in MIGRATIONS]:
+            problem(None, "schema_changed", f"the schema steps recorded are {', '.join(applied) or 'none'}")
+        if expect_head is not None:
+            self._verify_head(problem, expect_head)
+
+    def _verify_head(self, problem, expect_head: str) -> None:
+        seq, expected_hash = parse_head(expect_head)
+        if seq == 0:
+            return
+        row = self.connection.execute("SELECT hash FROM runs WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            problem(seq, "runs_lost", f"the expected head {seq}:{expected_hash[:12]}… is not in the store",
+                    "runs were deleted since that head was recorded")
+        elif row[0] != expected_hash:
+            problem(seq, "head_mismatch", f"its hash is {row[0][:12]}…, not the expected head's "
+                    f"{expected_hash[:12]}…", "runs up to the expected head were rewritten")
+
+
+_HEAD = re.compile(r"(\d+):([0-9a-f]{64})")
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` as printed by ``qi runs head``; a ValueError says what is wrong."""
+    match = _HEAD.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not SEQ:HASH (a run number, a colon and 64 hex digits, "
+                         "as qi runs head prints)")
+    return int(match.group(1)), match.group(2)
+
+
+def store_field(seq: int, run_hash: str) -> dict:
+    """What report.json records of the store: the run's number and hash, the head after it."""
+    return {"seq": seq, "hash": run_hash, "head": f"{seq}:{run_hash}"}
+
+
+def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    timeout = float(os.environ.get("QI_DB_TIMEOUT", BUSY_TIMEOUT_MS / 1000))
+    try:
+        if read_only:
+            uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+            connection = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+        else:
+            connection = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        connection.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        if not read_only:
+            connection.execute("PRAGMA foreign_keys = ON")
+        return connection
+    except (OSError, sqlite3.Error) as error:
+        raise InputError([Diagnostic(str(path), 1, 1, "store_unavailable", f"cannot open the audit store: {error}",
+                                     "check the path and its permissions, or choose another with --db")]) from None
+
+
+def _create(path: Path) -> None:
+    """A new, empty store at ``path``, owner-only: built in a temporary file beside it and linked
+    into place, so no half-made store is ever visible (if another run made one first, it stays)."""
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+        temporary = Path(name)
+        os.fchmod(descriptor, 0o600)
+        os.close(descriptor)
+        connection = sqlite3.connect(temporary, isolation_level=None)
+        try:
+            connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            connection.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        finally:
+            connection.close()
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    except (OSError, sqlite3.Error) as error:
+        raise InputError([Diagnostic(str(path), 1, 1, "store_unavailable", f"cannot create the audit store: {error}",
+                                     "check the folder and its permissions, or choose another with --db")]) from None
+    finally:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
 
 
 def _header(report: dict) -> dict:
     return {
-        "run_id": report["run"]["id"], "created_at": report["run"]["timestamp"],
+        "run_id": report["run"]["id"], "content_sha256": report["run"]["content_sha256"],
+        "created_at": report["run"]["timestamp"],
         "tool_version": report["qi"]["version"], "sample_id": report["sample"]["id"],
         "framework_id": report["framework"]["id"], "framework_version": report["framework"]["version"],
         "framework_sha256": report["framework"]["sha256"], "ruleset_id": report["ruleset"]["id"],
@@ -272,15 +609,31 @@ def _header(report: dict) -> dict:
     }
 
 
-def _chain_start(previous: str, header: dict, report_text: str):
-    """The run's hash, begun: the previous run's hash, the run record and the report."""
-    digest = hashlib.sha256()
+def _inflate(blob: object) -> bytes:
+    if not isinstance(blob, bytes):
+        raise TypeError(f"a {type(blob).__name__} where compressed bytes belong")
+    return zlib.decompress(blob)
+
+
+def _findings_of(case_ref: str, text: bytes) -> set[tuple[str, str, str]]:
+    """A case's findings as ``findings`` rows, read from its stored result."""
+    try:
+        findings = json.loads(text)["findings"]
+        return {(case_ref, criterion, finding["value"]) for criterion, finding in findings.items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
+def _chain_start(key: bytes | None, previous: str, header: dict, report_text: bytes):
+    """The run's hash, begun: the previous run's hash, the run record and the report — sha256, or
+    HMAC-SHA256 under the key."""
+    digest = hmac.new(key, digestmod=hashlib.sha256) if key else hashlib.sha256()
     digest.update(previous.encode())
-    digest.update(canonical(header))
-    digest.update(report_text.encode())
+    digest.update(canonical({column: header[column] for column in HASHED}))
+    digest.update(len(report_text).to_bytes(8, "big") + report_text)
     return digest
 
 
-def _chain_add(digest, case_ref: str, text: str) -> None:
+def _chain_add(digest, case_ref: str, text: bytes) -> None:
     """Each case result, in the order stored."""
-    digest.update(case_ref.encode() + b"\0" + text.encode() + b"\0")
+    digest.update(case_ref.encode() + b"\0" + text + b"\0")

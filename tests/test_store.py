@@ -1,0 +1,425 @@
+"""The audit store and publication, attacked: a failing COMMIT, a report's place taken by a folder,
+a killed run's leftovers, edits, deletions and insertions in every table, truncation, renumbering,
+a recomputed chain, files that are not qi stores, damaged rows. Each gives exit 1 and a coded
+diagnostic, and nothing new is visible or recorded."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+from engine.report import report as reports
+from engine.store import store
+from tests.conftest import ROOT, SAMPLE
+
+KEY = "a-long-store-key-kept-outside-the-db"
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> Path:
+    """A store with three runs of the example sample (made once; tests work on copies)."""
+    folder = tmp_path_factory.mktemp("recorded")
+    from click.testing import CliRunner
+
+    import cli
+    for n in range(3):
+        result = CliRunner().invoke(cli.cli, ["run", str(SAMPLE), "--out", str(folder / f"out{n}"),
+                                              "--db", str(folder / "qi.db")], catch_exceptions=False)
+        assert result.exit_code == 0, result.stderr
+    return folder
+
+
+@pytest.fixture
+def db(recorded, tmp_path) -> Path:
+    shutil.copy(recorded / "qi.db", tmp_path / "qi.db")
+    return tmp_path / "qi.db"
+
+
+def _sql(db: Path, *statements: str, parameters: tuple = ()) -> None:
+    connection = sqlite3.connect(db)
+    for statement in statements:
+        connection.execute(statement, parameters if "?" in statement else ())
+    connection.commit()
+    connection.close()
+
+
+def _codes(result) -> list[str]:
+    return [line.split(": ")[1] for line in result.stderr.splitlines() if line.count(": ") >= 2]
+
+
+def _verify(qi, db: Path, *extra: str):
+    result = qi("runs", "verify", "--db", db, *extra)
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+# --- publication: all or nothing ---------------------------------------------------------------
+
+
+def test_a_commit_blocked_by_a_reader_leaves_no_reports_and_no_run(qi, db, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    reader = sqlite3.connect(db, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM runs").fetchall()  # a shared lock: COMMIT cannot take the file
+    monkeypatch.setenv("QI_DB_TIMEOUT", "0.3")
+    result = qi("run", SAMPLE, "--out", out, "--db", db)
+    reader.execute("ROLLBACK")
+    reader.close()
+    assert result.exit_code == 1, result.stderr
+    assert "store_unavailable" in result.stderr and "locked" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()  # not a report, not a temporary file, not even the folder
+    assert len(store.Store(db).runs()) == 3 and store.Store(db).verify() == []
+
+
+def test_a_commit_failing_on_a_full_disk_leaves_the_previous_reports_and_no_run(qi, db, recorded, tmp_path,
+                                                                                 monkeypatch):
+    out = tmp_path / "out"
+    shutil.copytree(recorded / "out0", out)
+    before = _snapshot(out)
+
+    def disk_full(self):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store.Store, "_commit", disk_full)
+    result = qi("run", SAMPLE, "--out", out, "--db", db)
+    assert result.exit_code == 1 and "store_unavailable" in result.stderr and "disk is full" in result.stderr
+    assert _snapshot(out) == before and sorted(p.name for p in out.iterdir()) == sorted(before)
+    monkeypatch.undo()
+    assert len(store.Store(db).runs()) == 3
+
+
+def test_a_folder_where_report_html_goes_replaces_nothing_and_records_nothing(qi, db, recorded, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(recorded / "out0", out)
+    (out / "report.html").unlink()
+    (out / "report.html").mkdir()
+    before = _snapshot(out)
+    result = qi("run", SAMPLE, "--out", out, "--db", db)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert f"{out / 'report.html'}:1:1: report_blocked:" in result.stderr
+    assert _snapshot(out) == before and sorted(p.name for p in out.iterdir()) == sorted([*before, "report.html"])
+    assert len(store.Store(db).runs()) == 3
+
+
+def test_a_failed_rename_puts_the_previous_reports_back(recorded, tmp_path, monkeypatch):
+    """Publishing renames four files; if the third fails, the first two are undone."""
+    out = tmp_path / "out"
+    shutil.copytree(recorded / "out0", out)
+    before = _snapshot(out)
+    staged = reports.Staged(out, {"x": 1}, created=False)
+    for name in reports.FILES:
+        staged.add(name, lambda handle: handle.write("new\n"))
+    real_replace, calls = os.replace, []
+
+    def failing_replace(source, target):
+        calls.append(target)
+        if len(calls) == 3:
+            raise OSError(5, "Input/output error")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="Input/output"):
+        staged.publish()
+    monkeypatch.undo()
+    assert _snapshot(out) == before
+
+
+def test_the_next_run_removes_what_a_killed_run_left(qi, db, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, sys; from pathlib import Path; from engine.report import report;"
+         "report._stage(Path(sys.argv[1]), 'report.json', lambda h: h.write('{half')); os._exit(9)", str(out)],
+        cwd=ROOT, capture_output=True, text=True)
+    assert killed.returncode == 9
+    leftovers = list(out.glob(".report.json.qi*.tmp"))
+    assert len(leftovers) == 1
+    someone_elses = out / ".notes.tmp"
+    someone_elses.write_text("not qi's")
+    result = qi("run", SAMPLE, "--out", out, "--db", db)
+    assert result.exit_code == 0, result.stderr
+    assert not leftovers[0].exists() and someone_elses.exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted([*reports.FILES, ".notes.tmp"])
+
+
+def test_report_json_records_the_head_after_its_run(qi, db, tmp_path):
+    out = tmp_path / "out"
+    result = qi("run", SAMPLE, "--out", out, "--db", db)
+    head = qi("runs", "head", "--db", db).stdout.strip()
+    written = json.loads((out / "report.json").read_text())
+    assert written["store"]["head"] == head == f"4:{written['store']['hash']}"
+    assert f"store head {head}" in result.stdout
+    assert json.loads(qi("runs", "show", "4", "--db", db, "--format", "json").stdout) == written
+
+
+# --- verify covers every table -----------------------------------------------------------------
+
+
+def test_verify_passes_an_untouched_store_and_the_head_it_printed(qi, db):
+    head = qi("runs", "head", "--db", db).stdout.strip()
+    result = _verify(qi, db, "--expect-head", head)
+    assert result.exit_code == 0 and "3 runs verified" in result.stdout
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE findings SET value = 'sufficient' WHERE seq = 2 AND case_ref = 'NW-006' AND value = 'insufficient'",
+    "DELETE FROM findings WHERE seq = 2 AND case_ref = 'NW-006' AND criterion = '3.1'",
+    "INSERT INTO findings VALUES (2, 'NW-006', '9.9', 'sufficient')",
+    "INSERT INTO findings VALUES (2, 'NW-999', '3.1', 'insufficient')",
+])
+def test_verify_detects_edits_deletions_and_insertions_in_findings(qi, db, statement):
+    _sql(db, statement)
+    result = _verify(qi, db)
+    assert result.exit_code == 1 and "findings_mismatch" in _codes(result)
+    assert "first mismatch at run 2" in result.stderr
+
+
+@pytest.mark.parametrize(("statement", "code"), [
+    ("INSERT INTO findings VALUES (9, 'NW-001', '3.1', 'sufficient')", "orphan_rows"),
+    ("INSERT INTO case_results SELECT 9, case_ref, result FROM case_results WHERE seq = 1", "orphan_rows"),
+    ("INSERT INTO case_results SELECT 2, 'NW-100', result FROM case_results WHERE seq = 2 AND case_ref = 'NW-001'",
+     "hash_mismatch"),
+    ("DELETE FROM case_results WHERE seq = 2 AND case_ref = 'NW-003'", "hash_mismatch"),
+    ("UPDATE runs SET inputs = replace(inputs, 'NW-001', 'NW-01X') WHERE seq = 1", "hash_mismatch"),
+    ("UPDATE runs SET previous_hash = hash WHERE seq = 2", "chain_broken"),
+    ("DELETE FROM migrations", "schema_changed"),
+])
+def test_verify_detects_changes_in_every_table(qi, db, statement, code):
+    _sql(db, statement)
+    result = _verify(qi, db)
+    assert result.exit_code == 1 and code in _codes(result), result.stderr
+
+
+def test_the_report_column_is_covered_by_the_hash(qi, db):
+    """Leaving ``report`` out of a run's hash would let this edit pass."""
+    connection = sqlite3.connect(db)
+    stored = json.loads(zlib.decompress(connection.execute("SELECT report FROM runs WHERE seq = 2").fetchone()[0]))
+    stored["sample_judgement"]["recommendations"] = []
+    connection.execute("UPDATE runs SET report = ? WHERE seq = 2", (zlib.compress(store.canonical(stored)),))
+    connection.commit()
+    connection.close()
+    result = _verify(qi, db)
+    assert result.exit_code == 1 and _codes(result) == ["hash_mismatch"] and "run 2" in result.stderr
+
+
+def test_verify_detects_the_last_run_deleted(qi, db):
+    head = qi("runs", "head", "--db", db).stdout.strip()
+    _sql(db, "DELETE FROM findings WHERE seq = 3", "DELETE FROM case_results WHERE seq = 3",
+         "DELETE FROM runs WHERE seq = 3")
+    assert "runs_lost" in _codes(_verify(qi, db))  # the run counter remembers run 3
+    _sql(db, "UPDATE sqlite_sequence SET seq = 2 WHERE name = 'runs'")  # ... unless it is edited too
+    result = _verify(qi, db, "--expect-head", head)
+    assert result.exit_code == 1 and _codes(result) == ["runs_lost"] and "run 3" in result.stderr
+
+
+def test_verify_detects_every_run_deleted(qi, db):
+    head = qi("runs", "head", "--db", db).stdout.strip()
+    _sql(db, "DELETE FROM findings", "DELETE FROM case_results", "DELETE FROM runs", "DELETE FROM sqlite_sequence")
+    result = _verify(qi, db, "--expect-head", head)
+    assert result.exit_code == 1 and _codes(result) == ["runs_lost"]
+
+
+def test_verify_detects_renumbered_runs(qi, db):
+    _sql(db, "PRAGMA foreign_keys = OFF", "DELETE FROM findings WHERE seq = 1", "DELETE FROM case_results WHERE seq = 1",
+         "DELETE FROM runs WHERE seq = 1", "UPDATE runs SET seq = seq - 1", "UPDATE case_results SET seq = seq - 1",
+         "UPDATE findings SET seq = seq - 1")
+    result = _verify(qi, db)
+    assert result.exit_code == 1 and {"hash_mismatch", "chain_broken"} <= set(_codes(result))
+
+
+def test_a_store_truncated_to_nothing_is_refused(qi, db):
+    head = qi("runs", "head", "--db", db).stdout.strip()
+    db.write_bytes(b"")
+    result = _verify(qi, db, "--expect-head", head)
+    assert result.exit_code == 1 and "not_a_store" in result.stderr and "empty" in result.stderr
+    assert db.read_bytes() == b""
+
+
+def _rewrite_chain(db: Path, key: bytes | None = None) -> None:
+    """What an attacker who knows qi does: change a finding everywhere and recompute every hash."""
+    connection = sqlite3.connect(db)
+    blob = connection.execute("SELECT result FROM case_results WHERE seq = 2 AND case_ref = 'NW-006'").fetchone()[0]
+    result = json.loads(zlib.decompress(blob))
+    criterion = next(c for c, f in result["findings"].items() if f["value"] == "insufficient")
+    result["findings"][criterion]["value"] = "sufficient"
+    connection.execute("UPDATE case_results SET result = ? WHERE seq = 2 AND case_ref = 'NW-006'",
+                       (zlib.compress(store.canonical(result)),))
+    connection.execute("UPDATE findings SET value = 'sufficient' WHERE seq = 2 AND case_ref = 'NW-006' AND criterion = ?",
+                       (criterion,))
+    previous = store.GENESIS
+    for row in connection.execute(f"SELECT {', '.join(store.HASHED)}, report FROM runs ORDER BY seq").fetchall():
+        header = dict(zip(store.HASHED, row))
+        header["chain"], header["key_id"] = (store.KEYED, store.key_id(key)) if key else (store.PLAIN, "")
+        digest = store._chain_start(key, previous, header, zlib.decompress(row[-1]))
+        for case_ref, blob in connection.execute("SELECT case_ref, result FROM case_results WHERE seq = ? "
+                                                 "ORDER BY rowid", (header["seq"],)).fetchall():
+            store._chain_add(digest, case_ref, zlib.decompress(blob))
+        connection.execute("UPDATE runs SET previous_hash = ?, hash = ?, chain = ?, key_id = ? WHERE seq = ?",
+                           (previous, digest.hexdigest(), header["chain"], header["key_id"], header["seq"]))
+        previous = digest.hexdigest()
+    connection.commit()
+    connection.close()
+
+
+def test_a_recomputed_chain_is_caught_by_the_head_kept_outside(qi, db):
+    head = qi("runs", "head", "--db", db).stdout.strip()
+    _rewrite_chain(db)
+    assert _verify(qi, db).exit_code == 0  # a plain chain cannot tell on its own: that is what the head is for
+    result = _verify(qi, db, "--expect-head", head)
+    assert result.exit_code == 1 and _codes(result) == ["head_mismatch"]
+
+
+@pytest.fixture
+def keyed(tmp_path, monkeypatch, qi) -> Path:
+    key_file = tmp_path / "store.key"
+    key_file.write_text(KEY + "\n")
+    monkeypatch.setenv("QI_STORE_KEY_FILE", str(key_file))
+    db = tmp_path / "keyed.db"
+    for n in range(2):
+        assert qi("run", SAMPLE, "--out", tmp_path / f"out{n}", "--db", db).exit_code == 0
+    monkeypatch.delenv("QI_STORE_KEY_FILE")
+    return db
+
+
+def test_a_keyed_chain_verifies_only_with_its_key(qi, keyed, tmp_path, monkeypatch):
+    key_file = tmp_path / "store.key"
+    assert _verify(qi, keyed, "--key-file", key_file).exit_code == 0
+    without = _verify(qi, keyed)
+    assert without.exit_code == 1 and set(_codes(without)) == {"key_required"}
+    (tmp_path / "wrong.key").write_text("another-long-key-of-someone-else")
+    wrong = _verify(qi, keyed, "--key-file", tmp_path / "wrong.key")
+    assert wrong.exit_code == 1 and "not_keyed" in _codes(wrong)
+    monkeypatch.setenv("QI_STORE_KEY", KEY)
+    assert _verify(qi, keyed).exit_code == 0  # the key from the environment
+
+
+def test_a_keyed_chain_rewritten_without_the_key_is_caught(qi, keyed, tmp_path):
+    _rewrite_chain(keyed)  # recomputed as a plain chain
+    result = _verify(qi, keyed, "--key-file", tmp_path / "store.key")
+    assert result.exit_code == 1 and "not_keyed" in _codes(result)
+    _rewrite_chain(keyed, key=b"a-guessed-key-that-is-not-it")
+    result = _verify(qi, keyed, "--key-file", tmp_path / "store.key")
+    assert result.exit_code == 1 and {"not_keyed", "hash_mismatch"} <= set(_codes(result))
+
+
+def test_a_keyed_store_refuses_runs_without_its_key(qi, keyed, tmp_path, monkeypatch):
+    before = keyed.read_bytes()
+    result = qi("run", SAMPLE, "--out", tmp_path / "new", "--db", keyed)
+    assert result.exit_code == 1 and "store_key" in result.stderr and not (tmp_path / "new").exists()
+    (tmp_path / "wrong.key").write_text("another-long-key-of-someone-else")
+    result = qi("run", SAMPLE, "--out", tmp_path / "new", "--db", keyed, "--key-file", tmp_path / "wrong.key")
+    assert result.exit_code == 1 and "is not the key run 2 was recorded with" in result.stderr
+    assert keyed.read_bytes() == before
+    (tmp_path / "short.key").write_text("short")
+    result = qi("run", SAMPLE, "--out", tmp_path / "new", "--db", keyed, "--key-file", tmp_path / "short.key")
+    assert result.exit_code == 1 and "short.key:1:1: store_key:" in result.stderr
+
+
+def test_verify_expect_head_must_be_seq_colon_hash(qi, db):
+    result = qi("runs", "verify", "--db", db, "--expect-head", "3:abc")
+    assert result.exit_code == 2 and "SEQ:HASH" in result.stderr
+
+
+# --- read-only commands never create or alter a store ------------------------------------------
+
+READ_ONLY = [("runs", "list"), ("runs", "show", "1"), ("runs", "verify"), ("runs", "head"),
+             ("explain", "--run", "1", "--case", "NW-001", "--criterion", "3.1")]
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=lambda c: " ".join(c[:2]))
+def test_read_only_commands_never_create_a_store(qi, tmp_path, command):
+    missing = tmp_path / "typo.sqlite"
+    result = qi(*command, "--db", missing)
+    assert result.exit_code == 1 and "store_missing" in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=lambda c: " ".join(c[:2]))
+def test_read_only_commands_refuse_a_database_of_another_application_untouched(qi, tmp_path, command):
+    other = tmp_path / "other.sqlite"
+    connection = sqlite3.connect(other)
+    connection.execute("CREATE TABLE runs (seq INTEGER, note TEXT)")
+    connection.execute("INSERT INTO runs VALUES (1, 'mine')")
+    connection.commit()
+    connection.close()
+    before = hashlib.sha256(other.read_bytes()).hexdigest()
+    result = qi(*command, "--db", other)
+    assert result.exit_code == 1 and "not_a_store" in result.stderr
+    assert hashlib.sha256(other.read_bytes()).hexdigest() == before and list(tmp_path.iterdir()) == [other]
+
+
+def test_run_refuses_a_database_of_another_application_untouched(qi, tmp_path):
+    other = tmp_path / "other.sqlite"
+    connection = sqlite3.connect(other)
+    connection.execute("CREATE TABLE notes (text TEXT)")
+    connection.commit()
+    connection.close()
+    before = other.read_bytes()
+    result = qi("run", SAMPLE, "--out", tmp_path / "out", "--db", other)
+    assert result.exit_code == 1 and "not_a_store" in result.stderr
+    assert other.read_bytes() == before and not (tmp_path / "out").exists()
+
+
+def test_read_only_commands_leave_a_qi_store_byte_for_byte(qi, db):
+    before = db.read_bytes()
+    for command in READ_ONLY:
+        assert qi(*command, "--db", db).exit_code == 0
+    assert db.read_bytes() == before and sorted(p.name for p in db.parent.iterdir()) == ["qi.db"]
+
+
+# --- run ids, and store failures as diagnostics ------------------------------------------------
+
+
+def test_identical_runs_get_their_own_ids_and_share_the_content_hash(qi, db):
+    listed = json.loads(qi("runs", "list", "--db", db, "--format", "json").stdout)
+    assert len({r["run_id"] for r in listed}) == 3 and len({r["content_sha256"] for r in listed}) == 1
+    for row in listed:
+        shown = json.loads(qi("runs", "show", row["run_id"], "--db", db, "--format", "json").stdout)
+        assert shown["store"]["seq"] == row["seq"] and shown["run"]["content_sha256"] == row["content_sha256"]
+
+
+def test_a_read_only_store_file_is_a_diagnostic(qi, db, tmp_path, monkeypatch):
+    db.chmod(0o400)
+    if os.geteuid() == 0:  # root writes through file modes: open it as SQLite opens a read-only file
+        real_connect = store._connect
+        monkeypatch.setattr(store, "_connect", lambda path, read_only: real_connect(path, True))
+    before = db.read_bytes()
+    result = qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db)
+    assert result.exit_code == 1 and "store_unavailable" in result.stderr and "readonly" in result.stderr
+    assert db.read_bytes() == before and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("damage", [b"not compressed", zlib.compress(b"{not json"), zlib.compress(b"[1, 2]")])
+def test_a_damaged_row_is_a_diagnostic(qi, db, damage):
+    _sql(db, "UPDATE case_results SET result = ? WHERE seq = 1 AND case_ref = 'NW-001'", parameters=(damage,))
+    _sql(db, "UPDATE runs SET report = ? WHERE seq = 1", parameters=(damage,))
+    for command in (("explain", "--run", "1", "--case", "NW-001", "--criterion", "3.1"), ("runs", "show", "1")):
+        result = qi(*command, "--db", db)
+        assert result.exit_code == 1 and "store_damaged" in result.stderr and "Traceback" not in result.stderr
+    result = _verify(qi, db)
+    assert result.exit_code == 1 and "run 1" in result.stderr
+
+
+def test_a_run_refused_by_a_locked_store_can_be_retried(qi, db, tmp_path, monkeypatch):
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setenv("QI_DB_TIMEOUT", "0.2")
+    for command in (("run", SAMPLE, "--out", tmp_path / "out"), ("runs", "list"), ("runs", "verify")):
+        result = qi(*command, "--db", db)
+        assert result.exit_code == 1 and "locked" in result.stderr and "Traceback" not in result.stderr
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db).exit_code == 0
