@@ -187,9 +187,9 @@ class Store:
     context manager, or call :meth:`close`."""
 
     def __init__(self, path: str | os.PathLike[str], connection: sqlite3.Connection | None = None) -> None:
-        """``Store(path)`` is :meth:`open`: the store read-only."""
+        """``Store(path)`` is ``Store.open(path, writable=True)``: an existing store, to read and write."""
         self.path = Path(path)
-        self.connection = connection if connection is not None else Store.open(path).connection
+        self.connection = connection if connection is not None else Store.open(path, writable=True).connection
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], writable: bool = False) -> Store:
