@@ -1,0 +1,222 @@
+"""Pages: what the runs list, a run page and a case page show, read from the audit store.
+
+Every page is a view of what the store holds (the stored report and each case's result); nothing
+is recomputed except ``verify``. Parsed reports and verify results are kept only until the
+database file changes, so a page never shows a run as verified after its bytes were edited.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import os
+import re
+import threading
+from pathlib import Path
+
+from engine.base.diagnostics import InputError
+from engine.store import store as audit
+
+#: Cases per page on a run page: a 10,000-case run stays as quick to open as a small one.
+PAGE_SIZE = 50
+ALL = "all"
+
+
+class NotFound(Exception):
+    """A run, case or page the store does not hold (the view answers 404 with this message)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """One page of a long list: its entries, its number and how many pages there are."""
+
+    entries: list
+    number: int
+    count: int
+    total: int
+
+    @classmethod
+    def of(cls, entries: list, number: int, size: int = PAGE_SIZE) -> Page:
+        count = max(1, math.ceil(len(entries) / size))
+        if not 1 <= number <= count:
+            raise NotFound(f"there is no page {number} (pages 1 to {count})")
+        return cls(entries[(number - 1) * size:number * size], number, count, len(entries))
+
+
+class Reader:
+    """The audit store as the pages read it: one open store per thread (SQLite connections stay
+    in their thread), and caches that last until the database file changes."""
+
+    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+        self.path = Path(db_path)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._signature: tuple | None = None
+        self._reports: collections.OrderedDict[int, dict] = collections.OrderedDict()
+        self._verified: dict | None = None
+
+    def store(self) -> audit.Store:
+        opened = getattr(self._local, "store", None)
+        if opened is None:
+            opened = self._local.store = audit.Store(self.path)
+        return opened
+
+    def _fresh(self) -> None:
+        """Forget what was cached if the database (or its journal) changed since."""
+        signature = tuple((s.st_mtime_ns, s.st_size) if (s := _stat(p)) else None
+                          for p in (self.path, Path(f"{self.path}-journal"), Path(f"{self.path}-wal")))
+        if signature != self._signature:
+            self._signature, self._verified = signature, None
+            self._reports.clear()
+
+    def report(self, seq: int) -> dict:
+        with self._lock:
+            self._fresh()
+            if seq in self._reports:
+                self._reports.move_to_end(seq)
+                return self._reports[seq]
+        found = self.store().report(seq)
+        with self._lock:
+            self._reports[seq] = found
+            while len(self._reports) > 8:
+                self._reports.popitem(last=False)
+        return found
+
+    def seq(self, run: int) -> int:
+        """The seq of run number ``run``, or NotFound."""
+        try:
+            found = self.store().find(str(run))
+        except InputError as error:
+            raise NotFound(error.diagnostics[0].message) from None
+        if found != run:  # find also takes run-id prefixes; a URL names the run by its number only
+            raise NotFound(f"no run {run} in the store")
+        return found
+
+    def verification(self) -> dict:
+        """``{"problems": [...], "bad": {seq: [problem, ...]}}`` from the store's own verify."""
+        with self._lock:
+            self._fresh()
+            if self._verified is not None:
+                return self._verified
+        problems = self.store().verify()
+        bad: dict[int, list[str]] = {}
+        for problem in problems:
+            match = re.match(r"run (\d+)\b", problem)
+            bad.setdefault(int(match.group(1)) if match else 0, []).append(problem)
+        verified = {"problems": problems, "bad": bad}
+        with self._lock:
+            self._verified = verified
+        return verified
+
+    def case(self, seq: int, reference: str) -> dict:
+        try:
+            return self.store().case_result(seq, reference)
+        except InputError as error:
+            raise NotFound(error.diagnostics[0].message) from None
+
+
+def _stat(path: Path):
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+def verify_status(verification: dict, seq: int) -> str:
+    """``verified``, or ``changed`` when the store's verify names this run (or cannot say which)."""
+    if seq in verification["bad"] or 0 in verification["bad"]:
+        return "changed"
+    return "verified"
+
+
+def runs_list(reader: Reader) -> dict:
+    """Every run, newest first, with its verify status."""
+    verification = reader.verification()
+    runs = [{"summary": row, "verify": verify_status(verification, row.seq)}
+            for row in reversed(reader.store().runs())]
+    return {"runs": runs, "problems": verification["problems"]}
+
+
+def groups_of(report: dict) -> list[str]:
+    """The groups every headline figure is given for: all cases, then each provider."""
+    return [ALL] + [f"provider:{p}" for p in report["sample"]["providers"]]
+
+
+def label(group: str) -> str:
+    return "All" if group == ALL else group.split(":", 1)[1]
+
+
+def interval(figures: dict | None) -> tuple | None:
+    """A figure's interval (low, high) where the report gives one, else None."""
+    if not figures:
+        return None
+    found = figures.get("interval") or figures.get("ci")
+    if isinstance(found, dict) and "low" in found and "high" in found:
+        return found["low"], found["high"]
+    if isinstance(found, list | tuple) and len(found) == 2:
+        return tuple(found)
+    return None
+
+
+def run_page(reader: Reader, run: int, page: int) -> dict:
+    """A run: its record, the headline per standard and provider, every criterion per provider
+    with gaps, recommendations, consistency (when the report has it) and one page of its cases."""
+    seq = reader.seq(run)
+    report = reader.report(seq)
+    groups = groups_of(report)
+    ratings = {(r["target"], r["group"]): r["band"] for r in report["sample_judgement"]["ratings"]}
+    targets = report["aggregates"]["targets"]
+
+    def figures(target_id: str) -> list[dict]:
+        target = targets.get(target_id, {"groups": {}})
+        return [{"group": g, "figures": target["groups"].get(g), "interval": interval(target["groups"].get(g)),
+                 "band": ratings.get((target_id, g.split(":", 1)[-1]))} for g in groups]
+
+    standards = []
+    for standard in report["standards"]:
+        entry = {"id": standard["id"], "title": standard["title"], "scope": standard["scope"], "criteria": []}
+        if standard["scope"] == "case":
+            entry["figures"] = figures(f"standard {standard['id']}")
+            for criterion in standard["criteria"]:
+                target = targets.get(criterion["id"], {})
+                gaps = [{"grouping": g, **gap} for g, gap in target.get("gaps", {}).items() if gap.get("flagged")]
+                entry["criteria"].append({"id": criterion["id"], "title": criterion["title"],
+                                          "figures": figures(criterion["id"]), "gaps": gaps})
+        standards.append(entry)
+    organisations = {o["organisation"]: o for o in report.get("organisations", [])}
+    criteria = [c["id"] for s in report["standards"] if s["scope"] == "case" for c in s["criteria"]]
+    return {"seq": seq, "r": report, "groups": groups, "standards": standards, "organisations": organisations,
+            "criteria": criteria, "cases": Page.of(report["cases"], page),
+            "verify": verify_status(reader.verification(), seq)}
+
+
+def evidence_seen(node) -> list[dict]:
+    """The inspector's answers and notes a result's traces rest on, once each, by item."""
+    found: dict[str, dict] = {}
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            for entry in current.get("evidence", []) if isinstance(current.get("evidence"), list) else []:
+                if isinstance(entry, dict) and "item" in entry:
+                    found.setdefault(entry["item"], entry)
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+    return [found[item] for item in sorted(found, key=_item_order)]
+
+
+def _item_order(item: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"[.]", item)]
+
+
+def case_page(reader: Reader, run: int, reference: str) -> dict:
+    """One case of a run: findings per criterion with their traces, enablers and barriers, the
+    inspector's notes, and whatever people recorded on it that the result carries."""
+    seq = reader.seq(run)
+    result = reader.case(seq, reference)
+    report = reader.report(seq)
+    titles = {c["id"]: c["title"] for s in report["standards"] for c in s["criteria"]}
+    return {"seq": seq, "r": report, "case": result, "titles": titles, "notes": evidence_seen(result["findings"]),
+            "verify": verify_status(reader.verification(), seq)}
