@@ -37,7 +37,7 @@ CASE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 environment = render.environment.overlay(loader=jinja2.ChoiceLoader([
     jinja2.PackageLoader("engine.serve", "templates"), render.environment.loader]))
-environment.globals = {**render.environment.globals, "label": pages.label}
+environment.globals = {**render.environment.globals, "label": pages.plain}
 
 
 @dataclasses.dataclass

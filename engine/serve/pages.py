@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 from engine.base.diagnostics import InputError
+from engine.report import draft
 from engine.store import store as audit
 
 #: Cases per page on a run page: a 10,000-case run stays as quick to open as a small one.
@@ -138,25 +139,14 @@ def runs_list(reader: Reader) -> dict:
     return {"runs": runs, "problems": verification["problems"]}
 
 
+def plain(key: str) -> str:
+    """A group key as a heading where the report gives no label (``provider:NPS`` → ``NPS``)."""
+    return "all cases" if key == ALL else key.split(":", 1)[-1]
+
+
 def groups_of(report: dict) -> list[str]:
     """The groups every headline figure is given for: all cases, then each provider."""
     return [ALL] + [f"provider:{p}" for p in report["sample"]["providers"]]
-
-
-def label(group: str) -> str:
-    return "All" if group == ALL else group.split(":", 1)[1]
-
-
-def interval(figures: dict | None) -> tuple | None:
-    """A figure's interval (low, high) where the report gives one, else None."""
-    if not figures:
-        return None
-    found = figures.get("interval") or figures.get("ci")
-    if isinstance(found, dict) and "low" in found and "high" in found:
-        return found["low"], found["high"]
-    if isinstance(found, list | tuple) and len(found) == 2:
-        return tuple(found)
-    return None
 
 
 def run_page(reader: Reader, run: int, page: int) -> dict:
@@ -165,12 +155,15 @@ def run_page(reader: Reader, run: int, page: int) -> dict:
     seq = reader.seq(run)
     report = reader.report(seq)
     groups = groups_of(report)
+    labels = report.get("labels", {})
+    label = lambda key: labels.get(key) or plain(key)  # noqa: E731
     ratings = {(r["target"], r["group"]): r["band"] for r in report["sample_judgement"]["ratings"]}
     targets = report["aggregates"]["targets"]
 
     def figures(target_id: str) -> list[dict]:
         target = targets.get(target_id, {"groups": {}})
-        return [{"group": g, "figures": target["groups"].get(g), "interval": interval(target["groups"].get(g)),
+        return [{"group": g, "text": draft.figure(target["groups"].get(g)),
+                 "small": (target["groups"].get(g) or {}).get("small", False),
                  "band": ratings.get((target_id, g.split(":", 1)[-1]))} for g in groups]
 
     standards = []
@@ -180,13 +173,14 @@ def run_page(reader: Reader, run: int, page: int) -> dict:
             entry["figures"] = figures(f"standard {standard['id']}")
             for criterion in standard["criteria"]:
                 target = targets.get(criterion["id"], {})
-                gaps = [{"grouping": g, **gap} for g, gap in target.get("gaps", {}).items() if gap.get("flagged")]
+                gaps = draft._gap_lines(target, label) if target else []  # the report's own wording
                 entry["criteria"].append({"id": criterion["id"], "title": criterion["title"],
                                           "figures": figures(criterion["id"]), "gaps": gaps})
         standards.append(entry)
     organisations = {o["organisation"]: o for o in report.get("organisations", [])}
     criteria = [c["id"] for s in report["standards"] if s["scope"] == "case" for c in s["criteria"]]
-    return {"seq": seq, "r": report, "groups": groups, "standards": standards, "organisations": organisations,
+    return {"seq": seq, "r": report, "groups": groups, "label": label, "standards": standards,
+            "gaps_flagged": any(c["gaps"] for s in standards for c in s["criteria"]), "organisations": organisations,
             "criteria": criteria, "cases": Page.of(report["cases"], page),
             "verify": verify_status(reader.verification(), seq)}
 
