@@ -222,8 +222,9 @@ def test_post_without_a_valid_token_is_refused_on_every_form_route(web):
 
 def test_a_post_from_another_site_is_refused(web):
     good = token(web)
-    refused = web.post(TRY, data={"text": "x", "csrf": good}, headers={"origin": "http://evil.example"})
-    assert refused.status_code == 403
+    for origin in ("http://evil.example", "null", "http://127.0.0.1.evil.example"):
+        refused = web.post(TRY, data={"text": "x", "csrf": good}, headers={"origin": origin})
+        assert refused.status_code == 403 and "another site" in refused.text
 
 
 def test_requests_for_another_host_name_are_refused(web):
