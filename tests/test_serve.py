@@ -117,10 +117,19 @@ def test_a_changed_run_shows_as_changed(tmp_path, store):
     with sqlite3.connect(copy) as db:
         db.execute("UPDATE case_results SET result = replace(result, 'insufficient', 'sufficient') "
                    "WHERE seq = 1 AND case_ref = 'NW-014'")
-    page = client(copy).get("/")
+    web = client(copy)
+    page = web.get("/")
     assert '<td class="changed">changed</td>' in page.text and page.text.count("verified</td>") == 1
     assert "run 1 (" in page.text  # the store's own verify message is shown
-    assert 'id="verify">changed' in client(copy).get("/runs/1").text
+    assert 'id="verify">changed<' in web.get("/runs/1").text
+
+
+def test_a_run_page_never_waits_for_verify_and_shows_its_result_once_known(store):
+    web = client(store)
+    first = web.get("/runs/1")
+    assert re.search(r'id="verify">(checking \(the store is being verified: reload to see\)|verified)<', first.text)
+    web.app.state.workspace.reader._verifying.join(timeout=60)
+    assert 'id="verify">verified<' in web.get("/runs/1").text
 
 
 def test_run_page_has_headline_criteria_per_provider_gaps_and_recommendations(web):

@@ -40,6 +40,9 @@ environment = render.environment.overlay(loader=jinja2.ChoiceLoader([
 environment.globals = {**render.environment.globals, "label": pages.plain}
 
 
+TEMPLATES = ("layout.html.j2", "_trace.html.j2", "runs.html.j2", "run.html.j2", "case.html.j2", "rules.html.j2", "try.html.j2", "error.html.j2")
+
+
 @dataclasses.dataclass
 class Workspace:
     """What every request needs: the store, the mode, the samples a change can be tried on."""
@@ -162,6 +165,8 @@ def create(db_path: str | Path, read_only: bool = False, samples: list[Path] = (
                                 Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))],
                     exception_handlers={pages.NotFound: not_found, HTTPException: http_error})
     app.state.workspace = Workspace(pages.Reader(db_path), read_only, list(samples))
+    for template in TEMPLATES:  # compiled now, not on someone's first page
+        environment.get_template(template)
     return app
 
 

@@ -56,6 +56,7 @@ class Reader:
         self._signature: tuple | None = None
         self._reports: collections.OrderedDict[int, dict] = collections.OrderedDict()
         self._verified: dict | None = None
+        self._verifying: threading.Thread | None = None
 
     def store(self) -> audit.Store:
         opened = getattr(self._local, "store", None)
@@ -94,12 +95,26 @@ class Reader:
             raise NotFound(f"no run {run} in the store")
         return found
 
-    def verification(self) -> dict:
-        """``{"problems": [...], "bad": {seq: [problem, ...]}}`` from the store's own verify."""
+    def verification(self, wait: bool = True) -> dict | None:
+        """``{"problems": [...], "bad": {seq: [problem, ...]}}`` from the store's own verify.
+
+        Verify reads every stored byte (about a second for a 1,000-case run), so a page that
+        only shows a run's status asks without waiting: it gets None while a verify runs in the
+        background, and the result once it is known."""
         with self._lock:
             self._fresh()
             if self._verified is not None:
                 return self._verified
+            if not wait:
+                if self._verifying is None or not self._verifying.is_alive():
+                    self._verifying = threading.Thread(target=self._verify, name="qi-verify", daemon=True)
+                    self._verifying.start()
+                return None
+        return self._verify()
+
+    def _verify(self) -> dict:
+        with self._lock:
+            signature = self._signature
         problems = self.store().verify()
         bad: dict[int, list[str]] = {}
         for problem in problems:
@@ -107,7 +122,8 @@ class Reader:
             bad.setdefault(int(match.group(1)) if match else 0, []).append(problem)
         verified = {"problems": problems, "bad": bad}
         with self._lock:
-            self._verified = verified
+            if self._signature == signature:  # the store did not change while it was read
+                self._verified = verified
         return verified
 
     def case(self, seq: int, reference: str) -> dict:
@@ -124,8 +140,11 @@ def _stat(path: Path):
         return None
 
 
-def verify_status(verification: dict, seq: int) -> str:
-    """``verified``, or ``changed`` when the store's verify names this run (or cannot say which)."""
+def verify_status(verification: dict | None, seq: int) -> str:
+    """``verified``, or ``changed`` when the store's verify names this run (or cannot say which),
+    or ``checking`` while the verify is still running."""
+    if verification is None:
+        return "checking"
     if seq in verification["bad"] or 0 in verification["bad"]:
         return "changed"
     return "verified"
@@ -182,7 +201,7 @@ def run_page(reader: Reader, run: int, page: int) -> dict:
     return {"seq": seq, "r": report, "groups": groups, "label": label, "standards": standards,
             "gaps_flagged": any(c["gaps"] for s in standards for c in s["criteria"]), "organisations": organisations,
             "criteria": criteria, "cases": Page.of(report["cases"], page),
-            "verify": verify_status(reader.verification(), seq)}
+            "verify": verify_status(reader.verification(wait=False), seq)}
 
 
 def evidence_seen(node) -> list[dict]:
@@ -213,4 +232,4 @@ def case_page(reader: Reader, run: int, reference: str) -> dict:
     report = reader.report(seq)
     titles = {c["id"]: c["title"] for s in report["standards"] for c in s["criteria"]}
     return {"seq": seq, "r": report, "case": result, "titles": titles, "notes": evidence_seen(result["findings"]),
-            "verify": verify_status(reader.verification(), seq)}
+            "verify": verify_status(reader.verification(wait=False), seq)}
