@@ -40,7 +40,8 @@ environment = render.environment.overlay(loader=jinja2.ChoiceLoader([
 environment.globals = {**render.environment.globals, "label": pages.plain}
 
 
-TEMPLATES = ("layout.html.j2", "_trace.html.j2", "runs.html.j2", "run.html.j2", "case.html.j2", "rules.html.j2", "try.html.j2", "error.html.j2")
+TEMPLATES = ("layout.html.j2", "_trace.html.j2", "runs.html.j2", "run.html.j2", "case.html.j2", "rules.html.j2",
+             "try.html.j2", "error.html.j2")
 
 
 @dataclasses.dataclass
