@@ -37,7 +37,8 @@ def main() -> None:
         root = Path(scratch)
         runner = CliRunner()
         runner.invoke(cli.cli, ["sample", "generate", "--cases", str(count), "--seed", "1", "--out", str(root / "s")])
-        result = runner.invoke(cli.cli, ["run", str(root / "s"), "--out", str(root / "out"), "--db", str(root / "qi.db")])
+        result = runner.invoke(cli.cli, ["run", str(root / "s"), "--out", str(root / "out"),
+                                         "--db", str(root / "qi.db")])
         assert result.exit_code == 0, result.output
         new = lambda: TestClient(app.create(root / "qi.db"), base_url="http://127.0.0.1")  # noqa: E731
         last = (count + 49) // 50

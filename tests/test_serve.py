@@ -211,7 +211,8 @@ def test_a_hostile_note_is_shown_as_escaped_text_on_every_page(web):
         text = web.get(url).text
         assert HOSTILE not in text and "<img" not in text and "<script" not in text
     case = web.get("/runs/1/cases/NW-006").text
-    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;&lt;img src=x onerror=&#34;window.__pwned = 2&#34;&gt;" in case
+    assert ("&lt;script&gt;window.__pwned = 1&lt;/script&gt;&lt;img src=x onerror=&#34;window.__pwned = 2&#34;&gt;"
+            in case)
 
 
 def test_post_without_a_valid_token_is_refused_on_every_form_route(web):

@@ -81,7 +81,8 @@ class Tokens:
 
 async def checked_form(request: Request, tokens: Tokens, read_only: bool) -> FormData:
     """The posted form, after every check a POST must pass: not read-only (403), same origin (403),
-    of a stated size that is not too large (411, 413), a valid CSRF token (403). Every POST view reads its form through this."""
+    of a stated size that is not too large (411, 413), a valid CSRF token (403). Every POST view
+    reads its form through this."""
     if read_only:
         raise HTTPException(403, "this workspace is read-only: nothing can be recorded or tried here")
     origin = request.headers.get("origin")
