@@ -21,13 +21,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from engine.base import render
 from engine.base.diagnostics import InputError
 from engine.serve import pages, security, workbench
+from engine.store import review
 from engine.tools import handbook
 
 HERE = Path(__file__).resolve().parent
@@ -40,8 +41,11 @@ environment = render.environment.overlay(loader=jinja2.ChoiceLoader([
 environment.globals = {**render.environment.globals, "label": pages.plain}
 
 
-TEMPLATES = ("layout.html.j2", "_trace.html.j2", "runs.html.j2", "run.html.j2", "case.html.j2", "rules.html.j2",
-             "try.html.j2", "error.html.j2")
+TEMPLATES = ("layout.html.j2", "_trace.html.j2", "_review.html.j2", "runs.html.j2", "run.html.j2", "case.html.j2",
+             "review.html.j2", "queue.html.j2", "rules.html.j2", "try.html.j2", "error.html.j2")
+#: Remembers who is reviewing in this browser, to fill in the next form (never trusted: it is a default).
+REVIEWER_COOKIE = "qi_reviewer"
+LIMITS = {"reason": 4000, "reviewer": 200, "case": 80, "criterion": 20, "decision": 20, "finding": 20}
 
 
 @dataclasses.dataclass
@@ -63,9 +67,10 @@ def page(request: Request, template: str, status: int = 200, **context) -> HTMLR
     token is bound to if the browser has none yet)."""
     workspace = _workspace(request)
     cookie, new = workspace.tokens.cookie_for(request)
+    context.setdefault("errors", [])
     html = environment.get_template(template).render(
         read_only=workspace.read_only, csrf=workspace.tokens.token(cookie), csrf_field=security.FIELD,
-        path=request.url.path, **context)
+        path=request.url.path, reviewer=request.cookies.get(REVIEWER_COOKIE, "")[:LIMITS["reviewer"]], **context)
     response = HTMLResponse(html, status)
     if new:
         response.set_cookie(security.COOKIE, cookie, httponly=True, samesite="strict", path="/")
@@ -94,6 +99,73 @@ async def case(request: Request) -> Response:
         raise HTTPException(404, "not a case reference")
     view = pages.case_page(_workspace(request).reader, request.path_params["run"], reference)
     return page(request, "case.html.j2", **view)
+
+
+async def review_index(request: Request) -> Response:
+    return page(request, "review.html.j2", queues=pages.queues(_workspace(request).reader))
+
+
+async def queue(request: Request) -> Response:
+    return page(request, "queue.html.j2", **pages.review_queue(_workspace(request).reader, request.path_params["run"]))
+
+
+def _fields(form, *names: str) -> dict[str, str]:
+    """Text fields of a posted form (absent ones empty), refusing any longer than its limit."""
+    found = {}
+    for name in names:
+        value = form.get(name, "")
+        if not isinstance(value, str) or len(value) > LIMITS[name]:
+            raise HTTPException(400, f"{name} must be text of at most {LIMITS[name]} characters")
+        found[name] = value.replace("\r\n", "\n")
+    return found
+
+
+def _refused(request: Request, run: int, error: InputError, case_ref: str | None) -> Response:
+    """The page the form was on, again, saying why nothing was recorded (400)."""
+    errors = [f"{d.message} ({d.hint})" if d.hint else d.message for d in error.diagnostics]
+    reader = _workspace(request).reader
+    if case_ref is not None:
+        return page(request, "case.html.j2", status=400, errors=errors, **pages.case_page(reader, run, case_ref))
+    return page(request, "queue.html.j2", status=400, errors=errors, **pages.review_queue(reader, run))
+
+
+def _remember(response: Response, reviewer: str) -> Response:
+    response.set_cookie(REVIEWER_COOKIE, reviewer.strip(), httponly=True, samesite="strict", path="/")
+    return response
+
+
+async def decide(request: Request) -> Response:
+    """Record a reviewer's decision through engine.store.review (as ``qi review`` does), then go
+    back to the case or the queue the form was on."""
+    workspace = _workspace(request)
+    form = await security.checked_form(request, workspace.tokens, workspace.read_only)
+    run = request.path_params["run"]
+    seq = workspace.reader.seq(run)
+    given = _fields(form, "case", "criterion", "decision", "finding", "reason", "reviewer")
+    back_to_case = form.get("back") == "case" and CASE_REF.fullmatch(given["case"]) is not None
+    try:
+        review.record_decision(workspace.reader.store(), seq, given["case"], given["criterion"], given["decision"],
+                               given["reviewer"], given["reason"] or None,
+                               (given["finding"] or None) if given["decision"] == "override" else None)
+    except InputError as error:
+        return _refused(request, run, error, given["case"] if back_to_case else None)
+    target = (f"/runs/{run}/cases/{given['case']}#finding-{given['criterion']}" if back_to_case
+              else f"/runs/{run}/review")
+    return _remember(RedirectResponse(target, status_code=303), given["reviewer"])
+
+
+async def sign_off(request: Request) -> Response:
+    """Sign the run off through engine.store.review (refused, with what is open, while anything is)."""
+    workspace = _workspace(request)
+    form = await security.checked_form(request, workspace.tokens, workspace.read_only)
+    run = request.path_params["run"]
+    seq = workspace.reader.seq(run)
+    given = _fields(form, "reviewer")
+    try:
+        review.signoff(workspace.reader.store(), seq, given["reviewer"])
+    except InputError as error:
+        return _refused(request, run, error, None)
+    return _remember(RedirectResponse(f"/runs/{run}/review", status_code=303), given["reviewer"])
 
 
 def _rule_set(request: Request) -> str:
@@ -156,6 +228,10 @@ def create(db_path: str | Path, read_only: bool = False, samples: list[Path] = (
         Route("/", runs),
         Route("/runs/{run:int}", run),
         Route("/runs/{run:int}/cases/{case}", case),
+        Route("/review", review_index),
+        Route("/runs/{run:int}/review", queue),
+        Route("/runs/{run:int}/decisions", decide, methods=["POST"]),
+        Route("/runs/{run:int}/signoff", sign_off, methods=["POST"]),
         Route("/rules", rules_index),
         Route("/rules/{name}/handbook", handbook_page),
         Route("/rules/{name}/try", try_change, methods=["GET", "POST"]),

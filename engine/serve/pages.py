@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine.base.diagnostics import InputError
 from engine.report import draft
+from engine.store import review
 from engine.store import store as audit
 
 #: Cases per page on a run page: a 10,000-case run stays as quick to open as a small one.
@@ -115,7 +116,8 @@ class Reader:
     def _verify(self) -> dict:
         with self._lock:
             signature = self._signature
-        problems = self.store().verify()
+        store = self.store()
+        problems = store.verify() + review.verify(store)  # as qi runs verify: runs, decisions, sign-offs
         bad: dict[int, list[str]] = {}
         for problem in problems:
             match = re.match(r"run (\d+)\b", problem)
@@ -151,10 +153,12 @@ def verify_status(verification: dict | None, seq: int) -> str:
 
 
 def runs_list(reader: Reader) -> dict:
-    """Every run, newest first, with its verify status."""
+    """Every run, newest first, with its verify status and review state (sign-offs, decisions)."""
     verification = reader.verification()
-    runs = [{"summary": row, "verify": verify_status(verification, row.seq)}
-            for row in reversed(reader.store().runs())]
+    store = reader.store()
+    runs = [{"summary": row, "verify": verify_status(verification, row.seq),
+             "signoffs": review.signoffs(store, row.seq), "decisions": len(review.decisions_for_run(store, row.seq))}
+            for row in reversed(store.runs())]
     return {"runs": runs, "problems": verification["problems"]}
 
 
@@ -231,5 +235,28 @@ def case_page(reader: Reader, run: int, reference: str) -> dict:
     result = reader.case(seq, reference)
     report = reader.report(seq)
     titles = {c["id"]: c["title"] for s in report["standards"] for c in s["criteria"]}
+    history = [d for d in review.decisions_for_run(reader.store(), seq, history=True) if d.case == reference]
+    latest = {d.criterion: d for d in history}
     return {"seq": seq, "r": report, "case": result, "titles": titles, "notes": evidence_seen(result["findings"]),
+            "judgements": {row["criterion"]: row for row in result.get("judgements", [])},
+            "history": history, "latest": latest, "decisions": review.DECISIONS, "findings": review.FINDINGS[:3],
             "verify": verify_status(reader.verification(wait=False), seq)}
+
+
+def review_queue(reader: Reader, run: int) -> dict:
+    """A run's review queue: what is open (engine–inspector disagreements without a decision, and
+    challenges), every decision with its history, and the sign-offs."""
+    seq = reader.seq(run)
+    store = reader.store()
+    report = reader.report(seq)
+    return {"seq": seq, "r": report, "open": review.open_items(store, seq),
+            "moderation": report.get("consistency", {}).get("moderation", []),
+            "decisions": review.decisions_for_run(store, seq), "history": review.decisions_for_run(store, seq, True),
+            "signoffs": review.signoffs(store, seq), "verify": verify_status(reader.verification(wait=False), seq)}
+
+
+def queues(reader: Reader) -> list[dict]:
+    """Every run's open items and sign-offs, newest run first: where reviewers have work."""
+    store = reader.store()
+    return [{"summary": row, "open": review.open_items(store, row.seq), "signoffs": review.signoffs(store, row.seq)}
+            for row in reversed(store.runs())]
