@@ -243,7 +243,7 @@ def test_requests_for_another_host_name_are_refused(web):
 
 def test_read_only_serves_no_form_and_refuses_every_post(store):
     web = client(store, read_only=True)
-    for url in ("/", "/runs/1", "/runs/1/cases/NW-014", "/rules", TRY):
+    for url in ("/", "/runs/1", "/runs/1/cases/NW-014", "/rules", TRY, "/review", "/runs/1/review"):
         page = web.get(url)
         assert page.status_code == 200 and "<form" not in page.text and "<textarea" not in page.text
     assert "read-only" in web.get(TRY).text
@@ -367,3 +367,103 @@ def test_qi_serve_serves_the_store_on_loopback(store):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# --- review: decisions and sign-off, through engine.store.review ---------------------------------
+
+@pytest.fixture
+def reviewed(store, tmp_path) -> Path:
+    """A copy of the store to record decisions in."""
+    copy = tmp_path / "qi.db"
+    shutil.copyfile(store, copy)
+    return copy
+
+
+def moderation(db: Path) -> list[tuple[str, str]]:
+    from engine.store.store import Store
+
+    with Store(db) as opened:
+        return [(row["case"], row["criterion"]) for row in opened.report(1)["consistency"]["moderation"]]
+
+
+def decide(web: TestClient, **fields) -> object:
+    form = {"csrf": token(web, "/runs/1/review"), "back": "queue", "reason": "", "finding": "", **fields}
+    return web.post("/runs/1/decisions", data=form, follow_redirects=False)
+
+
+def test_the_queue_lists_every_disagreement_with_a_form_to_decide(reviewed):
+    web = client(reviewed)
+    disagreements = moderation(reviewed)
+    assert disagreements  # the example sample has inspector judgements the engine does not share
+    page = web.get("/runs/1/review")
+    listed = re.findall(r'<tr><td><a href="/runs/1/cases/([^"#]+)#finding-([^"]+)">', page.text.split('id="open"')[1]
+                        .split("</table>")[0])
+    assert sorted(listed) == sorted(disagreements)
+    assert page.text.count('<form method="post" action="/runs/1/decisions"') == len(disagreements)
+    assert '<form method="post" action="/runs/1/signoff"' in page.text
+
+
+def test_a_decision_is_recorded_through_the_store_and_shown_everywhere(reviewed, qi):
+    from engine.store import review
+    from engine.store.store import Store
+
+    web = client(reviewed)
+    case, criterion = moderation(reviewed)[0]
+    done = decide(web, case=case, criterion=criterion, decision="override", finding="insufficient",
+                  reason=f"Reviewed: {HOSTILE}", reviewer="Ann Reviewer", back="case")
+    assert done.status_code == 303 and done.headers["location"] == f"/runs/1/cases/{case}#finding-{criterion}"
+    with Store(reviewed) as opened:
+        [made] = review.decisions_for_run(opened, 1)
+    assert (made.case, made.criterion, made.decision, made.finding, made.reviewer) == (
+        case, criterion, "override", "insufficient", "Ann Reviewer")
+    page = web.get(f"/runs/1/cases/{case}")
+    history = re.search(r'<table id="review-history">(.*?)</table>', page.text, flags=re.S).group(1)
+    assert "override" in history and "Ann Reviewer" in history and HOSTILE not in page.text
+    assert "Reviewed: &lt;script&gt;" in history
+    assert 'value="Ann Reviewer"' in page.text  # the next form remembers who is reviewing
+    queue = web.get("/runs/1/review").text
+    assert f'href="/runs/1/cases/{case}#finding-{criterion}">{case}</a></td><td>{criterion}</td><td>engine' not in queue
+    assert "Ann Reviewer" in queue.split('id="decisions"')[1]
+    shown = qi("runs", "show", "1", "--db", reviewed)
+    assert shown.exit_code == 0 and "Ann Reviewer" in shown.stdout and "override" in shown.stdout
+    assert qi("runs", "verify", "--db", reviewed).exit_code == 0
+
+
+def test_a_decision_without_reviewer_or_reason_records_nothing(reviewed):
+    from engine.store import review
+    from engine.store.store import Store
+
+    web = client(reviewed)
+    case, criterion = moderation(reviewed)[0]
+    refused = decide(web, case=case, criterion=criterion, decision="challenge", reviewer="  ")
+    assert refused.status_code == 400
+    errors = re.search(r'<div class="error" id="errors">(.*?)</div>', refused.text, flags=re.S).group(1)
+    assert "needs a reason" in errors and "reviewer is not named" in errors
+    unknown = decide(web, case="NW-999", criterion=criterion, decision="agree", reviewer="Ann")
+    assert unknown.status_code == 400 and "has no case" in unknown.text
+    with Store(reviewed) as opened:
+        assert review.decisions_for_run(opened, 1, history=True) == []
+
+
+def test_sign_off_is_refused_while_anything_is_open_and_recorded_after(reviewed, qi):
+    web = client(reviewed)
+    refused = web.post("/runs/1/signoff", data={"csrf": token(web, "/runs/1/review"), "reviewer": "Ann"},
+                       follow_redirects=False)
+    assert refused.status_code == 400 and "is open" in refused.text
+    for case, criterion in moderation(reviewed):
+        assert decide(web, case=case, criterion=criterion, decision="agree", reviewer="Ann").status_code == 303
+    queue = web.get("/runs/1/review").text
+    assert "Nothing is open." in queue and "disabled" not in queue.split('id="signoff"')[1]
+    done = web.post("/runs/1/signoff", data={"csrf": token(web, "/runs/1/review"), "reviewer": "Ann"},
+                    follow_redirects=False)
+    assert done.status_code == 303
+    assert "Signed off by Ann" in web.get("/runs/1/review").text
+    assert "signed off by Ann" in web.get("/").text
+    assert qi("runs", "verify", "--db", reviewed).exit_code == 0
+
+
+def test_read_only_shows_the_review_without_forms(reviewed):
+    web = client(reviewed, read_only=True)
+    for url in ("/review", "/runs/1/review", f"/runs/1/cases/{moderation(reviewed)[0][0]}"):
+        page = web.get(url)
+        assert page.status_code == 200 and "<form" not in page.text

@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from engine.base import render
 from engine.base.diagnostics import InputError
+from engine.report import draft
 from engine.serve import pages, security, workbench
 from engine.store import review
 from engine.tools import handbook
@@ -38,7 +39,8 @@ CASE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 environment = render.environment.overlay(loader=jinja2.ChoiceLoader([
     jinja2.PackageLoader("engine.serve", "templates"), render.environment.loader]))
-environment.globals = {**render.environment.globals, "label": pages.plain}
+environment.globals = {**render.environment.globals, "label": pages.plain,
+                       "count_only_below": draft.COUNT_ONLY_BELOW, "decision_kinds": review.DECISIONS, "finding_values": review.FINDINGS[:3]}
 
 
 TEMPLATES = ("layout.html.j2", "_trace.html.j2", "_review.html.j2", "runs.html.j2", "run.html.j2", "case.html.j2",
@@ -122,7 +124,7 @@ def _fields(form, *names: str) -> dict[str, str]:
 
 def _refused(request: Request, run: int, error: InputError, case_ref: str | None) -> Response:
     """The page the form was on, again, saying why nothing was recorded (400)."""
-    errors = [f"{d.message} ({d.hint})" if d.hint else d.message for d in error.diagnostics]
+    errors = [d.message for d in error.diagnostics]  # the hints name command-line options
     reader = _workspace(request).reader
     if case_ref is not None:
         return page(request, "case.html.j2", status=400, errors=errors, **pages.case_page(reader, run, case_ref))

@@ -239,7 +239,7 @@ def case_page(reader: Reader, run: int, reference: str) -> dict:
     latest = {d.criterion: d for d in history}
     return {"seq": seq, "r": report, "case": result, "titles": titles, "notes": evidence_seen(result["findings"]),
             "judgements": {row["criterion"]: row for row in result.get("judgements", [])},
-            "history": history, "latest": latest, "decisions": review.DECISIONS, "findings": review.FINDINGS[:3],
+            "history": history, "latest": latest,
             "verify": verify_status(reader.verification(wait=False), seq)}
 
 
