@@ -1,5 +1,6 @@
 """qi serve in a real headless Chromium, as a reviewer and a methodology user use it: open a run,
-open a case and its reasoning, try a rule change and see what it does to the sample.
+open a case and its reasoning, record a decision and find it in the queue and in ``qi runs show``,
+try a rule change and see what it does to the sample.
 
 The workspace's pages carry no script and their Content-Security-Policy allows none, so what
 works here works without JavaScript (the test itself scripts the browser only to fill the text
@@ -24,7 +25,7 @@ def workspace(tmp_path_factory):
     db = root / "qi.db"
     run_into(db, hostile_sample(root), root / "out")
     process, address = start_server(db)
-    yield address
+    yield address, db
     process.terminate()
     process.wait(timeout=10)
 
@@ -32,7 +33,7 @@ def workspace(tmp_path_factory):
 def test_open_a_run_then_a_case_and_its_reasoning(browser, workspace):  # noqa: F811
     from selenium.webdriver.common.by import By
 
-    browser.get(workspace + "/")
+    browser.get(workspace[0] + "/")
     runs = browser.find_element(By.ID, "runs")
     assert "north-west-2016" in runs.text and "verified" in runs.text
     runs.find_element(By.LINK_TEXT, "north-west-2016").click()
@@ -51,10 +52,39 @@ def test_open_a_run_then_a_case_and_its_reasoning(browser, workspace):  # noqa: 
     assert note in browser.find_element(By.ID, "notes").text
 
 
+def test_record_a_decision_and_see_it_in_the_queue_and_in_qi_runs_show(browser, workspace, qi):  # noqa: F811
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from tests.test_serve import moderation
+
+    case, criterion = moderation(workspace[1])[0]
+    browser.get(workspace[0] + "/review")
+    browser.find_element(By.ID, "queues").find_element(By.LINK_TEXT, "1").click()
+    open_items = browser.find_element(By.ID, "open")
+    assert f"{case} {criterion}" in open_items.text
+    open_items.find_element(By.LINK_TEXT, case).click()
+    row = browser.find_element(By.ID, f"finding-{criterion}")
+    row.find_element(By.CSS_SELECTOR, "details.decide > summary").click()
+    Select(row.find_element(By.NAME, "decision")).select_by_visible_text("challenge")
+    row.find_element(By.NAME, "reason").send_keys("The inspector's note and the evidence disagree: <b>ask</b>.")
+    row.find_element(By.NAME, "reviewer").send_keys("Ann Reviewer")
+    row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    history = browser.find_element(By.ID, "review-history")
+    assert "challenge" in history.text and "Ann Reviewer" in history.text and "<b>ask</b>" in history.text
+    assert browser.find_element(By.ID, f"finding-{criterion}").find_element(By.NAME, "reviewer").get_property(
+        "value") == "Ann Reviewer"
+    browser.find_element(By.LINK_TEXT, "The run's review queue").click()
+    assert "challenged by Ann Reviewer" in browser.find_element(By.ID, "open").text
+    assert "Ann Reviewer" in browser.find_element(By.ID, "decisions").text
+    shown = qi("runs", "show", "1", "--db", workspace[1])
+    assert shown.exit_code == 0 and "challenge" in shown.stdout and "Ann Reviewer" in shown.stdout
+
+
 def test_a_script_in_a_note_is_text_and_never_runs(browser, workspace):  # noqa: F811
     from selenium.webdriver.common.by import By
 
-    browser.get(workspace + "/runs/1/cases/NW-006")
+    browser.get(workspace[0] + "/runs/1/cases/NW-006")
     assert HOSTILE in browser.find_element(By.ID, "notes").text
     assert browser.find_elements(By.CSS_SELECTOR, "main script, main img") == []
     assert browser.execute_script("return window.__pwned === undefined")
@@ -64,7 +94,7 @@ def test_try_a_rule_change_and_see_the_diff(browser, workspace):  # noqa: F811
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    browser.get(workspace + "/")
+    browser.get(workspace[0] + "/")
     browser.find_element(By.LINK_TEXT, "Rules").click()
     browser.find_element(By.LINK_TEXT, "try a change").click()
     box = browser.find_element(By.ID, "text")
