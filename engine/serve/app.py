@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from engine.base import render
 from engine.base.diagnostics import InputError
-from engine.report import draft
+from engine.report import views
 from engine.serve import pages, security, workbench
 from engine.store import review
 from engine.tools import handbook
@@ -39,8 +39,9 @@ CASE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 environment = render.environment.overlay(loader=jinja2.ChoiceLoader([
     jinja2.PackageLoader("engine.serve", "templates"), render.environment.loader]))
-environment.globals = {**render.environment.globals, "label": pages.plain, "count_only_below": draft.COUNT_ONLY_BELOW,
-                       "decision_kinds": review.DECISIONS, "finding_values": review.FINDINGS[:3]}
+environment.globals = {**render.environment.globals, "label": pages.plain,
+                       "decision_kinds": review.DECISIONS, "finding_values": review.FINDINGS[:3],
+                       "agreement_words": views.agreement_words, "what_if_summary": views.what_if_summary}
 
 TEMPLATES = ("layout.html.j2", "_trace.html.j2", "_review.html.j2", "runs.html.j2", "run.html.j2", "case.html.j2",
              "review.html.j2", "queue.html.j2", "rules.html.j2", "try.html.j2", "error.html.j2")
