@@ -621,6 +621,31 @@ def rules_doc(file: Path | None, output_format: str) -> None:
     click.echo(handbook.as_html(loaded) if output_format == "html" else handbook.as_markdown(loaded), nl=False)
 
 
+@cli.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but this machine's loopback is warned about.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port to listen on.")
+@click.option("--read-only", is_flag=True, help="Serve pages only: no forms, every POST refused.")
+@click.option("--sample", "sample_dirs", multiple=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="A sample to try rule changes on, besides the bundled examples (repeatable).")
+def serve(db_path: Path | None, host: str, port: int, read_only: bool, sample_dirs: tuple[Path, ...]) -> None:
+    """The web workspace on the audit store: runs, cases and their reasoning, the handbook, and
+    "try a change" for rule sets. Open the address it prints in a browser; Ctrl-C stops it."""
+    from engine.serve import app as web
+
+    path = db_path or store.default_path()
+    _open_store(path).close()  # a store that cannot be opened is reported now, not on the first page
+    for folder in sample_dirs:
+        if not (folder / "sample.yaml").is_file():
+            raise click.BadParameter(f"{folder} has no sample.yaml", param_hint="--sample")
+    if not web.is_loopback(host):
+        click.echo(web.warn(host), err=True)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"qi workspace on http://{shown}:{port}/ — store {path}{' (read-only)' * read_only}; Ctrl-C stops it")
+    web.serve(path, host, port, read_only, list(sample_dirs))
+
+
 @cli.group("sample")
 def sample_group() -> None:
     """Work with samples: generate realistic synthetic ones."""

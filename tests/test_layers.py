@@ -1,7 +1,7 @@
 """The layout is the pipeline: a stage may import only the stages before it (or itself).
 
 engine/base → load → check → compile → evaluate → judge → aggregate → report → store → run →
-tools. An import against that order is an architecture defect, reported with file and line.
+tools → serve. An import against that order is an architecture defect, reported with file and line.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ENGINE = Path(__file__).resolve().parent.parent / "engine"
-ORDER = ["base", "load", "check", "compile", "evaluate", "judge", "aggregate", "report", "store", "run", "tools"]
+ORDER = ["base", "load", "check", "compile", "evaluate", "judge", "aggregate", "report", "store", "run", "tools", "serve"]
 
 
 def _imports(path: Path):

@@ -1,0 +1,262 @@
+"""Pages: what the runs list, a run page and a case page show, read from the audit store.
+
+Every page is a view of what the store holds (the stored report and each case's result); nothing
+is recomputed except ``verify``. Parsed reports and verify results are kept only until the
+database file changes, so a page never shows a run as verified after its bytes were edited.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import os
+import re
+import threading
+from pathlib import Path
+
+from engine.base.diagnostics import InputError
+from engine.report import draft
+from engine.store import review
+from engine.store import store as audit
+
+#: Cases per page on a run page: a 10,000-case run stays as quick to open as a small one.
+PAGE_SIZE = 50
+ALL = "all"
+
+
+class NotFound(Exception):
+    """A run, case or page the store does not hold (the view answers 404 with this message)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """One page of a long list: its entries, its number and how many pages there are."""
+
+    entries: list
+    number: int
+    count: int
+    total: int
+
+    @classmethod
+    def of(cls, entries: list, number: int, size: int = PAGE_SIZE) -> Page:
+        count = max(1, math.ceil(len(entries) / size))
+        if not 1 <= number <= count:
+            raise NotFound(f"there is no page {number} (pages 1 to {count})")
+        return cls(entries[(number - 1) * size:number * size], number, count, len(entries))
+
+
+class Reader:
+    """The audit store as the pages read it: one open store per thread (SQLite connections stay
+    in their thread), and caches that last until the database file changes."""
+
+    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+        self.path = Path(db_path)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._signature: tuple | None = None
+        self._reports: collections.OrderedDict[int, dict] = collections.OrderedDict()
+        self._verified: dict | None = None
+        self._verifying: threading.Thread | None = None
+
+    def store(self) -> audit.Store:
+        opened = getattr(self._local, "store", None)
+        if opened is None:
+            opened = self._local.store = audit.Store(self.path)
+        return opened
+
+    def _fresh(self) -> None:
+        """Forget what was cached if the database (or its journal) changed since."""
+        signature = tuple((s.st_mtime_ns, s.st_size) if (s := _stat(p)) else None
+                          for p in (self.path, Path(f"{self.path}-journal"), Path(f"{self.path}-wal")))
+        if signature != self._signature:
+            self._signature, self._verified = signature, None
+            self._reports.clear()
+
+    def report(self, seq: int) -> dict:
+        with self._lock:
+            self._fresh()
+            if seq in self._reports:
+                self._reports.move_to_end(seq)
+                return self._reports[seq]
+        found = self.store().report(seq)
+        with self._lock:
+            self._reports[seq] = found
+            while len(self._reports) > 8:
+                self._reports.popitem(last=False)
+        return found
+
+    def seq(self, run: int) -> int:
+        """The seq of run number ``run``, or NotFound."""
+        try:
+            found = self.store().find(str(run))
+        except InputError as error:
+            raise NotFound(error.diagnostics[0].message) from None
+        if found != run:  # find also takes run-id prefixes; a URL names the run by its number only
+            raise NotFound(f"no run {run} in the store")
+        return found
+
+    def verification(self, wait: bool = True) -> dict | None:
+        """``{"problems": [...], "bad": {seq: [problem, ...]}}`` from the store's own verify.
+
+        Verify reads every stored byte (about a second for a 1,000-case run), so a page that
+        only shows a run's status asks without waiting: it gets None while a verify runs in the
+        background, and the result once it is known."""
+        with self._lock:
+            self._fresh()
+            if self._verified is not None:
+                return self._verified
+            if not wait:
+                if self._verifying is None or not self._verifying.is_alive():
+                    self._verifying = threading.Thread(target=self._verify, name="qi-verify", daemon=True)
+                    self._verifying.start()
+                return None
+        return self._verify()
+
+    def _verify(self) -> dict:
+        with self._lock:
+            signature = self._signature
+        store = self.store()
+        problems = store.verify() + review.verify(store)  # as qi runs verify: runs, decisions, sign-offs
+        bad: dict[int, list[str]] = {}
+        for problem in problems:
+            match = re.match(r"run (\d+)\b", problem)
+            bad.setdefault(int(match.group(1)) if match else 0, []).append(problem)
+        verified = {"problems": problems, "bad": bad}
+        with self._lock:
+            if self._signature == signature:  # the store did not change while it was read
+                self._verified = verified
+        return verified
+
+    def case(self, seq: int, reference: str) -> dict:
+        try:
+            return self.store().case_result(seq, reference)
+        except InputError as error:
+            raise NotFound(error.diagnostics[0].message) from None
+
+
+def _stat(path: Path):
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+def verify_status(verification: dict | None, seq: int) -> str:
+    """``verified``, or ``changed`` when the store's verify names this run (or cannot say which),
+    or ``checking`` while the verify is still running."""
+    if verification is None:
+        return "checking"
+    if seq in verification["bad"] or 0 in verification["bad"]:
+        return "changed"
+    return "verified"
+
+
+def runs_list(reader: Reader) -> dict:
+    """Every run, newest first, with its verify status and review state (sign-offs, decisions)."""
+    verification = reader.verification()
+    store = reader.store()
+    runs = [{"summary": row, "verify": verify_status(verification, row.seq),
+             "signoffs": review.signoffs(store, row.seq), "decisions": len(review.decisions_for_run(store, row.seq))}
+            for row in reversed(store.runs())]
+    return {"runs": runs, "problems": verification["problems"]}
+
+
+def plain(key: str) -> str:
+    """A group key as a heading where the report gives no label (``provider:NPS`` → ``NPS``)."""
+    return "all cases" if key == ALL else key.split(":", 1)[-1]
+
+
+def groups_of(report: dict) -> list[str]:
+    """The groups every headline figure is given for: all cases, then each provider."""
+    return [ALL] + [f"provider:{p}" for p in report["sample"]["providers"]]
+
+
+def run_page(reader: Reader, run: int, page: int) -> dict:
+    """A run: its record, the headline per standard and provider, every criterion per provider
+    with gaps, recommendations, consistency (when the report has it) and one page of its cases."""
+    seq = reader.seq(run)
+    report = reader.report(seq)
+    groups = groups_of(report)
+    labels = report.get("labels", {})
+    label = lambda key: labels.get(key) or plain(key)  # noqa: E731
+    ratings = {(r["target"], r["group"]): r["band"] for r in report["sample_judgement"]["ratings"]}
+    targets = report["aggregates"]["targets"]
+
+    def figures(target_id: str) -> list[dict]:
+        target = targets.get(target_id, {"groups": {}})
+        return [{"group": g, "text": draft.figure(target["groups"].get(g)),
+                 "small": (target["groups"].get(g) or {}).get("small", False),
+                 "band": ratings.get((target_id, g.split(":", 1)[-1]))} for g in groups]
+
+    standards = []
+    for standard in report["standards"]:
+        entry = {"id": standard["id"], "title": standard["title"], "scope": standard["scope"], "criteria": []}
+        if standard["scope"] == "case":
+            entry["figures"] = figures(f"standard {standard['id']}")
+            for criterion in standard["criteria"]:
+                target = targets.get(criterion["id"], {})
+                gaps = draft._gap_lines(target, label) if target else []  # the report's own wording
+                entry["criteria"].append({"id": criterion["id"], "title": criterion["title"],
+                                          "figures": figures(criterion["id"]), "gaps": gaps})
+        standards.append(entry)
+    organisations = {o["organisation"]: o for o in report.get("organisations", [])}
+    criteria = [c["id"] for s in report["standards"] if s["scope"] == "case" for c in s["criteria"]]
+    return {"seq": seq, "r": report, "groups": groups, "label": label, "standards": standards,
+            "gaps_flagged": any(c["gaps"] for s in standards for c in s["criteria"]), "organisations": organisations,
+            "criteria": criteria, "cases": Page.of(report["cases"], page),
+            "verify": verify_status(reader.verification(wait=False), seq)}
+
+
+def evidence_seen(node) -> list[dict]:
+    """The inspector's answers and notes a result's traces rest on, once each, by item."""
+    found: dict[str, dict] = {}
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            for entry in current.get("evidence", []) if isinstance(current.get("evidence"), list) else []:
+                if isinstance(entry, dict) and "item" in entry:
+                    found.setdefault(entry["item"], entry)
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+    return [found[item] for item in sorted(found, key=_item_order)]
+
+
+def _item_order(item: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"[.]", item)]
+
+
+def case_page(reader: Reader, run: int, reference: str) -> dict:
+    """One case of a run: findings per criterion with their traces, enablers and barriers, the
+    inspector's notes, and whatever people recorded on it that the result carries."""
+    seq = reader.seq(run)
+    result = reader.case(seq, reference)
+    report = reader.report(seq)
+    titles = {c["id"]: c["title"] for s in report["standards"] for c in s["criteria"]}
+    history = [d for d in review.decisions_for_run(reader.store(), seq, history=True) if d.case == reference]
+    latest = {d.criterion: d for d in history}
+    return {"seq": seq, "r": report, "case": result, "titles": titles, "notes": evidence_seen(result["findings"]),
+            "judgements": {row["criterion"]: row for row in result.get("judgements", [])},
+            "history": history, "latest": latest,
+            "verify": verify_status(reader.verification(wait=False), seq)}
+
+
+def review_queue(reader: Reader, run: int) -> dict:
+    """A run's review queue: what is open (engine–inspector disagreements without a decision, and
+    challenges), every decision with its history, and the sign-offs."""
+    seq = reader.seq(run)
+    store = reader.store()
+    report = reader.report(seq)
+    return {"seq": seq, "r": report, "open": review.open_items(store, seq),
+            "moderation": report.get("consistency", {}).get("moderation", []),
+            "decisions": review.decisions_for_run(store, seq), "history": review.decisions_for_run(store, seq, True),
+            "signoffs": review.signoffs(store, seq), "verify": verify_status(reader.verification(wait=False), seq)}
+
+
+def queues(reader: Reader) -> list[dict]:
+    """Every run's open items and sign-offs, newest run first: where reviewers have work."""
+    store = reader.store()
+    return [{"summary": row, "open": review.open_items(store, row.seq), "signoffs": review.signoffs(store, row.seq)}
+            for row in reversed(store.runs())]

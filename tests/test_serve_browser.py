@@ -1,0 +1,112 @@
+"""qi serve in a real headless Chromium, as a reviewer and a methodology user use it: open a run,
+open a case and its reasoning, record a decision and find it in the queue and in ``qi runs show``,
+try a rule change and see what it does to the sample.
+
+The workspace's pages carry no script and their Content-Security-Policy allows none, so what
+works here works without JavaScript (the test itself scripts the browser only to fill the text
+area, as pasting would). Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_browser import CHROMEDRIVER, CHROMIUM, browser  # noqa: F401  (the shared browser fixture)
+from tests.test_serve import HOSTILE, RULE, RULES, TURNED, hostile_sample, run_into, start_server
+
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                reason="needs Debian's chromium and chromium-driver (installed by .ci/run)")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """``qi serve`` on a store holding one run of the example sample (a script in NW-006's note)."""
+    root = tmp_path_factory.mktemp("serve-browser")
+    db = root / "qi.db"
+    run_into(db, hostile_sample(root), root / "out")
+    process, address = start_server(db)
+    yield address, db
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_open_a_run_then_a_case_and_its_reasoning(browser, workspace):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    browser.get(workspace[0] + "/")
+    runs = browser.find_element(By.ID, "runs")
+    assert "north-west-2016" in runs.text and "verified" in runs.text
+    runs.find_element(By.LINK_TEXT, "north-west-2016").click()
+    headline = browser.find_element(By.ID, "headline")
+    assert [th.text for th in headline.find_elements(By.CSS_SELECTOR, "thead th")] == [
+        "Standard", "all cases", "NPS", "CRC"]
+    browser.find_element(By.ID, "case-list").find_element(By.LINK_TEXT, "NW-014").click()
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Case NW-014")
+    row = browser.find_element(By.ID, "finding-3.1")
+    assert "insufficient" in row.text
+    note = "Risk to the partner's children not considered"
+    trace = row.find_element(By.CSS_SELECTOR, "details.drill")
+    assert note not in trace.text  # folded
+    trace.find_element(By.TAG_NAME, "summary").click()
+    assert "rule children-risk-not-identified" in trace.text and note in trace.text
+    assert note in browser.find_element(By.ID, "notes").text
+
+
+def test_record_a_decision_and_see_it_in_the_queue_and_in_qi_runs_show(browser, workspace, qi):  # noqa: F811
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from tests.test_serve import moderation
+
+    case, criterion = moderation(workspace[1])[0]
+    browser.get(workspace[0] + "/review")
+    browser.find_element(By.ID, "queues").find_element(By.LINK_TEXT, "1").click()
+    open_items = browser.find_element(By.ID, "open")
+    assert f"{case} {criterion}" in open_items.text
+    open_items.find_element(By.LINK_TEXT, case).click()
+    row = browser.find_element(By.ID, f"finding-{criterion}")
+    row.find_element(By.CSS_SELECTOR, "details.decide > summary").click()
+    Select(row.find_element(By.NAME, "decision")).select_by_visible_text("challenge")
+    row.find_element(By.NAME, "reason").send_keys("The inspector's note and the evidence disagree: <b>ask</b>.")
+    row.find_element(By.NAME, "reviewer").send_keys("Ann Reviewer")
+    row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    history = browser.find_element(By.ID, "review-history")
+    assert "challenge" in history.text and "Ann Reviewer" in history.text and "<b>ask</b>" in history.text
+    assert browser.find_element(By.ID, f"finding-{criterion}").find_element(By.NAME, "reviewer").get_property(
+        "value") == "Ann Reviewer"
+    browser.find_element(By.LINK_TEXT, "The run's review queue").click()
+    assert "challenged by Ann Reviewer" in browser.find_element(By.ID, "open").text
+    assert "Ann Reviewer" in browser.find_element(By.ID, "decisions").text
+    shown = qi("runs", "show", "1", "--db", workspace[1])
+    assert shown.exit_code == 0 and "challenge" in shown.stdout and "Ann Reviewer" in shown.stdout
+
+
+def test_a_script_in_a_note_is_text_and_never_runs(browser, workspace):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    browser.get(workspace[0] + "/runs/1/cases/NW-006")
+    assert HOSTILE in browser.find_element(By.ID, "notes").text
+    assert browser.find_elements(By.CSS_SELECTOR, "main script, main img") == []
+    assert browser.execute_script("return window.__pwned === undefined")
+
+
+def test_try_a_rule_change_and_see_the_diff(browser, workspace):  # noqa: F811
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(workspace[0] + "/")
+    browser.find_element(By.LINK_TEXT, "Rules").click()
+    browser.find_element(By.LINK_TEXT, "try a change").click()
+    box = browser.find_element(By.ID, "text")
+    text = box.get_property("value")
+    assert text == RULES.read_text(encoding="utf-8") and text.count(RULE) == 1
+    browser.execute_script("arguments[0].value = arguments[1]", box, text.replace(RULE, TURNED))
+    Select(browser.find_element(By.ID, "sample")).select_by_visible_text("cases/north-west-2016")
+    browser.find_element(By.CSS_SELECTOR, "#try button[type=submit]").click()
+    assert browser.find_elements(By.ID, "outcome"), browser.find_element(By.TAG_NAME, "main").text[:500]
+    assert "failed" in browser.find_element(By.ID, "tests-summary").text
+    cases = browser.find_element(By.ID, "diff-cases")
+    rows = [r.text for r in cases.find_elements(By.TAG_NAME, "tr")]
+    assert any(r.startswith("NW-014 3.1: insufficient → sufficient") for r in rows), rows
+    assert browser.find_element(By.ID, "text").get_property("value") == text.replace(RULE, TURNED)
+    assert RULES.read_text(encoding="utf-8") == text  # the bundled rules are untouched
