@@ -29,7 +29,8 @@ from engine.report import redact as redactor
 from engine.store import review, store
 from engine.tools import diff as differ
 from engine.tools import files
-from engine.tools import generate, handbook, lint, ruletest
+from engine.tools import export as exporter
+from engine.tools import generate, handbook, lint, ruletest, template, workbook
 
 log = logs.get("qi")
 
@@ -580,6 +581,108 @@ def sample_generate(count: int, seed: int, out_dir: Path, profile_file: Path | N
         raise Invalid(error, 1) from None
     log.info("sample generated", cases=count, seed=seed)
     click.echo(f"wrote {len(written)} files to {out_dir}")
+
+
+@cli.group("cases")
+def cases_group() -> None:
+    """Spreadsheets in and out: a sample as a case-assessment workbook, and a workbook as YAML."""
+
+
+@cases_group.command("export")
+@click.argument("sample_dir", metavar="SAMPLE_DIR", type=click.Path(path_type=Path))
+@click.option("--to", "out_file", required=True, metavar="FILE.xlsx", type=click.Path(dir_okay=False, path_type=Path),
+              help="The workbook to write: .xlsx (or .csv for the case rows alone).")
+def cases_export(sample_dir: Path, out_file: Path) -> None:
+    """Write a sample as a case-assessment workbook: one row per case, context columns, an answer,
+    note and sources column per framework item (answers from a drop-down, the framework text as
+    header comments), an instructions sheet, and the organisation evidence and sample manifest."""
+    if out_file.suffix.lower() not in (".xlsx", ".csv"):
+        raise click.BadParameter(f"{out_file} must end in .xlsx (or .csv for the case rows alone)",
+                                 param_hint="--to")
+    try:
+        written = workbook.export(sample_dir, out_file)
+    except InputError as error:
+        _fail(error, len(samples.files(sample_dir)) if sample_dir.is_dir() else 1)
+    except OSError as error:
+        raise click.ClickException(f"could not write {out_file}: {error.strerror or error}") from None
+    log.info("workbook written", file=str(written))
+    click.echo(f"wrote {written}")
+
+
+@cases_group.command("import")
+@click.argument("book", metavar="FILE.xlsx|FILE.csv", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, metavar="SAMPLE_DIR", type=click.Path(file_okay=False, path_type=Path),
+              help="A new or empty folder for the sample's YAML files.")
+@framework_option
+def cases_import(book: Path, out_dir: Path, framework_path: str | None) -> None:
+    """Turn a case-assessment workbook into the sample's YAML files: sample.yaml, cases/*.yaml and
+    organisation/*.yaml (a .csv of case rows gives cases/ only). Problems read
+    FILE.xlsx:Cases!C12: code: message (hint), all in one pass; nothing is written unless the
+    whole workbook is valid."""
+    fw = _framework(framework_path)
+    try:
+        imported = workbook.import_workbook(book, out_dir, fw)
+    except InputError as error:
+        _fail(error, 1)
+    except OSError as error:
+        raise click.ClickException(f"could not write {out_dir}: {error.strerror or error}") from None
+    _report(imported.warnings, "text", 1)
+    click.echo(f"wrote {imported.cases} case file{'s' * (imported.cases != 1)} and {imported.organisations} "
+               f"organisation file{'s' * (imported.organisations != 1)} to {imported.out}")
+
+
+@cli.group("case")
+def case_group() -> None:
+    """Start a case file."""
+
+
+@case_group.command("new")
+@click.argument("reference", metavar="REF")
+@click.option("--provider", required=True, help="The provider supervising the case (from the framework vocabulary).")
+@click.option("--sentence", "sentence_type", required=True, metavar="TYPE",
+              help="The sentence type (from the framework vocabulary), e.g. community_order.")
+@framework_option
+def case_new(reference: str, provider: str, sentence_type: str, framework_path: str | None) -> None:
+    """Print a complete case file to fill in: every case-scoped framework item with its text and
+    the allowed answers. It validates once every null is filled in (or its line deleted)."""
+    fw = _framework(framework_path)
+    try:
+        text = template.case_template(fw, reference, provider, sentence_type)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    click.echo(text, nl=False)
+
+
+@cli.command("export")
+@click.argument("run_ref", metavar="RUN")
+@click.option("--to", "out_file", required=True, metavar="FILE.xlsx|FILE.csv",
+              type=click.Path(dir_okay=False, path_type=Path), help="The file to write: .xlsx, or .csv.")
+@db_option
+def export_command(run_ref: str, out_file: Path, db_path: Path | None) -> None:
+    """Export a run's results as spreadsheet tables: case x criterion findings, aggregates per
+    group, gaps and ratings. RUN is a stored run (its id, a prefix, or its number) or a report folder.
+    A .csv target writes one file per table (FILE.csv holds the findings). No cell is a formula."""
+    if out_file.suffix.lower() not in exporter.FORMATS:
+        raise click.BadParameter(f"{out_file} must end in .xlsx or .csv", param_hint="--to")
+    as_path = Path(run_ref)
+    if as_path.exists():
+        report_file = as_path / "report.json" if as_path.is_dir() else as_path
+        try:
+            stored = json.loads(report_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise click.ClickException(f"cannot read {report_file} as a run's report.json: {error}") from None
+    else:
+        with _open_store(db_path) as audit:
+            try:
+                stored = audit.report(audit.find(run_ref))
+            except InputError as error:
+                _fail(error, 0)
+    try:
+        written = exporter.write(stored, out_file)
+    except OSError as error:
+        raise click.ClickException(f"could not write {out_file}: {error.strerror or error}") from None
+    for path in written:
+        click.echo(f"wrote {path}")
 
 
 @cli.command()
