@@ -54,7 +54,7 @@ def case_template(framework: models.Framework, reference: str, provider: str, se
         f"mappa: null                    # or {{category: {' | '.join(map(str, vocabulary.ids('mappa_categories')))}, "
         f"level: {' | '.join(map(str, vocabulary.ids('mappa_levels')))}}}",
         f"flags: []                      # any of: {one_of('flags')}",
-        "diversity:                     # each is optional",
+        "diversity: {}                  # optional: replace {} with lines such as the ones below",
     ]
     for field in vocabulary.diversity:
         lines.append(f"  # {field.id}: one of {', '.join(field.values)}  ({field.label})")
