@@ -68,7 +68,7 @@ def csv_text(text: str) -> str:
 
 def save_workbook(workbook, path: str | os.PathLike[str]) -> Path:
     """Save an openpyxl workbook atomically, readable by the owner only."""
-    return _atomic(Path(path), lambda handle: workbook.save(handle), binary=True)
+    return atomic_write(Path(path), lambda handle: workbook.save(handle), binary=True)
 
 
 def save_csv(rows: Iterable[list], path: str | os.PathLike[str]) -> Path:
@@ -78,10 +78,11 @@ def save_csv(rows: Iterable[list], path: str | os.PathLike[str]) -> Path:
         writer = csv.writer(handle, lineterminator="\r\n")
         for row in rows:
             writer.writerow([csv_value(v) for v in row])
-    return _atomic(Path(path), write, binary=False)
+    return atomic_write(Path(path), write, binary=False)
 
 
-def _atomic(path: Path, writer, binary: bool) -> Path:
+def atomic_write(path: Path, writer, binary: bool) -> Path:
+    """Write a file through ``writer(handle)`` to a temporary file renamed into place, owner-readable."""
     folder = path.parent if str(path.parent) else Path(".")
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
