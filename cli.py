@@ -196,7 +196,7 @@ def _no_such_path(path: Path) -> Diagnostic:
     close = difflib.get_close_matches(path.name, sorted(p.name for p in parent.iterdir()), n=1) if parent.is_dir() else []
     hint = f"did you mean {parent / close[0]}?" if close else (
         "check the path" if parent.is_dir() else f"{parent} does not exist either")
-    return Diagnostic(str(path), 1, 1, "no_such_path", "there is no such file or folder", hint)
+    return Diagnostic(str(path), 1, 1, "unreadable_file", "there is no such file or folder", hint)
 
 
 def _sample_folder(sample_dir: Path) -> None:

@@ -38,7 +38,7 @@ def test_a_sample_whose_only_case_is_a_spreadsheet_says_so(qi, tmp_path, sample_
 def test_a_missing_path_says_so(qi):
     result = qi("validate", SAMPLE / "cases" / "NW-01.yaml")
     assert result.exit_code == 1
-    assert "NW-01.yaml:1:1: no_such_path: there is no such file or folder (did you mean" in result.stderr
+    assert "NW-01.yaml:1:1: unreadable_file: there is no such file or folder (did you mean" in result.stderr
     assert "NW-014.yaml" in result.stderr or "NW-010.yaml" in result.stderr
     result = qi("run", "no/such/sample")
     assert result.exit_code == 2 and "no/such/sample does not exist" in result.stderr

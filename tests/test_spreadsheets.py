@@ -36,7 +36,7 @@ def _judgements(report: dict) -> bytes:
 
     keep = {"cases": report["cases"], "organisations": report["organisations"],
             "aggregates": report["aggregates"], "sample_judgement": report["sample_judgement"]}
-    return canonical.dumps(strip(keep)) if hasattr(canonical, "dumps") else json.dumps(strip(keep), sort_keys=True).encode()
+    return canonical.canonical(strip(keep))
 
 
 def _run(qi, sample: Path, out: Path, db: Path) -> dict:
@@ -311,5 +311,5 @@ def test_xlsx_cells_never_hold_formulas(tmp_path, value):
     spreadsheet.set_cell(book.active["A1"], value)
     path = spreadsheet.save_workbook(book, tmp_path / "f.xlsx")
     assert _formulas(path) == []
-    # XML reads a carriage return as a line feed: the one change a note can undergo in .xlsx
-    assert openpyxl.load_workbook(path).active["A1"].value == value.replace("\r", "\n")
+    # without lxml, openpyxl writes a raw carriage return, which XML reads back as a line feed
+    assert openpyxl.load_workbook(path).active["A1"].value in (value, value.replace("\r", "\n"))
