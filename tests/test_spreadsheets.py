@@ -313,3 +313,26 @@ def test_xlsx_cells_never_hold_formulas(tmp_path, value):
     assert _formulas(path) == []
     # without lxml, openpyxl writes a raw carriage return, which XML reads back as a line feed
     assert openpyxl.load_workbook(path).active["A1"].value in (value, value.replace("\r", "\n"))
+
+
+def test_run_export_carries_inspector_reviewer_and_interval_fields_when_the_report_has_them(qi, tmp_path):
+    """Columns follow report.json: fields a run adds (an inspector's finding and note, a reviewer's
+    decision, an interval) become columns, and a formula in such a note stays text in xlsx and csv."""
+    from engine.tools import export
+
+    report = _run(qi, SAMPLE, tmp_path / "rep", tmp_path / "db")
+    finding = report["cases"][13]["findings"]["3.1"]
+    finding["inspector"] = {"finding": "sufficient", "note": HYPERLINK}
+    finding["reviewer"] = {"decision": "challenge"}
+    report["aggregates"]["targets"]["3.1"]["groups"]["all"]["interval"] = {"low": 38.8, "high": 83.7}
+    tables = export.tables(report)
+    header, *rows = tables["findings"]
+    row = next(r for r in rows if r[1] == "NW-014" and r[3] == "3.1")
+    assert row[header.index("inspector.finding")] == "sufficient" and row[header.index("inspector.note")] == HYPERLINK
+    assert row[header.index("reviewer.decision")] == "challenge"
+    aggregates = tables["aggregates"]
+    assert {"interval.low", "interval.high"} <= set(aggregates[0])
+    written = export.write(report, tmp_path / "t.xlsx") + export.write(report, tmp_path / "t.csv")
+    assert _formulas(written[0]) == []
+    rows = list(csv.reader(written[1].open(encoding="utf-8-sig")))
+    assert "'" + HYPERLINK in [v for r in rows for v in r]
