@@ -561,7 +561,7 @@ def runs_verify(db_path: Path | None, output_format: str) -> None:
     if output_format == "json":
         _emit_json({"store": str(audit.path), "runs": count, "verified": not problems, "problems": list(problems)})
         if problems:
-            sys.exit(1)
+            raise Failed()
         return
     if problems:
         for problem in problems:
@@ -617,7 +617,7 @@ def rules_test(paths: tuple[Path, ...], show_coverage: bool, fail_under: float |
                     "coverage": {"rules": round(measured.rule_percent, 1),
                                  "conditions": round(measured.condition_percent, 1)}})
         if failed or problems or below or not outcomes:
-            sys.exit(1)
+            raise Failed()
         return
     for diagnostic in diagnostics.sort(problems):
         click.echo(diagnostic.render(), err=True)
@@ -741,7 +741,7 @@ def cases_export(sample_dir: Path, out_file: Path) -> None:
     try:
         written = workbook.export(sample_dir, out_file)
     except InputError as error:
-        _fail(error, len(samples.files(sample_dir)) if sample_dir.is_dir() else 1)
+        raise Invalid(error, len(samples.files(sample_dir)) if sample_dir.is_dir() else 1) from None
     except OSError as error:
         raise click.ClickException(f"could not write {out_file}: {error.strerror or error}") from None
     log.info("workbook written", file=str(written))
@@ -762,7 +762,7 @@ def cases_import(book: Path, out_dir: Path, framework_path: str | None) -> None:
     try:
         imported = workbook.import_workbook(book, out_dir, fw)
     except InputError as error:
-        _fail(error, 1)
+        raise Invalid(error, 1) from None
     except OSError as error:
         raise click.ClickException(f"could not write {out_dir}: {error.strerror or error}") from None
     _report(imported.warnings, "text", 1)
@@ -815,7 +815,7 @@ def export_command(run_ref: str, out_file: Path, db_path: Path | None) -> None:
             try:
                 stored = audit.report(audit.find(run_ref))
             except InputError as error:
-                _fail(error, 0)
+                raise Invalid(error, 0) from None
     try:
         written = exporter.write(stored, out_file)
     except OSError as error:

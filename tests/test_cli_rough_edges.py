@@ -67,7 +67,7 @@ def test_n_a_suggests_not_applicable(qi, tmp_path, written):
     path.write_text(case_yaml(evidence={"3.1.a": written}))
     result = qi("validate", path)
     assert result.exit_code == 1
-    assert f"invalid_value: '{written}' is not allowed here (write not_applicable" in result.stderr
+    assert f"invalid_value: '{written}' is not a known answer (write not_applicable)" in result.stderr
 
 
 def test_an_answer_without_sources_warns(qi, tmp_path):

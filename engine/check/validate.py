@@ -102,10 +102,7 @@ def _diagnostic(document: source.Document, model_class: type[BaseModel], error: 
                                    did_you_mean(loc[-1], allowed, "fields here"), key=True)
     if kind == "literal_error":
         allowed = re.findall(r"'([^']*)'", context.get("expected", ""))
-        hint = did_you_mean(found, allowed)
-        if isinstance(found, str) and re.sub(r"[\s./_-]", "", found.lower()) == "na" and "not_applicable" in allowed:
-            hint = "write not_applicable for an item that does not apply; leave the item out if not assessed"
-        return document.diagnostic(loc, "invalid_value", f"{_show(found)} is not allowed here", hint)
+        return document.diagnostic(loc, "invalid_value", f"{_show(found)} is not allowed here", did_you_mean(found, allowed))
     if kind in _EXPECTED:
         hint = "write it in quotes" if kind == "string_type" and isinstance(found, (int, float, bool)) else ""
         hint = hint or ("add the value, or remove the key" if found is None else f"write {_EXPECTED[kind]}")
