@@ -109,7 +109,11 @@ def ignored_files(root: str | os.PathLike[str]) -> list[Diagnostic]:
         path = Path(root) / folder
         if not path.is_dir():
             continue
-        for child in sorted(path.iterdir()):
+        try:
+            children = sorted(path.iterdir())
+        except OSError:
+            continue  # an unreadable folder is reported where its files are read
+        for child in children:
             if child.name.startswith(".") or child.suffix in YAML_SUFFIXES or child.is_dir():
                 continue
             hint = (f"turn a spreadsheet into case files with: qi cases import {child} --out NEW_FOLDER"
