@@ -55,6 +55,9 @@ def test_export_then_import_gives_byte_identical_judgements(qi, tmp_path):
     after = _run(qi, tmp_path / "back", tmp_path / "r2", tmp_path / "db")
     assert _judgements(before) == _judgements(after)
     assert before["cases"] and after["cases"][0]["file"].endswith("back/cases/NW-001.yaml")
+    # the inspector's own judgements travel too (columns "3.1 judgement", "3.1 judgement note")
+    back = (tmp_path / "back" / "cases" / "NW-001.yaml").read_text(encoding="utf-8")
+    assert '"judgements":\n  "3.1":\n    "finding": "insufficient"\n    "note": "Domestic abuse history not analysed."' in back
 
 
 def test_csv_round_trip_gives_the_same_case_files_as_xlsx(qi, tmp_path):
@@ -85,6 +88,10 @@ def test_workbook_has_drop_downs_comments_instructions_and_every_item(tmp_path):
     listed = answer_checks[0].formula1.split("!")[1].replace("$", "")
     values = [c.value for row in book["Lists"][listed] for c in row]
     assert values == fw.vocabulary.ids("answers")
+    judgement = headers.index("3.1 judgement") + 1
+    assert headers[judgement - 2] == "3.1.i sources" and headers[judgement] == "3.1 judgement note"
+    assert any(f"{openpyxl.utils.get_column_letter(judgement)}2" in str(v.sqref)
+               for v in sheet.data_validations.dataValidation)
     assert sheet.max_row == 15  # one header and 14 cases
     assert (path.stat().st_mode & 0o777) == 0o600
 

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+import typing
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,11 @@ LIST_SEPARATOR = ","
 MAX_WORKBOOK_BYTES = 64 * 1024 * 1024
 #: Rows below the data that keep their drop-downs, so new cases can be added.
 SPARE_ROWS = 200
-_ITEM_HEADER = re.compile(r"^(?P<item>\S+) (?P<part>answer|note|sources)$")
+#: The per-item and per-criterion column suffixes, and the file field each one fills.
+ITEM_PARTS = {"answer": "answer", "note": "note", "sources": "sources"}
+JUDGEMENT_PARTS = {"judgement": "finding", "judgement note": "note"}
+#: The field without which an item's (or a judgement's) other cells mean nothing.
+_REQUIRED_PART = {"evidence": "answer", "judgements": "finding"}
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -103,7 +108,30 @@ def _organisation_column() -> Column:
 
 
 def _item_headers(item_id: str) -> list[str]:
-    return [f"{item_id} answer", f"{item_id} note", f"{item_id} sources"]
+    return [f"{item_id} {part}" for part in ITEM_PARTS]
+
+
+def _judgement_headers(criterion_id: str) -> list[str]:
+    return [f"{criterion_id} {part}" for part in JUDGEMENT_PARTS]
+
+
+def _per_criterion_headers(framework: models.Framework, scope: str | None) -> dict[str, tuple[str, str, str]]:
+    """Header -> (file section, item or criterion id, field) for every item and judgement column,
+    in sheet order: each criterion's items, then the inspector's judgement on the criterion."""
+    headers: dict[str, tuple[str, str, str]] = {}
+    for standard in framework.standards:
+        if scope not in (None, standard.scope):
+            continue
+        for criterion in standard.criteria:
+            for item in criterion.items:
+                headers.update({f"{item.id} {part}": ("evidence", item.id, field) for part, field in ITEM_PARTS.items()})
+            headers.update({f"{criterion.id} {part}": ("judgements", criterion.id, field)
+                            for part, field in JUDGEMENT_PARTS.items()})
+    return headers
+
+
+def _findings() -> list[str]:
+    return list(typing.get_args(models.Finding))
 
 
 def _allowed(framework: models.Framework, kind: str) -> list:
@@ -128,7 +156,7 @@ def export(sample_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -> P
     cases = [handle.load().model for handle in loaded.cases]
     if Path(out).suffix.lower() == ".csv":
         headers = [c.header for c in context_columns(framework)]
-        headers += [h for item_id in framework.item_ids("case") for h in _item_headers(item_id)]
+        headers += list(_per_criterion_headers(framework, "case"))
         return spreadsheet.save_csv([headers] + [_case_row(case, framework) for case in cases], out)
     book = openpyxl.Workbook()
     _instructions(book.active, framework, loaded.manifest.model)
@@ -147,18 +175,19 @@ def _case_row(case: models.CaseFile, framework: models.Framework) -> list:
            case.risk_of_serious_harm, mappa.category if mappa else None, mappa.level if mappa else None,
            _joined(case.flags)]
     row += [case.diversity.get(d.id) for d in framework.vocabulary.diversity]
-    return row + _evidence_cells(case.evidence, framework.item_ids("case"))
+    return row + _per_criterion_cells(case, framework, "case")
 
 
 def _organisation_row(organisation: models.OrganisationFile, framework: models.Framework) -> list:
-    return [organisation.organisation] + _evidence_cells(organisation.evidence, framework.item_ids("organisation"))
+    return [organisation.organisation] + _per_criterion_cells(organisation, framework, "organisation")
 
 
-def _evidence_cells(evidence: dict, item_ids: list[str]) -> list:
+def _per_criterion_cells(subject, framework: models.Framework, scope: str) -> list:
     cells: list = []
-    for item_id in item_ids:
-        entry = evidence.get(item_id)
-        cells += [entry.answer, entry.note, _joined(entry.sources)] if entry else [None, None, None]
+    for section, key, field in _per_criterion_headers(framework, scope).values():
+        entry = getattr(subject, section, {}).get(key)
+        value = getattr(entry, field, None) if entry is not None else None
+        cells.append(_joined(value) if isinstance(value, list) else value)
     return cells
 
 
@@ -183,6 +212,11 @@ def _evidence_sheet(sheet, framework: models.Framework, scope: str, columns: lis
                 headers += [(answer, f"{about}\n\n{answer_help}"), (note, f"{about}\n\nWhat you found and where."),
                             (sources, f"{about}\n\nWhere you found it, separated by commas: "
                                       + ", ".join(_allowed(framework, "evidence_sources")))]
+            finding, why = _judgement_headers(criterion.id)
+            about = f"{criterion.id} {criterion.title}"
+            headers += [(finding, f"{about}\n\nYour own judgement on the criterion (optional): "
+                                  + ", ".join(_findings()) + ". The engine's finding is a check on it."),
+                        (why, f"{about}\n\nWhat your judgement rests on (optional).")]
     for index, (header, text) in enumerate(headers, start=1):
         cell = sheet.cell(1, index)
         spreadsheet.set_cell(cell, header)
@@ -197,7 +231,7 @@ def _evidence_sheet(sheet, framework: models.Framework, scope: str, columns: lis
     sheet.freeze_panes = "B2"
     last = len(rows) + 1 + SPARE_ROWS
     for index, (header, _) in enumerate(headers, start=1):
-        kind = "answers" if header.endswith(" answer") else next(
+        kind = "answers" if header.endswith(" answer") else "findings" if header.endswith(" judgement") else next(
             (c.vocabulary for c in columns if c.header == header), None)
         if kind is None:
             continue
@@ -228,14 +262,15 @@ def _lists_sheet(sheet, framework: models.Framework) -> dict[str, str]:
     kinds += [f"diversity.{d.id}" for d in framework.vocabulary.diversity]
     kinds += ["requirement_types", "flags", "evidence_sources"]
     ranges = {}
-    for index, kind in enumerate(kinds):
+    for index, kind in enumerate(kinds + ["findings"]):
         id_column, label_column = 2 * index + 1, 2 * index + 2
         header = sheet.cell(1, id_column)
         spreadsheet.set_cell(header, kind)
         header.font = spreadsheet.BOLD
         spreadsheet.set_cell(sheet.cell(1, label_column), "label")
-        values = _allowed(framework, kind)
-        for row, (value, label) in enumerate(zip(values, _labels(framework, kind)), start=2):
+        values = _findings() if kind == "findings" else _allowed(framework, kind)
+        labels = [""] * len(values) if kind == "findings" else _labels(framework, kind)
+        for row, (value, label) in enumerate(zip(values, labels), start=2):
             spreadsheet.set_cell(sheet.cell(row, id_column), value)
             spreadsheet.set_cell(sheet.cell(row, label_column), label or None)
         letter = get_column_letter(id_column)
@@ -477,16 +512,17 @@ def _reported(sheet: _Sheet, row: int, code: str) -> bool:
 @dataclasses.dataclass
 class _Layout:
     context: dict[int, Column]
-    items: dict[int, tuple[str, str]]  # column index -> (item id, answer|note|sources)
+    items: dict[int, tuple[str, str, str]]  # column index -> (evidence|judgements, id, field)
 
 
 def _layout(header_cells, sheet: _Sheet, framework: models.Framework, scope: str, columns: list[Column]) -> _Layout:
     """Which column holds what, from the header row; unknown, repeated and missing columns reported."""
     by_header = {c.header: c for c in columns}
-    item_ids = framework.item_ids(scope)
+    here = _per_criterion_headers(framework, scope)
+    anywhere = _per_criterion_headers(framework, None)
     layout = _Layout({}, {})
     seen: dict[str, int] = {}
-    known = list(by_header) + [h for i in item_ids for h in _item_headers(i)]
+    known = list(by_header) + list(here)
     for col, cell in enumerate(header_cells, start=1):
         if cell.value is None or str(cell.value).strip() == "":
             continue
@@ -496,13 +532,12 @@ def _layout(header_cells, sheet: _Sheet, framework: models.Framework, scope: str
                           f"first in column {get_column_letter(seen[header])}; keep one")
             continue
         seen[header] = col
-        match = _ITEM_HEADER.match(header)
         if header in by_header:
             layout.context[col] = by_header[header]
-        elif match and match["item"] in item_ids:
-            layout.items[col] = (match["item"], match["part"])
-        elif match and match["item"] in framework.item_ids():
-            sheet.problem(1, col, "wrong_scope", f"item {match['item']!r} is not judged on this sheet",
+        elif header in here:
+            layout.items[col] = here[header]
+        elif header in anywhere:
+            sheet.problem(1, col, "wrong_scope", f"{anywhere[header][1]!r} is not judged on this sheet",
                           f"its standard is judged in {'organisation' if scope == 'case' else 'case'} evidence")
         else:
             sheet.problem(1, col, "unknown_column", f"the column {header!r} is not one qi reads",
@@ -518,8 +553,8 @@ def _row_data(cells, row: int, sheet: _Sheet, layout: _Layout, columns: list[Col
     """A row as a file's data and the position (row, column) of every value in it."""
     data: dict = {}
     marks: dict[tuple, source.Mark] = {}
-    evidence: dict[str, dict] = {}
-    evidence_marks: dict[str, dict[str, int]] = {}
+    groups: dict[tuple[str, str], dict] = {}
+    group_marks: dict[tuple[str, str], dict[str, int]] = {}
     for col, cell in enumerate(cells, start=1):
         if col not in layout.context and col not in layout.items:
             continue
@@ -540,28 +575,31 @@ def _row_data(cells, row: int, sheet: _Sheet, layout: _Layout, columns: list[Col
             if len(column.loc) > 1:
                 marks.setdefault(column.loc[:1], source.Mark(row, col, row, col))
         else:
-            item_id, part = layout.items[col]
-            evidence_marks.setdefault(item_id, {})[part] = col
+            section, key, part = layout.items[col]
+            group_marks.setdefault((section, key), {})[part] = col
             if value is None:
                 continue
             if part == "sources":
                 value = _split(value)
-            elif part == "answer":
+            elif part == _REQUIRED_PART[section]:
                 value = value.strip() if isinstance(value, str) else value
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = _number_text(value)
-            evidence.setdefault(item_id, {})[part] = value
-    for item_id, entry in evidence.items():
-        columns_of = evidence_marks[item_id]
-        answer_col = columns_of.get("answer", min(columns_of.values()))
-        if "answer" not in entry:
-            sheet.problem(row, answer_col, "missing_answer", f"item {item_id} has a note or sources but no answer",
-                          "choose an answer, or clear the note and sources to leave the item not assessed")
+            groups.setdefault((section, key), {})[part] = value
+    for (section, key), entry in groups.items():
+        columns_of = group_marks[(section, key)]
+        required = _REQUIRED_PART[section]
+        main_col = columns_of.get(required, min(columns_of.values()))
+        if required not in entry:
+            what = "item" if section == "evidence" else "the judgement on"
+            sheet.problem(row, main_col, f"missing_{required}",
+                          f"{what} {key} has other cells filled in but no {required}",
+                          f"fill in the {required}, or clear the other cells of {key}")
             continue
-        data.setdefault("evidence", {})[item_id] = entry
-        marks[("evidence", item_id)] = source.Mark(row, answer_col, row, answer_col)
+        data.setdefault(section, {})[key] = entry
+        marks[(section, key)] = source.Mark(row, main_col, row, main_col)
         for part, col in columns_of.items():
-            marks[("evidence", item_id, part)] = source.Mark(row, col, row, col)
+            marks[(section, key, part)] = source.Mark(row, col, row, col)
     for col, column in layout.context.items():
         marks.setdefault(column.loc, source.Mark(row, col, row, col))
         marks.setdefault(column.loc[:1], source.Mark(row, col, row, col))
@@ -584,7 +622,7 @@ def _ordered(data: dict, columns: list[Column]) -> dict:
     for column in columns:
         if column.loc[0] not in order:
             order.append(column.loc[0])
-    return {key: data[key] for key in order + ["evidence"] if key in data}
+    return {key: data[key] for key in order + ["evidence", "judgements"] if key in data}
 
 
 def _context_value(column: Column, value: Any) -> Any:
