@@ -8,6 +8,7 @@ progress and diagnostics go to stderr. Exit codes: 0 ok, 1 invalid input or a fa
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -29,7 +30,9 @@ from engine.report import redact as redactor
 from engine.store import review, store
 from engine.tools import diff as differ
 from engine.tools import files
-from engine.tools import generate, handbook, lint, ruletest
+from engine.tools import export as exporter
+from engine.tools import generate, handbook, lint, ruletest, template, workbook
+from engine.tools import junit as ruletest_junit
 
 log = logs.get("qi")
 
@@ -84,19 +87,50 @@ framework_option = click.option("--framework", "framework_path", type=click.Path
                                 help="Framework file to use instead of the bundled one.")
 
 
+def _set_logging(ctx: click.Context, param: click.Parameter, value) -> None:
+    """Apply a logging option wherever it is given (before or after the subcommand); the last
+    one given wins, and an explicit --log-level beats -q / -v."""
+    if value is None or value == 0 or value is False:
+        return
+    settings = ctx.find_root().meta.setdefault("qi.logging", {"format": "human", "level": None, "quiet": 0})
+    if param.name == "log_format":
+        settings["format"] = value
+    elif param.name == "log_level":
+        settings["level"] = value
+    elif param.name == "quiet":
+        settings["quiet"] = -1
+    elif param.name == "verbose":
+        settings["quiet"] = value
+    by_count = {-1: "error", 0: "warning", 1: "info"}.get(settings["quiet"], "debug")
+    logs.configure(settings["format"], settings["level"] or by_count)
+
+
+LOGGING_OPTIONS = [
+    click.Option(["--log-format"], type=click.Choice(["human", "json"]), callback=_set_logging, expose_value=False,
+                 help="How log lines on stderr are written (default: human)."),
+    click.Option(["--log-level"], type=click.Choice(logs.LEVELS), callback=_set_logging, expose_value=False,
+                 help="Least severe log level shown (default: warning)."),
+    click.Option(["-q", "--quiet"], is_flag=True, callback=_set_logging, expose_value=False,
+                 help="Show errors only (log level error)."),
+    click.Option(["-v", "--verbose"], count=True, callback=_set_logging, expose_value=False,
+                 help="Show more: -v info, -vv debug."),
+]
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(run.tool_version(), prog_name="qi")
-@click.option("--log-format", type=click.Choice(["human", "json"]), default="human", show_default=True,
-              help="How log lines on stderr are written.")
-@click.option("--log-level", type=click.Choice(logs.LEVELS), default="warning", show_default=True,
-              help="Least severe log level shown.")
-def cli(log_format: str, log_level: str) -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """qi judges probation case evidence against the HMI Probation Quality & Impact framework.
 
     Inspectors validate and run samples; quality reviewers read reasoning traces; methodology
     staff edit rule sets. Diagnostics read path:line:col: code: message (hint).
+
+    Logging options (--log-format, --log-level, -q, -v) work before or after the subcommand.
+    Shell completion: eval "$(_QI_COMPLETE=bash_source qi)" (zsh_source, fish_source).
     """
-    logs.configure(log_format, log_level)
+    if "qi.logging" not in ctx.meta:  # no logging option before the subcommand: the defaults
+        logs.configure("human", "warning")
 
 
 @cli.group()
@@ -140,6 +174,9 @@ def validate(paths: tuple[Path, ...], output_format: str, framework_path: str | 
     checked = 0
     for path in paths:
         checked += len(samples.files(path)) if path.is_dir() else 1
+        if not path.exists() and str(path) != "-":
+            found.append(_no_such_path(path))
+            continue
         try:
             if path.is_dir():
                 found += samples.load(path, framework_path).warnings
@@ -151,6 +188,29 @@ def validate(paths: tuple[Path, ...], output_format: str, framework_path: str | 
     _report(found, output_format, checked)
     if diagnostics.has_errors(found):
         raise Failed()
+
+
+def _no_such_path(path: Path) -> Diagnostic:
+    """A diagnostic for a path that does not exist, naming the closest one that does."""
+    parent = path.parent
+    close = difflib.get_close_matches(path.name, sorted(p.name for p in parent.iterdir()), n=1) if parent.is_dir() else []
+    hint = f"did you mean {parent / close[0]}?" if close else (
+        "check the path" if parent.is_dir() else f"{parent} does not exist either")
+    return Diagnostic(str(path), 1, 1, "unreadable_file", "there is no such file or folder", hint)
+
+
+def _sample_folder(sample_dir: Path) -> None:
+    """Usage errors for what is not a sample folder, with the command that was probably meant."""
+    if not sample_dir.exists():
+        raise click.BadParameter(f"{sample_dir} does not exist ({_no_such_path(sample_dir).hint})",
+                                 param_hint="SAMPLE_DIR")
+    if sample_dir.is_file():
+        raise click.BadParameter(f"{sample_dir} is a file, not a sample folder; to judge one case file, "
+                                 f"run: qi evaluate {sample_dir}", param_hint="SAMPLE_DIR")
+    if not (sample_dir / "sample.yaml").exists() and (sample_dir.resolve().parent / "sample.yaml").is_file():
+        parent = sample_dir.parent if str(sample_dir.parent) not in ("", ".") or sample_dir.name else sample_dir
+        raise click.BadParameter(f"{sample_dir} is a folder inside a sample; run the sample itself: "
+                                 f"qi run {parent}", param_hint="SAMPLE_DIR")
 
 
 rules_option = click.option("--rules", "rules_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -201,7 +261,7 @@ def evaluate(case_file: Path, rules_file: Path | None, output_format: str) -> No
 
 
 db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-                         help="Audit store (default: $QI_DB, else ~/.local/share/qi/qi.db).")
+                         help="Audit store (default: $QI_DB, else $XDG_DATA_HOME/qi/qi.db, i.e. ~/.local/share/qi/qi.db).")
 
 
 key_option = click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path),
@@ -322,7 +382,7 @@ redact_option = click.option("--redact", is_flag=True,
 
 
 @cli.command("run")
-@click.argument("sample_dir", metavar="SAMPLE_DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("sample_dir", metavar="SAMPLE_DIR", type=click.Path(path_type=Path))
 @rules_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the reports (default: qi-reports/SAMPLE_ID).")
@@ -332,15 +392,18 @@ redact_option = click.option("--redact", is_flag=True,
 @click.option("--redact", is_flag=True,
               help="Publishable reports: no free-text notes, no diversity group under the minimum size.")
 @key_option
+@format_option
 def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None, db_path: Path | None,
-                jobs: int, redact: bool, key_file: Path | None) -> None:
+                jobs: int, redact: bool, key_file: Path | None, output_format: str) -> None:
     """Run the whole sample: validate, judge every case and provider, aggregate, apply the sample
     rules, write report.json, report.md, report.html and trace.jsonl, and record the run.
 
     Invalid input gives diagnostics and no run at all.
     """
+    _sample_folder(sample_dir)
     try:
-        prepared = run.prepare(sample_dir, rules_file, jobs)
+        with views.progress(len(samples.files(sample_dir)) - 1, "validating cases") as advance:
+            prepared = run.prepare(sample_dir, rules_file, jobs, advance)
     except InputError as error:
         raise Invalid(error, len(samples.files(sample_dir)) if sample_dir.is_dir() else 1) from None
     for warning in prepared.sample.warnings:
@@ -361,18 +424,38 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
                 raise click.ClickException(f"the rules engine failed: {error}") from None
         fields = [d.id for d in prepared.sample.framework.vocabulary.diversity] if redact else None
         try:
-            summary = run.publish(result, out, audit, fields, key)
+            with views.status(f"writing reports to {out} and recording the run"):
+                summary = run.publish(result, out, audit, fields, key)
         except InputError as error:
             raise Invalid(error, 0) from None
         except OSError as error:
             raise click.ClickException(f"could not write the reports to {out}: {error.strerror or error}; "
                                        "no run was recorded and no report was replaced") from None
     log.info("run recorded", run=summary.run_id, seq=summary.seq, cases=summary.cases)
+    if output_format == "json":
+        _emit_json({**dataclasses.asdict(summary), "headline": _headline(result),
+                    "reports": [str(out / name) for name in report.FILES]})
+        return
     click.echo(f"run {summary.run_id} (#{summary.seq}): {summary.cases} cases, sample {summary.sample_id}, "
                f"rule set {summary.ruleset}; store head {summary.head}")
     click.echo(views.headline_text(result), nl=False)
     for name in report.FILES:
         click.echo(f"  {out / name}")
+
+
+def _headline(result: dict) -> list[dict]:
+    """Per case-scoped standard, overall and per provider: % sufficient and the rating concluded."""
+    ratings = {(r["target"], r["group"]): r["band"] for r in result["sample_judgement"]["ratings"]}
+    rows = []
+    for standard in result["standards"]:
+        if standard["scope"] != "case":
+            continue
+        target = f"standard {standard['id']}"
+        groups = result["aggregates"]["targets"][target]["groups"]
+        rows.append({"standard": standard["id"], "title": standard["title"], "groups": {
+            name: {"percent": groups.get(key, {}).get("percent"), "rating": ratings.get((target, name))}
+            for key, name in [("all", "all")] + [(f"provider:{p}", p) for p in result["sample"]["providers"]]}})
+    return rows
 
 
 @cli.group()
@@ -525,7 +608,8 @@ def _head(context, parameter, value: str | None) -> str | None:
 @click.option("--expect-head", metavar="SEQ:HASH", callback=_head,
               help="A head printed by `qi runs head` or recorded in a report.json: fail if it was lost or rewritten.")
 @key_option
-def runs_verify(db_path: Path | None, expect_head: str | None, key_file: Path | None) -> None:
+@format_option
+def runs_verify(db_path: Path | None, expect_head: str | None, key_file: Path | None, output_format: str) -> None:
     """Recompute every run's hash and the chain between runs, check the findings against the hashed
     results, look for missing runs and stray rows, and check every reviewer's decision and sign-off;
     exit 1 naming each problem."""
@@ -535,6 +619,12 @@ def runs_verify(db_path: Path | None, expect_head: str | None, key_file: Path | 
             store.Problem(None, Diagnostic(str(audit.path), 1, 1, "review_mismatch", text))
             for text in review.verify(audit)]
         count = len(audit.runs()) if not problems else 0
+    if output_format == "json":
+        _emit_json({"store": str(audit.path), "runs": count, "verified": not problems,
+                    "problems": [p.diagnostic.as_dict() for p in problems]})
+        if problems:
+            raise Failed()
+        return
     if problems:
         for problem in problems:
             click.echo(problem.diagnostic.render(), err=True)
@@ -568,20 +658,39 @@ def rules_lint(files: tuple[Path, ...], strict: bool, output_format: str) -> Non
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--coverage", "show_coverage", is_flag=True, help="Print rule, condition and item coverage.")
 @click.option("--fail-under", type=click.FloatRange(0, 100), help="Fail if rule coverage is below this %.")
-def rules_test(paths: tuple[Path, ...], show_coverage: bool, fail_under: float | None) -> None:
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the results as JUnit XML, for CI systems.")
+@format_option
+def rules_test(paths: tuple[Path, ...], show_coverage: bool, fail_under: float | None, junit_file: Path | None,
+               output_format: str) -> None:
     """Run rule tests (default: the bundled rules/tests): each a note, a small case or sample, and
     the findings, enablers, barriers, ratings or recommendations expected."""
     measured = ruletest.Coverage()
     outcomes, problems = ruletest.run_all(list(paths) or [data_dir("rules") / "tests"], measured)
+    if junit_file is not None:
+        try:
+            ruletest_junit.write(outcomes, problems, junit_file)
+        except OSError as error:
+            raise click.ClickException(f"could not write {junit_file}: {error.strerror or error}") from None
+    failed = [o for o in outcomes if not o.passed]
+    below = fail_under is not None and measured.rule_percent < fail_under
+    if output_format == "json":
+        _emit_json({"passed": len(outcomes) - len(failed), "failed": len(failed),
+                    "tests": [{"path": o.path, "line": o.line, "note": o.note, "passed": o.passed,
+                               "failures": o.failures, "rules_fired": o.fired} for o in outcomes],
+                    "diagnostics": [d.as_dict() for d in diagnostics.sort(problems)],
+                    "coverage": {"rules": round(measured.rule_percent, 1),
+                                 "conditions": round(measured.condition_percent, 1)}})
+        if failed or problems or below or not outcomes:
+            raise Failed()
+        return
     for diagnostic in diagnostics.sort(problems):
         click.echo(diagnostic.render(), err=True)
-    failed = [o for o in outcomes if not o.passed]
     for outcome in failed:
         click.echo(outcome.render())
     if show_coverage or fail_under is not None:
         click.echo(measured.table(), nl=False)
     click.echo(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
-    below = fail_under is not None and measured.rule_percent < fail_under
     if below:
         click.echo(f"rule coverage {measured.rule_percent:.1f}% is below {fail_under:g}%", err=True)
     if failed or problems or below or not outcomes:
@@ -606,6 +715,38 @@ def rules_diff(old: Path, new: Path, sample_dir: Path, output_format: str, jobs:
         _emit_json(result)
     else:
         click.echo(differ.as_markdown(result), nl=False)
+
+
+@rules_group.command("show")
+@click.argument("location", metavar="FILE[:LINE]")
+def rules_show(location: str) -> None:
+    """Open a file a trace names, e.g. rules/hmip-qi-adult-2.0.yaml:785: print where it is (on
+    stderr) and the rule or entry that starts at that line (the whole file without a line).
+    Bundled files are named by their place in the repository and found wherever qi is installed."""
+    name, _, line_text = location.rpartition(":")
+    if not (name and line_text.isdigit()):
+        name, line_text = location, ""
+    path = Path(name)
+    if not path.is_file() and path.parts and path.parts[0] in ("framework", "rules", "cases"):
+        path = data_dir(path.parts[0]).joinpath(*path.parts[1:])
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise click.BadParameter(f"cannot open {name}: {getattr(error, 'strerror', None) or error}",
+                                 param_hint="FILE[:LINE]") from None
+    start = int(line_text) if line_text else 1
+    if not 1 <= start <= len(lines):
+        raise click.BadParameter(f"{name} has {len(lines)} lines, not {start}", param_hint="FILE[:LINE]")
+    click.echo(f"{path.resolve()}:{start}", err=True)
+    shown = lines[start - 1:] if not line_text else [lines[start - 1]]
+    if line_text:
+        indent = len(lines[start - 1]) - len(lines[start - 1].lstrip(" -"))
+        for following in lines[start:]:
+            if following.strip() and len(following) - len(following.lstrip(" ")) < indent + (
+                    0 if lines[start - 1].lstrip().startswith("- ") else 1):
+                break
+            shown.append(following)
+    click.echo("\n".join(shown).rstrip("\n"))
 
 
 @rules_group.command("doc")
@@ -671,12 +812,124 @@ def sample_generate(count: int, seed: int, out_dir: Path, profile_file: Path | N
     click.echo(f"wrote {len(written)} files to {out_dir}")
 
 
+@cli.group("cases")
+def cases_group() -> None:
+    """Spreadsheets in and out: a sample as a case-assessment workbook, and a workbook as YAML."""
+
+
+@cases_group.command("export")
+@click.argument("sample_dir", metavar="SAMPLE_DIR", type=click.Path(path_type=Path))
+@click.option("--to", "out_file", required=True, metavar="FILE.xlsx", type=click.Path(dir_okay=False, path_type=Path),
+              help="The workbook to write: .xlsx (or .csv for the case rows alone).")
+def cases_export(sample_dir: Path, out_file: Path) -> None:
+    """Write a sample as a case-assessment workbook: one row per case, context columns, an answer,
+    note and sources column per framework item (answers from a drop-down, the framework text as
+    header comments), an instructions sheet, and the organisation evidence and sample manifest."""
+    if out_file.suffix.lower() not in (".xlsx", ".csv"):
+        raise click.BadParameter(f"{out_file} must end in .xlsx (or .csv for the case rows alone)",
+                                 param_hint="--to")
+    try:
+        written = workbook.export(sample_dir, out_file)
+    except InputError as error:
+        raise Invalid(error, len(samples.files(sample_dir)) if sample_dir.is_dir() else 1) from None
+    except OSError as error:
+        raise click.ClickException(f"could not write {out_file}: {error.strerror or error}") from None
+    log.info("workbook written", file=str(written))
+    click.echo(f"wrote {written}")
+
+
+@cases_group.command("import")
+@click.argument("book", metavar="FILE.xlsx|FILE.csv", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, metavar="SAMPLE_DIR", type=click.Path(file_okay=False, path_type=Path),
+              help="A new or empty folder for the sample's YAML files.")
+@framework_option
+def cases_import(book: Path, out_dir: Path, framework_path: str | None) -> None:
+    """Turn a case-assessment workbook into the sample's YAML files: sample.yaml, cases/*.yaml and
+    organisation/*.yaml (a .csv of case rows gives cases/ only). Problems read
+    FILE.xlsx:Cases!C12: code: message (hint), all in one pass; nothing is written unless the
+    whole workbook is valid."""
+    fw = _framework(framework_path)
+    try:
+        imported = workbook.import_workbook(book, out_dir, fw)
+    except InputError as error:
+        raise Invalid(error, 1) from None
+    except OSError as error:
+        raise click.ClickException(f"could not write {out_dir}: {error.strerror or error}") from None
+    _report(imported.warnings, "text", 1)
+    click.echo(f"wrote {imported.cases} case file{'s' * (imported.cases != 1)} and {imported.organisations} "
+               f"organisation file{'s' * (imported.organisations != 1)} to {imported.out}")
+
+
+@cli.group("case")
+def case_group() -> None:
+    """Start a case file."""
+
+
+@case_group.command("new")
+@click.argument("reference", metavar="REF")
+@click.option("--provider", required=True, help="The provider supervising the case (from the framework vocabulary).")
+@click.option("--sentence", "sentence_type", required=True, metavar="TYPE",
+              help="The sentence type (from the framework vocabulary), e.g. community_order.")
+@framework_option
+def case_new(reference: str, provider: str, sentence_type: str, framework_path: str | None) -> None:
+    """Print a complete case file to fill in: every case-scoped framework item with its text and
+    the allowed answers. It validates once every null is filled in (or its line deleted)."""
+    fw = _framework(framework_path)
+    try:
+        text = template.case_template(fw, reference, provider, sentence_type)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    click.echo(text, nl=False)
+
+
+@cli.command("export")
+@click.argument("run_ref", metavar="RUN")
+@click.option("--to", "out_file", required=True, metavar="FILE.xlsx|FILE.csv",
+              type=click.Path(dir_okay=False, path_type=Path), help="The file to write: .xlsx, or .csv.")
+@db_option
+def export_command(run_ref: str, out_file: Path, db_path: Path | None) -> None:
+    """Export a run's results as spreadsheet tables: case x criterion findings, aggregates per
+    group, gaps and ratings. RUN is a stored run (its id, a prefix, or its number) or a report folder.
+    A .csv target writes one file per table (FILE.csv holds the findings). No cell is a formula."""
+    if out_file.suffix.lower() not in exporter.FORMATS:
+        raise click.BadParameter(f"{out_file} must end in .xlsx or .csv", param_hint="--to")
+    as_path = Path(run_ref)
+    if as_path.exists():
+        report_file = as_path / "report.json" if as_path.is_dir() else as_path
+        try:
+            stored = json.loads(report_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise click.ClickException(f"cannot read {report_file} as a run's report.json: {error}") from None
+    else:
+        with _open_store(db_path) as audit:
+            try:
+                stored = audit.report(audit.find(run_ref))
+            except InputError as error:
+                raise Invalid(error, 0) from None
+    try:
+        written = exporter.write(stored, out_file)
+    except OSError as error:
+        raise click.ClickException(f"could not write {out_file}: {error.strerror or error}") from None
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
 @cli.command()
 @click.argument("kind", type=click.Choice(sorted(models.KINDS)))
 @framework_option
 def schema(kind: str, framework_path: str | None) -> None:
     """Print the JSON Schema of a file kind, with the framework's vocabulary as enums."""
     _emit_json(models.json_schema(kind, _framework(framework_path)))
+
+
+def _add_logging_options(command: click.Command) -> None:
+    """Every command and group accepts the logging options, so `qi run X -v` works like `qi -v run X`."""
+    command.params.extend(LOGGING_OPTIONS)
+    for child in getattr(command, "commands", {}).values():
+        _add_logging_options(child)
+
+
+_add_logging_options(cli)
 
 
 def main() -> None:

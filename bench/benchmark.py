@@ -140,13 +140,27 @@ def store_growth(sample_dir: Path, folder: Path, runs: int = 2) -> dict:
             "reduction": round(STORE_BASELINE["bytes_per_case_per_run"] / per_case, 1)}
 
 
+def output_path(quick: bool, given: str | None) -> str:
+    """Where results go: a quick run never replaces the committed full results."""
+    full = ROOT / "bench" / "results.json"
+    if given is None:
+        return str(full.with_name("results-quick.json") if quick else full)
+    if quick and Path(given).resolve() == full.resolve():
+        raise SystemExit(f"--quick would overwrite the full results in {full}; choose another --output")
+    return given
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="100 and 1,000 cases only (no 10,000)")
-    parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument("--quick", action="store_true",
+                        help="100 and 1,000 cases only (no 10,000); results go to bench/results-quick.json, "
+                             "never over the committed full results")
+    parser.add_argument("--output", help="results file (default: bench/results.json, or results-quick.json "
+                                         "with --quick)")
     parser.add_argument("--store-only", action="store_true",
                         help="measure only the audit store's growth, keeping the other results in --output")
     options = parser.parse_args()
+    options.output = output_path(options.quick, options.output)
     if options.store_only:
         with tempfile.TemporaryDirectory() as temporary:
             results = json.loads(Path(options.output).read_text()) if Path(options.output).exists() else {}

@@ -21,11 +21,13 @@ def wheel(tmp_path_factory):
 
 def test_wheel_contains_code_and_bundled_data(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"cli.py", "engine/__init__.py", "engine/_data/framework/hmip-qi-adult-2.0.yaml",
+    assert {"engine/cli.py", "engine/__init__.py", "engine/_data/framework/hmip-qi-adult-2.0.yaml",
             "engine/_data/cases/north-west-2016/sample.yaml"} <= names
     assert any(n.startswith("engine/_data/cases/north-west-2016/cases/NW-") for n in names)
+    top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top_level == {"engine"}  # no top-level cli module to clash with other packages
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "qi = cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "qi = engine:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_installed_qi_finds_bundled_data_from_any_directory(wheel, tmp_path):
@@ -36,6 +38,13 @@ def test_installed_qi_finds_bundled_data_from_any_directory(wheel, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     for args in (["framework", "show", "6.3"], ["validate", str(sample)]):
-        result = subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], cwd=elsewhere,
+        result = subprocess.run([sys.executable, "-c", "import engine; engine.main()", *args], cwd=elsewhere,
                                 capture_output=True, text=True, env={"PYTHONPATH": str(target)})
         assert result.returncode == 0, result.stderr
+    assert not (target / "cli.py").exists() and (target / "engine" / "cli.py").is_file()
+    # a trace names bundled files by logical name; qi rules show opens them from the installed copy
+    shown = subprocess.run([sys.executable, "-c", "import engine; engine.main()", "rules", "show",
+                            "cases/north-west-2016/cases/NW-014.yaml:27"], cwd=elsewhere,
+                           capture_output=True, text=True, env={"PYTHONPATH": str(target)})
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("  3.1.a:") and str(target / "engine" / "_data") in shown.stderr

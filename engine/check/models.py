@@ -91,10 +91,23 @@ def vocabulary(kind: str, what: str, code: str = "unknown_value"):
         if framework is not None:
             allowed = framework.vocabulary.ids(kind)
             if value not in allowed:
-                raise _error(code, f"{value!r} is not a known {what}", did_you_mean(value, allowed))
+                raise _error(code, f"{value!r} is not a known {what}", _abbreviation_of(value, allowed)
+                             or did_you_mean(value, allowed))
         return value
 
     return AfterValidator(check)
+
+
+def _abbreviation_of(value: Any, allowed: list) -> str:
+    """A hint when ``value`` abbreviates an allowed value by its initials, e.g. N/A for
+    not_applicable; empty otherwise."""
+    if not isinstance(value, str):
+        return ""
+    letters = re.sub(r"[^a-z]", "", value.lower())
+    for option in allowed:
+        if isinstance(option, str) and "_" in option and letters == "".join(w[:1] for w in option.split("_")):
+            return f"write {option}"
+    return ""
 
 
 def _unique(values: list) -> list:

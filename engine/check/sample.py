@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean, has_errors
@@ -89,6 +90,36 @@ def warnings_for(loaded: Loaded) -> list[Diagnostic]:
             found.append(loaded.document.diagnostic(
                 ("evidence", item_id), "missing_note", f"answer '{entry.answer}' on {item_id} has no note",
                 "say what was found, so the reasoning trace can quote it", severity="warning"))
+        if not entry.sources:
+            found.append(loaded.document.diagnostic(
+                ("evidence", item_id), "missing_sources", f"the answer on {item_id} has no sources",
+                "say where the evidence was found, e.g. sources: [case_record]", severity="warning"))
+    return found
+
+
+#: Hints for files that are not YAML but look like sample data in another form.
+_CONVERTIBLE = (".csv", ".xlsx", ".xls", ".ods")
+
+
+def ignored_files(root: str | os.PathLike[str]) -> list[Diagnostic]:
+    """A warning for every file in cases/ or organisation/ that qi does not read (not YAML), so a
+    case saved in another format never silently disappears from the sample."""
+    found = []
+    for folder in ("cases", "organisation"):
+        path = Path(root) / folder
+        if not path.is_dir():
+            continue
+        try:
+            children = sorted(path.iterdir())
+        except OSError:
+            continue  # an unreadable folder is reported where its files are read
+        for child in children:
+            if child.name.startswith(".") or child.suffix in YAML_SUFFIXES or child.is_dir():
+                continue
+            hint = (f"turn a spreadsheet into case files with: qi cases import {child} --out NEW_FOLDER"
+                    if child.suffix.lower() in _CONVERTIBLE else f"{folder}/ files are read only when they end in .yaml")
+            found.append(Diagnostic(str(child), 1, 1, "not_yaml", "this file is not YAML, so qi does not read it",
+                                    hint, "warning"))
     return found
 
 
@@ -146,9 +177,10 @@ def _framework_of_enclosing_sample(path: Path) -> Path | None:
     return frameworks.bundled().get((loaded.framework.id, loaded.framework.version)) if loaded else None
 
 
-def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | None = None, jobs: int = 1) -> Sample:
-    """Load and validate a whole sample folder (case files in ``jobs`` processes). Raises
-    InputError listing every problem."""
+def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | None = None, jobs: int = 1,
+         advance: Callable[[int], None] | None = None) -> Sample:
+    """Load and validate a whole sample folder (case files in ``jobs`` processes; ``advance(n)`` is
+    called as case files are checked, for a progress bar). Raises InputError listing every problem."""
     root = Path(root)
     problems: list[Diagnostic] = []
     manifest_path = root / "sample.yaml"
@@ -173,8 +205,8 @@ def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | 
         raise InputError(problems)  # without a framework the cases cannot be checked
     framework = frameworks.load(framework_path)
 
-    warnings: list[Diagnostic] = []
-    cases = _check_cases(root / "cases", Path(framework_path), problems, warnings, jobs)
+    warnings: list[Diagnostic] = ignored_files(root)
+    cases = _check_cases(root / "cases", Path(framework_path), problems, warnings, jobs, advance)
     organisations = _load_folder(root / "organisation", "organisation", framework, problems)
     warnings += [w for loaded in organisations for w in warnings_for(loaded)]
     cases_refused = any(d.path == str(root / "cases") for d in problems)  # a link out, a loop, unreadable
@@ -282,7 +314,7 @@ def _check_case(path: Path, framework_path: Path):
 
 
 def _check_cases(folder: Path, framework_path: Path, problems: list[Diagnostic], warnings: list[Diagnostic],
-                 jobs: int = 1) -> list[CaseHandle]:
+                 jobs: int = 1, advance: Callable[[int], None] | None = None) -> list[CaseHandle]:
     """Validate every case file (in ``jobs`` processes), keeping only a handle to each: what a large
     sample needs in memory. Duplicate references are found in file-name order whatever ``jobs`` is."""
     paths = _yaml_files(folder, problems)
@@ -291,10 +323,10 @@ def _check_cases(folder: Path, framework_path: Path, problems: list[Diagnostic],
         import multiprocessing
 
         with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            checked = list(pool.map(_check_case, paths, [framework_path] * len(paths),
-                                    chunksize=max(1, len(paths) // (jobs * 8))))
+            checked = list(_advancing(pool.map(_check_case, paths, [framework_path] * len(paths),
+                                               chunksize=max(1, len(paths) // (jobs * 8))), advance))
     else:
-        checked = [_check_case(path, framework_path) for path in paths]
+        checked = list(_advancing((_check_case(path, framework_path) for path in paths), advance))
     handles: list[CaseHandle] = []
     first: dict[str, tuple[str, int, str]] = {}
     for case_problems, case_warnings, handle, (line, col) in checked:
@@ -313,6 +345,13 @@ def _check_cases(folder: Path, framework_path: Path, problems: list[Diagnostic],
         first[key] = (handle.display, line, handle.reference)
         handles.append(handle)
     return handles
+
+
+def _advancing(results, advance: Callable[[int], None] | None):
+    for result in results:
+        yield result
+        if advance is not None:
+            advance(1)
 
 
 def _load_folder(folder: Path, kind: str, framework: models.Framework, problems: list[Diagnostic]) -> list[Loaded]:

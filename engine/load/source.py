@@ -159,6 +159,10 @@ def parse(raw: bytes, path: str) -> Document:
         mark = error.problem_mark or error.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = (error.problem or error.context or "invalid YAML").strip()
+        if "\\t" in problem or "'\t'" in problem or _tab_indented(text, line):
+            raise InputError([Diagnostic(path, line, col, "tab_indentation",
+                                         "this line is indented with a tab, which YAML does not allow",
+                                         "indent with spaces instead of the tab")]) from None
         if "nesting depth" in problem:  # libyaml's own limit, met before qi's
             raise InputError([Diagnostic(path, line, col, "too_deep",
                                          f"the document is nested more than {MAX_DEPTH} levels deep",
@@ -171,6 +175,13 @@ def parse(raw: bytes, path: str) -> Document:
     if builder.fatal or builder.unsafe:
         raise InputError(builder.problems)
     return Document(path, data, builder.marks, hashlib.sha256(raw).hexdigest(), builder.problems)
+
+
+def _tab_indented(text: str, line: int) -> bool:
+    """Whether line ``line`` (1-based), or the one before it, starts with a tab."""
+    lines = text.splitlines()
+    return any(0 < n <= len(lines) and lines[n - 1][:len(lines[n - 1]) - len(lines[n - 1].lstrip())].count("\t")
+               for n in (line, line - 1))
 
 
 def _decode(raw: bytes, path: str) -> str:

@@ -266,6 +266,20 @@ def progress(total: int, label: str):
         yield lambda done: bar.advance(task, done)
 
 
+@contextlib.contextmanager
+def status(label: str):
+    """A spinner with ``label`` on stderr while work of unknown length runs (silent when stderr is
+    not a terminal)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(label):
+        yield
+
+
 def headline_text(report: dict) -> str:
     """The run at a glance: % sufficient and rating per case-scoped standard, overall and per provider."""
     providers = report["sample"]["providers"]

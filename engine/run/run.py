@@ -54,9 +54,10 @@ class Prepared:
 
 
 def prepare(sample_dir: str | os.PathLike[str], rules_file: str | os.PathLike[str] | None = None,
-            jobs: int = 1) -> Prepared:
-    """Validate the sample and compile its rule set. Raises InputError listing every problem."""
-    loaded_sample = sample.load(sample_dir, jobs=jobs)
+            jobs: int = 1, advance: Callable[[int], None] | None = None) -> Prepared:
+    """Validate the sample and compile its rule set (``advance(n)`` as case files are checked).
+    Raises InputError listing every problem."""
+    loaded_sample = sample.load(sample_dir, jobs=jobs, advance=advance)
     manifest = loaded_sample.manifest.model
     rules_path = Path(rules_file) if rules_file else pipeline.rules_path(manifest.rules, manifest.period.end)
     cases = pipeline.compiled_rules(rules_path)

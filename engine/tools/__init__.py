@@ -1,2 +1,2 @@
 """Tools for rule authors and benchmarks, built on the stages: lint, rule tests, diff, handbook,
-synthetic samples."""
+synthetic samples, spreadsheets in and out, case templates."""

@@ -1,0 +1,345 @@
+"""Spreadsheets in and out: the case-assessment workbook round trip, run exports, case templates,
+and formula injection neutralised everywhere."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.base import canonical
+from engine.check import framework as frameworks
+from engine.check import sample as samples
+from engine.run import pipeline
+from engine.tools import generate, spreadsheet, workbook
+from tests.conftest import SAMPLE
+
+HYPERLINK = '=HYPERLINK("http://example.invalid/x","click me")'
+
+
+def _judgements(report: dict) -> bytes:
+    """Everything the engine judged in a run, without traces, file names or hashes."""
+    def strip(node):
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in ("trace", "file", "sha256")}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    keep = {"cases": report["cases"], "organisations": report["organisations"],
+            "aggregates": report["aggregates"], "sample_judgement": report["sample_judgement"]}
+    return canonical.canonical(strip(keep))
+
+
+def _run(qi, sample: Path, out: Path, db: Path) -> dict:
+    result = qi("run", sample, "--out", out, "--db", db)
+    assert result.exit_code == 0, result.stderr
+    return json.loads((out / "report.json").read_text(encoding="utf-8"))
+
+
+def test_export_then_import_gives_byte_identical_judgements(qi, tmp_path):
+    book = tmp_path / "nw.xlsx"
+    assert qi("cases", "export", SAMPLE, "--to", book).exit_code == 0
+    imported = qi("cases", "import", book, "--out", tmp_path / "back")
+    assert imported.exit_code == 0, imported.stderr
+    assert "14 case files and 2 organisation files" in imported.stdout
+    before = _run(qi, SAMPLE, tmp_path / "r1", tmp_path / "db")
+    after = _run(qi, tmp_path / "back", tmp_path / "r2", tmp_path / "db")
+    assert _judgements(before) == _judgements(after)
+    assert before["cases"] and after["cases"][0]["file"].endswith("back/cases/NW-001.yaml")
+    # the inspector's own judgements travel too (columns "3.1 judgement", "3.1 judgement note")
+    back = (tmp_path / "back" / "cases" / "NW-001.yaml").read_text(encoding="utf-8")
+    assert '"judgements":\n  "3.1":\n    "finding": "insufficient"\n    "note": "Domestic abuse history not analysed."' in back
+
+
+def test_csv_round_trip_gives_the_same_case_files_as_xlsx(qi, tmp_path):
+    for suffix in ("xlsx", "csv"):
+        assert qi("cases", "export", SAMPLE, "--to", tmp_path / f"nw.{suffix}").exit_code == 0
+        assert qi("cases", "import", tmp_path / f"nw.{suffix}", "--out", tmp_path / suffix).exit_code == 0
+    for path in sorted((tmp_path / "xlsx" / "cases").iterdir()):
+        assert path.read_bytes() == (tmp_path / "csv" / "cases" / path.name).read_bytes()
+
+
+def test_workbook_has_drop_downs_comments_instructions_and_every_item(tmp_path):
+    path = workbook.export(SAMPLE, tmp_path / "nw.xlsx")
+    book = openpyxl.load_workbook(path)
+    fw = frameworks.load(frameworks.default_path())
+    assert book.sheetnames[:2] == ["Instructions", "Cases"]
+    assert "qi cases import" in "\n".join(str(c.value) for c in book["Instructions"]["A"] if c.value)
+    sheet = book["Cases"]
+    headers = [c.value for c in sheet[1]]
+    for item_id in fw.item_ids("case"):
+        assert {f"{item_id} answer", f"{item_id} note", f"{item_id} sources"} <= set(headers)
+    assert not any(h.startswith("6.") for h in headers)  # organisation items are on their own sheet
+    column = headers.index("3.1.a answer") + 1
+    comment = sheet.cell(1, column).comment.text
+    assert fw.find("3.1.a").text in comment and "not_applicable" in comment
+    letter = openpyxl.utils.get_column_letter(column)
+    answer_checks = [v for v in sheet.data_validations.dataValidation if f"{letter}2" in str(v.sqref)]
+    assert answer_checks and answer_checks[0].type == "list"
+    listed = answer_checks[0].formula1.split("!")[1].replace("$", "")
+    values = [c.value for row in book["Lists"][listed] for c in row]
+    assert values == fw.vocabulary.ids("answers")
+    judgement = headers.index("3.1 judgement") + 1
+    assert headers[judgement - 2] == "3.1.i sources" and headers[judgement] == "3.1 judgement note"
+    assert any(f"{openpyxl.utils.get_column_letter(judgement)}2" in str(v.sqref)
+               for v in sheet.data_validations.dataValidation)
+    assert sheet.max_row == 15  # one header and 14 cases
+    assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def _workbook_with(tmp_path: Path, edits: dict[str, object], sheet: str = "Cases") -> Path:
+    """The example sample's workbook with cells changed: {"C3": value}."""
+    path = workbook.export(SAMPLE, tmp_path / "edit.xlsx")
+    book = openpyxl.load_workbook(path)
+    for cell, value in edits.items():
+        book[sheet][cell].value = value
+    book.save(path)
+    return path
+
+
+def test_import_reports_every_problem_at_its_cell_and_writes_nothing(qi, tmp_path):
+    book = openpyxl.load_workbook(workbook.export(SAMPLE, tmp_path / "x.xlsx"))
+    headers = {c.value: c.column_letter for c in book["Cases"][1]}
+    path = _workbook_with(tmp_path, {
+        f"{headers['provider']}3": "NSP",
+        f"{headers['3.1.a answer']}5": "N/A",
+        f"{headers['sentence_start']}7": "last tuesday",
+        f"{headers['risk_of_serious_harm']}8": None,
+        f"{headers['2.1.a answer']}9": None,  # its note is kept: a note without an answer
+        f"{headers['2.1.a note']}9": "Seen weekly.",
+        f"{headers['1.1.a answer']}10": "=IF(1,\"yes\",\"no\")",
+    })
+    result = qi("cases", "import", path, "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    err = result.stderr
+    assert f"edit.xlsx:Cases!{headers['provider']}3: unknown_value: 'NSP' is not a known provider (did you mean 'NPS'?" in err
+    assert f"Cases!{headers['3.1.a answer']}5: invalid_value:" in err and "not_applicable" in err
+    assert f"Cases!{headers['sentence_start']}7: wrong_type:" in err
+    assert f"Cases!{headers['risk_of_serious_harm']}8: missing_value:" in err
+    assert f"Cases!{headers['2.1.a answer']}9: missing_answer:" in err
+    assert f"Cases!{headers['1.1.a answer']}10: formula_cell:" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_import_reports_bad_headers_and_unreadable_files(qi, tmp_path):
+    book = openpyxl.load_workbook(workbook.export(SAMPLE, tmp_path / "x.xlsx"))
+    headers = {c.value: c.column_letter for c in book["Cases"][1]}
+    path = _workbook_with(tmp_path, {f"{headers['flags']}1": "flgs", f"{headers['case']}1": None,
+                                     f"{headers['6.1.a answer'] if '6.1.a answer' in headers else 'ZZ'}1": None})
+    result = qi("cases", "import", path, "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert f"Cases!{headers['flags']}1: unknown_column: the column 'flgs' is not one qi reads (did you mean 'flags'?" \
+        in result.stderr
+    assert "Cases!A1: missing_column: the sheet has no 'case' column" in result.stderr
+    junk = tmp_path / "junk.xlsx"
+    junk.write_bytes(b"not a zip at all")
+    result = qi("cases", "import", junk, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "junk.xlsx:1:1: unreadable_workbook:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_import_refuses_a_folder_that_is_not_empty(qi, tmp_path):
+    path = workbook.export(SAMPLE, tmp_path / "nw.xlsx")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    result = qi("cases", "import", path, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "output_not_empty" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["keep.txt"]
+
+
+def _note_sample(tmp_path: Path, note: str, title: str | None = None) -> Path:
+    copy = tmp_path / "sample"
+    shutil.copytree(SAMPLE, copy)
+    case = copy / "cases" / "NW-014.yaml"
+    text = case.read_text(encoding="utf-8")
+    case.write_text(text.replace('note: "One further shop theft in month 3; nothing since."',
+                                 f"note: {json.dumps(note)}"), encoding="utf-8")
+    if title is not None:
+        manifest = copy / "sample.yaml"
+        manifest.write_text(manifest.read_text(encoding="utf-8").replace(
+            'title: "Quality & Impact inspection: Northwold (fictional area)"', f"title: {json.dumps(title)}"),
+            encoding="utf-8")
+    return copy
+
+
+def _formulas(path: Path) -> list[str]:
+    with zipfile.ZipFile(path) as archive:
+        return [name for name in archive.namelist() if name.endswith(".xml") and b"<f>" in archive.read(name)]
+
+
+def test_a_formula_in_a_note_stays_text_in_xlsx_and_csv_and_round_trips(qi, tmp_path):
+    sample = _note_sample(tmp_path, HYPERLINK)
+    xlsx, csv_file = tmp_path / "c.xlsx", tmp_path / "c.csv"
+    assert qi("cases", "export", sample, "--to", xlsx).exit_code == 0
+    assert qi("cases", "export", sample, "--to", csv_file).exit_code == 0
+    assert _formulas(xlsx) == []
+    sheet = openpyxl.load_workbook(xlsx)["Cases"]
+    cell = next(c for row in sheet.iter_rows() for c in row if c.value == HYPERLINK)
+    assert cell.data_type == "s" and cell.quotePrefix
+    rows = list(csv.reader(csv_file.open(encoding="utf-8-sig")))
+    assert "'" + HYPERLINK in [v for row in rows for v in row]
+    assert not any(v.startswith("=") for row in rows for v in row)
+    for source_file, out in ((xlsx, "x"), (csv_file, "c")):
+        assert qi("cases", "import", source_file, "--out", tmp_path / out).exit_code == 0
+        assert json.dumps(HYPERLINK) in (tmp_path / out / "cases" / "NW-014.yaml").read_text(encoding="utf-8")
+
+
+def test_run_export_neutralises_formulas_in_xlsx_and_csv(qi, tmp_path):
+    sample = _note_sample(tmp_path, HYPERLINK, title=HYPERLINK)
+    _run(qi, sample, tmp_path / "rep", tmp_path / "db")
+    for target in ("run.xlsx", "run.csv"):
+        result = qi("export", tmp_path / "rep", "--to", tmp_path / target)
+        assert result.exit_code == 0, result.stderr
+    assert _formulas(tmp_path / "run.xlsx") == []
+    run_sheet = openpyxl.load_workbook(tmp_path / "run.xlsx")["Run"]
+    assert [c.value for c in run_sheet["B"]].count(HYPERLINK) == 1
+    rows = list(csv.reader((tmp_path / "run.run.csv").open(encoding="utf-8-sig")))
+    assert ["sample.title", "'" + HYPERLINK] in rows
+
+
+def test_run_export_has_findings_aggregates_and_gaps(qi, tmp_path):
+    report = _run(qi, SAMPLE, tmp_path / "rep", tmp_path / "db")
+    result = qi("export", report["run"]["id"], "--db", tmp_path / "db", "--to", tmp_path / "run.xlsx")
+    assert result.exit_code == 0, result.stderr
+    book = openpyxl.load_workbook(tmp_path / "run.xlsx")
+    assert book.sheetnames == ["Findings", "Aggregates", "Gaps", "Ratings", "Run"]
+    findings = list(book["Findings"].values)
+    header = findings[0]
+    row = next(r for r in findings if r[1] == "NW-014" and r[3] == "3.1")
+    assert row[header.index("engine_finding")] == report["cases"][13]["findings"]["3.1"]["value"] == "insufficient"
+    assert len(findings) - 1 == sum(len(c["findings"]) for c in report["cases"]) + sum(
+        len(o["findings"]) for o in report["organisations"])
+    aggregates = list(book["Aggregates"].values)
+    all_31 = next(r for r in aggregates if r[0] == "3.1" and r[3] == "all")
+    assert all_31[aggregates[0].index("percent")] == report["aggregates"]["targets"]["3.1"]["groups"]["all"]["percent"]
+    gaps = list(book["Gaps"].values)
+    provider = next(r for r in gaps if r[0] == "3.1" and r[2] == "provider")
+    assert provider[gaps[0].index("flagged")] is report["aggregates"]["targets"]["3.1"]["gaps"]["provider"]["flagged"]
+
+
+def test_case_new_prints_a_template_that_validates_once_filled_in(qi, tmp_path):
+    result = qi("case", "new", "NW-099", "--provider", "NPS", "--sentence", "licence")
+    assert result.exit_code == 0, result.stderr
+    fw = frameworks.load(frameworks.default_path())
+    for item in fw.items():
+        in_case = item.id in fw.item_ids("case")
+        assert (f"  {item.id}: {{answer: null" in result.stdout) is in_case
+    assert "yes | partly | no | not_applicable" in result.stdout
+    blank = tmp_path / "blank" / "NW-099.yaml"
+    blank.parent.mkdir()
+    blank.write_text(result.stdout, encoding="utf-8")
+    assert qi("validate", blank).exit_code == 1  # not valid until filled in
+    filled = (result.stdout.replace("answer: null", 'answer: "yes"').replace("sources: []", "sources: [oasys]")
+              .replace("start: null", "start: 2016-01-04").replace("risk_of_serious_harm: null", "risk_of_serious_harm: low"))
+    case = tmp_path / "NW-099.yaml"
+    case.write_text(filled, encoding="utf-8")
+    checked = qi("validate", case)
+    assert checked.exit_code == 0 and "0 errors, 0 warnings" in checked.stderr, checked.stderr
+    assert qi("evaluate", case).exit_code == 0
+
+
+def test_case_new_rejects_unknown_provider_sentence_and_reference(qi):
+    assert "did you mean 'NPS'" in qi("case", "new", "X-1", "--provider", "NSP", "--sentence", "licence").stderr
+    assert qi("case", "new", "X-1", "--provider", "NPS", "--sentence", "licnce").exit_code == 2
+    assert qi("case", "new", "../x", "--provider", "NPS", "--sentence", "licence").exit_code == 2
+
+
+# --- property: generated samples survive the round trip ----------------------------------------
+
+_PROFILE = generate.load_profile(generate.default_profile())
+_COMPILED = None
+
+
+def _compiled():
+    global _COMPILED
+    if _COMPILED is None:
+        _COMPILED = pipeline.compiled_rules(pipeline.rules_path())
+    return _COMPILED
+
+
+def _results(sample_dir: Path) -> bytes:
+    loaded = samples.load(sample_dir)
+    results = []
+    for handle in loaded.cases:
+        case = handle.load()
+        result = pipeline.case_result(_compiled(), case)
+        results.append({"case": result["case"], "model": case.model.model_dump(mode="json"),
+                        "findings": {c: (f["value"], f["rules"]) for c, f in result["findings"].items()},
+                        "enablers": [e["id"] for e in result["enablers"]],
+                        "barriers": [b["id"] for b in result["barriers"]]})
+    organisations = [o.model.model_dump(mode="json") for o in loaded.organisations]
+    for entry in [e for r in results for e in r["model"]["evidence"].values()]:
+        if not (entry["note"] or "").strip():
+            entry["note"] = None  # an empty note is no note: a spreadsheet cell cannot tell them apart
+    return json.dumps({"cases": results, "organisations": organisations}, sort_keys=True).encode()
+
+
+_notes = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cn", "Co", "Zl", "Zp")) | st.sampled_from("\n\t"),
+                 max_size=40) | st.sampled_from(
+    [HYPERLINK, "+1", "-", "@here", "'quoted", "''=x", " padded ", "a, b; c"])
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), count=st.integers(1, 4), note=_notes, as_csv=st.booleans())
+def test_generated_samples_round_trip_with_identical_judgements(tmp_path_factory, seed, count, note, as_csv):
+    folder = tmp_path_factory.mktemp("gen")
+    profile, fw = _PROFILE
+    generate.generate(profile, fw, count, seed, folder / "sample")
+    first = sorted((folder / "sample" / "cases").iterdir())[0]
+    text = first.read_text(encoding="utf-8")
+    first.write_text(re.sub(r'"note": .*', lambda _: f'"note": {json.dumps(note, ensure_ascii=False)}', text, count=1),
+                     encoding="utf-8")
+    book = workbook.export(folder / "sample", folder / ("s.csv" if as_csv else "s.xlsx"))
+    workbook.import_workbook(book, folder / "back", fw)
+    if as_csv:  # a CSV carries the case rows alone
+        shutil.copy(folder / "sample" / "sample.yaml", folder / "back" / "sample.yaml")
+        shutil.copytree(folder / "sample" / "organisation", folder / "back" / "organisation")
+    assert _results(folder / "sample") == _results(folder / "back")
+
+
+def test_csv_escaping_is_exact():
+    for text in [HYPERLINK, "'", "''", "'=", "+x", "plain", "-1", "@", "\tx", "'hello"]:
+        assert spreadsheet.csv_text(spreadsheet.csv_value(text)) == text
+        assert not str(spreadsheet.csv_value(text)).startswith(spreadsheet.FORMULA_STARTS)
+
+
+@pytest.mark.parametrize("value", ["=1+1", "+1", "-1", "@SUM(A1)", "\t=x", "\r=x"])
+def test_xlsx_cells_never_hold_formulas(tmp_path, value):
+    book = openpyxl.Workbook()
+    spreadsheet.set_cell(book.active["A1"], value)
+    path = spreadsheet.save_workbook(book, tmp_path / "f.xlsx")
+    assert _formulas(path) == []
+    # without lxml, openpyxl writes a raw carriage return, which XML reads back as a line feed
+    assert openpyxl.load_workbook(path).active["A1"].value in (value, value.replace("\r", "\n"))
+
+
+def test_run_export_carries_inspector_reviewer_and_interval_fields_when_the_report_has_them(qi, tmp_path):
+    """Columns follow report.json: fields a run adds (an inspector's finding and note, a reviewer's
+    decision, an interval) become columns, and a formula in such a note stays text in xlsx and csv."""
+    from engine.tools import export
+
+    report = _run(qi, SAMPLE, tmp_path / "rep", tmp_path / "db")
+    finding = report["cases"][13]["findings"]["3.1"]
+    finding["inspector"] = {"finding": "sufficient", "note": HYPERLINK}
+    finding["reviewer"] = {"decision": "challenge"}
+    report["aggregates"]["targets"]["3.1"]["groups"]["all"]["interval"] = {"low": 38.8, "high": 83.7}
+    tables = export.tables(report)
+    header, *rows = tables["findings"]
+    row = next(r for r in rows if r[1] == "NW-014" and r[3] == "3.1")
+    assert row[header.index("inspector.finding")] == "sufficient" and row[header.index("inspector.note")] == HYPERLINK
+    assert row[header.index("reviewer.decision")] == "challenge"
+    aggregates = tables["aggregates"]
+    assert {"interval.low", "interval.high"} <= set(aggregates[0])
+    written = export.write(report, tmp_path / "t.xlsx") + export.write(report, tmp_path / "t.csv")
+    assert _formulas(written[0]) == []
+    rows = list(csv.reader(written[1].open(encoding="utf-8-sig")))
+    assert "'" + HYPERLINK in [v for r in rows for v in r]
