@@ -235,7 +235,7 @@ def explain(case_file: Path | None, criterion: str, why_not: str | None, run_ref
         raise click.BadParameter(f"{criterion!r} is not a case-scoped criterion ("
                                  f"{diagnostics.did_you_mean(criterion, list(judgement.findings), 'criteria')})",
                                  param_hint="--criterion")
-    tracer = pipeline.trace.Tracer(compiled, evaluation, case)
+    tracer = pipeline.trace.Trace(compiled, evaluation, case)
     finding = judgement.findings[criterion]
     node = tracer.why_not(criterion, why_not, finding) if why_not else tracer.finding(finding)
     if output_format == "json":
@@ -261,21 +261,24 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
 
     Invalid input gives diagnostics and no run at all.
     """
+    inputs = samples.files(sample_dir) if sample_dir.is_dir() else []
     try:
-        prepared = run.prepare(sample_dir, rules_file, jobs)
+        with views.progress(sum(1 for p in inputs if p.parent.name == "cases"), "judging cases") as advance:
+            prepared = run.prepare(sample_dir, rules_file, jobs, advance)  # each case judged as it validates
     except InputError as error:
-        _fail(error, len(samples.files(sample_dir)) if sample_dir.is_dir() else 1)
+        _fail(error, len(inputs) or 1)
+    except EngineError as error:
+        raise click.ClickException(f"the rules engine failed: {error}") from None
     for warning in prepared.sample.warnings:
         click.echo(warning.render(), err=True)
     out = out_dir or Path("qi-reports") / prepared.sample.manifest.model.id
     if out.exists() and not out.is_dir():
         raise click.BadParameter(f"{out} exists and is not a folder", param_hint="--out")
     with _open_store(db_path) as audit:
-        with views.progress(len(prepared.sample.cases), "judging cases") as advance:
-            try:
-                result = run.run(prepared, jobs, advance)
-            except EngineError as error:
-                raise click.ClickException(f"the rules engine failed: {error}") from None
+        try:
+            result = run.run(prepared, jobs)
+        except EngineError as error:
+            raise click.ClickException(f"the rules engine failed: {error}") from None
         try:
             fields = [d.id for d in prepared.sample.framework.vocabulary.diversity] if redact else None
             summary = audit.record(result, before_commit=lambda: report.write(result, out, fields))

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean, has_errors
 from engine.check import framework as frameworks
@@ -36,8 +38,9 @@ class Loaded:
 
 @dataclasses.dataclass(frozen=True)
 class CaseHandle:
-    """A case file that has validated, without its content: a large sample is validated whole,
-    then each case is read again when it is judged, so memory does not grow with the sample."""
+    """A case file that has validated, without its content, so memory does not grow with the
+    sample. Its content is read only by an explicit :meth:`load` (which reads and validates the file
+    again): a handle has no ``document`` or ``model`` that would silently re-read it on every access."""
 
     path: Path
     display: str
@@ -53,13 +56,6 @@ class CaseHandle:
                                          "run again once nobody is editing the sample")])
         return Loaded(document, validate.to_model(document, "case", frameworks.load(self.framework_path)))
 
-    @property
-    def document(self) -> source.Document:
-        return self.load().document
-
-    @property
-    def model(self) -> models.CaseFile:
-        return self.load().model
 
 
 @dataclasses.dataclass
@@ -134,9 +130,15 @@ def _framework_of_enclosing_sample(path: Path) -> Path | None:
     return frameworks.bundled().get((loaded.framework.id, loaded.framework.version))
 
 
-def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | None = None, jobs: int = 1) -> Sample:
+def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | None = None, jobs: int = 1,
+         judge: Callable[[Loaded], Any] | None = None, take: Callable[[Any], None] | None = None) -> Sample:
     """Load and validate a whole sample folder (case files in ``jobs`` processes). Raises
-    InputError listing every problem."""
+    InputError listing every problem.
+
+    With ``judge``, each case that validates is passed to it while it is in memory (in the process
+    that validated it; a module-level function or a partial of one), and ``take`` receives what it
+    returned, in this process, for every case kept — so a caller can judge a sample while it is
+    read, reading each file once. The caller discards what it took if loading raises."""
     root = Path(root)
     problems: list[Diagnostic] = []
     manifest_path = root / "sample.yaml"
@@ -159,7 +161,7 @@ def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | 
     framework = frameworks.load(framework_path)
 
     warnings: list[Diagnostic] = []
-    cases = _check_cases(root / "cases", Path(framework_path), problems, warnings, jobs)
+    cases = _check_cases(root / "cases", Path(framework_path), problems, warnings, jobs, judge, take)
     organisations = _load_folder(root / "organisation", "organisation", framework, problems)
     warnings += [w for loaded in organisations for w in warnings_for(loaded)]
     if not cases and not (root / "cases").is_dir():
@@ -203,8 +205,9 @@ def _yaml_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix in YAML_SUFFIXES)
 
 
-def _check_case(path: Path, framework_path: Path):
-    """Validate one case file: (problems, warnings, handle or None, (line, col) of its reference)."""
+def _check_case(path: Path, framework_path: Path, judge: Callable[[Loaded], Any] | None = None):
+    """Validate one case file (and judge it, given ``judge``): (problems, warnings, handle or None,
+    (line, col) of its reference, what ``judge`` returned)."""
     try:
         document = source.load(path)
         found = validate.kind_of(document)
@@ -214,13 +217,14 @@ def _check_case(path: Path, framework_path: Path):
                                                   f"move it out of {path.parent.name}/")])
         loaded = Loaded(document, validate.to_model(document, "case", frameworks.load(framework_path)))
     except InputError as error:
-        return error.diagnostics, [], None, (1, 1)
+        return error.diagnostics, [], None, (1, 1), None
     handle = CaseHandle(path, document.path, loaded.model.case, document.sha256, framework_path)
-    return [], warnings_for(loaded) + _name_mismatches([loaded]), handle, document.where(("case",))
+    judged = judge(loaded) if judge is not None else None
+    return [], warnings_for(loaded) + _name_mismatches([loaded]), handle, document.where(("case",)), judged
 
 
 def _check_cases(folder: Path, framework_path: Path, problems: list[Diagnostic], warnings: list[Diagnostic],
-                 jobs: int = 1) -> list[CaseHandle]:
+                 jobs: int = 1, judge=None, take=None) -> list[CaseHandle]:
     """Validate every case file (in ``jobs`` processes), keeping only a handle to each: what a large
     sample needs in memory. Duplicate references are found in file-name order whatever ``jobs`` is."""
     paths = _yaml_files(folder)
@@ -229,13 +233,18 @@ def _check_cases(folder: Path, framework_path: Path, problems: list[Diagnostic],
         import multiprocessing
 
         with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            checked = list(pool.map(_check_case, paths, [framework_path] * len(paths),
-                                    chunksize=max(1, len(paths) // (jobs * 8))))
-    else:
-        checked = [_check_case(path, framework_path) for path in paths]
+            checked = pool.map(_check_case, paths, [framework_path] * len(paths), [judge] * len(paths),
+                               chunksize=max(1, min(64, len(paths) // (jobs * 8))))
+            return _collect(checked, problems, warnings, take)
+    return _collect((_check_case(path, framework_path, judge) for path in paths), problems, warnings, take)
+
+
+def _collect(checked, problems: list[Diagnostic], warnings: list[Diagnostic], take) -> list[CaseHandle]:
+    """The handles of checked cases, in file-name order; problems and warnings gathered; each kept
+    case's judgement handed to ``take`` as it arrives."""
     handles: list[CaseHandle] = []
     first: dict[str, tuple[str, int]] = {}
-    for case_problems, case_warnings, handle, (line, col) in checked:
+    for case_problems, case_warnings, handle, (line, col), judged in checked:
         problems.extend(case_problems)
         warnings.extend(case_warnings)
         if handle is None:
@@ -248,6 +257,8 @@ def _check_cases(folder: Path, framework_path: Path, problems: list[Diagnostic],
             continue
         first[handle.reference] = (handle.display, line)
         handles.append(handle)
+        if take is not None and judged is not None:
+            take(judged)
     return handles
 
 

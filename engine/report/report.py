@@ -19,6 +19,7 @@ from pathlib import Path
 from engine.base import render
 from engine.compile import facts
 from engine.report import draft, redact, word
+from engine.report.model import Report
 
 FILES = ("report.json", "report.md", "report.html", "report.docx", "trace.jsonl")
 
@@ -47,11 +48,11 @@ class _Traces:
         return self.spool.results()
 
 
-def _view(report: dict) -> dict:
+def _view(report: Report) -> dict:
     """What the templates need besides the report: lookups derived from it, nothing new."""
+    spool, report = report.spool, report.content
     ratings = {(r["target"], r["group"]): r["band"] for r in report["sample_judgement"]["ratings"]}
     groups = [facts.ALL] + [f"provider:{p}" for p in report["sample"]["providers"]]
-    spool = getattr(report, "spool", None)
     traces = _Traces(spool) if spool is not None and spool.count <= HTML_TRACE_LIMIT else None
     plain = report.get("labels", {})
     return {"r": report, "ratings": ratings, "groups": groups, "traces": traces, "figure": draft.figure,
@@ -61,36 +62,34 @@ def _view(report: dict) -> dict:
             "provider_of": lambda g: facts.ALL if g == facts.ALL else g.split(":", 1)[1]}
 
 
-def as_markdown(report: dict) -> str:
-    return render.render("report.md.j2", draft=draft.build(report), **_view(report))
+def as_markdown(report: Report) -> str:
+    return render.render("report.md.j2", draft=draft.build(report.content), **_view(report))
 
 
-def html_chunks(report: dict):
+def html_chunks(report: Report):
     """report.html, rendered a piece at a time (a large sample's page is never held whole)."""
-    return render.environment.get_template("report.html.j2").generate(draft=draft.build(report), **_view(report))
+    return render.environment.get_template("report.html.j2").generate(draft=draft.build(report.content), **_view(report))
 
 
-def as_html(report: dict) -> str:
+def as_html(report: Report) -> str:
     return "".join(html_chunks(report))
 
 
-def write(report: dict, out: str | os.PathLike[str], redact_with: list[str] | None = None) -> list[Path]:
+def write(report: Report, out: str | os.PathLike[str], redact_with: list[str] | None = None) -> list[Path]:
     """Write the four report files into ``out`` atomically, readable by the owner only: each is
     written to a temporary file, and all are renamed into place only once all are complete.
 
     With ``redact_with`` (the framework's diversity fields) the files are redacted for publication."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
-    spool = report.spool
     if redact_with is not None:
-        report = _Redacted(redact.report(report, redact_with), spool, redact_with)
-    lines = (report.trace_lines() if isinstance(report, _Redacted)
-             else (line.decode() for line in spool.lines()))
+        report = Report(redact.report(report.content, redact_with), _RedactedSpool(report.spool, redact_with))
+    lines = (line.decode() for line in report.spool.lines())
     writers = {
-        "report.json": lambda handle: _dump_json(report, handle),
+        "report.json": lambda handle: _dump_json(report.content, handle),
         "report.md": lambda handle: handle.write(as_markdown(report)),
         "report.html": lambda handle: handle.writelines(html_chunks(report)),
-        "report.docx": lambda handle: word.write(report, handle.buffer),
+        "report.docx": lambda handle: word.write(report.content, handle.buffer),
         "trace.jsonl": lambda handle: handle.writelines(lines),
     }
     staged: list[tuple[str, Path]] = []
@@ -106,18 +105,9 @@ def write(report: dict, out: str | os.PathLike[str], redact_with: list[str] | No
     return [out / name for name in writers]
 
 
-class _Redacted(dict):
-    """A redacted report whose case traces are redacted as they are read from the spool."""
-
-    def __init__(self, data: dict, spool, fields: list[str]) -> None:
-        super().__init__(data)
-        self.spool = _RedactedSpool(spool, fields)
-
-    def trace_lines(self):
-        return (line.decode() for line in self.spool.lines())
-
-
 class _RedactedSpool:
+    """A spool whose case results are redacted as they are read."""
+
     def __init__(self, spool, fields: list[str]) -> None:
         self._spool, self._fields, self.count = spool, fields, spool.count
 
