@@ -446,11 +446,11 @@ def sample_generate(count: int, seed: int, out_dir: Path, profile_file: Path | N
 
 
 @cli.command()
-@click.argument("kind", type=click.Choice(sorted(models.KINDS)))
+@click.argument("kind", type=click.Choice(sorted(files.SCHEMAS)))
 @framework_option
 def schema(kind: str, framework_path: str | None) -> None:
     """Print the JSON Schema of a file kind, with the framework's vocabulary as enums."""
-    _emit_json(models.json_schema(kind, _framework(framework_path)))
+    _emit_json(models.json_schema(files.SCHEMAS[kind], _framework(framework_path)))
 
 
 def main() -> None:

@@ -9,8 +9,14 @@ samples (qi sample generate):
   evaluate on durable_rules, judge, trace), and of qi's evaluation alone (phases, facts, actions),
   against raw durable_rules evaluation of the same compiled rulesets (the same facts asserted
   straight into the same chunks: no models, no tracing) — the engine's overhead as ratios;
-* ``qi run`` wall time and peak memory for 100, 1,000 and 10,000 cases;
+* ``qi run`` wall time and peak memory for 100, 1,000 and 10,000 cases, and ``qi run`` end to end
+  (startup, validation, judging, aggregation, reports, store) on 1,000 cases as a throughput
+  against the same raw durable_rules figure;
 * the speed-up of ``--jobs 2`` over ``--jobs 1``.
+
+Every figure comes from one run on one machine, and the targets are ratios within that run: the
+machine this runs on is shared (2 cores, other work running), so seconds vary from run to run far
+more than ratios do.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ from engine.compile import (
 from engine.evaluate import evaluate  # noqa: E402
 from engine.run import pipeline  # noqa: E402
 
-TARGETS = {"pipeline_vs_raw": 0.70, "scale_10k_over_1k": 10.5, "peak_memory_mb_10k": 500, "jobs2_speedup": 1.7}
+TARGETS = {"pipeline_vs_raw": 0.70, "qi_run_vs_raw": 0.50, "scale_10k_over_1k": 10.0, "peak_memory_mb_10k": 400,
+           "jobs2_speedup": 1.7}
 
 
 def generate(count: int, folder: Path) -> Path:
@@ -74,7 +81,7 @@ def throughput(sample_dir: Path) -> dict:
     for attributes in attributes_of:
         evaluate.evaluate(compiled, attributes)
     engine_only = time.perf_counter() - start
-    host = evaluate._get_host()
+    host = evaluate.Engine.for_process().host
     session = 10_000_000
     start = time.perf_counter()
     for phases in prepared:
@@ -124,13 +131,17 @@ def main() -> None:
         folder = Path(temporary)
         sizes = [100, 1000] if options.quick else [100, 1000, 10000]
         samples = {n: generate(n, folder) for n in sizes}
-        results = {"machine": {"platform": platform.platform(), "processor": platform.machine(),
-                               "cpus": os.cpu_count(), "python": platform.python_version()},
+        results = {"machine": {"name": platform.node(), "platform": platform.platform(),
+                               "processor": platform.machine(), "cpus": os.cpu_count(),
+                               "python": platform.python_version(),
+                               "note": "shared with other work while measured: compare ratios, not seconds"},
                    "date": datetime.date.today().isoformat(), "targets": TARGETS}
         results["throughput"] = throughput(samples[1000])
         results["qi_run"] = {str(n): qi_run(samples[n], folder) for n in sizes}
         results["jobs"] = {"jobs_1": results["qi_run"]["1000"], "jobs_2": qi_run(samples[1000], folder, 2)}
         results["jobs"]["speedup"] = round(results["jobs"]["jobs_1"]["seconds"] / results["jobs"]["jobs_2"]["seconds"], 2)
+        raw_seconds_1000 = 1000 / results["throughput"]["raw_durable_cases_per_s"]
+        results["qi_run_vs_raw"] = round(raw_seconds_1000 / results["qi_run"]["1000"]["seconds"], 3)
         if "10000" in results["qi_run"]:
             results["scale_10k_over_1k"] = round(results["qi_run"]["10000"]["seconds"]
                                                  / results["qi_run"]["1000"]["seconds"], 2)

@@ -761,7 +761,7 @@ def from_document(document: source.Document, framework: models.Framework | None 
     if framework is None:
         framework = _framework_named(document)
     try:
-        return LoadedRuleSet(validate.to_model(document, "rules", framework), document, framework)
+        return LoadedRuleSet(validate.to_model(document, RuleSet, framework), document, framework)
     except InputError as error:
         # cross-rule checks run only on a valid model: give the ones that need no model in the same pass
         raise InputError(error.diagnostics + _raw_duplicates(document)) from None
@@ -795,7 +795,6 @@ def _framework_named(document: source.Document) -> models.Framework:
                                                        "known frameworks"))])
 
 
-models.KINDS["rules"] = RuleSet
 
 
 def _either(values: list, joiner: str = "or") -> str:

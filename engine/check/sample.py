@@ -101,12 +101,13 @@ def check_document(document: source.Document, framework_path: str | os.PathLike[
     if expect is not None and kind != expect:
         raise InputError([document.diagnostic((), "wrong_file_kind", f"expected a {expect} file, found a {kind} file",
                                               f"put {kind} files elsewhere")])
-    if kind == "framework" or kind == "ruletests":
+    if kind == "framework":
         return Loaded(document, validate.to_model(document, kind))
     if kind == "rules":
         return Loaded(document, rules.from_document(document).rules)
-    if kind == "profile":
-        raise InputError([document.diagnostic((), "wrong_file_kind", "a generation profile is not sample data",
+    if kind in ("profile", "ruletests"):
+        what = "a generation profile" if kind == "profile" else "a rule test file"
+        raise InputError([document.diagnostic((), "wrong_file_kind", f"{what} is not sample data",
                                               "check it with qi validate")])
     if framework is None:
         chosen = framework_path or _framework_of_enclosing_sample(location or Path(document.path)) or frameworks.default_path()

@@ -46,6 +46,7 @@ class _Static:
     body: Any
     condition: Any
     children: tuple
+    answers: tuple  # (item, fact attribute) of the items an answer condition reads
 
 
 class Trace:
@@ -59,7 +60,7 @@ class Trace:
         self.subject = subject
         self.aggregates = aggregates
         self.sample = compiled.section == "sample_rules"
-        self._fired = set(evaluation.fired)
+        self._fired = set(evaluation.record.fired)  # as durable_rules reported it, rule by rule
         self._rule_nodes: dict[int, dict] = {}
         self._evidence: dict[str, dict] = {}
         self._phase_facts: dict[int, dict] = {}
@@ -106,7 +107,7 @@ class Trace:
             node["seen"] = {a: fact[a] for a in conditions.attributes(static.lowered)}
             node["aggregates"] = self._aggregates(static.kind, static.body, compiled_rule.bindings)
         else:
-            node["seen"] = self._seen(static.condition, static.kind, static.body, fact)
+            node["seen"] = self._seen(static.condition, static.kind, static.body, fact, static.answers)
             if static.items:
                 node["evidence"] = [self.evidence(item) for item in static.items]
             if static.kind == "fact":
@@ -116,12 +117,12 @@ class Trace:
                     node["could_be_derived_by"] = [r.rule.id for r in self.compiled.rules if static.body in r.derives]
         return node
 
-    def _seen(self, condition, kind: str, body, fact: dict) -> dict:
+    def _seen(self, condition, kind: str, body, fact: dict, static_answers: tuple = ()) -> dict:
         case = self.subject.model
         if kind == "provider":
             return {"provider": getattr(case, "provider", None) or getattr(case, "organisation", None)}
         if kind in ("answer", "any_answer", "all_answers", "at_least", "not_assessed"):
-            return {item: fact[facts.answer_attribute(item)] for item in rules.items_of(condition)}
+            return {item: fact[attribute] for item, attribute in static_answers}
         if kind == "risk_at_least":
             return {"risk_of_serious_harm": case.risk_of_serious_harm}
         if kind == "sentence_type":
@@ -187,9 +188,10 @@ class Trace:
     # --- conclusions of a case or organisation ---
 
     def finding(self, finding: Finding) -> dict:
-        criterion = self.compiled.loaded.framework.find(finding.criterion)
+        titles = self.compiled.cached(("trace", "titles"), lambda: {
+            c.id: c.title for s in self.compiled.loaded.framework.standards for c in s.criteria})
         node = {"key": f"finding:{finding.criterion}{self.suffix}", "criterion": finding.criterion,
-                "title": criterion.title, "value": finding.value, "policy": POLICY,
+                "title": titles[finding.criterion], "value": finding.value, "policy": POLICY,
                 "because": [self.rule(i) for i in finding.rules]}
         if finding.overridden:
             node["overridden"] = [{"rule": self.compiled.rules[i].rule.id,
@@ -268,8 +270,10 @@ def _static(compiled: CompiledRuleSet, compiled_rule: CompiledRule, condition, l
         children = (_static(compiled, compiled_rule, body, loc + ("not",)),)
     else:
         children = ()
+    answers = () if compiled.section == "sample_rules" or kind in ("all", "any", "not") else tuple(
+        (item, facts.answer_attribute(item)) for item in rules.items_of(condition))
     return _Static(kind, text, at, compiled.lower(condition, compiled_rule.bindings or None), tuple(items or ()),
-                   body, condition, children)
+                   body, condition, children, answers)
 
 
 def _finding_value(rule: rules.Rule, criterion: str) -> str | None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import tempfile
 from collections.abc import Iterator, Mapping
+
+import orjson
 
 
 class CaseSpool:
@@ -62,7 +63,7 @@ class CaseSpool:
 
     def results(self):
         for line in self.lines():
-            yield json.loads(line)
+            yield orjson.loads(line)
 
 
 

@@ -14,7 +14,6 @@ import dataclasses
 import datetime
 import functools
 import hashlib
-import json
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -22,14 +21,15 @@ from importlib import metadata
 from pathlib import Path
 
 from engine.aggregate import aggregate
+from engine.base import canonical
 from engine.base.canonical import canonical_sha256
 from engine.base.diagnostics import Diagnostic, InputError
-from engine.report import draft
 from engine.check import sample
 from engine.compile import compile as compiler
 from engine.compile import facts as fact_builder
 from engine.evaluate import evaluate as evaluator
 from engine.judge import judge, trace
+from engine.report import draft
 from engine.report.model import CaseSpool, Report
 from engine.run import pipeline
 
@@ -107,27 +107,15 @@ def _raise_with_sample_problems(sample_dir: Path, jobs: int, problems: list[Diag
 #: tracer's record), and the case or organisation (None for the sample) and aggregates (sample only).
 Observer = Callable[..., None]
 
-_worker_rules: compiler.CompiledRuleSet | None = None
-
-
-def _start_worker(rules_path: str) -> None:
-    global _worker_rules
-    _worker_rules = pipeline.compiled_rules(rules_path)
-
-
-def _evaluate_in_worker(case):
-    assert _worker_rules is not None
-    return judge_case(_worker_rules, case)
-
-
-def _judge_loaded(rules_path: str, loaded: sample.Loaded):
-    """Judge a case that has just validated (in whichever process validated it)."""
-    return judge_case(pipeline.compiled_rules(rules_path), loaded)
+def _judge_loaded(rules_path: str, case):
+    """Judge a case (loaded, or a handle) in whichever process has it: the rule set is compiled once
+    per process (a forked worker inherits the parent's compiled copy)."""
+    return judge_case(pipeline.compiled_rules(rules_path), case)
 
 
 def encode(result: dict) -> bytes:
-    """A case result as its line of trace.jsonl."""
-    return (json.dumps(result, ensure_ascii=False, sort_keys=True) + "\n").encode()
+    """A case result as its line of trace.jsonl (canonical JSON, so the line is what is hashed)."""
+    return canonical.line(result)
 
 
 def judge_case(compiled: compiler.CompiledRuleSet, case, observe: Observer | None = None):
@@ -192,9 +180,8 @@ def evaluate_cases(prepared: Prepared, jobs: int = 1, advance: Callable[[int], N
         return judged
     context = multiprocessing.get_context("fork")  # one durable_rules host per worker, made after the fork
     chunk = max(1, min(64, len(cases) // (jobs * 8)))
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                                                initargs=(str(prepared.rules_path),)) as pool:
-        for result in pool.map(_evaluate_in_worker, cases, chunksize=chunk):
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        for result in pool.map(functools.partial(_judge_loaded, str(prepared.rules_path)), cases, chunksize=chunk):
             judged.take(result)
     return judged
 

@@ -67,7 +67,6 @@ class Profile(models.Strict):
     answers: AnswerProfile
 
 
-models.KINDS["profile"] = Profile
 
 
 def default_profile() -> Path:
@@ -83,7 +82,7 @@ def load_profile(path: str | os.PathLike[str]) -> tuple[Profile, models.Framewor
         raise InputError([document.diagnostic(("framework",), "unknown_framework", f"framework {key} is not known",
                                               "use a bundled framework id and version")])
     framework = frameworks.load(known[key])
-    return validate.to_model(document, "profile", framework), framework
+    return validate.to_model(document, Profile, framework), framework
 
 
 def _pick(rng: random.Random, distribution: Distribution):

@@ -77,7 +77,6 @@ class RuleTestFile(models.Strict):
     tests: Annotated[list[RuleTest], Field(min_length=1)]
 
 
-models.KINDS["ruletests"] = RuleTestFile
 
 
 @dataclasses.dataclass
@@ -156,7 +155,7 @@ class Coverage:
 
 def load(path: str | os.PathLike[str]) -> tuple[source.Document, RuleTestFile]:
     document = source.load(path)
-    return document, validate.to_model(document, "ruletests")
+    return document, validate.to_model(document, RuleTestFile)
 
 
 def discover(paths: list[str | os.PathLike[str]]) -> list[Path]:
