@@ -119,11 +119,12 @@ class Engine:
         self._session += 1
         session = str(self._session)
         under_way = self._under_way = _Assertion(tracer)
-        projected = {attribute: fact[attribute] for attribute in chunk.reads}
+        asserted = {attribute: fact[attribute] for attribute in chunk.reads}
+        asserted.update(kind=facts.FACT_KIND, sid=session, id="case")
         failure: EngineError | None = None
         try:
             try:
-                self.host.assert_fact(name, {**projected, "kind": facts.FACT_KIND, "sid": session, "id": "case"})
+                self.host.assert_fact(name, asserted)
             except Exception as error:
                 failure = EngineError(f"durable_rules failed in {name}: {error}")
         finally:
@@ -189,7 +190,13 @@ def _run_phases(compiled: CompiledRuleSet, attributes: dict, tracer: Tracer, rat
 def derived_attributes(compiled: CompiledRuleSet, fired: set[int], rate: RatingPolicy | None = None) -> dict:
     """The attributes rules derive, given the rules fired so far: each declared fact (true once
     any rule derived it) and, for sample rules, each rating (by the rating policy ``rate``)."""
-    values = {facts.fact_attribute(f.id): False for f in compiled.ruleset.facts}
+    values = dict(compiled.cached(("evaluate", "no facts"),
+                                  lambda: {facts.fact_attribute(f.id): False for f in compiled.ruleset.facts}))
+    if compiled.section != "sample_rules":  # derived facts only: what each fired rule writes
+        for index in fired:
+            for attribute in compiled.rules[index].writes:
+                values[attribute] = True
+        return values
     bands: dict[str, list[tuple[int, str]]] = {}
     for index in sorted(fired):
         rule = compiled.rules[index]
