@@ -51,10 +51,29 @@ def _report(found: list[Diagnostic], output_format: str, checked: int) -> None:
                f"{warnings} warning{'s' * (warnings != 1)}", err=True)
 
 
-def _fail(error: InputError, checked: int) -> None:
-    """Print an input error's diagnostics and the summary line, and exit 1."""
-    _report(error.diagnostics, "text", checked)
-    sys.exit(1)
+class Failed(click.ClickException):
+    """A check failed, after what it found was printed: exit 1, with an optional last word on stderr."""
+
+    exit_code = 1
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+
+    def show(self, file=None) -> None:
+        if self.message:
+            click.echo(self.message, err=True)
+
+
+class Invalid(Failed):
+    """Invalid input: every diagnostic (``path:line:col: code: message (hint)``) and the summary
+    line on stderr, exit 1."""
+
+    def __init__(self, error: InputError, checked: int) -> None:
+        super().__init__()
+        self.diagnostics, self.checked = error.diagnostics, checked
+
+    def show(self, file=None) -> None:
+        _report(self.diagnostics, "text", self.checked)
 
 
 format_option = click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
@@ -103,7 +122,7 @@ def _framework(framework_path: str | None) -> models.Framework:
     try:
         return frameworks.load(framework_path or frameworks.default_path())
     except InputError as error:
-        _fail(error, 1)
+        raise Invalid(error, 1) from None
 
 
 @cli.command()
@@ -129,7 +148,7 @@ def validate(paths: tuple[Path, ...], output_format: str, framework_path: str | 
     log.info("validated", paths=len(paths), files=checked)
     _report(found, output_format, checked)
     if diagnostics.has_errors(found):
-        sys.exit(1)
+        raise Failed()
 
 
 rules_option = click.option("--rules", "rules_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -142,18 +161,13 @@ def _case_and_rules(case_file: Path, rules_file: Path | None):
         compiled = pipeline.compiled_rules(rules_file or pipeline.rules_path(_sample_rules(case_file)))
         return compiled, pipeline.load_case(case_file, compiled)
     except InputError as error:
-        _fail(error, 1)
+        raise Invalid(error, 1) from None
 
 
 def _sample_rules(case_file: Path) -> str | None:
     """The rule set id named by the sample a case file sits in, if any."""
-    manifest = case_file.resolve().parent.parent / "sample.yaml"
-    if case_file.resolve().parent.name != "cases" or not manifest.is_file():
-        return None
-    try:
-        return samples.load_manifest(manifest).rules
-    except InputError:
-        return None
+    manifest = samples.enclosing_manifest(case_file) if case_file.resolve().parent.name == "cases" else None
+    return manifest.rules if manifest else None
 
 
 def _result(compiled, case) -> dict:
@@ -192,7 +206,7 @@ def _open_store(db_path: Path | None) -> store.Store:
     try:
         return store.Store(db_path or store.default_path())
     except InputError as error:
-        _fail(error, 0)
+        raise Invalid(error, 0) from None
 
 
 @cli.command()
@@ -219,7 +233,7 @@ def explain(case_file: Path | None, criterion: str, why_not: str | None, run_ref
             try:
                 result = audit.case_result(audit.find(run_ref), case_ref)
             except InputError as error:
-                _fail(error, 0)
+                raise Invalid(error, 0) from None
         if criterion not in result["findings"]:
             raise click.BadParameter(f"{criterion!r} is not a criterion of the stored case ("
                                      f"{diagnostics.did_you_mean(criterion, list(result['findings']), 'criteria')})",
@@ -266,7 +280,7 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
         with views.progress(sum(1 for p in inputs if p.parent.name == "cases"), "judging cases") as advance:
             prepared = run.prepare(sample_dir, rules_file, jobs, advance)  # each case judged as it validates
     except InputError as error:
-        _fail(error, len(inputs) or 1)
+        raise Invalid(error, len(inputs) or 1) from None
     except EngineError as error:
         raise click.ClickException(f"the rules engine failed: {error}") from None
     for warning in prepared.sample.warnings:
@@ -323,7 +337,7 @@ def runs_show(run_ref: str, db_path: Path | None, output_format: str) -> None:
         try:
             stored = audit.report(audit.find(run_ref))
         except InputError as error:
-            _fail(error, 0)
+            raise Invalid(error, 0) from None
     if output_format == "json":
         _emit_json(stored)
     else:
@@ -340,8 +354,7 @@ def runs_verify(db_path: Path | None) -> None:
     if problems:
         for problem in problems:
             click.echo(f"{audit.path}: {problem}", err=True)
-        click.echo(f"verify failed: first mismatch at {problems[0].split(':')[0]}", err=True)
-        sys.exit(1)
+        raise Failed(f"verify failed: first mismatch at {problems[0].split(':')[0]}")
     click.echo(f"{count} run{'s' * (count != 1)} verified: every hash and the chain between them match")
 
 
@@ -360,7 +373,7 @@ def rules_lint(files: tuple[Path, ...], strict: bool, output_format: str) -> Non
     found = [d for path in paths for d in lint.lint(path)]
     _report(found, output_format, len(paths))
     if diagnostics.has_errors(found) or (strict and found):
-        sys.exit(1)
+        raise Failed()
 
 
 @rules_group.command("test")
@@ -384,7 +397,7 @@ def rules_test(paths: tuple[Path, ...], show_coverage: bool, fail_under: float |
     if below:
         click.echo(f"rule coverage {measured.rule_percent:.1f}% is below {fail_under:g}%", err=True)
     if failed or problems or below or not outcomes:
-        sys.exit(1)
+        raise Failed()
 
 
 @rules_group.command("diff")
@@ -400,7 +413,7 @@ def rules_diff(old: Path, new: Path, sample_dir: Path, output_format: str, jobs:
     try:
         result = differ.compare(old, new, sample_dir, jobs)
     except InputError as error:
-        _fail(error, 2)
+        raise Invalid(error, 2) from None
     if output_format == "json":
         _emit_json(result)
     else:
@@ -416,7 +429,7 @@ def rules_doc(file: Path | None, output_format: str) -> None:
     try:
         loaded = rules.load(file or pipeline.rules_path())
     except InputError as error:
-        _fail(error, 1)
+        raise Invalid(error, 1) from None
     click.echo(handbook.as_html(loaded) if output_format == "html" else handbook.as_markdown(loaded), nl=False)
 
 
@@ -440,7 +453,7 @@ def sample_generate(count: int, seed: int, out_dir: Path, profile_file: Path | N
         with views.progress(count, "generating cases"):
             written = generate.generate(profile, fw, count, seed, out_dir)
     except InputError as error:
-        _fail(error, 1)
+        raise Invalid(error, 1) from None
     log.info("sample generated", cases=count, seed=seed)
     click.echo(f"wrote {len(written)} files to {out_dir}")
 
@@ -469,9 +482,11 @@ def main() -> None:
         click.echo("qi: interrupted", err=True)
         sys.exit(130)
     except Exception as error:  # a bug in qi, not bad input: say so plainly; details at debug level
-        log.debug("internal error", exc_info=True)
-        click.echo(f"qi: internal error: {type(error).__name__}: {error} "
-                   "(please report it with the command you ran; --log-level debug shows details)", err=True)
+        # never the exception's message or locals: they can quote a case (notes, diversity values)
+        frames = logs.where(error)
+        log.debug("internal error", error=type(error).__name__, frames=frames)
+        click.echo(f"qi: internal error: {type(error).__name__} at {frames[-1] if frames else 'unknown place'} "
+                   "(please report it with the command you ran; --log-level debug shows where)", err=True)
         sys.exit(70)
 
 

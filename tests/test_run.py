@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.base.diagnostics import InputError
 from engine.load import source
 from engine.report import report as reports
 from engine.run import run
@@ -298,11 +299,11 @@ def test_the_rule_set_in_force_for_the_period_is_chosen(tmp_path):
     import datetime
     assert pipeline.in_force([old, new], datetime.date(2016, 3, 31)) == new
     assert pipeline.in_force([old, new], datetime.date(2015, 1, 1)) == old
-    with pytest.raises(Exception) as none:
+    with pytest.raises(InputError) as none:
         pipeline.in_force([old, new], datetime.date(2013, 1, 1))
     assert none.value.diagnostics[0].code == "no_ruleset_in_force"
     both = _rule_set(tmp_path, "both", "{from: 2010-01-01}")
-    with pytest.raises(Exception) as two:
+    with pytest.raises(InputError) as two:
         pipeline.in_force([old, new, both], datetime.date(2016, 3, 31))
     assert two.value.diagnostics[0].code == "ambiguous_ruleset" and "new" in two.value.diagnostics[0].message
 

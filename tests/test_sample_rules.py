@@ -3,13 +3,10 @@ and agreement between durable_rules and the Python evaluator on generated aggreg
 
 from __future__ import annotations
 
-import random
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.compile import compile as compiler
 from engine.evaluate import evaluate
 from engine.judge import judge
 from engine.run import run
@@ -135,6 +132,20 @@ def test_sample_rules_cannot_be_evaluated_without_a_rating_policy():
 
 
 def test_every_sample_rule_instance_is_compiled():
-    instances = list(compiler.instances(COMPILED.loaded))
-    assert len(COMPILED.rules) == len(instances)
-    assert random.Random(1).choice(COMPILED.rules).label.count("[") <= 1
+    """One compiled instance per rule and binding of its for_each, worked out here from the framework
+    (not from the compiler): 15 case-scoped criteria, 5 case-scoped standards, 2 providers."""
+    framework = COMPILED.loaded.framework
+    values = {"criterion": [c.id for s in framework.standards if s.scope == "case" for c in s.criteria],
+              "standard": [s.id for s in framework.standards if s.scope == "case"],
+              "provider": ["NPS", "CRC"]}
+    assert (len(values["criterion"]), len(values["standard"])) == (15, 5)
+    expected = []
+    for rule in COMPILED.loaded.rules.sample_rules:
+        bindings = [{}]
+        for name in rule.for_each:
+            bindings = [{**b, name: v} for b in bindings for v in values[name]]
+        expected += [rule.id + ("[" + ",".join(f"{k}={v}" for k, v in sorted(b.items())) + "]" if b else "")
+                     for b in bindings]
+    labels = [r.label for r in COMPILED.rules]
+    assert sorted(labels) == sorted(expected) and len(set(labels)) == len(labels)
+    assert "provider-band-good[criterion=3.1,provider=CRC]" in labels and "provider-behind-on-criterion[criterion=1.1]" in labels

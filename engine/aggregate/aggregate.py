@@ -4,9 +4,9 @@ provider and per group (sentence type, risk level, each diversity characteristic
 For each target and group: counts of sufficient / insufficient / not_applicable / not_assessed,
 the cases in each, and the % sufficient of *applicable* cases (sufficient + insufficient;
 not_applicable and not_assessed are left out of the denominator). Groups with fewer applicable
-cases than the rule set's ``min_group_size`` are marked ``small`` and never compared. Gaps between
-groups are the difference between the highest and lowest comparable groups; those of at least
-``gap_points`` are flagged. A standard's figures pool its criteria's judgements.
+cases (people, not case x criterion pairs) than the rule set's ``min_group_size`` are marked
+``small`` and never compared. Gaps between groups are the difference between the highest and
+lowest comparable groups; those of at least ``gap_points`` are flagged. A standard's figures pool its criteria's judgements.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from __future__ import annotations
 import dataclasses
 
 from engine.check import models, rules
+from engine.check.models import NOT_ASSESSED
 from engine.compile import facts
-from engine.judge.judge import NOT_ASSESSED
 
 VALUES = ("sufficient", "insufficient", "not_applicable", NOT_ASSESSED)
-GROUPINGS = ("provider", "sentence_type", "risk_of_serious_harm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,8 +31,7 @@ class CaseRecord:
 
 
 def record(case: models.CaseFile, result: dict, framework: models.Framework) -> CaseRecord:
-    groups = {"provider": case.provider, "sentence_type": case.sentence.type,
-              "risk_of_serious_harm": case.risk_of_serious_harm}
+    groups = {field.id: models.context_value(case, field) for field in framework.vocabulary.context if field.group}
     for field in framework.vocabulary.diversity:
         groups[field.id] = case.diversity.get(field.id, facts.NOT_GIVEN)
     factors = {("barrier", b["id"]) for b in result["barriers"]} | {("enabler", e["id"]) for e in result["enablers"]}
@@ -41,13 +39,18 @@ def record(case: models.CaseFile, result: dict, framework: models.Framework) -> 
 
 
 def _figures(cases: dict[str, list[str]], minimum: int, listed: bool = True) -> dict:
-    """Counts and % sufficient; with ``listed``, the case references behind each count."""
+    """Counts and % sufficient; with ``listed``, the case references behind each count.
+
+    ``people`` is the number of distinct cases among the applicable ones, and a group is ``small``
+    when it has fewer people than ``minimum``: a standard pools case x criterion pairs (entries
+    ``REF:CRITERION``), and 4 people's 12 pairs are still 4 people."""
     counts = {value: len(cases[value]) for value in VALUES}
     applicable = counts["sufficient"] + counts["insufficient"]
-    figures = {"counts": counts, "applicable": applicable,
+    people = len({entry.split(":", 1)[0] for value in ("sufficient", "insufficient") for entry in cases[value]})
+    figures = {"counts": counts, "applicable": applicable, "people": people,
                "percent": round(100 * counts["sufficient"] / applicable, 1) if applicable else None,
                "exact_percent": 100 * counts["sufficient"] / applicable if applicable else None,
-               "small": applicable < minimum}
+               "small": people < minimum}
     if listed:
         figures["cases"] = {v: sorted(cases[v]) for v in VALUES}
     return figures
@@ -63,8 +66,8 @@ def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
     """Every aggregate of the sample: the data behind reports and sample rules."""
     framework = loaded.framework
     settings = loaded.rules.sample
-    groupings = list(GROUPINGS) + [d.id for d in framework.vocabulary.diversity]
-    standards = [s for s in framework.standards if s.scope == "case"]
+    groupings = rules.groupings(framework)
+    standards = framework.standards_of("case")
     records = sorted(records, key=lambda r: r.reference)
 
     def group_keys(record_: CaseRecord) -> list[str]:

@@ -12,6 +12,8 @@ import difflib
 from collections.abc import Iterable
 from typing import Literal
 
+from engine.base.text import printable
+
 Severity = Literal["error", "warning"]
 
 #: Most diagnostics reported for one file; the rest are summarised in one ``too_many_errors``.
@@ -32,10 +34,11 @@ class Diagnostic:
     severity: Severity = "error"
 
     def render(self) -> str:
-        """``path:line:col: code: message (hint)``; warnings say so before the message."""
+        """``path:line:col: code: message (hint)``; warnings say so before the message. One line,
+        with control characters (in a file name, or quoted from a file) shown as escapes."""
         message = self.message if self.severity == "error" else f"warning: {self.message}"
         text = f"{self.path}:{self.line}:{self.col}: {self.code}: {message}"
-        return f"{text} ({self.hint})" if self.hint else text
+        return printable(f"{text} ({self.hint})" if self.hint else text)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

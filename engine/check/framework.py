@@ -6,29 +6,24 @@ import functools
 import os
 from pathlib import Path
 
-from engine.base.diagnostics import InputError
+from engine.base.diagnostics import InputError, did_you_mean
 from engine.base.resources import data_dir
 from engine.check import models, validate
 from engine.load import source
 
 
 @functools.lru_cache(maxsize=16)
-def _load_cached(path: str, mtime_ns: int, size: int) -> tuple[models.Framework, str]:
+def _load_cached(path: str, mtime_ns: int, size: int) -> models.Framework:
     document = source.load(path)
     kind = validate.kind_of(document)
     if kind != "framework":
         raise InputError([document.diagnostic((), "wrong_file_kind", f"this is a {kind} file, not a framework",
                                               "give a framework file, e.g. framework/hmip-qi-adult-2.0.yaml")])
-    return validate.to_model(document, "framework"), document.sha256
+    return validate.to_model(document, "framework")
 
 
 def load(path: str | os.PathLike[str]) -> models.Framework:
     """Load and validate one framework file (cached per file content). Raises InputError."""
-    return load_with_hash(path)[0]
-
-
-def load_with_hash(path: str | os.PathLike[str]) -> tuple[models.Framework, str]:
-    """The framework in ``path`` and the sha256 of the file."""
     try:
         stat = os.stat(path)
     except OSError:
@@ -43,6 +38,20 @@ def bundled() -> dict[tuple[str, str], Path]:
         framework = load(path)
         found[(framework.id, framework.version)] = path
     return found
+
+
+def named_by(document: source.Document) -> Path:
+    """The bundled framework file a document names with ``framework: {id, version}`` (a rule set,
+    a sample manifest, a generation profile). Raises InputError (``unknown_framework``)."""
+    named = document.data.get("framework") if isinstance(document.data, dict) else None
+    known = bundled()
+    if isinstance(named, dict) and (named.get("id"), named.get("version")) in known:
+        return known[(named["id"], named["version"])]
+    shown = f"{named.get('id')} {named.get('version')}" if isinstance(named, dict) else repr(named)
+    raise InputError([document.diagnostic(("framework",), "unknown_framework",
+                                          f"framework {shown} is not known to qi",
+                                          did_you_mean(shown, [f"{i} {v}" for i, v in sorted(known)],
+                                                       "known frameworks"))])
 
 
 def default_path() -> Path:

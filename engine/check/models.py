@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -66,11 +67,23 @@ Reference = Annotated[
 ]
 
 
+def _not_a_number(value: Any) -> Any:
+    """Dates are written as dates: pydantic would read a number as seconds since 1970."""
+    if isinstance(value, (bool, int, float)):
+        raise _error("wrong_type", f"expected a date (YYYY-MM-DD), found the number {value}",
+                     "write the date as YYYY-MM-DD")
+    return value
+
+
+#: A date written YYYY-MM-DD (a quoted one too); never a number.
+Date = Annotated[datetime.date, BeforeValidator(_not_a_number), Field(strict=False)]
+
+
 def _framework(info: ValidationInfo):
     return (info.context or {}).get("framework")
 
 
-def vocabulary(kind: str, what: str):
+def vocabulary(kind: str, what: str, code: str = "unknown_value"):
     """An after-validator checking a value against the framework vocabulary ``kind``."""
 
     def check(value: Any, info: ValidationInfo) -> Any:
@@ -78,7 +91,7 @@ def vocabulary(kind: str, what: str):
         if framework is not None:
             allowed = framework.vocabulary.ids(kind)
             if value not in allowed:
-                raise _error("unknown_value", f"{value!r} is not a known {what}", did_you_mean(value, allowed))
+                raise _error(code, f"{value!r} is not a known {what}", did_you_mean(value, allowed))
         return value
 
     return AfterValidator(check)
@@ -122,6 +135,23 @@ class DiversityField(Strict):
     values: list[str] = Field(description="Allowed values for the characteristic.", min_length=1)
 
 
+class ContextField(Strict):
+    """One field of case context a case file records, and how rules and aggregates read it."""
+
+    id: str = Field(description="The field's name in rules (context:), traces and groupings, e.g. risk_of_serious_harm.")
+    label: str = Field(description="What the field is, in words.")
+    path: str = Field(description="Where a case file records it, dotted, e.g. sentence.type.")
+    terms: str | None = Field(default=None, description="The vocabulary its values come from (not for `present`).")
+    shape: Literal["one", "many", "present"] = Field(
+        default="one", description="one value; many values (a list); or present: whether it is recorded at all.")
+    fact: str = Field(description="Its name in the compiled fact; for `many`, the prefix of one name per term.",
+                      pattern=r"^[a-z][a-z0-9_]*$")
+    each: str | None = Field(default=None, description="For `many`: how one term reads in a lint witness, e.g. flag.")
+    absent: int | str | None = Field(default=None, description="Its value when the case records none, e.g. 0.")
+    ordered: bool = Field(default=False, description="Rules may test \"at or above\" in the order of its terms.")
+    group: bool = Field(default=False, description="Aggregates count and compare cases by it.")
+
+
 class Vocabulary(Strict):
     """The controlled vocabulary of case context: extend it here, without code."""
 
@@ -139,6 +169,7 @@ class Vocabulary(Strict):
         default_factory=dict,
         description="How reports name a group of cases by a diversity value, in plain words: "
                     "field -> value -> label, e.g. gender: {female: women}.")
+    context: list[ContextField] = Field(description="The fields of case context, in order, and how qi reads each.")
 
     _ids: dict = PrivateAttr(default_factory=dict)
 
@@ -152,6 +183,26 @@ class Vocabulary(Strict):
             if unknown:
                 raise ValueError(f"group_labels.{field}: {', '.join(unknown)} not among its values")
         return self
+
+    @model_validator(mode="after")
+    def _context_terms(self) -> Vocabulary:
+        problems = []
+        lists = [name for name in type(self).model_fields if name not in ("context", "diversity")
+                 and isinstance(getattr(self, name), list)]
+        for index, field in enumerate(self.context):
+            if field.shape != "present" and field.terms not in lists:
+                problems.append(_detail(("context", index, "terms"), field.terms, _error(
+                    "unknown_value", f"{field.terms!r} is not a vocabulary of terms", did_you_mean(field.terms, lists))))
+            if field.path.split(".")[0] not in CaseFile.model_fields:
+                problems.append(_detail(("context", index, "path"), field.path, _error(
+                    "unknown_field", f"case files have no field {field.path!r}",
+                    did_you_mean(field.path.split(".")[0], list(CaseFile.model_fields)))))
+        if problems:
+            raise ValidationError.from_exception_data("Vocabulary", problems)
+        return self
+
+    def context_field(self, field_id: str) -> ContextField | None:
+        return next((f for f in self.context if f.id == field_id), None)
 
     def ids(self, kind: str) -> list:
         """The allowed values of vocabulary ``kind``, in the order the framework gives them."""
@@ -200,7 +251,7 @@ class Framework(Strict):
 
     id: str = Field(description="Framework id, e.g. hmip-qi-adult.", pattern=REFERENCE_PATTERN)
     version: str = Field(description="Framework version, e.g. \"2.0\" (quoted).")
-    released: Annotated[datetime.date, Field(strict=False)] = Field(description="Release date.")
+    released: Date = Field(description="Release date.")
     title: str = Field(description="Title of the framework document.")
     publisher: str = Field(description="Who publishes the framework.")
     introduction: Introduction
@@ -249,11 +300,19 @@ class Framework(Strict):
     def criteria(self) -> list[Criterion]:
         return [c for s in self.standards for c in s.criteria]
 
+    def standards_of(self, scope: str | None) -> list[Standard]:
+        """The standards judged at ``scope`` (``case`` or ``organisation``; None for all)."""
+        return [s for s in self.standards if scope in (None, s.scope)]
+
+    def criteria_of(self, scope: str | None) -> list[Criterion]:
+        """The criteria of the standards judged at ``scope`` (None for all), in document order."""
+        return [c for s in self.standards_of(scope) for c in s.criteria]
+
     def items(self) -> list[Item]:
         return [i for c in self.criteria() for i in c.items]
 
     def item_ids(self, scope: str | None = None) -> list[str]:
-        return [i.id for s in self.standards if scope in (None, s.scope) for c in s.criteria for i in c.items]
+        return [i.id for c in self.criteria_of(scope) for i in c.items]
 
     def find(self, node_id: str) -> Standard | Criterion | Item | None:
         """The standard, criterion or item with this id, or None."""
@@ -288,13 +347,18 @@ def _detail(loc: tuple, value: Any, error: PydanticCustomError) -> InitErrorDeta
 
 # --- evidence, shared by case and organisation files ----------------------------------------------
 
-Answer = Literal["yes", "partly", "no", "not_applicable"]
+#: An inspector's answer on an item: a term of the framework's ``answers`` vocabulary.
+Answer = Annotated[str, vocabulary("answers", "answer", "invalid_value"), Field(json_schema_extra={"x-vocabulary": "answers"})]
+#: The answer of an item the inspector recorded nothing on, and the finding on a criterion no rule
+#: concluded on: never a term of the vocabulary, never silently sufficient.
+NOT_ASSESSED = "not_assessed"
 
 
 class Evidence(Strict):
     """What the inspector found on one framework item."""
 
-    answer: Answer = Field(description="yes | partly | no | not_applicable. Unquoted yes/no are the words.")
+    answer: Answer = Field(description="An answer from the framework's vocabulary, e.g. yes | partly | no | "
+                                       "not_applicable. Unquoted yes/no are the words.")
     note: str | None = Field(default=None, description="The inspector's note: what was found and where.")
     sources: Annotated[list[Annotated[str, vocabulary("evidence_sources", "evidence source")]],
                        AfterValidator(_unique)] = _vocab_field(
@@ -328,7 +392,7 @@ def criterion_of_scope(scope: str):
         framework = _framework(info)
         if framework is None:
             return criterion_id
-        allowed = [c.id for s in framework.standards if scope in (None, s.scope) for c in s.criteria]
+        allowed = [c.id for c in framework.criteria_of(scope)]
         if criterion_id not in allowed:
             kind = f"{scope}-scoped criterion" if scope else "criterion"
             raise _error("unknown_criterion", f"{criterion_id!r} is not a {kind} of framework "
@@ -354,7 +418,7 @@ class Sentence(Strict):
     requirements: Annotated[list[Annotated[str, vocabulary("requirement_types", "requirement type")]],
                             AfterValidator(_unique)] = _vocab_field(
         "requirement_types", "Requirements or licence conditions of the sentence.", default_factory=list)
-    start: Annotated[datetime.date, Field(strict=False)] = Field(description="Date supervision began, YYYY-MM-DD.")
+    start: Date = Field(description="Date supervision began, YYYY-MM-DD.")
 
 
 class Mappa(Strict):
@@ -382,6 +446,19 @@ def _check_diversity(values: dict[str, str], info: ValidationInfo) -> dict[str, 
     if problems:
         raise ValidationError.from_exception_data("diversity", problems)
     return values
+
+
+def context_value(case: Any, field: ContextField) -> Any:
+    """The value of a context field in a case: its ``path`` followed through the model, ``absent``
+    where the case records none; for ``present``, whether it records one."""
+    value = case
+    for part in field.path.split("."):
+        value = getattr(value, part, None) if value is not None else None
+    if field.shape == "present":
+        return value is not None
+    if field.shape == "many":
+        return list(value or [])
+    return field.absent if value is None else value
 
 
 class CaseFile(Strict):
@@ -414,8 +491,8 @@ class OrganisationFile(Strict):
 
 
 class Period(Strict):
-    start: Annotated[datetime.date, Field(strict=False)] = Field(description="First day of the period inspected.")
-    end: Annotated[datetime.date, Field(strict=False)] = Field(description="Last day of the period inspected.")
+    start: Date = Field(description="First day of the period inspected.")
+    end: Date = Field(description="Last day of the period inspected.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Period:
@@ -480,7 +557,7 @@ def _fill_vocabulary(node: Any, framework: Framework) -> None:
             allowed: list = framework.item_ids(kind.removeprefix("items.") or None)
         elif kind.startswith("criteria."):
             scope = kind.removeprefix("criteria.") or None
-            allowed = [c.id for s in framework.standards if scope in (None, s.scope) for c in s.criteria]
+            allowed = [c.id for c in framework.criteria_of(scope)]
         else:
             allowed = framework.vocabulary.ids(kind)
         if node.get("type") == "object":

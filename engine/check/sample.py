@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.base.diagnostics import Diagnostic, InputError, did_you_mean, has_errors
+from engine.base.diagnostics import Diagnostic, InputError, has_errors
 from engine.check import framework as frameworks
 from engine.check import models, rules, validate
 from engine.load import source
@@ -120,15 +120,20 @@ def load_manifest(path: str | os.PathLike[str]) -> models.SampleManifest:
     return validate.to_model(source.load(path), "sample")
 
 
-def _framework_of_enclosing_sample(path: Path) -> Path | None:
+def enclosing_manifest(path: Path) -> models.SampleManifest | None:
+    """The valid sample.yaml of the sample a case or organisation file sits in, if any."""
     manifest = path.resolve().parent.parent / "sample.yaml"
     if path.resolve().parent.name not in ("cases", "organisation") or not manifest.is_file():
         return None
     try:
-        loaded = load_manifest(manifest)
+        return load_manifest(manifest)
     except InputError:
         return None
-    return frameworks.bundled().get((loaded.framework.id, loaded.framework.version))
+
+
+def _framework_of_enclosing_sample(path: Path) -> Path | None:
+    loaded = enclosing_manifest(path)
+    return frameworks.bundled().get((loaded.framework.id, loaded.framework.version)) if loaded else None
 
 
 def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | None = None, jobs: int = 1,
@@ -146,9 +151,12 @@ def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | 
     if not root.is_dir():
         raise InputError([Diagnostic(str(root), 1, 1, "not_a_sample", "this is not a folder",
                                      "give a sample folder holding sample.yaml, cases/ and organisation/")])
-    if not manifest_path.is_file():
+    if not manifest_path.exists() and not manifest_path.is_symlink():
         raise InputError([Diagnostic(str(manifest_path), 1, 1, "missing_manifest", "the sample has no sample.yaml",
                                      "add sample.yaml with id, title, area, period and framework")])
+    outside = _outside(manifest_path, root.resolve())
+    if outside:
+        raise InputError([outside])
     manifest_document = source.load(manifest_path)
     manifest: models.SampleManifest | None = None
     try:
@@ -165,7 +173,8 @@ def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | 
     cases = _check_cases(root / "cases", Path(framework_path), problems, warnings, jobs, judge, take)
     organisations = _load_folder(root / "organisation", "organisation", framework, problems)
     warnings += [w for loaded in organisations for w in warnings_for(loaded)]
-    if not cases and not (root / "cases").is_dir():
+    cases_refused = any(d.path == str(root / "cases") for d in problems)  # a link out, a loop, unreadable
+    if not cases and not cases_refused and not (root / "cases").is_dir():
         problems.append(Diagnostic(str(root / "cases"), 1, 1, "no_cases", "the sample has no cases/ folder",
                                    "add cases/ with one YAML file per case"))
     elif not cases and not problems:
@@ -184,14 +193,11 @@ def _framework_named(manifest: source.Document, problems: list[Diagnostic]) -> P
     named = manifest.data.get("framework") if isinstance(manifest.data, dict) else None
     if not isinstance(named, dict) or not isinstance(named.get("id"), str) or not isinstance(named.get("version"), str):
         return None  # the manifest's own diagnostics say what is wrong
-    known = frameworks.bundled()
-    key = (named["id"], named["version"])
-    if key not in known:
-        problems.append(manifest.diagnostic(
-            ("framework",), "unknown_framework", f"framework {key[0]} {key[1]} is not known to qi",
-            did_you_mean(f"{key[0]} {key[1]}", [f"{i} {v}" for i, v in sorted(known)], "known frameworks")))
+    try:
+        return frameworks.named_by(manifest)
+    except InputError as error:
+        problems.extend(error.diagnostics)
         return None
-    return known[key]
 
 
 def files(root: str | os.PathLike[str]) -> list[Path]:
@@ -200,10 +206,54 @@ def files(root: str | os.PathLike[str]) -> list[Path]:
     return [root / "sample.yaml"] + _yaml_files(root / "cases") + _yaml_files(root / "organisation")
 
 
-def _yaml_files(folder: Path) -> list[Path]:
+def _yaml_files(folder: Path, problems: list[Diagnostic] | None = None) -> list[Path]:
+    """The YAML files of one of a sample's folders that qi may read, in name order. With
+    ``problems``: a folder or file that is a link out of the sample (whose root is the folder's
+    parent), a symlink loop or an unreadable folder is a diagnostic there, and the file is skipped."""
+    refused = problems if problems is not None else []
     if not folder.is_dir():
+        if folder.is_symlink():
+            refused.append(_outside(folder, folder.parent.resolve()) or Diagnostic(
+                str(folder), 1, 1, "unreadable_folder", "this is a link to nothing", "point the link at a folder"))
         return []
-    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix in YAML_SUFFIXES)
+    root = folder.parent.resolve()
+    outside = _outside(folder, root)
+    if outside:
+        refused.append(outside)
+        return []
+    try:
+        entries = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix in YAML_SUFFIXES)
+    except OSError as error:
+        refused.append(Diagnostic(str(folder), 1, 1, "unreadable_folder",
+                                  f"cannot list the folder: {(error.strerror or type(error).__name__).lower()}",
+                                  "check its permissions"))
+        return []
+    kept = []
+    for path in entries:
+        outside = _outside(path, root)
+        if outside:
+            refused.append(outside)
+        else:
+            kept.append(path)
+    return kept
+
+
+def _outside(path: Path, root: Path) -> Diagnostic | None:
+    """Why ``path`` may not be read as part of the sample at ``root``: it is a symlink loop, or a
+    link (or inside a linked folder) resolving outside the sample. None when it may be read."""
+    try:
+        target = path.resolve(strict=False)
+    except (RuntimeError, OSError):
+        return _loop(path)
+    if not target.is_relative_to(root):
+        return Diagnostic(str(path), 1, 1, "outside_sample", f"this links to {target}, outside the sample folder",
+                          "copy the file into the sample, or remove the link")
+    return None
+
+
+def _loop(path: Path) -> Diagnostic:
+    return Diagnostic(str(path), 1, 1, "symlink_loop", "the path is a loop of symbolic links",
+                      "point the link at a real file or folder")
 
 
 def _check_case(path: Path, framework_path: Path, judge: Callable[[Loaded], Any] | None = None):
@@ -228,7 +278,7 @@ def _check_cases(folder: Path, framework_path: Path, problems: list[Diagnostic],
                  jobs: int = 1, judge=None, take=None) -> list[CaseHandle]:
     """Validate every case file (in ``jobs`` processes), keeping only a handle to each: what a large
     sample needs in memory. Duplicate references are found in file-name order whatever ``jobs`` is."""
-    paths = _yaml_files(folder)
+    paths = _yaml_files(folder, problems)
     if jobs > 1 and len(paths) > 50:
         import concurrent.futures
         import multiprocessing
@@ -244,19 +294,21 @@ def _collect(checked, problems: list[Diagnostic], warnings: list[Diagnostic], ta
     """The handles of checked cases, in file-name order; problems and warnings gathered; each kept
     case's judgement handed to ``take`` as it arrives."""
     handles: list[CaseHandle] = []
-    first: dict[str, tuple[str, int]] = {}
+    first: dict[str, tuple[str, int, str]] = {}
     for case_problems, case_warnings, handle, (line, col), judged in checked:
         problems.extend(case_problems)
         warnings.extend(case_warnings)
         if handle is None:
             continue
-        if handle.reference in first:
-            where, first_line = first[handle.reference]
+        key = handle.reference.casefold()  # NW-001 and nw-001 are one case (and one file on many disks)
+        if key in first:
+            where, first_line, earlier = first[key]
+            same = "" if earlier == handle.reference else f" (as {earlier!r}; references are compared ignoring case)"
             problems.append(Diagnostic(handle.display, line, col, "duplicate_case",
-                                       f"case {handle.reference!r} is already in the sample",
+                                       f"case {handle.reference!r} is already in the sample{same}",
                                        f"first given in {where}:{first_line}; each case appears once"))
             continue
-        first[handle.reference] = (handle.display, line)
+        first[key] = (handle.display, line, handle.reference)
         handles.append(handle)
         if take is not None and judged is not None:
             take(judged)
@@ -265,7 +317,7 @@ def _collect(checked, problems: list[Diagnostic], warnings: list[Diagnostic], ta
 
 def _load_folder(folder: Path, kind: str, framework: models.Framework, problems: list[Diagnostic]) -> list[Loaded]:
     loaded: list[Loaded] = []
-    for path in _yaml_files(folder):
+    for path in _yaml_files(folder, problems):
         try:
             document = source.load(path)
             found = validate.kind_of(document)

@@ -26,6 +26,7 @@ import itertools
 from engine.base.canonical import canonical_sha256
 from engine.base.diagnostics import Diagnostic, InputError
 from engine.check import rules
+from engine.check.rules import terms
 from engine.compile import conditions, facts
 
 CHUNK_PATTERNS = 40
@@ -89,10 +90,9 @@ class CompiledRuleSet:
         cached, since every case's trace repeats it."""
         key = ("static", id(condition), loc)
         if key not in self._lowered:
-            kind = rules.condition_kind(condition)
             line = self.loaded.document.where(loc)[0]
-            self._lowered[key] = (kind, rules.describe(condition), f"{self.loaded.document.path}:{line}",
-                                  rules.items_of(condition))
+            self._lowered[key] = (condition.key, condition.describe(), f"{self.loaded.document.path}:{line}",
+                                  condition.item_ids())
         return self._lowered[key]
 
     def cached(self, key: tuple, make):
@@ -107,8 +107,7 @@ class CompiledRuleSet:
         key = (id(condition), tuple(sorted((bindings or {}).items())))
         if key not in self._lowered:
             if self.section == "sample_rules":
-                standards = {s.id: [c.id for c in s.criteria] for s in self.loaded.framework.standards
-                             if s.scope == "case"}
+                standards = {s.id: [c.id for c in s.criteria] for s in self.loaded.framework.standards_of("case")}
                 self._lowered[key] = conditions.lower_sample(condition, self.schema, bindings or {},
                                                              self.ruleset.sample.min_group_size, standards)
             else:
@@ -143,8 +142,8 @@ def sample_schema(loaded: rules.LoadedRuleSet) -> facts.Schema:
     """The finite-domain attributes of the sample fact: ratings and derived facts."""
     framework = loaded.framework
     groups = [facts.ALL, *framework.vocabulary.ids("providers")]
-    targets = [facts.target_key(c.id, None) for s in framework.standards if s.scope == "case" for c in s.criteria]
-    targets += [facts.target_key(None, s.id) for s in framework.standards if s.scope == "case"]
+    targets = [facts.target_key(c.id, None) for c in framework.criteria_of("case")]
+    targets += [facts.target_key(None, s.id) for s in framework.standards_of("case")]
     bands = (*loaded.rules.sample.bands, facts.UNRATED)
     domains = {facts.rating_attribute(t, g): bands for t in targets for g in groups}
     domains.update({facts.fact_attribute(f.id): (True, False) for f in loaded.rules.facts})
@@ -155,8 +154,8 @@ def instances(loaded: rules.LoadedRuleSet):
     """Every (sample rule index, bindings) pair: the cartesian product of each rule's for_each."""
     framework = loaded.framework
     values = {
-        "criterion": [c.id for s in framework.standards if s.scope == "case" for c in s.criteria],
-        "standard": [s.id for s in framework.standards if s.scope == "case"],
+        "criterion": [c.id for c in framework.criteria_of("case")],
+        "standard": [s.id for s in framework.standards_of("case")],
         "provider": list(framework.vocabulary.ids("providers")),
     }
     for index, rule in enumerate(loaded.rules.sample_rules):
@@ -168,7 +167,7 @@ def compile_sample(loaded: rules.LoadedRuleSet) -> CompiledRuleSet:
     """Compile the sample rules, one instance per ``for_each`` binding."""
     schema = sample_schema(loaded)
     framework = loaded.framework
-    standards = {s.id: [c.id for c in s.criteria] for s in framework.standards if s.scope == "case"}
+    standards = {s.id: [c.id for c in s.criteria] for s in framework.standards_of("case")}
     minimum = loaded.rules.sample.min_group_size
     made = [(index, bindings, conditions.lower_sample(loaded.rules.sample_rules[index].when, schema, bindings,
                                                      minimum, standards))
@@ -178,12 +177,7 @@ def compile_sample(loaded: rules.LoadedRuleSet) -> CompiledRuleSet:
 
 def resolve(body, bindings: dict) -> tuple[str | None, str | None, str]:
     """The (criterion, standard, group) a conclusion is about, with the instance's bindings."""
-    criterion = getattr(body, "criterion", None)
-    standard = getattr(body, "standard", None)
-    if criterion is None and standard is None:
-        criterion, standard = bindings.get("criterion"), bindings.get("standard")
-    group = getattr(body, "provider", None) or bindings.get("provider") or facts.ALL
-    return criterion, standard, group
+    return (*terms.target_of(body, bindings), terms.group_of(body, bindings) or facts.ALL)
 
 
 def writes_of(rule, bindings: dict) -> tuple[str, ...]:

@@ -5,7 +5,8 @@ A rule's ``when`` lowers to a tree of :class:`All`, :class:`AnyOf` and :class:`I
 domain (see :mod:`engine.compile.facts`). Negation is pushed down to the leaves (``not In(a, S)`` is
 ``In(a, domain - S)``), so the tree has no ``not`` and is exact for durable_rules.
 
-The same tree is
+Each condition form lowers itself (``Form.lower`` in :mod:`engine.check.rules`), with a
+:class:`Lowering` this module passes in. The tree is
 
 * emitted as a durable_rules expression (:func:`to_durable`), which the Rete engine matches; and
 * evaluated in Python (:func:`holds`), one node at a time, for the condition-level detail of
@@ -15,10 +16,9 @@ The same tree is
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from typing import Union
 
-from engine.check import rules
+from engine.check.rules.conditions import answers
 from engine.compile import facts
 
 
@@ -77,8 +77,9 @@ def leaf(attribute: str, values, domain: tuple) -> Node:
 #: durable_rules rejects an expression with more than this many nested $and/$or (error 113);
 #: larger conditions are split into alternatives, each matched on its own.
 MAX_COMPOSITES = 15
-#: Most alternatives one rule may be split into before it is "too complex".
-MAX_ALTERNATIVES = 256
+#: Most alternatives one rule may be split into before it is "too complex" (the check stage bounds
+#: at_least conditions by the same number before they are built).
+MAX_ALTERNATIVES = answers.MAX_ALTERNATIVES
 
 
 class TooComplex(Exception):
@@ -88,121 +89,74 @@ class TooComplex(Exception):
 # --- lowering -------------------------------------------------------------------------------------
 
 
-def lower(condition, schema: facts.Schema) -> Node:
-    """Lower a rule-language condition to the In/All/AnyOf tree, negation pushed to the leaves.
+@dataclasses.dataclass
+class Lowering:
+    """What a condition form lowers itself with (``Form.lower``): the fact schema's attributes and
+    their names, the connectives, and for sample rules the instance's bindings.
 
-    "At or above" conditions use the order of the attribute's domain, which is the framework
+    "At or above" tests use the order of the attribute's domain, which is the framework
     vocabulary's order (risk levels lowest first).
     """
-    kind = rules.condition_kind(condition)
-    body = rules.condition_body(condition)
 
-    def test(attribute: str, values) -> Node:
-        return leaf(attribute, values, schema.domains[attribute])
+    schema: facts.Schema
+    bindings: dict = dataclasses.field(default_factory=dict)
+    min_group_size: int = 0
+    standards: dict = dataclasses.field(default_factory=dict)
+    #: The attribute naming of :mod:`engine.compile.facts`, for forms (which live in an earlier stage).
+    names = facts
 
-    def at_or_above(attribute: str, level) -> Node:
-        domain = schema.domains[attribute]
-        return test(attribute, domain[domain.index(level):])
+    def lower(self, condition) -> Node:
+        return condition.lower(self)
 
-    def answers(items, wanted) -> list[Node]:
-        return [test(facts.answer_attribute(i), wanted) for i in items]
+    def test(self, attribute: str, values) -> Node:
+        """``attribute in values``, over the attribute's finite domain."""
+        return leaf(attribute, values, self.schema.domains[attribute])
 
-    if kind == "all":
-        return _all(lower(c, schema) for c in body)
-    if kind == "any":
-        return _any(lower(c, schema) for c in body)
-    if kind == "not":
-        return negate(lower(body, schema))
-    if kind == "answer":
-        return test(facts.answer_attribute(body.item), body.in_)
-    if kind == "any_answer":
-        return _any(answers(body.items, body.in_))
-    if kind == "all_answers":
-        return _all(answers(body.items, body.in_))
-    if kind == "at_least":
-        tests = answers(body.items, body.in_)
-        return _any(_all(chosen) for chosen in itertools.combinations(tests, body.n))
-    if kind == "not_assessed":
-        return test(facts.answer_attribute(body), [facts.NOT_ASSESSED])
-    if kind == "risk_at_least":
-        return at_or_above("risk", body)
-    if kind == "provider":
-        return test("provider", body)
-    if kind == "sentence_type":
-        return test("sentence_type", body)
-    if kind == "requirement":
-        return _any(test(facts.requirement_attribute(r), [True]) for r in body)
-    if kind == "flag":
-        return _any(test(facts.flag_attribute(f), [True]) for f in body)
-    if kind == "mappa":
-        return test("mappa", [body])
-    if kind == "mappa_category":
-        return test("mappa_category", body)
-    if kind == "mappa_level_at_least":
-        return at_or_above("mappa_level", body)
-    if kind == "diversity":
-        return test(facts.diversity_attribute(body.field), body.in_)
-    if kind == "fact":
-        return test(facts.fact_attribute(body), [True])
-    raise AssertionError(f"no lowering for condition {kind}")  # every form in rules has one
+    def at_or_above(self, attribute: str, level) -> Node:
+        domain = self.schema.domains[attribute]
+        return self.test(attribute, domain[domain.index(level):])
+
+    def context(self, field_id: str, values) -> Node:
+        """A case context field (declared in the framework's vocabulary) takes one of ``values``;
+        for a many-valued field, the case has at least one of them."""
+        field = self.schema.fields[field_id]
+        if field.shape == "many":
+            return self.any(self.test(facts.term_attribute(field, v), [True]) for v in values)
+        return self.test(field.fact, values)
+
+    def context_at_least(self, field_id: str, level) -> Node:
+        """An ordered context field is at or above ``level``."""
+        return self.at_or_above(self.schema.fields[field_id].fact, level)
+
+    def compare(self, attribute: str, op: str, value: float) -> Node:
+        return Compare(attribute, op, value)
+
+    def all(self, parts) -> Node:
+        return _all(parts)
+
+    def any(self, parts) -> Node:
+        return _any(parts)
+
+    def negate(self, node: Node) -> Node:
+        return negate(node)
+
+    def extra(self, attribute: str, domain: tuple, extract, words) -> str:
+        """Add an attribute the base schema lacks (read from the case or organisation model by
+        ``extract``, worded in lint witnesses by ``words``); returns its name."""
+        self.schema.add(attribute, domain, extract, words)
+        return attribute
+
+
+def lower(condition, schema: facts.Schema) -> Node:
+    """Lower a case or organisation condition to the In/All/AnyOf tree, negation pushed to the leaves."""
+    return condition.lower(Lowering(schema))
 
 
 def lower_sample(condition, schema: facts.Schema, bindings: dict, min_group_size: int,
                  standards: dict[str, list[str]]) -> Node:
     """Lower a sample-level condition, with ``bindings`` filling in the criterion, standard or
     provider it leaves out. Figures count only for groups of at least ``min_group_size`` cases."""
-    kind = next(name for name, cls in rules._SAMPLE_CONDITIONS.items() if type(condition) is cls)
-    body = getattr(condition, "not_" if kind == "not" else kind)
-    lower = lambda child: lower_sample(child, schema, bindings, min_group_size, standards)  # noqa: E731
-    if kind == "all":
-        return _all(lower(c) for c in body)
-    if kind == "any":
-        return _any(lower(c) for c in body)
-    if kind == "not":
-        return negate(lower(body))
-    if kind == "fact":
-        return leaf(facts.fact_attribute(body), [True], schema.domains[facts.fact_attribute(body)])
-    group = getattr(body, "provider", None) or bindings.get("provider") or facts.ALL
-
-    def bounded(attribute: str, threshold) -> Node:
-        parts = []
-        if threshold.at_least is not None:
-            parts.append(Compare(attribute, ">=", float(threshold.at_least)))
-        if threshold.below is not None:
-            parts.append(Compare(attribute, "<", float(threshold.below)))
-        return _all(parts)
-
-    if kind == "share_with":
-        factor = ("barrier", body.barrier) if body.barrier else ("enabler", body.enabler)
-        return _all([Compare(facts.cases_attribute(group), ">=", float(min_group_size)),
-                     bounded(facts.share_attribute(*factor, group), body)])
-    if kind == "criterion_rated":
-        standard = body.standard or bindings["standard"]
-        return _any(leaf(facts.rating_attribute(facts.target_key(c, None), group), body.band,
-                         schema.domains[facts.rating_attribute(facts.target_key(c, None), group)])
-                    for c in standards[standard])
-    target = _target(body, bindings)
-    if kind == "percent_sufficient":
-        return _all([Compare(facts.applicable_attribute(target, group), ">=", float(min_group_size)),
-                     bounded(facts.percent_attribute(target, group), body)])
-    if kind == "gap":
-        return Compare(facts.gap_attribute(target, body.between), ">=", float(body.at_least))
-    if kind == "provider_below":
-        return _all([Compare(facts.applicable_attribute(target, body.provider), ">=", float(min_group_size)),
-                     Compare(facts.applicable_attribute(target, body.other), ">=", float(min_group_size)),
-                     Compare(facts.below_attribute(target, body.provider, body.other), ">=", float(body.by_at_least))])
-    if kind == "rated":
-        attribute = facts.rating_attribute(target, group)
-        return leaf(attribute, body.band, schema.domains[attribute])
-    raise AssertionError(f"no lowering for sample condition {kind}")
-
-
-def _target(body, bindings: dict) -> str:
-    criterion = getattr(body, "criterion", None)
-    standard = getattr(body, "standard", None)
-    if criterion is None and standard is None:
-        criterion, standard = bindings.get("criterion"), bindings.get("standard")
-    return facts.target_key(criterion, standard)
+    return condition.lower(Lowering(schema, bindings, min_group_size, standards))
 
 
 def all_of(parts) -> Node:

@@ -9,91 +9,148 @@ cannot arise. An item the inspector did not assess has the answer :data:`NOT_ASS
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
+from typing import Any, Callable
 
 from engine.check import models
 
-NOT_ASSESSED = "not_assessed"
+NOT_ASSESSED = models.NOT_ASSESSED
 #: The ``kind`` of every fact qi asserts; catch-all rules match on it.
 FACT_KIND = "case_phase"
 #: The value of a diversity characteristic the case file does not give.
 NOT_GIVEN = "not_given"
-ANSWERS = ("yes", "partly", "no", "not_applicable", NOT_ASSESSED)
 
 
-def _safe(identifier: str) -> str:
+def answers(framework: models.Framework) -> tuple:
+    """The domain of an answer attribute: the framework's answers, and :data:`NOT_ASSESSED`."""
+    return (*framework.vocabulary.ids("answers"), NOT_ASSESSED)
+
+
+def safe(identifier: str) -> str:
+    """An id as it may appear in an attribute name: ``3.1.a`` -> ``3_1_a``."""
     return re.sub(r"[^A-Za-z0-9_]", "_", identifier)
 
 
 def answer_attribute(item_id: str) -> str:
-    return "a_" + _safe(item_id)
+    return "a_" + safe(item_id)
 
 
-def flag_attribute(flag: str) -> str:
-    return "flag_" + _safe(flag)
-
-
-def requirement_attribute(requirement: str) -> str:
-    return "req_" + _safe(requirement)
+def term_attribute(field: models.ContextField, term) -> str:
+    """The true/false attribute of one term of a many-valued context field, e.g. ``flag_mental_health``."""
+    return field.fact + safe(str(term))
 
 
 def diversity_attribute(field: str) -> str:
-    return "div_" + _safe(field)
+    return "div_" + safe(field)
 
 
 def fact_attribute(fact: str) -> str:
-    return "fact_" + _safe(fact)
+    return "fact_" + safe(fact)
 
 
 @dataclasses.dataclass(frozen=True)
 class Schema:
-    """The attributes of a case fact and the finite domain of each, derived from a framework."""
+    """The attributes of a fact and the finite domain of each, derived from a framework.
+
+    ``extras`` are attributes a condition form added while it was lowered (``Lowering.extra``),
+    each read from the case or organisation model; ``words`` says how an attribute's value reads
+    in a lint witness (attributes without one read ``attribute: value``)."""
 
     domains: dict[str, tuple]
+    extras: dict[str, Callable[[Any], Any]] = dataclasses.field(default_factory=dict)
+    words: dict[str, Callable[[Any], str | None]] = dataclasses.field(default_factory=dict)
+    #: The case context fields (from the framework's vocabulary) the attributes come from, by id.
+    fields: dict[str, models.ContextField] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def for_framework(cls, framework: models.Framework, facts: list[str] = ()) -> Schema:
+        """Case context (the fields the framework's vocabulary declares), answers on case items,
+        diversity characteristics and the rule set's derived facts."""
         vocab = framework.vocabulary
-        domains: dict[str, tuple] = {
-            "provider": tuple(vocab.ids("providers")),
-            "sentence_type": tuple(vocab.ids("sentence_types")),
-            "risk": tuple(vocab.ids("risk_levels")),
-            "mappa": (True, False),
-            "mappa_category": (0, *vocab.ids("mappa_categories")),
-            "mappa_level": (0, *vocab.ids("mappa_levels")),
-        }
-        named = ([(answer_attribute(i), ANSWERS, i) for i in framework.item_ids("case")]
-                 + [(flag_attribute(f), (True, False), f) for f in vocab.ids("flags")]
-                 + [(requirement_attribute(r), (True, False), r) for r in vocab.ids("requirement_types")]
-                 + [(diversity_attribute(d.id), (*d.values, NOT_GIVEN), d.id) for d in vocab.diversity]
-                 + [(fact_attribute(f), (True, False), f) for f in facts])
+        named: list[tuple[str, tuple, str]] = []
+        words: dict[str, Callable] = {}
+        for field in vocab.context:
+            if field.shape == "present":
+                named.append((field.fact, (True, False), field.id))
+            elif field.shape == "many":
+                for term in vocab.ids(field.terms):
+                    named.append((term_attribute(field, term), (True, False), term))
+                    words[term_attribute(field, term)] = functools.partial(_when_set, f"{field.each or field.id} {term}")
+            else:
+                absent = () if field.absent is None else (field.absent,)
+                named.append((field.fact, (*absent, *vocab.ids(field.terms)), field.id))
+        named += ([(answer_attribute(i), answers(framework), i) for i in framework.item_ids("case")]
+                  + [(diversity_attribute(d.id), (*d.values, NOT_GIVEN), d.id) for d in vocab.diversity]
+                  + [(fact_attribute(f), (True, False), f) for f in facts])
+        domains: dict[str, tuple] = {}
         for attribute, domain, original in named:
             if attribute in domains:
                 raise ValueError(f"{original!r} and another id both become the attribute {attribute!r}")
             domains[attribute] = domain
-        return cls(domains)
+        words |= _answer_words(framework.item_ids("case")) | _fact_words(facts)
+        return cls(domains, words=words, fields={f.id: f for f in vocab.context})
+
+    def add(self, attribute: str, domain: tuple, extract: Callable[[Any], Any],
+            words: Callable[[Any], str | None]) -> None:
+        """Add an attribute read from the model by ``extract`` (no-op if it is already there)."""
+        if attribute in self.domains and attribute not in self.extras:
+            raise ValueError(f"the attribute {attribute!r} is already in the schema")
+        self.domains.setdefault(attribute, domain)
+        self.extras.setdefault(attribute, extract)
+        self.words.setdefault(attribute, words)
+
+    def word(self, attribute: str, value: Any) -> str | None:
+        """How ``attribute = value`` reads in a witness (None: not worth saying, e.g. a flag not set)."""
+        say = self.words.get(attribute)
+        return say(value) if say else f"{attribute}: {value}"
+
+    def extra_attributes(self, model: Any) -> dict:
+        """The values of the added attributes for a case or organisation model."""
+        return {attribute: extract(model) for attribute, extract in self.extras.items()}
 
 
-def case_attributes(case: models.CaseFile, framework: models.Framework) -> dict:
-    """The attributes of a case, before any derived facts: every attribute of the schema but facts."""
+# Witness wording, as module-level functions so that a compiled rule set pickles to workers.
+
+def _answer_word(item: str, value: str) -> str:
+    return f"{item}: {value}"
+
+
+def _fact_word(fact: str, value: bool) -> str:
+    return f"fact {fact} {'holds' if value else 'does not hold'}"
+
+
+def _when_set(words: str, value: bool) -> str | None:
+    return words if value else None
+
+
+def _answer_words(items) -> dict:
+    return {answer_attribute(i): functools.partial(_answer_word, i) for i in items}
+
+
+def _fact_words(facts) -> dict:
+    return {fact_attribute(f): functools.partial(_fact_word, f) for f in facts}
+
+
+def case_attributes(case: models.CaseFile, framework: models.Framework, schema: Schema | None = None) -> dict:
+    """The attributes of a case, before any derived facts: every attribute of the schema but facts
+    (pass the compiled rule set's schema for the attributes its conditions added)."""
     vocab = framework.vocabulary
-    attributes: dict = {
-        "provider": case.provider,
-        "sentence_type": case.sentence.type,
-        "risk": case.risk_of_serious_harm,
-        "mappa": case.mappa is not None,
-        "mappa_category": case.mappa.category if case.mappa else 0,
-        "mappa_level": case.mappa.level if case.mappa else 0,
-    }
+    attributes: dict = {}
+    for field in vocab.context:
+        value = models.context_value(case, field)
+        if field.shape == "many":
+            for term in vocab.ids(field.terms):
+                attributes[term_attribute(field, term)] = term in value
+        else:
+            attributes[field.fact] = value
     for item_id in framework.item_ids("case"):
         entry = case.evidence.get(item_id)
         attributes[answer_attribute(item_id)] = entry.answer if entry else NOT_ASSESSED
-    for flag in vocab.ids("flags"):
-        attributes[flag_attribute(flag)] = flag in case.flags
-    for requirement in vocab.ids("requirement_types"):
-        attributes[requirement_attribute(requirement)] = requirement in case.sentence.requirements
     for field in vocab.diversity:
         attributes[diversity_attribute(field.id)] = case.diversity.get(field.id, NOT_GIVEN)
+    if schema is not None and schema.extras:
+        attributes.update(schema.extra_attributes(case))
     return attributes
 
 
@@ -102,17 +159,23 @@ def case_attributes(case: models.CaseFile, framework: models.Framework) -> dict:
 
 def organisation_schema(framework: models.Framework, facts: list[str] = ()) -> Schema:
     """The attributes of an organisation fact: its provider and its answers on organisation items."""
+    provider = framework.vocabulary.context_field("provider")
     domains: dict[str, tuple] = {"provider": tuple(framework.vocabulary.ids("providers"))}
-    domains.update({answer_attribute(i): ANSWERS for i in framework.item_ids("organisation")})
+    domains.update({answer_attribute(i): answers(framework) for i in framework.item_ids("organisation")})
     domains.update({fact_attribute(f): (True, False) for f in facts})
-    return Schema(domains)
+    return Schema(domains, words=_answer_words(framework.item_ids("organisation")) | _fact_words(facts),
+                  fields={"provider": provider} if provider else {})
 
 
-def organisation_attributes(organisation: models.OrganisationFile, framework: models.Framework) -> dict:
+def organisation_attributes(organisation: models.OrganisationFile, framework: models.Framework,
+                            schema: Schema | None = None) -> dict:
+    """The attributes of an organisation's evidence (with the schema's added attributes, if given)."""
     attributes: dict = {"provider": organisation.organisation}
     for item_id in framework.item_ids("organisation"):
         entry = organisation.evidence.get(item_id)
         attributes[answer_attribute(item_id)] = entry.answer if entry else NOT_ASSESSED
+    if schema is not None and schema.extras:
+        attributes.update(schema.extra_attributes(organisation))
     return attributes
 
 
@@ -128,33 +191,33 @@ UNDEFINED = -1.0
 
 def target_key(criterion: str | None, standard: str | None) -> str:
     """``c3_1`` for criterion 3.1, ``s3`` for standard 3."""
-    return "c" + _safe(criterion) if criterion is not None else "s" + _safe(standard)
+    return "c" + safe(criterion) if criterion is not None else "s" + safe(standard)
 
 
 def percent_attribute(target: str, group: str) -> str:
-    return f"pct__{target}__{_safe(group)}"
+    return f"pct__{target}__{safe(group)}"
 
 
 def applicable_attribute(target: str, group: str) -> str:
-    return f"n__{target}__{_safe(group)}"
+    return f"n__{target}__{safe(group)}"
 
 
 def cases_attribute(group: str) -> str:
-    return f"cases__{_safe(group)}"
+    return f"cases__{safe(group)}"
 
 
 def share_attribute(kind: str, factor: str, group: str) -> str:
-    return f"share__{kind}__{_safe(factor)}__{_safe(group)}"
+    return f"share__{kind}__{safe(factor)}__{safe(group)}"
 
 
 def gap_attribute(target: str, grouping: str) -> str:
-    return f"gap__{target}__{_safe(grouping)}"
+    return f"gap__{target}__{safe(grouping)}"
 
 
 def below_attribute(target: str, provider: str, other: str) -> str:
     """How many points ``provider`` is below ``other`` on the target."""
-    return f"below__{target}__{_safe(provider)}__{_safe(other)}"
+    return f"below__{target}__{safe(provider)}__{safe(other)}"
 
 
 def rating_attribute(target: str, group: str) -> str:
-    return f"rating__{target}__{_safe(group)}"
+    return f"rating__{target}__{safe(group)}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 
 from engine.check import rules
+from engine.check.models import NOT_ASSESSED
 from engine.compile import facts
 from engine.compile.compile import CompiledRuleSet, resolve
 from engine.evaluate import evaluate as evaluator
@@ -27,7 +28,6 @@ from engine.evaluate.evaluate import Evaluation
 POLICY = ("highest priority first; then insufficient beats sufficient, which beats not_applicable; "
           "a criterion no rule concluded on is not_assessed")
 SEVERITY = ("insufficient", "sufficient", "not_applicable")
-NOT_ASSESSED = "not_assessed"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,10 +21,11 @@ import dataclasses
 from typing import Any, Protocol
 
 from engine.check import rules
+from engine.check.models import NOT_ASSESSED
 from engine.compile import conditions, facts
 from engine.compile.compile import CompiledRule, CompiledRuleSet
 from engine.evaluate.evaluate import Evaluation
-from engine.judge.judge import NOT_ASSESSED, POLICY, Factor, Finding, Judgement
+from engine.judge.judge import POLICY, Factor, Finding, Judgement
 
 
 class Subject(Protocol):
@@ -43,10 +44,20 @@ class _Static:
     at: str
     lowered: conditions.Node
     items: tuple
-    body: Any
     condition: Any
     children: tuple
-    answers: tuple  # (item, fact attribute) of the items an answer condition reads
+
+
+@dataclasses.dataclass(frozen=True)
+class _View:
+    """What a condition form reads to say what it saw (``Form.seen``, ``Form.aggregates``): the fact
+    of the phase its rule ran in, as the tracer recorded it."""
+
+    fact: dict
+    model: Any
+    fields: dict
+    aggregates: dict | None
+    names = facts
 
 
 class Trace:
@@ -63,7 +74,7 @@ class Trace:
         self._fired = set(evaluation.record.fired)  # as durable_rules reported it, rule by rule
         self._rule_nodes: dict[int, dict] = {}
         self._evidence: dict[str, dict] = {}
-        self._phase_facts: dict[int, dict] = {}
+        self._views: dict[int, _View] = {}
         model = subject.model if subject is not None else None
         self.reference = (getattr(model, "case", None) or f"organisation:{model.organisation}") if model else None
         self.suffix = "<sample>" if self.sample else f"<case:{self.reference}>"
@@ -71,11 +82,13 @@ class Trace:
     def ruleset_ref(self) -> dict:
         return ruleset_ref(self.compiled)
 
-    def _fact(self, phase: int) -> dict:
+    def _view(self, phase: int) -> _View:
         """The fact a rule of ``phase`` was matched against, as the tracer recorded it."""
-        if phase not in self._phase_facts:
-            self._phase_facts[phase] = {**self.evaluation.fact, **self.evaluation.record.derived_in(phase)}
-        return self._phase_facts[phase]
+        if phase not in self._views:
+            self._views[phase] = _View({**self.evaluation.fact, **self.evaluation.record.derived_in(phase)},
+                                       self.subject.model if self.subject is not None else None,
+                                       self.compiled.schema.fields, self.aggregates)
+        return self._views[phase]
 
     # --- rules and conditions ---
 
@@ -98,44 +111,25 @@ class Trace:
         return self._rule_nodes[index]
 
     def _condition(self, static: _Static, compiled_rule: CompiledRule) -> dict:
-        fact = self._fact(compiled_rule.phase)
-        node: dict = {"condition": static.kind, "text": static.text, "holds": conditions.holds(static.lowered, fact),
-                      "at": static.at}
-        if static.kind in ("all", "any", "not"):
+        view = self._view(compiled_rule.phase)
+        node: dict = {"condition": static.kind, "text": static.text,
+                      "holds": conditions.holds(static.lowered, view.fact), "at": static.at}
+        condition = static.condition
+        if static.children:
             node["children"] = [self._condition(child, compiled_rule) for child in static.children]
         elif self.sample:
-            node["seen"] = {a: fact[a] for a in conditions.attributes(static.lowered)}
-            node["aggregates"] = self._aggregates(static.kind, static.body, compiled_rule.bindings)
+            node["seen"] = {a: view.fact[a] for a in conditions.attributes(static.lowered)}
+            node["aggregates"] = condition.aggregates(view, compiled_rule.bindings)
         else:
-            node["seen"] = self._seen(static.condition, static.kind, static.body, fact, static.answers)
+            node["seen"] = condition.seen(view)
             if static.items:
                 node["evidence"] = [self.evidence(item) for item in static.items]
             if static.kind == "fact":
-                derivers = self.evaluation.derived_by.get(static.body, ())
+                derivers = self.evaluation.derived_by.get(condition.fact, ())
                 node["derived_by"] = [self.rule(i) for i in derivers]
                 if not derivers:
-                    node["could_be_derived_by"] = [r.rule.id for r in self.compiled.rules if static.body in r.derives]
+                    node["could_be_derived_by"] = [r.rule.id for r in self.compiled.rules if condition.fact in r.derives]
         return node
-
-    def _seen(self, condition, kind: str, body, fact: dict, static_answers: tuple = ()) -> dict:
-        case = self.subject.model
-        if kind == "provider":
-            return {"provider": getattr(case, "provider", None) or getattr(case, "organisation", None)}
-        if kind in ("answer", "any_answer", "all_answers", "at_least", "not_assessed"):
-            return {item: fact[attribute] for item, attribute in static_answers}
-        if kind == "risk_at_least":
-            return {"risk_of_serious_harm": case.risk_of_serious_harm}
-        if kind == "sentence_type":
-            return {"sentence_type": case.sentence.type}
-        if kind == "requirement":
-            return {"requirements": list(case.sentence.requirements)}
-        if kind == "flag":
-            return {"flags": list(case.flags)}
-        if kind in ("mappa", "mappa_category", "mappa_level_at_least"):
-            return {"mappa": case.mappa.model_dump() if case.mappa else None}
-        if kind == "diversity":
-            return {body.field: case.diversity.get(body.field, facts.NOT_GIVEN)}
-        return {body: fact[facts.fact_attribute(body)]}
 
     def evidence(self, item: str) -> dict:
         if item not in self._evidence:
@@ -149,41 +143,6 @@ class Trace:
                         "at": f"{document.path}:{line}"}
             self._evidence[item] = node
         return self._evidence[item]
-
-    def _aggregates(self, kind: str, body, bindings: dict) -> list[dict]:
-        """The aggregate figures a sample condition read, each with the cases behind it."""
-        group = getattr(body, "provider", None) or bindings.get("provider")
-        group_key = f"provider:{group}" if group else "all"
-
-        def target_of(b) -> dict:
-            criterion = getattr(b, "criterion", None)
-            standard = getattr(b, "standard", None)
-            if criterion is None and standard is None:
-                criterion, standard = bindings.get("criterion"), bindings.get("standard")
-            return self.aggregates["targets"][criterion if criterion else f"standard {standard}"]
-
-        def figures(target: dict, key: str) -> dict:
-            found = target["groups"].get(key)
-            return {"target": target["id"], "kind": target["kind"], "group": key,
-                    **({k: found[k] for k in ("counts", "applicable", "percent", "small", "cases") if k in found}
-                       if found else {"applicable": 0, "percent": None})}
-
-        if kind == "percent_sufficient":
-            return [figures(target_of(body), group_key)]
-        if kind == "share_with":
-            factor = f"barrier:{body.barrier}" if body.barrier else f"enabler:{body.enabler}"
-            share = self.aggregates["factors"][factor]["groups"].get(group_key, {})
-            return [{"factor": factor, "group": group_key, **share}]
-        if kind == "gap":
-            target = target_of(body)
-            gap = target["gaps"][body.between]
-            return [{"target": target["id"], "between": body.between,
-                     **{k: v for k, v in gap.items() if k != "exact_points"}}] + \
-                [figures(target, key) for key in gap["compared"]]
-        if kind == "provider_below":
-            target = target_of(body)
-            return [figures(target, f"provider:{body.provider}"), figures(target, f"provider:{body.other}")]
-        return []
 
     # --- conclusions of a case or organisation ---
 
@@ -256,24 +215,14 @@ def _static_tree(compiled: CompiledRuleSet, compiled_rule: CompiledRule) -> _Sta
 
 def _static(compiled: CompiledRuleSet, compiled_rule: CompiledRule, condition, loc: tuple) -> _Static:
     if compiled.section == "sample_rules":
-        kind = next(n for n, cls in rules._SAMPLE_CONDITIONS.items() if type(condition) is cls)
-        body = getattr(condition, "not_" if kind == "not" else kind)
-        text = rules.describe_sample(condition, compiled_rule.bindings)
+        kind, text = condition.key, condition.describe(compiled_rule.bindings)
         at = f"{compiled.loaded.document.path}:{compiled.loaded.document.where(loc)[0]}"
         items: tuple = ()
     else:
         kind, text, at, items = compiled.static(condition, loc)
-        body = rules.condition_body(condition)
-    if kind in ("all", "any"):
-        children = tuple(_static(compiled, compiled_rule, child, loc + (kind, i)) for i, child in enumerate(body))
-    elif kind == "not":
-        children = (_static(compiled, compiled_rule, body, loc + ("not",)),)
-    else:
-        children = ()
-    answers = () if compiled.section == "sample_rules" or kind in ("all", "any", "not") else tuple(
-        (item, facts.answer_attribute(item)) for item in rules.items_of(condition))
+    children = tuple(_static(compiled, compiled_rule, child, loc + where) for where, child in condition.children())
     return _Static(kind, text, at, compiled.lower(condition, compiled_rule.bindings or None), tuple(items or ()),
-                   body, condition, children, answers)
+                   condition, children)
 
 
 def _finding_value(rule: rules.Rule, criterion: str) -> str | None:

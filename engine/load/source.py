@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
 import hashlib
 import math
 import os
-import re
+import stat
 import sys
 from typing import Any
 
@@ -26,7 +27,7 @@ from yaml.error import MarkedYAMLError, YAMLError
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
 
-from engine.base import resources
+from engine.base import resources, text as texts
 from engine.base.diagnostics import Diagnostic, InputError
 
 #: Largest file qi reads, in bytes. Case files are a few kilobytes; a rule set tens of kilobytes.
@@ -89,19 +90,53 @@ class Document:
 
 
 def load(path: str | os.PathLike[str], display: str | None = None) -> Document:
-    """Read and load one YAML file (``-`` is standard input). Raises InputError."""
+    """Read and load one YAML file (``-`` is standard input). Raises InputError.
+
+    Only regular files are read: a FIFO, device or socket is refused from its metadata, without
+    being opened (opening a FIFO blocks; reading a device may never end)."""
     shown = display or resources.display(path)
     try:
         if str(path) == "-":
             raw = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
         else:
-            with open(path, "rb") as handle:
-                raw = handle.read(MAX_FILE_BYTES + 1)
+            raw = _read_regular(path, shown)
     except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise InputError([Diagnostic(shown, 1, 1, "unreadable_file", f"cannot read the file: {reason.lower()}",
-                                     "check the path and its permissions")]) from None
+        raise InputError([_unreadable(shown, error)]) from None
     return parse(raw, shown)
+
+
+def _read_regular(path: str | os.PathLike[str], shown: str) -> bytes:
+    _refuse_special(os.stat(path).st_mode, shown)
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with open(descriptor, "rb") as handle:
+        _refuse_special(os.fstat(descriptor).st_mode, shown)  # replaced since it was looked at
+        return handle.read(MAX_FILE_BYTES + 1)
+
+
+_SPECIAL = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+            (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _refuse_special(mode: int, shown: str) -> None:
+    if stat.S_ISDIR(mode):
+        raise InputError([Diagnostic(shown, 1, 1, "unreadable_file", "cannot read the file: it is a folder",
+                                     "give a YAML file, or the sample folder to qi run")])
+    for test, what in _SPECIAL:
+        if test(mode):
+            raise InputError([Diagnostic(shown, 1, 1, "not_a_regular_file", f"this is {what}, not a file; "
+                                         "qi did not open it", "give a regular YAML file")])
+    if not stat.S_ISREG(mode):
+        raise InputError([Diagnostic(shown, 1, 1, "not_a_regular_file", "this is not a regular file; "
+                                     "qi did not open it", "give a regular YAML file")])
+
+
+def _unreadable(shown: str, error: OSError) -> Diagnostic:
+    if error.errno == errno.ELOOP:
+        return Diagnostic(shown, 1, 1, "symlink_loop", "the path is a loop of symbolic links",
+                          "point the link at a real file")
+    reason = error.strerror or type(error).__name__
+    return Diagnostic(shown, 1, 1, "unreadable_file", f"cannot read the file: {reason.lower()}",
+                      "check the path and its permissions")
 
 
 def parse(raw: bytes, path: str) -> Document:
@@ -133,7 +168,7 @@ def parse(raw: bytes, path: str) -> Document:
     except YAMLError as error:
         raise InputError([Diagnostic(path, 1, 1, "yaml_syntax", f"invalid YAML: {error}",
                                      "check the file is YAML")]) from None
-    if builder.fatal:
+    if builder.fatal or builder.unsafe:
         raise InputError(builder.problems)
     return Document(path, data, builder.marks, hashlib.sha256(raw).hexdigest(), builder.problems)
 
@@ -150,12 +185,9 @@ def _decode(raw: bytes, path: str) -> str:
                                      "save the file as UTF-8")]) from None
 
 
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
 def _reject_control_characters(text: str, path: str) -> None:
     problems = []
-    for match in _CONTROL.finditer(text):
+    for match in texts.UNSAFE_RAW.finditer(text):
         before = text[: match.start()]
         line = before.count("\n") + 1
         col = match.start() - (before.rfind("\n") + 1) + 1
@@ -175,9 +207,12 @@ class _Builder:
         self.path = path
         self.marks: dict[Loc, Mark] = {}
         self.problems: list[Diagnostic] = []
-        self.anchors: dict[str, tuple[Any, int]] = {}
+        #: anchor -> (value, nodes it expands to, levels of nesting it adds where it is used)
+        self.anchors: dict[str, tuple[Any, int, int]] = {}
         self.nodes = 0
+        self.deepest = 0  # the deepest nesting reached so far, counting alias expansions
         self.fatal = False
+        self.unsafe = False  # a value holds a control character: never passed on
 
     def _problem(self, event: events.Event, code: str, message: str, hint: str) -> None:
         mark = event.start_mark
@@ -215,11 +250,17 @@ class _Builder:
             if event.anchor not in self.anchors:
                 self._problem(event, "yaml_syntax", f"unknown alias '*{event.anchor}'", "define the anchor first")
                 return None
-            value, weight = self.anchors[event.anchor]
+            value, weight, height = self.anchors[event.anchor]
             self._count(weight, event)
+            if height and depth + height - 1 > MAX_DEPTH:
+                self._problem(event, "too_deep", f"the document is nested more than {MAX_DEPTH} levels deep "
+                              f"once the alias '*{event.anchor}' is expanded", "flatten the structure")
+                raise _Abort
+            self.deepest = max(self.deepest, depth + height - 1)
             return value
         before = self.nodes
         self._count(1, event)
+        height = 0
         if isinstance(event, events.ScalarEvent):
             value = self._scalar(event)
         elif isinstance(event, (events.MappingStartEvent, events.SequenceStartEvent)):
@@ -227,16 +268,19 @@ class _Builder:
                 self._problem(event, "too_deep", f"the document is nested more than {MAX_DEPTH} levels deep",
                               "flatten the structure")
                 raise _Abort
+            outer, self.deepest = self.deepest, depth
             if event.tag and event.tag not in _COLLECTION_TAGS:
                 self._problem(event, "yaml_tag", f"the tag '{event.tag}' is not supported", "remove the tag")
             if isinstance(event, events.MappingStartEvent):
                 value = self._mapping(iterator, loc, depth)
             else:
                 value = self._sequence(iterator, loc, depth)
+            height = self.deepest - depth + 1
+            self.deepest = max(outer, self.deepest)
         else:  # pragma: no cover - the parser never yields other events here
             raise _Abort
         if getattr(event, "anchor", None):
-            self.anchors[event.anchor] = (value, self.nodes - before)
+            self.anchors[event.anchor] = (value, self.nodes - before, height)
         return value
 
     def _mapping(self, iterator, loc: Loc, depth: int) -> dict:
@@ -274,6 +318,12 @@ class _Builder:
 
     def _scalar(self, event: events.ScalarEvent) -> Any:
         text = event.value
+        unsafe = texts.UNSAFE.search(text)  # after escapes such as "\e", "\0" or "\x9b" are decoded
+        if unsafe:
+            self._problem(event, "control_character",
+                          f"the value holds control character U+{ord(unsafe.group()):04X}",
+                          "delete it, or the escape that writes it; it can hide or rewrite text on screen")
+            self.unsafe = True
         if event.tag and event.tag != "!":
             tag = event.tag
             if tag not in _SCALAR_TAGS:

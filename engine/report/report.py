@@ -23,12 +23,8 @@ from engine.report.model import Report
 
 FILES = ("report.json", "report.md", "report.html", "report.docx", "trace.jsonl")
 
-def as_json(report: dict) -> str:
-    return json.dumps(report, indent=1, ensure_ascii=False) + "\n"
-
-
 def _dump_json(report: dict, handle) -> None:
-    """report.json written as it is encoded (the same bytes as as_json, never held whole)."""
+    """report.json written as it is encoded, never held whole (indent 1, UTF-8, a final newline)."""
     json.dump(report, handle, indent=1, ensure_ascii=False)
     handle.write("\n")
 

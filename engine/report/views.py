@@ -1,4 +1,9 @@
-"""Views: text renderings of case results and reasoning traces (JSON is the data itself)."""
+"""Views: text renderings of case results and reasoning traces (JSON is the data itself).
+
+Every view returns text with control and bidi characters shown as escapes (:func:`printable`):
+what a terminal prints must not be able to move its cursor, clear it or reorder text, whatever a
+file name, a stored run or a note holds.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import contextlib
 import textwrap
 
 from engine.base import render
+from engine.base.text import printable
 
 MARK = {True: "[holds]", False: "[fails]"}
 
@@ -25,14 +31,14 @@ def result_text(result: dict) -> str:
         lines += [f"  [{e['criterion']}] {e['text']} ({e['id']}; by: {', '.join(e['rules'])})" for e in entries]
         if not entries:
             lines.append("  none")
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n", lines=True)
 
 
 def tree_text(node: dict, width: int = 100) -> str:
     """A finding, factor or why-not trace as an indented tree a reviewer can read."""
     lines: list[str] = []
     _node(node, 0, lines, width)
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n", lines=True)
 
 
 def _add(lines: list[str], depth: int, text: str, width: int) -> None:
@@ -75,7 +81,7 @@ def _condition(node: dict, depth: int, lines: list[str], width: int) -> None:
     seen = ""
     if "seen" in node:
         seen = "  — seen: " + "; ".join(f"{k} = {render.show(v)}" for k, v in node["seen"].items())
-    _add(lines, depth, f"{MARK[node['holds']]} {node['text']}{seen}  ({node['at']})", width)
+    _add(lines, depth, f"{MARK.get(node['holds'], '[redacted]')} {node['text']}{seen}  ({node['at']})", width)
     for child in node.get("children", []):
         _condition(child, depth + 1, lines, width)
     for evidence in node.get("evidence", []):
@@ -106,7 +112,7 @@ def run_text(report: dict) -> str:
         lines.append(f"  {target['id']:<11} " + "; ".join(figures))
     lines.append("recommendations:")
     lines += [f"  - {r['text']} (to {', '.join(r['to'])})" for r in report["sample_judgement"]["recommendations"]]
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n", lines=True)
 
 
 @contextlib.contextmanager
@@ -150,4 +156,4 @@ def headline_text(report: dict) -> str:
     recommendations = report["sample_judgement"]["recommendations"]
     lines.append(f"  {len(recommendations)} recommendation{'s' * (len(recommendations) != 1)}; "
                  f"details in report.md, report.html and report.docx")
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n", lines=True)

@@ -81,7 +81,7 @@ def load_case(path: str | os.PathLike[str], compiled: compiler.CompiledRuleSet) 
 
 def evaluate_case(compiled: compiler.CompiledRuleSet, case: sample.Loaded):
     """Evaluate one validated case on durable_rules; returns (evaluation, judgement)."""
-    attributes = facts.case_attributes(case.model, compiled.loaded.framework)
+    attributes = facts.case_attributes(case.model, compiled.loaded.framework, compiled.schema)
     evaluation = evaluator.evaluate(compiled, attributes)
     return evaluation, judge.judge(compiled, evaluation)
 

@@ -192,7 +192,8 @@ def evaluate_organisations(prepared: Prepared, observe: Observer | None = None) 
     framework = compiled.loaded.framework
     results = []
     for loaded in sorted(prepared.sample.organisations, key=lambda o: o.model.organisation):
-        evaluation = evaluator.evaluate(compiled, fact_builder.organisation_attributes(loaded.model, framework))
+        evaluation = evaluator.evaluate(compiled, fact_builder.organisation_attributes(loaded.model, framework,
+                                                                                     compiled.schema))
         judgement = judge.judge(compiled, evaluation)
         if observe is not None:
             observe(compiled, evaluation, loaded)

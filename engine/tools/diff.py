@@ -14,9 +14,6 @@ import os
 from engine.base import render
 from engine.run import run
 
-GROUP_PREFIXES = ("all", "provider:")
-
-
 def compare(old_rules: str | os.PathLike[str], new_rules: str | os.PathLike[str],
             sample_dir: str | os.PathLike[str], jobs: int = 1) -> dict:
     """Judge the sample under both rule sets and return what changes. Raises InputError."""

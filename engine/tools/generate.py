@@ -75,13 +75,7 @@ def default_profile() -> Path:
 
 def load_profile(path: str | os.PathLike[str]) -> tuple[Profile, models.Framework]:
     document = source.load(path)
-    named = document.data.get("framework") if isinstance(document.data, dict) else None
-    key = (named.get("id"), named.get("version")) if isinstance(named, dict) else None
-    known = frameworks.bundled()
-    if key not in known:
-        raise InputError([document.diagnostic(("framework",), "unknown_framework", f"framework {key} is not known",
-                                              "use a bundled framework id and version")])
-    framework = frameworks.load(known[key])
+    framework = frameworks.load(frameworks.named_by(document))
     return validate.to_model(document, Profile, framework), framework
 
 

@@ -17,12 +17,11 @@ def model(loaded: rules.LoadedRuleSet) -> dict:
     path = loaded.document.path
 
     def rule_entry(rule, section: str, index: int) -> dict:
-        describe = rules.describe if section != "sample_rules" else (lambda c: rules.describe_sample(c, {}))
         return {"id": rule.id, "title": rule.title, "rationale": rule.rationale,
                 "at": f"{path}:{loaded.document.where((section, index))[0]}",
                 "priority": rule.priority, "cites": list(rule.cites),
                 "for_each": list(getattr(rule, "for_each", [])),
-                "when": _condition(rule.when, describe), "then": [_conclusion(c) for c in rule.then]}
+                "when": _condition(rule.when), "then": [_conclusion(c) for c in rule.then]}
 
     concluding: dict[str, list[dict]] = {}
     context: list[dict] = []
@@ -36,7 +35,7 @@ def model(loaded: rules.LoadedRuleSet) -> dict:
                 concluding.setdefault(criterion, []).append(entry)
             if not criteria:
                 context.append(entry)
-            read |= {item for _, c in rules.walk(rule.when) for item in rules.items_of(c)}
+            read |= {item for _, c in rules.walk(rule.when) for item in c.item_ids()}
     standards = [{"id": s.id, "title": s.title, "scope": s.scope, "dimension": s.dimension,
                   "criteria": [{"id": c.id, "title": c.title,
                                 "items": [{"id": i.id, "text": i.text, "read": i.id in read} for i in c.items],
@@ -62,15 +61,8 @@ def model(loaded: rules.LoadedRuleSet) -> dict:
     }
 
 
-def _condition(condition, describe) -> dict:
-    text = describe(condition)
-    children = []
-    for attribute in ("all", "any"):
-        if isinstance(getattr(condition, attribute, None), list):
-            children = [_condition(c, describe) for c in getattr(condition, attribute)]
-    if hasattr(condition, "not_"):
-        children = [_condition(condition.not_, describe)]
-    return {"text": text, "children": children}
+def _condition(condition: rules.Form) -> dict:
+    return {"text": condition.describe({}), "children": [_condition(c) for _, c in condition.children()]}
 
 
 def _conclusion(conclusion) -> str:

@@ -19,6 +19,7 @@ aggregates are tried at the thresholds the condition names and either side of th
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 from engine.base.diagnostics import Diagnostic, InputError
@@ -115,7 +116,7 @@ def _schema_for_search(compiled: compiler.CompiledRuleSet) -> facts.Schema:
     for fact in compiled.ruleset.facts:
         if fact.id not in derived:
             domains[facts.fact_attribute(fact.id)] = (False,)
-    return facts.Schema(domains)
+    return dataclasses.replace(compiled.schema, domains=domains)
 
 
 def _conflicts(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
@@ -150,7 +151,7 @@ def _cites(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
             derivers.setdefault(name, []).append(rule)
 
     def items_read(rule: compiler.CompiledRule, seen: frozenset = frozenset()) -> set[str]:
-        direct = {item for loc, c in rules.walk(rule.rule.when) for item in rules.items_of(c)}
+        direct = {item for loc, c in rules.walk(rule.rule.when) for item in c.item_ids()}
         for _, name in rules.facts_read(rule.rule.when):
             for deriver in derivers.get(name, []):
                 if deriver.index not in seen:
@@ -159,7 +160,7 @@ def _cites(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
 
     found = []
     for rule in compiled.rules:
-        direct = {item for _, c in rules.walk(rule.rule.when) for item in rules.items_of(c)}
+        direct = {item for _, c in rules.walk(rule.rule.when) for item in c.item_ids()}
         cited = set(rule.rule.cites)
         for item in sorted(direct - cited):
             found.append(_warning(compiled.loaded, rule.loc + ("cites",), "uncited_item",
@@ -232,18 +233,7 @@ def _evaluate(node: conditions.Node, assignment: dict):
 
 
 def describe_witness(assignment: dict, compiled: compiler.CompiledRuleSet) -> str:
-    """A witness in the words of a case file: ``3.1.a: no, flags: child_safeguarding, ...``."""
-    words = []
-    items = {facts.answer_attribute(i): i for i in compiled.loaded.framework.item_ids()}
-    for attribute, value in sorted(assignment.items()):
-        if attribute in items:
-            words.append(f"{items[attribute]}: {value}")
-        elif attribute.startswith("flag_") and value:
-            words.append(f"flag {attribute.removeprefix('flag_')}")
-        elif attribute.startswith("req_") and value:
-            words.append(f"requirement {attribute.removeprefix('req_')}")
-        elif attribute.startswith("fact_"):
-            words.append(f"fact {attribute.removeprefix('fact_')} {'holds' if value else 'does not hold'}")
-        elif not attribute.startswith(("flag_", "req_")):
-            words.append(f"{attribute}: {value}")
-    return ", ".join(words) or "any case"
+    """A witness in the words of a case file: ``3.1.a: no, flag child_safeguarding, ...`` (the
+    schema words each attribute; the condition form that added an attribute says how it reads)."""
+    words = [compiled.schema.word(attribute, value) for attribute, value in sorted(assignment.items())]
+    return ", ".join(w for w in words if w) or "any case"

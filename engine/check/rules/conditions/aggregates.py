@@ -1,0 +1,270 @@
+"""Sample conditions: over the whole sample's aggregates (% sufficient, shares of cases with a
+barrier or enabler, gaps between groups) and over ratings concluded by other sample rules.
+
+Figures count only for groups of at least the rule set's ``min_group_size`` applicable cases.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
+
+from engine.base.diagnostics import did_you_mean
+from engine.check.models import Strict
+from engine.check.rules.form import SAMPLE, Form, as_list, either, problem
+from engine.check.rules.terms import (
+    CriterionId,
+    Provider,
+    StandardId,
+    Target,
+    Threshold,
+    group_of,
+    target_of,
+)
+
+ONLY_SAMPLE = frozenset({SAMPLE})
+
+
+def _target_words(body, bindings: dict) -> str:
+    criterion, standard = target_of(body, bindings)
+    provider = group_of(body, bindings)
+    what = f"criterion {criterion}" if criterion else f"standard {standard}"
+    return what + (f" for {provider}" if provider else "")
+
+
+def _target_key(body, low) -> str:
+    return low.names.target_key(*target_of(body, low.bindings))
+
+
+def _group(body, low) -> str:
+    return group_of(body, low.bindings) or low.names.ALL
+
+
+def _bounded(low, attribute: str, threshold: Threshold):
+    parts = []
+    if threshold.at_least is not None:
+        parts.append(low.compare(attribute, ">=", float(threshold.at_least)))
+    if threshold.below is not None:
+        parts.append(low.compare(attribute, "<", float(threshold.below)))
+    return low.all(parts)
+
+
+def _target(view, body, bindings: dict) -> dict:
+    criterion, standard = target_of(body, bindings)
+    return view.aggregates["targets"][criterion if criterion else f"standard {standard}"]
+
+
+def _figures(target: dict, key: str) -> dict:
+    found = target["groups"].get(key)
+    return {"target": target["id"], "kind": target["kind"], "group": key,
+            **({k: found[k] for k in ("counts", "applicable", "percent", "small", "cases") if k in found} if found else
+               {"applicable": 0, "percent": None})}
+
+
+def _group_key(body, bindings: dict) -> str:
+    group = group_of(body, bindings)
+    return f"provider:{group}" if group else "all"
+
+
+class PercentTest(Target, Threshold):
+    """% sufficient of applicable cases (groups under the minimum size never hold)."""
+
+
+class PercentCondition(Form):
+    """The % of applicable cases judged sufficient is at least / below a figure."""
+
+    key: ClassVar[str] = "percent_sufficient"
+    levels: ClassVar[frozenset[str]] = ONLY_SAMPLE
+    percent_sufficient: PercentTest
+
+    def check(self, context, loc: tuple) -> None:
+        context.target(loc + (self.key,), self.body)
+
+    def describe(self, bindings: dict | None = None) -> str:
+        return f"% sufficient on {_target_words(self.body, bindings or {})} is {self.body.words()}"
+
+    def lower(self, low):
+        target, group = _target_key(self.body, low), _group(self.body, low)
+        return low.all([low.compare(low.names.applicable_attribute(target, group), ">=", float(low.min_group_size)),
+                        _bounded(low, low.names.percent_attribute(target, group), self.body)])
+
+    def aggregates(self, view, bindings: dict) -> list[dict]:
+        return [_figures(_target(view, self.body, bindings), _group_key(self.body, bindings))]
+
+
+class ShareTest(Threshold):
+    barrier: str | None = Field(default=None, description="A case-level barrier id.")
+    enabler: str | None = Field(default=None, description="A case-level enabler id.")
+    provider: Provider | None = Field(default=None, description="A provider; omit for the whole sample.")
+
+    @model_validator(mode="after")
+    def _one_factor(self) -> ShareTest:
+        if (self.barrier is None) == (self.enabler is None):
+            raise ValidationError.from_exception_data("ShareTest", [problem(
+                ("barrier",), None, "invalid_value", "give exactly one of barrier and enabler",
+                "e.g. barrier: children-risk-unassessed")])
+        return self
+
+    @property
+    def factor(self) -> tuple[str, str]:
+        return ("barrier", self.barrier) if self.barrier else ("enabler", self.enabler)
+
+
+class ShareCondition(Form):
+    """The % of cases with a given barrier or enabler is at least / below a figure."""
+
+    key: ClassVar[str] = "share_with"
+    levels: ClassVar[frozenset[str]] = ONLY_SAMPLE
+    share_with: ShareTest
+
+    def check(self, context, loc: tuple) -> None:
+        kind, name = self.body.factor
+        if (kind, name) not in context.factors:
+            known = sorted(i for k, i in context.factors if k == kind)
+            context.problem(loc + (self.key, kind), name, "unknown_factor",
+                            f"no case rule concludes the {kind} {name!r}", did_you_mean(name, known, f"{kind}s"))
+
+    def describe(self, bindings: dict | None = None) -> str:
+        kind, name = self.body.factor
+        provider = group_of(self.body, bindings or {})
+        return f"the share of {provider + ' ' if provider else ''}cases with the {kind} {name} is {self.body.words()}"
+
+    def lower(self, low):
+        group = _group(self.body, low)
+        return low.all([low.compare(low.names.cases_attribute(group), ">=", float(low.min_group_size)),
+                        _bounded(low, low.names.share_attribute(*self.body.factor, group), self.body)])
+
+    def aggregates(self, view, bindings: dict) -> list[dict]:
+        factor = ":".join(self.body.factor)
+        key = _group_key(self.body, bindings)
+        return [{"factor": factor, "group": key, **view.aggregates["factors"][factor]["groups"].get(key, {})}]
+
+
+class GapTest(Strict):
+    criterion: CriterionId | None = None
+    standard: StandardId | None = None
+    between: str = Field(description="provider, sentence_type, risk_of_serious_harm, or a diversity field.")
+    at_least: float = Field(description="Points between the highest and lowest comparable groups.")
+
+
+class GapCondition(Form):
+    """Groups of cases differ by at least N points on % sufficient."""
+
+    key: ClassVar[str] = "gap"
+    levels: ClassVar[frozenset[str]] = ONLY_SAMPLE
+    gap: GapTest
+
+    def check(self, context, loc: tuple) -> None:
+        context.target(loc + (self.key,), self.body)
+        if self.body.between not in context.groupings:
+            context.problem(loc + (self.key, "between"), self.body.between, "unknown_value",
+                            f"cannot compare groups by {self.body.between!r}",
+                            did_you_mean(self.body.between, context.groupings, "groupings"))
+
+    def describe(self, bindings: dict | None = None) -> str:
+        return (f"groups by {self.body.between} differ by at least {self.body.at_least:g} points on "
+                f"{_target_words(self.body, bindings or {})}")
+
+    def lower(self, low):
+        return low.compare(low.names.gap_attribute(_target_key(self.body, low), self.body.between), ">=",
+                           float(self.body.at_least))
+
+    def aggregates(self, view, bindings: dict) -> list[dict]:
+        target = _target(view, self.body, bindings)
+        gap = target["gaps"][self.body.between]
+        return [{"target": target["id"], "between": self.body.between,
+                 **{k: v for k, v in gap.items() if k != "exact_points"}}] + \
+            [_figures(target, key) for key in gap["compared"]]
+
+
+class ProviderGapTest(Strict):
+    criterion: CriterionId | None = None
+    standard: StandardId | None = None
+    provider: Provider = Field(description="The provider whose figure is lower.")
+    other: Provider = Field(description="The provider it is compared with.")
+    by_at_least: float = Field(description="How many points lower.")
+
+
+class ProviderGapCondition(Form):
+    """One provider's % sufficient is at least N points below another's."""
+
+    key: ClassVar[str] = "provider_below"
+    levels: ClassVar[frozenset[str]] = ONLY_SAMPLE
+    provider_below: ProviderGapTest
+
+    def check(self, context, loc: tuple) -> None:
+        context.target(loc + (self.key,), self.body)
+        if self.body.provider == self.body.other:
+            context.problem(loc + (self.key, "other"), self.body.other, "invalid_value",
+                            "a provider cannot be compared with itself", "name the other provider")
+
+    def describe(self, bindings: dict | None = None) -> str:
+        others = {k: v for k, v in (bindings or {}).items() if k != "provider"}
+        return (f"{self.body.provider} is at least {self.body.by_at_least:g} points below {self.body.other} on "
+                f"{_target_words(self.body, others)}")
+
+    def lower(self, low):
+        body, names, minimum = self.body, low.names, float(low.min_group_size)
+        target = _target_key(body, low)
+        return low.all([low.compare(names.applicable_attribute(target, body.provider), ">=", minimum),
+                        low.compare(names.applicable_attribute(target, body.other), ">=", minimum),
+                        low.compare(names.below_attribute(target, body.provider, body.other), ">=",
+                                    float(body.by_at_least))])
+
+    def aggregates(self, view, bindings: dict) -> list[dict]:
+        target = _target(view, self.body, bindings)
+        return [_figures(target, f"provider:{self.body.provider}"), _figures(target, f"provider:{self.body.other}")]
+
+
+class RatedTest(Target):
+    band: Annotated[list[str], BeforeValidator(as_list), Field(min_length=1)] = Field(
+        description="Bands (from sample.bands) that satisfy the condition.")
+
+
+class RatedCondition(Form):
+    """A criterion or standard has been rated one of these bands by another sample rule."""
+
+    key: ClassVar[str] = "rated"
+    levels: ClassVar[frozenset[str]] = ONLY_SAMPLE
+    rated: RatedTest
+
+    def check(self, context, loc: tuple) -> None:
+        context.target(loc + (self.key,), self.body)
+        for i, value in enumerate(self.body.band):
+            context.band(loc + (self.key, "band", i), value)
+
+    def describe(self, bindings: dict | None = None) -> str:
+        return f"{_target_words(self.body, bindings or {})} is rated {either(self.body.band)}"
+
+    def lower(self, low):
+        return low.test(low.names.rating_attribute(_target_key(self.body, low), _group(self.body, low)),
+                        self.body.band)
+
+
+class CriterionRatedCondition(Form):
+    """Some criterion of the standard has been rated one of these bands."""
+
+    key: ClassVar[str] = "criterion_rated"
+    levels: ClassVar[frozenset[str]] = ONLY_SAMPLE
+    criterion_rated: RatedTest
+
+    def check(self, context, loc: tuple) -> None:
+        for i, value in enumerate(self.body.band):
+            context.band(loc + (self.key, "band", i), value)
+        if self.body.standard is None and "standard" not in context.bound:
+            context.problem(loc + (self.key,), None, "unbound_target", "this names no standard",
+                            "add standard:, or for_each: standard to the rule")
+
+    def describe(self, bindings: dict | None = None) -> str:
+        bindings = bindings or {}
+        standard = self.body.standard or bindings.get("standard")
+        provider = group_of(self.body, bindings)
+        return (f"a criterion of standard {standard}{' for ' + provider if provider else ''} is rated "
+                f"{either(self.body.band)}")
+
+    def lower(self, low):
+        standard = self.body.standard or low.bindings["standard"]
+        group = _group(self.body, low)
+        return low.any(low.test(low.names.rating_attribute(low.names.target_key(c, None), group), self.body.band)
+                       for c in low.standards[standard])

@@ -1,0 +1,169 @@
+"""Condition forms: the base every condition of the rule language is built on, and the registry.
+
+A condition form (``answer``, ``flag``, ``percent_sufficient``, ``all``...) is one class that
+declares, in one place, everything qi does with it:
+
+* its **model** — the pydantic fields under its single key, checked when a rule set is loaded;
+* ``levels`` — which rules may use it: ``case``, ``organisation`` and/or ``sample``;
+* :meth:`Form.items` — the framework items it reads (for scope checks, ``cites`` and the handbook);
+* :meth:`Form.check` — checks that need the whole rule set (bands, bindings, groupings...);
+* :meth:`Form.describe` — the condition in plain English (traces, handbook, explain);
+* :meth:`Form.lower` — its lowering to the compiled condition tree (``engine.compile.conditions``
+  passes in the lowering context: this stage does not import later ones);
+* :meth:`Form.seen` — the values a trace shows it saw (and, for sample forms,
+  :meth:`Form.aggregates`, the figures behind them).
+
+Defining a subclass with a ``key`` registers it; ``engine.check.rules.conditions`` imports every
+module of its package, so a new form is a new file there (or a class in an existing one).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Union
+
+from pydantic import BeforeValidator, Discriminator, Field, Tag, create_model
+from pydantic_core import InitErrorDetails
+
+from engine.check.models import Strict, _error
+
+#: Where a condition may appear: rules over each case, over each provider's organisation
+#: evidence, and over the whole sample's aggregates.
+CASE, ORGANISATION, SAMPLE = "case", "organisation", "sample"
+
+#: Every registered form, in definition order (modules are imported in name order).
+REGISTRY: list[type[Form]] = []
+
+
+def as_list(value: Any) -> Any:
+    """Let a single value stand for a one-element list: ``flag: x`` means ``flag: [x]``."""
+    return value if isinstance(value, list) else [value]
+
+
+def one_or_many(item_type: Any, **schema: Any) -> Any:
+    """A non-empty list where a single value may stand for a one-element list."""
+    return Annotated[list[item_type], BeforeValidator(as_list),
+                     Field(min_length=1, json_schema_extra={"x-one-or-many": True, **schema})]
+
+
+def either(values: list, joiner: str = "or") -> str:
+    """``a``, ``a or b``, ``a, b or c``: a list of values in words."""
+    values = [str(v) for v in values]
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + f" {joiner} " + values[-1]
+
+
+def problem(loc: tuple, value: Any, code: str, message: str, hint: str) -> InitErrorDetails:
+    """A validation problem carrying a qi diagnostic code, at ``loc`` in the document."""
+    return InitErrorDetails(type=_error(code, message, hint), loc=loc, input=value)
+
+
+class Form(Strict):
+    """Base of every condition form. Subclasses set ``key`` and ``levels`` and override what applies."""
+
+    #: The form's single key in YAML, e.g. ``answer``; a subclass without one is not registered.
+    key: ClassVar[str] = ""
+    #: The rules it may appear in (:data:`CASE`, :data:`ORGANISATION`, :data:`SAMPLE`).
+    levels: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "key" in cls.__dict__ and cls.key:
+            REGISTRY.append(cls)
+
+    @property
+    def body(self) -> Any:
+        """The value under the condition's single key."""
+        return getattr(self, next(iter(type(self).model_fields)))
+
+    def children(self) -> list[tuple[tuple, Form]]:
+        """The conditions this one combines, each with its location below this one."""
+        return []
+
+    def items(self) -> list[tuple[tuple, str]]:
+        """The framework items the condition reads, each with its location below this one."""
+        return []
+
+    def item_ids(self) -> list[str]:
+        return [item for _, item in self.items()]
+
+    def check(self, context: Any, loc: tuple) -> None:
+        """Checks that need the rule set (``context``, see ``ruleset.SampleContext``); report
+        problems with ``context.problem(...)``."""
+
+    def describe(self, bindings: dict | None = None) -> str:
+        """The condition in plain English (composites describe only their own connective)."""
+        raise NotImplementedError(type(self).__name__)
+
+    def lower(self, low: Any) -> Any:
+        """The condition as a node of the compiled tree, built with the lowering context ``low``
+        (``engine.compile.conditions.Lowering``: schema attributes, ``test``, ``all``, ``any``...)."""
+        raise NotImplementedError(type(self).__name__)
+
+    def seen(self, view: Any) -> dict:
+        """The values a trace shows for this condition: ``view.fact`` is the fact the rules engine
+        matched, ``view.model`` the case or organisation file, ``view.names`` the attribute names."""
+        return {}
+
+    def aggregates(self, view: Any, bindings: dict) -> list[dict]:
+        """Sample forms: the aggregate figures the condition read, each with the cases behind it."""
+        return []
+
+
+class Combinator(Form):
+    """Base of ``all``, ``any`` and ``not``: defined once, made for each level by :func:`union`
+    with children of that level's condition type."""
+
+    #: ``many``: a list of conditions; ``one``: a single condition.
+    arity: ClassVar[str] = "many"
+
+
+def walk(condition: Form, loc: tuple = ()):
+    """Every condition in the tree, with its location, parents first."""
+    yield loc, condition
+    for where, child in condition.children():
+        yield from walk(child, loc + where)
+
+
+def forms(level: str) -> dict[str, type[Form]]:
+    """The registered forms allowed at ``level`` (``case`` includes organisation forms: organisation
+    rules share the case language and are checked for scope once the rule set is read)."""
+    allowed = {CASE, ORGANISATION} if level == CASE else {level}
+    return {cls.key: cls for cls in REGISTRY if cls.levels & allowed}
+
+
+def one_key_union(named: dict[str, type], error_type: str) -> Any:
+    """A union of mappings with one key each, told apart by that key (pydantic then reports errors
+    of the chosen form only); anything else is ``error_type``, with the known keys in its context."""
+
+    def key_of(value: Any) -> str | None:
+        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in named:
+            return next(iter(value))
+        return None
+
+    return Annotated[
+        Union[tuple(Annotated[cls, Tag(name)] for name, cls in named.items())],  # type: ignore[misc]
+        Discriminator(key_of, custom_error_type=error_type, custom_error_message=error_type.replace("_", " "),
+                      custom_error_context={"conditions": ", ".join(named)}),
+    ]
+
+
+def union(level: str, prefix: str) -> Any:
+    """The condition type of one level: a one-key union of its forms, with ``all``/``any``/``not``
+    made for this level (named ``{prefix}AllCondition``...) so their children are of the same type."""
+    named: dict[str, type] = {}
+    made: list[type] = []
+    for key, cls in forms(level).items():
+        if issubclass(cls, Combinator):
+            field = next(iter(cls.model_fields))
+            info = cls.model_fields[field]
+            child = "Condition" if cls.arity == "one" else Annotated[list["Condition"], Field(min_length=1)]
+            name = f"{prefix}{cls.__name__}"
+            cls = create_model(name, __base__=cls, __doc__=cls.__doc__, __module__=__name__,
+                               **{field: (child, Field(alias=info.alias, description=info.description))})
+            globals()[name] = cls  # found by name, so parsed rules pickle to worker processes
+            made.append(cls)
+        named[key] = cls
+    condition = one_key_union(named, "unknown_condition")
+    for cls in made:
+        cls.model_rebuild(_types_namespace={"Condition": condition})
+    return condition

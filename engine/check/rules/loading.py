@@ -1,0 +1,61 @@
+"""Loading a rule set file: its document (positions, sha256), its framework, and the checks that
+need no valid model (duplicate rule ids are reported even when other errors stop validation)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from engine.base.diagnostics import InputError
+from engine.check import framework as frameworks
+from engine.check import models, validate
+from engine.check.rules.ruleset import RuleSet
+from engine.load import source
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedRuleSet:
+    """A validated rule set with the document it came from (positions, sha256) and its framework."""
+
+    rules: RuleSet
+    document: source.Document
+    framework: models.Framework
+
+    @property
+    def sha256(self) -> str:
+        return self.document.sha256
+
+
+def load(path: str | os.PathLike[str], framework: models.Framework | None = None) -> LoadedRuleSet:
+    """Load and validate a rule set file against its framework. Raises InputError."""
+    return from_document(source.load(path), framework)
+
+
+def from_document(document: source.Document, framework: models.Framework | None = None) -> LoadedRuleSet:
+    """Validate a loaded rule set document; its framework is the one it names unless given."""
+    if not isinstance(document.data, dict) or "rules" not in document.data:
+        raise InputError([document.diagnostic((), "wrong_file_kind", "this is not a rule set",
+                                              "a rule set has id, title, version, framework, facts and rules")])
+    if framework is None:
+        framework = frameworks.load(frameworks.named_by(document))
+    try:
+        return LoadedRuleSet(validate.to_model(document, RuleSet, framework), document, framework)
+    except InputError as error:
+        # cross-rule checks run only on a valid model: give the ones that need no model in the same pass
+        raise InputError(error.diagnostics + _raw_duplicates(document)) from None
+
+
+def _raw_duplicates(document: source.Document) -> list:
+    found = []
+    seen: dict[str, int] = {}
+    for section in ("rules", "organisation_rules", "sample_rules"):
+        entries = document.data.get(section)
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            rule_id = entry.get("id") if isinstance(entry, dict) else None
+            if isinstance(rule_id, str):
+                if rule_id in seen:
+                    found.append(document.diagnostic((section, index, "id"), "duplicate_rule",
+                                                     f"rule id {rule_id!r} is already used on line {seen[rule_id]}",
+                                                     "give each rule its own id"))
+                seen.setdefault(rule_id, document.where((section, index, "id"))[0])
+    return found

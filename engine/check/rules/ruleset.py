@@ -1,0 +1,289 @@
+"""Rules and rule sets as strict models, and the checks that need the whole rule set: ids unique,
+facts declared, each section reading only its own scope, and sample rules' bands, recipients,
+placeholders and bindings (each condition form checks its own part, see ``Form.check``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import string
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, model_validator
+from pydantic_core import InitErrorDetails
+
+from engine.base.diagnostics import did_you_mean
+from engine.check import models
+from engine.check.models import Strict
+from engine.check.rules import form
+from engine.check.rules.conclusions import (
+    Conclusion,
+    FactConclusion,
+    RatingConclusion,
+    RecommendationConclusion,
+    SampleBarrierConclusion,
+    SampleConclusion,
+    SampleEnablerConclusion,
+)
+from engine.check.rules.conditions import Condition, SampleCondition
+from engine.check.rules.conditions.derived import FactCondition
+from engine.check.rules.form import as_list, problem, walk
+from engine.check.rules.terms import BINDABLE, FactName, ItemId, RuleId
+
+#: Placeholders a sample conclusion's text may use.
+PLACEHOLDERS = ("criterion", "criterion_title", "standard", "standard_title", "provider")
+
+
+def groupings(framework: models.Framework) -> list[str]:
+    """Everything cases are grouped by in aggregates and gaps: the context fields the framework's
+    vocabulary marks ``group``, then each diversity characteristic."""
+    return [f.id for f in framework.vocabulary.context if f.group] + [d.id for d in framework.vocabulary.diversity]
+
+
+class Rule(Strict):
+    """One rule: when the condition holds for a case, the conclusions follow."""
+
+    id: RuleId = Field(description="Stable id, e.g. harm-to-children-not-identified.")
+    title: str = Field(min_length=1, description="A short title, for reports.")
+    rationale: str = Field(min_length=1, description="Why the conclusion follows, in plain English.")
+    cites: list[ItemId] = Field(default_factory=list,
+                                description="Framework items the rule rests on (none for rules over case context only).")
+    priority: int = Field(default=0, description="Higher wins when rules conclude different findings on a criterion.")
+    when: Condition = Field(description="The condition, a mapping with one key: all, any, not, answer, flag, ...")
+    then: Annotated[list[Conclusion], Field(min_length=1)] = Field(description="What follows when the condition holds.")
+
+
+class SampleRule(Strict):
+    """A rule over the whole sample's aggregates, optionally instantiated for each criterion,
+    standard and/or provider (``for_each``); conditions and conclusions that leave out a
+    criterion, standard or provider take the instance's."""
+
+    id: RuleId = Field(description="Stable id.")
+    title: str = Field(min_length=1)
+    rationale: str = Field(min_length=1, description="Why the conclusion follows, in plain English.")
+    cites: list[Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+(\.[a-z]+)?)?$")]] = Field(
+        default_factory=list, description="Standards, criteria or items the rule rests on.")
+    for_each: Annotated[list[Literal["criterion", "standard", "provider"]], BeforeValidator(as_list)] = Field(
+        default_factory=list, description="Instantiate the rule for each case-scoped criterion or standard, and/or provider.")
+    priority: int = 0
+    when: SampleCondition
+    then: Annotated[list[SampleConclusion], Field(min_length=1)]
+
+
+class SampleSettings(Strict):
+    """How the sample is aggregated and rated."""
+
+    min_group_size: int = Field(default=5, ge=1, description="Groups with fewer applicable cases are marked, not compared.")
+    gap_points: float = Field(default=15, description="Differences between groups of at least this many points are flagged.")
+    bands: list[str] = Field(default_factory=list, description="Rating bands, best first; the worst concluded wins.")
+    recipients: list[models.Term] = Field(default_factory=list,
+                                          description="Bodies recommendations may be addressed to besides providers.")
+
+
+class FactDeclaration(Strict):
+    id: FactName = Field(description="The fact's name, e.g. risk_to_children_unassessed.")
+    description: str = Field(min_length=1, description="What the fact means.")
+
+
+class InForce(Strict):
+    from_: models.Date = Field(alias="from", description="First day in force.")
+    to: models.Date | None = Field(default=None, description="Last day in force.")
+
+
+class RuleSet(Strict):
+    """A rule set: how case evidence leads to findings, enablers, barriers and derived facts."""
+
+    id: models.Reference = Field(description="Rule set id, e.g. hmip-qi-adult-2.0-default.")
+    title: str = Field(description="What this rule set is.")
+    version: str = Field(description="Rule set version, quoted, e.g. \"1.0.0\".")
+    framework: models.FrameworkRef
+    in_force: InForce | None = Field(default=None, description="The dates the rule set is in force.")
+    description: str | None = Field(default=None, description="Notes for reviewers.")
+    facts: list[FactDeclaration] = Field(default_factory=list, description="Derived facts rules may conclude and read.")
+    rules: Annotated[list[Rule], Field(min_length=1)] = Field(description="Rules over each case.")
+    organisation_rules: list[Rule] = Field(default_factory=list,
+                                           description="Rules over each provider's organisation evidence.")
+    sample: SampleSettings = Field(default_factory=SampleSettings)
+    sample_rules: list[SampleRule] = Field(default_factory=list, description="Rules over the whole sample.")
+
+    @model_validator(mode="after")
+    def _cross_references(self, info: ValidationInfo) -> RuleSet:
+        """What no single field can check: ids unique, facts declared, each section reading only
+        its own scope, and sample rules' bands, recipients, placeholders and bindings."""
+        problems = _identity_problems(self)
+        framework = (info.context or {}).get("framework")
+        if framework is not None:
+            for index, rule in enumerate(self.rules):
+                problems += _scope_problems(rule, ("rules", index), form.CASE, framework)
+            for index, rule in enumerate(self.organisation_rules):
+                problems += _scope_problems(rule, ("organisation_rules", index), form.ORGANISATION, framework)
+            for index, rule in enumerate(self.sample_rules):
+                problems += SampleContext.of(self, rule, framework).problems_of(rule, ("sample_rules", index))
+        if problems:
+            raise ValidationError.from_exception_data("RuleSet", problems)
+        return self
+
+
+def facts_read(condition: form.Form, loc: tuple = ()) -> list[tuple[tuple, str]]:
+    """The derived facts a condition reads, with where each is read."""
+    return [(where + ("fact",), c.fact) for where, c in walk(condition, loc) if isinstance(c, FactCondition)]
+
+
+def _identity_problems(ruleset: RuleSet) -> list[InitErrorDetails]:
+    """Fact and rule ids unique; every fact read or concluded declared."""
+    problems: list[InitErrorDetails] = []
+    declared: dict[str, int] = {}
+    for index, fact in enumerate(ruleset.facts):
+        if fact.id in declared:
+            problems.append(problem(("facts", index, "id"), fact.id, "duplicate_fact",
+                                    f"fact {fact.id!r} is declared twice", "declare each fact once"))
+        declared.setdefault(fact.id, index)
+    seen: dict[str, tuple] = {}
+    sections = (("rules", ruleset.rules), ("organisation_rules", ruleset.organisation_rules),
+                ("sample_rules", ruleset.sample_rules))
+    for section, section_rules in sections:
+        for index, rule in enumerate(section_rules):
+            here = (section, index)
+            if rule.id in seen:
+                problems.append(problem(here + ("id",), rule.id, "duplicate_rule",
+                                        f"rule id {rule.id!r} is already used by {seen[rule.id][0]} "
+                                        f"{seen[rule.id][1] + 1}", "give each rule its own id"))
+            seen.setdefault(rule.id, here)
+            for loc, name in facts_read(rule.when, here + ("when",)):
+                if name not in declared:
+                    problems.append(problem(loc, name, "unknown_fact", f"fact {name!r} is not declared",
+                                            did_you_mean(name, list(declared), "declared facts")))
+            for c_index, conclusion in enumerate(rule.then):
+                if isinstance(conclusion, FactConclusion) and conclusion.fact not in declared:
+                    problems.append(problem(here + ("then", c_index, "fact"), conclusion.fact, "unknown_fact",
+                                            f"fact {conclusion.fact!r} is not declared",
+                                            did_you_mean(conclusion.fact, list(declared), "declared facts")))
+    return problems
+
+
+def _scope_problems(rule: Rule, here: tuple, scope: str, framework: models.Framework) -> list[InitErrorDetails]:
+    """A case rule reads and concludes on case-scoped items and criteria; an organisation rule on
+    organisation-scoped ones, with the forms allowed in organisation rules only."""
+    problems = []
+    items_allowed = set(framework.item_ids(scope))
+    other = "organisation_rules" if scope == form.CASE else "rules"
+
+    def check_item(loc: tuple, item: str) -> None:
+        if item not in items_allowed:
+            problems.append(problem(loc, item, "wrong_scope", f"item {item!r} is not judged in {scope} evidence",
+                                    f"rules over it belong in {other}"))
+
+    for index, item in enumerate(rule.cites):
+        check_item(here + ("cites", index), item)
+    for loc, condition in walk(rule.when, here + ("when",)):
+        if scope not in condition.levels:
+            allowed = ", ".join(form.forms(scope))
+            problems.append(problem(loc, condition.key, "wrong_scope",
+                                    f"condition {condition.key!r} reads case context",
+                                    f"{scope} rules read only: {allowed}"))
+        for where, item in condition.items():
+            check_item(loc + where, item)
+    criteria = {c.id for c in framework.criteria_of(scope)}
+    for index, conclusion in enumerate(rule.then):
+        body = getattr(conclusion, "finding", None) or getattr(conclusion, "enabler", None) \
+            or getattr(conclusion, "barrier", None)
+        if body is not None and body.criterion not in criteria:
+            problems.append(problem(here + ("then", index), body.criterion, "wrong_scope",
+                                    f"criterion {body.criterion!r} is not judged in {scope} evidence",
+                                    f"conclusions on it belong in {other}"))
+    return problems
+
+
+@dataclasses.dataclass
+class SampleContext:
+    """What a sample rule is checked against: the rule set's bands, recipients and case-level
+    factors, the framework's standards and groupings, and the ids the rule is instantiated for.
+    Condition forms check their part through it (``Form.check``)."""
+
+    bands: list[str]
+    bound: set[str]
+    standards: list[str]
+    recipients: list[str]
+    groupings: list[str]
+    factors: set[tuple[str, str]]
+    problems: list[InitErrorDetails] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def of(cls, ruleset: RuleSet, rule: SampleRule, framework: models.Framework) -> SampleContext:
+        return cls(
+            bands=ruleset.sample.bands, bound=set(rule.for_each),
+            standards=[st.id for st in framework.standards if st.scope == form.CASE],
+            recipients=framework.vocabulary.ids("providers") + [r.id for r in ruleset.sample.recipients],
+            groupings=groupings(framework),
+            factors={(kind, getattr(c, kind).id) for r in ruleset.rules for c in r.then
+                     for kind in ("barrier", "enabler") if hasattr(c, kind)})
+
+    def problem(self, loc: tuple, value: Any, code: str, message: str, hint: str) -> None:
+        self.problems.append(problem(loc, value, code, message, hint))
+
+    def target(self, loc: tuple, body: Any, needs_target: bool = True) -> None:
+        """A criterion or a standard, not both; a known standard; named here or bound by ``for_each``."""
+        criterion = getattr(body, "criterion", None)
+        standard = getattr(body, "standard", None)
+        if criterion is not None and standard is not None:
+            self.problem(loc, None, "invalid_value", "give a criterion or a standard, not both", "remove one of them")
+        if standard is not None and standard not in self.standards:
+            self.problem(loc + ("standard",), standard, "unknown_standard", f"{standard!r} is not a case-scoped standard",
+                         did_you_mean(standard, self.standards, "standards"))
+        if needs_target and criterion is None and standard is None and not self.bound & {"criterion", "standard"}:
+            self.problem(loc, None, "unbound_target", "this names no criterion or standard",
+                         "add criterion: or standard:, or for_each: criterion to the rule")
+
+    def band(self, loc: tuple, value: str) -> None:
+        if value not in self.bands:
+            self.problem(loc, value, "unknown_band", f"{value!r} is not a rating band",
+                         did_you_mean(value, self.bands, "sample.bands"))
+
+    def problems_of(self, rule: SampleRule, here: tuple) -> list[InitErrorDetails]:
+        """Every problem of one sample rule: its conditions (each form checks itself), then its conclusions."""
+        for loc, condition in walk(rule.when, here + ("when",)):
+            condition.check(self, loc)
+        for index, conclusion in enumerate(rule.then):
+            self._conclusion(conclusion, here + ("then", index))
+        return self.problems
+
+    def _conclusion(self, conclusion: Any, loc: tuple) -> None:
+        if isinstance(conclusion, RatingConclusion):
+            self.target(loc + ("rating",), conclusion.rating)
+            self.band(loc + ("rating", "band"), conclusion.rating.band)
+        elif isinstance(conclusion, RecommendationConclusion):
+            self._text(loc + ("recommendation", "text"), conclusion.recommendation.text, set())
+            for i, to in enumerate(conclusion.recommendation.to):
+                if to == "{provider}" and "provider" in self.bound:
+                    continue  # the instance's provider
+                if to not in self.recipients:
+                    self.problem(loc + ("recommendation", "to", i), to, "unknown_recipient",
+                                 f"{to!r} is not a provider or a declared recipient",
+                                 did_you_mean(to, self.recipients, "recipients"))
+        elif isinstance(conclusion, (SampleEnablerConclusion, SampleBarrierConclusion)):
+            kind = "enabler" if isinstance(conclusion, SampleEnablerConclusion) else "barrier"
+            body = getattr(conclusion, kind)
+            self.target(loc + (kind,), body, needs_target=False)
+            self._text(loc + (kind, "text"), body.text,
+                       {name for name in BINDABLE if getattr(body, name, None) is not None})
+
+    def _text(self, loc: tuple, text: str, given: set[str]) -> None:
+        """The placeholders of a conclusion's text are known and have values in this rule."""
+        available = self.bound | given
+        fillable = {"provider"} & available
+        for target in ("criterion", "standard"):
+            if target in available:
+                fillable |= {target, f"{target}_title"}
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+        except ValueError as error:
+            self.problem(loc, text, "invalid_value", f"the text is not a valid template: {error}",
+                         "write {{ and }} for literal braces")
+            return
+        for name in names:
+            if name not in PLACEHOLDERS:
+                self.problem(loc, name, "unknown_placeholder", f"{{{name}}} is not a placeholder",
+                             did_you_mean(name, PLACEHOLDERS, "placeholders"))
+            elif name not in fillable:
+                self.problem(loc, name, "unbound_placeholder", f"{{{name}}} has no value in this rule",
+                             "add the matching for_each to the rule, or name it in the conclusion")
+
