@@ -21,10 +21,12 @@ from engine.check import framework as frameworks
 from engine.check import models, rules
 from engine.check import sample as samples
 from engine.evaluate.evaluate import EngineError
+from engine.judge import whatif
 from engine.judge.judge import SEVERITY
 from engine.report import report, views
 from engine.run import pipeline, run
-from engine.store import store
+from engine.report import redact as redactor
+from engine.store import review, store
 from engine.tools import diff as differ
 from engine.tools import files
 from engine.tools import generate, handbook, lint, ruletest
@@ -216,24 +218,42 @@ def _open_store(db_path: Path | None) -> store.Store:
               help="Explain why the criterion was not judged this value.")
 @click.option("--run", "run_ref", help="Explain from a stored run (its id or number), without re-evaluating.")
 @click.option("--case", "case_ref", help="With --run: the case reference, e.g. NW-014.")
+@click.option("--what-if", "what_if", is_flag=True,
+              help="List the smallest sets of answer changes that would change the finding.")
+@click.option("--max-changes", type=click.IntRange(1, 6), default=whatif.MAX_CHANGES, show_default=True,
+              help="With --what-if: the largest change set searched for.")
 @rules_option
 @db_option
 @format_option
 def explain(case_file: Path | None, criterion: str, why_not: str | None, run_ref: str | None, case_ref: str | None,
-            rules_file: Path | None, db_path: Path | None, output_format: str) -> None:
+            what_if: bool, max_changes: int, rules_file: Path | None, db_path: Path | None,
+            output_format: str) -> None:
     """Show the derivation of one case's finding on a criterion, down to the inspector's notes.
 
     Either from a case file (evaluated now), or from a stored run: --run RUN_ID --case REF.
     With --why-not VALUE: every rule that could have concluded VALUE, and the conditions that failed.
+    With --what-if: the smallest sets of answer changes that would change the finding, found by an
+    exact search; in JSON a list of {"changes": [{"item", "from", "to"}], "finding"}.
     """
+    if what_if and why_not:
+        raise click.UsageError("give --what-if or --why-not, not both")
     if run_ref is not None:
         if case_file is not None or case_ref is None or why_not is not None:
             raise click.UsageError("with --run give --case REF and --criterion, but no case file or --why-not")
         with _open_store(db_path) as audit:
             try:
-                result = audit.case_result(audit.find(run_ref), case_ref)
+                seq = audit.find(run_ref)
+                result = audit.case_result(seq, case_ref)
+                stored = audit.report(seq) if what_if else None
             except InputError as error:
                 raise Invalid(error, 0) from None
+        if what_if:
+            try:
+                compiled, case = pipeline.stored_case(stored, result)
+            except InputError as error:
+                raise Invalid(error, 1) from None
+            _what_if(compiled, case, criterion, max_changes, output_format)
+            return
         if criterion not in result["findings"]:
             raise click.BadParameter(f"{criterion!r} is not a criterion of the stored case ("
                                      f"{diagnostics.did_you_mean(criterion, list(result['findings']), 'criteria')})",
@@ -244,6 +264,9 @@ def explain(case_file: Path | None, criterion: str, why_not: str | None, run_ref
     if case_file is None:
         raise click.UsageError("give a case file, or --run RUN_ID --case REF")
     compiled, case = _case_and_rules(case_file, rules_file)
+    if what_if:
+        _what_if(compiled, case, criterion, max_changes, output_format)
+        return
     evaluation, judgement = pipeline.evaluate_case(compiled, case)
     if criterion not in judgement.findings:
         raise click.BadParameter(f"{criterion!r} is not a case-scoped criterion ("
@@ -256,6 +279,25 @@ def explain(case_file: Path | None, criterion: str, why_not: str | None, run_ref
         _emit_json(node)
     else:
         click.echo(views.tree_text(node), nl=False)
+
+
+def _what_if(compiled, case, criterion: str, max_changes: int, output_format: str) -> None:
+    evaluation, judgement = pipeline.evaluate_case(compiled, case)
+    if criterion not in judgement.findings:
+        raise click.BadParameter(f"{criterion!r} is not a case-scoped criterion ("
+                                 f"{diagnostics.did_you_mean(criterion, list(judgement.findings), 'criteria')})",
+                                 param_hint="--criterion")
+    found = whatif.what_if(compiled, evaluation.fact, criterion, judgement.findings[criterion].value,
+                           max_changes=max_changes)
+    if output_format == "json":
+        _emit_json(found.as_list())
+    else:
+        click.echo(views.what_if_text(found.as_dict()), nl=False)
+
+
+redact_option = click.option("--redact", is_flag=True,
+                             help="Publishable output: no free-text notes or reasons, no diversity group under the "
+                                  "minimum size.")
 
 
 @cli.command("run")
@@ -331,31 +373,116 @@ def runs_list(db_path: Path | None, output_format: str) -> None:
 @click.argument("run_ref", metavar="RUN_ID")
 @db_option
 @format_option
-def runs_show(run_ref: str, db_path: Path | None, output_format: str) -> None:
-    """Show a recorded run: its inputs, rule set and findings (its id, a prefix of it, or its number)."""
+@redact_option
+def runs_show(run_ref: str, db_path: Path | None, output_format: str, redact: bool) -> None:
+    """Show a recorded run: its inputs, rule set and findings (its id, a prefix of it, or its number),
+    the consistency between engine and inspectors, and each finding's review state."""
     with _open_store(db_path) as audit:
         try:
-            stored = audit.report(audit.find(run_ref))
+            stored = review.final_report(audit, audit.find(run_ref))
         except InputError as error:
             raise Invalid(error, 0) from None
+    stored = redactor.report(stored, _diversity_fields(stored)) if redact else dict(stored)
     if output_format == "json":
         _emit_json(stored)
     else:
         click.echo(views.run_text(stored), nl=False)
+        click.echo(views.consistency_text(stored["consistency"], stored["review"]), nl=False)
+        click.echo(views.review_text(stored["review"]), nl=False)
+
+
+@runs.command("signoff")
+@click.argument("run_ref", metavar="RUN_ID")
+@click.option("--reviewer", required=True, help="Who signs the run off.")
+@db_option
+def runs_signoff(run_ref: str, reviewer: str, db_path: Path | None) -> None:
+    """Sign a run off. Refused (exit 1, listing what is open) while any engine–inspector
+    disagreement or challenge lacks a decision."""
+    with _open_store(db_path) as audit:
+        try:
+            done = review.signoff(audit, audit.find(run_ref), reviewer)
+        except review.OpenItems as refused:
+            for diagnostic in refused.diagnostics:
+                click.echo(diagnostic.render(), err=True)
+            raise Failed(f"sign-off refused: {len(refused.items)} finding{'s' * (len(refused.items) != 1)} open") from None
+        except InputError as error:
+            raise Invalid(error, 0) from None
+    click.echo(f"run {done.seq} signed off by {done.reviewer} at {done.at}")
+
+
+@cli.command("review")
+@click.argument("run_ref", metavar="RUN_ID")
+@click.option("--case", "case_ref", required=True, help="Case reference (or organisation:PROVIDER).")
+@click.option("--criterion", required=True, help="Criterion, e.g. 3.3.")
+@click.option("--decision", required=True, type=click.Choice(review.DECISIONS), help="The reviewer's decision.")
+@click.option("--finding", type=click.Choice(review.FINDINGS[:3]), help="With override: the finding that replaces "
+              "the engine's.")
+@click.option("--reason", help="Why (required for challenge and override).")
+@click.option("--reviewer", required=True, help="Who decides.")
+@db_option
+def review_command(run_ref: str, case_ref: str, criterion: str, decision: str, finding: str | None,
+                   reason: str | None, reviewer: str, db_path: Path | None) -> None:
+    """Record a reviewer's decision on a stored finding: agree, challenge or override.
+
+    Decisions are append-only and hash-chained; a later decision on a finding supersedes an
+    earlier one, and the history is kept.
+    """
+    with _open_store(db_path) as audit:
+        try:
+            made = review.record_decision(audit, audit.find(run_ref), case_ref, criterion, decision, reviewer,
+                                          reason, finding)
+        except InputError as error:
+            raise Invalid(error, 0) from None
+    final = f", final finding {made.finding}" if made.finding else ""
+    click.echo(f"run {made.seq}: {made.decision} on {made.case} {made.criterion} by {made.reviewer}{final} "
+               f"(decision {made.id}, {made.hash[:12]})")
+
+
+@cli.command("report")
+@click.argument("run_ref", metavar="RUN_ID")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the reports.")
+@db_option
+@redact_option
+def report_command(run_ref: str, out_dir: Path, db_path: Path | None, redact: bool) -> None:
+    """Re-render a stored run's reports from the audit store, with reviewers' decisions: final
+    findings (the override where one exists, with the engine's value and the reason)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise click.BadParameter(f"{out_dir} exists and is not a folder", param_hint="--out")
+    with _open_store(db_path) as audit:
+        try:
+            stored = review.final_report(audit, audit.find(run_ref))
+            fields = _diversity_fields(stored) if redact else None
+            report.write(stored, out_dir, fields)
+        except InputError as error:
+            raise Invalid(error, 0) from None
+        except OSError as error:
+            raise click.ClickException(f"could not write the reports to {out_dir}: {error.strerror or error}") from None
+    for name in report.FILES:
+        click.echo(f"  {out_dir / name}")
+
+
+def _diversity_fields(stored: dict) -> list[str]:
+    """The diversity characteristics of the framework a stored run used."""
+    known = frameworks.bundled()
+    path = known.get((stored["framework"]["id"], stored["framework"]["version"]))
+    return [d.id for d in frameworks.load(path).vocabulary.diversity] if path else []
 
 
 @runs.command("verify")
 @db_option
 def runs_verify(db_path: Path | None) -> None:
-    """Recompute every run's hash and the chain between runs; exit 1 naming the first mismatch."""
+    """Recompute every run's hash and the chain between runs, and every reviewer's decision and
+    sign-off; exit 1 naming the first mismatch."""
     with _open_store(db_path) as audit:
-        problems = audit.verify()
+        problems = audit.verify() + review.verify(audit)
         count = len(audit.runs())
     if problems:
         for problem in problems:
             click.echo(f"{audit.path}: {problem}", err=True)
         raise Failed(f"verify failed: first mismatch at {problems[0].split(':')[0]}")
-    click.echo(f"{count} run{'s' * (count != 1)} verified: every hash and the chain between them match")
+    click.echo(f"{count} run{'s' * (count != 1)} verified, with their decisions and sign-offs: every hash and the "
+               "chain between them match")
 
 
 @cli.group("rules")

@@ -71,7 +71,7 @@ def test_report_records_inputs_and_hashes(tmp_path, qi, db):
     report = json.loads((out / "report.json").read_text())
     import hashlib
     paths = {entry["path"]: entry["sha256"] for entry in report["inputs"]}
-    assert len(paths) == 1 + 14 + 2
+    assert len(paths) == 1 + 14 + 2 + 2  # manifest, cases, organisations, second markings
     for path, digest in paths.items():
         assert hashlib.sha256((ROOT / path).read_bytes()).hexdigest() == digest
     rules_file = ROOT / "rules" / "hmip-qi-adult-2.0.yaml"
@@ -218,6 +218,7 @@ def test_runs_show(qi, tmp_path, db):
     assert text.exit_code == 0 and "rule set hmip-qi-adult-2.0-default 1.0.0 sha256:" in text.stdout
     assert "cases/north-west-2016/cases/NW-001.yaml" in text.stdout
     shown = json.loads(qi("runs", "show", "1", "--db", db, "--format", "json").stdout)
+    assert shown.pop("review")["decisions"] == []  # the review state, beside the stored report
     assert shown == json.loads((tmp_path / "out" / "report.json").read_text())
 
 

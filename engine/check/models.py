@@ -409,6 +409,25 @@ def _evidence_field(scope: str) -> Any:
         json_schema_extra={"x-vocabulary": f"items.{scope}"})]
 
 
+# --- people's judgements, shared by case and organisation files ------------------------------------
+
+Finding = Literal["sufficient", "insufficient", "not_applicable"]
+
+
+class Judgement(Strict):
+    """The inspector's own finding on one criterion; the engine's finding is a check on it."""
+
+    finding: Finding = Field(description="sufficient | insufficient | not_applicable: the inspector's judgement.")
+    note: str | None = Field(default=None, description="Why: what the judgement rests on.")
+
+
+def _judgements_field(scope: str) -> Any:
+    key = Annotated[str, criterion_of_scope(scope), Field(pattern=r"^[0-9]+\.[0-9]+$")]
+    return Annotated[dict[key, Judgement], Field(
+        description="Criterion id -> the inspector's own judgement. Optional; compared with the engine's finding.",
+        json_schema_extra={"x-vocabulary": f"criteria.{scope}"})]
+
+
 # --- case files -----------------------------------------------------------------------------------
 
 
@@ -477,6 +496,7 @@ class CaseFile(Strict):
         default_factory=dict, description="Diversity characteristics: field -> value, from the framework vocabulary.",
         json_schema_extra={"x-vocabulary": "diversity"})
     evidence: _evidence_field("case") = Field(default_factory=dict)
+    judgements: _judgements_field("case") = Field(default_factory=dict)
 
 
 class OrganisationFile(Strict):
@@ -485,6 +505,7 @@ class OrganisationFile(Strict):
     organisation: Annotated[str, vocabulary("providers", "provider")] = _vocab_field(
         "providers", "The provider this evidence is about.")
     evidence: _evidence_field("organisation") = Field(default_factory=dict)
+    judgements: _judgements_field("organisation") = Field(default_factory=dict)
 
 
 # --- samples --------------------------------------------------------------------------------------

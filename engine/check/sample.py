@@ -1,8 +1,14 @@
-"""Samples: a folder with ``sample.yaml``, ``cases/*.yaml`` and ``organisation/*.yaml``.
+"""Samples: a folder with ``sample.yaml``, ``cases/*.yaml``, ``organisation/*.yaml`` and,
+optionally, ``moderation/*.yaml``.
 
 Loading a sample validates every file against the framework the manifest names and checks what
-no single file can: duplicate case references, one organisation file per provider. Every problem
-in every file is reported in one pass.
+no single file can: duplicate case references, one organisation file per provider, a second
+marking only of a case in the sample and at most one per case. Every problem in every file is
+reported in one pass.
+
+A second marking (``moderation/NW-003.yaml``) is a case file in the same format, written by a
+second inspector on the same case: it is compared with the first marking, never judged in its
+place.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.base.diagnostics import Diagnostic, InputError, has_errors
+from engine.base.diagnostics import Diagnostic, InputError, did_you_mean, has_errors
 from engine.check import framework as frameworks
 from engine.check import models, rules, validate
 from engine.load import source
@@ -67,6 +73,7 @@ class Sample:
     cases: list  # CaseHandle (or Loaded), in case-reference order
     organisations: list[Loaded]
     warnings: list[Diagnostic]
+    moderation: list[Loaded] = dataclasses.field(default_factory=list)  # second markings, by case
 
 
 def warnings_for(loaded: Loaded) -> list[Diagnostic]:
@@ -181,11 +188,15 @@ def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | 
         problems.append(Diagnostic(str(root / "cases"), 1, 1, "no_cases", "the sample has no case files",
                                    "add one YAML file per case to cases/"))
     problems += _duplicates(organisations, "organisation", "duplicate_organisation")
+    moderation = _load_folder(root / "moderation", "case", framework, problems)
+    problems += _second_markings(moderation, {c.reference for c in cases})
+    warnings += [w for loaded in moderation for w in warnings_for(loaded) + _name_mismatches([loaded])]
     if has_errors(problems):
         raise InputError(problems + warnings)
     assert manifest is not None  # an invalid manifest is an error above
     return Sample(root, Loaded(manifest_document, manifest), framework, Path(framework_path),
-                  sorted(cases, key=lambda h: h.reference), organisations, warnings)
+                  sorted(cases, key=lambda h: h.reference), organisations, warnings,
+                  sorted(moderation, key=lambda m: m.model.case))
 
 
 def _framework_named(manifest: source.Document, problems: list[Diagnostic]) -> Path | None:
@@ -203,7 +214,8 @@ def _framework_named(manifest: source.Document, problems: list[Diagnostic]) -> P
 def files(root: str | os.PathLike[str]) -> list[Path]:
     """Every file a sample folder holds that qi reads: the manifest, then cases, then organisations."""
     root = Path(root)
-    return [root / "sample.yaml"] + _yaml_files(root / "cases") + _yaml_files(root / "organisation")
+    return ([root / "sample.yaml"] + _yaml_files(root / "cases") + _yaml_files(root / "organisation")
+            + _yaml_files(root / "moderation"))
 
 
 def _yaml_files(folder: Path, problems: list[Diagnostic] | None = None) -> list[Path]:
@@ -345,6 +357,15 @@ def _duplicates(files: list[Loaded], field: str, code: str) -> list[Diagnostic]:
         else:
             first[value] = loaded
     return problems
+
+
+def _second_markings(moderation: list[Loaded], references: set[str]) -> list[Diagnostic]:
+    """A second marking must be of a case in the sample, and there is at most one per case."""
+    problems = [loaded.document.diagnostic(
+        ("case",), "unknown_case", f"second marking of case {loaded.model.case!r}, which is not in the sample",
+        did_you_mean(loaded.model.case, sorted(references), "cases"))
+        for loaded in moderation if loaded.model.case not in references]
+    return problems + _duplicates(moderation, "case", "duplicate_marking")
 
 
 def _name_mismatches(cases: list[Loaded]) -> list[Diagnostic]:

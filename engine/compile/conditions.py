@@ -164,6 +164,11 @@ def all_of(parts) -> Node:
     return _all(parts)
 
 
+def any_of(parts) -> Node:
+    """The disjunction of conditions, flattened and simplified."""
+    return _any(parts)
+
+
 def _all(parts) -> Node:
     flat: list = []
     for part in parts:

@@ -138,12 +138,15 @@ def case_line(line: bytes, diversity_fields: list[str]) -> str:
 
 
 def _scrub(node, diversity: set[str]) -> bool:
-    """Notes become [redacted]; a condition that read a diversity value loses the value and whether
+    """Notes (on evidence and on inspectors' judgements) and reviewers' reasons become [redacted]; a
+    condition that read a diversity value loses the value and whether
     it held, and so does every condition combining it. Returns whether ``node`` held such a condition."""
     reads_diversity = False
     if isinstance(node, dict):
-        if "note" in node and "answer" in node:
+        if "note" in node and ("answer" in node or "inspector" in node):
             node["note"] = REDACTED if node["note"] else node["note"]
+        if "reason" in node and "decision" in node:
+            node["reason"] = REDACTED if node["reason"] else node["reason"]
         seen = node.get("seen")
         if isinstance(seen, dict):
             for field in list(seen):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engine.base import render
 from engine.compile import facts
-from engine.report import draft, redact, word
+from engine.report import draft, redact, views, word
 from engine.report.model import Report
 
 FILES = ("report.json", "report.md", "report.html", "report.docx", "trace.jsonl")
@@ -53,7 +53,9 @@ def _view(report: Report) -> dict:
     plain = report.get("labels", {})
     return {"r": report, "ratings": ratings, "groups": groups, "traces": traces, "figure": draft.figure,
             "label": lambda key: plain.get(key) or (key.partition(":")[2] or key).replace("_", " "),
-            "trace_limit": HTML_TRACE_LIMIT,
+            "trace_limit": HTML_TRACE_LIMIT, "agreement_words": views.agreement_words,
+            "what_if_summary": views.what_if_summary,
+            "decisions": {(d["case"], d["criterion"]): d for d in report.get("review", {}).get("decisions", [])},
             "group_label": lambda g: "All" if g == facts.ALL else g.split(":", 1)[1],
             "provider_of": lambda g: facts.ALL if g == facts.ALL else g.split(":", 1)[1]}
 

@@ -20,6 +20,9 @@ def result_text(result: dict) -> str:
     """Findings per criterion, then enablers and barriers, each with the rules that concluded it."""
     lines = [f"case {result['case']} ({result['provider']}) — rule set {result['ruleset']['id']} "
              f"{result['ruleset']['version']}", ""]
+    if result.get("judgements"):
+        lines += ["Engine and inspector, disagreements first:", *judgement_lines(result["judgements"]), "",
+                  "Findings:"]
     width = max(len(f["value"]) for f in result["findings"].values())
     for criterion, finding in result["findings"].items():
         rules = ", ".join(finding["rules"]) or "no rule concluded"
@@ -32,6 +35,81 @@ def result_text(result: dict) -> str:
         if not entries:
             lines.append("  none")
     return printable("\n".join(lines) + "\n", lines=True)
+
+
+def judgement_lines(rows: list[dict]) -> list[str]:
+    """One line per criterion the inspector judged: engine beside inspector, and the note."""
+    lines = []
+    for row in rows:
+        mark = "agree" if row["agree"] else "DISAGREE"
+        note = f"  — \"{row['note']}\"" if row.get("note") else ""
+        lines.append(f"  {row['criterion']:<5} engine {row['engine']:<14} inspector {row['inspector']:<14} {mark}{note}")
+        if not row["agree"] and "what_if" in row:
+            lines.append(f"  {'':<5} the engine would agree {what_if_summary(row['criterion'], row['what_if'])}")
+    return lines
+
+
+def what_if_summary(criterion: str, what_if: dict) -> str:
+    alternatives = what_if["alternatives"]
+    if alternatives:
+        shown = _grouped(alternatives)
+        more = f" (or {len(shown) - 1} other way{'s' * (len(shown) != 2)}: qi explain --what-if)" if len(shown) > 1 else ""
+        return "if " + shown[0] + more
+    if what_if.get("beyond"):
+        return f"only with more than {what_if['max_changes']} answers changed"
+    return "under no change of answers"
+
+
+def what_if_text(what_if: dict) -> str:
+    """A what-if explanation (``WhatIf.as_dict()``) in words: each smallest set of answer changes
+    and the finding it gives; which findings no change reaches."""
+    criterion = what_if["criterion"]
+    lines = [f"{criterion} is {what_if['finding']}. Smallest sets of answer changes that would change it "
+             f"(sets of up to {what_if['max_changes']} answers searched exactly):"]
+    by_finding: dict[str, list[dict]] = {}
+    for alternative in what_if["alternatives"]:
+        by_finding.setdefault(alternative["finding"], []).append(alternative)
+    for finding, alternatives in by_finding.items():
+        for words in _grouped(alternatives):
+            lines.append(f"  {criterion} would be {finding} if {words}")
+    for finding in what_if["unreachable"]:
+        lines.append(f"  {criterion} would be {finding} under no change of answers")
+    for finding in what_if["beyond"]:
+        lines.append(f"  {criterion} would be {finding} only with more than {what_if['max_changes']} answers changed")
+    if not what_if["alternatives"] and not what_if["beyond"]:
+        lines.append(f"  no change of answers changes the finding on {criterion}")
+    return "\n".join(lines) + "\n"
+
+
+def _grouped(alternatives: list[dict]) -> list[str]:
+    """Change sets in words, those on the same items merged when every combination works
+    ("3.1.a were yes or partly instead of no")."""
+    groups: dict[tuple, list[dict]] = {}
+    for alternative in alternatives:
+        groups.setdefault(tuple(c["item"] for c in alternative["changes"]), []).append(alternative)
+    words = []
+    for items, members in groups.items():
+        options = [list(dict.fromkeys(m["changes"][i]["to"] for m in members)) for i in range(len(items))]
+        whole = 1
+        for values in options:
+            whole *= len(values)
+        rows = [[(c["item"], c["from"], [c["to"]]) for c in m["changes"]] for m in members]
+        if whole == len(members):
+            rows = [[(c["item"], c["from"], options[i]) for i, c in enumerate(members[0]["changes"])]]
+        for row in rows:
+            words.append(_and([_change(item, before, after) for item, before, after in row]))
+    return words
+
+
+def _change(item: str, before: str, after: list[str]) -> str:
+    wanted = " or ".join(after)
+    if before == "not_assessed":
+        return f"{item} were answered {wanted} (it is not assessed)"
+    return f"{item} were {wanted} instead of {before}"
+
+
+def _and(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def tree_text(node: dict, width: int = 100) -> str:
@@ -94,6 +172,58 @@ def _condition(node: dict, depth: int, lines: list[str], width: int) -> None:
         _add(lines, depth + 1, "no rule derived it; rules that can: " + ", ".join(node["could_be_derived_by"]), width)
 
 
+
+
+def agreement_words(figures: dict) -> str:
+    """Agreement figures in words: "10 of 12 (83.3%, 95% CI 55.2–95.3); kappa 0.69 (0.29–1.00)"."""
+    if not figures["n"]:
+        return "no pairs to compare"
+    low, high = figures["percent_interval"]
+    words = f"{figures['agreed']} of {figures['n']} ({figures['percent']}%, 95% CI {low}–{high}); kappa "
+    if figures["kappa"] is None:
+        return words + figures["kappa_note"]
+    words += f"{figures['kappa']}"
+    if figures["kappa_interval"]:
+        words += f" (95% CI {figures['kappa_interval'][0]}–{figures['kappa_interval'][1]})"
+    return words
+
+
+def consistency_text(consistency: dict, review: dict | None = None) -> str:
+    """The consistency section of a run in brief, with the review state of each disagreement."""
+    engine = consistency["engine_inspector"]
+    lines = [f"consistency: engine and inspector on {engine['judged']} judged cases and organisations: "
+             f"{agreement_words(engine['overall'])}"]
+    for criterion, figures in engine["criteria"].items():
+        lines.append(f"  {criterion:<5} {agreement_words(figures)}")
+    states = {(d["case"], d["criterion"]): d for d in (review or {}).get("decisions", [])}
+    lines.append(f"moderation list ({len(consistency['moderation'])} disagreements):")
+    for row in consistency["moderation"]:
+        decided = states.get((row["case"], row["criterion"]))
+        state = f"{decided['decision']} by {decided['reviewer']}" if decided else "open"
+        lines.append(f"  {row['case']} {row['criterion']}: engine {row['engine']}, inspector {row['inspector']} "
+                     f"[{state}]")
+    second = consistency["second_marking"]
+    if second["cases"]:
+        lines.append(f"second marking of {', '.join(second['cases'])}: answers "
+                     f"{agreement_words(second['answers']['overall'])}; judgements "
+                     f"{agreement_words(second['judgements']['overall'])}")
+        sides = second["engine_sides_with"]
+        lines.append(f"  where the inspectors differ the engine sides with the first {sides['first']}, the second "
+                     f"{sides['second']}, neither {sides['neither']}")
+    return "\n".join(lines) + "\n"
+
+
+def review_text(review: dict) -> str:
+    """Each reviewed finding's state, what is open, and the sign-offs."""
+    lines = [f"review: {len(review['decisions'])} findings decided ({len(review['history'])} decisions recorded)"]
+    for d in review["decisions"]:
+        final = f"; final {d['final']} (engine {d['engine']})" if d["decision"] == "override" else ""
+        reason = f' — "{d["reason"]}"' if d.get("reason") else ""
+        lines.append(f"  {d['case']} {d['criterion']}: {d['decision']} by {d['reviewer']} at {d['at']}{final}{reason}")
+    lines.append(f"open: {len(review['open'])}")
+    lines += [f"  {o['case']} {o['criterion']}: {o['why']}" for o in review["open"]]
+    lines += [f"signed off by {s['reviewer']} at {s['at']}" for s in review["signoffs"]] or ["not signed off"]
+    return "\n".join(lines) + "\n"
 
 
 def run_text(report: dict) -> str:

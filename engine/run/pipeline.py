@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 import os
 from pathlib import Path
 
+from engine.aggregate import agreement
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
 from engine.base.resources import data_dir
 from engine.check import rules, sample
 from engine.compile import compile as compiler
 from engine.compile import facts
 from engine.evaluate import evaluate as evaluator
-from engine.judge import judge, trace
+from engine.judge import judge, trace, whatif
 
 
 def bundled_rules() -> dict[str, Path]:
@@ -79,6 +81,29 @@ def load_case(path: str | os.PathLike[str], compiled: compiler.CompiledRuleSet) 
     return loaded
 
 
+def stored_case(report: dict, result: dict) -> tuple[compiler.CompiledRuleSet, sample.Loaded]:
+    """The rule set and case file a stored run judged, read again from their paths: both must still
+    hash to what the run recorded. Raises InputError when either is missing or has changed."""
+    problems = []
+    ruleset = report["ruleset"]
+    for path, expected, what in ((ruleset["file"], ruleset["sha256"], "rule set"),
+                                 (result["file"], result["sha256"], "case file")):
+        try:
+            actual = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError as error:
+            problems.append(Diagnostic(path, 1, 1, "input_unavailable", f"the run's {what} cannot be read: "
+                                       f"{error.strerror or error}", "run from the folder the run was made in"))
+            continue
+        if actual != expected:
+            problems.append(Diagnostic(path, 1, 1, "input_changed", f"the {what} changed since the run "
+                                       f"(sha256 {actual[:12]}, the run recorded {expected[:12]})",
+                                       "explain the file as it is now, without --run"))
+    if problems:
+        raise InputError(problems)
+    compiled = compiled_rules(ruleset["file"])
+    return compiled, load_case(result["file"], compiled)
+
+
 def evaluate_case(compiled: compiler.CompiledRuleSet, case: sample.Loaded):
     """Evaluate one validated case on durable_rules; returns (evaluation, judgement)."""
     attributes = facts.case_attributes(case.model, compiled.loaded.framework, compiled.schema)
@@ -86,10 +111,37 @@ def evaluate_case(compiled: compiler.CompiledRuleSet, case: sample.Loaded):
     return evaluation, judge.judge(compiled, evaluation)
 
 
-def case_result(compiled: compiler.CompiledRuleSet, case: sample.Loaded) -> dict:
-    """Evaluate, judge and trace one case: the dict ``qi evaluate --format json`` prints."""
+def case_result(compiled: compiler.CompiledRuleSet, case: sample.Loaded, observe=None) -> dict:
+    """Evaluate, judge and trace one case: the dict ``qi evaluate --format json`` prints. A case
+    carrying the inspector's judgements gets them beside the engine's findings (``judgements``).
+    ``observe(compiled, evaluation, case)``, if given, is shown the evaluation and its record."""
     evaluation, judgement = evaluate_case(compiled, case)
-    return trace.case_result(compiled, case, evaluation, judgement)
+    if observe is not None:
+        observe(compiled, evaluation, case)
+    result = trace.case_result(compiled, case, evaluation, judgement)
+    if case.model.judgements:
+        result["judgements"] = judgement_rows(compiled, case.model, evaluation, judgement)
+    return result
+
+
+def judgement_rows(compiled: compiler.CompiledRuleSet, model, evaluation, judgement) -> list[dict]:
+    """Engine and inspector side by side per criterion the inspector judged, disagreements first;
+    each disagreement with ``what_if``: the smallest answer changes that would make the engine's
+    finding the inspector's (an empty list when no change of answers would)."""
+    order = [c.id for c in compiled.loaded.framework.criteria()]
+    rows = agreement.compare({c: f.value for c, f in judgement.findings.items()},
+                             {c: j.model_dump() for c, j in model.judgements.items()}, order)
+    conditions_of = None
+    for row in rows:
+        if row["agree"]:
+            continue
+        conditions_of = conditions_of or whatif.FindingConditions(compiled)
+        found = whatif.what_if(compiled, evaluation.fact, row["criterion"], row["engine"], (row["inspector"],),
+                               conditions_of=conditions_of)
+        row["rules"] = [compiled.rules[i].label for i in judgement.findings[row["criterion"]].rules]
+        row["what_if"] = {"alternatives": found.as_list(), "unreachable": bool(found.unreachable),
+                          "beyond": bool(found.beyond), "max_changes": found.max_changes}
+    return rows
 
 
 def not_assessed_warnings(result: dict, case: sample.Loaded) -> list[Diagnostic]:

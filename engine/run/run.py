@@ -20,7 +20,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from engine.aggregate import aggregate
+from engine.aggregate import aggregate, agreement
 from engine.base import canonical
 from engine.base.canonical import canonical_sha256
 from engine.base.diagnostics import Diagnostic, InputError
@@ -122,10 +122,7 @@ def judge_case(compiled: compiler.CompiledRuleSet, case, observe: Observer | Non
     """One case (a handle, read now, or a loaded case): its result encoded as a line, its
     summary, what aggregation needs of it, and its warnings — small, cheap to send from a worker."""
     loaded = case.load()
-    evaluation, judgement = pipeline.evaluate_case(compiled, loaded)
-    if observe is not None:
-        observe(compiled, evaluation, loaded)
-    result = trace.case_result(compiled, loaded, evaluation, judgement)
+    result = pipeline.case_result(compiled, loaded, observe)
     record = aggregate.record(loaded.model, result, compiled.loaded.framework)
     warnings = [d.as_dict() for d in pipeline.not_assessed_warnings(result, loaded)]
     return result["case"], encode(result), summary(result), record, warnings
@@ -163,7 +160,8 @@ def summary(result: dict) -> dict:
             "provider": result["provider"],
             "findings": {c: {"value": f["value"], "rules": f["rules"]} for c, f in result["findings"].items()},
             "enablers": [factor(e) for e in result["enablers"]], "barriers": [factor(b) for b in result["barriers"]],
-            "not_assessed": result["not_assessed"]}
+            "not_assessed": result["not_assessed"],
+            **({"judgements": result["judgements"]} if "judgements" in result else {})}
 
 
 def evaluate_cases(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None = None,
@@ -197,10 +195,28 @@ def evaluate_organisations(prepared: Prepared, observe: Observer | None = None) 
         judgement = judge.judge(compiled, evaluation)
         if observe is not None:
             observe(compiled, evaluation, loaded)
-        results.append({"organisation": loaded.model.organisation, "file": loaded.document.path,
-                        "sha256": loaded.document.sha256,
-                        **trace.conclusions(compiled, loaded, evaluation, judgement)})
+        result = {"organisation": loaded.model.organisation, "file": loaded.document.path,
+                  "sha256": loaded.document.sha256, **trace.conclusions(compiled, loaded, evaluation, judgement)}
+        if loaded.model.judgements:
+            result["judgements"] = pipeline.judgement_rows(compiled, loaded.model, evaluation, judgement)
+        results.append(result)
     return results
+
+
+def second_markings(prepared: Prepared, case_results: list[dict]) -> list[dict]:
+    """Each second marking beside the first marking of its case and the engine's findings on the
+    first marking (the one judged)."""
+    first = {c.reference: c for c in prepared.sample.cases}
+    engine = {c["case"]: {k: f["value"] for k, f in c["findings"].items()} for c in case_results}
+    markings = []
+    for loaded in prepared.sample.moderation:
+        original = first[loaded.model.case].load().model
+        answers = lambda model: {i: e.answer for i, e in model.evidence.items()}  # noqa: E731
+        judged = lambda model: {c: j.finding for c, j in model.judgements.items()}  # noqa: E731
+        markings.append({"case": loaded.model.case, "answers": answers(loaded.model),
+                         "judgements": judged(loaded.model), "first_answers": answers(original),
+                         "first_judgements": judged(original), "engine": engine[loaded.model.case]})
+    return markings
 
 
 def judge_sample(prepared: Prepared, aggregates: dict, observe: Observer | None = None) -> dict:
@@ -238,6 +254,8 @@ def _inputs(prepared: Prepared) -> list[dict]:
                 for c in prepared.sample.cases]
     entries += [{"path": o.document.path, "sha256": o.document.sha256, "role": "organisation"}
                 for o in prepared.sample.organisations]
+    entries += [{"path": m.document.path, "sha256": m.document.sha256, "role": "moderation"}
+                for m in prepared.sample.moderation]
     return sorted(entries, key=lambda e: e["path"])
 
 
@@ -255,6 +273,7 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
     manifest = prepared.sample.manifest.model
     framework_document_sha = hashlib.sha256(prepared.sample.framework_path.read_bytes()).hexdigest()
     warnings = case_warnings + [w.as_dict() for w in prepared.sample.warnings]
+    organisations = evaluate_organisations(prepared, observe)
     report = {
         "qi": {"version": tool_version()},
         "sample": {"id": manifest.id, "title": manifest.title, "area": manifest.area,
@@ -273,8 +292,10 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
         "examples": draft.practice_examples(
             spool.results(), slots=2 * len(framework.vocabulary.providers) * len(aggregates["targets"])),
         "sample_judgement": judge_sample(prepared, aggregates, observe),
-        "organisations": evaluate_organisations(prepared, observe),
+        "organisations": organisations,
         "cases": case_results,
+        "consistency": agreement.consistency(case_results, organisations, second_markings(prepared, case_results),
+                                             [c.id for c in framework.criteria()], framework.item_ids()),
         "traces": {"file": "trace.jsonl", "sha256": spool.sha256, "cases": spool.count},
         "warnings": sorted(warnings, key=lambda d: (d["path"], d["line"], d["code"])),
     }

@@ -58,6 +58,31 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (seq, case_ref, criterion)
         );
     """),
+    # reviewers' decisions and sign-offs (engine/store/review.py), hash-chained to the runs
+    ("0002-review", """
+        CREATE TABLE decisions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER NOT NULL REFERENCES runs(seq),
+            case_ref TEXT NOT NULL,
+            criterion TEXT NOT NULL,
+            decision TEXT NOT NULL,
+            finding TEXT,
+            reason TEXT,
+            reviewer TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            previous_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX decisions_run ON decisions(seq, case_ref, criterion);
+        CREATE TABLE signoffs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER NOT NULL REFERENCES runs(seq),
+            reviewer TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            previous_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+    """),
 ]
 
 

@@ -12,9 +12,8 @@ Warnings (it can be used, but probably does not say what its authors intend):
   same criterion for one case, with a witness showing it;
 * ``uncited_item`` / ``cited_not_read`` — ``cites`` that do not match the items the rule reads.
 
-Satisfiability is decided exactly by a search over the attributes a condition reads, with
-three-valued evaluation pruning every branch that can no longer hold (domains are finite; numeric
-aggregates are tried at the thresholds the condition names and either side of them).
+Satisfiability is decided exactly by the search in :mod:`engine.compile.satisfy` (what-if
+explanations use the same search).
 """
 
 from __future__ import annotations
@@ -25,9 +24,7 @@ import itertools
 from engine.base.diagnostics import Diagnostic, InputError
 from engine.check import rules
 from engine.compile import compile as compiler
-from engine.compile import conditions, facts
-
-UNKNOWN = None
+from engine.compile import conditions, facts, satisfy
 
 
 def lint(path) -> list[Diagnostic]:
@@ -173,63 +170,9 @@ def _cites(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
     return found
 
 
-# --- satisfiability -------------------------------------------------------------------------------
+# --- satisfiability: the exact search lives in engine.compile.satisfy ------------------------------
 
-
-def witness(node: conditions.Node, schema: facts.Schema, limit: int = 200_000) -> dict | None:
-    """An assignment of the attributes ``node`` reads that makes it hold, or None if none does."""
-    attributes = conditions.attributes(node)
-    candidates = {a: _candidates(a, node, schema) for a in attributes}
-    budget = [limit]
-
-    def search(assignment: dict, remaining: list[str]) -> dict | None:
-        budget[0] -= 1
-        if budget[0] < 0:
-            return assignment  # give up proving a contradiction: assume satisfiable
-        value = _evaluate(node, assignment)
-        if value is True:
-            return assignment
-        if value is False or not remaining:
-            return None
-        attribute, rest = remaining[0], remaining[1:]
-        for candidate in candidates[attribute]:
-            found = search({**assignment, attribute: candidate}, rest)
-            if found is not None:
-                return found
-        return None
-
-    return search({}, attributes)
-
-
-def _candidates(attribute: str, node: conditions.Node, schema: facts.Schema) -> tuple:
-    if attribute in schema.domains:
-        return schema.domains[attribute]
-    thresholds = sorted({leaf.value for leaf in _leaves(node) if isinstance(leaf, conditions.Compare)
-                         and leaf.attribute == attribute})
-    values = {facts.UNDEFINED, 0.0, 100.0}
-    for threshold in thresholds:
-        values |= {threshold - 0.5, threshold, threshold + 0.5}
-    return tuple(sorted(values))
-
-
-def _leaves(node: conditions.Node):
-    if isinstance(node, conditions.Leaf):
-        yield node
-    else:
-        for part in node.parts:
-            yield from _leaves(part)
-
-
-def _evaluate(node: conditions.Node, assignment: dict):
-    """Three-valued: True, False, or UNKNOWN when an attribute it needs is not assigned yet."""
-    if isinstance(node, conditions.Leaf):
-        if node.attribute not in assignment:
-            return UNKNOWN
-        return conditions.holds(node, assignment)
-    results = [_evaluate(part, assignment) for part in node.parts]
-    if isinstance(node, conditions.All):
-        return False if False in results else (True if all(r is True for r in results) else UNKNOWN)
-    return True if True in results else (False if all(r is False for r in results) else UNKNOWN)
+witness = satisfy.witness
 
 
 def describe_witness(assignment: dict, compiled: compiler.CompiledRuleSet) -> str:
