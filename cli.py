@@ -382,7 +382,7 @@ def runs_show(run_ref: str, db_path: Path | None, output_format: str, redact: bo
             stored = review.final_report(audit, audit.find(run_ref))
         except InputError as error:
             raise Invalid(error, 0) from None
-    stored = redactor.report(stored, _diversity_fields(stored)) if redact else dict(stored)
+    stored = redactor.report(stored.content, _diversity_fields(stored)) if redact else stored.content
     if output_format == "json":
         _emit_json(stored)
     else:
