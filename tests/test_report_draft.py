@@ -222,3 +222,17 @@ def _strings(node):
     elif isinstance(node, list):
         for value in node:
             yield from _strings(value)
+
+
+def test_docx_carries_the_consistency_section_with_each_disagreement(runs):
+    report = json.loads((runs / "full" / "report.json").read_text())
+    disagreements = [(m["case"], m["criterion"]) for m in report["consistency"]["moderation"]]
+    assert disagreements  # the example sample carries a disagreement
+    headings = _headings(runs / "full" / "report.docx")
+    assert (1, "Consistency: engine and inspectors") in headings
+    text = _docx_text(runs / "full" / "report.docx")
+    section = text[text.index("Consistency: engine and inspectors"):]
+    for case, criterion in disagreements:
+        assert f"{case}, {criterion}: engine" in section
+    overall = report["consistency"]["engine_inspector"]["overall"]
+    assert f"{overall['agreed']} of {overall['n']}" in section

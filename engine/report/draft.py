@@ -182,8 +182,10 @@ class Draft:
     sections: list[Section]
 
 
-def build(report: dict) -> Draft:
-    """The draft of a run's report (a report.json object)."""
+def build(report: dict, consistency: bool = False) -> Draft:
+    """The draft of a run's report (a report.json object). With ``consistency``, it ends with the
+    engine–inspector agreement, the moderation list and the review state (Markdown and HTML render
+    those sections from their own templates, with their reasoning one click away)."""
     plain = report.get("labels", {})
     label = lambda key: plain.get(key) or key.partition(":")[2] or key  # noqa: E731
     aggregates = report["aggregates"]
@@ -214,8 +216,53 @@ def build(report: dict) -> Draft:
             continue
         quality.sections.append(_standard(standard, aggregates, report, columns, label, ratings, examples))
     sections.append(quality)
+    if consistency and report.get("consistency"):
+        sections.append(_consistency(report))
     sections.append(_method(report))
     return Draft(title, summary, sections)
+
+
+def _consistency(report: dict) -> Section:
+    """Engine against inspectors, second markings and reviewers' decisions, in words."""
+    from engine.report import views  # the same wording as qi runs show
+
+    found = report["consistency"]
+    engine = found["engine_inspector"]
+    section = Section("Consistency: engine and inspectors", "consistency")
+    if not engine["overall"]["n"]:
+        section.blocks.append("No case carries the inspector's own judgements.")
+        return section
+    section.blocks.append(f"The inspectors' own judgements and the engine's findings agree on "
+                          f"{views.agreement_words(engine['overall'])}, over the {engine['judged']} cases "
+                          f"and organisations that carry judgements.")
+    section.blocks.append(Table(["Criterion", "Agreement"],
+                                [[c, views.agreement_words(a)] for c, a in engine["criteria"].items()]))
+    decided = {(d["case"], d["criterion"]): d for d in report.get("review", {}).get("decisions", [])}
+    moderation = []
+    for row in found["moderation"]:
+        line = (f"{row['case']}, {row['criterion']}: engine {words(row['engine'])}, inspector "
+                f"{words(row['inspector'])}. The engine would agree "
+                f"{views.what_if_summary(row['criterion'], row['what_if'])}.")
+        decision = decided.get((row["case"], row["criterion"]))
+        if decision:
+            line += f" Review: {decision['decision']} by {decision['reviewer']}"
+            line += f", final finding {words(decision['final'])}." if decision.get("final") else "."
+        elif "review" in report:
+            line += " Review: open."
+        moderation.append(line)
+    section.blocks.append("Moderation list:" if moderation else "The engine agrees with every judgement recorded.")
+    if moderation:
+        section.blocks.append(Bullets(moderation))
+    second = found.get("second_marking", {})
+    if second.get("cases"):
+        section.blocks.append(f"Cases marked twice: {', '.join(second['cases'])}. Answers agree on "
+                              f"{views.agreement_words(second['answers']['overall'])}; judgements on "
+                              f"{views.agreement_words(second['judgements']['overall'])}.")
+    signoffs = report.get("review", {}).get("signoffs", [])
+    if "review" in report:
+        section.blocks.append("; ".join(f"Signed off by {s['reviewer']} at {s['at']}" for s in signoffs) + "."
+                              if signoffs else "Not signed off.")
+    return section
 
 
 def _key_facts(report: dict, columns: list[str], label) -> Section:

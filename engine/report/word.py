@@ -20,7 +20,7 @@ TABLE_STYLE = "Light Grid Accent 1"
 
 def document(report: dict) -> docx.document.Document:
     """The draft as a python-docx Document."""
-    made = draft.build(report)
+    made = draft.build(report, consistency=True)
     doc = docx.Document()
     properties = doc.core_properties
     properties.title = made.title
