@@ -353,7 +353,7 @@ def explain(case_file: Path | None, criterion: str, why_not: str | None, run_ref
         raise click.BadParameter(f"{criterion!r} is not a case-scoped criterion ("
                                  f"{diagnostics.did_you_mean(criterion, list(judgement.findings), 'criteria')})",
                                  param_hint="--criterion")
-    tracer = pipeline.trace.Tracer(compiled, evaluation, case)
+    tracer = pipeline.trace.Trace(compiled, evaluation, case)
     finding = judgement.findings[criterion]
     node = tracer.why_not(criterion, why_not, finding) if why_not else tracer.finding(finding)
     if output_format == "json":
@@ -401,11 +401,15 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
     Invalid input gives diagnostics and no run at all.
     """
     _sample_folder(sample_dir)
+    inputs = samples.files(sample_dir) if sample_dir.is_dir() else []
     try:
-        with views.progress(len(samples.files(sample_dir)) - 1, "validating cases") as advance:
-            prepared = run.prepare(sample_dir, rules_file, jobs, advance)
+        with views.progress(sum(1 for p in inputs if p.parent.name == "cases"), "validating cases") \
+                as advance:
+            prepared = run.prepare(sample_dir, rules_file, jobs, advance)  # each case judged as it validates
     except InputError as error:
-        raise Invalid(error, len(samples.files(sample_dir)) if sample_dir.is_dir() else 1) from None
+        raise Invalid(error, len(inputs) or 1) from None
+    except EngineError as error:
+        raise click.ClickException(f"the rules engine failed: {error}") from None
     for warning in prepared.sample.warnings:
         click.echo(warning.render(), err=True)
     out = out_dir or Path("qi-reports") / prepared.sample.manifest.model.id
@@ -417,11 +421,10 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
     except InputError as error:
         raise Invalid(error, 0) from None
     with audit:
-        with views.progress(len(prepared.sample.cases), "judging cases") as advance:
-            try:
-                result = run.run(prepared, jobs, advance)
-            except EngineError as error:
-                raise click.ClickException(f"the rules engine failed: {error}") from None
+        try:
+            result = run.run(prepared, jobs)  # the cases were judged in prepare
+        except EngineError as error:
+            raise click.ClickException(f"the rules engine failed: {error}") from None
         fields = [d.id for d in prepared.sample.framework.vocabulary.diversity] if redact else None
         try:
             with views.status(f"writing reports to {out} and recording the run"):
@@ -494,7 +497,7 @@ def runs_show(run_ref: str, db_path: Path | None, output_format: str, redact: bo
             stored = review.final_report(audit, audit.find(run_ref))
         except InputError as error:
             raise Invalid(error, 0) from None
-    stored = redactor.report(stored, _diversity_fields(stored)) if redact else dict(stored)
+    stored = redactor.report(stored.content, _diversity_fields(stored)) if redact else stored.content
     if output_format == "json":
         _emit_json(stored)
     else:
@@ -915,11 +918,11 @@ def export_command(run_ref: str, out_file: Path, db_path: Path | None) -> None:
 
 
 @cli.command()
-@click.argument("kind", type=click.Choice(sorted(models.KINDS)))
+@click.argument("kind", type=click.Choice(sorted(files.SCHEMAS)))
 @framework_option
 def schema(kind: str, framework_path: str | None) -> None:
     """Print the JSON Schema of a file kind, with the framework's vocabulary as enums."""
-    _emit_json(models.json_schema(kind, _framework(framework_path)))
+    _emit_json(models.json_schema(files.SCHEMAS[kind], _framework(framework_path)))
 
 
 def _add_logging_options(command: click.Command) -> None:

@@ -28,7 +28,8 @@ def compiled():
 @pytest.fixture(scope="module")
 def results(compiled):
     loaded = sample.load(SAMPLE)
-    return {c.model.case: (c, pipeline.case_result(compiled, c)) for c in loaded.cases}
+    cases = [c.load() for c in loaded.cases]
+    return {c.model.case: (c, pipeline.case_result(compiled, c)) for c in cases}
 
 
 def _golden(name: str, text: str) -> None:

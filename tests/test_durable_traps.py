@@ -17,7 +17,7 @@ import pytest
 from engine.check import sample
 from engine.compile import compile as compiler
 from engine.compile import facts
-from engine.evaluate import evaluate
+from engine.evaluate import evaluate, tracer
 from engine.run import pipeline
 from tests.conftest import ROOT, SAMPLE, walk
 
@@ -37,7 +37,8 @@ def default_rules():
 @pytest.fixture(scope="module")
 def cases():
     loaded = sample.load(SAMPLE)
-    return {c.model.case: facts.case_attributes(c.model, loaded.framework) for c in loaded.cases}
+    cases = [c.load() for c in loaded.cases]
+    return {c.model.case: facts.case_attributes(c.model, loaded.framework) for c in cases}
 
 
 def _noop(c):
@@ -118,12 +119,12 @@ def test_exceptions_in_actions_are_swallowed_by_durable_but_surfaced_by_qi(defau
     host.register_rulesets({"trap6": {"r": {"all": [{"m": {"$and": [{"x": 1}]}}], "run": boom}}})
     host.assert_fact("trap6", {"sid": "1", "id": "f", "x": 1})  # returns normally: the error is lost
 
-    def failing_record(rule_index):
-        raise ValueError("recording failed")
+    class FailingTracer(tracer.Tracer):
+        def rule_fired(self, rule_index):
+            raise ValueError("recording failed")
 
-    monkeypatch.setattr(evaluate, "_record", failing_record)
     with pytest.raises(evaluate.EngineError, match="recording failed"):
-        evaluate.evaluate(default_rules, cases["NW-001"])
+        evaluate.evaluate(default_rules, cases["NW-001"], FailingTracer())
 
 
 def test_every_emitted_condition_object_has_one_key(default_rules):
@@ -169,8 +170,8 @@ def test_registering_does_not_mutate_definitions_and_is_idempotent(default_rules
     before = json.dumps(default_rules.definitions(), sort_keys=True)
     for chunks in default_rules.phases:
         for chunk in chunks:
-            evaluate.register(chunk)
-            evaluate.register(chunk)
+            evaluate.Engine.for_process().register(chunk)
+            evaluate.Engine.for_process().register(chunk)
     assert json.dumps(default_rules.definitions(), sort_keys=True) == before
     assert not any("run" in rule for chunk in default_rules.definitions() for rule in chunk["rules"].values())
 
@@ -185,7 +186,7 @@ _THREADS = textwrap.dedent("""
     loaded = sample.load("cases/north-west-2016")
     before = threading.active_count()
     for case in loaded.cases:
-        evaluate.evaluate(compiled, facts.case_attributes(case.model, loaded.framework))
+        evaluate.evaluate(compiled, facts.case_attributes(case.load().model, loaded.framework))
     print(before, threading.active_count())
 """)
 

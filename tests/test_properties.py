@@ -108,7 +108,7 @@ def test_no_valid_generated_sample_crashes(tmp_path_factory, seed, count):
     folder = _generate(tmp_path_factory.mktemp("seed") / "sample", count, seed)
     report = run.run(run.prepare(folder))
     assert report["sample"]["cases"] == count
-    assert json.loads(json.dumps(report)) == report
+    assert json.loads(json.dumps(report.content)) == report.content
 
 
 def test_parallel_validation_and_evaluation_match_a_single_process(qi, tmp_path):

@@ -17,7 +17,7 @@ def test_example_sample_is_valid(qi):
 
 def test_example_sample_has_the_required_mix():
     loaded = samples.load(SAMPLE)
-    cases = [c.model for c in loaded.cases]
+    cases = [c.load().model for c in loaded.cases]
     assert len(cases) >= 12
     assert {c.provider for c in cases} == {"NPS", "CRC"}
     assert {c.sentence.type for c in cases} >= {"community_order", "suspended_sentence_order", "custody", "licence"}
@@ -33,7 +33,7 @@ def test_example_sample_has_the_required_mix():
 
 def test_unquoted_answers_in_sample_are_words(tmp_path):
     loaded = samples.load(SAMPLE)
-    nw006 = next(c.model for c in loaded.cases if c.model.case == "NW-006")
+    nw006 = next(m for m in (c.load().model for c in loaded.cases) if m.case == "NW-006")
     assert nw006.evidence["3.1.a"].answer == "no"
 
 

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.evaluate import evaluate
+from engine.judge import judge
 from engine.run import run
 from tests.conftest import ROOT, SAMPLE
 
@@ -119,7 +120,15 @@ def _attributes(node):
 @settings(max_examples=150, deadline=None)
 @given(sample_facts())
 def test_durable_and_python_agree_on_sample_rules(attributes):
-    assert evaluate.evaluate(COMPILED, attributes).fired == evaluate.evaluate_in_python(COMPILED, attributes).fired
+    rate = judge.rating_of
+    assert (evaluate.evaluate(COMPILED, attributes, rate=rate).fired
+            == evaluate.evaluate_in_python(COMPILED, attributes, rate=rate).fired)
+
+
+def test_sample_rules_cannot_be_evaluated_without_a_rating_policy():
+    """The rating policy lives in the judge stage; evaluation is given it, never assumes one."""
+    with pytest.raises(ValueError, match="rating policy"):
+        evaluate.evaluate(COMPILED, {})
 
 
 def test_every_sample_rule_instance_is_compiled():

@@ -553,6 +553,9 @@ class SampleManifest(Strict):
     rules: Reference | None = Field(default=None, description="Rule set id; omit to use the one in force for the period.")
 
 
+#: The kinds of data file the check stage validates. Later stages define their own file kinds (rule
+#: sets in check/rules.py, rule tests and generation profiles in tools/) and pass their model class
+#: to ``validate.to_model``; nothing is added here at import time.
 KINDS: dict[str, type[Strict]] = {
     "case": CaseFile,
     "organisation": OrganisationFile,
@@ -561,9 +564,10 @@ KINDS: dict[str, type[Strict]] = {
 }
 
 
-def json_schema(kind: str, framework: Framework | None = None) -> dict:
-    """JSON Schema of a file kind, with the framework's vocabulary filled in as ``enum`` lists."""
-    schema = KINDS[kind].model_json_schema()
+def json_schema(kind: str | type[Strict], framework: Framework | None = None) -> dict:
+    """JSON Schema of a file kind (a name in KINDS, or a model class), with the framework's
+    vocabulary filled in as ``enum`` lists."""
+    schema = (kind if isinstance(kind, type) else KINDS[kind]).model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     if framework is not None:
         _fill_vocabulary(schema, framework)

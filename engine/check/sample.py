@@ -17,6 +17,7 @@ import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean, has_errors
 from engine.check import framework as frameworks
@@ -43,8 +44,9 @@ class Loaded:
 
 @dataclasses.dataclass(frozen=True)
 class CaseHandle:
-    """A case file that has validated, without its content: a large sample is validated whole,
-    then each case is read again when it is judged, so memory does not grow with the sample."""
+    """A case file that has validated, without its content, so memory does not grow with the
+    sample. Its content is read only by an explicit :meth:`load` (which reads and validates the file
+    again): a handle has no ``document`` or ``model`` that would silently re-read it on every access."""
 
     path: Path
     display: str
@@ -60,13 +62,6 @@ class CaseHandle:
                                          "run again once nobody is editing the sample")])
         return Loaded(document, validate.to_model(document, "case", frameworks.load(self.framework_path)))
 
-    @property
-    def document(self) -> source.Document:
-        return self.load().document
-
-    @property
-    def model(self) -> models.CaseFile:
-        return self.load().model
 
 
 @dataclasses.dataclass
@@ -143,12 +138,13 @@ def check_document(document: source.Document, framework_path: str | os.PathLike[
     if expect is not None and kind != expect:
         raise InputError([document.diagnostic((), "wrong_file_kind", f"expected a {expect} file, found a {kind} file",
                                               f"put {kind} files elsewhere")])
-    if kind == "framework" or kind == "ruletests":
+    if kind == "framework":
         return Loaded(document, validate.to_model(document, kind))
     if kind == "rules":
         return Loaded(document, rules.from_document(document).rules)
-    if kind == "profile":
-        raise InputError([document.diagnostic((), "wrong_file_kind", "a generation profile is not sample data",
+    if kind in ("profile", "ruletests"):
+        what = "a generation profile" if kind == "profile" else "a rule test file"
+        raise InputError([document.diagnostic((), "wrong_file_kind", f"{what} is not sample data",
                                               "check it with qi validate")])
     if framework is None:
         chosen = framework_path or _framework_of_enclosing_sample(location or Path(document.path)) or frameworks.default_path()
@@ -178,9 +174,15 @@ def _framework_of_enclosing_sample(path: Path) -> Path | None:
 
 
 def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | None = None, jobs: int = 1,
-         advance: Callable[[int], None] | None = None) -> Sample:
+         advance: Callable[[int], None] | None = None, judge: Callable[[Loaded], Any] | None = None,
+         take: Callable[[Any], None] | None = None) -> Sample:
     """Load and validate a whole sample folder (case files in ``jobs`` processes; ``advance(n)`` is
-    called as case files are checked, for a progress bar). Raises InputError listing every problem."""
+    called as case files are checked, for a progress bar). Raises InputError listing every problem.
+
+    With ``judge``, each case that validates is passed to it while it is in memory (in the process
+    that validated it; a module-level function or a partial of one), and ``take`` receives what it
+    returned, in this process, for every case kept — so a caller can judge a sample while it is
+    read, reading each file once. The caller discards what it took if loading raises."""
     root = Path(root)
     problems: list[Diagnostic] = []
     manifest_path = root / "sample.yaml"
@@ -206,7 +208,7 @@ def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | 
     framework = frameworks.load(framework_path)
 
     warnings: list[Diagnostic] = ignored_files(root)
-    cases = _check_cases(root / "cases", Path(framework_path), problems, warnings, jobs, advance)
+    cases = _check_cases(root / "cases", Path(framework_path), problems, warnings, jobs, advance, judge, take)
     organisations = _load_folder(root / "organisation", "organisation", framework, problems)
     warnings += [w for loaded in organisations for w in warnings_for(loaded)]
     cases_refused = any(d.path == str(root / "cases") for d in problems)  # a link out, a loop, unreadable
@@ -297,8 +299,9 @@ def _loop(path: Path) -> Diagnostic:
                       "point the link at a real file or folder")
 
 
-def _check_case(path: Path, framework_path: Path):
-    """Validate one case file: (problems, warnings, handle or None, (line, col) of its reference)."""
+def _check_case(path: Path, framework_path: Path, judge: Callable[[Loaded], Any] | None = None):
+    """Validate one case file (and judge it, given ``judge``): (problems, warnings, handle or None,
+    (line, col) of its reference, what ``judge`` returned)."""
     try:
         document = source.load(path)
         found = validate.kind_of(document)
@@ -308,13 +311,15 @@ def _check_case(path: Path, framework_path: Path):
                                                   f"move it out of {path.parent.name}/")])
         loaded = Loaded(document, validate.to_model(document, "case", frameworks.load(framework_path)))
     except InputError as error:
-        return error.diagnostics, [], None, (1, 1)
+        return error.diagnostics, [], None, (1, 1), None
     handle = CaseHandle(path, document.path, loaded.model.case, document.sha256, framework_path)
-    return [], warnings_for(loaded) + _name_mismatches([loaded]), handle, document.where(("case",))
+    judged = judge(loaded) if judge is not None else None
+    return [], warnings_for(loaded) + _name_mismatches([loaded]), handle, document.where(("case",)), judged
 
 
 def _check_cases(folder: Path, framework_path: Path, problems: list[Diagnostic], warnings: list[Diagnostic],
-                 jobs: int = 1, advance: Callable[[int], None] | None = None) -> list[CaseHandle]:
+                 jobs: int = 1, advance: Callable[[int], None] | None = None, judge=None,
+                 take=None) -> list[CaseHandle]:
     """Validate every case file (in ``jobs`` processes), keeping only a handle to each: what a large
     sample needs in memory. Duplicate references are found in file-name order whatever ``jobs`` is."""
     paths = _yaml_files(folder, problems)
@@ -323,13 +328,19 @@ def _check_cases(folder: Path, framework_path: Path, problems: list[Diagnostic],
         import multiprocessing
 
         with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            checked = list(_advancing(pool.map(_check_case, paths, [framework_path] * len(paths),
-                                               chunksize=max(1, len(paths) // (jobs * 8))), advance))
-    else:
-        checked = list(_advancing((_check_case(path, framework_path) for path in paths), advance))
+            checked = pool.map(_check_case, paths, [framework_path] * len(paths), [judge] * len(paths),
+                               chunksize=max(1, min(64, len(paths) // (jobs * 8))))
+            return _collect(_advancing(checked, advance), problems, warnings, take)
+    return _collect(_advancing((_check_case(path, framework_path, judge) for path in paths), advance),
+                    problems, warnings, take)
+
+
+def _collect(checked, problems: list[Diagnostic], warnings: list[Diagnostic], take) -> list[CaseHandle]:
+    """The handles of checked cases, in file-name order; problems and warnings gathered; each kept
+    case's judgement handed to ``take`` as it arrives."""
     handles: list[CaseHandle] = []
     first: dict[str, tuple[str, int, str]] = {}
-    for case_problems, case_warnings, handle, (line, col) in checked:
+    for case_problems, case_warnings, handle, (line, col), judged in checked:
         problems.extend(case_problems)
         warnings.extend(case_warnings)
         if handle is None:
@@ -344,6 +355,8 @@ def _check_cases(folder: Path, framework_path: Path, problems: list[Diagnostic],
             continue
         first[key] = (handle.display, line, handle.reference)
         handles.append(handle)
+        if take is not None and judged is not None:
+            take(judged)
     return handles
 
 

@@ -55,13 +55,14 @@ def kind_of(document: source.Document) -> str:
                                           "'organisation:', a sample manifest is named sample.yaml")])
 
 
-def to_model(document: source.Document, kind: str, framework: models.Framework | None = None,
+def to_model(document: source.Document, kind: str | type[BaseModel], framework: models.Framework | None = None,
              *, data: Any = None, at: tuple = ()):
-    """Validate ``document`` as ``kind``; returns the model. Raises InputError listing every problem.
+    """Validate ``document`` as ``kind`` (a kind of :data:`models.KINDS`, or the model class of a kind
+    a later stage defines); returns the model. Raises InputError listing every problem.
 
     With ``data`` and ``at``: validate ``data`` (built from the part of the document at ``at``, e.g.
     a test's case with defaults filled in) and report problems at their place in the document."""
-    model_class = models.KINDS[kind]
+    model_class = kind if isinstance(kind, type) else models.KINDS[kind]
     subject = document.data if data is None else data
     try:
         model = model_class.model_validate(subject, context={"framework": framework})

@@ -95,6 +95,13 @@ class CompiledRuleSet:
                                   condition.item_ids())
         return self._lowered[key]
 
+    def cached(self, key: tuple, make):
+        """A value derived from this rule set alone, made once: traces keep what does not depend on
+        the case here."""
+        if key not in self._lowered:
+            self._lowered[key] = make()
+        return self._lowered[key]
+
     def lower(self, condition, bindings: dict | None = None) -> conditions.Node:
         """The lowered tree of any condition of this rule set (cached: traces ask for every node)."""
         key = (id(condition), tuple(sorted((bindings or {}).items())))

@@ -1,25 +1,39 @@
 """Evaluate stage: run a compiled rule set on one case, on durable_rules' Rete engine.
 
-One durable_rules host per process, with no timer threads (qi asserts synchronously). Each case
-is evaluated phase by phase: the phase's fact (case attributes plus the facts derived so far) is
-asserted into each of the phase's chunks, each in its own session that is deleted straight away,
-so at most one session is ever alive — memory stays flat and session-id hash collisions cannot
-happen. Actions only record which rule fired; an exception in one is collected and re-raised,
-because durable_rules would otherwise swallow it.
+An :class:`Engine` owns one durable_rules host — with no timer threads, since qi asserts
+synchronously — and the rulesets registered on it. durable_rules allows one host per process in
+practice (hosts are never freed), so :meth:`Engine.for_process` gives each process its own,
+made afresh in a forked or spawned worker.
+
+Each case is evaluated phase by phase: the phase's fact (case attributes plus the facts derived so
+far) is asserted into each of the phase's chunks, each in its own session that is deleted straight
+away, so at most one session is ever alive — memory stays flat and session-id hash collisions
+cannot happen. A :class:`~engine.evaluate.tracer.Tracer` is fed as evaluation runs: each phase as
+it starts and ends, each rule from its action as it fires. An exception in an action is collected
+and re-raised, because durable_rules would otherwise swallow it; the tracer's record stays
+well-formed whatever fails.
+
+Sample rules read ratings concluded by other sample rules; the policy that turns several concluded
+bands into one rating belongs to the judge stage, and is passed in (``rate``).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import itertools
 import os
+from collections.abc import Callable
 
 import durable.engine
 
 from engine.check import rules
 from engine.compile import conditions, facts
 from engine.compile.compile import CATCH_ALL, Chunk, CompiledRuleSet, resolve
+from engine.evaluate.tracer import Record, Tracer
+
+#: The rating policy: (priority, band) pairs concluded on one target, and the bands best first ->
+#: the rating. Given by the judge stage.
+RatingPolicy = Callable[[list[tuple[int, str]], list[str]], str]
 
 
 class EngineError(RuntimeError):
@@ -28,11 +42,13 @@ class EngineError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
-    """What the engine concluded for one case: which rules fired, and on what fact."""
+    """What the engine concluded for one case: which rules fired, on what fact, and the record of
+    how (phase by phase)."""
 
     fired: tuple[int, ...]
     fact: dict
     derived_by: dict[str, tuple[int, ...]]
+    record: Record
 
 
 class _SyncHost(durable.engine.Host):
@@ -42,112 +58,145 @@ class _SyncHost(durable.engine.Host):
         pass
 
 
-class _Recorder:
-    def __init__(self) -> None:
+class _Assertion:
+    """The assert under way: where its actions report (the tracer) and what they raised."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        self.tracer = tracer
         self.fired: set[int] = set()
         self.errors: list[BaseException] = []
 
 
-_host: _SyncHost | None = None
-_host_pid: int | None = None
-_registered: set[str] = set()
-_recorder = _Recorder()
-_sessions = itertools.count(1)
+class Engine:
+    """durable_rules for one process: the host, what is registered on it, the assert under way."""
 
+    _per_process: dict[int, Engine] = {}
 
-def _get_host() -> _SyncHost:
-    """The process's host, made afresh in a forked or spawned worker."""
-    global _host, _host_pid, _registered
-    if _host is None or _host_pid != os.getpid():
-        _host, _host_pid, _registered = _SyncHost(), os.getpid(), set()
-    return _host
+    def __init__(self) -> None:
+        self.host = _SyncHost()
+        self._registered: set[str] = set()
+        self._session = 0
+        self._under_way: _Assertion | None = None
 
+    @classmethod
+    def for_process(cls) -> Engine:
+        """This process's engine (a forked worker makes its own: a host does not survive a fork)."""
+        pid = os.getpid()
+        engine = cls._per_process.get(pid)
+        if engine is None:
+            cls._per_process.clear()
+            engine = cls._per_process[pid] = cls()
+        return engine
 
-def _record(rule_index: int | None) -> None:
-    """What every action does: note that its rule fired (the catch-all has no rule)."""
-    if rule_index is not None:
-        _recorder.fired.add(rule_index)
+    def _action(self, rule_index: int | None):
+        def run(closure) -> None:
+            under_way = self._under_way
+            if under_way is None or rule_index is None:  # the catch-all concludes nothing
+                return
+            try:
+                under_way.fired.add(rule_index)
+                under_way.tracer.rule_fired(rule_index)
+            except BaseException as error:  # durable_rules would swallow it: keep it for the caller
+                under_way.errors.append(error)
+        return run
 
+    def register(self, chunk: Chunk) -> str:
+        """Register a chunk once; its name is a hash of its definition."""
+        if chunk.name not in self._registered:
+            definition = copy.deepcopy(chunk.definition)  # durable_rules deletes 'run' from what it is given
+            for name, rule in definition.items():
+                rule["run"] = self._action(None if name == CATCH_ALL else chunk.rule_of[name])
+            try:
+                self.host.register_rulesets({chunk.name: definition})
+            except Exception as error:
+                raise EngineError(f"durable_rules rejected ruleset {chunk.name}: {error}") from error
+            self._registered.add(chunk.name)
+        return chunk.name
 
-def _action(rule_index: int | None):
-    def run(closure) -> None:
+    def assert_into(self, chunk: Chunk, fact: dict, tracer: Tracer) -> set[int]:
+        """Assert one fact into a fresh session of a chunk; returns the rules that fired."""
+        name = self.register(chunk)
+        self._session += 1
+        session = str(self._session)
+        under_way = self._under_way = _Assertion(tracer)
+        asserted = {attribute: fact[attribute] for attribute in chunk.reads}
+        asserted.update(kind=facts.FACT_KIND, sid=session, id="case")
+        failure: EngineError | None = None
         try:
-            _record(rule_index)
-        except BaseException as error:  # durable_rules would swallow it: keep it for the caller
-            _recorder.errors.append(error)
-    return run
+            try:
+                self.host.assert_fact(name, asserted)
+            except Exception as error:
+                failure = EngineError(f"durable_rules failed in {name}: {error}")
+        finally:
+            self._under_way = None
+            try:
+                self.host.delete_state(name, session)
+            except Exception as error:  # after a failed assert there may be nothing to delete
+                failure = failure or EngineError(f"durable_rules could not delete a session in {name}: {error}")
+        if failure is not None:
+            raise failure
+        if under_way.errors:
+            first = under_way.errors[0]
+            raise EngineError(f"a rule action failed in {name}: {first!r}") from first
+        return under_way.fired
+
+    def evaluate(self, compiled: CompiledRuleSet, attributes: dict, tracer: Tracer | None = None,
+                 rate: RatingPolicy | None = None) -> Evaluation:
+        """Run every phase of the compiled rule set on a case's attributes, feeding ``tracer``."""
+        return _run_phases(compiled, attributes, tracer or Tracer(), rate,
+                           lambda phase, fact, tracer: set().union(*(self.assert_into(chunk, fact, tracer)
+                                                                    for chunk in compiled.phases[phase])))
 
 
-def register(chunk: Chunk) -> str:
-    """Register a chunk on this process's host once; its name is a hash of its definition."""
-    host = _get_host()
-    if chunk.name not in _registered:
-        definition = copy.deepcopy(chunk.definition)  # durable_rules deletes 'run' from what it is given
-        for name, rule in definition.items():
-            rule["run"] = _action(None if name == CATCH_ALL else chunk.rule_of[name])
-        try:
-            host.register_rulesets({chunk.name: definition})
-        except Exception as error:
-            raise EngineError(f"durable_rules rejected ruleset {chunk.name}: {error}") from error
-        _registered.add(chunk.name)
-    return chunk.name
+def evaluate(compiled: CompiledRuleSet, attributes: dict, tracer: Tracer | None = None,
+             rate: RatingPolicy | None = None) -> Evaluation:
+    """:meth:`Engine.evaluate` on this process's engine."""
+    return Engine.for_process().evaluate(compiled, attributes, tracer, rate)
 
 
-def assert_into(chunk: Chunk, fact: dict) -> set[int]:
-    """Assert one fact into a fresh session of a chunk; returns the rules that fired."""
-    host = _get_host()
-    name = register(chunk)
-    session = str(next(_sessions))
-    _recorder.fired, _recorder.errors = set(), []
-    projected = {attribute: fact[attribute] for attribute in chunk.reads}
-    failure: EngineError | None = None
-    try:
-        try:
-            host.assert_fact(name, {**projected, "kind": facts.FACT_KIND, "sid": session, "id": "case"})
-        except Exception as error:
-            failure = EngineError(f"durable_rules failed in {name}: {error}")
-    finally:
-        try:
-            host.delete_state(name, session)
-        except Exception as error:  # after a failed assert there may be nothing to delete
-            failure = failure or EngineError(f"durable_rules could not delete a session in {name}: {error}")
-    if failure is not None:
-        raise failure
-    if _recorder.errors:
-        raise EngineError(f"a rule action failed in {name}: {_recorder.errors[0]!r}") from _recorder.errors[0]
-    return set(_recorder.fired)
-
-
-def evaluate(compiled: CompiledRuleSet, attributes: dict) -> Evaluation:
-    """Run every phase of the compiled rule set on a case's attributes, on durable_rules."""
-    return _run_phases(compiled, attributes, lambda chunk, fact: assert_into(chunk, fact), True)
-
-
-def evaluate_in_python(compiled: CompiledRuleSet, attributes: dict) -> Evaluation:
+def evaluate_in_python(compiled: CompiledRuleSet, attributes: dict, rate: RatingPolicy | None = None) -> Evaluation:
     """The same evaluation with the Python evaluator: the reference durable_rules must agree with."""
-    def fire(rules_in_phase, fact):
-        return {r.index for r in rules_in_phase if conditions.holds(r.condition, fact)}
-    return _run_phases(compiled, attributes, fire, False)
+    def fire(phase, fact, tracer):
+        fired = {r.index for r in compiled.rules if r.phase == phase and conditions.holds(r.condition, fact)}
+        for index in sorted(fired):
+            tracer.rule_fired(index)
+        return fired
+    return _run_phases(compiled, attributes, Tracer(), rate, fire)
 
 
-def _run_phases(compiled: CompiledRuleSet, attributes: dict, fire, on_durable: bool) -> Evaluation:
+def _run_phases(compiled: CompiledRuleSet, attributes: dict, tracer: Tracer, rate: RatingPolicy | None,
+                fire) -> Evaluation:
+    if compiled.section == "sample_rules" and rate is None:
+        raise ValueError("sample rules read ratings: give the rating policy (rate=)")
     fired: set[int] = set()
-    for phase, chunks in enumerate(compiled.phases):
-        fact = {**attributes, "kind": facts.FACT_KIND, **derived_attributes(compiled, fired)}
-        if on_durable:
-            fired |= set().union(*(fire(chunk, fact) for chunk in chunks)) if chunks else set()
-        else:
-            fired |= fire([r for r in compiled.rules if r.phase == phase], fact)
+    tracer.start(compiled.section)
+    try:
+        for phase in range(len(compiled.phases)):
+            derived = derived_attributes(compiled, fired, rate)
+            tracer.phase_started(phase, derived)
+            fired |= fire(phase, {**attributes, "kind": facts.FACT_KIND, **derived}, tracer)
+            tracer.phase_ended()
+    except BaseException as error:
+        tracer.failed(error)
+        raise
+    finally:
+        tracer.finished()
     derived_by = {f.id: tuple(sorted(i for i in fired if f.id in compiled.rules[i].derives))
                   for f in compiled.ruleset.facts}
-    fact = {**attributes, "kind": facts.FACT_KIND, **derived_attributes(compiled, fired)}
-    return Evaluation(tuple(sorted(fired)), fact, derived_by)
+    fact = {**attributes, "kind": facts.FACT_KIND, **derived_attributes(compiled, fired, rate)}
+    return Evaluation(tuple(sorted(fired)), fact, derived_by, tracer.record())
 
 
-def derived_attributes(compiled: CompiledRuleSet, fired: set[int]) -> dict:
+def derived_attributes(compiled: CompiledRuleSet, fired: set[int], rate: RatingPolicy | None = None) -> dict:
     """The attributes rules derive, given the rules fired so far: each declared fact (true once
-    any rule derived it) and, for sample rules, each rating (see :func:`rating_of`)."""
-    values = {facts.fact_attribute(f.id): False for f in compiled.ruleset.facts}
+    any rule derived it) and, for sample rules, each rating (by the rating policy ``rate``)."""
+    values = dict(compiled.cached(("evaluate", "no facts"),
+                                  lambda: {facts.fact_attribute(f.id): False for f in compiled.ruleset.facts}))
+    if compiled.section != "sample_rules":  # derived facts only: what each fired rule writes
+        for index in fired:
+            for attribute in compiled.rules[index].writes:
+                values[attribute] = True
+        return values
     bands: dict[str, list[tuple[int, str]]] = {}
     for index in sorted(fired):
         rule = compiled.rules[index]
@@ -162,14 +211,6 @@ def derived_attributes(compiled: CompiledRuleSet, fired: set[int]) -> dict:
         order = compiled.ruleset.sample.bands
         for attribute in compiled.schema.domains:
             if attribute.startswith("rating__"):
-                values[attribute] = rating_of(bands.get(attribute, []), order)
+                concluded = bands.get(attribute, [])
+                values[attribute] = rate(concluded, order) if concluded else facts.UNRATED
     return values
-
-
-def rating_of(concluded: list[tuple[int, str]], order: list[str]) -> str:
-    """The rating policy: the highest priority counts, then the worst band (bands are listed best
-    first); unrated when no rule rated the target."""
-    if not concluded:
-        return facts.UNRATED
-    top = max(priority for priority, _ in concluded)
-    return max((band for priority, band in concluded if priority == top), key=order.index)

@@ -20,8 +20,10 @@ import dataclasses
 
 from engine.check import rules
 from engine.check.models import NOT_ASSESSED
+from engine.compile import facts
 from engine.compile.compile import CompiledRuleSet, resolve
-from engine.evaluate.evaluate import Evaluation, rating_of
+from engine.evaluate import evaluate as evaluator
+from engine.evaluate.evaluate import Evaluation
 
 POLICY = ("highest priority first; then insufficient beats sufficient, which beats not_applicable; "
           "a criterion no rule concluded on is not_assessed")
@@ -168,6 +170,21 @@ def judge_sample(compiled: CompiledRuleSet, evaluation: Evaluation) -> SampleJud
         grouped[kind].append(SampleConclusion(kind, conclusion_id, text, to, dict(about), tuple(sorted(indices))))
     return SampleJudgement(tuple(ratings), tuple(grouped["recommendation"]), tuple(grouped["enabler"]),
                            tuple(grouped["barrier"]))
+
+
+def rating_of(concluded: list[tuple[int, str]], order: list[str]) -> str:
+    """The rating policy: the highest priority counts, then the worst band (bands are listed best
+    first); unrated when no rule rated the target. Evaluation of sample rules is given this policy,
+    since sample rules read the ratings other sample rules concluded."""
+    if not concluded:
+        return facts.UNRATED
+    top = max(priority for priority, _ in concluded)
+    return max((band for priority, band in concluded if priority == top), key=order.index)
+
+
+def evaluate_sample(compiled: CompiledRuleSet, attributes: dict, tracer=None) -> Evaluation:
+    """Evaluate the sample rules on the sample's attributes, under this stage's rating policy."""
+    return evaluator.evaluate(compiled, attributes, tracer, rate=rating_of)
 
 
 def _order(target: str, framework) -> int:

@@ -1,49 +1,94 @@
-"""Trace stage: the reasoning behind every conclusion on a case, as one tree.
+"""Trace stage: the reasoning behind every conclusion, as one tree, read off the evaluation's record.
 
-For each finding, enabler and barrier: the rules that concluded it (id, file:line, rule set id,
-version, sha256), each condition with whether it held and the values it saw, the inspector's
-evidence it used (item, answer, note, case file:line) and, for derived facts, the rules that
-derived them — recursively, down to evidence. *Why-not* gives, for a finding that was not reached,
-every rule that could have concluded it and the conditions that failed.
+For each finding, enabler and barrier of a case or organisation: the rules that concluded it (id,
+file:line, rule set id, version, sha256), each condition with whether it held and the values it
+saw, the inspector's evidence it used (item, answer, note, case file:line) and, for derived facts,
+the rules that derived them — recursively, down to evidence. For each rating, recommendation and
+sample enabler or barrier: the rule instances behind it, each condition with the aggregates it read
+and the cases counted. *Why-not* gives, for a finding that was not reached, every rule that could
+have concluded it and the conditions that failed.
 
-Condition-level detail comes from the Python evaluator of the same lowered condition tree that
-durable_rules matched (:mod:`engine.compile.conditions`). The tree is plain data: JSON, text and HTML are
-views of it (:mod:`engine.report.views`), never rebuilt per view.
+One class, :class:`Trace`, reads every kind of evaluation: which rules fired, and what each phase
+asserted, come from the tracer's :class:`~engine.evaluate.tracer.Record`, made while the engine
+ran. A condition's parts are shown holding or failing on the very fact its phase asserted; what
+does not depend on the case (text, position, items, lowered tree) is built once per rule set. The
+tree is plain data: JSON, text and HTML are views of it (:mod:`engine.report.views`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Protocol
 
 from engine.check import rules
-from engine.check.sample import Loaded
+from engine.check.models import NOT_ASSESSED
 from engine.compile import conditions, facts
-from engine.compile.compile import CompiledRuleSet
+from engine.compile.compile import CompiledRule, CompiledRuleSet
 from engine.evaluate.evaluate import Evaluation
-from engine.judge.judge import NOT_ASSESSED, POLICY, Factor, Finding, Judgement
+from engine.judge.judge import POLICY, Factor, Finding, Judgement
 
 
-@dataclasses.dataclass
-class Tracer:
-    """Builds trace nodes for one case; rule nodes are memoised, so shared derivations are built once."""
+class Subject(Protocol):
+    """A validated case or organisation file: its document (positions, sha256) and its model."""
 
-    compiled: CompiledRuleSet
-    evaluation: Evaluation
-    case: Loaded
-    _rule_nodes: dict[int, dict] = dataclasses.field(default_factory=dict)
-    _ruleset: dict | None = None
+    document: Any
+    model: Any
 
-    @property
-    def reference(self) -> str:
-        model = self.case.model
-        return getattr(model, "case", None) or f"organisation:{model.organisation}"
+
+@dataclasses.dataclass(frozen=True)
+class _Static:
+    """What a trace says of one condition whatever the case: built once per rule set."""
+
+    kind: str
+    text: str
+    at: str
+    lowered: conditions.Node
+    items: tuple
+    condition: Any
+    children: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class _View:
+    """What a condition form reads to say what it saw (``Form.seen``, ``Form.aggregates``): the fact
+    of the phase its rule ran in, as the tracer recorded it."""
+
+    fact: dict
+    model: Any
+    fields: dict
+    aggregates: dict | None
+    names = facts
+
+
+class Trace:
+    """The reasoning trees of one evaluation: of a case or organisation (``subject``), or of the
+    whole sample (``aggregates``). Rule nodes are memoised, so a shared derivation is built once."""
+
+    def __init__(self, compiled: CompiledRuleSet, evaluation: Evaluation, subject: Subject | None = None,
+                 aggregates: dict | None = None) -> None:
+        self.compiled = compiled
+        self.evaluation = evaluation
+        self.subject = subject
+        self.aggregates = aggregates
+        self.sample = compiled.section == "sample_rules"
+        self._fired = set(evaluation.record.fired)  # as durable_rules reported it, rule by rule
+        self._rule_nodes: dict[int, dict] = {}
+        self._evidence: dict[str, dict] = {}
+        self._views: dict[int, _View] = {}
+        model = subject.model if subject is not None else None
+        self.reference = (getattr(model, "case", None) or f"organisation:{model.organisation}") if model else None
+        self.suffix = "<sample>" if self.sample else f"<case:{self.reference}>"
 
     def ruleset_ref(self) -> dict:
-        if self._ruleset is None:
-            ruleset = self.compiled.ruleset
-            self._ruleset = {"id": ruleset.id, "version": ruleset.version, "sha256": self.compiled.loaded.sha256,
-                             "file": self.compiled.loaded.document.path}
-        return self._ruleset
+        return ruleset_ref(self.compiled)
+
+    def _view(self, phase: int) -> _View:
+        """The fact a rule of ``phase`` was matched against, as the tracer recorded it."""
+        if phase not in self._views:
+            self._views[phase] = _View({**self.evaluation.fact, **self.evaluation.record.derived_in(phase)},
+                                       self.subject.model if self.subject is not None else None,
+                                       self.compiled.schema.fields, self.aggregates)
+        return self._views[phase]
 
     # --- rules and conditions ---
 
@@ -51,72 +96,61 @@ class Tracer:
         if index not in self._rule_nodes:
             compiled_rule = self.compiled.rules[index]
             rule = compiled_rule.rule
-            loc = compiled_rule.loc
-            self._rule_nodes[index] = {
-                "key": f"rule:{rule.id}<case:{self.reference}>",
-                "rule": rule.id,
-                "title": rule.title,
-                "rationale": rule.rationale,
-                "at": f"{self.compiled.loaded.document.path}:{compiled_rule.line}",
-                "ruleset": self.ruleset_ref(),
-                "priority": rule.priority,
-                "cites": list(rule.cites),
-                "fired": index in self.evaluation.fired,
-                "condition": self.condition(rule.when, loc + ("when",)),
-            }
+            label = compiled_rule.label if self.sample else rule.id
+            node = {"key": f"rule:{label}{self.suffix}", "rule": rule.id}
+            if self.sample:
+                node["instance"] = compiled_rule.bindings
+            node.update({"title": rule.title, "rationale": rule.rationale,
+                         "at": f"{self.compiled.loaded.document.path}:{compiled_rule.line}",
+                         "ruleset": self.ruleset_ref(), "priority": rule.priority})
+            if not self.sample:
+                node["cites"] = list(rule.cites)
+            node["fired"] = index in self._fired
+            self._rule_nodes[index] = node  # before the condition: derivations may lead back here
+            node["condition"] = self._condition(_static_tree(self.compiled, compiled_rule), compiled_rule)
         return self._rule_nodes[index]
 
-    def condition(self, condition, loc: tuple) -> dict:
-        lowered = self.compiled.lower(condition)
-        kind, text, at, items = self.compiled.static(condition, loc)
-        node: dict = {"condition": kind, "text": text, "holds": conditions.holds(lowered, self.evaluation.fact),
-                      "at": at}
-        children = condition.children()
-        if children:
-            node["children"] = [self.condition(child, loc + where) for where, child in children]
+    def _condition(self, static: _Static, compiled_rule: CompiledRule) -> dict:
+        view = self._view(compiled_rule.phase)
+        node: dict = {"condition": static.kind, "text": static.text,
+                      "holds": conditions.holds(static.lowered, view.fact), "at": static.at}
+        condition = static.condition
+        if static.children:
+            node["children"] = [self._condition(child, compiled_rule) for child in static.children]
+        elif self.sample:
+            node["seen"] = {a: view.fact[a] for a in conditions.attributes(static.lowered)}
+            node["aggregates"] = condition.aggregates(view, compiled_rule.bindings)
         else:
-            node["seen"] = condition.seen(self)
-            if items:
-                node["evidence"] = [self.evidence(item) for item in items]
-            if kind == "fact":
+            node["seen"] = condition.seen(view)
+            if static.items:
+                node["evidence"] = [self.evidence(item) for item in static.items]
+            if static.kind == "fact":
                 derivers = self.evaluation.derived_by.get(condition.fact, ())
                 node["derived_by"] = [self.rule(i) for i in derivers]
                 if not derivers:
                     node["could_be_derived_by"] = [r.rule.id for r in self.compiled.rules if condition.fact in r.derives]
         return node
 
-    # what a condition form's ``seen`` reads (see ``engine.check.rules.Form.seen``)
-
-    @property
-    def model(self):
-        return self.case.model
-
-    @property
-    def fact(self) -> dict:
-        return self.evaluation.fact
-
-    @property
-    def fields(self) -> dict:
-        return self.compiled.schema.fields
-
-    names = facts
-
     def evidence(self, item: str) -> dict:
-        entry = self.case.model.evidence.get(item)
-        document = self.case.document
-        if entry is None:
-            return {"item": item, "answer": facts.NOT_ASSESSED, "note": None, "sources": [],
-                    "at": document.path}
-        line = document.where(("evidence", item), key=True)[0]
-        return {"item": item, "answer": entry.answer, "note": entry.note, "sources": list(entry.sources),
-                "at": f"{document.path}:{line}"}
+        if item not in self._evidence:
+            entry = self.subject.model.evidence.get(item)
+            document = self.subject.document
+            if entry is None:
+                node = {"item": item, "answer": facts.NOT_ASSESSED, "note": None, "sources": [], "at": document.path}
+            else:
+                line = document.where(("evidence", item), key=True)[0]
+                node = {"item": item, "answer": entry.answer, "note": entry.note, "sources": list(entry.sources),
+                        "at": f"{document.path}:{line}"}
+            self._evidence[item] = node
+        return self._evidence[item]
 
-    # --- conclusions ---
+    # --- conclusions of a case or organisation ---
 
     def finding(self, finding: Finding) -> dict:
-        criterion = self.compiled.loaded.framework.find(finding.criterion)
-        node = {"key": f"finding:{finding.criterion}<case:{self.reference}>", "criterion": finding.criterion,
-                "title": criterion.title, "value": finding.value, "policy": POLICY,
+        titles = self.compiled.cached(("trace", "titles"), lambda: {
+            c.id: c.title for s in self.compiled.loaded.framework.standards for c in s.criteria})
+        node = {"key": f"finding:{finding.criterion}{self.suffix}", "criterion": finding.criterion,
+                "title": titles[finding.criterion], "value": finding.value, "policy": POLICY,
                 "because": [self.rule(i) for i in finding.rules]}
         if finding.overridden:
             node["overridden"] = [{"rule": self.compiled.rules[i].rule.id,
@@ -127,25 +161,68 @@ class Tracer:
         return node
 
     def factor(self, factor: Factor) -> dict:
-        return {"key": f"{factor.kind}:{factor.id}<case:{self.reference}>", "id": factor.id, "text": factor.text,
+        return {"key": f"{factor.kind}:{factor.id}{self.suffix}", "id": factor.id, "text": factor.text,
                 "criterion": factor.criterion, "because": [self.rule(i) for i in factor.rules]}
 
     def why_not(self, criterion: str, value: str, finding: Finding) -> dict:
         """Every rule that could conclude ``value`` on ``criterion``: did it fire, and if not, why."""
         candidates = [r.index for r in self.compiled.rules if _finding_value(r.rule, criterion) == value]
-        node = {"key": f"why-not:{criterion}={value}<case:{self.reference}>", "criterion": criterion,
+        node = {"key": f"why-not:{criterion}={value}{self.suffix}", "criterion": criterion,
                 "value": value, "actual": finding.value, "policy": POLICY,
                 "candidates": [self.rule(i) for i in candidates]}
         if finding.value == value:
             node["note"] = f"the finding on {criterion} is {value}"
         elif not candidates:
             node["note"] = f"no rule in the rule set can conclude {value} on {criterion}"
-        elif any(i in self.evaluation.fired for i in candidates):
+        elif any(i in self._fired for i in candidates):
             node["note"] = (f"a rule concluding {value} fired, but the combination policy chose "
                             f"{finding.value}: {POLICY}")
         else:
             node["note"] = f"none of the {len(candidates)} rules that can conclude {value} fired"
         return node
+
+    # --- conclusions of the whole sample ---
+
+    def rating(self, rating) -> dict:
+        return {"key": f"rating:{rating.target}/{rating.group}{self.suffix}", "target": rating.target,
+                "group": rating.group, "band": rating.band, "because": [self.rule(i) for i in rating.rules],
+                "overridden": [{"rule": self.compiled.rules[i].label} for i in rating.overridden]}
+
+    def conclusion(self, conclusion) -> dict:
+        return {"key": f"{conclusion.kind}:{conclusion.id}{self.suffix}", "id": conclusion.id,
+                "text": conclusion.text, "because": [self.rule(i) for i in conclusion.rules]}
+
+    def every_rule(self) -> list[dict]:
+        """Every rule's node, fired or not: what coverage reads."""
+        return [self.rule(index) for index in range(len(self.compiled.rules))]
+
+
+def ruleset_ref(compiled: CompiledRuleSet) -> dict:
+    """The rule set every rule node names: id, version, sha256 and file."""
+    def make() -> dict:
+        ruleset = compiled.ruleset
+        return {"id": ruleset.id, "version": ruleset.version, "sha256": compiled.loaded.sha256,
+                "file": compiled.loaded.document.path}
+    return dict(compiled.cached(("trace", "ruleset"), make))
+
+
+def _static_tree(compiled: CompiledRuleSet, compiled_rule: CompiledRule) -> _Static:
+    """The case-independent part of a rule's condition tree (cached on the rule set)."""
+    return compiled.cached(("trace", "rule", compiled_rule.index),
+                           lambda: _static(compiled, compiled_rule, compiled_rule.rule.when,
+                                           compiled_rule.loc + ("when",)))
+
+
+def _static(compiled: CompiledRuleSet, compiled_rule: CompiledRule, condition, loc: tuple) -> _Static:
+    if compiled.section == "sample_rules":
+        kind, text = condition.key, condition.describe(compiled_rule.bindings)
+        at = f"{compiled.loaded.document.path}:{compiled.loaded.document.where(loc)[0]}"
+        items: tuple = ()
+    else:
+        kind, text, at, items = compiled.static(condition, loc)
+    children = tuple(_static(compiled, compiled_rule, child, loc + where) for where, child in condition.children())
+    return _Static(kind, text, at, compiled.lower(condition, compiled_rule.bindings or None), tuple(items or ()),
+                   condition, children)
 
 
 def _finding_value(rule: rules.Rule, criterion: str) -> str | None:
@@ -153,22 +230,23 @@ def _finding_value(rule: rules.Rule, criterion: str) -> str | None:
                  if isinstance(c, rules.FindingConclusion) and c.finding.criterion == criterion), None)
 
 
-def conclusions(compiled: CompiledRuleSet, loaded: Loaded, evaluation: Evaluation, judgement: Judgement) -> dict:
+def conclusions(compiled: CompiledRuleSet, loaded: Subject, evaluation: Evaluation, judgement: Judgement,
+                trace: Trace | None = None) -> dict:
     """Findings, enablers and barriers of one case or organisation, each with its rules and trace."""
-    tracer = Tracer(compiled, evaluation, loaded)
+    trace = trace or Trace(compiled, evaluation, loaded)
     label = lambda i: compiled.rules[i].label  # noqa: E731 - tiny local helper
 
     def factor(f: Factor) -> dict:
         return {"id": f.id, "text": f.text, "criterion": f.criterion, "rules": [label(i) for i in f.rules],
-                "trace": tracer.factor(f)}
+                "trace": trace.factor(f)}
 
-    return {"findings": {c: {"value": f.value, "rules": [label(i) for i in f.rules], "trace": tracer.finding(f)}
+    return {"findings": {c: {"value": f.value, "rules": [label(i) for i in f.rules], "trace": trace.finding(f)}
                          for c, f in judgement.findings.items()},
             "enablers": [factor(e) for e in judgement.enablers],
             "barriers": [factor(b) for b in judgement.barriers]}
 
 
-def case_result(compiled: CompiledRuleSet, case: Loaded, evaluation: Evaluation, judgement: Judgement) -> dict:
+def case_result(compiled: CompiledRuleSet, case: Subject, evaluation: Evaluation, judgement: Judgement) -> dict:
     """The whole result for one case, with a trace under every conclusion: the JSON contract of
     ``qi evaluate --format json``."""
     framework = compiled.loaded.framework
@@ -179,62 +257,10 @@ def case_result(compiled: CompiledRuleSet, case: Loaded, evaluation: Evaluation,
         "sha256": case.document.sha256,
         "provider": case.model.provider,
         "framework": {"id": framework.id, "version": framework.version},
-        "ruleset": Tracer(compiled, evaluation, case).ruleset_ref(),
+        "ruleset": ruleset_ref(compiled),
         **conclusions(compiled, case, evaluation, judgement),
         "derived_facts": {name: [label(i) for i in derivers]
                           for name, derivers in evaluation.derived_by.items() if derivers},
         "rules_fired": [label(i) for i in evaluation.fired],
         "not_assessed": [c for c, f in judgement.findings.items() if f.value == NOT_ASSESSED],
     }
-
-
-# --- the whole sample -----------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class SampleTracer:
-    """Traces sample-level conclusions down to the aggregates they read and the cases counted."""
-
-    compiled: CompiledRuleSet
-    evaluation: Evaluation
-    aggregates: dict
-    _rule_nodes: dict[int, dict] = dataclasses.field(default_factory=dict)
-
-    def rule(self, index: int) -> dict:
-        if index not in self._rule_nodes:
-            instance = self.compiled.rules[index]
-            ruleset = self.compiled.ruleset
-            self._rule_nodes[index] = {
-                "key": f"rule:{instance.label}<sample>", "rule": instance.rule.id, "instance": instance.bindings,
-                "title": instance.rule.title, "rationale": instance.rule.rationale,
-                "at": f"{self.compiled.loaded.document.path}:{instance.line}",
-                "ruleset": {"id": ruleset.id, "version": ruleset.version, "sha256": self.compiled.loaded.sha256,
-                            "file": self.compiled.loaded.document.path},
-                "priority": instance.rule.priority, "fired": index in self.evaluation.fired,
-                "condition": self.condition(instance, instance.rule.when, instance.loc + ("when",)),
-            }
-        return self._rule_nodes[index]
-
-    def condition(self, instance, condition, loc: tuple) -> dict:
-        lowered = self.compiled.lower(condition, instance.bindings)
-        # ratings read ("rated", "criterion_rated") are in "seen"; other figures also under "aggregates"
-        line = self.compiled.loaded.document.where(loc)[0]
-        node: dict = {"condition": condition.key, "text": condition.describe(instance.bindings),
-                      "holds": conditions.holds(lowered, self.evaluation.fact),
-                      "at": f"{self.compiled.loaded.document.path}:{line}"}
-        children = condition.children()
-        if children:
-            node["children"] = [self.condition(instance, child, loc + where) for where, child in children]
-        else:
-            node["seen"] = {a: self.evaluation.fact[a] for a in conditions.attributes(lowered)}
-            node["aggregates"] = condition.aggregates(self, instance.bindings)
-        return node
-
-    def rating(self, rating) -> dict:
-        return {"key": f"rating:{rating.target}/{rating.group}<sample>", "target": rating.target,
-                "group": rating.group, "band": rating.band, "because": [self.rule(i) for i in rating.rules],
-                "overridden": [{"rule": self.compiled.rules[i].label} for i in rating.overridden]}
-
-    def conclusion(self, conclusion) -> dict:
-        return {"key": f"{conclusion.kind}:{conclusion.id}<sample>", "id": conclusion.id, "text": conclusion.text,
-                "because": [self.rule(i) for i in conclusion.rules]}

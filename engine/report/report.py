@@ -23,6 +23,7 @@ from engine.base import render
 from engine.base.diagnostics import Diagnostic, InputError
 from engine.compile import facts
 from engine.report import draft, redact, views, word
+from engine.report.model import Report
 
 FILES = ("report.json", "report.md", "report.html", "report.docx", "trace.jsonl")
 
@@ -47,11 +48,11 @@ class _Traces:
         return self.spool.results()
 
 
-def _view(report: dict) -> dict:
+def _view(report: Report) -> dict:
     """What the templates need besides the report: lookups derived from it, nothing new."""
+    spool, report = report.spool, report.content
     ratings = {(r["target"], r["group"]): r["band"] for r in report["sample_judgement"]["ratings"]}
     groups = [facts.ALL] + [f"provider:{p}" for p in report["sample"]["providers"]]
-    spool = getattr(report, "spool", None)
     traces = _Traces(spool) if spool is not None and spool.count <= HTML_TRACE_LIMIT else None
     plain = report.get("labels", {})
     return {"r": report, "ratings": ratings, "groups": groups, "traces": traces, "figure": draft.figure,
@@ -63,20 +64,20 @@ def _view(report: dict) -> dict:
             "provider_of": lambda g: facts.ALL if g == facts.ALL else g.split(":", 1)[1]}
 
 
-def as_markdown(report: dict) -> str:
-    return render.render("report.md.j2", draft=draft.build(report), **_view(report))
+def as_markdown(report: Report) -> str:
+    return render.render("report.md.j2", draft=draft.build(report.content), **_view(report))
 
 
-def html_chunks(report: dict):
+def html_chunks(report: Report):
     """report.html, rendered a piece at a time (a large sample's page is never held whole)."""
-    return render.environment.get_template("report.html.j2").generate(draft=draft.build(report), **_view(report))
+    return render.environment.get_template("report.html.j2").generate(draft=draft.build(report.content), **_view(report))
 
 
-def as_html(report: dict) -> str:
+def as_html(report: Report) -> str:
     return "".join(html_chunks(report))
 
 
-def write(report: dict, out: str | os.PathLike[str], redact_with: list[str] | None = None,
+def write(report: Report, out: str | os.PathLike[str], redact_with: list[str] | None = None,
           extra: dict | None = None) -> list[Path]:
     """Write the report files into ``out`` at once (see :func:`stage`); ``extra`` keys are
     added to report.json."""
@@ -90,7 +91,7 @@ def write(report: dict, out: str | os.PathLike[str], redact_with: list[str] | No
     return [Path(out) / name for name in FILES]
 
 
-def stage(report: dict, out: str | os.PathLike[str], redact_with: list[str] | None = None) -> Staged:
+def stage(report: Report, out: str | os.PathLike[str], redact_with: list[str] | None = None) -> Staged:
     """Stage the report set in ``out``: report.md, report.html, report.docx and trace.jsonl written to
     temporary files beside their targets, owner-only, none of them visible yet. report.json
     follows with :meth:`Staged.stage_json` (it records the store's head, known only once the run is
@@ -102,17 +103,15 @@ def stage(report: dict, out: str | os.PathLike[str], redact_with: list[str] | No
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     remove_leftovers(out)
-    spool = report.spool
     if redact_with is not None:
-        report = _Redacted(redact.report(report, redact_with), spool, redact_with)
-    lines = (report.trace_lines() if isinstance(report, _Redacted)
-             else (line.decode() for line in spool.lines()))
+        report = Report(redact.report(report.content, redact_with), _RedactedSpool(report.spool, redact_with))
+    lines = (line.decode() for line in report.spool.lines())
     staged = Staged(out, report, created)
     try:
         staged.check_targets()
         staged.add("report.md", lambda handle: handle.write(as_markdown(report)))
         staged.add("report.html", lambda handle: handle.writelines(html_chunks(report)))
-        staged.add("report.docx", lambda handle: word.write(report, handle.buffer))
+        staged.add("report.docx", lambda handle: word.write(report.content, handle.buffer))
         staged.add("trace.jsonl", lambda handle: handle.writelines(lines))
     except BaseException:
         staged.discard()
@@ -124,7 +123,7 @@ class Staged:
     """A report set written to temporary files in its folder, not yet visible: publish it (all
     renamed into place, or none) or discard it."""
 
-    def __init__(self, out: Path, report: dict, created: bool) -> None:
+    def __init__(self, out: Path, report: Report, created: bool) -> None:
         self.out, self.report, self._created = out, report, created
         self.files: dict[str, Path] = {}
 
@@ -133,7 +132,7 @@ class Staged:
 
     def stage_json(self, extra: dict) -> None:
         """report.json: the report, with ``extra`` keys (the store's head) after it."""
-        self.add("report.json", lambda handle: _dump_json({**self.report, **extra}, handle))
+        self.add("report.json", lambda handle: _dump_json({**self.report.content, **extra}, handle))
 
     def check_targets(self) -> None:
         """Every report's place holds a file or nothing: a folder (or anything else) there would
@@ -234,18 +233,9 @@ def _running(pid: int) -> bool:
     return True
 
 
-class _Redacted(dict):
-    """A redacted report whose case traces are redacted as they are read from the spool."""
-
-    def __init__(self, data: dict, spool, fields: list[str]) -> None:
-        super().__init__(data)
-        self.spool = _RedactedSpool(spool, fields)
-
-    def trace_lines(self):
-        return (line.decode() for line in self.spool.lines())
-
-
 class _RedactedSpool:
+    """A spool whose case results are redacted as they are read."""
+
     def __init__(self, spool, fields: list[str]) -> None:
         self._spool, self._fields, self.count = spool, fields, spool.count
 

@@ -111,10 +111,13 @@ def evaluate_case(compiled: compiler.CompiledRuleSet, case: sample.Loaded):
     return evaluation, judge.judge(compiled, evaluation)
 
 
-def case_result(compiled: compiler.CompiledRuleSet, case: sample.Loaded) -> dict:
+def case_result(compiled: compiler.CompiledRuleSet, case: sample.Loaded, observe=None) -> dict:
     """Evaluate, judge and trace one case: the dict ``qi evaluate --format json`` prints. A case
-    carrying the inspector's judgements gets them beside the engine's findings (``judgements``)."""
+    carrying the inspector's judgements gets them beside the engine's findings (``judgements``).
+    ``observe(compiled, evaluation, case)``, if given, is shown the evaluation and its record."""
     evaluation, judgement = evaluate_case(compiled, case)
+    if observe is not None:
+        observe(compiled, evaluation, case)
     result = trace.case_result(compiled, case, evaluation, judgement)
     if case.model.judgements:
         result["judgements"] = judgement_rows(compiled, case.model, evaluation, judgement)

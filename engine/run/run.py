@@ -1,9 +1,10 @@
 """The whole-sample run: validate everything, evaluate every case (in parallel if asked) and each
 provider's organisation evidence, aggregate, apply the sample rules, and assemble the report.
 
-Nothing is evaluated until every input has validated and every rule set section has compiled:
-invalid input gives diagnostics and no partial run. Results do not depend on ``jobs``: cases are
-evaluated independently and collected in case-reference order.
+The rule set is compiled before any case is read; each case is then read, validated and judged in
+one pass (its full result spooled to disk), so no file is read twice. Invalid input anywhere gives
+diagnostics and no run: whatever was judged is discarded. Results do not depend on ``jobs``: cases
+are judged independently and collected in case-reference order.
 """
 
 from __future__ import annotations
@@ -11,26 +12,27 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import datetime
+import functools
 import hashlib
-import json
 import multiprocessing
 import os
 import secrets
-import tempfile
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
 from engine.aggregate import aggregate, agreement
+from engine.base import canonical
 from engine.base.canonical import canonical_sha256
 from engine.base.diagnostics import Diagnostic, InputError
-from engine.report import draft
 from engine.check import sample
 from engine.compile import compile as compiler
 from engine.compile import facts as fact_builder
 from engine.evaluate import evaluate as evaluator
 from engine.judge import judge, trace
+from engine.report import draft
 from engine.report import report as reports
+from engine.report.model import CaseSpool, Report
 from engine.run import pipeline
 from engine.store import store
 
@@ -44,102 +46,114 @@ def tool_version() -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Prepared:
-    """A validated sample and the compiled sections of its rule set: ready to run."""
+    """A validated sample and the compiled sections of its rule set: ready to run. When the cases
+    were judged as they validated (see :func:`prepare`), ``judged`` holds their results."""
 
     sample: sample.Sample
     rules_path: Path
     cases: compiler.CompiledRuleSet
     organisation: compiler.CompiledRuleSet
     whole: compiler.CompiledRuleSet
+    judged: JudgedCases | None = None
 
 
 def prepare(sample_dir: str | os.PathLike[str], rules_file: str | os.PathLike[str] | None = None,
             jobs: int = 1, advance: Callable[[int], None] | None = None) -> Prepared:
-    """Validate the sample and compile its rule set (``advance(n)`` as case files are checked).
-    Raises InputError listing every problem."""
-    loaded_sample = sample.load(sample_dir, jobs=jobs, advance=advance)
-    manifest = loaded_sample.manifest.model
-    rules_path = Path(rules_file) if rules_file else pipeline.rules_path(manifest.rules, manifest.period.end)
-    cases = pipeline.compiled_rules(rules_path)
+    """Validate the sample and compile its rule set; raises InputError listing every problem.
+
+    Each case file is read once: the rule set is compiled first, and every case that validates is
+    judged there and then (in ``jobs`` processes), its full result going to a spool on disk. If any
+    input is invalid the spool is discarded with the error, so nothing of a bad sample is ever
+    reported — but no case is read and validated a second time to be judged."""
+    sample_dir = Path(sample_dir)
+    manifest = _manifest_or_none(sample_dir)
+    try:
+        rules_path = Path(rules_file) if rules_file else (
+            pipeline.rules_path(manifest.rules, manifest.period.end) if manifest else None)
+        cases = pipeline.compiled_rules(rules_path) if rules_path else None
+    except InputError as error:
+        _raise_with_sample_problems(sample_dir, jobs, error.diagnostics)
+    if cases is None or manifest is None:
+        _raise_with_sample_problems(sample_dir, jobs, [])
     framework = cases.loaded.framework
-    if (framework.id, framework.version) != (loaded_sample.framework.id, loaded_sample.framework.version):
+    if (framework.id, framework.version) != (manifest.framework.id, manifest.framework.version):
         raise InputError([Diagnostic(cases.loaded.document.path, 1, 1, "framework_mismatch",
                                      f"the rule set is for framework {framework.id} {framework.version}, the "
-                                     f"sample for {loaded_sample.framework.id} {loaded_sample.framework.version}",
+                                     f"sample for {manifest.framework.id} {manifest.framework.version}",
                                      "choose a rule set for the sample's framework with --rules")])
+    judged = JudgedCases()  # progress is counted by sample.load, once per case file checked
+    loaded_sample = sample.load(sample_dir, jobs=jobs, advance=advance,
+                                judge=functools.partial(_judge_loaded, str(rules_path)), take=judged.take)
     return Prepared(loaded_sample, rules_path, cases, compiler.compile_organisation(cases.loaded),
-                    compiler.compile_sample(cases.loaded))
+                    compiler.compile_sample(cases.loaded), judged)
 
 
-# --- evaluating cases, in this process or in workers ------------------------------------------------
-
-_worker_rules: compiler.CompiledRuleSet | None = None
-
-
-def _start_worker(rules_path: str) -> None:
-    global _worker_rules
-    _worker_rules = pipeline.compiled_rules(rules_path)
+def _manifest_or_none(sample_dir: Path):
+    try:
+        return sample.load_manifest(sample_dir / "sample.yaml")
+    except (InputError, OSError):
+        return None
 
 
-def _evaluate_in_worker(case):
-    assert _worker_rules is not None
-    return judge_case(_worker_rules, case)
+def _raise_with_sample_problems(sample_dir: Path, jobs: int, problems: list[Diagnostic]):
+    """The rule set cannot be used: report its problems together with every problem of the sample."""
+    try:
+        sample.load(sample_dir, jobs=jobs)
+    except InputError as error:
+        problems = list(problems) + list(error.diagnostics)
+    raise InputError(problems)
+
+
+# --- judging cases, in this process or in workers ---------------------------------------------------
+
+#: What an observer of evaluations receives: the compiled section, the evaluation (with the
+#: tracer's record), and the case or organisation (None for the sample) and aggregates (sample only).
+Observer = Callable[..., None]
+
+def _judge_loaded(rules_path: str, case):
+    """Judge a case (loaded, or a handle) in whichever process has it: the rule set is compiled once
+    per process (a forked worker inherits the parent's compiled copy)."""
+    return judge_case(pipeline.compiled_rules(rules_path), case)
 
 
 def encode(result: dict) -> bytes:
-    """A case result as its line of trace.jsonl."""
-    return (json.dumps(result, ensure_ascii=False, sort_keys=True) + "\n").encode()
+    """A case result as its line of trace.jsonl (canonical JSON, so the line is what is hashed)."""
+    return canonical.line(result)
 
 
-def judge_case(compiled: compiler.CompiledRuleSet, case):
-    """One case (a handle, read again now, or a loaded case): its result encoded as a line, its
+def judge_case(compiled: compiler.CompiledRuleSet, case, observe: Observer | None = None):
+    """One case (a handle, read now, or a loaded case): its result encoded as a line, its
     summary, what aggregation needs of it, and its warnings — small, cheap to send from a worker."""
     loaded = case.load()
-    result = pipeline.case_result(compiled, loaded)
+    result = pipeline.case_result(compiled, loaded, observe)
     record = aggregate.record(loaded.model, result, compiled.loaded.framework)
     warnings = [d.as_dict() for d in pipeline.not_assessed_warnings(result, loaded)]
     return result["case"], encode(result), summary(result), record, warnings
 
 
-class CaseSpool:
-    """Every case's full result, one JSON line each, kept on disk — an anonymous temporary file only
-    its owner can read — rather than in memory, so a run of any size keeps memory flat."""
+class JudgedCases:
+    """Judged cases as they arrive, in any order: full results to the spool, the rest kept small."""
 
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(mode="w+b")
-        self._digest = hashlib.sha256()
-        self.references: list[str] = []
+    def __init__(self, advance: Callable[[int], None] | None = None) -> None:
+        self.spool = CaseSpool()
+        self._summaries: list[dict] = []
+        self._records: list[aggregate.CaseRecord] = []
+        self._warnings: list[dict] = []
+        self._advance = advance
 
-    @property
-    def count(self) -> int:
-        return len(self.references)
+    def take(self, judged) -> None:
+        reference, line, case_summary, record, case_warnings = judged
+        self.spool.add(reference, line)
+        self._summaries.append(case_summary)
+        self._records.append(record)
+        self._warnings.extend(case_warnings)
+        if self._advance:
+            self._advance(1)
 
-    def add(self, reference: str, line: bytes) -> None:
-        """One case's result, already encoded by :func:`encode`."""
-        self._file.write(line)
-        self._digest.update(line)
-        self.references.append(reference)
-
-    @property
-    def sha256(self) -> str:
-        return self._digest.hexdigest()
-
-    def lines(self):
-        """The raw lines, in case-reference order (one reader at a time)."""
-        self._file.flush()
-        self._file.seek(0)
-        for line in self._file:  # not "yield from": closing this generator must not close the file
-            yield line
-
-    def results(self):
-        for line in self.lines():
-            yield json.loads(line)
-
-
-class Report(dict):
-    """The report (a plain dict, the JSON contract) and the spool of full case results behind it."""
-
-    spool: CaseSpool
+    def collected(self) -> tuple[list[dict], list[aggregate.CaseRecord], list[dict]]:
+        """Summaries, aggregation records and warnings, in case-reference order."""
+        return (sorted(self._summaries, key=lambda s: s["case"]), sorted(self._records, key=lambda r: r.reference),
+                self._warnings)
 
 
 def summary(result: dict) -> dict:
@@ -153,38 +167,27 @@ def summary(result: dict) -> dict:
             **({"judgements": result["judgements"]} if "judgements" in result else {})}
 
 
-def evaluate_cases(prepared: Prepared, spool: CaseSpool, jobs: int = 1,
-                   advance: Callable[[int], None] | None = None):
-    """Evaluate every case, in case-reference order whatever ``jobs`` is: full results go to the
-    spool; returns their summaries, aggregation records and warnings."""
+def evaluate_cases(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None = None,
+                   observe: Observer | None = None) -> JudgedCases:
+    """Judge every case not judged yet (cases given loaded, as rule tests do), whatever ``jobs`` is
+    collected in case-reference order. ``observe`` sees every evaluation (in this process only)."""
+    if prepared.judged is not None and observe is None:
+        return prepared.judged
+    judged = JudgedCases(advance)
     cases = sorted(prepared.sample.cases, key=lambda c: c.reference)
-    summaries: list[dict] = []
-    records: list[aggregate.CaseRecord] = []
-    warnings: list[dict] = []
-
-    def take(judged) -> None:
-        reference, line, case_summary, record, case_warnings = judged
-        spool.add(reference, line)
-        summaries.append(case_summary)
-        records.append(record)
-        warnings.extend(case_warnings)
-        if advance:
-            advance(1)
-
-    if jobs <= 1 or len(cases) < 2:
+    if jobs <= 1 or len(cases) < 2 or observe is not None:
         for case in cases:
-            take(judge_case(prepared.cases, case))
-        return summaries, records, warnings
+            judged.take(judge_case(prepared.cases, case, observe))
+        return judged
     context = multiprocessing.get_context("fork")  # one durable_rules host per worker, made after the fork
     chunk = max(1, min(64, len(cases) // (jobs * 8)))
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                                                initargs=(str(prepared.rules_path),)) as pool:
-        for judged in pool.map(_evaluate_in_worker, cases, chunksize=chunk):
-            take(judged)
-    return summaries, records, warnings
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        for result in pool.map(functools.partial(_judge_loaded, str(prepared.rules_path)), cases, chunksize=chunk):
+            judged.take(result)
+    return judged
 
 
-def evaluate_organisations(prepared: Prepared) -> list[dict]:
+def evaluate_organisations(prepared: Prepared, observe: Observer | None = None) -> list[dict]:
     """Each provider's organisation evidence judged on the organisation-scoped standards."""
     compiled = prepared.organisation
     framework = compiled.loaded.framework
@@ -193,6 +196,8 @@ def evaluate_organisations(prepared: Prepared) -> list[dict]:
         evaluation = evaluator.evaluate(compiled, fact_builder.organisation_attributes(loaded.model, framework,
                                                                                      compiled.schema))
         judgement = judge.judge(compiled, evaluation)
+        if observe is not None:
+            observe(compiled, evaluation, loaded)
         result = {"organisation": loaded.model.organisation, "file": loaded.document.path,
                   "sha256": loaded.document.sha256, **trace.conclusions(compiled, loaded, evaluation, judgement)}
         if loaded.model.judgements:
@@ -217,12 +222,14 @@ def second_markings(prepared: Prepared, case_results: list[dict]) -> list[dict]:
     return markings
 
 
-def judge_sample(prepared: Prepared, aggregates: dict) -> dict:
+def judge_sample(prepared: Prepared, aggregates: dict, observe: Observer | None = None) -> dict:
     """Apply the sample rules to the aggregates: ratings, recommendations, enablers, barriers."""
     compiled = prepared.whole
-    evaluation = evaluator.evaluate(compiled, aggregate.sample_attributes(aggregates, compiled.loaded))
+    evaluation = judge.evaluate_sample(compiled, aggregate.sample_attributes(aggregates, compiled.loaded))
     judgement = judge.judge_sample(compiled, evaluation)
-    tracer = trace.SampleTracer(compiled, evaluation, aggregates)
+    if observe is not None:
+        observe(compiled, evaluation, None, aggregates)
+    tracer = trace.Trace(compiled, evaluation, aggregates=aggregates)
     label = lambda i: compiled.rules[i].label  # noqa: E731
 
     def conclusion(c: judge.SampleConclusion) -> dict:
@@ -256,17 +263,20 @@ def _inputs(prepared: Prepared) -> list[dict]:
 
 
 def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None = None,
-        now: datetime.datetime | None = None) -> Report:
-    """The whole run; returns the report (the JSON contract in docs/report.md) with its spool."""
+        now: datetime.datetime | None = None, observe: Observer | None = None) -> Report:
+    """The whole run; returns the report (the JSON contract in docs/report.md) with its spool.
+    ``observe`` is shown every evaluation — each case, organisation and the sample — with its
+    tracer's record (rule coverage reads them)."""
     framework = prepared.cases.loaded.framework
     ruleset = prepared.cases.ruleset
-    spool = CaseSpool()
-    case_results, records, case_warnings = evaluate_cases(prepared, spool, jobs, advance)
+    judged = evaluate_cases(prepared, jobs, advance, observe)
+    spool = judged.spool
+    case_results, records, case_warnings = judged.collected()
     aggregates = aggregate.build(records, prepared.cases.loaded)
     manifest = prepared.sample.manifest.model
     framework_document_sha = hashlib.sha256(prepared.sample.framework_path.read_bytes()).hexdigest()
     warnings = case_warnings + [w.as_dict() for w in prepared.sample.warnings]
-    organisations = evaluate_organisations(prepared)
+    organisations = evaluate_organisations(prepared, observe)
     report = {
         "qi": {"version": tool_version()},
         "sample": {"id": manifest.id, "title": manifest.title, "area": manifest.area,
@@ -284,7 +294,7 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
         "aggregates": aggregates,
         "examples": draft.practice_examples(
             spool.results(), slots=2 * len(framework.vocabulary.providers) * len(aggregates["targets"])),
-        "sample_judgement": judge_sample(prepared, aggregates),
+        "sample_judgement": judge_sample(prepared, aggregates, observe),
         "organisations": organisations,
         "cases": case_results,
         "consistency": agreement.consistency(case_results, organisations, second_markings(prepared, case_results),
@@ -295,9 +305,8 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
     digest = canonical_sha256(report)  # covers the traces through their sha256
     moment = (now or datetime.datetime.now(datetime.timezone.utc)).replace(microsecond=0)
     run_id = secrets.token_hex(8)  # unique per execution; identical inputs share content_sha256
-    result = Report({"run": {"id": run_id, "content_sha256": digest, "timestamp": moment.isoformat()}, **report})
-    result.spool = spool
-    return result
+    return Report({"run": {"id": run_id, "content_sha256": digest, "timestamp": moment.isoformat()}, **report},
+                  spool)
 
 
 def publish(result: Report, out: str | os.PathLike[str], audit: store.Store, redact_with: list[str] | None = None,
@@ -308,7 +317,7 @@ def publish(result: Report, out: str | os.PathLike[str], audit: store.Store, red
     visible and no run recorded. Raises InputError or OSError."""
     staged = reports.stage(result, out, redact_with)
     try:
-        summary = audit.record(result, zip(result.spool.references, result.spool.lines()), key,
+        summary = audit.record(result.content, zip(result.spool.references, result.spool.lines()), key,
                                before_commit=lambda s: (staged.stage_json({"store": store.store_field(s.seq, s.hash)}),
                                                         staged.check_targets()))
     except BaseException:

@@ -31,6 +31,7 @@ import json
 
 from engine.base.canonical import canonical
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
+from engine.report.model import Report
 from engine.store.store import GENESIS, Store
 
 DECISIONS = ("agree", "challenge", "override")
@@ -236,15 +237,6 @@ def review_state(store: Store, seq: int) -> dict:
             "signoffs": [{"reviewer": s.reviewer, "at": s.at} for s in signoffs(store, seq)]}
 
 
-class StoredReport(dict):
-    """A stored run's report with its case results read back from the store (what the report
-    writer needs: ``spool.lines()``, ``spool.results()``, ``spool.count``)."""
-
-    def __init__(self, data: dict, spool: StoredSpool) -> None:
-        super().__init__(data)
-        self.spool = spool
-
-
 class StoredSpool:
     def __init__(self, store: Store, seq: int, final: dict[tuple[str, str], dict]) -> None:
         self._store, self._seq, self._final = store, seq, final
@@ -269,7 +261,7 @@ def _mark(reference: str, findings: dict, final: dict) -> None:
             finding["review"] = {k: decided[k] for k in ("decision", "finding", "reason", "reviewer", "at")}
 
 
-def final_report(store: Store, seq: int) -> StoredReport:
+def final_report(store: Store, seq: int) -> Report:
     """The stored report with the review state: each finding with a decision carries ``final``
     (the override where one exists, else the engine's value) and ``review``, beside the engine's
     ``value``; the report gains ``review``."""
@@ -281,7 +273,7 @@ def final_report(store: Store, seq: int) -> StoredReport:
     for organisation in report.get("organisations", []):
         _mark(ORGANISATION + organisation["organisation"], organisation["findings"], final)
     report["review"] = state
-    return StoredReport(report, StoredSpool(store, seq, final))
+    return Report(report, StoredSpool(store, seq, final))  # the report model, its cases read from the store
 
 
 def verify(store: Store) -> list[str]:

@@ -7,10 +7,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.check import rules, sample, validate
+from engine.check import models, rules, sample, validate
 from engine.compile import compile as compiler
 from engine.load import source
-from engine.tools import generate
+from engine.tools import generate, ruletest
+
+#: Every kind of file qi reads, by the name ``qi schema`` knows it: the check stage's kinds, and the
+#: kinds later stages define.
+SCHEMAS = {**models.KINDS, "rules": rules.RuleSet, "ruletests": ruletest.RuleTestFile, "profile": generate.Profile}
 
 
 def check_any(path: str | os.PathLike[str], framework_path: str | os.PathLike[str] | None = None) -> sample.Loaded:
@@ -23,4 +27,6 @@ def check_any(path: str | os.PathLike[str], framework_path: str | os.PathLike[st
         return sample.Loaded(document, loaded.rules)
     if kind == "profile":
         return sample.Loaded(document, generate.load_profile(path)[0])
+    if kind == "ruletests":
+        return sample.Loaded(document, validate.to_model(document, ruletest.RuleTestFile))
     return sample.check_document(document, framework_path, location=Path(path))

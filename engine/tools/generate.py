@@ -67,7 +67,6 @@ class Profile(models.Strict):
     answers: AnswerProfile
 
 
-models.KINDS["profile"] = Profile
 
 
 def default_profile() -> Path:
@@ -77,7 +76,7 @@ def default_profile() -> Path:
 def load_profile(path: str | os.PathLike[str]) -> tuple[Profile, models.Framework]:
     document = source.load(path)
     framework = frameworks.load(frameworks.named_by(document))
-    return validate.to_model(document, "profile", framework), framework
+    return validate.to_model(document, Profile, framework), framework
 
 
 def _pick(rng: random.Random, distribution: Distribution):

@@ -77,7 +77,6 @@ class RuleTestFile(models.Strict):
     tests: Annotated[list[RuleTest], Field(min_length=1)]
 
 
-models.KINDS["ruletests"] = RuleTestFile
 
 
 @dataclasses.dataclass
@@ -110,6 +109,14 @@ class Coverage:
         """Count every rule of a section, so rules no test reaches show as never fired."""
         for rule in compiled.rules:
             self.rules.setdefault((f"{compiled.loaded.document.path}:{rule.line}", rule.rule.id), False)
+
+    def observe(self, compiled: compiler.CompiledRuleSet, evaluation, subject=None, aggregates=None) -> None:
+        """Read one recorded evaluation (a case, an organisation or the sample): the rules its
+        record says fired, and every rule's conditions as its trace shows them."""
+        for node in trace.Trace(compiled, evaluation, subject, aggregates).every_rule():
+            self.add_rule(node)
+        if subject is not None:
+            self.items_answered |= set(subject.model.evidence)
 
     def add_rule(self, node: dict) -> None:
         key = (node["at"], node["rule"])
@@ -148,7 +155,7 @@ class Coverage:
 
 def load(path: str | os.PathLike[str]) -> tuple[source.Document, RuleTestFile]:
     document = source.load(path)
-    return document, validate.to_model(document, "ruletests")
+    return document, validate.to_model(document, RuleTestFile)
 
 
 def discover(paths: list[str | os.PathLike[str]]) -> list[Path]:
@@ -228,10 +235,7 @@ def _run_case(document, compiled, test: RuleTest, at: tuple, coverage: Coverage 
     evaluation, judgement = pipeline.evaluate_case(compiled, case)
     result = trace.case_result(compiled, case, evaluation, judgement)
     if coverage is not None:
-        tracer = trace.Tracer(compiled, evaluation, case)
-        for index in range(len(compiled.rules)):
-            coverage.add_rule(tracer.rule(index))
-        coverage.items_answered |= set(case.model.evidence)
+        coverage.observe(compiled, evaluation, case)
     expect = test.expect
     failures = _compare_findings(expect.findings, {c: f["value"] for c, f in result["findings"].items()})
     failures += _compare_ids("enabler", expect.enablers, expect.not_enablers, [e["id"] for e in result["enablers"]])
@@ -260,10 +264,8 @@ def _run_sample(document, rules_path: Path, test: RuleTest, at: tuple, coverage:
                                   cases, organisations, [])
     prepared = run.Prepared(loaded_sample, rules_path, compiled, compiler.compile_organisation(compiled.loaded),
                             compiler.compile_sample(compiled.loaded))
-    report = run.run(prepared)
+    report = run.run(prepared, observe=coverage.observe if coverage is not None else None)
     judged = report["sample_judgement"]
-    if coverage is not None:
-        _cover_sample(prepared, report, coverage)
     expect = test.expect
     ratings = {(r["target"] if r["group"] == "all" else f"{r['target']}/{r['group']}"): r["band"]
                for r in judged["ratings"]}
@@ -279,30 +281,6 @@ def _run_sample(document, rules_path: Path, test: RuleTest, at: tuple, coverage:
         failures += [f"{provider}: {failure}" for failure in
                      _compare_findings(findings, organisations_found.get(provider, {}))]
     return Outcome(document.path, test.note, document.where(at)[0], failures, judged["rules_fired"])
-
-
-def _cover_sample(prepared: run.Prepared, report: dict, coverage: Coverage) -> None:
-    """Every rule's trace (fired or not) for every case, organisation and the sample itself."""
-    framework = prepared.cases.loaded.framework
-    for case in prepared.sample.cases:
-        evaluation, _ = pipeline.evaluate_case(prepared.cases, case)
-        tracer = trace.Tracer(prepared.cases, evaluation, case)
-        for index in range(len(prepared.cases.rules)):
-            coverage.add_rule(tracer.rule(index))
-        coverage.items_answered |= set(case.model.evidence)
-    for organisation in prepared.sample.organisations:
-        compiled = prepared.organisation
-        evaluation = evaluator.evaluate(compiled, fact_builder.organisation_attributes(organisation.model, framework,
-                                                                                     compiled.schema))
-        tracer = trace.Tracer(compiled, evaluation, organisation)
-        for index in range(len(compiled.rules)):
-            coverage.add_rule(tracer.rule(index))
-        coverage.items_answered |= set(organisation.model.evidence)
-    whole = prepared.whole
-    evaluation = evaluator.evaluate(whole, aggregate.sample_attributes(report["aggregates"], whole.loaded))
-    tracer = trace.SampleTracer(whole, evaluation, report["aggregates"])
-    for index in range(len(whole.rules)):
-        coverage.add_rule(tracer.rule(index))
 
 
 def _compare_findings(expected: dict[str, str], actual: dict[str, str]) -> list[str]:

@@ -39,7 +39,7 @@ def from_document(document: source.Document, framework: models.Framework | None 
     if framework is None:
         framework = frameworks.load(frameworks.named_by(document))
     try:
-        return LoadedRuleSet(validate.to_model(document, "rules", framework), document, framework)
+        return LoadedRuleSet(validate.to_model(document, RuleSet, framework), document, framework)
     except InputError as error:
         # cross-rule checks run only on a valid model: give the ones that need no model in the same pass
         raise InputError(error.diagnostics + _raw_duplicates(document)) from None

@@ -287,5 +287,3 @@ class SampleContext:
                 self.problem(loc, name, "unbound_placeholder", f"{{{name}}} has no value in this rule",
                              "add the matching for_each to the rule, or name it in the conclusion")
 
-
-models.KINDS["rules"] = RuleSet

@@ -1,0 +1,243 @@
+"""Traces are recorded while the engine evaluates — one tracer for case, organisation and sample
+rules — and every reader (reasoning trees, rule coverage) reads the record instead of running the
+rules again. Recording survives a failure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.check import sample
+from engine.compile import facts
+from engine.evaluate import evaluate, tracer
+from engine.judge import judge, trace
+from engine.run import pipeline, run
+from engine.tools import ruletest
+from tests.conftest import ROOT, SAMPLE
+
+RULES = ROOT / "rules" / "hmip-qi-adult-2.0.yaml"
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    return pipeline.compiled_rules(RULES)
+
+
+@pytest.fixture(scope="module")
+def nw014(compiled):
+    return pipeline.load_case(SAMPLE / "cases" / "NW-014.yaml", compiled)
+
+
+def _well_formed(record: tracer.Record, compiled) -> None:
+    """Phases in order, each closed, fired rules sorted and of this section; plain JSON data."""
+    assert [p.phase for p in record.phases] == list(range(len(record.phases)))
+    assert len(record.phases) <= len(compiled.phases)
+    for phase in record.phases:
+        assert list(phase.fired) == sorted(set(phase.fired))
+        assert all(compiled.rules[i].phase == phase.phase for i in phase.fired)
+    json.dumps(record.as_dict())
+
+
+def test_the_record_is_what_the_engine_did_phase_by_phase(compiled, nw014):
+    attributes = facts.case_attributes(nw014.model, compiled.loaded.framework)
+    evaluation = evaluate.evaluate(compiled, attributes)
+    record = evaluation.record
+    _well_formed(record, compiled)
+    assert record.complete and record.error is None and record.section == "rules"
+    assert len(record.phases) == len(compiled.phases)
+    assert record.fired == evaluation.fired
+    # the first phase asserted no derived fact; later phases assert the facts derived before them
+    assert not any(record.phases[0].derived.values())
+    assert record.phases[-1].derived == evaluate.derived_attributes(compiled, {
+        i for p in record.phases[:-1] for i in p.fired})
+
+
+def test_an_exception_in_a_rule_action_leaves_a_well_formed_trace(compiled, nw014):
+    attributes = facts.case_attributes(nw014.model, compiled.loaded.framework)
+    expected = evaluate.evaluate(compiled, attributes)
+
+    class FailsOnThirdFiring(tracer.Tracer):
+        seen = 0
+        recorded: set = set()
+
+        def rule_fired(self, rule_index: int) -> None:
+            FailsOnThirdFiring.seen += 1
+            if FailsOnThirdFiring.seen == 3:
+                raise RuntimeError("action failed")
+            FailsOnThirdFiring.recorded.add(rule_index)
+            super().rule_fired(rule_index)
+
+    failing = FailsOnThirdFiring()
+    with pytest.raises(evaluate.EngineError, match="action failed"):
+        evaluate.evaluate(compiled, attributes, failing)
+    record = failing.record()
+    _well_formed(record, compiled)
+    assert not record.complete and "action failed" in record.error
+    assert record.phases[-1].error is not None  # the phase under way is closed with the reason
+    assert all(p.error is None for p in record.phases[:-1])
+    # every firing reported before and after the failing one (durable_rules runs the chunk's other
+    # actions) is in the record; the failing one is not
+    assert set(record.fired) == FailsOnThirdFiring.recorded and set(record.fired) < set(expected.fired)
+    # the engine is left usable: the next case evaluates as before
+    assert evaluate.evaluate(compiled, attributes) == expected
+
+
+def test_a_durable_rules_failure_also_leaves_a_well_formed_trace(compiled, nw014, monkeypatch):
+    attributes = facts.case_attributes(nw014.model, compiled.loaded.framework)
+    engine = evaluate.Engine.for_process()
+    calls = []
+
+    def broken(name, fact):
+        calls.append(name)
+        if len(calls) == 2:
+            raise RuntimeError("error code: 303")
+        return type(engine.host).assert_fact(engine.host, name, fact)
+
+    monkeypatch.setattr(engine.host, "assert_fact", broken)
+    recording = tracer.Tracer()
+    with pytest.raises(evaluate.EngineError, match="303"):
+        engine.evaluate(compiled, attributes, recording)
+    record = recording.record()
+    _well_formed(record, compiled)
+    assert not record.complete and "303" in record.phases[-1].error
+
+
+def test_the_trace_tree_is_read_from_the_record_without_running_the_engine(compiled, nw014, monkeypatch):
+    attributes = facts.case_attributes(nw014.model, compiled.loaded.framework)
+    evaluation = evaluate.evaluate(compiled, attributes)
+    judgement = judge.judge(compiled, evaluation)
+
+    def no_engine(*args, **kwargs):
+        raise AssertionError("the trace ran the rules engine again")
+
+    monkeypatch.setattr(evaluate.Engine, "assert_into", no_engine)
+    result = trace.case_result(compiled, nw014, evaluation, judgement)
+    fired_nodes = [n for n in _walk(result) if "fired" in n and "rule" in n]
+    assert fired_nodes
+    index = {r.rule.id: r.index for r in compiled.rules}
+    for node in fired_nodes:
+        assert node["fired"] == (index[node["rule"]] in evaluation.record.fired)
+
+
+def test_one_trace_class_reads_case_organisation_and_sample_records():
+    observed = []
+    prepared = run.prepare(SAMPLE)
+    run.run(prepared, observe=lambda compiled, evaluation, *rest: observed.append((compiled.section, evaluation)))
+    sections = [section for section, _ in observed]
+    assert sections.count("rules") == len(prepared.sample.cases)
+    assert sections.count("organisation_rules") == len(prepared.sample.organisations)
+    assert sections.count("sample_rules") == 1
+    for _, evaluation in observed:
+        assert evaluation.record.complete and evaluation.record.fired == evaluation.fired
+
+
+def _walk(node):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+SAMPLE_TEST = """rules: {rules}
+tests:
+  - note: a small sample
+    sample:
+      cases:
+        - {{count: 6, provider: CRC, evidence: {{3.1.a: "no"}}}}
+        - {{count: 6, provider: NPS, evidence: {{3.1.a: "yes"}}}}
+    expect:
+      recommendations: []
+"""
+
+
+def test_coverage_reads_recorded_evaluations_and_runs_nothing_twice(tmp_path, monkeypatch):
+    path = tmp_path / "sample-test.yaml"
+    path.write_text(SAMPLE_TEST.format(rules=RULES), encoding="utf-8")
+    counted = []
+    original = evaluate.Engine.evaluate
+
+    def counting(self, compiled, *args, **kwargs):
+        counted.append(compiled.section)
+        return original(self, compiled, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate.Engine, "evaluate", counting)
+    ruletest.run_file(path)
+    without = list(counted)
+    counted.clear()
+    coverage = ruletest.Coverage()
+    ruletest.run_file(path, coverage)
+    assert counted == without  # 12 cases and the sample, evaluated once each either way
+    assert without.count("rules") == 12 and without.count("sample_rules") == 1
+    assert any(coverage.rules.values()) and coverage.conditions
+
+
+def test_coverage_counts_what_the_records_say_fired(tmp_path):
+    path = tmp_path / "case-test.yaml"
+    path.write_text(f"""rules: {RULES}
+tests:
+  - note: children at risk and not assessed
+    case: {{flags: [child_safeguarding], evidence: {{3.1.a: "no", 3.1.b: "no"}}}}
+    expect: {{findings: {{"3.1": insufficient}}}}
+""", encoding="utf-8")
+    coverage = ruletest.Coverage()
+    [outcome] = ruletest.run_file(path, coverage)
+    fired = {rule_id for (_, rule_id), was_fired in coverage.rules.items() if was_fired}
+    assert fired == set(outcome.fired)
+
+
+def test_a_case_handle_reads_its_file_only_when_asked(monkeypatch):
+    loaded = sample.load(SAMPLE)
+    handle = loaded.cases[0]
+    reads = []
+    from engine.load import source
+    original = source.load
+    monkeypatch.setattr(source, "load", lambda *a, **k: reads.append(a) or original(*a, **k))
+    assert handle.reference and handle.sha256 and handle.display  # what a handle knows without reading
+    assert not hasattr(handle, "model") and not hasattr(handle, "document")
+    assert reads == []
+    assert handle.load().model.case == handle.reference and len(reads) == 1
+
+
+def test_qi_run_reads_each_case_file_once(monkeypatch, tmp_path):
+    from engine.load import source
+    reads: dict[str, int] = {}
+    original = source.load
+
+    def counting(path, *args, **kwargs):
+        reads[str(path)] = reads.get(str(path), 0) + 1
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(source, "load", counting)
+    prepared = run.prepare(SAMPLE)
+    report = run.run(prepared)
+    case_reads = {p: n for p, n in reads.items() if "/cases/north-west-2016/cases/" in p}
+    assert len(case_reads) == report["sample"]["cases"]
+    # a case that was second-marked is read again to set its first marking beside the second
+    remarked = {m.model.case for m in prepared.sample.moderation}
+    assert remarked and len(remarked) < len(case_reads)
+    assert {n for p, n in case_reads.items() if Path(p).stem not in remarked} == {1}
+
+
+def test_the_report_is_a_typed_model_not_a_dict_with_a_hidden_spool():
+    report = run.run(run.prepare(SAMPLE))
+    assert type(report.content) is dict and not hasattr(report.content, "spool")
+    assert report.run_id == report.content["run"]["id"]
+    assert json.loads(json.dumps(report.content)) == dict(report)
+    references = [json.loads(line)["case"] for line in report.spool.lines()]
+    assert references == sorted(references) == [c["case"] for c in report["cases"]]
+
+
+def test_the_spool_gives_lines_in_case_order_whatever_order_they_came_in():
+    from engine.report.model import CaseSpool
+    import hashlib
+    spool = CaseSpool()
+    for reference in ("NW-3", "NW-1", "NW-2"):
+        spool.add(reference, f'{{"case": "{reference}"}}\n'.encode())
+    assert list(spool.lines()) == [b'{"case": "NW-1"}\n', b'{"case": "NW-2"}\n', b'{"case": "NW-3"}\n']
+    assert spool.references == ["NW-1", "NW-2", "NW-3"]
+    assert spool.sha256 == hashlib.sha256(b"".join(spool.lines())).hexdigest()
