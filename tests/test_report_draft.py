@@ -16,7 +16,7 @@ import cli
 
 from engine.base import render
 from engine.report import draft
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, walk
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_practice_examples_quote_the_notes_behind_a_finding_and_redaction_remove
     assert {e["provider"]: e["case"] for e in insufficient} == first_per_provider
     trace = next(json.loads(line) for line in (runs / "full" / "trace.jsonl").read_text().splitlines()
                  if json.loads(line)["case"] == insufficient[0]["case"])
-    notes = [e["note"] for node in _walk(trace["findings"]["3.1"]["trace"]) for e in node.get("evidence", [])]
+    notes = [e["note"] for node in walk(trace["findings"]["3.1"]["trace"]) for e in node.get("evidence", [])]
     assert insufficient[0]["note"] in notes and insufficient[0]["answer"] in ("no", "partly")
     quoted = [e["note"] for found in report["examples"].values() for e in found]
     for view in ("report.md", "report.html"):
@@ -144,16 +144,6 @@ def test_markdown_escapes_every_string_from_an_input_file(sample_copy, tmp_path)
     assert not re.search(r"(?<!\\)\]\(javascript:", markdown)  # no link: the bracket is escaped
     assert not re.search(r"(?<!\\)!(?<!\\)\[", markdown) and "<script>" not in markdown
     assert "\\[click\\](javascript:alert(1))" in markdown and "&lt;script&gt;" in markdown
-
-
-def _walk(node):
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
 
 
 def _as_written(view: str, note: str) -> str:

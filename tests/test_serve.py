@@ -115,12 +115,12 @@ def test_a_changed_run_shows_as_changed(tmp_path, store):
     copy = tmp_path / "qi.db"
     shutil.copyfile(store, copy)
     with sqlite3.connect(copy) as db:
-        db.execute("UPDATE case_results SET result = replace(result, 'insufficient', 'sufficient') "
-                   "WHERE seq = 1 AND case_ref = 'NW-014'")
+        db.execute("UPDATE findings SET value = 'sufficient' WHERE seq = 1 AND case_ref = 'NW-014' "
+                   "AND criterion = '3.1'")
     web = client(copy)
     page = web.get("/")
     assert '<td class="changed">changed</td>' in page.text and page.text.count("verified</td>") == 1
-    assert "run 1 (" in page.text  # the store's own verify message is shown
+    assert "findings_mismatch: run 1:" in page.text  # the store's own verify message is shown
     assert 'id="verify">changed<' in web.get("/runs/1").text
 
 
@@ -314,11 +314,12 @@ def test_rule_text_that_closes_the_textarea_stays_text(web):
 
 # --- the command ---------------------------------------------------------------------------------
 
-def test_serve_warns_when_asked_for_another_host_and_not_for_loopback(qi, monkeypatch, tmp_path):
+def test_serve_warns_when_asked_for_another_host_and_not_for_loopback(qi, monkeypatch, tmp_path, store):
     from engine.serve import app
 
     started = []
     monkeypatch.setattr(app, "serve", lambda *args: started.append(args))
+    shutil.copyfile(store, tmp_path / "qi.db")  # serve opens an existing store, never creates one
     local = qi("serve", "--db", tmp_path / "qi.db", "--port", "9999")
     assert local.exit_code == 0 and "warning" not in local.stderr
     assert "http://127.0.0.1:9999/" in local.stdout

@@ -117,11 +117,16 @@ class Reader:
         with self._lock:
             signature = self._signature
         store = self.store()
-        problems = store.verify() + review.verify(store)  # as qi runs verify: runs, decisions, sign-offs
+        problems: list[str] = []
         bad: dict[int, list[str]] = {}
-        for problem in problems:
-            match = re.match(r"run (\d+)\b", problem)
-            bad.setdefault(int(match.group(1)) if match else 0, []).append(problem)
+        for found in store.verify():  # as qi runs verify: runs, then decisions and sign-offs
+            text = f"{found.diagnostic.code}: {found.diagnostic.message}"
+            problems.append(text)
+            bad.setdefault(found.seq if found.seq is not None else 0, []).append(text)
+        for text in review.verify(store):
+            problems.append(text)
+            match = re.match(r"run (\d+)\b", text)
+            bad.setdefault(int(match.group(1)) if match else 0, []).append(text)
         verified = {"problems": problems, "bad": bad}
         with self._lock:
             if self._signature == signature:  # the store did not change while it was read

@@ -416,7 +416,7 @@ class Store:
         return report
 
     def case_result(self, seq: int, case_ref: str) -> dict:
-        row = self._fetch("SELECT result FROM case_results WHERE seq = ? AND case_ref = ?", (seq, case_ref))
+        row = self._fetch("SELECT CAST(result AS BLOB) FROM case_results WHERE seq = ? AND case_ref = ?", (seq, case_ref))
         if row is None:
             refs = [r for (r,) in self.connection.execute("SELECT case_ref FROM case_results WHERE seq = ?", (seq,))]
             raise InputError([Diagnostic(str(self.path), 1, 1, "unknown_case", f"run {seq} has no case {case_ref!r}",
@@ -480,7 +480,7 @@ class Store:
                                   self._verify_inflate(problem, seq, report_blob, "its report"))
             derived: set[tuple[str, str, str]] = set()
             for case_ref, blob in self.connection.execute(
-                    "SELECT case_ref, result FROM case_results WHERE seq = ? ORDER BY rowid", (seq,)):
+                    "SELECT case_ref, CAST(result AS BLOB) FROM case_results WHERE seq = ? ORDER BY rowid", (seq,)):
                 text = self._verify_inflate(problem, seq, blob, f"the result of case {case_ref!r}")
                 _chain_add(digest, case_ref, text)
                 derived |= _findings_of(case_ref, text)
