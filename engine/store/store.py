@@ -223,14 +223,7 @@ class Store:
         path = Path(path)
         if not path.exists():
             _create(path)
-        Store.open(path).close()  # identity checked read-only before anything is written
-        store = cls(path, _connect(path, read_only=False))
-        try:
-            store._migrate()
-        except BaseException:
-            store.close()
-            raise
-        return store
+        return cls.open(path, writable=True)  # identity checked read-only before anything is written
 
     def __enter__(self) -> Store:
         return self
