@@ -234,10 +234,10 @@ def _sample_rules(case_file: Path) -> str | None:
 
 def _result(compiled, case) -> dict:
     try:
-        result = pipeline.case_result(compiled, case)
+        result, found = pipeline.case_outcome(compiled, case)
     except EngineError as error:
         raise click.ClickException(f"the rules engine failed on {case.document.path}: {error}") from None
-    for warning in pipeline.not_assessed_warnings(result, case):
+    for warning in found:
         click.echo(warning.render(), err=True)
     log.info("evaluated", rules_fired=len(result["rules_fired"]), criteria=len(result["findings"]))
     return result
@@ -663,13 +663,17 @@ def rules_lint(files: tuple[Path, ...], strict: bool, output_format: str) -> Non
 @click.option("--fail-under", type=click.FloatRange(0, 100), help="Fail if rule coverage is below this %.")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the results as JUnit XML, for CI systems.")
+@click.option("--mutants", "with_mutants", is_flag=True,
+              help="Remove each rule in turn and negate each top-level condition; list mutants no test detects "
+                   "(exit 1 if a rule-removal mutant survives).")
 @format_option
 def rules_test(paths: tuple[Path, ...], show_coverage: bool, fail_under: float | None, junit_file: Path | None,
-               output_format: str) -> None:
+               with_mutants: bool, output_format: str) -> None:
     """Run rule tests (default: the bundled rules/tests): each a note, a small case or sample, and
     the findings, enablers, barriers, ratings or recommendations expected."""
     measured = ruletest.Coverage()
-    outcomes, problems = ruletest.run_all(list(paths) or [data_dir("rules") / "tests"], measured)
+    chosen = list(paths) or [data_dir("rules") / "tests"]
+    outcomes, problems = ruletest.run_all(chosen, measured)
     if junit_file is not None:
         try:
             ruletest_junit.write(outcomes, problems, junit_file)
@@ -677,16 +681,27 @@ def rules_test(paths: tuple[Path, ...], show_coverage: bool, fail_under: float |
             raise click.ClickException(f"could not write {junit_file}: {error.strerror or error}") from None
     failed = [o for o in outcomes if not o.passed]
     below = fail_under is not None and measured.rule_percent < fail_under
+    made = ruletest.mutants(chosen, checked=measured) if with_mutants and not problems else []
+    survivors = [m for m in made if m.survived]
+    removals_alive = any(m.kind == "remove" for m in survivors)
     if output_format == "json":
         _emit_json({"passed": len(outcomes) - len(failed), "failed": len(failed),
                     "tests": [{"path": o.path, "line": o.line, "note": o.note, "passed": o.passed,
                                "failures": o.failures, "rules_fired": o.fired} for o in outcomes],
                     "diagnostics": [d.as_dict() for d in diagnostics.sort(problems)],
                     "coverage": {"rules": round(measured.rule_percent, 1),
-                                 "conditions": round(measured.condition_percent, 1)}})
-        if failed or problems or below or not outcomes:
+                                 "rules_checked": (None if measured.checked_percent is None
+                                                    else round(measured.checked_percent, 1)),
+                                 "conditions": round(measured.condition_percent, 1)},
+                    **({"mutants": [m.as_dict() for m in made]} if with_mutants else {})})
+        if failed or problems or below or not outcomes or removals_alive:
             raise Failed()
         return
+    for mutant in survivors:
+        click.echo(mutant.render())
+    if with_mutants:
+        click.echo(f"mutants: {len(made)} ({sum(1 for m in made if m.kind == 'remove')} rule removals), "
+                   f"{len(survivors)} survived ({sum(1 for m in survivors if m.kind == 'remove')} rule removals)")
     for diagnostic in diagnostics.sort(problems):
         click.echo(diagnostic.render(), err=True)
     for outcome in failed:
@@ -696,7 +711,7 @@ def rules_test(paths: tuple[Path, ...], show_coverage: bool, fail_under: float |
     click.echo(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
     if below:
         click.echo(f"rule coverage {measured.rule_percent:.1f}% is below {fail_under:g}%", err=True)
-    if failed or problems or below or not outcomes:
+    if failed or problems or below or not outcomes or removals_alive:
         raise Failed()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 
 import pytest
 
@@ -32,11 +33,24 @@ def results(compiled):
     return {c.model.case: (c, pipeline.case_result(compiled, c)) for c in cases}
 
 
+def stable(text: str) -> str:
+    """What a golden compares: the text without the rule file's hash or line numbers, which change
+    with any edit to the file (a comment included) while the reasoning does not."""
+    text = re.sub(r"sha256:[0-9a-f]{8,64}", "sha256:<rule set>", text)
+    text = re.sub(r'"sha256": "[0-9a-f]{64}"', '"sha256": "<file>"', text)
+    return re.sub(r"(rules/[\w.-]+\.yaml):\d+", r"\1:<line>", text)
+
+
 def _golden(name: str, text: str) -> None:
+    """Compare with the golden file. QI_UPDATE_GOLDEN=1 rewrites a golden that differs and then
+    fails, naming it, so that an update is never a pass: review the diff and rerun."""
     path = GOLDEN / name
-    if UPDATE:
+    text = stable(text)
+    before = path.read_text(encoding="utf-8") if path.exists() else None
+    if UPDATE and before != text:
         path.write_text(text, encoding="utf-8")
-    assert path.read_text(encoding="utf-8") == text, f"{name} changed; rerun with QI_UPDATE_GOLDEN=1 if intended"
+        pytest.fail(f"{name} updated; review the diff of tests/golden/{path.name} and rerun without QI_UPDATE_GOLDEN")
+    assert before == text, f"{name} changed; rerun with QI_UPDATE_GOLDEN=1 if intended"
 
 
 @pytest.mark.parametrize("reference", sorted(EXPECTED))
@@ -78,8 +92,9 @@ def test_rule_references_carry_file_line_and_ruleset_hash(results, compiled):
     rule = result["findings"]["3.1"]["trace"]["because"][0]
     assert re.fullmatch(r"rules/hmip-qi-adult-2\.0\.yaml:\d+", rule["at"])
     line = int(rule["at"].split(":")[1])
-    assert DEFAULT_RULES.read_text().splitlines()[line - 1].strip() == f"- id: {rule['rule']}"
-    assert rule["ruleset"] == {"id": "hmip-qi-adult-2.0-default", "version": "1.0.0",
+    # a rule expanded from a criterion declaration points at the declaration
+    assert DEFAULT_RULES.read_text().splitlines()[line - 1].strip() in (f"- id: {rule['rule']}", '- criterion: "3.1"')
+    assert rule["ruleset"] == {"id": "hmip-qi-adult-2.0-default", "version": "2.0.0",
                                "sha256": compiled.loaded.sha256, "file": "rules/hmip-qi-adult-2.0.yaml"}
 
 
@@ -104,7 +119,7 @@ def test_why_not_lists_failed_conditions(qi):
     candidate = node["candidates"][0]
     assert candidate["fired"] is False and candidate["condition"]["holds"] is False
     failed = [c for c in candidate["condition"]["children"] if not c["holds"]]
-    assert failed and failed[0]["seen"]["3.1.a"] == "no"
+    assert failed and any(c.get("seen", {}).get("3.1.a") == "no" for c in walk(failed))
     assert "none of the 1 rules" in node["note"]
 
 
@@ -130,7 +145,9 @@ def test_evaluate_json_shape_and_determinism(qi):
 def test_evaluate_and_explain_work_on_every_example_case(qi, reference):
     path = SAMPLE / "cases" / f"{reference}.yaml"
     evaluated = qi("evaluate", path)
-    assert evaluated.exit_code == 0 and evaluated.stderr == ""
+    assert evaluated.exit_code == 0
+    for line in evaluated.stderr.splitlines():  # only warnings where an answer disagrees with the case context
+        assert re.search(r"\.yaml:\d+:\d+: (answered_not_expected|expected_not_applicable): warning: ", line), line
     assert f"case {reference}" in evaluated.stdout
     for criterion in ("1.1", "3.1", "5.3"):
         explained = qi("explain", path, "--criterion", criterion)
@@ -158,3 +175,26 @@ def test_golden_explanation(qi):
     text = qi("explain", SAMPLE / "cases" / "NW-014.yaml", "--criterion", "3.3").stdout
     _golden("NW-014-3.3.explain.txt", text)
     _golden("NW-014.evaluate.txt", qi("evaluate", SAMPLE / "cases" / "NW-014.yaml").stdout)
+
+
+def test_golden_survives_a_comment_edit_of_the_rule_file(tmp_path, qi):
+    """A comment added at the top of the rule file moves every line and changes its hash; the
+    explanation golden, compared through stable(), must not notice."""
+    edited = tmp_path / "rules.yaml"
+    edited.write_text("# a comment\n# and another\n" + DEFAULT_RULES.read_text(encoding="utf-8"), encoding="utf-8")
+    case = SAMPLE / "cases" / "NW-014.yaml"
+    original = qi("explain", case, "--criterion", "3.3", "--format", "json").stdout
+    moved = qi("explain", case, "--criterion", "3.3", "--rules", edited, "--format", "json").stdout
+    moved = moved.replace(str(edited), "rules/hmip-qi-adult-2.0.yaml")
+    assert moved != original  # the raw text does move ...
+    assert stable(moved) == stable(original)  # ... the golden does not
+
+
+def test_golden_update_mode_cannot_pass_by_comparing_a_file_with_itself(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "GOLDEN", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "UPDATE", True)
+    (tmp_path / "g.txt").write_text("old\n", encoding="utf-8")
+    with pytest.raises(pytest.fail.Exception, match="g.txt updated"):
+        _golden("g.txt", "new\n")
+    assert (tmp_path / "g.txt").read_text(encoding="utf-8") == "new\n"
+    _golden("g.txt", "new\n")  # unchanged: an ordinary comparison, which passes

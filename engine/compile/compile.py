@@ -27,6 +27,7 @@ from engine.base.canonical import canonical_sha256
 from engine.base.diagnostics import Diagnostic, InputError
 from engine.check import rules
 from engine.check.rules import terms
+from engine.check.rules.conditions import answers
 from engine.compile import conditions, facts
 
 CHUNK_PATTERNS = 40
@@ -124,7 +125,7 @@ def compile_rules(loaded: rules.LoadedRuleSet) -> CompiledRuleSet:
     """Compile the case rules of a loaded rule set. Raises InputError (with positions) if they
     cannot run."""
     declared = [f.id for f in loaded.rules.facts]
-    schema = facts.Schema.for_framework(loaded.framework, declared)
+    schema = facts.Schema.for_framework(loaded.framework, declared).counting(counts_read(loaded.rules.rules))
     instances = [(index, {}, conditions.lower(rule.when, schema)) for index, rule in enumerate(loaded.rules.rules)]
     return _compile(loaded, "rules", schema, instances)
 
@@ -132,10 +133,16 @@ def compile_rules(loaded: rules.LoadedRuleSet) -> CompiledRuleSet:
 def compile_organisation(loaded: rules.LoadedRuleSet) -> CompiledRuleSet:
     """Compile the rules over organisation evidence (the organisation-scoped standards)."""
     declared = [f.id for f in loaded.rules.facts]
-    schema = facts.organisation_schema(loaded.framework, declared)
+    schema = facts.organisation_schema(loaded.framework, declared).counting(counts_read(loaded.rules.organisation_rules))
     instances = [(index, {}, conditions.lower(rule.when, schema))
                  for index, rule in enumerate(loaded.rules.organisation_rules)]
     return _compile(loaded, "organisation_rules", schema, instances)
+
+
+def counts_read(section_rules) -> list[tuple]:
+    """The (items, answers) pairs that ``at_least`` conditions count, in a list of rules."""
+    return [(tuple(c.at_least.items), tuple(c.at_least.in_)) for rule in section_rules
+            for _, c in rules.walk(rule.when) if isinstance(c, answers.AtLeastCondition)]
 
 
 def sample_schema(loaded: rules.LoadedRuleSet) -> facts.Schema:

@@ -49,6 +49,24 @@ def fact_attribute(fact: str) -> str:
     return "fact_" + safe(fact)
 
 
+def count_attribute(items, answers) -> str:
+    """How many of ``items`` have one of ``answers``: a whole number from 0 to len(items)."""
+    return "n_" + "_".join(safe(i) for i in sorted(items)) + "__" + "_".join(sorted(answers))
+
+
+def count_domain(items) -> tuple:
+    return tuple(range(len(set(items)) + 1))
+
+
+def with_counts(attributes: dict, schema: "Schema") -> dict:
+    """The attributes with every count the rule set reads (``at_least`` lowers to a count, so a
+    threshold over many items stays one small test rather than a combination per subset)."""
+    counted = dict(attributes)
+    for attribute, (items, answers) in schema.counts.items():
+        counted[attribute] = sum(1 for i in items if attributes[answer_attribute(i)] in answers)
+    return counted
+
+
 @dataclasses.dataclass(frozen=True)
 class Schema:
     """The attributes of a fact and the finite domain of each, derived from a framework.
@@ -62,6 +80,15 @@ class Schema:
     words: dict[str, Callable[[Any], str | None]] = dataclasses.field(default_factory=dict)
     #: The case context fields (from the framework's vocabulary) the attributes come from, by id.
     fields: dict[str, models.ContextField] = dataclasses.field(default_factory=dict)
+    #: count attribute -> (items, answers) it counts; see :func:`with_counts`.
+    counts: dict[str, tuple] = dataclasses.field(default_factory=dict)
+
+    def counting(self, counts) -> Schema:
+        """This schema with count attributes for each (items, answers) pair."""
+        extra = {count_attribute(items, answers): (tuple(sorted(set(items))), tuple(sorted(answers)))
+                 for items, answers in counts}
+        return dataclasses.replace(self, domains={**self.domains, **{a: count_domain(i) for a, (i, _) in extra.items()}},
+                                   counts={**self.counts, **extra})
 
     @classmethod
     def for_framework(cls, framework: models.Framework, facts: list[str] = ()) -> Schema:

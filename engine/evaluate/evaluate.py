@@ -168,6 +168,7 @@ def _run_phases(compiled: CompiledRuleSet, attributes: dict, tracer: Tracer, rat
                 fire) -> Evaluation:
     if compiled.section == "sample_rules" and rate is None:
         raise ValueError("sample rules read ratings: give the rating policy (rate=)")
+    attributes = facts.with_counts(attributes, compiled.schema)
     fired: set[int] = set()
     tracer.start(compiled.section)
     try:

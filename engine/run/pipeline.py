@@ -16,8 +16,9 @@ from engine.aggregate import agreement
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
 from engine.base.resources import data_dir
 from engine.check import rules, sample
+from engine.check.rules.conditions import logic
 from engine.compile import compile as compiler
-from engine.compile import facts
+from engine.compile import conditions, facts
 from engine.evaluate import evaluate as evaluator
 from engine.judge import judge, trace, whatif
 
@@ -115,13 +116,21 @@ def case_result(compiled: compiler.CompiledRuleSet, case: sample.Loaded, observe
     """Evaluate, judge and trace one case: the dict ``qi evaluate --format json`` prints. A case
     carrying the inspector's judgements gets them beside the engine's findings (``judgements``).
     ``observe(compiled, evaluation, case)``, if given, is shown the evaluation and its record."""
+    return case_outcome(compiled, case, observe)[0]
+
+
+def case_outcome(compiled: compiler.CompiledRuleSet, case: sample.Loaded,
+                 observe=None) -> tuple[dict, list[Diagnostic]]:
+    """The case's result and its warnings: criteria not assessed (naming the expected items left
+    unanswered) and answers that disagree with what the case context expects."""
     evaluation, judgement = evaluate_case(compiled, case)
     if observe is not None:
         observe(compiled, evaluation, case)
     result = trace.case_result(compiled, case, evaluation, judgement)
     if case.model.judgements:
         result["judgements"] = judgement_rows(compiled, case.model, evaluation, judgement)
-    return result
+    expected = expectations(compiled, evaluation.fact)
+    return result, not_assessed_warnings(result, case, expected) + applicability_warnings(case, expected)
 
 
 def judgement_rows(compiled: compiler.CompiledRuleSet, model, evaluation, judgement) -> list[dict]:
@@ -144,9 +153,61 @@ def judgement_rows(compiled: compiler.CompiledRuleSet, model, evaluation, judgem
     return rows
 
 
-def not_assessed_warnings(result: dict, case: sample.Loaded) -> list[Diagnostic]:
-    """A warning for each case-scoped criterion no rule concluded on."""
-    return [case.document.diagnostic(("case",), "not_assessed",
-                                     f"no rule concluded a finding on criterion {criterion}",
-                                     "record evidence on its items, or add a rule for it", severity="warning")
-            for criterion in result["not_assessed"]]
+def expectations(compiled: compiler.CompiledRuleSet, fact: dict) -> dict[str, list[tuple[str, bool | str]]]:
+    """Per declared criterion, each counted item and whether it is expected: ``"core"`` (in every
+    case), True (the case context makes it expected), False (the context does not call for it)."""
+    found: dict[str, list[tuple[str, bool | str]]] = {}
+    for declared in compiled.ruleset.criteria:
+        rule = next((r for r in compiled.rules if r.rule.id == f"{declared.criterion}-expected-lines-assessed"), None)
+        if rule is None or not isinstance(rule.rule.when, logic.AllCondition):
+            continue
+        items = found.setdefault(declared.criterion, [])
+        for part in rule.rule.when.all:
+            if isinstance(part, logic.NotCondition):  # a core item: {not: {not_assessed: item}}
+                items.append((part.not_.not_assessed, "core"))
+            elif isinstance(part, logic.AnyCondition):  # {any: [{not: context}, {not: {not_assessed: item}}]}
+                context, assessed = part.any
+                items.append((assessed.not_.not_assessed,
+                              conditions.holds(compiled.lower(context.not_), fact)))
+    return found
+
+
+def not_assessed_warnings(result: dict, case: sample.Loaded,
+                          expected: dict[str, list[tuple[str, bool | str]]] | None = None) -> list[Diagnostic]:
+    """A warning for each case-scoped criterion no rule concluded on, naming the expected items
+    the inspector left unanswered."""
+    found = []
+    for criterion in result["not_assessed"]:
+        missing = [item for item, wanted in (expected or {}).get(criterion, [])
+                   if wanted and item not in case.model.evidence]
+        named = f": expected {', '.join(missing)} not answered" if missing else ""
+        found.append(case.document.diagnostic(("case",), "not_assessed",
+                                              f"no rule concluded a finding on criterion {criterion}{named}",
+                                              "record evidence on its items, or add a rule for it",
+                                              severity="warning"))
+    return found
+
+
+def applicability_warnings(case: sample.Loaded, expected: dict[str, list[tuple[str, bool | str]]]
+                           ) -> list[Diagnostic]:
+    """Answers that disagree with the case context, at the answer's position: not_applicable on
+    an item the context expects, or an answer on an item the context does not call for (it still
+    counts: an explicit answer is never dropped)."""
+    found = []
+    for items in expected.values():
+        for item, wanted in items:
+            entry = case.model.evidence.get(item)
+            if entry is None:
+                continue
+            at = ("evidence", item, "answer")
+            if wanted is True and entry.answer == "not_applicable":
+                found.append(case.document.diagnostic(
+                    at, "expected_not_applicable", f"{item} is answered not_applicable but the case context expects it",
+                    "check the answer, or the case's sentence, risk, MAPPA and flags", severity="warning"))
+            elif wanted is False and entry.answer != "not_applicable":
+                found.append(case.document.diagnostic(
+                    at, "answered_not_expected",
+                    f"{item} is answered {entry.answer} but the case context does not call for it (it still counts)",
+                    "if the item applies, record the context that makes it apply (sentence, MAPPA, flags)",
+                    severity="warning"))
+    return found

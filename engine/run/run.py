@@ -125,9 +125,9 @@ def judge_case(compiled: compiler.CompiledRuleSet, case, observe: Observer | Non
     """One case (a handle, read now, or a loaded case): its result encoded as a line, its
     summary, what aggregation needs of it, and its warnings — small, cheap to send from a worker."""
     loaded = case.load()
-    result = pipeline.case_result(compiled, loaded, observe)
+    result, found = pipeline.case_outcome(compiled, loaded, observe)
     record = aggregate.record(loaded.model, result, compiled.loaded.framework)
-    warnings = [d.as_dict() for d in pipeline.not_assessed_warnings(result, loaded)]
+    warnings = [d.as_dict() for d in found]
     return result["case"], encode(result), summary(result), record, warnings
 
 

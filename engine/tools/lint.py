@@ -22,7 +22,7 @@ import dataclasses
 import itertools
 
 from engine.base.diagnostics import Diagnostic, InputError
-from engine.check import rules
+from engine.check import criteria, rules
 from engine.compile import compile as compiler
 from engine.compile import conditions, facts, satisfy
 
@@ -87,8 +87,15 @@ def _coverage(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
     return found
 
 
+def _declared(compiled: compiler.CompiledRuleSet) -> set[str]:
+    """Rules expanded from criterion declarations: exclusive and satisfiable by construction
+    (engine/check/criteria.py and its tests), so the search skips them."""
+    return criteria.rule_ids(compiled.ruleset.criteria + compiled.ruleset.organisation_criteria)
+
+
 def _never_fires(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
     found = []
+    declared = _declared(compiled)
     schema = _schema_for_search(compiled)
     seen: set[int] = set()
     for rule in compiled.rules:
@@ -96,6 +103,8 @@ def _never_fires(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
         if index in seen:
             continue
         instances = [r for r in compiled.rules if r.loc == rule.loc]
+        if rule.rule.id in declared:
+            continue
         if all(witness(r.condition, schema) is None for r in instances):
             seen.add(index)
             found.append(_warning(compiled.loaded, rule.loc + ("when",), "rule_never_fires",
@@ -118,6 +127,7 @@ def _schema_for_search(compiled: compiler.CompiledRuleSet) -> facts.Schema:
 
 def _conflicts(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
     found = []
+    declared = _declared(compiled)
     schema = _schema_for_search(compiled)
     by_criterion: dict[str, list[tuple[compiler.CompiledRule, str]]] = {}
     for rule in compiled.rules:
@@ -127,6 +137,8 @@ def _conflicts(compiled: compiler.CompiledRuleSet) -> list[Diagnostic]:
     for criterion, concluding in sorted(by_criterion.items()):
         for (first, value), (second, other) in itertools.combinations(concluding, 2):
             if value == other or first.rule.priority != second.rule.priority:
+                continue
+            if first.rule.id in declared and second.rule.id in declared:
                 continue
             example = witness(conditions.all_of([first.condition, second.condition]), schema)
             if example is None:

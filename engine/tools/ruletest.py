@@ -55,6 +55,10 @@ class Expectation(models.Strict):
     not_recommendations: list[str] = Field(default_factory=list)
     organisations: dict[str, dict[str, str]] = Field(default_factory=dict,
                                                      description="Sample tests: provider -> criterion -> finding.")
+    organisation_barriers: dict[str, list[str]] = Field(
+        default_factory=dict, description="Sample tests: provider -> barriers its organisation evidence shows.")
+    organisation_enablers: dict[str, list[str]] = Field(
+        default_factory=dict, description="Sample tests: provider -> enablers its organisation evidence shows.")
 
 
 class SampleSpec(models.Strict):
@@ -86,6 +90,8 @@ class Outcome:
     line: int
     failures: list[str]
     fired: list[str]
+    #: every rule id that fired anywhere in the test (case, organisation and sample rules)
+    touched: frozenset = frozenset()
 
     @property
     def passed(self) -> bool:
@@ -104,6 +110,8 @@ class Coverage:
     conditions: dict[tuple[str, str], set] = dataclasses.field(default_factory=dict)  # (at, text) -> outcomes
     items_answered: set[str] = dataclasses.field(default_factory=set)
     items: list[str] = dataclasses.field(default_factory=list)
+    #: rules some test checks (removing the rule fails a test); None until mutants have run
+    checked: set[str] | None = None
 
     def register(self, compiled: compiler.CompiledRuleSet) -> None:
         """Count every rule of a section, so rules no test reaches show as never fired."""
@@ -137,11 +145,27 @@ class Coverage:
         both = sum(1 for seen in self.conditions.values() if len(seen) == 2)
         return 100 * both / len(self.conditions) if self.conditions else 100.0
 
+    @property
+    def checked_percent(self) -> float | None:
+        """Rules whose removal fails some test, as a percentage of all rules (None before --mutants)."""
+        if self.checked is None:
+            return None
+        ids = {rule_id for _, rule_id in self.rules}
+        return 100 * len(ids & self.checked) / len(ids) if ids else 100.0
+
     def table(self) -> str:
         fired = sum(self.rules.values())
         both = sum(1 for seen in self.conditions.values() if len(seen) == 2)
         exercised = [i for i in self.items if i in self.items_answered]
+        ids = {rule_id for _, rule_id in self.rules}
+        if self.checked is None:
+            checked_line = "rules checked:       run with --mutants (a rule is checked when removing it fails a test)"
+        else:
+            done = len(ids & self.checked)
+            checked_line = (f"rules checked:      {100 * done / len(ids) if ids else 100:5.1f}%  ({done} of {len(ids)} "
+                            "rules whose removal fails some test)")
         lines = [f"rule coverage:      {self.rule_percent:5.1f}%  ({fired} of {len(self.rules)} rules fired in some test)",
+                 checked_line,
                  f"condition coverage: {self.condition_percent:5.1f}%  ({both} of {len(self.conditions)} conditions "
                  f"seen both holding and failing)",
                  f"items exercised:    {len(exercised)} of {len(self.items)} framework items answered in tests"]
@@ -166,25 +190,51 @@ def discover(paths: list[str | os.PathLike[str]]) -> list[Path]:
     return found
 
 
+@dataclasses.dataclass(frozen=True)
+class Sections:
+    """The three compiled sections of one rule set, as the tests run them."""
+
+    cases: compiler.CompiledRuleSet
+    organisation: compiler.CompiledRuleSet
+    whole: compiler.CompiledRuleSet
+
+    @classmethod
+    def of(cls, loaded) -> Sections:
+        return cls(compiler.compile_rules(loaded), compiler.compile_organisation(loaded),
+                   compiler.compile_sample(loaded))
+
+
 def run_file(path: str | os.PathLike[str], coverage: Coverage | None = None) -> list[Outcome]:
     """Run every test in a file. Raises InputError if the file or its rule set is invalid."""
-    document, tests = load(path)
-    rules_path = (Path(path).parent / tests.rules).resolve()
+    document, tests, rules_path = _prepare(path)
     compiled = pipeline.compiled_rules(rules_path)
-    framework = compiled.loaded.framework
+    sections = Sections(compiled, compiler.compile_organisation(compiled.loaded),
+                        compiler.compile_sample(compiled.loaded))
     if coverage is not None:
-        coverage.items = coverage.items or framework.item_ids()
-        for section in (compiled, compiler.compile_organisation(compiled.loaded),
-                        compiler.compile_sample(compiled.loaded)):
+        coverage.items = coverage.items or compiled.loaded.framework.item_ids()
+        for section in (sections.cases, sections.organisation, sections.whole):
             coverage.register(section)
+    return run_tests(document, tests, rules_path, sections, coverage)
+
+
+def _prepare(path) -> tuple[source.Document, RuleTestFile, Path]:
+    document, tests = load(path)
+    return document, tests, (Path(path).parent / tests.rules).resolve()
+
+
+def run_tests(document, tests: RuleTestFile, rules_path: Path, sections: Sections,
+              coverage: Coverage | None = None, only: set[int] | None = None) -> list[Outcome]:
+    """Run the tests of one file (those numbered in ``only``, if given) on compiled sections."""
     outcomes, problems = [], []
     for index, test in enumerate(tests.tests):
+        if only is not None and index not in only:
+            continue
         at = ("tests", index)
         try:
             if test.case is not None:
-                outcomes.append(_run_case(document, compiled, test, at, coverage))
+                outcomes.append(_run_case(document, sections.cases, test, at, coverage))
             elif test.sample is not None:
-                outcomes.append(_run_sample(document, rules_path, test, at, coverage))
+                outcomes.append(_run_sample(document, rules_path, sections, test, at, coverage))
             else:
                 problems.append(document.diagnostic(at, "missing_field", "a test needs a case or a sample",
                                                     "add case: or sample:"))
@@ -240,11 +290,13 @@ def _run_case(document, compiled, test: RuleTest, at: tuple, coverage: Coverage 
     failures = _compare_findings(expect.findings, {c: f["value"] for c, f in result["findings"].items()})
     failures += _compare_ids("enabler", expect.enablers, expect.not_enablers, [e["id"] for e in result["enablers"]])
     failures += _compare_ids("barrier", expect.barriers, expect.not_barriers, [b["id"] for b in result["barriers"]])
-    return Outcome(document.path, test.note, document.where(at)[0], failures, result["rules_fired"])
+    return Outcome(document.path, test.note, document.where(at)[0], failures, result["rules_fired"],
+                   frozenset(compiled.rules[i].rule.id for i in evaluation.fired))
 
 
-def _run_sample(document, rules_path: Path, test: RuleTest, at: tuple, coverage: Coverage | None) -> Outcome:
-    compiled = pipeline.compiled_rules(rules_path)
+def _run_sample(document, rules_path: Path, sections: Sections, test: RuleTest, at: tuple,
+                coverage: Coverage | None) -> Outcome:
+    compiled = sections.cases
     framework = compiled.loaded.framework
     cases, number = [], 0
     for index, spec in enumerate(test.sample.cases):
@@ -262,9 +314,16 @@ def _run_sample(document, rules_path: Path, test: RuleTest, at: tuple, coverage:
     framework_path = frameworks.bundled()[(framework.id, framework.version)]
     loaded_sample = sample.Sample(Path(document.path).parent, Loaded(document, manifest), framework, framework_path,
                                   cases, organisations, [])
-    prepared = run.Prepared(loaded_sample, rules_path, compiled, compiler.compile_organisation(compiled.loaded),
-                            compiler.compile_sample(compiled.loaded))
+    prepared = run.Prepared(loaded_sample, rules_path, compiled, sections.organisation, sections.whole)
     report = run.run(prepared, observe=coverage.observe if coverage is not None else None)
+    touched = {r.split("[")[0] for r in report["sample_judgement"]["rules_fired"]}
+    for case in cases:
+        evaluation, _ = pipeline.evaluate_case(compiled, case)
+        touched |= {compiled.rules[i].rule.id for i in evaluation.fired}
+    for organisation in organisations:
+        evaluation = evaluator.evaluate(sections.organisation, fact_builder.organisation_attributes(
+            organisation.model, framework, sections.organisation.schema))
+        touched |= {sections.organisation.rules[i].rule.id for i in evaluation.fired}
     judged = report["sample_judgement"]
     expect = test.expect
     ratings = {(r["target"] if r["group"] == "all" else f"{r['target']}/{r['group']}"): r["band"]
@@ -280,7 +339,13 @@ def _run_sample(document, rules_path: Path, test: RuleTest, at: tuple, coverage:
     for provider, findings in expect.organisations.items():
         failures += [f"{provider}: {failure}" for failure in
                      _compare_findings(findings, organisations_found.get(provider, {}))]
-    return Outcome(document.path, test.note, document.where(at)[0], failures, judged["rules_fired"])
+    by_provider = {o["organisation"]: o for o in report["organisations"]}
+    for kind, wanted in (("barrier", expect.organisation_barriers), ("enabler", expect.organisation_enablers)):
+        for provider, ids in wanted.items():
+            present = [f["id"] for f in by_provider.get(provider, {}).get(kind + "s", [])]
+            failures += [f"{provider}: {failure}" for failure in _compare_ids(kind, ids, [], present)]
+    return Outcome(document.path, test.note, document.where(at)[0], failures, judged["rules_fired"],
+                   frozenset(touched))
 
 
 def _compare_findings(expected: dict[str, str], actual: dict[str, str]) -> list[str]:
@@ -305,3 +370,127 @@ def run_all(paths: list[str | os.PathLike[str]], coverage: Coverage | None = Non
             problems += error.diagnostics
     return outcomes, problems
 
+
+
+# --- mutation testing -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    """A rule set with one rule removed (``remove``) or one of its top-level conditions negated
+    (``negate``), and the tests that detect it: a test that passes on the rule set and fails on
+    the mutant. A mutant no test detects is a rule (or condition) no test checks."""
+
+    kind: str
+    section: str
+    rule: str
+    condition: str
+    killed_by: tuple[str, ...]
+
+    @property
+    def survived(self) -> bool:
+        return not self.killed_by
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "section": self.section, "rule": self.rule, "condition": self.condition,
+                "survived": self.survived, "killed_by": list(self.killed_by)}
+
+    def render(self) -> str:
+        what = f"rule {self.rule} removed" if self.kind == "remove" else f"rule {self.rule}: not ({self.condition})"
+        return f"survived: {what} ({self.section})"
+
+
+def _without(loaded, section: str, index: int):
+    kept = [r for i, r in enumerate(getattr(loaded.rules, section)) if i != index]
+    return dataclasses.replace(loaded, rules=loaded.rules.model_copy(update={section: kept}))
+
+
+def _negations(rule) -> list[tuple[str, Any]]:
+    """The rule with each top-level condition negated in turn (the whole condition if it is one)."""
+    from engine.check.rules.conditions import logic
+    parts = list(rule.when.all) if isinstance(rule.when, logic.AllCondition) else [rule.when]
+    variants = []
+    for index, part in enumerate(parts):
+        negated = logic.NotCondition.model_construct(not_=part)
+        when = (logic.AllCondition.model_construct(all=[*parts[:index], negated, *parts[index + 1:]])
+                if len(parts) > 1 else negated)
+        variants.append((part.describe(), rule.model_copy(update={"when": when})))
+    return variants
+
+
+def _with_rule(loaded, section: str, index: int, rule):
+    changed = list(getattr(loaded.rules, section))
+    changed[index] = rule
+    return dataclasses.replace(loaded, rules=loaded.rules.model_copy(update={section: changed}))
+
+
+def _factors(loaded) -> set:
+    """The enablers and barriers the case rules can conclude (what the sample rules read)."""
+    from engine.check import rules as language
+    return {(type(c).__name__, getattr(c, "enabler", None) or getattr(c, "barrier", None))
+            for r in loaded.rules.rules for c in r.then
+            if isinstance(c, (language.EnablerConclusion, language.BarrierConclusion))}
+
+
+def _sections_for(base: Sections, mutated, section: str) -> Sections:
+    """The mutant's sections: the mutated one compiled afresh, and the sample rules with it (they
+    read the barriers and enablers the case rules conclude)."""
+    if section == "rules":
+        return dataclasses.replace(base, cases=compiler.compile_rules(mutated), whole=compiler.compile_sample(mutated)
+                                   if _factors(mutated) != _factors(base.cases.loaded) else base.whole)
+    if section == "organisation_rules":
+        return dataclasses.replace(base, organisation=compiler.compile_organisation(mutated))
+    return dataclasses.replace(base, whole=compiler.compile_sample(mutated))
+
+
+def mutants(paths: list[str | os.PathLike[str]], negate: bool = True, checked: Coverage | None = None
+            ) -> list[Mutant]:
+    """Every mutant of the rule sets the test files name, each with the tests that detect it.
+
+    Removing a rule changes only the tests in which it fired, so only those are run again. A
+    negated condition is run against every case test and every sample test in which its rule
+    fired (a negation that would first fire inside a sample test alone is reported as surviving:
+    the report errs towards listing too many). Sample rules are only removed, not negated."""
+    files = [_prepare(path) for path in discover(paths)]
+    found: list[Mutant] = []
+    for rules_path in sorted({f[2] for f in files}):
+        group = [f for f in files if f[2] == rules_path]
+        compiled = pipeline.compiled_rules(rules_path)
+        loaded = compiled.loaded
+        base = Sections(compiled, compiler.compile_organisation(loaded), compiler.compile_sample(loaded))
+        baseline = [dict(enumerate(run_tests(doc, tests, path, base))) for doc, tests, path in group]
+
+        def detect(sections: Sections, select) -> tuple[str, ...]:
+            killed = []
+            for (doc, tests, path), before in zip(group, baseline):
+                chosen = sorted(i for i, outcome in before.items() if outcome.passed and select(tests.tests[i], outcome))
+                if not chosen:
+                    continue
+                try:
+                    after = run_tests(doc, tests, path, sections, only=set(chosen))
+                except Exception as error:  # noqa: BLE001 — a mutant that cannot even run is detected
+                    return (f"{doc.path}: the mutant cannot run ({type(error).__name__})",)
+                killed += [f"{o.path}:{o.line}" for o in after if not o.passed]
+            return tuple(killed)
+
+        for section in ("rules", "organisation_rules", "sample_rules"):
+            for index, rule in enumerate(getattr(loaded.rules, section)):
+                variants = [("remove", "", _without(loaded, section, index), rule.id)]
+                if negate and section != "sample_rules":
+                    variants += [("negate", text, _with_rule(loaded, section, index, changed), None)
+                                 for text, changed in _negations(rule)]
+                for kind, text, mutated, only_fired in variants:
+                    try:
+                        sections = _sections_for(base, mutated, section)
+                    except InputError:
+                        found.append(Mutant(kind, section, rule.id, text, ("validation",)))
+                        continue
+                    if only_fired is not None:
+                        killed = detect(sections, lambda test, outcome: rule.id in outcome.touched)
+                    else:
+                        killed = detect(sections, lambda test, outcome: test.case is not None
+                                        or rule.id in outcome.touched)
+                    found.append(Mutant(kind, section, rule.id, text, killed))
+    if checked is not None:
+        checked.checked = {m.rule for m in found if m.kind == "remove" and not m.survived}
+    return found

@@ -7,6 +7,7 @@ import dataclasses
 import os
 
 from engine.base.diagnostics import InputError
+from engine.check import criteria as declarations
 from engine.check import framework as frameworks
 from engine.check import models, validate
 from engine.check.rules.ruleset import RuleSet
@@ -38,6 +39,7 @@ def from_document(document: source.Document, framework: models.Framework | None 
                                               "a rule set has id, title, version, framework, facts and rules")])
     if framework is None:
         framework = frameworks.load(frameworks.named_by(document))
+    document = declarations.expand(document, framework)
     try:
         return LoadedRuleSet(validate.to_model(document, RuleSet, framework), document, framework)
     except InputError as error:

@@ -12,6 +12,7 @@ from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, mo
 from pydantic_core import InitErrorDetails
 
 from engine.base.diagnostics import did_you_mean
+from engine.check import criteria as declarations
 from engine.check import models
 from engine.check.models import Strict
 from engine.check.rules import form
@@ -99,6 +100,10 @@ class RuleSet(Strict):
     in_force: InForce | None = Field(default=None, description="The dates the rule set is in force.")
     description: str | None = Field(default=None, description="Notes for reviewers.")
     facts: list[FactDeclaration] = Field(default_factory=list, description="Derived facts rules may conclude and read.")
+    criteria: list[declarations.Declaration] = Field(
+        default_factory=list, description="Per-criterion declarations, expanded into counting rules over each case.")
+    organisation_criteria: list[declarations.Declaration] = Field(
+        default_factory=list, description="Per-criterion declarations for organisation-scoped criteria.")
     rules: Annotated[list[Rule], Field(min_length=1)] = Field(description="Rules over each case.")
     organisation_rules: list[Rule] = Field(default_factory=list,
                                            description="Rules over each provider's organisation evidence.")

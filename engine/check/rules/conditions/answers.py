@@ -117,6 +117,11 @@ class AtLeastCondition(_Answers):
         return f"at least {self.body.n} of {', '.join(self.body.items)} are {either(self.body.in_)}"
 
     def lower(self, low):
+        """A count attribute when the schema has it (see facts.with_counts: one small test rather
+        than one combination per subset), else every combination of n items."""
+        attribute = low.names.count_attribute(self.body.items, self.body.in_)
+        if attribute in low.schema.domains:
+            return low.test(attribute, range(self.body.n, len(set(self.body.items)) + 1))
         return low.any(low.all(chosen) for chosen in itertools.combinations(self.tests(low), self.body.n))
 
 

@@ -1,0 +1,259 @@
+"""Criterion declarations: the counting rules of a criterion, written once as data.
+
+Methodology staff declare, per criterion, which lines of enquiry it counts and how; this module
+expands each declaration into ordinary rules (and the derived fact they share) before the rule
+set is validated, so every later stage — compile, evaluate, trace, lint, rule tests — sees plain
+rules whose positions are the declaration's::
+
+    criteria:
+      - criterion: "3.1"
+        rationale: "Why these lines are key, in the framework's words."
+        core: [3.1.a, 3.1.d, 3.1.e, 3.1.f, 3.1.g, 3.1.h]     # expected in every case
+        expected_when:                                      # expected only in this context
+          3.1.i: {fact: resettlement_relevant}
+        key: [3.1.a, 3.1.d]               # a `no` makes the criterion insufficient
+        protection: [3.1.a, 3.1.h]        # `partly` or `no` is decisive where protection_when holds
+        protection_when: {fact: public_protection_priority}
+        threshold: 80                     # % of the applicable lines that must be met (yes)
+
+What the expanded rules mean (the same for every criterion, so `partly` has one meaning):
+
+* A line *applies* when it is answered anything but ``not_applicable`` — an explicit answer is
+  never dropped, whatever the context. Thresholds count applicable lines only: at least
+  ``threshold`` % of them answered ``yes``.
+* A line is *expected* when it is core, or its ``expected_when`` holds. ``<c>-expected-lines-
+  assessed`` derives ``<c>_expected_assessed`` when every expected line has an answer.
+* ``<c>-sufficient``: every expected line assessed, at least one line applies, no key line ``no``,
+  no protection line ``partly``/``no`` where protection is the priority, and the threshold met.
+* ``<c>-key-line-not-met`` / ``<c>-protection-line-not-met``: the decisive failures; they stand
+  even while other evidence is missing.
+* ``<c>-too-few-met``: the threshold cannot be met — with complete evidence, or already, even if
+  every line still missing were answered ``yes`` (an established failure stands).
+* ``<c>-not-applicable``: every expected line assessed and none applies.
+* Otherwise no rule concludes and the criterion is ``not_assessed``: missing evidence is never
+  sufficient.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError
+
+from engine.base.diagnostics import Diagnostic, InputError
+from engine.check import models
+from engine.check.models import Strict
+from engine.load import source
+
+APPLIES = ["yes", "partly", "no"]
+NOT_MET = ["partly", "no"]
+
+SECTIONS = {"criteria": ("rules", "case"), "organisation_criteria": ("organisation_rules", "organisation")}
+
+
+class Declaration(Strict):
+    """How one criterion is judged from its lines of enquiry; expanded into rules."""
+
+    criterion: str = Field(pattern=r"^[0-9]+\.[0-9]+$", description="Criterion id, quoted, e.g. \"3.1\".")
+    rationale: str = Field(min_length=1, description="Why these lines, key lines and threshold: the framework's words.")
+    core: list[str] = Field(default_factory=list, description="Lines expected in every case.")
+    expected_when: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Lines expected only when a condition on the case holds (item -> condition).")
+    key: list[str] = Field(default_factory=list, description="Lines whose `no` makes the criterion insufficient.")
+    protection: list[str] = Field(default_factory=list,
+                                  description="Lines whose `partly` or `no` is decisive where protection_when holds.")
+    protection_when: dict[str, Any] | None = Field(default=None, description="When protection is the priority.")
+    threshold: Annotated[float, Field(gt=0, le=100)] = Field(
+        description="% of the applicable lines that must be answered yes.")
+
+
+def expand(document: source.Document, framework: models.Framework) -> source.Document:
+    """The document with every criterion declaration expanded into ordinary rules and facts.
+    Raises InputError (with positions) for a declaration that is malformed."""
+    data = document.data
+    if not isinstance(data, dict) or not any(isinstance(data.get(s), list) for s in SECTIONS):
+        return document
+    data = copy.copy(data)
+    marks = dict(document.marks)
+    problems: list[Diagnostic] = []
+    facts = list(data.get("facts") or []) if isinstance(data.get("facts"), list) else data.get("facts")
+    for section, (rule_section, scope) in SECTIONS.items():
+        entries = data.get(section)
+        if not isinstance(entries, list):
+            continue
+        generated: list[dict] = []
+        origins: list[tuple] = []
+        for index, entry in enumerate(entries):
+            at = (section, index)
+            declaration = _declaration(document, entry, at, framework, scope, problems)
+            if declaration is None:
+                continue
+            made, fact = rules_for(declaration, framework)
+            generated += made
+            origins += [at] * len(made)
+            if isinstance(facts, list):
+                facts.append(fact)
+        existing = data.get(rule_section)
+        existing = list(existing) if isinstance(existing, list) else ([] if existing is None else existing)
+        if not isinstance(existing, list):
+            continue
+        start = len(existing)
+        data[rule_section] = existing + generated
+        for offset, origin in enumerate(origins):
+            marks[(rule_section, start + offset)] = document.marks.get(origin) or document.marks.get((section,))
+    if problems:
+        raise InputError(sorted(problems))
+    if isinstance(facts, list):
+        data["facts"] = facts
+    return source.Document(document.path, data, marks, document.sha256, list(document.problems))
+
+
+def rule_ids(declared: list[Declaration]) -> set[str]:
+    """The ids of the rules expanded from these declarations (each exact by construction, and
+    tested as such: lint need not search them for conflicts with one another)."""
+    return {f"{d.criterion}-{suffix}" for d in declared
+            for suffix in ("expected-lines-assessed", "sufficient", "key-line-not-met", "protection-line-not-met",
+                           "too-few-met", "not-applicable")}
+
+
+def _declaration(document, entry, at, framework, scope, problems) -> Declaration | None:
+    before = len(problems)
+    try:
+        declaration = Declaration.model_validate(entry)
+    except ValidationError as error:
+        for e in error.errors():
+            loc = at + tuple(e["loc"])
+            problems.append(document.diagnostic(loc, "invalid_declaration", e["msg"].lower(),
+                                                "see the criteria section of docs/methodology.md"))
+        return None
+    criteria = {c.id: (s.scope, [i.id for i in c.items]) for s in framework.standards for c in s.criteria}
+    if declaration.criterion not in criteria or criteria[declaration.criterion][0] != scope:
+        problems.append(document.diagnostic(at + ("criterion",), "unknown_criterion",
+                                            f"{declaration.criterion!r} is not a {scope}-scoped criterion",
+                                            f"declare {scope} criteria here"))
+        return None
+    own = criteria[declaration.criterion][1]
+    counted = declaration.core + list(declaration.expected_when)
+    for field in ("core", "expected_when", "key", "protection"):
+        values = getattr(declaration, field)
+        for position, item in enumerate(values):
+            loc = at + ((field, position) if isinstance(values, list) else (field, item))
+            if item not in own:
+                problems.append(document.diagnostic(loc, "unknown_item", f"{item!r} is not an item of criterion "
+                                                    f"{declaration.criterion}", f"items are {', '.join(own)}"))
+            elif field in ("key", "protection") and item not in counted:
+                problems.append(document.diagnostic(loc, "uncounted_item", f"{item!r} is {field} but not counted",
+                                                    "list it in core or expected_when"))
+    twice = set(declaration.core) & set(declaration.expected_when)
+    if twice or len(set(declaration.core)) != len(declaration.core):
+        problems.append(document.diagnostic(at + ("core",), "duplicate_item", "an item is counted twice",
+                                            "list each item once, in core or in expected_when"))
+    if not counted:
+        problems.append(document.diagnostic(at, "invalid_declaration", "the declaration counts no items",
+                                            "list the criterion's lines in core or expected_when"))
+    if declaration.protection and declaration.protection_when is None:
+        problems.append(document.diagnostic(at + ("protection",), "invalid_declaration",
+                                            "protection lines need protection_when",
+                                            "say when protection is the priority, e.g. {fact: ...}"))
+    return declaration if len(problems) == before else None
+
+
+def _need(threshold: float, applicable: int) -> int:
+    """Lines that must be met out of ``applicable``: the least n with n / applicable >= threshold %."""
+    n = 0
+    while n * 100 < threshold * applicable:
+        n += 1
+    return n
+
+
+def _exactly(items: list[str], answers: list[str], n: int) -> list[dict]:
+    parts = []
+    if n >= 1:
+        parts.append({"at_least": {"n": n, "items": items, "in": answers}})
+    if n < len(items):
+        parts.append({"not": {"at_least": {"n": n + 1, "items": items, "in": answers}}})
+    return parts
+
+
+def rules_for(d: Declaration, framework: models.Framework) -> tuple[list[dict], dict]:
+    """The rules (as rule-set data) and the derived fact one declaration stands for."""
+    order = {i.id: n for s in framework.standards for c in s.criteria for n, i in enumerate(c.items)}
+    items = sorted(d.core + list(d.expected_when), key=order.__getitem__)
+    c, m = d.criterion, len(items)
+    fact = "expected_assessed_" + c.replace(".", "_")
+    complete = {"fact": fact}
+    finding = lambda value: [{"finding": {"criterion": c, "value": value}}]  # noqa: E731
+    share = f"at least {d.threshold:g}% of the applicable lines met (answered yes)"
+    conditional = ", ".join(d.expected_when) or "none"
+    made: list[dict] = []
+
+    assessed = [{"not": {"not_assessed": i}} for i in d.core]
+    assessed += [{"any": [{"not": cond}, {"not": {"not_assessed": i}}]} for i, cond in d.expected_when.items()]
+    made.append({
+        "id": f"{c}-expected-lines-assessed", "title": f"{c}: every expected line of enquiry assessed",
+        "rationale": f"Lines expected in every case ({', '.join(d.core) or 'none'}) and lines the case context "
+                     f"makes expected ({conditional}) all have an answer; only then can {c} be sufficient or "
+                     "not applicable.",
+        "cites": items, "when": {"all": assessed}, "then": [{"fact": fact}]})
+
+    meets = [{"all": [*_exactly(items, APPLIES, a),
+                      {"at_least": {"n": _need(d.threshold, a), "items": items, "in": ["yes"]}}]}
+             for a in range(1, m + 1)]
+    guards: list[dict] = [complete, {"at_least": {"n": 1, "items": items, "in": APPLIES}}]
+    if d.key:
+        guards.append({"not": {"any_answer": {"items": d.key, "in": ["no"]}}})
+    if d.protection:
+        guards.append({"any": [{"not": d.protection_when},
+                               {"not": {"any_answer": {"items": d.protection, "in": NOT_MET}}}]})
+    made.append({
+        "id": f"{c}-sufficient", "title": f"{c} sufficient",
+        "rationale": f"Every expected line assessed, {share}"
+                     + (f", no key line ({', '.join(d.key)}) answered no" if d.key else "")
+                     + (f", and no protection line ({', '.join(d.protection)}) short of yes where protection is the "
+                        "priority" if d.protection else "") + ". " + d.rationale,
+        "cites": items, "when": {"all": [*guards, {"any": meets}]}, "then": finding("sufficient")})
+
+    if d.key:
+        made.append({
+            "id": f"{c}-key-line-not-met", "title": f"{c} insufficient: a key line of enquiry is not met",
+            "rationale": f"A key line ({', '.join(d.key)}) answered no makes {c} insufficient whatever else is good. "
+                         + d.rationale,
+            "cites": list(d.key), "when": {"any_answer": {"items": d.key, "in": ["no"]}},
+            "then": finding("insufficient")})
+    if d.protection:
+        made.append({
+            "id": f"{c}-protection-line-not-met",
+            "title": f"{c} insufficient: a public protection line is not fully met",
+            "rationale": f"Where protection is the priority, a protection line ({', '.join(d.protection)}) answered "
+                         f"partly or no makes {c} insufficient: partly is never enough on these lines. " + d.rationale,
+            "cites": list(d.protection),
+            "when": {"all": [d.protection_when, {"any_answer": {"items": d.protection, "in": NOT_MET}}]},
+            "then": finding("insufficient")})
+
+    fails = []
+    for k in range(m):  # k lines not applicable; even if every missing line were yes, too few are met
+        lines = m - k
+        over = lines - _need(d.threshold, lines) + 1
+        if over <= lines:
+            fails.append({"all": [*_exactly(items, ["not_applicable"], k),
+                                  {"at_least": {"n": over, "items": items, "in": NOT_MET}}]})
+    if d.expected_when:  # complete evidence: lines not expected and not answered do not apply
+        fails.append({"all": [complete, {"any": [
+            {"all": [*_exactly(items, APPLIES, a),
+                     {"at_least": {"n": a - _need(d.threshold, a) + 1, "items": items, "in": NOT_MET}}]}
+            for a in range(1, m + 1) if a - _need(d.threshold, a) + 1 <= a]}]})
+    made.append({
+        "id": f"{c}-too-few-met", "title": f"{c} insufficient: too few lines of enquiry met",
+        "rationale": f"Fewer than {d.threshold:g}% of the applicable lines are met, or can be even if every line "
+                     "still missing were answered yes: an established failure stands while other evidence is "
+                     "missing. " + d.rationale,
+        "cites": items, "when": {"any": fails}, "then": finding("insufficient")})
+
+    made.append({
+        "id": f"{c}-not-applicable", "title": f"{c} not applicable to the case",
+        "rationale": f"Every expected line of {c} was assessed and none applies: each is not applicable, or not "
+                     "expected in this case and not answered.",
+        "cites": items, "when": {"all": [complete, {"not": {"at_least": {"n": 1, "items": items, "in": APPLIES}}}]},
+        "then": finding("not_applicable")})
+    return made, {"id": fact, "description": f"Every line of enquiry expected for {c} in this case was assessed."}
