@@ -8,8 +8,10 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.compile import conditions, facts, satisfy
 from engine.evaluate import evaluate
 from engine.judge import judge, whatif
+from engine.run import pipeline
 from tests.conftest import SAMPLE
 from tests.test_agreement import COMPILED, case_attributes
 
@@ -42,14 +44,45 @@ def test_every_change_set_re_evaluates_to_its_stated_finding(attributes, criteri
 
 
 def test_what_if_from_the_command_line(qi):
-    result = qi("explain", SAMPLE / "cases" / "NW-014.yaml", "--criterion", "3.1", "--what-if", "--format", "json")
+    result = qi("explain", SAMPLE / "cases" / "NW-014.yaml", "--criterion", "3.3", "--what-if", "--format", "json")
     assert result.exit_code == 0
     alternatives = json.loads(result.stdout)
     assert alternatives and all(set(a) == {"changes", "finding"} for a in alternatives)
     assert {a["finding"] for a in alternatives} == {"sufficient"}
-    assert {"item": "3.1.a", "from": "no", "to": "yes"} in alternatives[0]["changes"]
-    text = qi("explain", SAMPLE / "cases" / "NW-014.yaml", "--criterion", "3.1", "--what-if").stdout
-    assert "3.1 would be sufficient if 3.1.a were yes or not_applicable instead of no and 3.1.b were" in text
+    # 3.3.a and 3.3.b are protection lines in this child-safeguarding case: both must change
+    assert alternatives[0]["changes"] == [{"item": "3.3.a", "from": "partly", "to": "yes"},
+                                          {"item": "3.3.b", "from": "no", "to": "yes"}]
+    text = qi("explain", SAMPLE / "cases" / "NW-014.yaml", "--criterion", "3.3", "--what-if").stdout
+    assert "3.3 would be sufficient if 3.3.a were yes or not_applicable instead of partly and 3.3.b were" in text
+    protected = qi("explain", SAMPLE / "cases" / "NW-014.yaml", "--criterion", "3.1", "--what-if").stdout
+    assert "3.1 would be sufficient only with more than 3 answers changed" in protected
+
+
+def test_a_count_is_read_from_its_items_never_chosen_freely():
+    """``at_least`` over many items lowers to a count attribute; the exact search must derive it
+    from the items' answers (kept and changed), or what-if and lint would claim impossible cases."""
+    answers = ("yes", "partly", "no", "not_applicable")
+    counts = {"n_yes": (("x", "y", "z"), ("yes",))}
+    schema = facts.Schema({facts.answer_attribute(i): answers for i in "xyz"}, counts=counts)
+    two_or_more = conditions.In("n_yes", frozenset({2, 3}), (0, 1, 2, 3))
+    found, assignment = satisfy.decide(two_or_more, schema)
+    assert found is True and sum(assignment.get(facts.answer_attribute(i)) == "yes" for i in "xyz") >= 2
+    kept = {facts.answer_attribute("x"): "no", facts.answer_attribute("y"): "no"}
+    assert satisfy.decide(two_or_more, schema, start=kept)[0] is False  # only z is left to change
+    kept_one = {facts.answer_attribute("x"): "yes"}
+    assert satisfy.decide(two_or_more, schema, start=kept_one)[0] is True
+    assert satisfy.evaluate(two_or_more, kept_one, counts) is None  # undecided while y and z are open
+
+
+def test_what_if_on_a_threshold_counts_the_answers_it_keeps():
+    """3.3 in NW-014 fails on its protection lines and its threshold; the changes listed are
+    exactly those that make it sufficient when re-evaluated (the counts include kept answers)."""
+    loaded = pipeline.load_case(SAMPLE / "cases" / "NW-014.yaml", COMPILED)
+    case = facts.case_attributes(loaded.model, COMPILED.loaded.framework, COMPILED.schema)
+    found = whatif.what_if(COMPILED, case, "3.3", _finding(case, "3.3"), ("sufficient",), conditions_of=CONDITIONS)
+    assert found.alternatives
+    for alternative in found.alternatives:
+        assert _finding(whatif.apply(case, alternative), "3.3") == "sufficient"
 
 
 def test_a_listed_change_made_in_the_case_file_gives_the_finding(qi, sample_copy):

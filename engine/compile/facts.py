@@ -27,6 +27,7 @@ def answers(framework: models.Framework) -> tuple:
     return (*framework.vocabulary.ids("answers"), NOT_ASSESSED)
 
 
+@functools.lru_cache(maxsize=4096)
 def safe(identifier: str) -> str:
     """An id as it may appear in an attribute name: ``3.1.a`` -> ``3_1_a``."""
     return re.sub(r"[^A-Za-z0-9_]", "_", identifier)

@@ -143,21 +143,22 @@ def what_if(compiled: CompiledRuleSet, attributes: dict, criterion: str, finding
     conditions_of = conditions_of or FindingConditions(compiled)
     answers = answer_attributes(compiled)
     allowed = tuple(compiled.loaded.framework.vocabulary.ids("answers"))
+    counts = compiled.schema.counts
     derived = {facts.fact_attribute(f.id) for f in compiled.ruleset.facts}
-    context = {a: v for a, v in attributes.items() if a not in answers and a not in derived}
+    context = {a: v for a, v in attributes.items() if a not in answers and a not in derived and a not in counts}
     alternatives: list[Alternative] = []
     unreachable, beyond = [], []
     for target in targets or FINDINGS:
         if target == finding:
             continue
         node = satisfy.restrict(conditions_of.finding_is(criterion, target), context)
-        items = [a for a in conditions.attributes(node) if a in answers]
+        items = [a for a in satisfy.reads(node, counts) if a in answers]
         choices = {a: tuple(v for v in allowed if v != attributes[a]) for a in items}
-        anything = facts.Schema({a: (attributes[a], *choices[a]) for a in items})
-        if node == conditions.FALSE or not _satisfiable(node, anything):
+        anything = facts.Schema({a: (attributes[a], *choices[a]) for a in items}, counts=counts)
+        if node == conditions.FALSE or _satisfiable(node, anything) is False:
             unreachable.append(target)
             continue
-        found = _smallest(node, items, choices, attributes, max_changes)
+        found = _smallest(node, items, choices, attributes, max_changes, counts)
         if not found:
             beyond.append(target)
         order = list(answers)
@@ -169,24 +170,32 @@ def what_if(compiled: CompiledRuleSet, attributes: dict, criterion: str, finding
     return WhatIf(criterion, finding, tuple(alternatives), tuple(unreachable), tuple(beyond), max_changes)
 
 
-def _satisfiable(node: conditions.Node, schema: facts.Schema) -> bool:
-    found = satisfy.witness(node, schema)
-    return found is not None and satisfy.evaluate(node, found) is True
+#: Steps of the exact search spent deciding whether a finding is reachable at all; past them the
+#: finding is searched for among change sets of up to ``max_changes`` answers (which is exact).
+DECIDE_STEPS = 5_000
 
 
-def _smallest(node, items: list[str], choices: dict, attributes: dict, max_changes: int) -> list[tuple]:
+def _satisfiable(node: conditions.Node, schema: facts.Schema, start: dict | None = None) -> bool | None:
+    """True or False when the search decides it; None when it ran out of steps."""
+    return satisfy.decide(node, schema, DECIDE_STEPS, start)[0]
+
+
+def _smallest(node, items: list[str], choices: dict, attributes: dict, max_changes: int,
+              counts: dict) -> list[tuple]:
     """Every assignment of new answers to k items (k as small as possible, at most
-    ``max_changes``) that makes ``node`` hold with every other answer kept."""
+    ``max_changes``) that makes ``node`` hold with every other answer kept. Counts read the kept
+    answers too, so the search starts from them."""
     for size in range(1, min(max_changes, len(items)) + 1):
         found = []
         for changed in itertools.combinations(items, size):
             kept = {a: attributes[a] for a in items if a not in changed}
             rest = satisfy.restrict(node, kept)
-            if rest == conditions.FALSE or not _satisfiable(rest, facts.Schema({a: choices[a] for a in changed})):
+            if rest == conditions.FALSE or _satisfiable(
+                    rest, facts.Schema({a: choices[a] for a in changed}, counts=counts), start=kept) is False:
                 continue
             for values in itertools.product(*(choices[a] for a in changed)):
                 assignment = dict(zip(changed, values))
-                if conditions.holds(rest, {**kept, **assignment}):
+                if satisfy.evaluate(rest, {**kept, **assignment}, counts) is True:
                     found.append(tuple(zip(changed, values)))
         if found:
             return found
