@@ -18,7 +18,8 @@ def test_markdown_handbook_puts_framework_text_beside_rules(qi):
     section = text[text.index("### 3.1 Assessment establishes outcome priorities"):text.index("### 3.2 ")]
     assert "#### Risk of harm to children not identified (`children-risk-not-identified`)" in section
     assert "the case is flagged child_safeguarding" in section and "any of 3.1.a, 3.1.b is no" in section
-    assert "- 3.1 is insufficient" in section and "priority 1" in section
+    assert "#### 3.1 insufficient: a public protection line is not fully met (`3.1-protection-line-not-met`)" in section
+    assert "- 3.1 is insufficient" in section and "the fact public_protection_priority holds" in section
     assert "insufficient beats sufficient" in text
     assert "Rating bands, best first: outstanding, good, requires_improvement, inadequate" in text
     assert "`band-good`" in text and "for each criterion" in text

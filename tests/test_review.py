@@ -29,17 +29,17 @@ def test_the_review_loop_end_to_end(qi, stored_run, tmp_path):
     db = stored_run
     refused = qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", db)
     assert refused.exit_code == 1
-    assert "NW-001 3.2 is open" in refused.stderr and "NW-014 3.3 is open" in refused.stderr
+    assert "NW-007 3.1 is open" in refused.stderr and "NW-014 3.3 is open" in refused.stderr
 
     assert _review(qi, db, "--case", "NW-014", "--criterion", "3.3", "--decision", "override", "--finding",
                    "sufficient", "--reason", "The restraining order manages the risk").exit_code == 0
-    assert _review(qi, db, "--case", "NW-001", "--criterion", "3.2", "--decision", "challenge", "--reason",
-                   "Check when programme suitability was assessed").exit_code == 0
+    assert _review(qi, db, "--case", "NW-007", "--criterion", "3.1", "--decision", "challenge", "--reason",
+                   "Check whether the victim's views were sought elsewhere").exit_code == 0
     still = qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", db)
-    assert still.exit_code == 1 and "NW-001 3.2 is open (challenged" in still.stderr
+    assert still.exit_code == 1 and "NW-007 3.1 is open (challenged" in still.stderr
     assert "NW-014" not in still.stderr
 
-    assert _review(qi, db, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree").exit_code == 0
+    assert _review(qi, db, "--case", "NW-007", "--criterion", "3.1", "--decision", "agree").exit_code == 0
     signed = qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", db)
     assert signed.exit_code == 0 and "signed off by QA lead" in signed.stdout
 
@@ -85,24 +85,24 @@ def test_later_decisions_supersede_and_history_stays(stored_run):
         organisation = review.record_decision(audit, 1, "organisation:NPS", "6.1", "agree", "B")
         assert review.decisions_for_run(audit, 1) == [second, organisation]
         assert review.decisions_for_run(audit, 1, history=True) == [first, second, organisation]
-        assert [i["case"] for i in review.open_items(audit, 1)] == ["NW-001"]
+        assert [i["case"] for i in review.open_items(audit, 1)] == ["NW-007"]
         with pytest.raises(review.OpenItems) as refused:
             review.signoff(audit, 1, "C")
-        assert refused.value.items[0]["criterion"] == "3.2"
+        assert refused.value.items[0]["criterion"] == "3.1"
         assert review.signoffs(audit, 1) == []
 
 
 @pytest.mark.parametrize("tamper, expected", [
     ("UPDATE decisions SET reason = 'edited' WHERE id = 1", "decision 1 (run 1, NW-014 3.3): its stored content"),
     ("UPDATE decisions SET decision = 'agree', finding = NULL WHERE id = 2", "decision 2"),
-    ("DELETE FROM decisions WHERE id = 1", "decision 2 (run 1, NW-001 3.2): the record before it is missing"),
+    ("DELETE FROM decisions WHERE id = 1", "decision 2 (run 1, NW-007 3.1): the record before it is missing"),
     ("UPDATE signoffs SET reviewer = 'someone else'", "sign-off 1"),
 ])
 def test_a_changed_or_deleted_decision_is_detected(qi, stored_run, tamper, expected):
     db = stored_run
     _review(qi, db, "--case", "NW-014", "--criterion", "3.3", "--decision", "override", "--finding", "sufficient",
             "--reason", "r")
-    _review(qi, db, "--case", "NW-001", "--criterion", "3.2", "--decision", "override", "--finding", "insufficient",
+    _review(qi, db, "--case", "NW-007", "--criterion", "3.1", "--decision", "override", "--finding", "sufficient",
             "--reason", "r")
     assert qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", db).exit_code == 0
     assert qi("runs", "verify", "--db", db).exit_code == 0

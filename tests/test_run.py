@@ -226,7 +226,7 @@ def test_explain_from_the_store_matches_explain_from_the_case_file(qi, tmp_path,
 def test_runs_show(qi, tmp_path, db):
     qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db)
     text = qi("runs", "show", "1", "--db", db)
-    assert text.exit_code == 0 and "rule set hmip-qi-adult-2.0-default 1.0.0 sha256:" in text.stdout
+    assert text.exit_code == 0 and "rule set hmip-qi-adult-2.0-default 2.0.0 sha256:" in text.stdout
     assert "cases/north-west-2016/cases/NW-001.yaml" in text.stdout
     shown = json.loads(qi("runs", "show", "1", "--db", db, "--format", "json").stdout)
     assert shown.pop("review")["decisions"] == []  # the review state, beside the stored report
@@ -331,7 +331,7 @@ def test_run_errors_clearly_when_no_rule_set_is_in_force(qi, sample_copy, tmp_pa
 def test_run_records_the_rule_set_version_used(qi, tmp_path, db):
     qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db)
     listed = json.loads(qi("runs", "list", "--db", db, "--format", "json").stdout)
-    assert listed[0]["ruleset"] == "hmip-qi-adult-2.0-default 1.0.0"
+    assert listed[0]["ruleset"] == "hmip-qi-adult-2.0-default 2.0.0"
 
 
 def test_redact_removes_notes_and_small_diversity_groups(qi, tmp_path, db):

@@ -28,14 +28,11 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from engine.aggregate import aggregate
 from engine.base.diagnostics import Diagnostic, InputError
 from engine.check import framework as frameworks
 from engine.check import models, sample, validate
 from engine.check.sample import Loaded
 from engine.compile import compile as compiler
-from engine.compile import facts as fact_builder
-from engine.evaluate import evaluate as evaluator
 from engine.judge import trace
 from engine.load import source
 from engine.run import pipeline, run
@@ -107,7 +104,7 @@ class Coverage:
     """Rules fired, conditions seen both ways and items exercised, over every test run."""
 
     rules: dict[tuple[str, str], bool] = dataclasses.field(default_factory=dict)     # (file:line, id) -> fired
-    conditions: dict[tuple[str, str], set] = dataclasses.field(default_factory=dict)  # (at, text) -> outcomes
+    conditions: dict[tuple, set] = dataclasses.field(default_factory=dict)  # (at, text, rule path) -> outcomes
     items_answered: set[str] = dataclasses.field(default_factory=set)
     items: list[str] = dataclasses.field(default_factory=list)
     #: rules some test checks (removing the rule fails a test); None until mutants have run
@@ -129,12 +126,14 @@ class Coverage:
     def add_rule(self, node: dict) -> None:
         key = (node["at"], node["rule"])
         self.rules[key] = self.rules.get(key, False) or node["fired"]
-        self._condition(node["condition"])
+        self._condition(node["condition"], (node["rule"],))
 
-    def _condition(self, node: dict) -> None:
-        self.conditions.setdefault((node["at"], node["text"]), set()).add(node["holds"])
-        for child in node.get("children", []):
-            self._condition(child)
+    def _condition(self, node: dict, path: tuple) -> None:
+        """One condition of a rule, named by its rule and place in the rule (rules expanded from
+        one criterion declaration share its position, and "this does not hold" reads alike)."""
+        self.conditions.setdefault((node["at"], node["text"], path), set()).add(node["holds"])
+        for index, child in enumerate(node.get("children", [])):
+            self._condition(child, path + (index,))
 
     @property
     def rule_percent(self) -> float:
@@ -315,15 +314,15 @@ def _run_sample(document, rules_path: Path, sections: Sections, test: RuleTest, 
     loaded_sample = sample.Sample(Path(document.path).parent, Loaded(document, manifest), framework, framework_path,
                                   cases, organisations, [])
     prepared = run.Prepared(loaded_sample, rules_path, compiled, sections.organisation, sections.whole)
-    report = run.run(prepared, observe=coverage.observe if coverage is not None else None)
-    touched = {r.split("[")[0] for r in report["sample_judgement"]["rules_fired"]}
-    for case in cases:
-        evaluation, _ = pipeline.evaluate_case(compiled, case)
-        touched |= {compiled.rules[i].rule.id for i in evaluation.fired}
-    for organisation in organisations:
-        evaluation = evaluator.evaluate(sections.organisation, fact_builder.organisation_attributes(
-            organisation.model, framework, sections.organisation.schema))
-        touched |= {sections.organisation.rules[i].rule.id for i in evaluation.fired}
+    touched: set[str] = set()
+
+    def observe(section: compiler.CompiledRuleSet, evaluation, *args, **kwargs) -> None:
+        """Each evaluation the run records: the rules it fired (and coverage, if measured)."""
+        touched.update(section.rules[i].rule.id for i in evaluation.fired)
+        if coverage is not None:
+            coverage.observe(section, evaluation, *args, **kwargs)
+
+    report = run.run(prepared, observe=observe)
     judged = report["sample_judgement"]
     expect = test.expect
     ratings = {(r["target"] if r["group"] == "all" else f"{r['target']}/{r['group']}"): r["band"]
