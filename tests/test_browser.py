@@ -84,7 +84,7 @@ def test_drill_down_opens_a_finding_trace(browser, report_html):
     row.find_element(By.CSS_SELECTOR, "details.drill > summary").click()
     trace = row.find_element(By.CSS_SELECTOR, "details.drill .trace")
     assert trace.is_displayed()
-    assert "rule children-risk-not-identified" in trace.text
+    assert "rule 3.1-key-line-not-met" in trace.text
     assert trace_text in trace.text and "NW-014.yaml:" in trace.text
 
 

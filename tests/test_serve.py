@@ -30,11 +30,11 @@ NW006_NOTE = ('note: "Risk to the former partner and the two children not consid
               '\'no concerns\'."')
 RULES = ROOT / "rules" / "hmip-qi-adult-2.0.yaml"
 TRY = "/rules/hmip-qi-adult-2.0.yaml/try"
-#: children-risk-not-identified: made decisive and turned round, it moves NW-014's 3.1 and fails rule tests.
-RULE = ('priority: 1\n    when:\n      all:\n        - flag: child_safeguarding\n'
-        '        - any_answer: {items: [3.1.a, 3.1.b], in: ["no"]}\n    then:\n'
-        '      - fact: risk_to_children_unassessed\n      - finding: {criterion: "3.1", value: insufficient}')
-TURNED = RULE.replace("priority: 1", "priority: 5").replace("value: insufficient", "value: sufficient")
+#: 3.1's declaration with its threshold raised to every applicable line: it moves NW-013's 3.1
+#: (one line partly met) and fails the rule tests that tolerate a partly on a minor line.
+RULE = ('    protection_when: {fact: public_protection_priority}\n    threshold: 66\n\n'
+        '  - criterion: "3.2"')
+TURNED = RULE.replace("threshold: 66", "threshold: 100")
 
 
 def hostile_sample(root: Path) -> Path:
@@ -105,7 +105,7 @@ def test_runs_list_shows_each_run_with_sample_rule_set_date_and_verify_status(we
     assert page.status_code == 200
     rows = re.findall(r"<tr><td><a href=\"/runs/(\d+)\">.*?</tr>", page.text, flags=re.S)
     assert rows == ["2", "1"]  # newest first
-    assert "north-west-2016" in page.text and "hmip-qi-adult-2.0-default 1.0.0" in page.text
+    assert "north-west-2016" in page.text and "hmip-qi-adult-2.0-default 2.0.0" in page.text
     assert page.text.count('<td class="verified">verified</td>') == 2
 
 
@@ -150,7 +150,7 @@ def test_case_page_has_findings_with_folded_traces_and_the_inspectors_notes(web)
     assert page.status_code == 200
     row = re.search(r'<tr id="finding-3.1">(.*?)</tr>', page.text, flags=re.S).group(1)
     assert '<td class="insufficient">insufficient</td>' in row
-    assert re.search(r"<details class=\"drill\"><summary>why</summary>.*rule children-risk-not-identified", row,
+    assert re.search(r"<details class=\"drill\"><summary>why</summary>.*rule 3.1-key-line-not-met", row,
                      flags=re.S)
     notes = re.search(r'<table id="notes">(.*?)</table>', page.text, flags=re.S).group(1)
     assert "Risk to the partner&#39;s children not considered in the OASys RoSH summary." in notes
@@ -264,7 +264,7 @@ def test_try_a_change_lints_with_line_and_column_as_qi_rules_lint_does_and_skips
     page = web.post(TRY, data={"text": broken, "sample": "cases/north-west-2016", "csrf": token(web)})
     assert page.status_code == 200
     lint = re.search(r'<ul id="lint">(.*?)</ul>', page.text, flags=re.S).group(1)
-    assert re.search(r"<code>rules/hmip-qi-adult-2.0.yaml:725:\d+</code> error <code>unknown_value</code>", lint)
+    assert re.search(r"<code>rules/hmip-qi-adult-2.0.yaml:266:\d+</code> error <code>unknown_value</code>", lint)
     assert "child_safeguardin" in lint and "qi-try-" not in page.text
     assert "the rule tests and the diff were not run" in page.text and 'id="diff"' not in page.text
     (tmp_path / "rules").mkdir()
@@ -286,10 +286,10 @@ def test_try_a_change_runs_the_rule_tests_and_shows_the_diff_without_touching_th
                                "csrf": token(web)})
     assert page.status_code == 200
     assert re.search(r'id="tests-summary" class="failed">\d+ passed, [1-9]\d* failed', page.text)
-    assert "expected 3.1 insufficient, got sufficient" in page.text
+    assert "expected 3.1 sufficient, got insufficient" in page.text
     diff = re.search(r'<div id="diff">(.*?)</div>', page.text, flags=re.S).group(1)
-    row = re.search(r"<tr><td>NW-014</td><td>3.1: (.*?)</tr>", diff, flags=re.S).group(1)
-    assert '<span class="insufficient">insufficient</span> → <span class="sufficient">sufficient</span>' in row
+    row = re.search(r"<tr><td>NW-013</td><td>3.1: (.*?)</tr>", diff, flags=re.S).group(1)
+    assert '<span class="sufficient">sufficient</span> → <span class="insufficient">insufficient</span>' in row
     assert "rules/hmip-qi-adult-2.0.yaml (your edit)" in diff
     assert {p: digest(p) for p in sorted((ROOT / "rules").rglob("*.yaml"))} == before
     assert digest(store) == store_before

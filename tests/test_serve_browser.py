@@ -48,7 +48,7 @@ def test_open_a_run_then_a_case_and_its_reasoning(browser, workspace):  # noqa: 
     trace = row.find_element(By.CSS_SELECTOR, "details.drill")
     assert note not in trace.text  # folded
     trace.find_element(By.TAG_NAME, "summary").click()
-    assert "rule children-risk-not-identified" in trace.text and note in trace.text
+    assert "rule 3.1-key-line-not-met" in trace.text and note in trace.text
     assert note in browser.find_element(By.ID, "notes").text
 
 
@@ -107,6 +107,6 @@ def test_try_a_rule_change_and_see_the_diff(browser, workspace):  # noqa: F811
     assert "failed" in browser.find_element(By.ID, "tests-summary").text
     cases = browser.find_element(By.ID, "diff-cases")
     rows = [r.text for r in cases.find_elements(By.TAG_NAME, "tr")]
-    assert any(r.startswith("NW-014 3.1: insufficient → sufficient") for r in rows), rows
+    assert any(r.startswith("NW-013 3.1: sufficient → insufficient") for r in rows), rows
     assert browser.find_element(By.ID, "text").get_property("value") == text.replace(RULE, TURNED)
     assert RULES.read_text(encoding="utf-8") == text  # the bundled rules are untouched
