@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 
+import yaml
+
 from engine.check import framework as frameworks
 from tests.conftest import ROOT
+
+RULES = ROOT / "rules" / "hmip-qi-adult-2.0.yaml"
 
 
 def test_markdown_handbook_puts_framework_text_beside_rules(qi):
@@ -43,3 +47,48 @@ def test_html_handbook_is_escaped_and_self_contained(qi, tmp_path):
     html = qi("rules", "doc", path, "--format", "html").stdout
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
     assert not re.search(r"https?://", html)
+
+
+def test_each_declared_criterion_has_its_method_in_plain_words(qi, tmp_path):
+    declared = {d["criterion"]: d for d in yaml.safe_load(RULES.read_text())["criteria"]}
+    text = qi("rules", "doc").stdout
+    for criterion, d in declared.items():
+        section = text[text.index(f"\n### {criterion} "):]
+        method = section[section.index("**Method.**"):section.index("\n\n", section.index("**Method.**") + 200)]
+        assert f"Counted in every case: {', '.join(d['core'])}." in method
+        assert f"at least {d['threshold']:g}% of the applicable lines" in method
+        for item in d.get("expected_when", {}):
+            assert f"{item} is expected where " in method
+        assert (f"a no on a key line ({', '.join(d.get('key', []))})" in method) == bool(d.get("key"))
+        assert (f"protection line ({', '.join(d.get('protection', []))})" in method) == bool(d.get("protection"))
+    edited = tmp_path / "rules.yaml"
+    edited.write_text(RULES.read_text().replace("    threshold: 66\n\n  - criterion: \"3.2\"",
+                                                "    threshold: 80\n\n  - criterion: \"3.2\"", 1))
+    changed = qi("rules", "doc", edited).stdout
+    section = changed[changed.index("\n### 3.1 "):changed.index("\n### 3.2 ")]
+    assert "at least 80% of the applicable lines" in section
+
+
+def test_the_methodology_note_table_matches_the_declarations():
+    """docs/methodology.md's per-criterion table says what the rule file declares."""
+    declared = {d["criterion"]: d for d in [*yaml.safe_load(RULES.read_text())["criteria"],
+                                            *yaml.safe_load(RULES.read_text()).get("organisation_criteria", [])]}
+    note = (ROOT / "docs" / "methodology.md").read_text()
+    rows = [line.split("|")[1:-1] for line in note.splitlines() if re.match(r"^\| \d\.\d \|", line)]
+    assert {r[0].strip() for r in rows} == set(declared)
+    for criterion, core, expected, key, protection in ([c.strip() for c in r] for r in rows):
+        d = declared[criterion]
+        assert _items(criterion, core) == d.get("core", []), criterion
+        assert [e.split(":")[0].strip() for e in expected.split(";") if e.strip()] == list(d.get("expected_when", {}))
+        assert _items(criterion, key) == d.get("key", []), criterion
+        assert _items(criterion, protection) == d.get("protection", []), criterion
+
+
+def _items(criterion: str, cell: str) -> list[str]:
+    """'3.1.a, d–h' -> ['3.1.a', '3.1.d', ..., '3.1.h']."""
+    found = []
+    for token in (t.strip() for t in cell.split(",") if t.strip()):
+        letters = token.rsplit(".", 1)[-1]
+        first, _, last = letters.partition("–")
+        found += [f"{criterion}.{chr(c)}" for c in range(ord(first), ord(last or first) + 1)]
+    return found

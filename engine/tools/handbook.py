@@ -5,8 +5,11 @@ in YAML."""
 
 from __future__ import annotations
 
+from pydantic import TypeAdapter
+
 from engine.base import render
 from engine.check import rules
+from engine.check.rules.conditions import Condition
 from engine.judge.judge import POLICY
 
 
@@ -36,8 +39,10 @@ def model(loaded: rules.LoadedRuleSet) -> dict:
             if not criteria:
                 context.append(entry)
             read |= {item for _, c in rules.walk(rule.when) for item in c.item_ids()}
+    described = {f.id: f.description for f in ruleset.facts}
+    methods = {d.criterion: _method(d, described) for d in [*ruleset.criteria, *ruleset.organisation_criteria]}
     standards = [{"id": s.id, "title": s.title, "scope": s.scope, "dimension": s.dimension,
-                  "criteria": [{"id": c.id, "title": c.title,
+                  "criteria": [{"id": c.id, "title": c.title, "method": methods.get(c.id),
                                 "items": [{"id": i.id, "text": i.text, "read": i.id in read} for i in c.items],
                                 "rules": concluding.get(c.id, [])} for c in s.criteria]}
                  for s in framework.standards]
@@ -59,6 +64,22 @@ def model(loaded: rules.LoadedRuleSet) -> dict:
                    "rules": [rule_entry(r, "sample_rules", i) for i, r in enumerate(ruleset.sample_rules)]},
         "unread_items": [i.id for i in framework.items() if i.id not in read],
     }
+
+
+def _method(declaration, facts: dict[str, str]) -> dict:
+    """A criterion declaration in plain words: what it counts, when, and what is decisive."""
+    def when(condition: dict) -> str:
+        parsed = TypeAdapter(Condition).validate_python(condition)
+        if set(condition) == {"fact"} and condition["fact"] in facts:
+            text = facts[condition["fact"]].rstrip(".")
+            return text[:1].lower() + text[1:] if text[1:2].islower() else text
+        parts = [c.describe({}) for _, c in rules.walk(parsed)]
+        return parts[0] if len(parts) == 1 else parts[0] + ": " + "; ".join(parts[1:])
+    return {"core": list(declaration.core),
+            "expected_when": [{"item": item, "when": when(c)} for item, c in declaration.expected_when.items()],
+            "key": list(declaration.key), "protection": list(declaration.protection),
+            "protection_when": when(declaration.protection_when) if declaration.protection_when else None,
+            "threshold": f"{declaration.threshold:g}", "rationale": declaration.rationale}
 
 
 def _condition(condition: rules.Form) -> dict:
