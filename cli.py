@@ -435,6 +435,10 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
             raise click.ClickException(f"could not write the reports to {out}: {error.strerror or error}; "
                                        "no run was recorded and no report was replaced") from None
     log.info("run recorded", run=summary.run_id, seq=summary.seq, cases=summary.cases)
+    shown = {w.render() for w in prepared.sample.warnings}
+    for warning in (Diagnostic(**w) for w in result["warnings"]):  # found while judging the cases
+        if warning.render() not in shown:
+            click.echo(warning.render(), err=True)
     if output_format == "json":
         _emit_json({**dataclasses.asdict(summary), "headline": _headline(result),
                     "reports": [str(out / name) for name in report.FILES]})
