@@ -28,6 +28,7 @@ class CaseRecord:
     groups: dict[str, str]          # grouping -> the case's value, e.g. {"provider": "NPS", "gender": "male"}
     findings: dict[str, str]        # criterion -> value
     factors: frozenset[tuple[str, str]]  # {("barrier", id), ("enabler", id)}
+    matched: frozenset[str] = frozenset()  # keys of the case conditions organisation rules read that hold
 
 
 def record(case: models.CaseFile, result: dict, framework: models.Framework) -> CaseRecord:

@@ -26,7 +26,7 @@ import itertools
 from engine.base.canonical import canonical_sha256
 from engine.base.diagnostics import Diagnostic, InputError
 from engine.check import rules
-from engine.check.rules import terms
+from engine.check.rules import form, terms
 from engine.check.rules.conditions import answers
 from engine.compile import conditions, facts
 
@@ -81,6 +81,10 @@ class CompiledRuleSet:
     rules: tuple[CompiledRule, ...]
     phases: tuple[tuple[Chunk, ...], ...]
     _lowered: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    #: Case rules only: the case conditions organisation rules read of the provider's cases
+    #: (``provider_cases: where``), each once, as (key, lowered on this schema); every case is
+    #: tested against them as it is judged (see :func:`cases_matched`).
+    cases_read: tuple[tuple[str, conditions.Node], ...] = ()
 
     @property
     def ruleset(self) -> rules.RuleSet:
@@ -125,24 +129,43 @@ def compile_rules(loaded: rules.LoadedRuleSet) -> CompiledRuleSet:
     """Compile the case rules of a loaded rule set. Raises InputError (with positions) if they
     cannot run."""
     declared = [f.id for f in loaded.rules.facts]
-    schema = facts.Schema.for_framework(loaded.framework, declared).counting(counts_read(loaded.rules.rules))
+    read = case_conditions(loaded)
+    schema = facts.Schema.for_framework(loaded.framework, declared).counting(
+        counts_read([rule.when for rule in loaded.rules.rules] + [condition for _, condition in read]))
     instances = [(index, {}, conditions.lower(rule.when, schema)) for index, rule in enumerate(loaded.rules.rules)]
-    return _compile(loaded, "rules", schema, instances)
+    lowered = tuple((key, conditions.lower(condition, schema)) for key, condition in read)  # adds their attributes
+    return dataclasses.replace(_compile(loaded, "rules", schema, instances), cases_read=lowered)
+
+
+def case_conditions(loaded: rules.LoadedRuleSet) -> list[tuple[str, rules.Form]]:
+    """The case conditions the organisation rules read of their provider's cases, each once, by key."""
+    found: dict[str, rules.Form] = {}
+    for rule in loaded.rules.organisation_rules:
+        for _, scope, inner in form.nested(rule.when):
+            if scope == form.CASE:
+                found.setdefault(form.condition_key(inner), inner)
+    return sorted(found.items(), key=lambda pair: pair[0])
+
+
+def cases_matched(compiled: CompiledRuleSet, fact: dict) -> frozenset[str]:
+    """The keys of the case conditions (:func:`case_conditions`) that hold on a case's final fact."""
+    return frozenset(key for key, node in compiled.cases_read if conditions.holds(node, fact))
 
 
 def compile_organisation(loaded: rules.LoadedRuleSet) -> CompiledRuleSet:
     """Compile the rules over organisation evidence (the organisation-scoped standards)."""
     declared = [f.id for f in loaded.rules.facts]
-    schema = facts.organisation_schema(loaded.framework, declared).counting(counts_read(loaded.rules.organisation_rules))
+    schema = facts.organisation_schema(loaded.framework, declared).counting(
+        counts_read([rule.when for rule in loaded.rules.organisation_rules]))
     instances = [(index, {}, conditions.lower(rule.when, schema))
                  for index, rule in enumerate(loaded.rules.organisation_rules)]
     return _compile(loaded, "organisation_rules", schema, instances)
 
 
-def counts_read(section_rules) -> list[tuple]:
-    """The (items, answers) pairs that ``at_least`` conditions count, in a list of rules."""
-    return [(tuple(c.at_least.items), tuple(c.at_least.in_)) for rule in section_rules
-            for _, c in rules.walk(rule.when) if isinstance(c, answers.AtLeastCondition)]
+def counts_read(whens) -> list[tuple]:
+    """The (items, answers) pairs that ``at_least`` conditions count, in a list of conditions."""
+    return [(tuple(c.at_least.items), tuple(c.at_least.in_)) for when in whens
+            for _, c in rules.walk(when) if isinstance(c, answers.AtLeastCondition)]
 
 
 def sample_schema(loaded: rules.LoadedRuleSet) -> facts.Schema:

@@ -195,9 +195,24 @@ def organisation_schema(framework: models.Framework, facts: list[str] = ()) -> S
                   fields={"provider": provider} if provider else {})
 
 
-def organisation_attributes(organisation: models.OrganisationFile, framework: models.Framework,
+class WithCases:
+    """An organisation's evidence with its provider's judged cases: what an organisation rule's
+    ``provider_cases`` condition reads (``provider_cases``; each case has ``reference``,
+    ``findings`` and ``matched``, the keys of the case conditions that hold on it). Everything
+    else is the organisation file's (``evidence``, ``organisation``, ``judgements``...)."""
+
+    def __init__(self, model: models.OrganisationFile, cases) -> None:
+        self.model = model
+        self.provider_cases = tuple(cases)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+
+def organisation_attributes(organisation: models.OrganisationFile | WithCases, framework: models.Framework,
                             schema: Schema | None = None) -> dict:
-    """The attributes of an organisation's evidence (with the schema's added attributes, if given)."""
+    """The attributes of an organisation's evidence (with the schema's added attributes, if given;
+    pass it :class:`WithCases` for conditions on the provider's cases to read them)."""
     attributes: dict = {"provider": organisation.organisation}
     for item_id in framework.item_ids("organisation"):
         entry = organisation.evidence.get(item_id)

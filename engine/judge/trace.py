@@ -192,6 +192,29 @@ class Trace:
         return {"key": f"{conclusion.kind}:{conclusion.id}{self.suffix}", "id": conclusion.id,
                 "text": conclusion.text, "because": [self.rule(i) for i in conclusion.rules]}
 
+    def corroboration(self) -> list[dict]:
+        """Each rule that reads evidence beyond its own subject (a condition with
+        ``Form.elsewhere``: an organisation rule over its provider's cases), whether it fired, what it
+        concludes, and each such condition with whether it held and what it saw (the cases behind
+        it): the checks a report lists, contradictions first."""
+        entries = []
+        for compiled_rule in self.compiled.rules:
+            rule = compiled_rule.rule
+            reading = [c for _, c in rules.walk(rule.when) if c.elsewhere()]
+            if not reading:
+                continue
+            view = self._view(compiled_rule.phase)
+            concludes = [{"kind": kind, "criterion": body.criterion,
+                          **({"value": body.value} if kind == "finding" else {"id": body.id, "text": body.text})}
+                         for conclusion in rule.then for kind in ("finding", "barrier", "enabler")
+                         if (body := getattr(conclusion, kind, None)) is not None]
+            entries.append({"rule": rule.id, "title": rule.title, "rationale": rule.rationale,
+                            "at": f"{self.compiled.loaded.document.path}:{compiled_rule.line}",
+                            "contradicted": compiled_rule.index in self._fired, "concludes": concludes,
+                            "checks": [{"text": c.describe(), "holds": conditions.holds(self.compiled.lower(c), view.fact),
+                                        "seen": c.seen(view)} for c in reading]})
+        return sorted(entries, key=lambda e: (not e["contradicted"], e["rule"]))
+
     def every_rule(self) -> list[dict]:
         """Every rule's node, fired or not: what coverage reads."""
         return [self.rule(index) for index in range(len(self.compiled.rules))]

@@ -331,6 +331,11 @@ def _standard(standard: dict, aggregates: dict, report: dict, columns, label, ra
             if factors:
                 section.blocks.append(f"{organisation['organisation']}:")
                 section.blocks.append(Bullets(factors))
+        for organisation in report.get("organisations", []):
+            checked = corroboration_lines(organisation)
+            if checked:
+                section.blocks.append(f"{organisation['organisation']}, checked against its own cases:")
+                section.blocks.append(Bullets(checked))
         return section
     target = aggregates["targets"].get(f"standard {standard['id']}", {})
     section.blocks.append("Cases sufficient across the standard's criteria: " + "; ".join(
@@ -404,3 +409,29 @@ def _method(report: dict) -> Section:
     section.blocks.append(
         f"Groups with fewer than {aggregates['min_group_size']} applicable cases are never compared.")
     return section
+
+
+def corroboration_lines(organisation: dict) -> list[str]:
+    """An organisation's answers checked against its provider's own cases, in words: each check,
+    contradicted or not, with the counts it read and the cases behind a contradiction."""
+    lines = []
+    for entry in organisation.get("corroboration", []):
+        concluded = [f"{c['criterion']} {words(c['value'])}" for c in entry["concludes"] if c["kind"] == "finding"]
+        for check in entry["checks"]:
+            seen = check["seen"]
+            if "judged" not in seen:
+                lines.append(f"{entry['title']}: not checked — {next(iter(seen.values()))}.")
+                continue
+            counted = (f"{seen['insufficient']} of {seen['judged']} cases counted"
+                       + (f" ({seen['percent insufficient']:g}%)" if seen["percent insufficient"] is not None else ""))
+            cases = seen["cases"] if isinstance(seen["cases"], str) else ", ".join(seen["cases"]) or "none"
+            if entry["contradicted"]:
+                lines.append(f"Contradicted — {entry['title']}: {counted} fall short ({check['text']}); cases: {cases}. "
+                             f"Finding: {', '.join(concluded) or 'none'} ({entry['rule']}).")
+            elif check["holds"] is True:
+                lines.append(f"Cases fall short, no contradiction — {entry['title']}: {counted} fall short "
+                             f"({check['text']}), but the organisation's own answers do not claim otherwise.")
+            else:
+                lines.append(f"Not contradicted — {entry['title']}: {counted} fall short; the rule set's test is: "
+                             f"{check['text']}.")
+    return lines

@@ -123,6 +123,13 @@ def case_outcome(compiled: compiler.CompiledRuleSet, case: sample.Loaded,
                  observe=None) -> tuple[dict, list[Diagnostic]]:
     """The case's result and its warnings: criteria not assessed (naming the expected items left
     unanswered) and answers that disagree with what the case context expects."""
+    result, found, _ = case_evaluated(compiled, case, observe)
+    return result, found
+
+
+def case_evaluated(compiled: compiler.CompiledRuleSet, case: sample.Loaded,
+                   observe=None) -> tuple[dict, list[Diagnostic], evaluator.Evaluation]:
+    """:func:`case_outcome` and the evaluation it came from (a sample run reads its final fact)."""
     evaluation, judgement = evaluate_case(compiled, case)
     if observe is not None:
         observe(compiled, evaluation, case)
@@ -130,7 +137,7 @@ def case_outcome(compiled: compiler.CompiledRuleSet, case: sample.Loaded,
     if case.model.judgements:
         result["judgements"] = judgement_rows(compiled, case.model, evaluation, judgement)
     expected = expectations(compiled, evaluation.fact)
-    return result, not_assessed_warnings(result, case, expected) + applicability_warnings(case, expected)
+    return result, not_assessed_warnings(result, case, expected) + applicability_warnings(case, expected), evaluation
 
 
 def judgement_rows(compiled: compiler.CompiledRuleSet, model, evaluation, judgement) -> list[dict]:

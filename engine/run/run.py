@@ -125,8 +125,9 @@ def judge_case(compiled: compiler.CompiledRuleSet, case, observe: Observer | Non
     """One case (a handle, read now, or a loaded case): its result encoded as a line, its
     summary, what aggregation needs of it, and its warnings — small, cheap to send from a worker."""
     loaded = case.load()
-    result, found = pipeline.case_outcome(compiled, loaded, observe)
-    record = aggregate.record(loaded.model, result, compiled.loaded.framework)
+    result, found, evaluation = pipeline.case_evaluated(compiled, loaded, observe)
+    record = dataclasses.replace(aggregate.record(loaded.model, result, compiled.loaded.framework),
+                                 matched=compiler.cases_matched(compiled, evaluation.fact))
     warnings = [d.as_dict() for d in found]
     return result["case"], encode(result), summary(result), record, warnings
 
@@ -187,23 +188,43 @@ def evaluate_cases(prepared: Prepared, jobs: int = 1, advance: Callable[[int], N
     return judged
 
 
-def evaluate_organisations(prepared: Prepared, observe: Observer | None = None) -> list[dict]:
-    """Each provider's organisation evidence judged on the organisation-scoped standards."""
+def evaluate_organisations(prepared: Prepared, observe: Observer | None = None,
+                           records: list[aggregate.CaseRecord] | None = None,
+                           providers: dict[str, str] | None = None) -> list[dict]:
+    """Each provider's organisation evidence judged on the organisation-scoped standards — after
+    its cases, so that organisation rules can read the provider's own case findings
+    (``provider_cases``). ``records`` are the judged cases and ``providers`` each case's provider;
+    without them, conditions on the provider's cases do not hold and say the cases were not read."""
     compiled = prepared.organisation
     framework = compiled.loaded.framework
     results = []
     for loaded in sorted(prepared.sample.organisations, key=lambda o: o.model.organisation):
-        evaluation = evaluator.evaluate(compiled, fact_builder.organisation_attributes(loaded.model, framework,
+        subject = organisation_subject(loaded, records, providers)
+        evaluation = evaluator.evaluate(compiled, fact_builder.organisation_attributes(subject.model, framework,
                                                                                      compiled.schema))
         judgement = judge.judge(compiled, evaluation)
         if observe is not None:
-            observe(compiled, evaluation, loaded)
+            observe(compiled, evaluation, subject)
+        tracer = trace.Trace(compiled, evaluation, subject)
         result = {"organisation": loaded.model.organisation, "file": loaded.document.path,
-                  "sha256": loaded.document.sha256, **trace.conclusions(compiled, loaded, evaluation, judgement)}
+                  "sha256": loaded.document.sha256,
+                  **trace.conclusions(compiled, subject, evaluation, judgement, tracer)}
+        checked = tracer.corroboration()
+        if checked:
+            result["corroboration"] = checked
         if loaded.model.judgements:
             result["judgements"] = pipeline.judgement_rows(compiled, loaded.model, evaluation, judgement)
         results.append(result)
     return results
+
+
+def organisation_subject(loaded: sample.Loaded, records: list[aggregate.CaseRecord] | None,
+                         providers: dict[str, str] | None) -> sample.Loaded:
+    """The organisation file with its provider's judged cases (in reference order), when known."""
+    if records is None or providers is None:
+        return loaded
+    own = [r for r in records if providers.get(r.reference) == loaded.model.organisation]
+    return sample.Loaded(loaded.document, fact_builder.WithCases(loaded.model, own))
 
 
 def second_markings(prepared: Prepared, case_results: list[dict]) -> list[dict]:
@@ -276,7 +297,7 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
     manifest = prepared.sample.manifest.model
     framework_document_sha = hashlib.sha256(prepared.sample.framework_path.read_bytes()).hexdigest()
     warnings = case_warnings + [w.as_dict() for w in prepared.sample.warnings]
-    organisations = evaluate_organisations(prepared, observe)
+    organisations = evaluate_organisations(prepared, observe, records, {c["case"]: c["provider"] for c in case_results})
     report = {
         "qi": {"version": tool_version()},
         "sample": {"id": manifest.id, "title": manifest.title, "area": manifest.area,

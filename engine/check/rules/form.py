@@ -19,6 +19,8 @@ module of its package, so a new form is a new file there (or a class in an exist
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Annotated, Any, ClassVar, Union
 
 from pydantic import BeforeValidator, Discriminator, Field, Tag, create_model
@@ -83,6 +85,12 @@ class Form(Strict):
         """The framework items the condition reads, each with its location below this one."""
         return []
 
+    def elsewhere(self) -> list[tuple[tuple, str, Form]]:
+        """Conditions this one reads in another scope (an organisation rule's condition on its
+        provider's cases), each with its location below this one and its scope. They are checked
+        and lowered in that scope, never walked as this rule's own (see :func:`nested`)."""
+        return []
+
     def item_ids(self) -> list[str]:
         return [item for _, item in self.items()]
 
@@ -124,6 +132,20 @@ def walk(condition: Form, loc: tuple = ()):
         yield from walk(child, loc + where)
 
 
+def nested(condition: Form, loc: tuple = ()):
+    """Every condition read in another scope anywhere in the tree: (location, scope, condition)."""
+    for where, found in walk(condition, loc):
+        for below, scope, inner in found.elsewhere():
+            yield where + below, scope, inner
+
+
+def condition_key(condition: Form) -> str:
+    """A short stable key for a condition's content (the same condition, the same key, in every
+    process): how a condition evaluated on each case is found again by the rule that reads it."""
+    text = json.dumps(condition.model_dump(mode="json", by_alias=True), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def forms(level: str) -> dict[str, type[Form]]:
     """The registered forms allowed at ``level`` (``case`` includes organisation forms: organisation
     rules share the case language and are checked for scope once the rule set is read)."""
@@ -138,6 +160,8 @@ def one_key_union(named: dict[str, type], error_type: str) -> Any:
     def key_of(value: Any) -> str | None:
         if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in named:
             return next(iter(value))
+        if isinstance(value, Form) and value.key in named:  # serialising a parsed condition
+            return value.key
         return None
 
     return Annotated[
@@ -166,4 +190,7 @@ def union(level: str, prefix: str) -> Any:
     condition = one_key_union(named, "unknown_condition")
     for cls in made:
         cls.model_rebuild(_types_namespace={"Condition": condition})
+    for cls in named.values():  # a form naming "Condition" in its body (provider_cases: where) gets this one
+        if cls not in made and not cls.__pydantic_complete__:
+            cls.model_rebuild(_types_namespace={"Condition": condition})
     return condition

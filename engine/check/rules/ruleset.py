@@ -129,8 +129,12 @@ class RuleSet(Strict):
 
 
 def facts_read(condition: form.Form, loc: tuple = ()) -> list[tuple[tuple, str]]:
-    """The derived facts a condition reads, with where each is read."""
-    return [(where + ("fact",), c.fact) for where, c in walk(condition, loc) if isinstance(c, FactCondition)]
+    """The derived facts a condition reads (in conditions read in another scope too), with where
+    each is read."""
+    found = [(where + ("fact",), c.fact) for where, c in walk(condition, loc) if isinstance(c, FactCondition)]
+    for where, _, inner in form.nested(condition, loc):
+        found += facts_read(inner, where)
+    return found
 
 
 def _identity_problems(ruleset: RuleSet) -> list[InitErrorDetails]:
@@ -165,6 +169,28 @@ def _identity_problems(ruleset: RuleSet) -> list[InitErrorDetails]:
     return problems
 
 
+def _condition_scope_problems(condition: form.Form, at: tuple, scope: str,
+                              framework: models.Framework) -> list[InitErrorDetails]:
+    """Every form of the condition allowed in ``scope`` and every item it reads of that scope;
+    a condition read in another scope (``Form.elsewhere``) checked against that scope."""
+    problems = []
+    items_allowed = set(framework.item_ids(scope))
+    for loc, found in walk(condition, at):
+        if scope not in found.levels:
+            allowed = ", ".join(form.forms(scope))
+            problems.append(problem(loc, found.key, "wrong_scope",
+                                    f"condition {found.key!r} cannot be read in {scope} rules",
+                                    f"{scope} rules read only: {allowed}"))
+        for where, item in found.items():
+            if item not in items_allowed:
+                problems.append(problem(loc + where, item, "wrong_scope",
+                                        f"item {item!r} is not judged in {scope} evidence",
+                                        f"a {scope} condition reads {scope} items only"))
+        for below, inner_scope, inner in found.elsewhere():
+            problems += _condition_scope_problems(inner, loc + below, inner_scope, framework)
+    return problems
+
+
 def _scope_problems(rule: Rule, here: tuple, scope: str, framework: models.Framework) -> list[InitErrorDetails]:
     """A case rule reads and concludes on case-scoped items and criteria; an organisation rule on
     organisation-scoped ones, with the forms allowed in organisation rules only."""
@@ -179,14 +205,7 @@ def _scope_problems(rule: Rule, here: tuple, scope: str, framework: models.Frame
 
     for index, item in enumerate(rule.cites):
         check_item(here + ("cites", index), item)
-    for loc, condition in walk(rule.when, here + ("when",)):
-        if scope not in condition.levels:
-            allowed = ", ".join(form.forms(scope))
-            problems.append(problem(loc, condition.key, "wrong_scope",
-                                    f"condition {condition.key!r} reads case context",
-                                    f"{scope} rules read only: {allowed}"))
-        for where, item in condition.items():
-            check_item(loc + where, item)
+    problems += _condition_scope_problems(rule.when, here + ("when",), scope, framework)
     criteria = {c.id for c in framework.criteria_of(scope)}
     for index, conclusion in enumerate(rule.then):
         body = getattr(conclusion, "finding", None) or getattr(conclusion, "enabler", None) \
