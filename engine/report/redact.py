@@ -13,6 +13,8 @@ Notes can identify people; a small group's figures can too ("the one woman on li
 - **lists and gaps** never name a removed group: lists of groups compared or not compared leave
   them out (with one ``[redacted]`` marker), and a gap whose highest or lowest group was removed
   loses its figure. The traces of sample conclusions are redacted the same way.
+- **organisation checks against the provider's cases** keep their counts, not the case
+  references behind them.
 - **case traces** say neither a diversity value seen nor whether a condition reading one held
   (nor whether a combination containing such a condition held).
 
@@ -85,6 +87,8 @@ def report(full: dict, diversity_fields: list[str]) -> dict:
     if "examples" in result:
         result["examples"] = {}  # practice examples quote inspectors' notes
     _scrub_sample(result.get("sample_judgement"), hidden, diversity)
+    for organisation in result.get("organisations", []):
+        _scrub_case_lists(organisation)
     _scrub(result, diversity)
     result["redacted"] = True
     return result
@@ -128,6 +132,20 @@ def _scrub_sample(node, hidden: dict[str, set[str]], diversity: set[str]) -> boo
         for value in node:
             _scrub_sample(value, hidden, diversity)
     return withheld
+
+
+def _scrub_case_lists(node) -> None:
+    """Organisation conclusions read against the provider's cases keep their counts but not the
+    case references (which would say which cases are MAPPA or child safeguarding cases)."""
+    if isinstance(node, dict):
+        seen = node.get("seen")
+        if isinstance(seen, dict) and isinstance(seen.get("cases"), list):
+            seen["cases"] = REDACTED
+        for value in node.values():
+            _scrub_case_lists(value)
+    elif isinstance(node, list):
+        for value in node:
+            _scrub_case_lists(value)
 
 
 def case_line(line: bytes, diversity_fields: list[str]) -> str:
