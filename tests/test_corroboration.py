@@ -156,7 +156,7 @@ def test_an_nps_claim_on_mappa_and_child_protection_contradicted_by_its_own_case
     seen = check["checks"][0]["seen"]
     assert check["contradicted"] is True and check["checks"][0]["holds"] is True
     assert seen["cases"] == ["K-1", "M-1", "M-2"]  # O-1 is neither MAPPA nor child safeguarding
-    assert (seen["provider cases matching"], seen["judged"], seen["insufficient"]) == (3, 3, 3)
+    assert (seen["provider cases matching"], seen["counted"], seen["falling short"]) == (3, 3, 3)
     # the trace of the finding shows the condition with the counts and cases it read
     conditions = [n for n in walk(org["findings"]["6.2"]["trace"]) if n.get("condition") == "provider_cases"]
     assert conditions and conditions[0]["holds"] is True and conditions[0]["seen"]["cases"] == ["K-1", "M-1", "M-2"]
@@ -179,7 +179,7 @@ def test_the_same_claim_with_good_cases_stays_sufficient(qi, tmp_path):
     org = organisation(run(qi, folder, tmp_path / "out"))
     assert org["findings"]["6.2"]["value"] == "sufficient" and org["findings"]["6.1"]["value"] == "sufficient"
     check = check_of(org, "6.2.e-contradicted-by-cases")
-    assert check["contradicted"] is False and check["checks"][0]["seen"]["judged"] == 3
+    assert check["contradicted"] is False and check["checks"][0]["seen"]["counted"] == 3
     assert check["checks"][0]["seen"]["cases"] == []
     md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
     assert "Not contradicted — Support on MAPPA and child protection checked against the provider's cases: " \
@@ -209,7 +209,7 @@ def test_redaction_keeps_the_counts_and_hides_the_cases(qi, tmp_path):
     report = run(qi, folder, tmp_path / "out", "--redact")
     org = organisation(report)
     seen = check_of(org, "6.2.e-contradicted-by-cases")["checks"][0]["seen"]
-    assert seen["cases"] == "[redacted]" and seen["insufficient"] == 3
+    assert seen["cases"] == "[redacted]" and seen["falling short"] == 3
     assert all(n["seen"].get("cases") in (None, "[redacted]") for n in walk(org) if isinstance(n.get("seen"), dict))
     for name in ("report.md", "report.html"):
         text = (tmp_path / "out" / name).read_text(encoding="utf-8")

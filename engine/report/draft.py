@@ -419,11 +419,11 @@ def corroboration_lines(organisation: dict) -> list[str]:
         concluded = [f"{c['criterion']} {words(c['value'])}" for c in entry["concludes"] if c["kind"] == "finding"]
         for check in entry["checks"]:
             seen = check["seen"]
-            if "judged" not in seen:
+            if "counted" not in seen:
                 lines.append(f"{entry['title']}: not checked — {next(iter(seen.values()))}.")
                 continue
-            counted = (f"{seen['insufficient']} of {seen['judged']} cases counted"
-                       + (f" ({seen['percent insufficient']:g}%)" if seen["percent insufficient"] is not None else ""))
+            counted = (f"{seen['falling short']} of {seen['counted']} cases counted"
+                       + (f" ({seen['percent falling short']:g}%)" if seen["percent falling short"] is not None else ""))
             cases = seen["cases"] if isinstance(seen["cases"], str) else ", ".join(seen["cases"]) or "none"
             if entry["contradicted"]:
                 lines.append(f"Contradicted — {entry['title']}: {counted} fall short ({check['text']}); cases: {cases}. "

@@ -134,6 +134,6 @@ class ProviderCasesCondition(Form):
         if found is None:
             return {"provider cases": "not read: organisation evidence judged without its provider's cases "
                                       "(judged in a sample run only)"}
-        return {"provider cases matching": found["matching"], "judged": found["judged"],
-                "insufficient": found["insufficient"], "percent insufficient": found["percent"],
+        return {"provider cases matching": found["matching"], "counted": found["judged"],
+                "falling short": found["insufficient"], "percent falling short": found["percent"],
                 "cases": found["cases"]}
