@@ -206,6 +206,8 @@ class WithCases:
         self.provider_cases = tuple(cases)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "model":  # not set yet (a copy being made): never recurse
+            raise AttributeError(name)
         return getattr(self.model, name)
 
 

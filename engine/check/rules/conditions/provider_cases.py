@@ -29,9 +29,9 @@ from typing import Annotated, ClassVar
 
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
+from engine.check import models
 from engine.check.models import Strict
 from engine.check.rules.form import CASE, ORGANISATION, Form, as_list, condition_key, either, one_or_many, problem
-from engine.check import models
 
 #: A criterion judged case by case (the form reads case findings).
 CaseCriterion = Annotated[str, models.criterion_of_scope(CASE), Field(json_schema_extra={"x-vocabulary": "criteria."})]
@@ -43,7 +43,8 @@ class CasesTest(Strict):
     insufficient_on: one_or_many(CaseCriterion) | None = Field(
         default=None, description="Case criteria; a case counts against the organisation when one of them is "
         "insufficient (cases judged on none of them are left out).")
-    failing: Annotated[list["Condition"], BeforeValidator(as_list), Field(max_length=1)] = Field(
+    failing: Annotated[list["Condition"], BeforeValidator(as_list),
+                       Field(max_length=1, json_schema_extra={"x-one-or-many": True})] = Field(
         default_factory=list, description="Or a case condition: a case counts against the organisation when it holds.")
     at_least: float = Field(gt=0, le=100, description="% of the cases counted that must count against it.")
     min_cases: int = Field(default=1, ge=1, description="Fewest cases counted for the condition to hold.")
