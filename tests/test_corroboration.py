@@ -257,3 +257,18 @@ def test_organisation_rules_read_nothing_without_the_cases(tmp_path):
     check = next(e for e in tracer.corroboration() if e["rule"] == "6.2.e-contradicted-by-cases")
     assert check["contradicted"] is False and check["checks"][0]["holds"] is False
     assert "not read" in check["checks"][0]["seen"]["provider cases"]
+
+
+def test_cases_judged_in_worker_processes_are_read_the_same(qi, tmp_path):
+    """Which cases a rule's case condition holds on is worked out where each case is judged (in a
+    worker with --jobs): the report is the same as in one process."""
+    cases = [(f"M-{i:02}", "mappa", FAIL_31) for i in range(20)] + [(f"K-{i:02}", "child", GOOD_31) for i in range(17)]
+    folder = sample(tmp_path / "s", cases + [(f"O-{i:02}", "none", FAIL_31) for i in range(17)])  # over 50: in workers
+    one = run(qi, folder, tmp_path / "one")
+    two = run(qi, folder, tmp_path / "two", "--jobs", "2")
+    for report in (one, two):
+        report.pop("run")
+        report.pop("store", None)
+    assert one == two
+    seen = check_of(organisation(two), "6.2.e-contradicted-by-cases")["checks"][0]["seen"]
+    assert (seen["counted"], seen["cases"]) == (37, [f"M-{i:02}" for i in range(20)])
