@@ -182,8 +182,8 @@ def test_the_same_claim_with_good_cases_stays_sufficient(qi, tmp_path):
     assert check["contradicted"] is False and check["checks"][0]["seen"]["counted"] == 3
     assert check["checks"][0]["seen"]["cases"] == []
     md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
-    assert "Not contradicted — Support on MAPPA and child protection checked against the provider's cases: " \
-           "0 of 3 cases counted (0%) fall short" in md
+    assert "Not contradicted by the rule set's test — Support on MAPPA and child protection checked against the " \
+           "provider's cases: 0 of 3 cases counted (0%) fall short" in md
 
 
 @pytest.mark.parametrize("failing, good, value", [(1, 2, "sufficient"), (2, 2, "insufficient"), (2, 0, "sufficient")])

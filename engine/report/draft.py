@@ -432,6 +432,6 @@ def corroboration_lines(organisation: dict) -> list[str]:
                 lines.append(f"Cases fall short, no contradiction — {entry['title']}: {counted} fall short "
                              f"({check['text']}), but the organisation's own answers do not claim otherwise.")
             else:
-                lines.append(f"Not contradicted — {entry['title']}: {counted} fall short; the rule set's test is: "
-                             f"{check['text']}.")
+                lines.append(f"Not contradicted by the rule set's test — {entry['title']}: {counted} fall short; "
+                             f"the test is: {check['text']}.")
     return lines
