@@ -21,7 +21,7 @@ def model(loaded: rules.LoadedRuleSet) -> dict:
 
     def rule_entry(rule, section: str, index: int) -> dict:
         return {"id": rule.id, "title": rule.title, "rationale": rule.rationale,
-                "at": f"{path}:{loaded.document.where((section, index))[0]}",
+                "at": loaded.document.at((section, index)),
                 "priority": rule.priority, "cites": list(rule.cites),
                 "for_each": list(getattr(rule, "for_each", [])),
                 "when": _condition(rule.when), "then": [_conclusion(c) for c in rule.then]}
