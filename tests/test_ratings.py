@@ -119,6 +119,8 @@ def test_banded_run_has_bands_and_says_how_they_were_derived_in_every_view(runs)
     assert ratings[("standard 3", "all")] in scheme["bands"] and ratings[("3.1", "CRC")] in scheme["bands"]
     for view in ("stdout", "md", "html", "docx"):
         assert f"Ratings: {method}" in _flat(run[view]), view
+    key_facts, method_section = run["md"].split("## Recommendations")[0], run["md"].split("## How these findings")[1]
+    assert f"Ratings: {method}" in _flat(key_facts) and f"Ratings: {method}" in _flat(method_section)
     band = ratings[("standard 3", "all")].replace("_", " ")
     row = next(line for line in run["stdout"].splitlines() if line.startswith("  3 "))
     assert band in row
