@@ -148,4 +148,4 @@ def test_every_sample_rule_instance_is_compiled():
                      for b in bindings]
     labels = [r.label for r in COMPILED.rules]
     assert sorted(labels) == sorted(expected) and len(set(labels)) == len(labels)
-    assert "provider-band-good[criterion=3.1,provider=CRC]" in labels and "provider-behind-on-criterion[criterion=1.1]" in labels
+    assert "improve-risk-of-harm-assessment[provider=CRC]" in labels and "provider-behind-on-criterion[criterion=1.1]" in labels
