@@ -24,6 +24,7 @@ from engine.check import sample as samples
 from engine.evaluate.evaluate import EngineError
 from engine.judge import whatif
 from engine.judge.judge import SEVERITY
+from engine.report import ratings as rating_views
 from engine.report import report, views
 from engine.run import pipeline, run
 from engine.report import redact as redactor
@@ -441,7 +442,7 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
             click.echo(warning.render(), err=True)
     if output_format == "json":
         _emit_json({**dataclasses.asdict(summary), "headline": _headline(result),
-                    "reports": [str(out / name) for name in report.FILES]})
+                    "rating_method": rating_views.method(result), "reports": [str(out / name) for name in report.FILES]})
         return
     click.echo(f"run {summary.run_id} (#{summary.seq}): {summary.cases} cases, sample {summary.sample_id}, "
                f"rule set {summary.ruleset}; store head {summary.head}")
@@ -451,17 +452,21 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
 
 
 def _headline(result: dict) -> list[dict]:
-    """Per case-scoped standard, overall and per provider: % sufficient and the rating concluded."""
-    ratings = {(r["target"], r["group"]): r["band"] for r in result["sample_judgement"]["ratings"]}
+    """Per case-scoped standard, overall and per provider: % sufficient with its interval (where
+    computed) and, only when the rule set issues bands, the rating as shown (band or why none)."""
+    shown = rating_views.cells(result)
     rows = []
     for standard in result["standards"]:
         if standard["scope"] != "case":
             continue
         target = f"standard {standard['id']}"
         groups = result["aggregates"]["targets"][target]["groups"]
-        rows.append({"standard": standard["id"], "title": standard["title"], "groups": {
-            name: {"percent": groups.get(key, {}).get("percent"), "rating": ratings.get((target, name))}
-            for key, name in [("all", "all")] + [(f"provider:{p}", p) for p in result["sample"]["providers"]]}})
+        cells = {}
+        for key, name in [("all", "all")] + [(f"provider:{p}", p) for p in result["sample"]["providers"]]:
+            cells[name] = {"percent": groups.get(key, {}).get("percent"), "interval": groups.get(key, {}).get("interval")}
+            if shown:
+                cells[name]["rating"] = rating_views.cell(shown, target, key) or None
+        rows.append({"standard": standard["id"], "title": standard["title"], "groups": cells})
     return rows
 
 

@@ -23,15 +23,18 @@ def changed(tmp_path):
     return write
 
 
-def test_changed_rating_threshold_moves_only_the_ratings_in_the_band(qi, changed):
+def test_changed_rating_threshold_moves_only_the_ratings_in_the_band(qi, tmp_path):
+    """On the banded rule set (bands are an option; it extends the default, copied beside it)."""
+    banded = ROOT / "rules" / "hmip-qi-adult-2.0-banded.yaml"
+    (tmp_path / DEFAULT.name).write_text(TEXT, encoding="utf-8")
     good = "    when: {percent_sufficient: {at_least: 65, below: 80}}\n    then: [{rating: {band: good}}]"
-    path = changed(good, good.replace("at_least: 65", "at_least: 60"))
-    path.write_text(path.read_text().replace(
+    path = tmp_path / "changed.yaml"
+    path.write_text(banded.read_text().replace(good, good.replace("at_least: 65", "at_least: 60"), 1).replace(
         "    when: {percent_sufficient: {at_least: 50, below: 65}}\n    then: [{rating: {band: requires_improvement}}]",
         "    when: {percent_sufficient: {at_least: 50, below: 60}}\n    then: [{rating: {band: requires_improvement}}]",
         1))
-    result = json.loads(qi("rules", "diff", DEFAULT, path, "--sample", SAMPLE, "--format", "json").stdout)
-    baseline = json.loads(qi("rules", "diff", DEFAULT, DEFAULT, "--sample", SAMPLE, "--format", "json").stdout)
+    result = json.loads(qi("rules", "diff", banded, path, "--sample", SAMPLE, "--format", "json").stdout)
+    baseline = json.loads(qi("rules", "diff", banded, banded, "--sample", SAMPLE, "--format", "json").stdout)
     assert baseline["ratings"] == []
     # independently: criteria whose overall % is in [60, 65) move from requires improvement to good
     report = _report(qi, DEFAULT)

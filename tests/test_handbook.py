@@ -25,8 +25,18 @@ def test_markdown_handbook_puts_framework_text_beside_rules(qi):
     assert "#### 3.1 insufficient: a public protection line is not fully met (`3.1-protection-line-not-met`)" in section
     assert "- 3.1 is insufficient" in section and "the fact public_protection_priority holds" in section
     assert "insufficient beats sufficient" in text
+    assert "Rating bands" not in text and "`band-good`" not in text  # the default rule set issues no bands
+
+
+def test_banded_handbook_lists_bands_and_how_they_are_derived(qi):
+    banded = ROOT / "rules" / "hmip-qi-adult-2.0-banded.yaml"
+    result = qi("rules", "doc", banded)
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
     assert "Rating bands, best first: outstanding, good, requires_improvement, inadequate" in text
     assert "`band-good`" in text and "for each criterion" in text
+    assert "How the bands are derived: Bands are a methodology choice" in text
+    assert "fewer than 5 applicable cases is not rated" in text
 
 
 def test_items_no_rule_reads_are_listed(qi, tmp_path):

@@ -18,7 +18,8 @@ CASE_RULES = DEFAULT.split("\nsample:\n")[0]  # the case and organisation rules,
 
 @pytest.fixture
 def sample_run(tmp_path):
-    def build(sample_rules: str, settings_yaml: str = "sample:\n  bands: [good, poor]\n") -> dict:
+    def build(sample_rules: str,
+              settings_yaml: str = "sample:\n  bands: [good, poor]\n  rating_method: by % sufficient\n") -> dict:
         path = tmp_path / "rules.yaml"
         path.write_text(CASE_RULES + "\n" + settings_yaml + "sample_rules:\n" + sample_rules, encoding="utf-8")
         return run.run(run.prepare(SAMPLE, path))["sample_judgement"]
@@ -90,7 +91,7 @@ def test_sample_facts_chain(sample_run):
     from pathlib import Path
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "rules.yaml"
-        path.write_text(path_text + "\nsample:\n  bands: [good]\nsample_rules:\n" + text, encoding="utf-8")
+        path.write_text(path_text + "\nsample:\n  bands: [good]\n  rating_method: by % sufficient\nsample_rules:\n" + text, encoding="utf-8")
         judgement = run.run(run.prepare(SAMPLE, path))["sample_judgement"]
     assert [e["id"] for e in judgement["enablers"]] == ["uses-fact"]
     assert judgement["rules_fired"] == ["derive", "use"]
@@ -148,4 +149,4 @@ def test_every_sample_rule_instance_is_compiled():
                      for b in bindings]
     labels = [r.label for r in COMPILED.rules]
     assert sorted(labels) == sorted(expected) and len(set(labels)) == len(labels)
-    assert "provider-band-good[criterion=3.1,provider=CRC]" in labels and "provider-behind-on-criterion[criterion=1.1]" in labels
+    assert "improve-risk-of-harm-assessment[provider=CRC]" in labels and "provider-behind-on-criterion[criterion=1.1]" in labels

@@ -25,6 +25,7 @@ _SIGNATURES: list[tuple[str, str]] = [
     ("ruletests", "tests"),
     ("profile", "reference_prefix"),
     ("rules", "rules"),
+    ("rules", "extends"),
     ("case", "case"),
     ("organisation", "organisation"),
     ("framework", "standards"),

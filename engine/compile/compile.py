@@ -95,8 +95,7 @@ class CompiledRuleSet:
         cached, since every case's trace repeats it."""
         key = ("static", id(condition), loc)
         if key not in self._lowered:
-            line = self.loaded.document.where(loc)[0]
-            self._lowered[key] = (condition.key, condition.describe(), f"{self.loaded.document.path}:{line}",
+            self._lowered[key] = (condition.key, condition.describe(), self.loaded.document.at(loc),
                                   condition.item_ids())
         return self._lowered[key]
 

@@ -172,6 +172,33 @@ def judge_sample(compiled: CompiledRuleSet, evaluation: Evaluation) -> SampleJud
                            tuple(grouped["barrier"]))
 
 
+def rating_scheme(settings, ratings: tuple[Rating, ...], targets: dict) -> dict | None:
+    """How the run rates, for every view to show beside its bands: the bands, the rule set's own
+    words on how they are derived, and each target and group (all cases, each provider) left
+    unrated, with why — fewer applicable cases than ``min_group_size``, or no criterion of a
+    standard rated. None when the rule set issues no bands (its reports give percentages only)."""
+    method = settings.method_text()
+    if method is None:
+        return None
+    rated = {(r.target, r.group) for r in ratings}
+    unrated = []
+    for key, target in targets.items():
+        for group_key, figures in target["groups"].items():
+            if group_key != facts.ALL and not group_key.startswith("provider:"):
+                continue
+            group = group_key.split(":", 1)[-1]
+            if (key, group) in rated:
+                continue
+            applicable = figures.get("applicable", 0)
+            if target["kind"] == "criterion":
+                why = ("too_few_cases" if applicable < settings.min_group_size else "no_rule_rated")
+            else:
+                why = "no_criterion_rated"
+            unrated.append({"target": key, "group": group, "applicable": applicable, "why": why})
+    return {"bands": list(settings.bands), "method": method, "min_group_size": settings.min_group_size,
+            "unrated": unrated}
+
+
 def rating_of(concluded: list[tuple[int, str]], order: list[str]) -> str:
     """The rating policy: the highest priority counts, then the worst band (bands are listed best
     first); unrated when no rule rated the target. Evaluation of sample rules is given this policy,

@@ -101,7 +101,7 @@ class Trace:
             if self.sample:
                 node["instance"] = compiled_rule.bindings
             node.update({"title": rule.title, "rationale": rule.rationale,
-                         "at": f"{self.compiled.loaded.document.path}:{compiled_rule.line}",
+                         "at": self.compiled.loaded.document.at(compiled_rule.loc),
                          "ruleset": self.ruleset_ref(), "priority": rule.priority})
             if not self.sample:
                 node["cites"] = list(rule.cites)
@@ -239,7 +239,7 @@ def _static_tree(compiled: CompiledRuleSet, compiled_rule: CompiledRule) -> _Sta
 def _static(compiled: CompiledRuleSet, compiled_rule: CompiledRule, condition, loc: tuple) -> _Static:
     if compiled.section == "sample_rules":
         kind, text = condition.key, condition.describe(compiled_rule.bindings)
-        at = f"{compiled.loaded.document.path}:{compiled.loaded.document.where(loc)[0]}"
+        at = compiled.loaded.document.at(loc)
         items: tuple = ()
     else:
         kind, text, at, items = compiled.static(condition, loc)

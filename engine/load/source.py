@@ -53,6 +53,8 @@ class Mark:
     key_col: int
     line: int
     col: int
+    #: The file the node is in, when it is not the document's own (a rule set's ``extends`` base).
+    path: str | None = None
 
 
 @dataclasses.dataclass
@@ -83,10 +85,23 @@ class Document:
             return (1, 1)
         return (mark.key_line, mark.key_col) if key else (mark.line, mark.col)
 
+    def file_of(self, loc: Loc) -> str:
+        """The file ``loc`` (or its nearest ancestor) is in: the document's own, or the base file
+        it came from when the document merges several (a rule set's ``extends``)."""
+        loc = tuple(loc)
+        while loc not in self.marks and loc:
+            loc = loc[:-1]
+        mark = self.marks.get(loc)
+        return mark.path if mark is not None and mark.path else self.path
+
+    def at(self, loc: Loc) -> str:
+        """``file:line`` of ``loc``, as traces and listings cite it."""
+        return f"{self.file_of(loc)}:{self.where(loc)[0]}"
+
     def diagnostic(self, loc: Loc, code: str, message: str, hint: str = "", *,
                    key: bool = False, severity: str = "error") -> Diagnostic:
         line, col = self.where(loc, key=key)
-        return Diagnostic(self.path, line, col, code, message, hint, severity)  # type: ignore[arg-type]
+        return Diagnostic(self.file_of(loc), line, col, code, message, hint, severity)  # type: ignore[arg-type]
 
 
 def load(path: str | os.PathLike[str], display: str | None = None) -> Document:

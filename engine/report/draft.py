@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from engine.check import models
+from engine.report import ratings as rated
 
 #: Below this many applicable cases a figure is written as a count ("5 of 6"): a percentage of a
 #: handful of cases claims a precision the sample does not have.
@@ -60,12 +61,20 @@ def figure(group: dict | None) -> str:
     text = f"{sufficient} of {applicable}"
     if applicable >= COUNT_ONLY_BELOW and group.get("percent") is not None:
         text = f"{round(group['percent'])}% ({text})"
-    interval = group.get("interval")
-    if isinstance(interval, dict) and interval.get("low") is not None:
-        text += f" [95% interval {round(interval['low'])}–{round(interval['high'])}%]"
-    elif isinstance(interval, list | tuple) and len(interval) == 2 and None not in interval:
-        text += f" [95% interval {round(interval[0])}–{round(interval[1])}%]"
+    bounds = interval(group)
+    if bounds:
+        text += f" [95% interval {bounds[0]}–{bounds[1]}%]"
     return text
+
+
+def interval(group: dict | None) -> tuple[int, int] | None:
+    """A group's 95% interval on % sufficient, rounded, where the run computed one."""
+    found = (group or {}).get("interval")
+    if isinstance(found, dict) and found.get("low") is not None:
+        return round(found["low"]), round(found["high"])
+    if isinstance(found, list | tuple) and len(found) == 2 and None not in found:
+        return round(found[0]), round(found[1])
+    return None
 
 
 def plural(count: int, one: str, many: str | None = None) -> str:
@@ -191,7 +200,7 @@ def build(report: dict, consistency: bool = False) -> Draft:
     aggregates = report["aggregates"]
     providers = report["sample"]["providers"]
     columns = [ALL] + [f"provider:{p}" for p in providers]
-    ratings = {(r["target"], r["group"]): r["band"] for r in report["sample_judgement"]["ratings"]}
+    ratings = rated.cells(report)
     examples = report.get("examples", {})
     sample = report["sample"]
     title = f"{sample['title']}: draft inspection report"
@@ -293,6 +302,8 @@ def _key_facts(report: dict, columns: list[str], label) -> Section:
         rows.append(row)
     section.blocks.append("Cases judged sufficient, of the cases where each standard applied:")
     section.blocks.append(Table(["Standard"] + [capital(label(c)) for c in columns], rows, anchor="headline"))
+    if rated.method(report):
+        section.blocks.append(f"Ratings: {rated.method(report)}")
     flagged = _flagged_gaps(aggregates, label)
     if flagged:
         section.blocks.append("Differences between groups flagged by the rule set's tests:")
@@ -340,13 +351,16 @@ def _standard(standard: dict, aggregates: dict, report: dict, columns, label, ra
     target = aggregates["targets"].get(f"standard {standard['id']}", {})
     section.blocks.append("Cases sufficient across the standard's criteria: " + "; ".join(
         f"{label(c)} {figure(target.get('groups', {}).get(c))}" for c in columns) + ".")
-    rated = [f"{label('provider:' + g) if g != ALL else 'all cases'}: {words(band)}"
-             for (t, g), band in sorted(ratings.items()) if t == f"standard {standard['id']}"]
-    if rated:
-        section.blocks.append("Rating: " + "; ".join(rated) + ".")
+    section.blocks += _rating_line(f"standard {standard['id']}", ratings, columns, label)
     for criterion in standard["criteria"]:
         section.sections.append(_criterion(criterion, aggregates, report, columns, label, ratings, examples))
     return section
+
+
+def _rating_line(target: str, ratings: dict, columns: list[str], label) -> list[str]:
+    """"Rating: all cases: good; NPS: too few cases to rate (n = 4)." — nothing without bands."""
+    shown = [f"{label(c)}: {rated.cell(ratings, target, c)}" for c in columns if rated.cell(ratings, target, c)]
+    return ["Rating (see how these findings were reached): " + "; ".join(shown) + "."] if shown else []
 
 
 def _criterion(criterion: dict, aggregates: dict, report: dict, columns, label, ratings, examples) -> Section:
@@ -354,10 +368,7 @@ def _criterion(criterion: dict, aggregates: dict, report: dict, columns, label, 
     target = aggregates["targets"].get(criterion["id"], {})
     groups = target.get("groups", {})
     section.blocks.append(Table(["Cases", "Sufficient"], [[capital(label(c)), figure(groups.get(c))] for c in columns]))
-    rated = [f"{label('provider:' + g) if g != ALL else 'all cases'}: {words(band)}"
-             for (t, g), band in sorted(ratings.items()) if t == criterion["id"]]
-    if rated:
-        section.blocks.append("Rating: " + "; ".join(rated) + ".")
+    section.blocks += _rating_line(criterion["id"], ratings, columns, label)
     factors = [f for f in aggregates.get("factors", {}).values() if f.get("criterion") == criterion["id"]]
     for kind, heading in (("enabler", "What helped"), ("barrier", "What got in the way")):
         listed = [f"{f['text']}: {f['groups'][ALL]['cases']} of {f['groups'][ALL]['of']} cases"
@@ -408,6 +419,10 @@ def _method(report: dict) -> Section:
         f"Figures from fewer than {COUNT_ONLY_BELOW} cases are given as counts, not percentages.")
     section.blocks.append(
         f"Groups with fewer than {aggregates['min_group_size']} applicable cases are never compared.")
+    method = rated.method(report)
+    section.blocks.append(f"Ratings: {method}" if method else
+                          "The rule set issues no rating bands: findings are the percentages of applicable cases "
+                          "judged sufficient.")
     return section
 
 

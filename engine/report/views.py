@@ -281,22 +281,38 @@ def status(label: str):
 
 
 def headline_text(report: dict) -> str:
-    """The run at a glance: % sufficient and rating per case-scoped standard, overall and per provider."""
+    """The run at a glance: % sufficient per case-scoped standard, overall and per provider, with
+    the 95% interval where the run computed one; the rating and how it was derived only when the
+    rule set issues bands."""
+    from engine.report import draft, ratings  # the report's own wording of figures and ratings
+
     providers = report["sample"]["providers"]
-    ratings = {(r["target"], r["group"]): r["band"] for r in report["sample_judgement"]["ratings"]}
+    shown = ratings.cells(report)
     groups = [("all", "All")] + [(f"provider:{p}", p) for p in providers]
-    lines = [("  standard  " + "".join(f"{label:<28}" for _, label in groups)).rstrip()]
+    rows = []
     for standard in report["standards"]:
         if standard["scope"] != "case":
             continue
-        target = report["aggregates"]["targets"][f"standard {standard['id']}"]
+        target_id = f"standard {standard['id']}"
+        target = report["aggregates"]["targets"][target_id]
         cells = []
         for key, _ in groups:
             figures = target["groups"].get(key)
-            percent = f"{figures['percent']}%" if figures and figures["percent"] is not None else "n/a"
-            band = ratings.get((f"standard {standard['id']}", key.split(":")[-1] if key != "all" else "all"), "")
-            cells.append(f"{percent:>6} {band.replace('_', ' '):<21}")
-        lines.append((f"  {standard['id']:<8}  " + "".join(cells)).rstrip())
+            text = f"{figures['percent']}%" if figures and figures["percent"] is not None else "n/a"
+            bounds = draft.interval(figures)
+            if bounds:
+                text += f" [{bounds[0]}–{bounds[1]}]"
+            band = ratings.cell(shown, target_id, key)
+            cells.append(f"{text} {band}".strip())
+        rows.append((standard["id"], cells))
+    width = max([len(c) for _, cells in rows for c in cells] + [len(label) for _, label in groups]) + 2
+    lines = [("  standard  " + "".join(f"{label:<{width}}" for _, label in groups)).rstrip()]
+    lines += [(f"  {sid:<8}  " + "".join(f"{c:<{width}}" for c in cells)).rstrip() for sid, cells in rows]
+    lines.append("  % of applicable cases sufficient" + (", [95% interval]" if any(
+        "[" in c for _, cells in rows for c in cells) else ""))
+    method = ratings.method(report)
+    if method:
+        lines += textwrap.wrap("Ratings: " + method, width=100, initial_indent="  ", subsequent_indent="  ")
     recommendations = report["sample_judgement"]["recommendations"]
     lines.append(f"  {len(recommendations)} recommendation{'s' * (len(recommendations) != 1)}; "
                  f"details in report.md, report.html and report.docx")

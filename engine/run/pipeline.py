@@ -44,10 +44,14 @@ def rules_path(named: str | None = None, on: datetime.date | None = None) -> Pat
 
 
 def in_force(paths: list[Path], on: datetime.date | None) -> Path:
-    """The one rule set among ``paths`` in force on ``on`` (any, if ``on`` is None)."""
+    """The one rule set among ``paths`` in force on ``on`` (any, if ``on`` is None); options (a
+    variant such as banding) are never chosen this way, only by name."""
     chosen = []
     for path in paths:
-        window = rules.load(path).rules.in_force
+        ruleset = rules.load(path).rules
+        if ruleset.option:
+            continue
+        window = ruleset.in_force
         if on is None or window is None or (window.from_ <= on and (window.to is None or on <= window.to)):
             chosen.append(path)
     where = str(data_dir("rules")) if not paths else str(paths[0].parent)

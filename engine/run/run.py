@@ -263,6 +263,7 @@ def judge_sample(prepared: Prepared, aggregates: dict, observe: Observer | None 
     return {
         "ratings": [{"target": r.target, "group": r.group, "band": r.band, "rules": [label(i) for i in r.rules],
                      "trace": tracer.rating(r)} for r in judgement.ratings],
+        "rating_scheme": judge.rating_scheme(compiled.ruleset.sample, judgement.ratings, aggregates["targets"]),
         "recommendations": [conclusion(c) for c in judgement.recommendations],
         "enablers": [conclusion(c) for c in judgement.enablers],
         "barriers": [conclusion(c) for c in judgement.barriers],

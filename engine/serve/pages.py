@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from engine.base.diagnostics import InputError
-from engine.report import draft
+from engine.report import draft, ratings as rated
 from engine.store import review
 from engine.store import store as audit
 
@@ -185,14 +185,15 @@ def run_page(reader: Reader, run: int, page: int) -> dict:
     groups = groups_of(report)
     labels = report.get("labels", {})
     label = lambda key: labels.get(key) or plain(key)  # noqa: E731
-    ratings = {(r["target"], r["group"]): r["band"] for r in report["sample_judgement"]["ratings"]}
+    bands, shown = rated.bands(report), rated.cells(report)
     targets = report["aggregates"]["targets"]
 
     def figures(target_id: str) -> list[dict]:
         target = targets.get(target_id, {"groups": {}})
         return [{"group": g, "text": draft.figure(target["groups"].get(g)),
                  "small": (target["groups"].get(g) or {}).get("small", False),
-                 "band": ratings.get((target_id, g.split(":", 1)[-1]))} for g in groups]
+                 "band": rated.cell(bands, target_id, g), "rating": rated.cell(shown, target_id, g)}
+                for g in groups]
 
     standards = []
     for standard in report["standards"]:
@@ -210,7 +211,7 @@ def run_page(reader: Reader, run: int, page: int) -> dict:
     return {"seq": seq, "r": report, "groups": groups, "label": label, "standards": standards,
             "gaps_flagged": any(c["gaps"] for s in standards for c in s["criteria"]), "organisations": organisations,
             "criteria": criteria, "cases": Page.of(report["cases"], page),
-            "verify": verify_status(reader.verification(wait=False), seq)}
+            "verify": verify_status(reader.verification(wait=False), seq), "rating_method": rated.method(report)}
 
 
 def evidence_seen(node) -> list[dict]:

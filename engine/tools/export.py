@@ -9,7 +9,8 @@ Tables, each read off the run's report (report.json, or the same object from the
   small-group marks, and any further figures the report holds for a group (such as intervals);
 * ``gaps`` — per criterion and standard and per grouping: the groups compared, the gap in points,
   whether it is flagged;
-* ``ratings`` — the ratings the sample rules concluded; ``run`` — what was run, on what.
+* ``ratings`` — the ratings the sample rules concluded, and targets left unrated, each with how the
+  bands were derived (empty when the rule set issues no bands); ``run`` — what was run, on what.
 
 Columns follow the report: a field added to report.json appears here without code. Traces and
 the case lists behind counts stay in report.json and trace.jsonl. No cell is ever a formula
@@ -25,6 +26,7 @@ from typing import Any
 import openpyxl
 from openpyxl.utils import get_column_letter
 
+from engine.report import ratings
 from engine.tools import spreadsheet
 
 #: Fields left out of the tables: traces and case lists are in report.json and trace.jsonl.
@@ -123,8 +125,18 @@ def _gaps(report: dict) -> list[list]:
 
 
 def _ratings(report: dict) -> list[list]:
-    records = [_flat(rating) for rating in report.get("sample_judgement", {}).get("ratings", [])]
-    return _table(["target", "group", "band", "rules"], records)
+    """Every band concluded and every target left unrated, each with what the views show and how
+    the bands were derived (the rule set's words); no rows when the rule set issues no bands."""
+    method = ratings.method(report)
+    if method is None:
+        return _table(["target", "group", "band", "shown", "method", "rules"], [])
+    shown = ratings.cells(report)
+    records = [{**_flat(rating), "shown": shown[(rating["target"], rating["group"])], "method": method}
+               for rating in report["sample_judgement"]["ratings"]]
+    records += [{"target": u["target"], "group": u["group"], "band": "", "applicable": u["applicable"],
+                 "shown": shown[(u["target"], u["group"])], "method": method}
+                for u in ratings.scheme(report)["unrated"]]
+    return _table(["target", "group", "band", "shown", "method", "rules"], records)
 
 
 def _run(report: dict) -> list[list]:

@@ -21,7 +21,7 @@ def model(loaded: rules.LoadedRuleSet) -> dict:
 
     def rule_entry(rule, section: str, index: int) -> dict:
         return {"id": rule.id, "title": rule.title, "rationale": rule.rationale,
-                "at": f"{path}:{loaded.document.where((section, index))[0]}",
+                "at": loaded.document.at((section, index)),
                 "priority": rule.priority, "cites": list(rule.cites),
                 "for_each": list(getattr(rule, "for_each", [])),
                 "when": _condition(rule.when), "then": [_conclusion(c) for c in rule.then]}
@@ -59,7 +59,7 @@ def model(loaded: rules.LoadedRuleSet) -> dict:
         "context_rules": context,
         "standards": standards,
         "sample": {"min_group_size": ruleset.sample.min_group_size, "gap_points": ruleset.sample.gap_points,
-                   "bands": list(ruleset.sample.bands),
+                   "bands": list(ruleset.sample.bands), "rating_method": ruleset.sample.method_text(),
                    "recipients": [r.model_dump() for r in ruleset.sample.recipients],
                    "rules": [rule_entry(r, "sample_rules", i) for i, r in enumerate(ruleset.sample_rules)]},
         "unread_items": [i.id for i in framework.items() if i.id not in read],

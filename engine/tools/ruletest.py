@@ -47,7 +47,8 @@ class Expectation(models.Strict):
     not_enablers: list[str] = Field(default_factory=list)
     not_barriers: list[str] = Field(default_factory=list)
     ratings: dict[str, str] = Field(default_factory=dict,
-                                    description="Sample tests: \"3.1\", \"3.1/CRC\", \"standard 3\" -> band.")
+                                    description="Sample tests: \"3.1\", \"3.1/CRC\", \"standard 3\" -> band, or "
+                                                "unrated (no band concluded).")
     recommendations: list[str] = Field(default_factory=list, description="Sample tests: recommendation ids.")
     not_recommendations: list[str] = Field(default_factory=list)
     organisations: dict[str, dict[str, str]] = Field(default_factory=dict,
@@ -113,7 +114,7 @@ class Coverage:
     def register(self, compiled: compiler.CompiledRuleSet) -> None:
         """Count every rule of a section, so rules no test reaches show as never fired."""
         for rule in compiled.rules:
-            self.rules.setdefault((f"{compiled.loaded.document.path}:{rule.line}", rule.rule.id), False)
+            self.rules.setdefault((compiled.loaded.document.at(rule.loc), rule.rule.id), False)
 
     def observe(self, compiled: compiler.CompiledRuleSet, evaluation, subject=None, aggregates=None) -> None:
         """Read one recorded evaluation (a case, an organisation or the sample): the rules its
@@ -328,7 +329,7 @@ def _run_sample(document, rules_path: Path, sections: Sections, test: RuleTest, 
     ratings = {(r["target"] if r["group"] == "all" else f"{r['target']}/{r['group']}"): r["band"]
                for r in judged["ratings"]}
     failures = [f"expected {target} rated {band}, got {ratings.get(target, 'unrated')}"
-                for target, band in expect.ratings.items() if ratings.get(target) != band]
+                for target, band in expect.ratings.items() if ratings.get(target, "unrated") != band]
     failures += _compare_ids("recommendation", expect.recommendations, expect.not_recommendations,
                              [r["id"] for r in judged["recommendations"]])
     failures += _compare_ids("enabler", expect.enablers, expect.not_enablers, [e["id"] for e in judged["enablers"]])
@@ -449,7 +450,9 @@ def mutants(paths: list[str | os.PathLike[str]], negate: bool = True, checked: C
     Removing a rule changes only the tests in which it fired, so only those are run again. A
     negated condition is run against every case test and every sample test in which its rule
     fired (a negation that would first fire inside a sample test alone is reported as surviving:
-    the report errs towards listing too many). Sample rules are only removed, not negated."""
+    the report errs towards listing too many). Sample rules are only removed, not negated. A rule
+    set that extends another mutates only its own file's rules; the base's are mutated with the
+    tests written for the base."""
     files = [_prepare(path) for path in discover(paths)]
     found: list[Mutant] = []
     for rules_path in sorted({f[2] for f in files}):
@@ -474,6 +477,8 @@ def mutants(paths: list[str | os.PathLike[str]], negate: bool = True, checked: C
 
         for section in ("rules", "organisation_rules", "sample_rules"):
             for index, rule in enumerate(getattr(loaded.rules, section)):
+                if loaded.document.file_of((section, index)) != loaded.document.path:
+                    continue  # inherited through extends: mutated with its own file's tests
                 variants = [("remove", "", _without(loaded, section, index), rule.id)]
                 if negate and section != "sample_rules":
                     variants += [("negate", text, _with_rule(loaded, section, index, changed), None)

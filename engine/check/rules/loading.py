@@ -10,6 +10,7 @@ from engine.base.diagnostics import InputError
 from engine.check import criteria as declarations
 from engine.check import framework as frameworks
 from engine.check import models, validate
+from engine.check.rules import extending
 from engine.check.rules.ruleset import RuleSet
 from engine.load import source
 
@@ -33,7 +34,9 @@ def load(path: str | os.PathLike[str], framework: models.Framework | None = None
 
 
 def from_document(document: source.Document, framework: models.Framework | None = None) -> LoadedRuleSet:
-    """Validate a loaded rule set document; its framework is the one it names unless given."""
+    """Validate a loaded rule set document (its ``extends`` base merged in); its framework is the
+    one it names unless given."""
+    document = extending.resolve(document)
     if not isinstance(document.data, dict) or "rules" not in document.data:
         raise InputError([document.diagnostic((), "wrong_file_kind", "this is not a rule set",
                                               "a rule set has id, title, version, framework, facts and rules")])

@@ -75,7 +75,32 @@ class SampleSettings(Strict):
 
     min_group_size: int = Field(default=5, ge=1, description="Groups with fewer applicable cases are marked, not compared.")
     gap_points: float = Field(default=15, description="Differences between groups of at least this many points are flagged.")
-    bands: list[str] = Field(default_factory=list, description="Rating bands, best first; the worst concluded wins.")
+    bands: list[str] = Field(default_factory=list, description="Rating bands, best first; the worst concluded wins. "
+                             "Leave out for a rule set that issues no bands (percentages only).")
+    rating_method: str | None = Field(
+        default=None, min_length=1,
+        description="How the bands are derived, in plain words (thresholds, how a standard is rated, what is "
+                    "not rated); shown beside every band in every view. Required with bands. "
+                    "{min_group_size} is replaced by that setting.")
+
+    @model_validator(mode="after")
+    def _bands_explained(self) -> SampleSettings:
+        if self.bands and not self.rating_method:
+            raise ValidationError.from_exception_data("SampleSettings", [problem(
+                ("bands",), self.bands, "bands_without_method",
+                "a rule set that issues bands must say how they are derived",
+                "add sample.rating_method: the thresholds, and how a standard takes its band")])
+        if self.rating_method and not self.bands:
+            raise ValidationError.from_exception_data("SampleSettings", [problem(
+                ("rating_method",), self.rating_method, "method_without_bands",
+                "rating_method describes bands, but sample.bands lists none", "list the bands, or remove rating_method")])
+        return self
+
+    def method_text(self) -> str | None:
+        """The rating method as shown: None when the rule set issues no bands."""
+        if not self.bands or not self.rating_method:
+            return None
+        return self.rating_method.replace("{min_group_size}", str(self.min_group_size))
     recipients: list[models.Term] = Field(default_factory=list,
                                           description="Bodies recommendations may be addressed to besides providers.")
 
@@ -99,6 +124,8 @@ class RuleSet(Strict):
     framework: models.FrameworkRef
     in_force: InForce | None = Field(default=None, description="The dates the rule set is in force.")
     description: str | None = Field(default=None, description="Notes for reviewers.")
+    option: bool = Field(default=False, description="An optional variant of another rule set: used only when named "
+                         "(--rules, or rules: ID in sample.yaml), never chosen because it is in force.")
     facts: list[FactDeclaration] = Field(default_factory=list, description="Derived facts rules may conclude and read.")
     criteria: list[declarations.Declaration] = Field(
         default_factory=list, description="Per-criterion declarations, expanded into counting rules over each case.")
