@@ -237,7 +237,7 @@ def run_text(report: dict) -> str:
     lines += [f"  {entry['sha256']}  {entry['path']}" for entry in report["inputs"]]
     lines.append("findings (% sufficient of applicable cases):")
     for target in report["aggregates"]["targets"].values():
-        figures = [f"{key}: {group['percent']}%" for key, group in target["groups"].items()
+        figures = [f"{key}: {group['percent']}%{_interval(group)}" for key, group in target["groups"].items()
                    if (key == "all" or key.startswith("provider:")) and group["percent"] is not None]
         lines.append(f"  {target['id']:<11} " + "; ".join(figures))
     lines.append("recommendations:")
@@ -280,12 +280,18 @@ def status(label: str):
         yield
 
 
+def _interval(figures: dict) -> str:
+    """`` [41–70]``: a figure's 95% interval in whole percent, or nothing when there is none."""
+    interval = figures.get("interval")
+    return f" [{round(interval[0])}–{round(interval[1])}]" if interval else ""
+
+
 def headline_text(report: dict) -> str:
     """The run at a glance: % sufficient and rating per case-scoped standard, overall and per provider."""
     providers = report["sample"]["providers"]
     ratings = {(r["target"], r["group"]): r["band"] for r in report["sample_judgement"]["ratings"]}
     groups = [("all", "All")] + [(f"provider:{p}", p) for p in providers]
-    lines = [("  standard  " + "".join(f"{label:<28}" for _, label in groups)).rstrip()]
+    lines = [("  standard  " + "".join(f"{label:<36}" for _, label in groups)).rstrip()]
     for standard in report["standards"]:
         if standard["scope"] != "case":
             continue
@@ -293,9 +299,10 @@ def headline_text(report: dict) -> str:
         cells = []
         for key, _ in groups:
             figures = target["groups"].get(key)
-            percent = f"{figures['percent']}%" if figures and figures["percent"] is not None else "n/a"
+            percent = (f"{figures['percent']}%{_interval(figures)}" if figures and figures["percent"] is not None
+                       else "n/a")
             band = ratings.get((f"standard {standard['id']}", key.split(":")[-1] if key != "all" else "all"), "")
-            cells.append(f"{percent:>6} {band.replace('_', ' '):<21}")
+            cells.append(f"{percent:>14} {band.replace('_', ' '):<21}")
         lines.append((f"  {standard['id']:<8}  " + "".join(cells)).rstrip())
     recommendations = report["sample_judgement"]["recommendations"]
     lines.append(f"  {len(recommendations)} recommendation{'s' * (len(recommendations) != 1)}; "
