@@ -460,7 +460,8 @@ def _headline(result: dict) -> list[dict]:
         target = f"standard {standard['id']}"
         groups = result["aggregates"]["targets"][target]["groups"]
         rows.append({"standard": standard["id"], "title": standard["title"], "groups": {
-            name: {"percent": groups.get(key, {}).get("percent"), "rating": ratings.get((target, name))}
+            name: {"percent": groups.get(key, {}).get("percent"), "interval": groups.get(key, {}).get("interval"),
+                   "rating": ratings.get((target, name))}
             for key, name in [("all", "all")] + [(f"provider:{p}", p) for p in result["sample"]["providers"]]}})
     return rows
 
