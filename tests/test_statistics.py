@@ -249,3 +249,21 @@ def test_one_recommendation_per_cause_lists_every_criterion(qi, tmp_path):
     assert len(below) > 1 and probe_recommendation["criteria"] == below
     assert all(f"{c} (" in probe_recommendation["text"] for c in below)
     assert len(probe_recommendation["rules"]) == len(below)
+
+
+def test_rules_diff_shows_each_moved_percentage_with_its_interval(qi, tmp_path):
+    """A methodology change that moves a criterion's figure shows both figures with their intervals."""
+    default = ROOT / "rules" / "hmip-qi-adult-2.0.yaml"
+    text = default.read_text(encoding="utf-8")
+    old = "    core: [2.3.a, 2.3.b, 2.3.c]\n    threshold: 66\n"
+    assert text.count(old) == 1
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(text.replace(old, old.replace("66", "100")), encoding="utf-8")  # 2.3: every line met
+    result = qi("rules", "diff", default, changed, "--sample", SAMPLE, "--format", "json")
+    moved = [t for t in json.loads(result.stdout)["targets"] if t["target"] == "2.3"]
+    assert moved, "raising 2.3's threshold moves its figure"
+    for sides in moved[0]["groups"].values():
+        for figures in sides.values():
+            assert figures["interval"] == statistics.wilson(figures["counts"]["sufficient"], figures["applicable"], 0.95)
+    markdown = qi("rules", "diff", default, changed, "--sample", SAMPLE).stdout
+    assert "; interval " in markdown

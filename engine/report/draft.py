@@ -375,7 +375,7 @@ def side(group: dict) -> str:
         text += f", {round(group['percent'])}%"
     interval = group.get("interval")
     if interval:
-        text += f" [{round(interval[0])}–{round(interval[1])}%]"
+        text += f" [{round(float(interval[0]))}–{round(float(interval[1]))}%]"
     return text
 
 

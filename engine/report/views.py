@@ -283,7 +283,7 @@ def status(label: str):
 def _interval(figures: dict) -> str:
     """`` [41–70]``: a figure's 95% interval in whole percent, or nothing when there is none."""
     interval = figures.get("interval")
-    return f" [{round(interval[0])}–{round(interval[1])}]" if interval else ""
+    return f" [{round(float(interval[0]))}–{round(float(interval[1]))}]" if interval else ""  # stored runs keep numbers as text
 
 
 def headline_text(report: dict) -> str:
