@@ -18,6 +18,21 @@ DIVERSITY = ("gender", "gender_reassignment", "ethnicity", "age_band", "disabili
              "sexual_orientation", "marital_status", "pregnancy_maternity")
 
 
+GAP_PROBE = """
+  - id: gap-probe
+    title: Probe
+    rationale: Lists the groups compared on 3.1 in the sample traces.
+    when:
+      any:
+        - gap: {criterion: "3.1", between: gender}
+        - gap: {criterion: "3.1", between: disability}
+        - gap: {criterion: "3.1", between: religion}
+        - percent_sufficient: {criterion: "3.1", at_least: 1}
+    then:
+      - enabler: {id: gap-probe, text: Probe}
+"""
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The example sample run twice, in full and redacted: (full report, redacted folder)."""
@@ -25,10 +40,15 @@ def runs(tmp_path_factory):
     from click.testing import CliRunner
 
     import cli
+    # no gap in the example passes Fisher's exact test, so a probe that always fires puts the gap
+    # conditions (and the diversity groups' figures they list) into the sample traces
+    rules = folder / "rules.yaml"
+    rules.write_text((ROOT / "rules" / "hmip-qi-adult-2.0.yaml").read_text(encoding="utf-8") + GAP_PROBE,
+                     encoding="utf-8")
     runner = CliRunner()
     for name, extra in (("full", []), ("redacted", ["--redact"])):
-        result = runner.invoke(cli.cli, ["run", str(SAMPLE), "--out", str(folder / name), "--db",
-                                         str(folder / f"{name}.db"), *extra], catch_exceptions=False)
+        result = runner.invoke(cli.cli, ["run", str(SAMPLE), "--rules", str(rules), "--out", str(folder / name),
+                                         "--db", str(folder / f"{name}.db"), *extra], catch_exceptions=False)
         assert result.exit_code == 0, result.stderr
     return json.loads((folder / "full" / "report.json").read_text()), folder / "redacted"
 
@@ -153,11 +173,14 @@ def test_a_full_run_keeps_the_values_and_holds(qi, tmp_path):
 def test_a_gap_of_exactly_gap_points_is_flagged(gap_points, flagged):
     prepared = run.prepare(SAMPLE)
     loaded = prepared.cases.loaded
-    settings = loaded.rules.sample.model_copy(update={"gap_points": gap_points, "min_group_size": 5})
+    # the test passes at this level (Fisher's exact p = 0.47 for 10 of 10 against 8 of 10), so the
+    # threshold alone decides
+    settings = loaded.rules.sample.model_copy(update={"gap_points": gap_points, "min_group_size": 5,
+                                                      "significance": 0.5})
     loaded = dataclasses.replace(loaded, rules=loaded.rules.model_copy(update={"sample": settings}))
-    records = [aggregate.CaseRecord(f"C-{i}", {"provider": "NPS" if i < 5 else "CRC", "sentence_type": "licence",
-                                               "risk_of_serious_harm": "low", **{f: "not_given" for f in DIVERSITY}},
-                                    {"3.1": "sufficient" if i < 9 else "insufficient"}, frozenset())
-               for i in range(10)]  # NPS 5 of 5 (100%), CRC 4 of 5 (80%): a gap of exactly 20 points
+    records = [aggregate.CaseRecord(f"C-{i:02d}", {"provider": "NPS" if i < 10 else "CRC", "sentence_type": "licence",
+                                                   "risk_of_serious_harm": "low", **{f: "not_given" for f in DIVERSITY}},
+                                    {"3.1": "sufficient" if i < 18 else "insufficient"}, frozenset())
+               for i in range(20)]  # NPS 10 of 10 (100%), CRC 8 of 10 (80%): a gap of exactly 20 points
     gap = aggregate.build(records, loaded)["targets"]["3.1"]["gaps"]["provider"]
     assert gap["points"] == 20.0 and gap["flagged"] is flagged

@@ -6,13 +6,20 @@ the cases in each, and the % sufficient of *applicable* cases (sufficient + insu
 not_applicable and not_assessed are left out of the denominator). Groups with fewer applicable
 cases (people, not case x criterion pairs) than the rule set's ``min_group_size`` are marked
 ``small`` and never compared. Gaps between groups are the difference between the highest and
-lowest comparable groups; those of at least ``gap_points`` are flagged. A standard's figures pool its criteria's judgements.
+lowest comparable groups (and, for providers, every pair in both directions); a gap is flagged only
+when it is at least ``gap_points`` *and* Fisher's exact test on the two groups gives p below the
+rule set's ``significance``. Every percentage carries its Wilson interval at the rule set's
+``confidence`` (see :mod:`engine.aggregate.statistics`). A standard's figures pool its criteria's
+judgements: its pairs are not independent people, so a standard's gaps are shown but never tested
+or flagged, and its interval (which treats pairs as independent) is narrower than it should be.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from engine.aggregate import labels as group_labels
+from engine.aggregate import statistics
 from engine.check import models, rules
 from engine.check.models import NOT_ASSESSED
 from engine.compile import facts
@@ -39,7 +46,7 @@ def record(case: models.CaseFile, result: dict, framework: models.Framework) -> 
     return CaseRecord(case.case, groups, {c: f["value"] for c, f in result["findings"].items()}, frozenset(factors))
 
 
-def _figures(cases: dict[str, list[str]], minimum: int, listed: bool = True) -> dict:
+def _figures(cases: dict[str, list[str]], minimum: int, confidence: float, listed: bool = True) -> dict:
     """Counts and % sufficient; with ``listed``, the case references behind each count.
 
     ``people`` is the number of distinct cases among the applicable ones, and a group is ``small``
@@ -51,6 +58,7 @@ def _figures(cases: dict[str, list[str]], minimum: int, listed: bool = True) -> 
     figures = {"counts": counts, "applicable": applicable, "people": people,
                "percent": round(100 * counts["sufficient"] / applicable, 1) if applicable else None,
                "exact_percent": 100 * counts["sufficient"] / applicable if applicable else None,
+               "interval": statistics.wilson(counts["sufficient"], applicable, confidence),
                "small": people < minimum}
     if listed:
         figures["cases"] = {v: sorted(cases[v]) for v in VALUES}
@@ -67,6 +75,7 @@ def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
     """Every aggregate of the sample: the data behind reports and sample rules."""
     framework = loaded.framework
     settings = loaded.rules.sample
+    plain = group_labels.labels(framework, {f"{g}:{r.groups[g]}" for r in records for g in rules.groupings(framework)})
     groupings = rules.groupings(framework)
     standards = framework.standards_of("case")
     records = sorted(records, key=lambda r: r.reference)
@@ -85,55 +94,88 @@ def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
                     grouped.setdefault(key, {v: [] for v in VALUES})[value].append(rec.reference)
                     pooled.setdefault(key, {v: [] for v in VALUES})[value].append(f"{rec.reference}:{criterion.id}")
             targets[criterion.id] = _target("criterion", criterion.id, criterion.title, standard.id,
-                                            grouped, groupings, settings)
+                                            grouped, groupings, settings, plain)
         targets[f"standard {standard.id}"] = _target("standard", standard.id, standard.title, standard.id,
-                                                     pooled, groupings, settings)
+                                                     pooled, groupings, settings, plain)
     sizes: dict[str, int] = {}
     for rec in records:
         for key in group_keys(rec):
             sizes[key] = sizes.get(key, 0) + 1
-    factors = _factors(records, loaded, group_keys, sizes)
+    factors = _factors(records, loaded, group_keys, sizes, settings.confidence)
     dimensions = {}
     for dimension in framework.dimensions:
         members = [targets[f"standard {s.id}"] for s in standards if s.dimension == dimension.id]
         if members:
             dimensions[dimension.id] = {"label": dimension.label, "standards": [m["id"] for m in members],
-                                        "groups": _pool_groups(members, settings.min_group_size)}
+                                        "groups": _pool_groups(members, settings.min_group_size,
+                                                                              settings.confidence)}
     return {"cases": len(records), "min_group_size": settings.min_group_size, "gap_points": settings.gap_points,
+            "significance": settings.significance, "confidence": settings.confidence,
             "groupings": {g: sorted({r.groups[g] for r in records}) for g in groupings},
             "group_sizes": dict(sorted(sizes.items())),
             "targets": targets, "factors": factors, "dimensions": dimensions}
 
 
 def _target(kind: str, target_id: str, title: str, standard: str, grouped: dict, groupings: list[str],
-            settings: rules.SampleSettings) -> dict:
-    groups = {key: _figures(cases, settings.min_group_size, _listed(key)) for key, cases in sorted(grouped.items())}
+            settings: rules.SampleSettings, plain: dict[str, str]) -> dict:
+    groups = {key: _figures(cases, settings.min_group_size, settings.confidence, _listed(key))
+              for key, cases in sorted(grouped.items())}
+    tested = kind == "criterion"
     gaps = {}
     for grouping in groupings:
         members = {k: v for k, v in groups.items() if k.startswith(grouping + ":")}
         comparable = {k: v for k, v in members.items() if not v["small"] and v["exact_percent"] is not None}
         gap = {"compared": sorted(comparable), "not_compared": sorted(set(members) - set(comparable)),
-               "points": None, "highest": None, "lowest": None, "flagged": False}
+               "points": None, "highest": None, "lowest": None, "flagged": False, "test": None}
         if len(comparable) >= 2:
             highest = max(sorted(comparable), key=lambda k: comparable[k]["exact_percent"])
             lowest = min(sorted(comparable), key=lambda k: comparable[k]["exact_percent"])
-            points = comparable[highest]["exact_percent"] - comparable[lowest]["exact_percent"]
-            gap.update(points=round(points, 1), exact_points=points, highest=highest, lowest=lowest,
-                       flagged=points >= settings.gap_points)
+            gap.update(_compared(comparable[highest], highest, comparable[lowest], lowest, settings, plain, tested))
         gaps[grouping] = gap
-    return {"kind": kind, "id": target_id, "title": title, "standard": standard, "groups": groups, "gaps": gaps}
+    comparisons = []
+    if "provider" in groupings:
+        providers = sorted(k for k in groups if k.startswith("provider:"))
+        for i, first in enumerate(providers):
+            for second in providers[i + 1:]:
+                a, b = groups[first], groups[second]
+                if a["small"] or b["small"] or a["exact_percent"] is None or b["exact_percent"] is None:
+                    continue
+                ahead, behind = (first, second) if a["exact_percent"] >= b["exact_percent"] else (second, first)
+                comparisons.append(_compared(groups[ahead], ahead, groups[behind], behind, settings, plain, tested))
+    return {"kind": kind, "id": target_id, "title": title, "standard": standard, "groups": groups, "gaps": gaps,
+            "comparisons": comparisons}
 
 
-def _pool_groups(members: list[dict], minimum: int) -> dict:
+def _compared(high: dict, high_key: str, low: dict, low_key: str, settings: rules.SampleSettings,
+              plain: dict[str, str], tested: bool) -> dict:
+    """Two groups side by side (the higher first) with the difference in points and, for a
+    criterion, Fisher's exact test of it; flagged when the difference reaches ``gap_points`` and
+    p is below ``significance``."""
+    points = high["exact_percent"] - low["exact_percent"]
+    p = statistics.fisher((high["counts"]["sufficient"], high["applicable"]),
+                          (low["counts"]["sufficient"], low["applicable"])) if tested else None
+    significant = p is not None and p < settings.significance
+    side = [{"group": key, "label": plain.get(key, key), "sufficient": g["counts"]["sufficient"],
+             "applicable": g["applicable"], "percent": g["percent"], "interval": g["interval"]}
+            for key, g in ((high_key, high), (low_key, low))]
+    return {"points": round(points, 1), "exact_points": points, "highest": high_key, "lowest": low_key,
+            "groups": side,
+            "test": {"name": "Fisher's exact test (two-sided)", "p_value": statistics.rounded_p(p),
+                     "exact_p": p, "level": settings.significance, "significant": significant} if tested else None,
+            "flagged": significant and points >= settings.gap_points}
+
+
+def _pool_groups(members: list[dict], minimum: int, confidence: float) -> dict:
     keys = sorted({k for m in members for k in m["groups"] if k == facts.ALL or k.startswith("provider:")})
     pooled = {}
     for key in keys:
         cases = {v: [c for m in members for c in m["groups"].get(key, {"cases": {v: []}})["cases"][v]] for v in VALUES}
-        pooled[key] = _figures(cases, minimum, listed=False)
+        pooled[key] = _figures(cases, minimum, confidence, listed=False)
     return pooled
 
 
-def _factors(records: list[CaseRecord], loaded: rules.LoadedRuleSet, group_keys, sizes: dict[str, int]) -> dict:
+def _factors(records: list[CaseRecord], loaded: rules.LoadedRuleSet, group_keys, sizes: dict[str, int],
+             confidence: float) -> dict:
     """For every enabler and barrier the case rules can conclude: the share of cases with it."""
     declared: dict[tuple[str, str], object] = {}
     for rule in loaded.rules.rules:
@@ -152,6 +194,7 @@ def _factors(records: list[CaseRecord], loaded: rules.LoadedRuleSet, group_keys,
         groups = {key: {"cases": len(with_it.get(key, [])), "of": size,
                         "percent": round(100 * len(with_it.get(key, [])) / size, 1),
                         "exact_percent": 100 * len(with_it.get(key, [])) / size,
+                        "interval": statistics.wilson(len(with_it.get(key, [])), size, confidence),
                         "references": sorted(with_it.get(key, []))}
                   for key, size in sorted(sizes.items()) if key == facts.ALL or key.startswith("provider:")}
         result[f"{kind}:{factor_id}"] = {"kind": kind, "id": factor_id, "text": body.text,
@@ -172,17 +215,17 @@ def sample_attributes(aggregates: dict, loaded: rules.LoadedRuleSet) -> dict:
             attributes[facts.percent_attribute(key, group)] = float(percent)
             attributes[facts.applicable_attribute(key, group)] = float(figures["applicable"] if figures else 0)
         for grouping, gap in target["gaps"].items():
-            points = gap.get("exact_points")
+            # a gap is a figure sample rules may read only when it was tested and passed the test
+            points = gap.get("exact_points") if (gap.get("test") or {}).get("significant") else None
             attributes[facts.gap_attribute(key, grouping)] = float(points) if points is not None else facts.UNDEFINED
         for provider in providers:
             for other in providers:
-                if provider == other:
-                    continue
-                mine = target["groups"].get(f"provider:{provider}")
-                theirs = target["groups"].get(f"provider:{other}")
-                defined = mine and theirs and mine["exact_percent"] is not None and theirs["exact_percent"] is not None
-                attributes[facts.below_attribute(key, provider, other)] = (
-                    float(theirs["exact_percent"] - mine["exact_percent"]) if defined else facts.UNDEFINED)
+                if provider != other:
+                    attributes[facts.below_attribute(key, provider, other)] = facts.UNDEFINED
+        for comparison in target.get("comparisons", []):
+            if (comparison.get("test") or {}).get("significant"):
+                behind, ahead = (comparison["lowest"].split(":", 1)[1], comparison["highest"].split(":", 1)[1])
+                attributes[facts.below_attribute(key, behind, ahead)] = float(comparison["exact_points"])
     for factor in aggregates["factors"].values():
         for group_key, group in groups.items():
             figures = factor["groups"].get(group_key)

@@ -112,8 +112,9 @@ class CompiledRuleSet:
         if key not in self._lowered:
             if self.section == "sample_rules":
                 standards = {s.id: [c.id for c in s.criteria] for s in self.loaded.framework.standards_of("case")}
-                self._lowered[key] = conditions.lower_sample(condition, self.schema, bindings or {},
-                                                             self.ruleset.sample.min_group_size, standards)
+                self._lowered[key] = conditions.lower_sample(
+                    condition, self.schema, bindings or {}, self.ruleset.sample.min_group_size, standards,
+                    self.ruleset.sample.gap_points, self.loaded.framework.vocabulary.ids("providers"))
             else:
                 self._lowered[key] = conditions.lower(condition, self.schema)
         return self._lowered[key]
@@ -199,7 +200,8 @@ def compile_sample(loaded: rules.LoadedRuleSet) -> CompiledRuleSet:
     standards = {s.id: [c.id for c in s.criteria] for s in framework.standards_of("case")}
     minimum = loaded.rules.sample.min_group_size
     made = [(index, bindings, conditions.lower_sample(loaded.rules.sample_rules[index].when, schema, bindings,
-                                                     minimum, standards))
+                                                     minimum, standards, loaded.rules.sample.gap_points,
+                                                     framework.vocabulary.ids("providers")))
             for index, bindings in instances(loaded)]
     return _compile(loaded, "sample_rules", schema, made)
 

@@ -102,6 +102,10 @@ class Lowering:
     bindings: dict = dataclasses.field(default_factory=dict)
     min_group_size: int = 0
     standards: dict = dataclasses.field(default_factory=dict)
+    #: The rule set's ``sample: gap_points``: a gap condition that names no threshold uses it.
+    gap_points: float = 0.0
+    #: The framework's providers, for a comparison with "any other provider".
+    providers: tuple = ()
     #: The attribute naming of :mod:`engine.compile.facts`, for forms (which live in an earlier stage).
     names = facts
 
@@ -153,10 +157,10 @@ def lower(condition, schema: facts.Schema) -> Node:
 
 
 def lower_sample(condition, schema: facts.Schema, bindings: dict, min_group_size: int,
-                 standards: dict[str, list[str]]) -> Node:
+                 standards: dict[str, list[str]], gap_points: float = 0.0, providers: tuple = ()) -> Node:
     """Lower a sample-level condition, with ``bindings`` filling in the criterion, standard or
     provider it leaves out. Figures count only for groups of at least ``min_group_size`` cases."""
-    return condition.lower(Lowering(schema, bindings, min_group_size, standards))
+    return condition.lower(Lowering(schema, bindings, min_group_size, standards, gap_points, tuple(providers)))
 
 
 def all_of(parts) -> Node:

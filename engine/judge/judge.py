@@ -135,7 +135,7 @@ def judge_sample(compiled: CompiledRuleSet, evaluation: Evaluation) -> SampleJud
     titles = {n.id: n.title for s in framework.standards for n in [s, *s.criteria]}
     bands = compiled.ruleset.sample.bands
     rated: dict[tuple[str, str], list[tuple[int, str, int]]] = {}
-    made: dict[tuple, list[int]] = {}
+    made: dict[tuple, list[tuple[int, object, dict]]] = {}
     for index in evaluation.fired:
         instance = compiled.rules[index]
         for conclusion in instance.rule.then:
@@ -149,15 +149,15 @@ def judge_sample(compiled: CompiledRuleSet, evaluation: Evaluation) -> SampleJud
                 criterion, standard, group = resolve(body, instance.bindings) if kind != "recommendation" else (
                     instance.bindings.get("criterion"), instance.bindings.get("standard"),
                     instance.bindings.get("provider"))
-                values = {"criterion": criterion or "", "standard": standard or "",
-                          "criterion_title": titles.get(criterion or "", ""),
-                          "standard_title": titles.get(standard or "", ""),
-                          "provider": instance.bindings.get("provider", group if group != "all" else "")}
-                text = body.text.format_map(values)
-                to = tuple(values["provider"] if t == "{provider}" else t for t in getattr(body, "to", ()))
-                about = {k: v for k, v in (("criterion", criterion), ("standard", standard),
-                                          ("provider", group if group not in (None, "all") else None)) if v}
-                made.setdefault((kind, body.id, text, to, tuple(sorted(about.items()))), []).append(index)
+                provider = instance.bindings.get("provider", group if group != "all" else "") or ""
+                to = tuple(provider if t == "{provider}" else t for t in getattr(body, "to", ()))
+                # one conclusion per cause: every instance with this id, addressees and provider
+                made.setdefault((kind, body.id, to, provider), []).append(
+                    (index, body, {"criterion": criterion, "standard": standard}))
+    merged = []
+    for (kind, conclusion_id, to, provider), concluded in made.items():
+        merged.append(_merged(kind, conclusion_id, to, provider, concluded, titles, framework))
+    ratings = []
     ratings = []
     for (target, group), concluded in sorted(rated.items(), key=lambda kv: (_order(kv[0][0], framework), kv[0][1])):
         band = rating_of([(p, b) for p, b, _ in concluded], bands)
@@ -166,8 +166,8 @@ def judge_sample(compiled: CompiledRuleSet, evaluation: Evaluation) -> SampleJud
         ratings.append(Rating(target, group, band, winners,
                               tuple(sorted({i for _, _, i in concluded} - set(winners)))))
     grouped: dict[str, list[SampleConclusion]] = {"recommendation": [], "enabler": [], "barrier": []}
-    for (kind, conclusion_id, text, to, about), indices in sorted(made.items()):
-        grouped[kind].append(SampleConclusion(kind, conclusion_id, text, to, dict(about), tuple(sorted(indices))))
+    for conclusion in sorted(merged, key=lambda c: (c.kind, c.id, c.text, c.to, sorted(c.about.items()))):
+        grouped[conclusion.kind].append(conclusion)
     return SampleJudgement(tuple(ratings), tuple(grouped["recommendation"]), tuple(grouped["enabler"]),
                            tuple(grouped["barrier"]))
 
@@ -197,6 +197,38 @@ def rating_scheme(settings, ratings: tuple[Rating, ...], targets: dict) -> dict 
             unrated.append({"target": key, "group": group, "applicable": applicable, "why": why})
     return {"bands": list(settings.bands), "method": method, "min_group_size": settings.min_group_size,
             "unrated": unrated}
+def _merged(kind: str, conclusion_id: str, to: tuple, provider: str, concluded: list, titles: dict,
+            framework) -> SampleConclusion:
+    """The instances of one conclusion as one: ``{criteria}`` / ``{standards}`` list every criterion
+    or standard the instances were about, in the framework's order; ``{criterion}`` and its title
+    are those of the first."""
+    order = {n: i for i, n in enumerate(n for s in framework.standards for n in [s.id, *[c.id for c in s.criteria]])}
+    criteria = sorted({about["criterion"] for _, _, about in concluded if about["criterion"]}, key=order.get)
+    standards = sorted({about["standard"] for _, _, about in concluded if about["standard"]}, key=order.get)
+    first_index, body, first = min(concluded, key=lambda c: c[0])
+    values = {"criterion": first["criterion"] or "", "standard": first["standard"] or "",
+              "criterion_title": titles.get(first["criterion"] or "", ""),
+              "standard_title": titles.get(first["standard"] or "", ""), "provider": provider,
+              "criteria": _listed([f"{c} ({titles.get(c, '')})" for c in criteria]),
+              "standards": _listed([f"{s} ({titles.get(s, '')})" for s in standards])}
+    about: dict = {}
+    if len(criteria) == 1:
+        about["criterion"] = criteria[0]
+    elif criteria:
+        about["criteria"] = criteria
+    if len(standards) == 1:
+        about["standard"] = standards[0]
+    elif standards:
+        about["standards"] = standards
+    if provider:
+        about["provider"] = provider
+    return SampleConclusion(kind, conclusion_id, body.text.format_map(values), to, about,
+                            tuple(sorted(i for i, _, _ in concluded)))
+
+
+def _listed(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1] if names else ""
 
 
 def rating_of(concluded: list[tuple[int, str]], order: list[str]) -> str:

@@ -22,28 +22,6 @@ COUNT_ONLY_BELOW = 20
 ALL = "all"
 
 
-# --- labels -------------------------------------------------------------------------------------
-
-def labels(framework: models.Framework, group_keys: Iterable[str]) -> dict[str, str]:
-    """Plain labels for the group keys of a run's aggregates (``gender:female`` → ``women``)."""
-    vocabulary = framework.vocabulary
-    terms = {"provider": {t.id: t.id for t in vocabulary.providers},
-             "sentence_type": {t.id: t.label for t in vocabulary.sentence_types},
-             "risk_of_serious_harm": {t.id: t.label for t in vocabulary.risk_levels}}
-    titles = {"provider": "provider", "sentence_type": "sentence", "risk_of_serious_harm": "risk of serious harm"}
-    titles.update({d.id: d.label for d in vocabulary.diversity})
-    found = {ALL: "all cases"}
-    for key in sorted(set(group_keys) - {ALL}):
-        field, _, value = key.partition(":")
-        plain = vocabulary.group_labels.get(field, {}).get(value) or terms.get(field, {}).get(value)
-        if plain is None:
-            title = titles.get(field, field.replace("_", " "))
-            shown = "not given" if value == "not_given" else value.replace("_", " ")
-            plain = f"{title}: {shown}"
-        found[key] = plain
-    return found
-
-
 # --- figures ------------------------------------------------------------------------------------
 
 def figure(group: dict | None) -> str:
@@ -71,9 +49,9 @@ def interval(group: dict | None) -> tuple[int, int] | None:
     """A group's 95% interval on % sufficient, rounded, where the run computed one."""
     found = (group or {}).get("interval")
     if isinstance(found, dict) and found.get("low") is not None:
-        return round(found["low"]), round(found["high"])
+        return round(float(found["low"])), round(float(found["high"]))
     if isinstance(found, list | tuple) and len(found) == 2 and None not in found:
-        return round(found[0]), round(found[1])
+        return round(float(found[0])), round(float(found[1]))  # stored runs may keep numbers as text
     return None
 
 
@@ -387,18 +365,34 @@ def _criterion(criterion: dict, aggregates: dict, report: dict, columns, label, 
 
 
 def _gap_lines(target: dict, label) -> list[str]:
+    """Each flagged gap in plain words, both groups with their figures and the test that passed:
+    "women: 4 of 5, 80% [38–96%]; men: …; Fisher's exact test p = 0.0123 (below 0.05)"."""
     lines = []
     for grouping, gap in sorted(target.get("gaps", {}).items()):
-        if not gap.get("flagged"):
-            continue
-        groups = target["groups"]
-        high, low = gap["highest"], gap["lowest"]
-        line = (f"{label(high)}: {figure(groups.get(high))} against {label(low)}: {figure(groups.get(low))}"
-                f" — {gap['points']} points")
-        if gap.get("p_value") is not None:
-            line += f" (Fisher's exact test p = {gap['p_value']:.3f})"
-        lines.append(line)
+        if gap.get("flagged"):
+            lines.append(compared_words(gap, label))
     return lines
+
+
+def compared_words(gap: dict, label) -> str:
+    """Two compared groups and their test, as :func:`_gap_lines` writes them."""
+    sides = "; ".join(f"{label(g['group'])}: {side(g)}" for g in gap.get("groups", []))
+    test = gap.get("test")
+    if test and test.get("p_value") is not None:
+        sides += f"; Fisher's exact test p = {test['p_value']:g} ({'below' if test['significant'] else 'not below'} {test['level']:g})"
+    return sides + f" — a difference of {gap['points']} points"
+
+
+def side(group: dict) -> str:
+    """``4 of 5, 80% [38–96%]``: one group of a comparison (the count always shown beside the
+    percentage, since a comparison's groups are usually small)."""
+    text = f"{group['sufficient']} of {group['applicable']}"
+    if group.get("percent") is not None:
+        text += f", {round(group['percent'])}%"
+    interval = group.get("interval")
+    if interval:
+        text += f" [{round(float(interval[0]))}–{round(float(interval[1]))}%]"
+    return text
 
 
 def _flagged_gaps(aggregates: dict, label) -> list[str]:
@@ -423,6 +417,13 @@ def _method(report: dict) -> Section:
     section.blocks.append(f"Ratings: {method}" if method else
                           "The rule set issues no rating bands: findings are the percentages of applicable cases "
                           "judged sufficient.")
+    if "significance" in aggregates:
+        section.blocks.append(
+            f"Each percentage is shown with its Wilson {aggregates['confidence']:.0%} interval. A difference "
+            f"between two groups is reported only when it is at least {aggregates['gap_points']:g} points and "
+            f"Fisher's exact test on the two groups gives p below {aggregates['significance']:g}; for several "
+            "groups, the highest and lowest are tested, with no adjustment for the number of groups or for case "
+            "mix. A reported difference says where to look, not why it arose.")
     return section
 
 

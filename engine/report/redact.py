@@ -100,7 +100,7 @@ def _redact_gap(gap: dict, removed: set[str]) -> None:
         kept = [key for key in gap.get(listed, []) if key not in removed]
         gap[listed] = kept + ([REDACTED] if len(kept) < len(gap.get(listed, [])) else [])
     if gap.get("highest") in removed or gap.get("lowest") in removed:
-        gap.update(highest=REDACTED, lowest=REDACTED, points=None)
+        gap.update(highest=REDACTED, lowest=REDACTED, points=None, groups=[], test=None)
         gap.pop("exact_points", None)
 
 

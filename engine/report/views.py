@@ -237,7 +237,7 @@ def run_text(report: dict) -> str:
     lines += [f"  {entry['sha256']}  {entry['path']}" for entry in report["inputs"]]
     lines.append("findings (% sufficient of applicable cases):")
     for target in report["aggregates"]["targets"].values():
-        figures = [f"{key}: {group['percent']}%" for key, group in target["groups"].items()
+        figures = [f"{key}: {group['percent']}%{_interval(group)}" for key, group in target["groups"].items()
                    if (key == "all" or key.startswith("provider:")) and group["percent"] is not None]
         lines.append(f"  {target['id']:<11} " + "; ".join(figures))
     lines.append("recommendations:")
@@ -278,6 +278,12 @@ def status(label: str):
         return
     with console.status(label):
         yield
+
+
+def _interval(figures: dict) -> str:
+    """`` [41–70]``: a figure's 95% interval in whole percent, or nothing when there is none."""
+    interval = figures.get("interval")
+    return f" [{round(float(interval[0]))}–{round(float(interval[1]))}]" if interval else ""  # stored runs keep numbers as text
 
 
 def headline_text(report: dict) -> str:

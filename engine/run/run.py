@@ -22,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 
 from engine.aggregate import aggregate, agreement
+from engine.aggregate import labels as group_labels
 from engine.base import canonical
 from engine.base.canonical import canonical_sha256
 from engine.base.diagnostics import Diagnostic, InputError
@@ -312,7 +313,7 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
         "inputs": _inputs(prepared),
         "standards": [{"id": s.id, "title": s.title, "scope": s.scope, "dimension": s.dimension,
                        "criteria": [{"id": c.id, "title": c.title} for c in s.criteria]} for s in framework.standards],
-        "labels": draft.labels(framework, aggregates["group_sizes"]),
+        "labels": group_labels.labels(framework, aggregates["group_sizes"]),
         "aggregates": aggregates,
         "examples": draft.practice_examples(
             spool.results(), slots=2 * len(framework.vocabulary.providers) * len(aggregates["targets"])),

@@ -34,7 +34,8 @@ def compare(old_rules: str | os.PathLike[str], new_rules: str | os.PathLike[str]
 
 
 def _figures(group: dict) -> dict:
-    return {"counts": group["counts"], "applicable": group["applicable"], "percent": group["percent"]}
+    return {"counts": group["counts"], "applicable": group["applicable"], "percent": group["percent"],
+            "interval": group.get("interval")}
 
 
 def _targets(before: dict, after: dict) -> list[dict]:

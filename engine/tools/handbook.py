@@ -59,6 +59,7 @@ def model(loaded: rules.LoadedRuleSet) -> dict:
         "context_rules": context,
         "standards": standards,
         "sample": {"min_group_size": ruleset.sample.min_group_size, "gap_points": ruleset.sample.gap_points,
+                   "significance": ruleset.sample.significance, "confidence": ruleset.sample.confidence,
                    "bands": list(ruleset.sample.bands), "rating_method": ruleset.sample.method_text(),
                    "recipients": [r.model_dump() for r in ruleset.sample.recipients],
                    "rules": [rule_entry(r, "sample_rules", i) for i, r in enumerate(ruleset.sample_rules)]},

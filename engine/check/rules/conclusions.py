@@ -56,7 +56,8 @@ Conclusion = one_key_union({"finding": FindingConclusion, "enabler": EnablerConc
 class RecommendationBody(Strict):
     id: RuleId = Field(description="Stable id, e.g. improve-risk-assessment.")
     text: str = Field(min_length=1, description="The recommendation; may use {criterion}, {criterion_title}, "
-                                                "{standard}, {standard_title}, {provider}.")
+                                                "{standard}, {standard_title}, {provider}, and {criteria} / {standards}: every criterion "
+                                                "or standard the rule's instances concluded it for (one recommendation per cause).")
     to: Annotated[list[str], BeforeValidator(as_list), Field(min_length=1)] = Field(
         description="Who it is addressed to: providers, bodies in sample.recipients, or \"{provider}\" for the "
                     "provider of a rule with for_each: provider.")

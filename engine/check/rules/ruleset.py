@@ -31,7 +31,7 @@ from engine.check.rules.form import as_list, problem, walk
 from engine.check.rules.terms import BINDABLE, FactName, ItemId, RuleId
 
 #: Placeholders a sample conclusion's text may use.
-PLACEHOLDERS = ("criterion", "criterion_title", "standard", "standard_title", "provider")
+PLACEHOLDERS = ("criterion", "criterion_title", "standard", "standard_title", "provider", "criteria", "standards")
 
 
 def groupings(framework: models.Framework) -> list[str]:
@@ -74,7 +74,13 @@ class SampleSettings(Strict):
     """How the sample is aggregated and rated."""
 
     min_group_size: int = Field(default=5, ge=1, description="Groups with fewer applicable cases are marked, not compared.")
-    gap_points: float = Field(default=15, description="Differences between groups of at least this many points are flagged.")
+    gap_points: float = Field(default=15, ge=0, le=100, description=(
+        "Differences between groups (or providers) of at least this many points are flagged, when the test "
+        "below also passes; the one place the gap threshold is set."))
+    significance: float = Field(default=0.05, gt=0, lt=1, description=(
+        "A gap is flagged only when Fisher's exact test (two-sided) gives a p-value below this level."))
+    confidence: float = Field(default=0.95, gt=0, lt=1, description=(
+        "The confidence level of the Wilson interval shown with every percentage."))
     bands: list[str] = Field(default_factory=list, description="Rating bands, best first; the worst concluded wins. "
                              "Leave out for a rule set that issues no bands (percentages only).")
     rating_method: str | None = Field(
@@ -323,7 +329,7 @@ class SampleContext:
         fillable = {"provider"} & available
         for target in ("criterion", "standard"):
             if target in available:
-                fillable |= {target, f"{target}_title"}
+                fillable |= {target, f"{target}_title", "criteria" if target == "criterion" else "standards"}
         try:
             names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
         except ValueError as error:

@@ -58,8 +58,8 @@ def _target(view, body, bindings: dict) -> dict:
 def _figures(target: dict, key: str) -> dict:
     found = target["groups"].get(key)
     return {"target": target["id"], "kind": target["kind"], "group": key,
-            **({k: found[k] for k in ("counts", "applicable", "percent", "small", "cases") if k in found} if found else
-               {"applicable": 0, "percent": None})}
+            **({k: found[k] for k in ("counts", "applicable", "percent", "interval", "small", "cases") if k in found}
+               if found else {"applicable": 0, "percent": None, "interval": None})}
 
 
 def _group_key(body, bindings: dict) -> str:
@@ -145,11 +145,23 @@ class GapTest(Strict):
     criterion: CriterionId | None = None
     standard: StandardId | None = None
     between: str = Field(description="provider, sentence_type, risk_of_serious_harm, or a diversity field.")
-    at_least: float = Field(description="Points between the highest and lowest comparable groups.")
+    at_least: float | None = Field(default=None, ge=0, le=100, description=(
+        "Points between the highest and lowest comparable groups; omit it to use the rule set's "
+        "sample: gap_points (the one place the default rules set it)."))
+
+
+def _threshold(given: float | None, low) -> float:
+    return float(low.gap_points if given is None else given)
+
+
+def _points(given: float | None) -> str:
+    return "the rule set's gap_points" if given is None else f"{given:g} points"
 
 
 class GapCondition(Form):
-    """Groups of cases differ by at least N points on % sufficient."""
+    """Groups of cases differ by at least N points on % sufficient, both groups reach the minimum
+    size, and Fisher's exact test of the two (highest and lowest) gives p below the rule set's
+    ``significance``. Only criteria are tested: a standard pools pairs, not independent people."""
 
     key: ClassVar[str] = "gap"
     levels: ClassVar[frozenset[str]] = ONLY_SAMPLE
@@ -163,31 +175,36 @@ class GapCondition(Form):
                             did_you_mean(self.body.between, context.groupings, "groupings"))
 
     def describe(self, bindings: dict | None = None) -> str:
-        return (f"groups by {self.body.between} differ by at least {self.body.at_least:g} points on "
-                f"{_target_words(self.body, bindings or {})}")
+        return (f"groups by {self.body.between} differ by at least {_points(self.body.at_least)} on "
+                f"{_target_words(self.body, bindings or {})}, and Fisher's exact test passes")
 
     def lower(self, low):
+        # the gap attribute is defined only for a gap that was tested and passed (see aggregate)
         return low.compare(low.names.gap_attribute(_target_key(self.body, low), self.body.between), ">=",
-                           float(self.body.at_least))
+                           _threshold(self.body.at_least, low))
 
     def aggregates(self, view, bindings: dict) -> list[dict]:
         target = _target(view, self.body, bindings)
         gap = target["gaps"][self.body.between]
         return [{"target": target["id"], "between": self.body.between,
-                 **{k: v for k, v in gap.items() if k != "exact_points"}}] + \
+                 **{k: v for k, v in gap.items() if k not in ("exact_points",)}}] + \
             [_figures(target, key) for key in gap["compared"]]
 
 
 class ProviderGapTest(Strict):
     criterion: CriterionId | None = None
     standard: StandardId | None = None
-    provider: Provider = Field(description="The provider whose figure is lower.")
-    other: Provider = Field(description="The provider it is compared with.")
-    by_at_least: float = Field(description="How many points lower.")
+    provider: Provider | None = Field(default=None, description=(
+        "The provider whose figure is lower; omit it in a rule with for_each: provider."))
+    other: Provider | None = Field(default=None, description=(
+        "The provider it is compared with; omit it to compare with every other provider."))
+    by_at_least: float | None = Field(default=None, ge=0, le=100, description=(
+        "How many points lower; omit it to use the rule set's sample: gap_points."))
 
 
 class ProviderGapCondition(Form):
-    """One provider's % sufficient is at least N points below another's."""
+    """One provider's % sufficient is at least N points below another's (or any other's), both reach
+    the minimum size, and Fisher's exact test of the two gives p below the rule set's ``significance``."""
 
     key: ClassVar[str] = "provider_below"
     levels: ClassVar[frozenset[str]] = ONLY_SAMPLE
@@ -195,26 +212,46 @@ class ProviderGapCondition(Form):
 
     def check(self, context, loc: tuple) -> None:
         context.target(loc + (self.key,), self.body)
-        if self.body.provider == self.body.other:
+        if self.body.provider is not None and self.body.provider == self.body.other:
             context.problem(loc + (self.key, "other"), self.body.other, "invalid_value",
                             "a provider cannot be compared with itself", "name the other provider")
+        if self.body.provider is None and "provider" not in context.bound:
+            context.problem(loc + (self.key,), None, "unbound_target", "this names no provider",
+                            "add provider:, or for_each: provider to the rule")
+
+    def _provider(self, bindings: dict) -> str:
+        return group_of(self.body, bindings)
+
+    def _others(self, provider: str, providers) -> list[str]:
+        return [self.body.other] if self.body.other else [p for p in providers if p != provider]
 
     def describe(self, bindings: dict | None = None) -> str:
-        others = {k: v for k, v in (bindings or {}).items() if k != "provider"}
-        return (f"{self.body.provider} is at least {self.body.by_at_least:g} points below {self.body.other} on "
-                f"{_target_words(self.body, others)}")
+        bindings = bindings or {}
+        provider = self._provider(bindings) or "the provider"
+        others = {k: v for k, v in bindings.items() if k != "provider"}
+        return (f"{provider} is at least {_points(self.body.by_at_least)} below "
+                f"{self.body.other or 'another provider'} on {_target_words(self.body, others)}, "
+                f"and Fisher's exact test passes")
 
     def lower(self, low):
-        body, names, minimum = self.body, low.names, float(low.min_group_size)
-        target = _target_key(body, low)
-        return low.all([low.compare(names.applicable_attribute(target, body.provider), ">=", minimum),
-                        low.compare(names.applicable_attribute(target, body.other), ">=", minimum),
-                        low.compare(names.below_attribute(target, body.provider, body.other), ">=",
-                                    float(body.by_at_least))])
+        provider = self._provider(low.bindings)
+        target = _target_key(self.body, low)
+        # the below attribute is defined only for a tested pair whose test passed (see aggregate)
+        return low.any(low.compare(low.names.below_attribute(target, provider, other), ">=",
+                                   _threshold(self.body.by_at_least, low))
+                       for other in self._others(provider, low.providers))
 
     def aggregates(self, view, bindings: dict) -> list[dict]:
         target = _target(view, self.body, bindings)
-        return [_figures(target, f"provider:{self.body.provider}"), _figures(target, f"provider:{self.body.other}")]
+        provider = self._provider(bindings)
+        others = self._others(provider, [k.split(":", 1)[1] for k in target["groups"] if k.startswith("provider:")])
+        wanted = {f"provider:{provider}"} | {f"provider:{o}" for o in others}
+        compared = [{"target": target["id"], "between": "provider",
+                     **{k: v for k, v in c.items() if k != "exact_points"}}
+                    for c in target.get("comparisons", []) if {c["highest"], c["lowest"]} <= wanted
+                    and f"provider:{provider}" in (c["highest"], c["lowest"])]
+        return compared + [_figures(target, f"provider:{provider}")] + \
+            [_figures(target, f"provider:{o}") for o in others]
 
 
 class RatedTest(Target):
