@@ -15,7 +15,7 @@ from engine.evaluate import evaluate, tracer
 from engine.judge import judge, trace
 from engine.run import pipeline, run
 from engine.tools import ruletest
-from tests.conftest import ROOT, SAMPLE
+from tests.conftest import ROOT, SAMPLE, walk
 
 RULES = ROOT / "rules" / "hmip-qi-adult-2.0.yaml"
 
@@ -114,7 +114,7 @@ def test_the_trace_tree_is_read_from_the_record_without_running_the_engine(compi
 
     monkeypatch.setattr(evaluate.Engine, "assert_into", no_engine)
     result = trace.case_result(compiled, nw014, evaluation, judgement)
-    fired_nodes = [n for n in _walk(result) if "fired" in n and "rule" in n]
+    fired_nodes = [n for n in walk(result) if "fired" in n and "rule" in n]
     assert fired_nodes
     index = {r.rule.id: r.index for r in compiled.rules}
     for node in fired_nodes:
@@ -132,15 +132,6 @@ def test_one_trace_class_reads_case_organisation_and_sample_records():
     for _, evaluation in observed:
         assert evaluation.record.complete and evaluation.record.fired == evaluation.fired
 
-
-def _walk(node):
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
 
 
 SAMPLE_TEST = """rules: {rules}
