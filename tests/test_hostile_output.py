@@ -75,7 +75,7 @@ def test_report_md_titles_cannot_add_sections_list_items_or_table_cells(hostile_
 
 def test_report_md_of_ordinary_text_reads_as_before(hostile_report):
     assert re.search(r"^## Recommendations$", hostile_report, re.M) and re.search(r"^## Key facts$", hostile_report, re.M)
-    assert re.search(r"\| \d+% \(\d+ of \d+\) \|", hostile_report)  # figures are not escaped
+    assert re.search(r"\| \d+% \(\d+ of \d+; 95% interval \d+–\d+%\) \|", hostile_report)  # figures are not escaped
 
 
 # --- text views ---------------------------------------------------------------------------------------

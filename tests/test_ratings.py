@@ -91,8 +91,11 @@ def test_default_headline_gives_percentages_of_applicable_cases(runs):
     run = runs["default"]
     standard_3 = run["json"]["aggregates"]["targets"]["standard 3"]["groups"]
     row = next(line for line in run["stdout"].splitlines() if line.startswith("  3 "))
-    assert row.split() == ["3", f"{standard_3['all']['percent']}%", f"{standard_3['provider:NPS']['percent']}%",
-                           f"{standard_3['provider:CRC']['percent']}%"]
+    expected = ["3"]
+    for group in ("all", "provider:NPS", "provider:CRC"):
+        low, high = standard_3[group]["interval"]
+        expected += [f"{standard_3[group]['percent']}%", f"[{round(low)}–{round(high)}]"]
+    assert row.split() == expected
     assert "% of applicable cases sufficient" in run["stdout"] and "Ratings:" not in run["stdout"]
 
 
@@ -245,3 +248,15 @@ def test_the_banded_rule_set_hash_covers_its_base(tmp_path):
     (tmp_path / DEFAULT.name).write_text(DEFAULT.read_text() + "# a comment\n")
     assert rules.load(tmp_path / BANDED.name).sha256 != before
     assert before != rules.load(DEFAULT).sha256
+
+
+def test_interval_labels_follow_the_rule_sets_confidence():
+    from engine.report import draft, views
+
+    group = {"counts": {"sufficient": 5}, "applicable": 6, "percent": 83.3, "interval": [50.0, 95.0]}
+    report = {"sample": {"providers": []}, "standards": [{"id": "3", "scope": "case"}],
+              "sample_judgement": {"ratings": [], "recommendations": [], "rating_scheme": None},
+              "aggregates": {"confidence": 0.9, "targets": {"standard 3": {"groups": {"all": group}}}}}
+    assert "[90% interval]" in views.headline_text(report) and "95%" not in views.headline_text(report)
+    assert draft.figure(group, 0.9) == "5 of 6 (90% interval 50–95%)"
+    assert draft.figure(group, 0.975) == "5 of 6 (97.5% interval 50–95%)"

@@ -121,7 +121,9 @@ def test_plain_labels_come_from_the_framework_vocabulary(runs):
     ({"counts": {"sufficient": 15}, "applicable": 19, "percent": 78.9}, "15 of 19"),
     ({"counts": {"sufficient": 16}, "applicable": 20, "percent": 80.0}, "80% (16 of 20)"),
     ({"counts": {"sufficient": 5}, "applicable": 6, "percent": 83.3, "interval": {"low": 43.6, "high": 97.0}},
-     "5 of 6 [95% interval 44–97%]"),
+     "5 of 6 (95% interval 44–97%)"),
+    ({"counts": {"sufficient": 16}, "applicable": 20, "percent": 80.0, "interval": [58.4, 91.9]},
+     "80% (16 of 20; 95% interval 58–92%)"),
     ({"counts": {"sufficient": 0}, "applicable": 0, "percent": None}, "no applicable cases"),
     (None, "no applicable cases"),
 ])

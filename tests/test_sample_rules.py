@@ -78,13 +78,13 @@ def test_for_each_bindings_and_placeholders(sample_run):
 def test_gap_holds_only_when_fishers_test_passes_at_the_rule_sets_level(sample_run):
     """The level is the rule set's ``sample: significance``: at 0.7, CRC's 16.7 points behind NPS on
     3.1 (p = 0.63) hold; at the default 0.05 they do not (the parametrised cases above)."""
-    loose = "sample:\n  bands: [good, poor]\n  significance: 0.7\n  gap_points: 16\n"
+    loose = "sample:\n  significance: 0.7\n  gap_points: 16\n"
     fired = sample_run(rule("probe", '{provider_below: {criterion: "3.1", provider: CRC, other: NPS}}',
                             enabler("probe")), loose)
     assert [e["id"] for e in fired["enablers"]] == ["probe"]
     both = sample_run(rule("probe", '{gap: {criterion: "3.1", between: provider}}', enabler("probe")), loose)
     assert [e["id"] for e in both["enablers"]] == ["probe"]
-    higher = "sample:\n  bands: [good, poor]\n  significance: 0.7\n  gap_points: 17\n"
+    higher = "sample:\n  significance: 0.7\n  gap_points: 17\n"
     assert sample_run(rule("probe", '{gap: {criterion: "3.1", between: provider}}', enabler("probe")),
                       higher)["enablers"] == []  # the threshold comes from gap_points when the rule gives none
 

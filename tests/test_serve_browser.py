@@ -18,6 +18,18 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
                                 reason="needs Debian's chromium and chromium-driver (installed by .ci/run)")
 
 
+def follow(browser, element) -> None:  # noqa: F811  (the shared fixture's name)
+    """Click a link or submit button and wait until the next page has replaced this one: the click
+    returns before the navigation finishes, so a lookup straight after it can see the old page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(page))
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     """``qi serve`` on a store holding one run of the example sample (a script in NW-006's note)."""
@@ -36,11 +48,11 @@ def test_open_a_run_then_a_case_and_its_reasoning(browser, workspace):  # noqa: 
     browser.get(workspace[0] + "/")
     runs = browser.find_element(By.ID, "runs")
     assert "north-west-2016" in runs.text and "verified" in runs.text
-    runs.find_element(By.LINK_TEXT, "north-west-2016").click()
+    follow(browser, runs.find_element(By.LINK_TEXT, "north-west-2016"))
     headline = browser.find_element(By.ID, "headline")
     assert [th.text for th in headline.find_elements(By.CSS_SELECTOR, "thead th")] == [
         "Standard", "all cases", "NPS", "CRC"]
-    browser.find_element(By.ID, "case-list").find_element(By.LINK_TEXT, "NW-014").click()
+    follow(browser, browser.find_element(By.ID, "case-list").find_element(By.LINK_TEXT, "NW-014"))
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Case NW-014")
     row = browser.find_element(By.ID, "finding-3.1")
     assert "insufficient" in row.text
@@ -60,21 +72,21 @@ def test_record_a_decision_and_see_it_in_the_queue_and_in_qi_runs_show(browser, 
 
     case, criterion = moderation(workspace[1])[0]
     browser.get(workspace[0] + "/review")
-    browser.find_element(By.ID, "queues").find_element(By.LINK_TEXT, "1").click()
+    follow(browser, browser.find_element(By.ID, "queues").find_element(By.LINK_TEXT, "1"))
     open_items = browser.find_element(By.ID, "open")
     assert f"{case} {criterion}" in open_items.text
-    open_items.find_element(By.LINK_TEXT, case).click()
+    follow(browser, open_items.find_element(By.LINK_TEXT, case))
     row = browser.find_element(By.ID, f"finding-{criterion}")
     row.find_element(By.CSS_SELECTOR, "details.decide > summary").click()
     Select(row.find_element(By.NAME, "decision")).select_by_visible_text("challenge")
     row.find_element(By.NAME, "reason").send_keys("The inspector's note and the evidence disagree: <b>ask</b>.")
     row.find_element(By.NAME, "reviewer").send_keys("Ann Reviewer")
-    row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    follow(browser, row.find_element(By.CSS_SELECTOR, "button[type=submit]"))
     history = browser.find_element(By.ID, "review-history")
     assert "challenge" in history.text and "Ann Reviewer" in history.text and "<b>ask</b>" in history.text
     assert browser.find_element(By.ID, f"finding-{criterion}").find_element(By.NAME, "reviewer").get_property(
         "value") == "Ann Reviewer"
-    browser.find_element(By.LINK_TEXT, "The run's review queue").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "The run's review queue"))
     assert "challenged by Ann Reviewer" in browser.find_element(By.ID, "open").text
     assert "Ann Reviewer" in browser.find_element(By.ID, "decisions").text
     shown = qi("runs", "show", "1", "--db", workspace[1])
@@ -95,15 +107,15 @@ def test_try_a_rule_change_and_see_the_diff(browser, workspace):  # noqa: F811
     from selenium.webdriver.support.ui import Select
 
     browser.get(workspace[0] + "/")
-    browser.find_element(By.LINK_TEXT, "Rules").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "Rules"))
     # the default rule set's (the banded option, listed first, extends it)
-    browser.find_element(By.CSS_SELECTOR, f'a[href="/rules/{RULES.name}/try"]').click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, f'a[href="/rules/{RULES.name}/try"]'))
     box = browser.find_element(By.ID, "text")
     text = box.get_property("value")
     assert text == RULES.read_text(encoding="utf-8") and text.count(RULE) == 1
     browser.execute_script("arguments[0].value = arguments[1]", box, text.replace(RULE, TURNED))
     Select(browser.find_element(By.ID, "sample")).select_by_visible_text("cases/north-west-2016")
-    browser.find_element(By.CSS_SELECTOR, "#try button[type=submit]").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#try button[type=submit]"))
     assert browser.find_elements(By.ID, "outcome"), browser.find_element(By.TAG_NAME, "main").text[:500]
     assert "failed" in browser.find_element(By.ID, "tests-summary").text
     cases = browser.find_element(By.ID, "diff-cases")

@@ -38,6 +38,8 @@ def test_wilson_degenerate_cases():
     assert statistics.wilson(0, 9, 0.95)[0] == 0.0 and statistics.wilson(0, 9, 0.95)[1] > 0
     assert statistics.wilson(9, 9, 0.95)[1] == 100.0 and statistics.wilson(9, 9, 0.95)[0] < 100
     assert statistics.wilson(5, 6, 0.99)[0] < statistics.wilson(5, 6, 0.95)[0]  # the level is used
+    # plain floats: numpy's would be stored as text by the audit store's encoder
+    assert {type(x) for x in statistics.wilson(5, 6, 0.95) + [statistics.fisher((4, 6), (4, 8))]} == {float}
 
 
 def _two_sided_fisher(k1: int, n1: int, k2: int, n2: int) -> float:
@@ -209,7 +211,8 @@ def test_example_run_every_percentage_has_an_interval_and_no_untested_gap_is_fla
     assert _check_report(report) == 0
     assert not any(r["id"] == "understand-differential-outcomes" for r in report["sample_judgement"]["recommendations"])
     assert "56.1% [41–70]" in result.output  # the headline shows standard 1's interval
-    assert "[95% interval" in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    markdown = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "| 56% (23 of 41; 95% interval 41–70%) |" in markdown  # standard 1, all cases: nothing escaped
 
 
 def test_generated_run_flags_tested_gaps_and_says_them_in_plain_words(generated):

@@ -16,7 +16,7 @@ def wilson(successes: int, trials: int, confidence: float) -> list[float] | None
     if trials <= 0:
         return None
     found = stats.binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="wilson")
-    return [round(100 * found.low, 1), round(100 * found.high, 1)]
+    return [round(100 * float(found.low), 1), round(100 * float(found.high), 1)]  # plain floats, not numpy's
 
 
 def fisher(first: tuple[int, int], second: tuple[int, int]) -> float | None:

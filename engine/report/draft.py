@@ -24,25 +24,36 @@ ALL = "all"
 
 # --- figures ------------------------------------------------------------------------------------
 
-def figure(group: dict | None) -> str:
+def figure(group: dict | None, confidence: float = 0.95) -> str:
     """A group's % sufficient as a reader should see it: a count for small numbers, a rounded
-    percentage with its count otherwise, and the 95% interval wherever the run computed one.
+    percentage with its count otherwise, and the interval at the run's ``confidence`` wherever the
+    run computed one. Parentheses, not brackets, so Markdown needs no escapes.
 
-    >>> figure({"counts": {"sufficient": 5}, "applicable": 6, "percent": 83.3})
-    '5 of 6'
+    >>> figure({"counts": {"sufficient": 5}, "applicable": 6, "percent": 83.3, "interval": [43.6, 97.0]})
+    '5 of 6 (95% interval 44–97%)'
+    >>> figure({"counts": {"sufficient": 23}, "applicable": 41, "percent": 56.1, "interval": [41.0, 70.1]}, 0.9)
+    '56% (23 of 41; 90% interval 41–70%)'
     >>> figure({"counts": {"sufficient": 0}, "applicable": 0, "percent": None})
     'no applicable cases'
     """
     if not group or not group.get("applicable"):
         return "no applicable cases"
     sufficient, applicable = group["counts"]["sufficient"], group["applicable"]
-    text = f"{sufficient} of {applicable}"
-    if applicable >= COUNT_ONLY_BELOW and group.get("percent") is not None:
-        text = f"{round(group['percent'])}% ({text})"
+    count = f"{sufficient} of {applicable}"
     bounds = interval(group)
-    if bounds:
-        text += f" [95% interval {bounds[0]}–{bounds[1]}%]"
-    return text
+    stated = f"{level(confidence)} interval {bounds[0]}–{bounds[1]}%" if bounds else ""
+    if applicable >= COUNT_ONLY_BELOW and group.get("percent") is not None:
+        return f"{round(group['percent'])}% ({count}{'; ' + stated if stated else ''})"
+    return f"{count} ({stated})" if stated else count
+
+
+def level(confidence: float) -> str:
+    """``95%``: a confidence level as readers see it (0.975 gives ``97.5%``).
+
+    >>> level(0.95), level(0.975)
+    ('95%', '97.5%')
+    """
+    return f"{100 * confidence:g}%"
 
 
 def interval(group: dict | None) -> tuple[int, int] | None:
@@ -51,7 +62,7 @@ def interval(group: dict | None) -> tuple[int, int] | None:
     if isinstance(found, dict) and found.get("low") is not None:
         return round(float(found["low"])), round(float(found["high"]))
     if isinstance(found, list | tuple) and len(found) == 2 and None not in found:
-        return round(float(found[0])), round(float(found[1]))  # stored runs may keep numbers as text
+        return round(found[0]), round(found[1])
     return None
 
 
@@ -264,7 +275,7 @@ def _key_facts(report: dict, columns: list[str], label) -> Section:
             continue
         target = aggregates["targets"].get(f"standard {standard['id']}", {})
         rows.append([f"{standard['id']}. {standard['title']}"]
-                    + [figure(target.get("groups", {}).get(c)) for c in columns])
+                    + [figure(target.get("groups", {}).get(c), aggregates.get("confidence", 0.95)) for c in columns])
     organisations = {o["organisation"]: o for o in report.get("organisations", [])}
     for standard in report["standards"]:
         if standard["scope"] != "organisation":
@@ -328,7 +339,7 @@ def _standard(standard: dict, aggregates: dict, report: dict, columns, label, ra
         return section
     target = aggregates["targets"].get(f"standard {standard['id']}", {})
     section.blocks.append("Cases sufficient across the standard's criteria: " + "; ".join(
-        f"{label(c)} {figure(target.get('groups', {}).get(c))}" for c in columns) + ".")
+        f"{label(c)} {figure(target.get('groups', {}).get(c), aggregates.get('confidence', 0.95))}" for c in columns) + ".")
     section.blocks += _rating_line(f"standard {standard['id']}", ratings, columns, label)
     for criterion in standard["criteria"]:
         section.sections.append(_criterion(criterion, aggregates, report, columns, label, ratings, examples))
@@ -345,7 +356,7 @@ def _criterion(criterion: dict, aggregates: dict, report: dict, columns, label, 
     section = Section(f"{criterion['id']} {criterion['title']}", f"criterion-{criterion['id']}")
     target = aggregates["targets"].get(criterion["id"], {})
     groups = target.get("groups", {})
-    section.blocks.append(Table(["Cases", "Sufficient"], [[capital(label(c)), figure(groups.get(c))] for c in columns]))
+    section.blocks.append(Table(["Cases", "Sufficient"], [[capital(label(c)), figure(groups.get(c), aggregates.get("confidence", 0.95))] for c in columns]))
     section.blocks += _rating_line(criterion["id"], ratings, columns, label)
     factors = [f for f in aggregates.get("factors", {}).values() if f.get("criterion") == criterion["id"]]
     for kind, heading in (("enabler", "What helped"), ("barrier", "What got in the way")):
@@ -354,7 +365,7 @@ def _criterion(criterion: dict, aggregates: dict, report: dict, columns, label, 
         if listed:
             section.blocks.append(f"{heading}:")
             section.blocks.append(Bullets(listed))
-    gaps = _gap_lines(target, label)
+    gaps = gap_lines(target, label)
     if gaps:
         section.blocks.append("Differences between groups:")
         section.blocks.append(Bullets(gaps))
@@ -364,7 +375,7 @@ def _criterion(criterion: dict, aggregates: dict, report: dict, columns, label, 
     return section
 
 
-def _gap_lines(target: dict, label) -> list[str]:
+def gap_lines(target: dict, label) -> list[str]:
     """Each flagged gap in plain words, both groups with their figures and the test that passed:
     "women: 4 of 5, 80% [38–96%]; men: …; Fisher's exact test p = 0.0123 (below 0.05)"."""
     lines = []
@@ -375,7 +386,7 @@ def _gap_lines(target: dict, label) -> list[str]:
 
 
 def compared_words(gap: dict, label) -> str:
-    """Two compared groups and their test, as :func:`_gap_lines` writes them."""
+    """Two compared groups and their test, as :func:`gap_lines` writes them."""
     sides = "; ".join(f"{label(g['group'])}: {side(g)}" for g in gap.get("groups", []))
     test = gap.get("test")
     if test and test.get("p_value") is not None:
@@ -391,14 +402,14 @@ def side(group: dict) -> str:
         text += f", {round(group['percent'])}%"
     interval = group.get("interval")
     if interval:
-        text += f" [{round(float(interval[0]))}–{round(float(interval[1]))}%]"
+        text += f" [{round(interval[0])}–{round(interval[1])}%]"
     return text
 
 
 def _flagged_gaps(aggregates: dict, label) -> list[str]:
     found = []
     for key, target in aggregates["targets"].items():
-        for line in _gap_lines(target, label):
+        for line in gap_lines(target, label):
             found.append(f"{target.get('title', key)} ({key}): {line}")
     return found
 
@@ -419,7 +430,7 @@ def _method(report: dict) -> Section:
                           "judged sufficient.")
     if "significance" in aggregates:
         section.blocks.append(
-            f"Each percentage is shown with its Wilson {aggregates['confidence']:.0%} interval. A difference "
+            f"Each percentage is shown with its Wilson {level(aggregates['confidence'])} interval. A difference "
             f"between two groups is reported only when it is at least {aggregates['gap_points']:g} points and "
             f"Fisher's exact test on the two groups gives p below {aggregates['significance']:g}; for several "
             "groups, the highest and lowest are tested, with no adjustment for the number of groups or for case "

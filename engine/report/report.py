@@ -11,6 +11,7 @@ written and the run is recorded; the files are created readable by the owner onl
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -55,7 +56,7 @@ def _view(report: Report) -> dict:
     groups = [facts.ALL] + [f"provider:{p}" for p in report["sample"]["providers"]]
     traces = _Traces(spool) if spool is not None and spool.count <= HTML_TRACE_LIMIT else None
     plain = report.get("labels", {})
-    return {"r": report, "ratings": ratings, "groups": groups, "traces": traces, "figure": draft.figure,
+    return {"r": report, "ratings": ratings, "groups": groups, "traces": traces, "figure": functools.partial(draft.figure, confidence=report["aggregates"].get("confidence", 0.95)),
             "label": lambda key: plain.get(key) or (key.partition(":")[2] or key).replace("_", " "),
             "trace_limit": HTML_TRACE_LIMIT, "agreement_words": views.agreement_words,
             "what_if_summary": views.what_if_summary,

@@ -12,6 +12,7 @@ import textwrap
 
 from engine.base import render
 from engine.base.text import printable
+from engine.report import draft, ratings
 
 MARK = {True: "[holds]", False: "[fails]"}
 
@@ -282,16 +283,14 @@ def status(label: str):
 
 def _interval(figures: dict) -> str:
     """`` [41–70]``: a figure's 95% interval in whole percent, or nothing when there is none."""
-    interval = figures.get("interval")
-    return f" [{round(float(interval[0]))}–{round(float(interval[1]))}]" if interval else ""  # stored runs keep numbers as text
+    bounds = draft.interval(figures)
+    return f" [{bounds[0]}–{bounds[1]}]" if bounds else ""
 
 
 def headline_text(report: dict) -> str:
     """The run at a glance: % sufficient per case-scoped standard, overall and per provider, with
     the 95% interval where the run computed one; the rating and how it was derived only when the
     rule set issues bands."""
-    from engine.report import draft, ratings  # the report's own wording of figures and ratings
-
     providers = report["sample"]["providers"]
     shown = ratings.cells(report)
     groups = [("all", "All")] + [(f"provider:{p}", p) for p in providers]
@@ -304,17 +303,15 @@ def headline_text(report: dict) -> str:
         cells = []
         for key, _ in groups:
             figures = target["groups"].get(key)
-            text = f"{figures['percent']}%" if figures and figures["percent"] is not None else "n/a"
-            bounds = draft.interval(figures)
-            if bounds:
-                text += f" [{bounds[0]}–{bounds[1]}]"
+            text = f"{figures['percent']}%{_interval(figures)}" if figures and figures["percent"] is not None else "n/a"
             band = ratings.cell(shown, target_id, key)
             cells.append(f"{text} {band}".strip())
         rows.append((standard["id"], cells))
     width = max([len(c) for _, cells in rows for c in cells] + [len(label) for _, label in groups]) + 2
     lines = [("  standard  " + "".join(f"{label:<{width}}" for _, label in groups)).rstrip()]
     lines += [(f"  {sid:<8}  " + "".join(f"{c:<{width}}" for c in cells)).rstrip() for sid, cells in rows]
-    lines.append("  % of applicable cases sufficient" + (", [95% interval]" if any(
+    level = draft.level(report["aggregates"].get("confidence", 0.95))
+    lines.append("  % of applicable cases sufficient" + (f", [{level} interval]" if any(
         "[" in c for _, cells in rows for c in cells) else ""))
     method = ratings.method(report)
     if method:

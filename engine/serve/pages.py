@@ -187,10 +187,11 @@ def run_page(reader: Reader, run: int, page: int) -> dict:
     label = lambda key: labels.get(key) or plain(key)  # noqa: E731
     bands, shown = rated.bands(report), rated.cells(report)
     targets = report["aggregates"]["targets"]
+    confidence = report["aggregates"].get("confidence", 0.95)
 
     def figures(target_id: str) -> list[dict]:
         target = targets.get(target_id, {"groups": {}})
-        return [{"group": g, "text": draft.figure(target["groups"].get(g)),
+        return [{"group": g, "text": draft.figure(target["groups"].get(g), confidence),
                  "small": (target["groups"].get(g) or {}).get("small", False),
                  "band": rated.cell(bands, target_id, g), "rating": rated.cell(shown, target_id, g)}
                 for g in groups]
@@ -202,7 +203,7 @@ def run_page(reader: Reader, run: int, page: int) -> dict:
             entry["figures"] = figures(f"standard {standard['id']}")
             for criterion in standard["criteria"]:
                 target = targets.get(criterion["id"], {})
-                gaps = draft._gap_lines(target, label) if target else []  # the report's own wording
+                gaps = draft.gap_lines(target, label) if target else []  # the report's own wording
                 entry["criteria"].append({"id": criterion["id"], "title": criterion["title"],
                                           "figures": figures(criterion["id"]), "gaps": gaps})
         standards.append(entry)
