@@ -198,3 +198,21 @@ def test_golden_update_mode_cannot_pass_by_comparing_a_file_with_itself(tmp_path
         _golden("g.txt", "new\n")
     assert (tmp_path / "g.txt").read_text(encoding="utf-8") == "new\n"
     _golden("g.txt", "new\n")  # unchanged: an ordinary comparison, which passes
+
+
+def test_not_applicable_on_a_protection_line_where_protection_is_the_priority_is_warned_and_not_sufficient(qi, tmp_path):
+    evidence = {"3.1.a": "yes", "3.1.d": "yes", "3.1.e": "yes", "3.1.f": "yes", "3.1.g": "yes",
+                "3.1.h": "not_applicable", "1.2.a": "not_applicable", "1.2.b": "yes"}
+    high = tmp_path / "HR-2.yaml"
+    high.write_text(case_yaml(reference="HR-2", provider="NPS", risk="high", evidence=evidence))
+    result = qi("evaluate", high, "--format", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["findings"]["3.1"]["value"] == "not_assessed"
+    line = high.read_text().splitlines().index(next(x for x in high.read_text().splitlines() if "3.1.h:" in x)) + 1
+    warned = [w for w in result.stderr.splitlines() if "expected_not_applicable" in w]
+    assert len(warned) == 1 and f"HR-2.yaml:{line}:" in warned[0], result.stderr  # 1.2.a is core, not protection
+    assert "public protection line" in warned[0] and "3.1 cannot be sufficient" in warned[0]
+    low = tmp_path / "LR-2.yaml"
+    low.write_text(case_yaml(reference="LR-2", provider="NPS", risk="low", evidence=evidence))
+    result = qi("evaluate", low, "--format", "json")
+    assert json.loads(result.stdout)["findings"]["3.1"]["value"] == "sufficient"
+    assert "expected_not_applicable" not in result.stderr  # low risk: the inspector's call, not warned

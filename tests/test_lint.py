@@ -27,6 +27,7 @@ def test_every_warning_class_with_its_line(qi):
     assert {(7, "fact_never_derived"), (8, "fact_never_read"), (15, "rule_never_fires"), (47, "rule_never_fires"),
             (25, "conflicting_rules"), (28, "cited_not_read"), (39, "uncited_item")} <= found
     assert (9, "criterion_not_covered") in found
+    assert {(55, "protection_not_key"), (57, "low_threshold")} <= found  # criterion declarations
     assert "for example 3.1.a: yes, 3.1.b: no, flag child_safeguarding" in result.stderr  # the witness
 
 

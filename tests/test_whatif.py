@@ -48,12 +48,14 @@ def test_what_if_from_the_command_line(qi):
     assert result.exit_code == 0
     alternatives = json.loads(result.stdout)
     assert alternatives and all(set(a) == {"changes", "finding"} for a in alternatives)
-    assert {a["finding"] for a in alternatives} == {"sufficient"}
-    # 3.3.a and 3.3.b are protection lines in this child-safeguarding case: both must change
+    # 3.3.a and 3.3.b are protection lines in this child-safeguarding case: both must change to yes
+    # (not_applicable on either leaves the protection evidence missing: not assessed)
+    assert {a["finding"] for a in alternatives} == {"sufficient", "not_assessed"}
     assert alternatives[0]["changes"] == [{"item": "3.3.a", "from": "partly", "to": "yes"},
                                           {"item": "3.3.b", "from": "no", "to": "yes"}]
     text = qi("explain", SAMPLE / "cases" / "NW-014.yaml", "--criterion", "3.3", "--what-if").stdout
-    assert "3.3 would be sufficient if 3.3.a were yes or not_applicable instead of partly and 3.3.b were" in text
+    assert "3.3 would be sufficient if 3.3.a were yes instead of partly and 3.3.b were yes instead of no\n" in text
+    assert "3.3 would be not_assessed if 3.3.a were not_applicable instead of partly and 3.3.b were yes" in text
     protected = qi("explain", SAMPLE / "cases" / "NW-014.yaml", "--criterion", "3.1", "--what-if").stdout
     assert "3.1 would be sufficient only with more than 3 answers changed" in protected
 
@@ -123,7 +125,7 @@ rules:
     assert result.exit_code == 0 and json.loads(result.stdout) == []
     text = qi("explain", case, "--criterion", "1.3", "--what-if", "--rules", rules).stdout
     assert "no change of answers changes the finding on 1.3" in text
-    assert "1.3 would be sufficient under no change of answers" in text
+    assert "no change of answers would make 1.3 sufficient" in text and "under no change" not in text
 
 
 def test_what_if_on_a_stored_run(qi, tmp_path, sample_copy):

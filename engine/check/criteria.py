@@ -22,7 +22,10 @@ What the expanded rules mean (the same for every criterion, so `partly` has one 
   never dropped, whatever the context. Thresholds count applicable lines only: at least
   ``threshold`` % of them answered ``yes``.
 * A line is *expected* when it is core, or its ``expected_when`` holds. ``<c>-expected-lines-
-  assessed`` derives ``<c>_expected_assessed`` when every expected line has an answer.
+  assessed`` derives ``<c>_expected_assessed`` when every expected line has an answer — and, where
+  protection is the priority, every expected protection line an answer other than
+  ``not_applicable`` (the inspector is warned at the answer; the criterion stays not assessed
+  unless a failure is established).
 * ``<c>-sufficient``: every expected line assessed, at least one line applies, no key line ``no``,
   no protection line ``partly``/``no`` where protection is the priority, and the threshold met.
 * ``<c>-key-line-not-met`` / ``<c>-protection-line-not-met``: the decisive failures; they stand
@@ -37,6 +40,7 @@ What the expanded rules mean (the same for every criterion, so `partly` has one 
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
@@ -84,11 +88,19 @@ def expand(document: source.Document, framework: models.Framework) -> source.Doc
             continue
         generated: list[dict] = []
         origins: list[tuple] = []
+        seen: dict[str, tuple] = {}
         for index, entry in enumerate(entries):
             at = (section, index)
             declaration = _declaration(document, entry, at, framework, scope, problems)
             if declaration is None:
                 continue
+            if declaration.criterion in seen:
+                first = document.at(seen[declaration.criterion])
+                problems.append(document.diagnostic(at + ("criterion",), "duplicate_declaration",
+                                                    f"criterion {declaration.criterion} is declared twice "
+                                                    f"(first at {first})", "declare each criterion once"))
+                continue
+            seen[declaration.criterion] = at
             made, fact = rules_for(declaration, framework)
             generated += made
             origins += [at] * len(made)
@@ -145,6 +157,17 @@ def _declaration(document, entry, at, framework, scope, problems) -> Declaration
             elif field in ("key", "protection") and item not in counted:
                 problems.append(document.diagnostic(loc, "uncounted_item", f"{item!r} is {field} but not counted",
                                                     "list it in core or expected_when"))
+    for field in ("key", "protection"):
+        values = getattr(declaration, field)
+        if len(set(values)) != len(values):
+            problems.append(document.diagnostic(at + (field,), "duplicate_item", f"an item is listed twice in {field}",
+                                                "list each item once"))
+    for item, condition in declaration.expected_when.items():
+        if item in _strings(condition):
+            problems.append(document.diagnostic(at + ("expected_when", item), "circular_expectation",
+                                                f"{item} is expected when a condition on {item} itself holds",
+                                                "say when the line is expected from the case context: sentence, "
+                                                "risk, MAPPA, flags, or a fact derived from them"))
     twice = set(declaration.core) & set(declaration.expected_when)
     if twice or len(set(declaration.core)) != len(declaration.core):
         problems.append(document.diagnostic(at + ("core",), "duplicate_item", "an item is counted twice",
@@ -159,12 +182,32 @@ def _declaration(document, entry, at, framework, scope, problems) -> Declaration
     return declaration if len(problems) == before else None
 
 
+def _strings(node) -> set[str]:
+    """Every string in a condition as written: the items it reads are among them."""
+    if isinstance(node, str):
+        return {node}
+    if isinstance(node, dict):
+        return set().union(*(_strings(v) for v in node.values())) if node else set()
+    if isinstance(node, list):
+        return set().union(*(_strings(v) for v in node)) if node else set()
+    return set()
+
+
 def _need(threshold: float, applicable: int) -> int:
     """Lines that must be met out of ``applicable``: the least n with n / applicable >= threshold %."""
     n = 0
     while n * 100 < threshold * applicable:
         n += 1
     return n
+
+
+def _subsets(items: list[str]) -> list[tuple[str, ...]]:
+    """Every subset of ``items``, the empty one first, in a fixed order.
+
+    >>> _subsets(["a", "b"])
+    [(), ('a',), ('b',), ('a', 'b')]
+    """
+    return [combo for size in range(len(items) + 1) for combo in itertools.combinations(items, size)]
 
 
 def _exactly(items: list[str], answers: list[str], n: int) -> list[dict]:
@@ -190,11 +233,17 @@ def rules_for(d: Declaration, framework: models.Framework) -> tuple[list[dict], 
 
     assessed = [{"not": {"not_assessed": i}} for i in d.core]
     assessed += [{"any": [{"not": cond}, {"not": {"not_assessed": i}}]} for i, cond in d.expected_when.items()]
+    for i in d.protection:  # where protection is the priority, an expected protection line must apply
+        unless = [{"not": d.protection_when}] + ([{"not": d.expected_when[i]}] if i in d.expected_when else [])
+        assessed.append({"any": [*unless, {"not": {"any_answer": {"items": [i], "in": ["not_applicable"]}}}]})
+    protected = (f" Where protection is the priority, an expected protection line ({', '.join(d.protection)}) "
+                 "answered not_applicable is not an assessment of it: the protection evidence is missing."
+                 if d.protection else "")
     made.append({
         "id": f"{c}-expected-lines-assessed", "title": f"{c}: every expected line of enquiry assessed",
         "rationale": f"Lines expected in every case ({', '.join(d.core) or 'none'}) and lines the case context "
                      f"makes expected ({conditional}) all have an answer; only then can {c} be sufficient or "
-                     "not applicable.",
+                     "not applicable." + protected,
         "cites": items, "when": {"all": assessed}, "then": [{"fact": fact}]})
 
     meets = [{"all": [*_exactly(items, APPLIES, a),
@@ -232,21 +281,25 @@ def rules_for(d: Declaration, framework: models.Framework) -> tuple[list[dict], 
             "then": finding("insufficient")})
 
     fails = []
-    for k in range(m):  # k lines not applicable; even if every missing line were yes, too few are met
-        lines = m - k
-        over = lines - _need(d.threshold, lines) + 1
-        if over <= lines:
-            fails.append({"all": [*_exactly(items, ["not_applicable"], k),
-                                  {"at_least": {"n": over, "items": items, "in": NOT_MET}}]})
-    if d.expected_when:  # complete evidence: lines not expected and not answered do not apply
-        fails.append({"all": [complete, {"any": [
-            {"all": [*_exactly(items, APPLIES, a),
-                     {"at_least": {"n": a - _need(d.threshold, a) + 1, "items": items, "in": NOT_MET}}]}
-            for a in range(1, m + 1) if a - _need(d.threshold, a) + 1 <= a]}]})
+    for out in _subsets(list(d.expected_when)):
+        # lines in `out` are not expected and not answered: they cannot apply unless answered, so
+        # they are not counted as lines that might yet be met
+        left = [{"all": [{"not": d.expected_when[i]}, {"not_assessed": i}]} for i in out]
+        counted = m - len(out)
+        branches = []
+        for k in range(counted):  # k lines not applicable; even if every missing line were yes, too few are met
+            lines = counted - k
+            over = lines - _need(d.threshold, lines) + 1
+            if over <= lines:
+                branches.append({"all": [*_exactly(items, ["not_applicable"], k),
+                                         {"at_least": {"n": over, "items": items, "in": NOT_MET}}]})
+        if branches:
+            fails.append({"all": [*left, {"any": branches}]} if left else {"any": branches})
     made.append({
         "id": f"{c}-too-few-met", "title": f"{c} insufficient: too few lines of enquiry met",
-        "rationale": f"Fewer than {d.threshold:g}% of the applicable lines are met, or can be even if every line "
-                     "still missing were answered yes: an established failure stands while other evidence is "
+        "rationale": f"Fewer than {d.threshold:g}% of the applicable lines are met, or can be even if every "
+                     "expected line still missing were answered yes (a line the case does not call for, left "
+                     "unanswered, does not apply): an established failure stands while other evidence is "
                      "missing. " + d.rationale,
         "cites": items, "when": {"any": fails}, "then": finding("insufficient")})
 

@@ -58,7 +58,7 @@ def what_if_summary(criterion: str, what_if: dict) -> str:
         return "if " + shown[0] + more
     if what_if.get("beyond"):
         return f"only with more than {what_if['max_changes']} answers changed"
-    return "under no change of answers"
+    return "under no set of answer changes"
 
 
 def what_if_text(what_if: dict) -> str:
@@ -74,7 +74,7 @@ def what_if_text(what_if: dict) -> str:
         for words in _grouped(alternatives):
             lines.append(f"  {criterion} would be {finding} if {words}")
     for finding in what_if["unreachable"]:
-        lines.append(f"  {criterion} would be {finding} under no change of answers")
+        lines.append(f"  no change of answers would make {criterion} {finding}")
     for finding in what_if["beyond"]:
         lines.append(f"  {criterion} would be {finding} only with more than {what_if['max_changes']} answers changed")
     if not what_if["alternatives"] and not what_if["beyond"]:

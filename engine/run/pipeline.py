@@ -11,12 +11,15 @@ import functools
 import hashlib
 import os
 from pathlib import Path
+from typing import NamedTuple
+
+from pydantic import TypeAdapter
 
 from engine.aggregate import agreement
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
 from engine.base.resources import data_dir
 from engine.check import rules, sample
-from engine.check.rules.conditions import logic
+from engine.check.rules.conditions import Condition
 from engine.compile import compile as compiler
 from engine.compile import conditions, facts
 from engine.evaluate import evaluate as evaluator
@@ -164,33 +167,49 @@ def judgement_rows(compiled: compiler.CompiledRuleSet, model, evaluation, judgem
     return rows
 
 
-def expectations(compiled: compiler.CompiledRuleSet, fact: dict) -> dict[str, list[tuple[str, bool | str]]]:
-    """Per declared criterion, each counted item and whether it is expected: ``"core"`` (in every
-    case), True (the case context makes it expected), False (the context does not call for it)."""
-    found: dict[str, list[tuple[str, bool | str]]] = {}
-    for declared in compiled.ruleset.criteria:
-        rule = next((r for r in compiled.rules if r.rule.id == f"{declared.criterion}-expected-lines-assessed"), None)
-        if rule is None or not isinstance(rule.rule.when, logic.AllCondition):
-            continue
-        items = found.setdefault(declared.criterion, [])
-        for part in rule.rule.when.all:
-            if isinstance(part, logic.NotCondition):  # a core item: {not: {not_assessed: item}}
-                items.append((part.not_.not_assessed, "core"))
-            elif isinstance(part, logic.AnyCondition):  # {any: [{not: context}, {not: {not_assessed: item}}]}
-                context, assessed = part.any
-                items.append((assessed.not_.not_assessed,
-                              conditions.holds(compiled.lower(context.not_), fact)))
+class Expectation(NamedTuple):
+    """What the case context says of one line a criterion declaration counts."""
+
+    item: str
+    expected: bool   # core, or its expected_when holds for this case
+    core: bool       # counted in every case
+    protected: bool  # a protection line, in a case where protection is the priority
+
+
+def expectations(compiled: compiler.CompiledRuleSet, fact: dict) -> dict[str, list[Expectation]]:
+    """Per declared case criterion, what the case context says of each line it counts, read from
+    the declarations (their conditions lowered and tested on the case's fact)."""
+    found: dict[str, list[Expectation]] = {}
+    for declared, when, protection_when in _declared_conditions(compiled):
+        priority = protection_when is not None and conditions.holds(protection_when, fact)
+        found[declared.criterion] = [
+            Expectation(item, item in declared.core or conditions.holds(when[item], fact), item in declared.core,
+                        priority and item in declared.protection)
+            for item in declared.core + list(declared.expected_when)]
     return found
 
 
+def _declared_conditions(compiled: compiler.CompiledRuleSet) -> list[tuple]:
+    """Each case criterion declaration with its expected_when and protection_when conditions
+    parsed and lowered, once per compiled rule set."""
+    def make() -> list[tuple]:
+        parse = TypeAdapter(Condition).validate_python
+        lowered = lambda raw: conditions.lower(parse(raw), compiled.schema)  # noqa: E731
+        return [(declared, {item: lowered(raw) for item, raw in declared.expected_when.items()},
+                 None if declared.protection_when is None else lowered(declared.protection_when))
+                for declared in compiled.ruleset.criteria]
+
+    return compiled.cached(("declared conditions",), make)
+
+
 def not_assessed_warnings(result: dict, case: sample.Loaded,
-                          expected: dict[str, list[tuple[str, bool | str]]] | None = None) -> list[Diagnostic]:
+                          expected: dict[str, list[Expectation]] | None = None) -> list[Diagnostic]:
     """A warning for each case-scoped criterion no rule concluded on, naming the expected items
     the inspector left unanswered."""
     found = []
     for criterion in result["not_assessed"]:
-        missing = [item for item, wanted in (expected or {}).get(criterion, [])
-                   if wanted and item not in case.model.evidence]
+        missing = [line.item for line in (expected or {}).get(criterion, [])
+                   if line.expected and line.item not in case.model.evidence]
         named = f": expected {', '.join(missing)} not answered" if missing else ""
         found.append(case.document.diagnostic(("case",), "not_assessed",
                                               f"no rule concluded a finding on criterion {criterion}{named}",
@@ -199,26 +218,33 @@ def not_assessed_warnings(result: dict, case: sample.Loaded,
     return found
 
 
-def applicability_warnings(case: sample.Loaded, expected: dict[str, list[tuple[str, bool | str]]]
-                           ) -> list[Diagnostic]:
+def applicability_warnings(case: sample.Loaded, expected: dict[str, list[Expectation]]) -> list[Diagnostic]:
     """Answers that disagree with the case context, at the answer's position: not_applicable on
-    an item the context expects, or an answer on an item the context does not call for (it still
-    counts: an explicit answer is never dropped)."""
+    a line the context expects (on a protection line where protection is the priority, the
+    criterion then stays not assessed), or an answer on a line the context does not call for (it
+    still counts: an explicit answer is never dropped). A core line answered not_applicable is
+    the inspector's call and is not warned, unless it is such a protection line."""
     found = []
-    for items in expected.values():
-        for item, wanted in items:
-            entry = case.model.evidence.get(item)
+    for criterion, lines in expected.items():
+        for line in lines:
+            entry = case.model.evidence.get(line.item)
             if entry is None:
                 continue
-            at = ("evidence", item, "answer")
-            if wanted is True and entry.answer == "not_applicable":
+            at = ("evidence", line.item, "answer")
+            if line.expected and line.protected and entry.answer == "not_applicable":
                 found.append(case.document.diagnostic(
-                    at, "expected_not_applicable", f"{item} is answered not_applicable but the case context expects it",
-                    "check the answer, or the case's sentence, risk, MAPPA and flags", severity="warning"))
-            elif wanted is False and entry.answer != "not_applicable":
+                    at, "expected_not_applicable",
+                    f"{line.item} is answered not_applicable, but it is a public protection line and protection is "
+                    f"the priority in this case: criterion {criterion} cannot be sufficient without it",
+                    "answer the line, or check the case's risk, MAPPA and flags", severity="warning"))
+            elif line.expected and not line.core and entry.answer == "not_applicable":
+                found.append(case.document.diagnostic(
+                    at, "expected_not_applicable", f"{line.item} is answered not_applicable but the case context "
+                    "expects it", "check the answer, or the case's sentence, risk, MAPPA and flags", severity="warning"))
+            elif not line.expected and entry.answer != "not_applicable":
                 found.append(case.document.diagnostic(
                     at, "answered_not_expected",
-                    f"{item} is answered {entry.answer} but the case context does not call for it (it still counts)",
-                    "if the item applies, record the context that makes it apply (sentence, MAPPA, flags)",
+                    f"{line.item} is answered {entry.answer} but the case context does not call for it (it still "
+                    "counts)", "if the item applies, record the context that makes it apply (sentence, MAPPA, flags)",
                     severity="warning"))
     return found

@@ -10,7 +10,12 @@ Warnings (it can be used, but probably does not say what its authors intend):
 * ``rule_never_fires`` — contradictory conditions: no case (or sample) satisfies them;
 * ``conflicting_rules`` — two rules of equal priority that can conclude different findings on the
   same criterion for one case, with a witness showing it;
-* ``uncited_item`` / ``cited_not_read`` — ``cites`` that do not match the items the rule reads.
+* ``uncited_item`` / ``cited_not_read`` — ``cites`` that do not match the items the rule reads;
+* ``protection_not_key`` — a criterion declaration's protection line that is not also key: its
+  ``no`` decides the criterion only where protection is the priority, and is merely counted
+  elsewhere;
+* ``low_threshold`` — a declaration that calls a criterion sufficient with fewer than half of its
+  applicable lines met.
 
 Satisfiability is decided exactly by the search in :mod:`engine.compile.satisfy` (what-if
 explanations use the same search).
@@ -38,6 +43,7 @@ def lint(path) -> list[Diagnostic]:
         return error.diagnostics
     found: list[Diagnostic] = []
     found += _facts(loaded)
+    found += _declarations(loaded)
     for compiled in sections:
         found += _never_fires(compiled)
         if compiled.section != "sample_rules":
@@ -66,6 +72,28 @@ def _facts(loaded: rules.LoadedRuleSet) -> list[Diagnostic]:
         if fact.id not in read:
             found.append(_warning(loaded, ("facts", index), "fact_never_read",
                                   f"fact {fact.id!r} is derived but no rule reads it", "read it with fact:, or remove it"))
+    return found
+
+
+#: Below this % of applicable lines met, a declared threshold is warned (low_threshold).
+LOW_THRESHOLD = 50
+
+
+def _declarations(loaded: rules.LoadedRuleSet) -> list[Diagnostic]:
+    found = []
+    for section in ("criteria", "organisation_criteria"):
+        for index, declared in enumerate(getattr(loaded.rules, section)):
+            at = (section, index)
+            for position, item in enumerate(declared.protection):
+                if item not in declared.key:
+                    found.append(_warning(loaded, at + ("protection", position), "protection_not_key",
+                                          f"{item} is a protection line of {declared.criterion} but not key: a no on it "
+                                          "is only counted where protection is not the priority",
+                                          "add it to key, or say in the rationale why a no can be outweighed"))
+            if declared.threshold < LOW_THRESHOLD:
+                found.append(_warning(loaded, at + ("threshold",), "low_threshold",
+                                      f"{declared.criterion} is sufficient with {declared.threshold:g}% of its applicable "
+                                      "lines met, fewer than half", "check the threshold: a percentage, e.g. 66"))
     return found
 
 
