@@ -228,3 +228,15 @@ def test_docx_carries_the_consistency_section_with_each_disagreement(runs):
         assert f"{case}, {criterion}: engine" in section
     overall = report["consistency"]["engine_inspector"]["overall"]
     assert f"{overall['agreed']} of {overall['n']}" in section
+
+
+def test_answers_that_disagree_with_the_case_context_are_listed_for_the_inspectors(runs):
+    report = json.loads((runs / "full" / "report.json").read_text())
+    warned = [w for w in report["warnings"] if w["code"] in ("expected_not_applicable", "answered_not_expected")]
+    assert warned  # the example sample has some: 3.1.b answered where no MAPPA or child flag calls for it
+    markdown = (runs / "full" / "report.md").read_text().replace("\\", "")  # Markdown escapes
+    section = markdown[markdown.index("## Answers to check\n"):markdown.index("## How these findings were reached")]
+    for w in warned:
+        assert f"{w['path']}:{w['line']}: {w['message']}." in section
+    assert "answers-to-check" in (runs / "full" / "report.html").read_text()
+    assert "Answers to check" in _docx_text(runs / "full" / "report.docx")

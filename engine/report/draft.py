@@ -216,8 +216,29 @@ def build(report: dict, consistency: bool = False) -> Draft:
     sections.append(quality)
     if consistency and report.get("consistency"):
         sections.append(_consistency(report))
+    checks = _answers_to_check(report)
+    if checks:
+        sections.append(checks)
     sections.append(_method(report))
     return Draft(title, summary, sections)
+
+
+#: Warnings that say an answer disagrees with the case context, or that evidence is missing: the
+#: run's findings stand on them, so the report lists them for the inspectors to check.
+CHECK_CODES = ("expected_not_applicable", "answered_not_expected", "not_assessed")
+
+
+def _answers_to_check(report: dict) -> Section | None:
+    """The run's warnings about answers and missing evidence, one line each, at their positions."""
+    found = [w for w in report.get("warnings", []) if w.get("code") in CHECK_CODES]
+    if not found:
+        return None
+    section = Section("Answers to check", "answers-to-check")
+    section.blocks.append(f"{plural(len(found), 'answer or gap', 'answers or gaps')} in the evidence disagree with "
+                          "the case context or leave a criterion not assessed. The findings above stand on the "
+                          "answers as recorded; inspectors should confirm or correct each.")
+    section.blocks.append(Bullets([f"{w['path']}:{w['line']}: {w['message']}." for w in found]))
+    return section
 
 
 def _consistency(report: dict) -> Section:
