@@ -111,6 +111,16 @@ def test_a_group_below_the_minimum_size_is_never_compared_or_tested():
     assert gap["not_compared"] == ["gender:female"] and gap["test"] is None and not gap["flagged"]
 
 
+@pytest.mark.parametrize("unknown", ["not_recorded", "not_given"])
+def test_a_group_whose_characteristic_was_not_recorded_is_never_compared(unknown):
+    built = aggregate.build(_records([("NPS", "male", 9, 0), ("NPS", unknown, 0, 9)]), LOADED)
+    gap = built["targets"]["3.1"]["gaps"]["gender"]
+    assert gap["not_compared"] == [f"gender:{unknown}"] and gap["test"] is None and not gap["flagged"]
+    assert built["targets"]["3.1"]["groups"][f"gender:{unknown}"]["applicable"] == 9  # still shown
+    known = aggregate.build(_records([("NPS", "male", 9, 0), ("NPS", "female", 0, 9)]), LOADED)
+    assert known["targets"]["3.1"]["gaps"]["gender"]["flagged"]  # the same figures for a recorded group are
+
+
 @pytest.mark.parametrize("behind, ahead", [("NPS", "CRC"), ("CRC", "NPS")])
 def test_provider_comparisons_run_both_ways(behind, ahead):
     built = aggregate.build(_records([(behind, "male", 0, 7), (ahead, "male", 7, 0)]), LOADED)

@@ -5,7 +5,8 @@ For each target and group: counts of sufficient / insufficient / not_applicable 
 the cases in each, and the % sufficient of *applicable* cases (sufficient + insufficient;
 not_applicable and not_assessed are left out of the denominator). Groups with fewer applicable
 cases (people, not case x criterion pairs) than the rule set's ``min_group_size`` are marked
-``small`` and never compared. Gaps between groups are the difference between the highest and
+``small`` and never compared; nor are groups whose characteristic was not recorded (the
+framework's ``unrecorded`` values, or no value given). Gaps between groups are the difference between the highest and
 lowest comparable groups (and, for providers, every pair in both directions); a gap is flagged only
 when it is at least ``gap_points`` *and* Fisher's exact test on the two groups gives p below the
 rule set's ``significance``. Every percentage carries its Wilson interval at the rule set's
@@ -77,6 +78,8 @@ def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
     settings = loaded.rules.sample
     plain = group_labels.labels(framework, {f"{g}:{r.groups[g]}" for r in records for g in rules.groupings(framework)})
     groupings = rules.groupings(framework)
+    unrecorded = {f"{field.id}:{value}" for field in framework.vocabulary.diversity
+                  for value in [facts.NOT_GIVEN, *field.unrecorded]}
     standards = framework.standards_of("case")
     records = sorted(records, key=lambda r: r.reference)
 
@@ -94,9 +97,9 @@ def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
                     grouped.setdefault(key, {v: [] for v in VALUES})[value].append(rec.reference)
                     pooled.setdefault(key, {v: [] for v in VALUES})[value].append(f"{rec.reference}:{criterion.id}")
             targets[criterion.id] = _target("criterion", criterion.id, criterion.title, standard.id,
-                                            grouped, groupings, settings, plain)
+                                            grouped, groupings, settings, plain, unrecorded)
         targets[f"standard {standard.id}"] = _target("standard", standard.id, standard.title, standard.id,
-                                                     pooled, groupings, settings, plain)
+                                                     pooled, groupings, settings, plain, unrecorded)
     sizes: dict[str, int] = {}
     for rec in records:
         for key in group_keys(rec):
@@ -117,14 +120,17 @@ def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
 
 
 def _target(kind: str, target_id: str, title: str, standard: str, grouped: dict, groupings: list[str],
-            settings: rules.SampleSettings, plain: dict[str, str]) -> dict:
+            settings: rules.SampleSettings, plain: dict[str, str], unrecorded: set[str]) -> dict:
+    """One criterion's or standard's figures per group, and its gaps. Groups too small, and groups
+    whose characteristic was not recorded (``unrecorded``), are shown but never compared."""
     groups = {key: _figures(cases, settings.min_group_size, settings.confidence, _listed(key))
               for key, cases in sorted(grouped.items())}
     tested = kind == "criterion"
     gaps = {}
     for grouping in groupings:
         members = {k: v for k, v in groups.items() if k.startswith(grouping + ":")}
-        comparable = {k: v for k, v in members.items() if not v["small"] and v["exact_percent"] is not None}
+        comparable = {k: v for k, v in members.items()
+                      if not v["small"] and v["exact_percent"] is not None and k not in unrecorded}
         gap = {"compared": sorted(comparable), "not_compared": sorted(set(members) - set(comparable)),
                "points": None, "highest": None, "lowest": None, "flagged": False, "test": None}
         if len(comparable) >= 2:

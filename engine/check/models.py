@@ -146,6 +146,16 @@ class DiversityField(Strict):
     id: str = Field(description="The key written under `diversity:` in a case file.")
     label: str = Field(description="What the characteristic is.")
     values: list[str] = Field(description="Allowed values for the characteristic.", min_length=1)
+    unrecorded: list[str] = Field(default_factory=list, description=(
+        "Values that say the characteristic was not recorded: their groups are shown but never compared "
+        "with other groups, since they are not a group of people with anything in common."))
+
+    @model_validator(mode="after")
+    def _unrecorded_are_values(self) -> DiversityField:
+        unknown = sorted(set(self.unrecorded) - set(self.values))
+        if unknown:
+            raise ValueError(f"unrecorded: {', '.join(unknown)} not among the values of {self.id}")
+        return self
 
 
 class ContextField(Strict):
