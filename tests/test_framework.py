@@ -119,3 +119,13 @@ def test_framework_file_itself_validates_and_catches_bad_ids(tmp_path, qi):
     assert result.exit_code == 1
     line = next(n for n, l in enumerate(broken.read_text().splitlines(), 1) if '"3.1.x"' in l)
     assert f"fw.yaml:{line}:" in result.stderr and "inconsistent_id" in result.stderr
+
+
+def test_an_unrecorded_value_must_be_one_of_the_fields_values(tmp_path, qi):
+    text = (ROOT / "framework" / "hmip-qi-adult-2.0.yaml").read_text(encoding="utf-8")
+    broken = tmp_path / "fw.yaml"
+    broken.write_text(text.replace("unrecorded: [not_recorded]", "unrecorded: [unknown]", 1), encoding="utf-8")
+    result = qi("validate", broken)
+    assert result.exit_code == 1 and "unrecorded: unknown not among the values of gender" in result.stderr
+    line = next(n for n, l in enumerate(broken.read_text().splitlines(), 1) if "unrecorded: [unknown]" in l)
+    assert f"fw.yaml:{line}:" in result.stderr and "(values are male, female" in result.stderr

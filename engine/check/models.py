@@ -152,9 +152,12 @@ class DiversityField(Strict):
 
     @model_validator(mode="after")
     def _unrecorded_are_values(self) -> DiversityField:
-        unknown = sorted(set(self.unrecorded) - set(self.values))
-        if unknown:
-            raise ValueError(f"unrecorded: {', '.join(unknown)} not among the values of {self.id}")
+        problems = [_detail(("unrecorded", index), value, _error(
+            "unknown_value", f"unrecorded: {value} not among the values of {self.id}",
+            f"values are {', '.join(self.values)}")) for index, value in enumerate(self.unrecorded)
+            if value not in self.values]
+        if problems:
+            raise ValidationError.from_exception_data("DiversityField", problems)
         return self
 
 
