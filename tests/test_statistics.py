@@ -5,6 +5,7 @@ examples, statsmodels' Wilson interval, the hypergeometric distribution), not re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -109,6 +110,42 @@ def test_a_group_below_the_minimum_size_is_never_compared_or_tested():
     built = aggregate.build(_records([("NPS", "male", 9, 0), ("NPS", "female", 0, 4)]), LOADED)
     gap = built["targets"]["3.1"]["gaps"]["gender"]
     assert gap["not_compared"] == ["gender:female"] and gap["test"] is None and not gap["flagged"]
+
+
+def _two_criteria(adjust: str) -> dict:
+    """Men and women, 8 of each: on 3.1 a strong gap (8 of 8 against 0 of 8, p = 0.00016), on 3.2
+    and 3.3 a modest one (7 of 8 against 2 of 8, p = 0.041): three tests in the run."""
+    settings = LOADED.rules.sample.model_copy(update={"adjust": adjust})
+    loaded = dataclasses.replace(LOADED, rules=LOADED.rules.model_copy(update={"sample": settings}))
+    fixed = {g: "x" for g in rules.groupings(LOADED.framework)}
+    records = []
+    for number in range(16):
+        woman = number >= 8
+        modest = "insufficient" if (woman and number < 14) or number == 7 else "sufficient"
+        records.append(aggregate.CaseRecord(
+            f"T-{number:03d}", {**fixed, "provider": "NPS", "gender": "female" if woman else "male"},
+            {"3.1": "insufficient" if woman else "sufficient", "3.2": modest, "3.3": modest}, frozenset()))
+    return aggregate.build(records, loaded)
+
+
+def test_p_values_are_adjusted_for_the_number_of_comparisons_when_the_rule_set_says_so():
+    plain = _two_criteria("none")
+    assert plain["tests"] == {"count": 3, "adjust": "none"}
+    assert plain["targets"]["3.2"]["gaps"]["gender"]["test"]["p_value"] == round(_two_sided_fisher(7, 8, 2, 8), 4)
+    assert plain["targets"]["3.1"]["gaps"]["gender"]["flagged"] and plain["targets"]["3.2"]["gaps"]["gender"]["flagged"]
+    holm = _two_criteria("holm")
+    modest, strong = holm["targets"]["3.2"]["gaps"]["gender"], holm["targets"]["3.1"]["gaps"]["gender"]
+    # Holm on three tests: the k-th smallest p times (4 - k), each no smaller than the one before
+    assert strong["test"]["exact_adjusted_p"] == pytest.approx(3 * _two_sided_fisher(8, 8, 0, 8))
+    assert modest["test"]["exact_adjusted_p"] == pytest.approx(2 * _two_sided_fisher(7, 8, 2, 8))
+    assert strong["flagged"] and not modest["flagged"] and not modest["test"]["significant"]
+    assert modest["test"]["adjustment"] == "Holm-Bonferroni" and holm["tests"] == {"count": 3, "adjust": "holm"}
+    attributes = aggregate.sample_attributes(holm, LOADED)  # sample rules see only what passed
+    assert attributes[facts.gap_attribute(facts.target_key("3.2", None), "gender")] == facts.UNDEFINED
+    assert attributes[facts.gap_attribute(facts.target_key("3.1", None), "gender")] == 100.0
+    bh = _two_criteria("fdr_bh")  # Benjamini-Hochberg: the two largest p (rank 3 of 3) stay 0.041, below 0.05
+    assert bh["targets"]["3.2"]["gaps"]["gender"]["flagged"]
+    assert bh["targets"]["3.2"]["gaps"]["gender"]["test"]["exact_adjusted_p"] == pytest.approx(_two_sided_fisher(7, 8, 2, 8))
 
 
 @pytest.mark.parametrize("unknown", ["not_recorded", "not_given"])
@@ -280,3 +317,19 @@ def test_rules_diff_shows_each_moved_percentage_with_its_interval(qi, tmp_path):
             assert figures["interval"] == statistics.wilson(figures["counts"]["sufficient"], figures["applicable"], 0.95)
     markdown = qi("rules", "diff", default, changed, "--sample", SAMPLE).stdout
     assert "; interval " in markdown
+
+
+def test_an_adjusted_comparison_says_both_p_values_and_the_method_says_how_many_were_tested():
+    from engine.report import draft
+
+    holm = _two_criteria("holm")
+    words = draft.compared_words(holm["targets"]["3.1"]["gaps"]["gender"], lambda key: key)
+    test = holm["targets"]["3.1"]["gaps"]["gender"]["test"]
+    assert f"Fisher's exact test p = {test['p_value']:g}, Holm-Bonferroni-adjusted p = {test['adjusted_p']:g} " \
+           "(below 0.05)" in words
+    report = {"aggregates": holm, "sample_judgement": {"ratings": [], "rating_scheme": None}}
+    method = " ".join(b for b in draft._method(report).blocks if isinstance(b, str))
+    assert "with p-values adjusted for the 3 comparisons tested by the Holm-Bonferroni method" in method
+    report["aggregates"] = _two_criteria("none")
+    method = " ".join(b for b in draft._method(report).blocks if isinstance(b, str))
+    assert "with no adjustment for the 3 comparisons tested" in method

@@ -112,8 +112,9 @@ def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
             dimensions[dimension.id] = {"label": dimension.label, "standards": [m["id"] for m in members],
                                         "groups": _pool_groups(members, settings.min_group_size,
                                                                               settings.confidence)}
+    tests = _adjust(targets, settings)
     return {"cases": len(records), "min_group_size": settings.min_group_size, "gap_points": settings.gap_points,
-            "significance": settings.significance, "confidence": settings.confidence,
+            "significance": settings.significance, "confidence": settings.confidence, "tests": tests,
             "groupings": {g: sorted({r.groups[g] for r in records}) for g in groupings},
             "group_sizes": dict(sorted(sizes.items())),
             "targets": targets, "factors": factors, "dimensions": dimensions}
@@ -169,6 +170,22 @@ def _compared(high: dict, high_key: str, low: dict, low_key: str, settings: rule
             "test": {"name": "Fisher's exact test (two-sided)", "p_value": statistics.rounded_p(p),
                      "exact_p": p, "level": settings.significance, "significant": significant} if tested else None,
             "flagged": significant and points >= settings.gap_points}
+
+
+def _adjust(targets: dict, settings: rules.SampleSettings) -> dict:
+    """Hold every comparison the run tested against the level after adjusting the p-values for
+    their number (the rule set's ``adjust``); each test keeps its own p and, when adjusted, the
+    adjusted one. Returns how many were tested and how."""
+    found = [gap for target in targets.values()
+             for gap in [*target["gaps"].values(), *target["comparisons"]]
+             if gap.get("test") and gap["test"]["exact_p"] is not None]
+    if settings.adjust != "none":
+        for gap, p in zip(found, statistics.adjusted([g["test"]["exact_p"] for g in found], settings.adjust)):
+            test = gap["test"]
+            test.update({"adjusted_p": statistics.rounded_p(p), "exact_adjusted_p": p,
+                         "adjustment": statistics.ADJUSTMENTS[settings.adjust], "significant": p < settings.significance})
+            gap["flagged"] = test["significant"] and gap["exact_points"] >= settings.gap_points
+    return {"count": len(found), "adjust": settings.adjust}
 
 
 def _pool_groups(members: list[dict], minimum: int, confidence: float) -> dict:

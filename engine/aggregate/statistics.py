@@ -1,5 +1,6 @@
-"""Statistics behind the sample's figures, from scipy.stats (never hand-typed formulas): the Wilson
-interval of a proportion and Fisher's exact test of two groups' proportions.
+"""Statistics behind the sample's figures, from scipy.stats and statsmodels (never hand-typed
+formulas): the Wilson interval of a proportion, Fisher's exact test of two groups' proportions, and
+the adjustment of a run's p-values for the number of comparisons.
 
 Percentages and their bounds are rounded to one decimal place, p-values to four, so that the
 same inputs give byte-identical reports; decisions (``p < level``) use the unrounded p-value.
@@ -8,6 +9,10 @@ same inputs give byte-identical reports; decisions (``p < level``) use the unrou
 from __future__ import annotations
 
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+#: How each adjustment is named to readers.
+ADJUSTMENTS = {"holm": "Holm-Bonferroni", "fdr_bh": "Benjamini-Hochberg"}
 
 
 def wilson(successes: int, trials: int, confidence: float) -> list[float] | None:
@@ -31,3 +36,11 @@ def fisher(first: tuple[int, int], second: tuple[int, int]) -> float | None:
 
 def rounded_p(p: float | None) -> float | None:
     return None if p is None else round(p, 4)
+
+
+def adjusted(p_values: list[float], method: str) -> list[float]:
+    """The p-values adjusted for their number by ``method`` (statsmodels' ``multipletests``:
+    ``holm`` or ``fdr_bh``), in the same order; unchanged for ``none``."""
+    if method == "none" or not p_values:
+        return list(p_values)
+    return [float(p) for p in multipletests(p_values, method=method)[1]]

@@ -411,7 +411,12 @@ def compared_words(gap: dict, label) -> str:
     sides = "; ".join(f"{label(g['group'])}: {side(g)}" for g in gap.get("groups", []))
     test = gap.get("test")
     if test and test.get("p_value") is not None:
-        sides += f"; Fisher's exact test p = {test['p_value']:g} ({'below' if test['significant'] else 'not below'} {test['level']:g})"
+        verdict = f"{'below' if test['significant'] else 'not below'} {test['level']:g}"
+        if test.get("adjusted_p") is not None:
+            sides += (f"; Fisher's exact test p = {test['p_value']:g}, {test['adjustment']}-adjusted "
+                      f"p = {test['adjusted_p']:g} ({verdict})")
+        else:
+            sides += f"; Fisher's exact test p = {test['p_value']:g} ({verdict})"
     return sides + f" — a difference of {gap['points']} points"
 
 
@@ -435,6 +440,11 @@ def _flagged_gaps(aggregates: dict, label) -> list[str]:
     return found
 
 
+#: How the method text names each adjustment for the number of comparisons.
+ADJUSTMENT_WORDS = {"holm": "Holm-Bonferroni method (the chance of any false flag kept below the level)",
+                    "fdr_bh": "Benjamini-Hochberg method (the expected share of false flags kept below the level)"}
+
+
 def _method(report: dict) -> Section:
     aggregates = report["aggregates"]
     section = Section("How these findings were reached", "method")
@@ -450,12 +460,17 @@ def _method(report: dict) -> Section:
                           "The rule set issues no rating bands: findings are the percentages of applicable cases "
                           "judged sufficient.")
     if "significance" in aggregates:
+        tests = aggregates.get("tests") or {"count": None, "adjust": "none"}
+        counted = f"the {plural(tests['count'], 'comparison')} tested" if tests["count"] is not None else \
+            "the number of comparisons"
+        adjustment = (f"with p-values adjusted for {counted} by the {ADJUSTMENT_WORDS[tests['adjust']]}"
+                      if tests["adjust"] != "none" else f"with no adjustment for {counted}")
         section.blocks.append(
             f"Each percentage is shown with its Wilson {level(aggregates['confidence'])} interval. A difference "
             f"between two groups is reported only when it is at least {aggregates['gap_points']:g} points and "
-            f"Fisher's exact test on the two groups gives p below {aggregates['significance']:g}; for several "
-            "groups, the highest and lowest are tested, with no adjustment for the number of groups or for case "
-            "mix. A reported difference says where to look, not why it arose.")
+            f"Fisher's exact test on the two groups gives p below {aggregates['significance']:g}, {adjustment}; "
+            "for several groups, the highest and lowest are tested. Nothing is adjusted for case mix. A reported "
+            "difference says where to look, not why it arose.")
     return section
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pydantic import TypeAdapter
 
+from engine.aggregate import statistics
 from engine.base import render
 from engine.check import rules
 from engine.check.rules.conditions import Condition
@@ -60,6 +61,7 @@ def model(loaded: rules.LoadedRuleSet) -> dict:
         "standards": standards,
         "sample": {"min_group_size": ruleset.sample.min_group_size, "gap_points": ruleset.sample.gap_points,
                    "significance": ruleset.sample.significance, "confidence": ruleset.sample.confidence,
+                   "adjust": statistics.ADJUSTMENTS.get(ruleset.sample.adjust),
                    "bands": list(ruleset.sample.bands), "rating_method": ruleset.sample.method_text(),
                    "recipients": [r.model_dump() for r in ruleset.sample.recipients],
                    "rules": [rule_entry(r, "sample_rules", i) for i, r in enumerate(ruleset.sample_rules)]},

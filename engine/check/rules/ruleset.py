@@ -81,6 +81,10 @@ class SampleSettings(Strict):
         "A gap is flagged only when Fisher's exact test (two-sided) gives a p-value below this level."))
     confidence: float = Field(default=0.95, gt=0, lt=1, description=(
         "The confidence level of the Wilson interval shown with every percentage."))
+    adjust: Literal["none", "holm", "fdr_bh"] = Field(default="none", description=(
+        "How the p-values of a run's comparisons are adjusted for their number before they are held against "
+        "`significance`: none; holm (Holm-Bonferroni, the chance of any false flag kept below the level); "
+        "fdr_bh (Benjamini-Hochberg, the expected share of false flags kept below the level)."))
     bands: list[str] = Field(default_factory=list, description="Rating bands, best first; the worst concluded wins. "
                              "Leave out for a rule set that issues no bands (percentages only).")
     rating_method: str | None = Field(
