@@ -245,6 +245,6 @@ def applicability_warnings(case: sample.Loaded, expected: dict[str, list[Expecta
                 found.append(case.document.diagnostic(
                     at, "answered_not_expected",
                     f"{line.item} is answered {entry.answer} but the case context does not call for it (it still "
-                    "counts)", "if the item applies, record the context that makes it apply (sentence, MAPPA, flags)",
+                    "counts)", "if the item applies, record the context that makes it apply: sentence, MAPPA, flags",
                     severity="warning"))
     return found
