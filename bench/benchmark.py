@@ -79,13 +79,14 @@ def throughput(sample_dir: Path, batch: int = 50) -> dict:
         group = handles[start:start + batch]
         timed("full", lambda: [pipeline.case_result(compiled, handle.load()) for handle in group])
         # raw: the facts each phase would assert, computed beforehand, asserted straight into the chunks
-        attributes_of = [facts.case_attributes(handle.load().model, framework) for handle in group]
+        attributes_of = [facts.case_attributes(handle.load().model, framework, compiled.schema) for handle in group]
         prepared = []
         for attributes in attributes_of:
+            counted = facts.with_counts(attributes, compiled.schema)  # as the evaluation asserts them
             fired: set[int] = set()
             phases = []
             for number, chunks in enumerate(compiled.phases):
-                fact = {**attributes, "kind": facts.FACT_KIND, **evaluate.derived_attributes(compiled, fired)}
+                fact = {**counted, "kind": facts.FACT_KIND, **evaluate.derived_attributes(compiled, fired)}
                 phases.append([(chunk, {a: fact[a] for a in chunk.reads}) for chunk in chunks])
                 fired |= {r.index for r in compiled.rules if r.phase == number and conditions.holds(r.condition, fact)}
             prepared.append(phases)
