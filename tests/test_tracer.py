@@ -232,3 +232,55 @@ def test_the_spool_gives_lines_in_case_order_whatever_order_they_came_in():
     assert list(spool.lines()) == [b'{"case": "NW-1"}\n', b'{"case": "NW-2"}\n', b'{"case": "NW-3"}\n']
     assert spool.references == ["NW-1", "NW-2", "NW-3"]
     assert spool.sha256 == hashlib.sha256(b"".join(spool.lines())).hexdigest()
+
+
+def test_a_trace_gives_the_reason_not_every_alternative(compiled, nw014):
+    """An `any` that holds shows the parts that hold, an `all` that fails the parts that fail, and
+    counts the rest; every node shown still says whether it held."""
+    result = pipeline.case_result(compiled, nw014)
+    evaluation, judgement = pipeline.evaluate_case(compiled, nw014)
+    why_not = trace.Trace(compiled, evaluation, nw014).why_not("3.1", "sufficient", judgement.findings["3.1"])
+    nodes = [n for n in walk([result, why_not]) if isinstance(n.get("condition"), str) and "children" in n]
+    assert any(n["condition"] == "all" and n["holds"] is False and n.get("not_shown") for n in nodes)
+    pruned = [n for n in nodes if n.get("not_shown")]
+    assert pruned  # NW-014's traces have alternatives that did not decide anything
+    for node in nodes:
+        children = node["children"]
+        if node["condition"] == "any" and node["holds"] is True:
+            assert all(c["holds"] is True for c in children)
+        if node["condition"] == "all" and node["holds"] is False:
+            assert all(c["holds"] is False for c in children)
+    text = pipeline.case_result(compiled, nw014)  # the same again: deterministic
+    assert text == result
+
+
+def test_alternatives_reading_a_diversity_value_are_all_shown(tmp_path):
+    """Showing only the alternative that held would say which diversity value the case has, which
+    redaction hides: such a condition keeps every part."""
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text("""\
+id: t
+title: T
+version: "1"
+framework: {id: hmip-qi-adult, version: "2.0"}
+rules:
+  - id: women-or-young
+    title: Women or young adults
+    rationale: A test.
+    cites: [1.1.a]
+    when:
+      all:
+        - answer: {item: 1.1.a, in: ["no"]}
+        - any:
+            - diversity: {field: gender, in: [female]}
+            - diversity: {field: age_band, in: [18-24]}
+    then: [{finding: {criterion: "1.1", value: insufficient}}]
+""", encoding="utf-8")
+    compiled = pipeline.compiled_rules(rules_file)
+    case = tmp_path / "W-1.yaml"
+    case.write_text("case: W-1\nprovider: NPS\nsentence: {type: community_order, start: 2016-01-04}\n"
+                    "risk_of_serious_harm: low\ndiversity: {gender: female, age_band: 35-49}\n"
+                    "evidence:\n  1.1.a: {answer: \"no\"}\n", encoding="utf-8")
+    result = pipeline.case_result(compiled, pipeline.load_case(case, compiled))
+    either = next(n for n in walk(result["findings"]["1.1"]) if n.get("condition") == "any")
+    assert either["holds"] is True and len(either["children"]) == 2 and "not_shown" not in either

@@ -46,6 +46,11 @@ def diversity_attribute(field: str) -> str:
     return "div_" + safe(field)
 
 
+def is_diversity_attribute(attribute: str) -> bool:
+    """Whether an attribute holds a diversity value (see :func:`diversity_attribute`)."""
+    return attribute.startswith("div_")
+
+
 def fact_attribute(fact: str) -> str:
     return "fact_" + safe(fact)
 

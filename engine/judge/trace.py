@@ -116,7 +116,19 @@ class Trace:
                       "holds": conditions.holds(static.lowered, view.fact), "at": static.at}
         condition = static.condition
         if static.children:
-            node["children"] = [self._condition(child, compiled_rule) for child in static.children]
+            children = [self._condition(child, compiled_rule) for child in static.children]
+            # the reason, not every alternative: an `any` that holds is explained by the parts that
+            # hold, an `all` that fails by the parts that fail; the rest are counted, not shown. Not
+            # where a part reads a diversity value (which parts are shown would say what redaction
+            # hides), nor in sample rules (few, and every group's figures there are the point)
+            decisive = node["holds"] if static.kind in ("any", "all") and not self.sample else None
+            private = any(facts.is_diversity_attribute(a) for a in conditions.attributes(static.lowered))
+            if decisive is not None and not private and any(c["holds"] == decisive for c in children):
+                shown = [c for c in children if c["holds"] == decisive]
+                if len(shown) < len(children):
+                    node["not_shown"] = len(children) - len(shown)
+                children = shown
+            node["children"] = children
         elif self.sample:
             node["seen"] = {a: view.fact[a] for a in conditions.attributes(static.lowered)}
             node["aggregates"] = condition.aggregates(view, compiled_rule.bindings)

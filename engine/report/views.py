@@ -163,6 +163,10 @@ def _condition(node: dict, depth: int, lines: list[str], width: int) -> None:
     _add(lines, depth, f"{MARK.get(node['holds'], '[redacted]')} {node['text']}{seen}  ({node['at']})", width)
     for child in node.get("children", []):
         _condition(child, depth + 1, lines, width)
+    if node.get("not_shown"):
+        other = "alternative" if node["condition"] == "any" else "part"
+        _add(lines, depth + 1, f"(and {node['not_shown']} other {other}{'s' * (node['not_shown'] != 1)} that "
+                               f"{'do not hold' if node['holds'] else 'hold'}, not shown)", width)
     for evidence in node.get("evidence", []):
         quoted = f"\"{evidence['note']}\"" if evidence.get("note") else "(no note)"
         _add(lines, depth + 2, f"{evidence['item']}: {evidence['answer']} — {quoted} ({evidence['at']})", width)
