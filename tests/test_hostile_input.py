@@ -272,3 +272,21 @@ def test_at_least_with_too_many_combinations_is_refused_before_it_is_built(qi, t
     assert re.search(r"rules\.yaml:\d+:\d+: rule_too_complex: at least 16 of 32 items can hold in 601,080,390 ways",
                      result.stderr), result.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "qi.db").exists()
+
+
+@pytest.mark.parametrize("mark", ["\x1b[2J", "\u202e"])
+def test_a_sample_folder_whose_path_holds_a_control_character_is_refused(qi, tmp_path, mark):
+    """Paths reach every report and trace (the answers to check, the evidence's file:line): a path
+    that could clear a terminal or reorder text is refused like such a value, before anything is
+    written."""
+    import shutil
+
+    folder = tmp_path / f"sample{mark}x"
+    shutil.copytree(SAMPLE, folder)
+    out = tmp_path / "out"
+    result = qi("run", folder, "--out", out, "--db", tmp_path / "qi.db")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert "control_character: the file's path holds control character" in result.stderr
+    assert mark not in result.stderr and not out.exists()
+    evaluated = qi("evaluate", folder / "cases" / "NW-001.yaml")
+    assert evaluated.exit_code == 1 and "control_character" in evaluated.stderr

@@ -223,7 +223,17 @@ def test_run_export_has_findings_aggregates_and_gaps(qi, tmp_path):
     assert all_31[aggregates[0].index("percent")] == report["aggregates"]["targets"]["3.1"]["groups"]["all"]["percent"]
     gaps = list(book["Gaps"].values)
     provider = next(r for r in gaps if r[0] == "3.1" and r[2] == "provider")
-    assert provider[gaps[0].index("flagged")] is report["aggregates"]["targets"]["3.1"]["gaps"]["provider"]["flagged"]
+    gap = report["aggregates"]["targets"]["3.1"]["gaps"]["provider"]
+    assert provider[gaps[0].index("flagged")] is gap["flagged"]
+    # the two groups side by side in their own columns, and the test's figures (no Python reprs)
+    columns = gaps[0]
+    assert provider[columns.index("higher.label")] == gap["groups"][0]["label"]
+    assert provider[columns.index("lower.sufficient")] == gap["groups"][1]["sufficient"]
+    assert provider[columns.index("test.p_value")] == gap["test"]["p_value"]
+    assert "groups" not in columns and "test" not in columns
+    assert not any("{" in str(cell) for row in gaps for cell in row)
+    pair = next(r for r in gaps if r[0] == "3.1" and r[2] == "provider pair")
+    assert pair[columns.index("points")] == report["aggregates"]["targets"]["3.1"]["comparisons"][0]["points"]
 
 
 def test_case_new_prints_a_template_that_validates_once_filled_in(qi, tmp_path):

@@ -160,6 +160,11 @@ def parse(raw: bytes, path: str) -> Document:
         raise InputError([Diagnostic(path, 1, 1, "file_too_large",
                                      f"the file is larger than {MAX_FILE_BYTES // 1024} KiB",
                                      "split it, or check that it is the file you meant")])
+    unsafe = texts.UNSAFE.search(str(path))
+    if unsafe:  # a path is shown in every report and trace: it must not reorder or hide text either
+        raise InputError([Diagnostic(path, 1, 1, "control_character",
+                                     f"the file's path holds control character U+{ord(unsafe.group()):04X}",
+                                     "rename the file or its folder")])
     text = _decode(raw, path)
     if not text.strip() or all(line.lstrip().startswith("#") or not line.strip() for line in text.splitlines()):
         raise InputError([Diagnostic(path, 1, 1, "empty_file", "the file is empty",

@@ -116,12 +116,24 @@ def _aggregates(report: dict) -> list[list]:
 
 
 def _gaps(report: dict) -> list[list]:
+    """One row per target and grouping (highest against lowest group) and per provider pair: the
+    two groups side by side (``higher.*``, ``lower.*``), the difference, and the test where one ran."""
     records = []
     for key, target in report["aggregates"]["targets"].items():
-        for grouping, gap in target.get("gaps", {}).items():
-            records.append({"target": key, "title": target["title"], "grouping": grouping, **_flat(gap)})
+        compared = [(grouping, gap) for grouping, gap in target.get("gaps", {}).items()]
+        compared += [("provider pair", pair) for pair in target.get("comparisons", [])]
+        for grouping, gap in compared:
+            records.append({"target": key, "title": target["title"], "grouping": grouping, **_flat(_sides(gap))})
     return _table(["target", "title", "grouping", "compared", "not_compared", "points", "highest", "lowest",
                    "flagged"], records)
+
+
+def _sides(gap: dict) -> dict:
+    """A gap with its two groups as ``higher`` and ``lower`` columns, and no empty ``test``."""
+    shown = {k: v for k, v in gap.items() if k != "groups" and not (k == "test" and v is None)}
+    for name, group in zip(("higher", "lower"), gap.get("groups") or []):
+        shown[name] = group
+    return shown
 
 
 def _ratings(report: dict) -> list[list]:
