@@ -85,3 +85,17 @@ def test_the_reference_is_not_vacuous():
     assert reference("3.1", lines, {"3.1.a": "yes"}) == "sufficient"
     assert reference("3.1", [pipeline.Expectation("3.1.a", True, True, False)], {"3.1.a": "not_applicable"}) == \
         "not_applicable"
+
+
+def test_a_declaration_needs_no_facts_section(tmp_path):
+    """The derived fact a declaration shares between its rules is declared for it, whether or not
+    the rule set has a facts: section of its own."""
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text('id: t\ntitle: T\nversion: "1"\nframework: {id: hmip-qi-adult, version: "2.0"}\n'
+                          'rules: []\ncriteria:\n  - criterion: "3.2"\n    rationale: "Both lines."\n'
+                          '    core: [3.2.a, 3.2.b]\n    threshold: 66\n', encoding="utf-8")
+    compiled = pipeline.compiled_rules(rules_file)
+    case = tmp_path / "T-1.yaml"
+    case.write_text(case_yaml(evidence={"3.2.a": "yes", "3.2.b": "yes"}), encoding="utf-8")
+    result = pipeline.case_result(compiled, pipeline.load_case(case, compiled))
+    assert result["findings"]["3.2"]["value"] == "sufficient"

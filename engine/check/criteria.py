@@ -55,6 +55,11 @@ NOT_MET = ["partly", "no"]
 
 SECTIONS = {"criteria": ("rules", "case"), "organisation_criteria": ("organisation_rules", "organisation")}
 
+#: Most lines one declaration may make expected only in some cases: ``<c>-too-few-met`` has a part
+#: for every set of them the case may leave out, and more than this outgrows what the rules engine
+#: matches in one rule.
+MAX_CONDITIONAL = 6
+
 
 class Declaration(Strict):
     """How one criterion is judged from its lines of enquiry; expanded into rules."""
@@ -81,7 +86,8 @@ def expand(document: source.Document, framework: models.Framework) -> source.Doc
     data = copy.copy(data)
     marks = dict(document.marks)
     problems: list[Diagnostic] = []
-    facts = list(data.get("facts") or []) if isinstance(data.get("facts"), list) else data.get("facts")
+    declared = data.get("facts")
+    facts = list(declared or []) if isinstance(declared, list) or declared is None else declared
     for section, (rule_section, scope) in SECTIONS.items():
         entries = data.get(section)
         if not isinstance(entries, list):
@@ -168,6 +174,12 @@ def _declaration(document, entry, at, framework, scope, problems) -> Declaration
                                                 f"{item} is expected when a condition on {item} itself holds",
                                                 "say when the line is expected from the case context: sentence, "
                                                 "risk, MAPPA, flags, or a fact derived from them"))
+    if len(declaration.expected_when) > MAX_CONDITIONAL:
+        problems.append(document.diagnostic(at + ("expected_when",), "invalid_declaration",
+                                            f"{len(declaration.expected_when)} lines are expected only in some cases; "
+                                            f"at most {MAX_CONDITIONAL} can be",
+                                            "make the lines expected in every case core: the inspector answers "
+                                            "not_applicable where one does not arise"))
     twice = set(declaration.core) & set(declaration.expected_when)
     if twice or len(set(declaration.core)) != len(declaration.core):
         problems.append(document.diagnostic(at + ("core",), "duplicate_item", "an item is counted twice",
