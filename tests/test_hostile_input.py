@@ -257,7 +257,7 @@ def test_file_names_are_shown_with_control_characters_escaped(qi, sample_copy, t
     hostile.write_text("case: [not, a, reference]\n")
     result = _run(qi, sample_copy, tmp_path)
     assert result.exit_code == 1
-    assert "NW-\\x1b[2J\\x9b\\u202e.yaml:1:7: wrong_type" in result.stderr
+    assert "NW-\\x1b[2J\\x9b\\u202e.yaml:1:1: control_character: the file's path holds" in result.stderr
     assert not re.search("[\x1b\x9b\u202e]", result.stderr + result.stdout)
 
 
