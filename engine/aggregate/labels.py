@@ -13,10 +13,11 @@ ALL = "all"
 def labels(framework: models.Framework, group_keys: Iterable[str]) -> dict[str, str]:
     """Plain labels for the group keys of a run's aggregates (``gender:female`` → ``women``)."""
     vocabulary = framework.vocabulary
-    terms = {"provider": {t.id: t.id for t in vocabulary.providers},
-             "sentence_type": {t.id: t.label for t in vocabulary.sentence_types},
-             "risk_of_serious_harm": {t.id: t.label for t in vocabulary.risk_levels}}
-    titles = {"provider": "provider", "sentence_type": "sentence", "risk_of_serious_harm": "risk of serious harm"}
+    grouped = [field for field in vocabulary.context if field.group and field.terms]
+    # a provider is named by its id (NPS), every other grouping's value by its term's label
+    terms = {field.id: {t.id: (t.id if field.terms == "providers" else t.label)
+                        for t in getattr(vocabulary, field.terms)} for field in grouped}
+    titles = {field.id: field.label.lower() for field in grouped}
     titles.update({d.id: d.label for d in vocabulary.diversity})
     found = {ALL: "all cases"}
     for key in sorted(set(group_keys) - {ALL}):

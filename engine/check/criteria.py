@@ -172,8 +172,8 @@ def _declaration(document, entry, at, framework, scope, problems) -> Declaration
         if item in _strings(condition):
             problems.append(document.diagnostic(at + ("expected_when", item), "circular_expectation",
                                                 f"{item} is expected when a condition on {item} itself holds",
-                                                "say when the line is expected from the case context: sentence, "
-                                                "risk, MAPPA, flags, or a fact derived from them"))
+                                                "say when the line is expected from the case's context fields, "
+                                                "or a fact derived from them"))
     if len(declaration.expected_when) > MAX_CONDITIONAL:
         problems.append(document.diagnostic(at + ("expected_when",), "invalid_declaration",
                                             f"{len(declaration.expected_when)} lines are expected only in some cases; "

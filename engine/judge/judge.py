@@ -158,7 +158,6 @@ def judge_sample(compiled: CompiledRuleSet, evaluation: Evaluation) -> SampleJud
     for (kind, conclusion_id, to, provider), concluded in made.items():
         merged.append(_merged(kind, conclusion_id, to, provider, concluded, titles, framework))
     ratings = []
-    ratings = []
     for (target, group), concluded in sorted(rated.items(), key=lambda kv: (_order(kv[0][0], framework), kv[0][1])):
         band = rating_of([(p, b) for p, b, _ in concluded], bands)
         top = max(p for p, _, _ in concluded)
@@ -197,6 +196,8 @@ def rating_scheme(settings, ratings: tuple[Rating, ...], targets: dict) -> dict 
             unrated.append({"target": key, "group": group, "applicable": applicable, "why": why})
     return {"bands": list(settings.bands), "method": method, "min_group_size": settings.min_group_size,
             "unrated": unrated}
+
+
 def _merged(kind: str, conclusion_id: str, to: tuple, provider: str, concluded: list, titles: dict,
             framework) -> SampleConclusion:
     """The instances of one conclusion as one: ``{criteria}`` / ``{standards}`` list every criterion

@@ -46,6 +46,8 @@ class _Static:
     items: tuple
     condition: Any
     children: tuple
+    #: Whether the condition reads a diversity value (its parts are then always all shown).
+    private: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,8 +124,7 @@ class Trace:
             # where a part reads a diversity value (which parts are shown would say what redaction
             # hides), nor in sample rules (few, and every group's figures there are the point)
             decisive = node["holds"] if static.kind in ("any", "all") and not self.sample else None
-            private = any(facts.is_diversity_attribute(a) for a in conditions.attributes(static.lowered))
-            if decisive is not None and not private and any(c["holds"] == decisive for c in children):
+            if decisive is not None and not static.private and any(c["holds"] == decisive for c in children):
                 shown = [c for c in children if c["holds"] == decisive]
                 if len(shown) < len(children):
                     node["not_shown"] = len(children) - len(shown)
@@ -256,8 +257,9 @@ def _static(compiled: CompiledRuleSet, compiled_rule: CompiledRule, condition, l
     else:
         kind, text, at, items = compiled.static(condition, loc)
     children = tuple(_static(compiled, compiled_rule, child, loc + where) for where, child in condition.children())
-    return _Static(kind, text, at, compiled.lower(condition, compiled_rule.bindings or None), tuple(items or ()),
-                   condition, children)
+    lowered = compiled.lower(condition, compiled_rule.bindings or None)
+    private = any(facts.is_diversity_attribute(a) for a in conditions.attributes(lowered))
+    return _Static(kind, text, at, lowered, tuple(items or ()), condition, children, private)
 
 
 def _finding_value(rule: rules.Rule, criterion: str) -> str | None:

@@ -236,15 +236,15 @@ def applicability_warnings(case: sample.Loaded, expected: dict[str, list[Expecta
                     at, "expected_not_applicable",
                     f"{line.item} is answered not_applicable, but it is a public protection line and protection is "
                     f"the priority in this case: criterion {criterion} cannot be sufficient without it",
-                    "answer the line, or check the case's risk, MAPPA and flags", severity="warning"))
+                    "answer the line, or check the case's context fields", severity="warning"))
             elif line.expected and not line.core and entry.answer == "not_applicable":
                 found.append(case.document.diagnostic(
                     at, "expected_not_applicable", f"{line.item} is answered not_applicable but the case context "
-                    "expects it", "check the answer, or the case's sentence, risk, MAPPA and flags", severity="warning"))
+                    "expects it", "check the answer, or the case's context fields", severity="warning"))
             elif not line.expected and entry.answer != "not_applicable":
                 found.append(case.document.diagnostic(
                     at, "answered_not_expected",
                     f"{line.item} is answered {entry.answer} but the case context does not call for it (it still "
-                    "counts)", "if the item applies, record the context that makes it apply: sentence, MAPPA, flags",
+                    "counts)", "if the item applies, record the context that makes it apply",
                     severity="warning"))
     return found

@@ -187,7 +187,7 @@ class GapCondition(Form):
         target = _target(view, self.body, bindings)
         gap = target["gaps"][self.body.between]
         return [{"target": target["id"], "between": self.body.between,
-                 **{k: v for k, v in gap.items() if k not in ("exact_points",)}}] + \
+                 **{k: v for k, v in gap.items() if k != "exact_points"}}] + \
             [_figures(target, key) for key in gap["compared"]]
 
 
