@@ -17,6 +17,7 @@ import click
 
 from engine.base import diagnostics, logs
 from engine.base.diagnostics import Diagnostic, InputError
+from engine.base import resources
 from engine.base.resources import data_dir
 from engine.check import framework as frameworks
 from engine.check import models, rules
@@ -82,9 +83,18 @@ class Invalid(Failed):
         _report(self.diagnostics, "text", self.checked)
 
 
+class Input(click.Path):
+    """A path qi reads. A name as outputs give it for bundled data (``rules/…``, ``cases/…``) that
+    does not exist here is the bundled file, wherever qi is installed (see resources.locate)."""
+
+    def convert(self, value, param, ctx):
+        return super().convert(value if isinstance(value, Path) and value.exists()
+                               else str(resources.locate(value)), param, ctx)
+
+
 format_option = click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
                              show_default=True, help="Output format.")
-framework_option = click.option("--framework", "framework_path", type=click.Path(dir_okay=False),
+framework_option = click.option("--framework", "framework_path", type=Input(dir_okay=False),
                                 help="Framework file to use instead of the bundled one.")
 
 
@@ -163,7 +173,7 @@ def _framework(framework_path: str | None) -> models.Framework:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=Input(path_type=Path))
 @format_option
 @framework_option
 def validate(paths: tuple[Path, ...], output_format: str, framework_path: str | None) -> None:
@@ -214,7 +224,7 @@ def _sample_folder(sample_dir: Path) -> None:
                                  f"qi run {parent}", param_hint="SAMPLE_DIR")
 
 
-rules_option = click.option("--rules", "rules_file", type=click.Path(dir_okay=False, path_type=Path),
+rules_option = click.option("--rules", "rules_file", type=Input(dir_okay=False, path_type=Path),
                             help="Rule set file (default: the sample's rule set, else the bundled default).")
 
 
@@ -245,7 +255,7 @@ def _result(compiled, case) -> dict:
 
 
 @cli.command()
-@click.argument("case_file", metavar="CASE.yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("case_file", metavar="CASE.yaml", type=Input(dir_okay=False, path_type=Path))
 @rules_option
 @format_option
 def evaluate(case_file: Path, rules_file: Path | None, output_format: str) -> None:
@@ -294,7 +304,7 @@ def _store_key(key_file: Path | None) -> bytes | None:
 
 
 @cli.command()
-@click.argument("case_file", metavar="[CASE.yaml]", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("case_file", metavar="[CASE.yaml]", required=False, type=Input(dir_okay=False, path_type=Path))
 @click.option("--criterion", required=True, help="Criterion to explain, e.g. 3.1.")
 @click.option("--why-not", "why_not", type=click.Choice(SEVERITY),
               help="Explain why the criterion was not judged this value.")
@@ -383,7 +393,7 @@ redact_option = click.option("--redact", is_flag=True,
 
 
 @cli.command("run")
-@click.argument("sample_dir", metavar="SAMPLE_DIR", type=click.Path(path_type=Path))
+@click.argument("sample_dir", metavar="SAMPLE_DIR", type=Input(path_type=Path))
 @rules_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the reports (default: qi-reports/SAMPLE_ID).")
@@ -654,7 +664,7 @@ def rules_group() -> None:
 
 
 @rules_group.command("lint")
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, type=Input(dir_okay=False, path_type=Path))
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @format_option
 def rules_lint(files: tuple[Path, ...], strict: bool, output_format: str) -> None:
@@ -667,7 +677,7 @@ def rules_lint(files: tuple[Path, ...], strict: bool, output_format: str) -> Non
 
 
 @rules_group.command("test")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=Input(path_type=Path))
 @click.option("--coverage", "show_coverage", is_flag=True, help="Print rule, condition and item coverage.")
 @click.option("--fail-under", type=click.FloatRange(0, 100), help="Fail if rule coverage is below this %.")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -725,9 +735,9 @@ def rules_test(paths: tuple[Path, ...], show_coverage: bool, fail_under: float |
 
 
 @rules_group.command("diff")
-@click.argument("old", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--sample", "sample_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.argument("old", type=Input(dir_okay=False, path_type=Path))
+@click.argument("new", type=Input(dir_okay=False, path_type=Path))
+@click.option("--sample", "sample_dir", required=True, type=Input(file_okay=False, path_type=Path),
               help="The sample to judge under both rule sets.")
 @click.option("--format", "output_format", type=click.Choice(["md", "json"]), default="md", show_default=True)
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True)
@@ -753,9 +763,7 @@ def rules_show(location: str) -> None:
     name, _, line_text = location.rpartition(":")
     if not (name and line_text.isdigit()):
         name, line_text = location, ""
-    path = Path(name)
-    if not path.is_file() and path.parts and path.parts[0] in ("framework", "rules", "cases"):
-        path = data_dir(path.parts[0]).joinpath(*path.parts[1:])
+    path = resources.locate(name)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
@@ -777,7 +785,7 @@ def rules_show(location: str) -> None:
 
 
 @rules_group.command("doc")
-@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", required=False, type=Input(dir_okay=False, path_type=Path))
 @click.option("--format", "output_format", type=click.Choice(["md", "html"]), default="md", show_default=True)
 def rules_doc(file: Path | None, output_format: str) -> None:
     """The methodology handbook: for each standard and criterion, the framework text beside the
@@ -795,7 +803,7 @@ def rules_doc(file: Path | None, output_format: str) -> None:
               help="Address to listen on; anything but this machine's loopback is warned about.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port to listen on.")
 @click.option("--read-only", is_flag=True, help="Serve pages only: no forms, every POST refused.")
-@click.option("--sample", "sample_dirs", multiple=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+@click.option("--sample", "sample_dirs", multiple=True, type=Input(file_okay=False, exists=True, path_type=Path),
               help="A sample to try rule changes on, besides the bundled examples (repeatable).")
 def serve(db_path: Path | None, host: str, port: int, read_only: bool, sample_dirs: tuple[Path, ...]) -> None:
     """The web workspace on the audit store: runs, cases and their reasoning, the handbook, and
@@ -824,7 +832,7 @@ def sample_group() -> None:
 @click.option("--seed", type=int, default=2016, show_default=True, help="Same seed, same files.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="An empty or new folder for the sample.")
-@click.option("--profile", "profile_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--profile", "profile_file", type=Input(dir_okay=False, path_type=Path),
               help="Generation profile (default: the bundled cases/profiles one).")
 def sample_generate(count: int, seed: int, out_dir: Path, profile_file: Path | None) -> None:
     """Generate a realistic synthetic sample, valid by construction: providers, risk, sentences,
@@ -845,7 +853,7 @@ def cases_group() -> None:
 
 
 @cases_group.command("export")
-@click.argument("sample_dir", metavar="SAMPLE_DIR", type=click.Path(path_type=Path))
+@click.argument("sample_dir", metavar="SAMPLE_DIR", type=Input(path_type=Path))
 @click.option("--to", "out_file", required=True, metavar="FILE.xlsx", type=click.Path(dir_okay=False, path_type=Path),
               help="The workbook to write: .xlsx (or .csv for the case rows alone).")
 def cases_export(sample_dir: Path, out_file: Path) -> None:

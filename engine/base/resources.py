@@ -6,6 +6,7 @@ package as ``engine/_data/`` (see ``pyproject.toml``), so ``qi`` finds them from
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent.parent  # engine/
@@ -29,3 +30,20 @@ def display(path: str | Path) -> str:
         if absolute.is_relative_to(root):
             return str(Path(name) / absolute.relative_to(root))
     return text
+
+
+def locate(path: str | Path) -> Path:
+    """The file a name given by a user or recorded in a run stands for: the path itself when it
+    exists, else — for a name as :func:`display` gives it (``rules/…``, ``framework/…``,
+    ``cases/…``) — the bundled file of that name, so a name copied from a trace or a report opens
+    wherever qi is installed. A name that is neither is returned unchanged (reading it then reports
+    that it is missing)."""
+    given = Path(path)
+    if str(path) == "-" or os.path.lexists(given) or given.is_absolute() or not given.parts:
+        return given
+    head, *rest = given.parts
+    if head in ("framework", "rules", "cases") and ".." not in rest:
+        bundled = data_dir(head).joinpath(*rest)
+        if os.path.lexists(bundled):
+            return bundled
+    return given

@@ -147,7 +147,7 @@ def check_document(document: source.Document, framework_path: str | os.PathLike[
         raise InputError([document.diagnostic((), "wrong_file_kind", f"{what} is not sample data",
                                               "check it with qi validate")])
     if framework is None:
-        chosen = framework_path or _framework_of_enclosing_sample(location or Path(document.path)) or frameworks.default_path()
+        chosen = framework_path or _framework_of_enclosing_sample(location or document.location) or frameworks.default_path()
         framework = frameworks.load(chosen)
     return Loaded(document, validate.to_model(document, kind, framework))
 

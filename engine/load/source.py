@@ -17,6 +17,7 @@ import math
 import os
 import stat
 import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -68,12 +69,21 @@ class Document:
     #: Problems found while reading that still let the data be checked further (a duplicate key,
     #: a malformed date); the check stage reports them with its own.
     problems: list[Diagnostic] = dataclasses.field(default_factory=list)
+    #: Where the file was read from, for reading what it names (a base rule set, its sample folder).
+    #: ``path`` is how messages and outputs name it (``rules/…`` for bundled data), which need not
+    #: be a path that opens from the current directory. Empty when it was not read from a file.
+    origin: str = ""
+
+    @property
+    def location(self) -> Path:
+        """The real path of the file, for resolving paths written in it (relative to its folder)."""
+        return Path(self.origin or self.path)
 
     def slim(self) -> Document:
         """The document once validated: positions of top-level keys and of their entries (what
         traces cite), without the raw data — so a large sample stays small in memory."""
         return Document(self.path, None, {loc: mark for loc, mark in self.marks.items() if len(loc) <= 2},
-                        self.sha256)
+                        self.sha256, origin=self.origin)
 
     def where(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
         """Line and column of ``loc``, or of its nearest ancestor that exists in the file."""
@@ -117,7 +127,9 @@ def load(path: str | os.PathLike[str], display: str | None = None) -> Document:
             raw = _read_regular(path, shown)
     except OSError as error:
         raise InputError([_unreadable(shown, error)]) from None
-    return parse(raw, shown)
+    document = parse(raw, shown)
+    document.origin = "" if str(path) == "-" else str(path)
+    return document
 
 
 def _read_regular(path: str | os.PathLike[str], shown: str) -> bytes:

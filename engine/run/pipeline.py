@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 
 from engine.aggregate import agreement
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
+from engine.base import resources
 from engine.base.resources import data_dir
 from engine.check import rules, sample
 from engine.check.rules.conditions import Condition
@@ -97,7 +98,7 @@ def stored_case(report: dict, result: dict) -> tuple[compiler.CompiledRuleSet, s
     for path, expected, what in ((ruleset["file"], ruleset["sha256"], "rule set"),
                                  (result["file"], result["sha256"], "case file")):
         try:
-            actual = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            actual = hashlib.sha256(resources.locate(path).read_bytes()).hexdigest()
         except OSError as error:
             problems.append(Diagnostic(path, 1, 1, "input_unavailable", f"the run's {what} cannot be read: "
                                        f"{error.strerror or error}", "run from the folder the run was made in"))
@@ -108,8 +109,8 @@ def stored_case(report: dict, result: dict) -> tuple[compiler.CompiledRuleSet, s
                                        "explain the file as it is now, without --run"))
     if problems:
         raise InputError(problems)
-    compiled = compiled_rules(ruleset["file"])
-    return compiled, load_case(result["file"], compiled)
+    compiled = compiled_rules(resources.locate(ruleset["file"]))
+    return compiled, load_case(resources.locate(result["file"]), compiled)
 
 
 def evaluate_case(compiled: compiler.CompiledRuleSet, case: sample.Loaded):

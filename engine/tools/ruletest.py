@@ -312,7 +312,7 @@ def _run_sample(document, rules_path: Path, sections: Sections, test: RuleTest, 
                                                           end=datetime.date(2016, 3, 31)),
                                      framework=models.FrameworkRef(id=framework.id, version=framework.version))
     framework_path = frameworks.bundled()[(framework.id, framework.version)]
-    loaded_sample = sample.Sample(Path(document.path).parent, Loaded(document, manifest), framework, framework_path,
+    loaded_sample = sample.Sample(document.location.parent, Loaded(document, manifest), framework, framework_path,
                                   cases, organisations, [])
     prepared = run.Prepared(loaded_sample, rules_path, compiled, sections.organisation, sections.whole)
     touched: set[str] = set()

@@ -39,9 +39,9 @@ def resolve(document: source.Document, _chain: tuple[str, ...] = ()) -> source.D
     if not isinstance(named, str) or not named.strip():
         raise InputError([document.diagnostic((KEY,), "invalid_value", "extends must name a rule set file",
                                               "e.g. extends: hmip-qi-adult-2.0.yaml (relative to this file)")])
-    here = Path(document.path).parent if document.path != "-" else Path(".")
+    here = document.location.parent if document.origin else Path(".")
     base_path = here / named
-    chain = _chain + (str(Path(document.path).resolve()) if document.path != "-" else "-",)
+    chain = _chain + (str(document.location.resolve()) if document.origin else "-",)
     if str(base_path.resolve()) in chain:
         raise InputError([document.diagnostic((KEY,), "circular_extends",
                                               f"{named} extends this file again (directly or through others)",
@@ -87,7 +87,8 @@ def merge(base: source.Document, child: source.Document) -> source.Document:
             marks.update(own)
     marks[()] = child.marks.get((), source.Mark(1, 1, 1, 1))
     digest = hashlib.sha256(f"{base.sha256}\n{child.sha256}\n".encode()).hexdigest()
-    return source.Document(child.path, data, marks, digest, list(base.problems) + list(child.problems))
+    return source.Document(child.path, data, marks, digest, list(base.problems) + list(child.problems),
+                           origin=child.origin)
 
 
 def _in(mark: source.Mark, path: str) -> source.Mark:
