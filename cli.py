@@ -17,7 +17,7 @@ import click
 
 from engine.base import diagnostics, logs
 from engine.base.diagnostics import Diagnostic, InputError
-from engine.base import resources
+from engine.base import resources, text as texts
 from engine.base.resources import data_dir
 from engine.check import framework as frameworks
 from engine.check import models, rules
@@ -529,19 +529,22 @@ def runs_show(run_ref: str, db_path: Path | None, output_format: str, redact: bo
 @click.argument("run_ref", metavar="RUN_ID")
 @click.option("--reviewer", required=True, help="Who signs the run off.")
 @db_option
-def runs_signoff(run_ref: str, reviewer: str, db_path: Path | None) -> None:
-    """Sign a run off. Refused (exit 1, listing what is open) while any engine–inspector
-    disagreement or challenge lacks a decision."""
+@key_option
+def runs_signoff(run_ref: str, reviewer: str, db_path: Path | None, key_file: Path | None) -> None:
+    """Sign a run off: the sign-off names the sha256 of the final report it signs. Refused (exit 1,
+    listing what is open) while any engine–inspector disagreement or challenge lacks a decision."""
+    key = _store_key(key_file)
     with _open_store_to_write(db_path) as audit:
         try:
-            done = review.signoff(audit, audit.find(run_ref), reviewer)
+            done = review.signoff(audit, audit.find(run_ref), reviewer, key=key)
         except review.OpenItems as refused:
             for diagnostic in refused.diagnostics:
                 click.echo(diagnostic.render(), err=True)
             raise Failed(f"sign-off refused: {len(refused.items)} finding{'s' * (len(refused.items) != 1)} open") from None
         except InputError as error:
             raise Invalid(error, 0) from None
-    click.echo(f"run {done.seq} signed off by {done.reviewer} at {done.at}")
+    click.echo(f"run {done.seq} signed off by {texts.printable(done.reviewer)} at {done.at}: final report "
+               f"sha256:{done.report_sha256} (sign-off {done.id}, {done.hash[:12]})")
 
 
 @cli.command("review")
@@ -554,22 +557,24 @@ def runs_signoff(run_ref: str, reviewer: str, db_path: Path | None) -> None:
 @click.option("--reason", help="Why (required for challenge and override).")
 @click.option("--reviewer", required=True, help="Who decides.")
 @db_option
+@key_option
 def review_command(run_ref: str, case_ref: str, criterion: str, decision: str, finding: str | None,
-                   reason: str | None, reviewer: str, db_path: Path | None) -> None:
+                   reason: str | None, reviewer: str, db_path: Path | None, key_file: Path | None) -> None:
     """Record a reviewer's decision on a stored finding: agree, challenge or override.
 
     Decisions are append-only and hash-chained; a later decision on a finding supersedes an
     earlier one, and the history is kept.
     """
+    key = _store_key(key_file)
     with _open_store_to_write(db_path) as audit:
         try:
             made = review.record_decision(audit, audit.find(run_ref), case_ref, criterion, decision, reviewer,
-                                          reason, finding)
+                                          reason, finding, key=key)
         except InputError as error:
             raise Invalid(error, 0) from None
     final = f", final finding {made.finding}" if made.finding else ""
-    click.echo(f"run {made.seq}: {made.decision} on {made.case} {made.criterion} by {made.reviewer}{final} "
-               f"(decision {made.id}, {made.hash[:12]})")
+    click.echo(f"run {made.seq}: {made.decision} on {texts.printable(made.case)} {texts.printable(made.criterion)} "
+               f"by {texts.printable(made.reviewer)}{final} (decision {made.id}, {made.hash[:12]})")
 
 
 @cli.command("report")
@@ -637,9 +642,7 @@ def runs_verify(db_path: Path | None, expect_head: str | None, key_file: Path | 
     exit 1 naming each problem."""
     key = _store_key(key_file)
     with _open_store(db_path) as audit:
-        problems = audit.verify(expect_head, key) + [
-            store.Problem(None, Diagnostic(str(audit.path), 1, 1, "review_mismatch", text))
-            for text in review.verify(audit)]
+        problems = audit.verify(expect_head, key) + review.verify(audit, key)
         count = len(audit.runs()) if not problems else 0
     if output_format == "json":
         _emit_json({"store": str(audit.path), "runs": count, "verified": not problems,
@@ -805,7 +808,9 @@ def rules_doc(file: Path | None, output_format: str) -> None:
 @click.option("--read-only", is_flag=True, help="Serve pages only: no forms, every POST refused.")
 @click.option("--sample", "sample_dirs", multiple=True, type=Input(file_okay=False, exists=True, path_type=Path),
               help="A sample to try rule changes on, besides the bundled examples (repeatable).")
-def serve(db_path: Path | None, host: str, port: int, read_only: bool, sample_dirs: tuple[Path, ...]) -> None:
+@key_option
+def serve(db_path: Path | None, host: str, port: int, read_only: bool, sample_dirs: tuple[Path, ...],
+          key_file: Path | None) -> None:
     """The web workspace on the audit store: runs, cases and their reasoning, the handbook, and
     "try a change" for rule sets. Open the address it prints in a browser; Ctrl-C stops it."""
     from engine.serve import app as web
@@ -819,7 +824,7 @@ def serve(db_path: Path | None, host: str, port: int, read_only: bool, sample_di
         click.echo(web.warn(host), err=True)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"qi workspace on http://{shown}:{port}/ — store {path}{' (read-only)' * read_only}; Ctrl-C stops it")
-    web.serve(path, host, port, read_only, list(sample_dirs))
+    web.serve(path, host, port, read_only, list(sample_dirs), _store_key(key_file))
 
 
 @cli.group("sample")

@@ -95,7 +95,7 @@ def test_later_decisions_supersede_and_history_stays(stored_run):
 @pytest.mark.parametrize("tamper, expected", [
     ("UPDATE decisions SET reason = 'edited' WHERE id = 1", "decision 1 (run 1, NW-014 3.3): its stored content"),
     ("UPDATE decisions SET decision = 'agree', finding = NULL WHERE id = 2", "decision 2"),
-    ("DELETE FROM decisions WHERE id = 1", "decision 2 (run 1, NW-007 3.1): the record before it is missing"),
+    ("DELETE FROM decisions WHERE id = 1", "record_missing: run 1: link 2 is missing: the record before decision 2"),
     ("UPDATE signoffs SET reviewer = 'someone else'", "sign-off 1"),
 ])
 def test_a_changed_or_deleted_decision_is_detected(qi, stored_run, tamper, expected):

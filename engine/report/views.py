@@ -215,11 +215,12 @@ def consistency_text(consistency: dict, review: dict | None = None) -> str:
         sides = second["engine_sides_with"]
         lines.append(f"  where the inspectors differ the engine sides with the first {sides['first']}, the second "
                      f"{sides['second']}, neither {sides['neither']}")
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n", lines=True)
 
 
 def review_text(review: dict) -> str:
-    """Each reviewed finding's state, what is open, and the sign-offs."""
+    """Each reviewed finding's state, what is open, and the sign-offs: what each signed (the final
+    report's sha256) and whether the final report is still that."""
     lines = [f"review: {len(review['decisions'])} findings decided ({len(review['history'])} decisions recorded)"]
     for d in review["decisions"]:
         final = f"; final {d['final']} (engine {d['engine']})" if d["decision"] == "override" else ""
@@ -227,8 +228,17 @@ def review_text(review: dict) -> str:
         lines.append(f"  {d['case']} {d['criterion']}: {d['decision']} by {d['reviewer']} at {d['at']}{final}{reason}")
     lines.append(f"open: {len(review['open'])}")
     lines += [f"  {o['case']} {o['criterion']}: {o['why']}" for o in review["open"]]
-    lines += [f"signed off by {s['reviewer']} at {s['at']}" for s in review["signoffs"]] or ["not signed off"]
-    return "\n".join(lines) + "\n"
+    for s in review["signoffs"]:
+        signed = f": final report sha256:{s['report_sha256']}" if s.get("report_sha256") else \
+            " (made before sign-offs named the report they sign)"
+        lines.append(f"signed off by {s['reviewer']} at {s['at']}{signed}")
+    if not review["signoffs"]:
+        lines.append("not signed off")
+    elif review.get("signed"):
+        state = review["signed"]
+        lines.append("the final report is the one signed off" if state["unchanged"] else
+                     f"the final report changed since it was signed off (now sha256:{state['final_report_sha256']})")
+    return printable("\n".join(lines) + "\n", lines=True)
 
 
 def run_text(report: dict) -> str:

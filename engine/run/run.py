@@ -341,7 +341,7 @@ def publish(result: Report, out: str | os.PathLike[str], audit: store.Store, red
     staged = reports.stage(result, out, redact_with)
     try:
         summary = audit.record(result.content, zip(result.spool.references, result.spool.lines()), key,
-                               before_commit=lambda s: (staged.stage_json({"store": store.store_field(s.seq, s.hash)}),
+                               before_commit=lambda s: (staged.stage_json({"store": store.store_field(s.seq, s.hash, s.link)}),
                                                         staged.check_targets()))
     except BaseException:
         staged.discard()

@@ -58,6 +58,8 @@ class Workspace:
     read_only: bool
     samples: list[Path]
     tokens: security.Tokens = dataclasses.field(default_factory=security.Tokens)
+    #: The store's key, when its chain is keyed: decisions and sign-offs are links of that chain.
+    key: bytes | None = None
 
 
 def _workspace(request: Request) -> Workspace:
@@ -148,7 +150,8 @@ async def decide(request: Request) -> Response:
     try:
         review.record_decision(workspace.reader.store(), seq, given["case"], given["criterion"], given["decision"],
                                given["reviewer"], given["reason"] or None,
-                               (given["finding"] or None) if given["decision"] == "override" else None)
+                               (given["finding"] or None) if given["decision"] == "override" else None,
+                               key=workspace.key)
     except InputError as error:
         return _refused(request, run, error, given["case"] if back_to_case else None)
     target = (f"/runs/{run}/cases/{given['case']}#finding-{given['criterion']}" if back_to_case
@@ -164,7 +167,7 @@ async def sign_off(request: Request) -> Response:
     seq = workspace.reader.seq(run)
     given = _fields(form, "reviewer")
     try:
-        review.signoff(workspace.reader.store(), seq, given["reviewer"])
+        review.signoff(workspace.reader.store(), seq, given["reviewer"], key=workspace.key)
     except InputError as error:
         return _refused(request, run, error, None)
     return _remember(RedirectResponse(f"/runs/{run}/review", status_code=303), given["reviewer"])
@@ -223,7 +226,7 @@ async def http_error(request: Request, error: HTTPException) -> Response:
 
 
 def create(db_path: str | Path, read_only: bool = False, samples: list[Path] = (),
-           hosts: list[str] = LOOPBACK) -> Starlette:
+           hosts: list[str] = LOOPBACK, key: bytes | None = None) -> Starlette:
     """The workspace application on the audit store at ``db_path``. Requests must name one of
     ``hosts`` (a page on another site reaching the server through DNS rebinding is refused)."""
     routes = [
@@ -243,18 +246,18 @@ def create(db_path: str | Path, read_only: bool = False, samples: list[Path] = (
                     middleware=[Middleware(security.Headers),
                                 Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))],
                     exception_handlers={pages.NotFound: not_found, HTTPException: http_error})
-    app.state.workspace = Workspace(pages.Reader(db_path), read_only, list(samples))
+    app.state.workspace = Workspace(pages.Reader(db_path, key), read_only, list(samples), key=key)
     for template in TEMPLATES:  # compiled now, not on someone's first page
         environment.get_template(template)
     return app
 
 
-def serve(db_path: Path, host: str, port: int, read_only: bool, samples: list[Path]) -> None:
+def serve(db_path: Path, host: str, port: int, read_only: bool, samples: list[Path], key: bytes | None = None) -> None:
     """Run the workspace until interrupted (uvicorn, no access log: URLs name cases)."""
     import uvicorn
 
     hosts = list(LOOPBACK) if host in LOOPBACK else [*LOOPBACK, host] if host not in ("0.0.0.0", "::") else ["*"]
-    app = create(db_path, read_only, samples, hosts)
+    app = create(db_path, read_only, samples, hosts, key)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
 
 

@@ -50,8 +50,9 @@ class Reader:
     """The audit store as the pages read it: one open store per thread (SQLite connections stay
     in their thread), and caches that last until the database file changes."""
 
-    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+    def __init__(self, db_path: str | os.PathLike[str], key: bytes | None = None) -> None:
         self.path = Path(db_path)
+        self.key = key
         self._local = threading.local()
         self._lock = threading.Lock()
         self._signature: tuple | None = None
@@ -119,14 +120,10 @@ class Reader:
         store = self.store()
         problems: list[str] = []
         bad: dict[int, list[str]] = {}
-        for found in store.verify():  # as qi runs verify: runs, then decisions and sign-offs
+        for found in store.verify(key=self.key) + review.verify(store, self.key):  # as qi runs verify
             text = f"{found.diagnostic.code}: {found.diagnostic.message}"
             problems.append(text)
             bad.setdefault(found.seq if found.seq is not None else 0, []).append(text)
-        for text in review.verify(store):
-            problems.append(text)
-            match = re.match(r"run (\d+)\b", text)
-            bad.setdefault(int(match.group(1)) if match else 0, []).append(text)
         verified = {"problems": problems, "bad": bad}
         with self._lock:
             if self._signature == signature:  # the store did not change while it was read

@@ -11,10 +11,16 @@ finding supersedes an earlier one, and the history stays. A run is signed off on
 open: no engine–inspector disagreement without a decision, and no challenge as the latest
 decision on a finding.
 
-Every decision and sign-off is hash-chained: ``hash = sha256(previous review record's hash + the
-run's hash + the canonical record)``, so a changed or deleted record (or a changed run beneath it)
-breaks the chain, which :func:`verify` (run by ``qi runs verify``) recomputes. As with any hash
-chain, removing the newest records is visible only against a head recorded elsewhere.
+Every decision and sign-off is a link of the store's one chain (engine/store/store.py):
+``hash = sha256(previous link's hash + the run's hash + the canonical record)`` — HMAC-SHA256 under
+the store's key when the store is keyed — where the record holds its id and link number, so a
+changed, reordered, inserted or deleted record (or a changed run beneath it) breaks the chain, which
+:func:`verify` (run by ``qi runs verify``) recomputes. Writing one into a keyed store needs the key.
+As with any hash chain, removing the newest records is visible only against a head kept elsewhere
+(``qi runs head``: the newest link of any kind).
+
+Reasons and reviewer names are refused if they hold a control, separator or bidi character, as
+case files are; views escape them too.
 
 The public API (used by the CLI and by web forms): :func:`record_decision`,
 :func:`decisions_for_run`, :func:`open_items`, :func:`signoff`, :func:`review_state`,
@@ -27,12 +33,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import hmac
 import json
 
+from engine.base import text as texts
 from engine.base.canonical import canonical
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
 from engine.report.model import Report
-from engine.store.store import GENESIS, Store
+from engine.store.store import GENESIS, Problem, Store
 
 DECISIONS = ("agree", "challenge", "override")
 FINDINGS = ("sufficient", "insufficient", "not_applicable", "not_assessed")
@@ -62,6 +70,9 @@ class SignOff:
     reviewer: str
     at: str
     hash: str
+    #: The sha256 of the final report signed (see :func:`final_report_sha256`); None for a sign-off
+    #: made before sign-offs named it.
+    report_sha256: str | None = None
 
 
 class OpenItems(InputError):
@@ -94,38 +105,65 @@ def _run_hash(store: Store, seq: int) -> str:
     return store.connection.execute("SELECT hash FROM runs WHERE seq = ?", (seq,)).fetchone()[0]
 
 
-def _head(db) -> str:
-    """The hash of the newest review record (decision or sign-off), or the genesis hash."""
-    rows = db.execute("SELECT hash, created_at, kind, id FROM (SELECT hash, created_at, 'd' AS kind, id FROM decisions"
-                      " UNION ALL SELECT hash, created_at, 's', id FROM signoffs)").fetchall()
-    chained = {row[0] for row in db.execute("SELECT previous_hash FROM decisions UNION SELECT previous_hash FROM signoffs")}
-    tips = [row for row in rows if row[0] not in chained]
-    return max(tips, key=lambda r: (r[1], r[2], r[3]))[0] if tips else GENESIS
+def _digest(previous: str, run_hash: str, record: dict, key: bytes | None = None) -> str:
+    message = previous.encode() + run_hash.encode() + canonical(record)
+    return hmac.new(key, message, hashlib.sha256).hexdigest() if key else hashlib.sha256(message).hexdigest()
 
 
-def _digest(previous: str, run_hash: str, record: dict) -> str:
-    return hashlib.sha256(previous.encode() + run_hash.encode() + canonical(record)).hexdigest()
+def _decision_record(seq, case, criterion, decision, finding, reason, reviewer, at, id=None, link=None) -> dict:
+    record = {"kind": "decision", "seq": seq, "case": case, "criterion": criterion, "decision": decision,
+              "finding": finding, "reason": reason, "reviewer": reviewer, "at": at}
+    return record if link is None else {**record, "id": id, "link": link}
 
 
-def _decision_record(seq, case, criterion, decision, finding, reason, reviewer, at) -> dict:
-    return {"kind": "decision", "seq": seq, "case": case, "criterion": criterion, "decision": decision,
-            "finding": finding, "reason": reason, "reviewer": reviewer, "at": at}
+def _signoff_record(seq, reviewer, at, id=None, link=None, report_sha256=None) -> dict:
+    record = {"kind": "signoff", "seq": seq, "reviewer": reviewer, "at": at}
+    return record if link is None else {**record, "id": id, "link": link, "report_sha256": report_sha256}
 
 
-def _signoff_record(seq, reviewer, at) -> dict:
-    return {"kind": "signoff", "seq": seq, "reviewer": reviewer, "at": at}
+def _unsafe(store: Store, values: dict[str, str | None]) -> list[Diagnostic]:
+    """A reason or name holding a character that can rewrite a terminal or reorder text."""
+    found = []
+    for what, value in values.items():
+        match = texts.UNSAFE.search(value or "")
+        if match:
+            found.append(Diagnostic(str(store.path), 1, 1, "control_character",
+                                    f"the {what} holds control character U+{ord(match.group()):04X}",
+                                    "write it as plain text; control, separator and bidi characters can rewrite "
+                                    "what a terminal or page shows"))
+    return found
+
+
+def _append(store: Store, db, table: str, seq: int, columns: dict, record_of, key: bytes | None):
+    """Write one review record as the next link of the chain, and read it back: returns the row as
+    stored (id, link, previous hash, hash). Raises InputError when the store's key does not fit or
+    the row does not read back as written."""
+    store.check_key(key)
+    row_id = store.next_id(table)
+    link, previous = store.next_link()
+    record = record_of(row_id, link)
+    digest = _digest(previous, _run_hash(store, seq), record, key)
+    names = ["id", "seq", *columns, "link", "previous_hash", "hash"]
+    values = [row_id, seq, *columns.values(), link, previous, digest]
+    db.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", values)
+    stored = db.execute(f"SELECT {', '.join(names)} FROM {table} WHERE id = ?", (row_id,)).fetchone()
+    if stored is None or list(stored) != values:
+        raise store.not_as_written(f"the {'decision' if table == 'decisions' else 'sign-off'}")
+    return row_id, digest
 
 
 def record_decision(store: Store, seq: int, case: str, criterion: str, decision: str, reviewer: str,
                     reason: str | None = None, finding: str | None = None,
-                    now: datetime.datetime | None = None) -> Decision:
+                    now: datetime.datetime | None = None, key: bytes | None = None) -> Decision:
     """Record a reviewer's decision on one finding of run ``seq``; returns it.
 
     ``case`` is a case reference, or ``organisation:PROVIDER`` for an organisation's finding.
     ``reason`` is required for ``challenge`` and ``override``; ``finding`` is required for
     ``override`` (and refused otherwise). Raises InputError (codes ``unknown_case``,
     ``unknown_criterion``, ``invalid_decision``, ``missing_reason``, ``missing_finding``,
-    ``unexpected_finding``, ``missing_reviewer``) with nothing recorded."""
+    ``unexpected_finding``, ``missing_reviewer``, ``control_character``, ``store_key``,
+    ``foreign_schema``, ``store_tampered``) with nothing recorded. ``key`` is the store's key, needed
+    exactly when the store is keyed."""
     findings = _findings(store, seq)
     problems = []
     where = str(store.path)
@@ -151,17 +189,16 @@ def record_decision(store: Store, seq: int, case: str, criterion: str, decision:
     if not reviewer.strip():
         problems.append(Diagnostic(where, 1, 1, "missing_reviewer", "the reviewer is not named",
                                    "give --reviewer NAME"))
+    problems += _unsafe(store, {"reason": reason, "reviewer's name": reviewer})
     if problems:
         raise InputError(problems)
-    at = _now(now)
-    record = _decision_record(seq, case, criterion, decision, finding, reason, reviewer.strip(), at)
+    at, reviewer = _now(now), reviewer.strip()
+    columns = {"case_ref": case, "criterion": criterion, "decision": decision, "finding": finding, "reason": reason,
+               "reviewer": reviewer, "created_at": at}
     with store._write() as db:
-        previous = _head(db)
-        digest = _digest(previous, _run_hash(store, seq), record)
-        cursor = db.execute("INSERT INTO decisions (seq, case_ref, criterion, decision, finding, reason, reviewer,"
-                            " created_at, previous_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (seq, case, criterion, decision, finding, reason, reviewer.strip(), at, previous, digest))
-    return Decision(cursor.lastrowid, seq, case, criterion, decision, finding, reason, reviewer.strip(), at, digest)
+        row_id, digest = _append(store, db, "decisions", seq, columns, lambda i, link: _decision_record(
+            seq, case, criterion, decision, finding, reason, reviewer, at, i, link), key)
+    return Decision(row_id, seq, case, criterion, decision, finding, reason, reviewer, at, digest)
 
 
 def decisions_for_run(store: Store, seq: int, history: bool = False) -> list[Decision]:
@@ -196,29 +233,45 @@ def open_items(store: Store, seq: int) -> list[dict]:
 
 
 def signoffs(store: Store, seq: int) -> list[SignOff]:
-    rows = store.connection.execute("SELECT id, seq, reviewer, created_at, hash FROM signoffs WHERE seq = ?"
-                                    " ORDER BY id", (seq,)).fetchall()
+    report_sha256 = "report_sha256" if store.linked else "NULL"
+    rows = store.connection.execute(f"SELECT id, seq, reviewer, created_at, hash, {report_sha256} FROM signoffs"
+                                    " WHERE seq = ? ORDER BY id", (seq,)).fetchall()
     return [SignOff(*row) for row in rows]
 
 
-def signoff(store: Store, seq: int, reviewer: str, now: datetime.datetime | None = None) -> SignOff:
-    """Record a reviewer's sign-off of run ``seq``. Raises :class:`OpenItems` (code ``open_items``,
-    one diagnostic per open finding) while anything is open, recording nothing."""
-    if not reviewer.strip():
-        raise _problem(store, "missing_reviewer", "the reviewer is not named", "give --reviewer NAME")
-    at = _now(now)
-    record = _signoff_record(seq, reviewer.strip(), at)
+def signoff(store: Store, seq: int, reviewer: str, now: datetime.datetime | None = None,
+            key: bytes | None = None) -> SignOff:
+    """Record a reviewer's sign-off of run ``seq``, naming the sha256 of the final report it signs
+    (:func:`final_report_sha256`). Raises :class:`OpenItems` (code ``open_items``, one diagnostic
+    per open finding) while anything is open, recording nothing. ``key`` as for
+    :func:`record_decision`."""
+    problems = [] if reviewer.strip() else [Diagnostic(str(store.path), 1, 1, "missing_reviewer",
+                                                       "the reviewer is not named", "give --reviewer NAME")]
+    problems += _unsafe(store, {"reviewer's name": reviewer})
+    if problems:
+        raise InputError(problems)
+    at, reviewer = _now(now), reviewer.strip()
     with store._write() as db:  # checked inside the write, so no decision can slip in between
         items = open_items(store, seq)
         if items:
             raise OpenItems([Diagnostic(str(store.path), 1, 1, "open_items",
                                         f"run {seq}: {i['case']} {i['criterion']} is open ({i['why']})",
                                         "record a decision with qi review, then sign off") for i in items], items)
-        previous = _head(db)
-        digest = _digest(previous, _run_hash(store, seq), record)
-        cursor = db.execute("INSERT INTO signoffs (seq, reviewer, created_at, previous_hash, hash)"
-                            " VALUES (?, ?, ?, ?, ?)", (seq, reviewer.strip(), at, previous, digest))
-    return SignOff(cursor.lastrowid, seq, reviewer.strip(), at, digest)
+        signed = final_report_sha256(final_report(store, seq).content)
+        columns = {"reviewer": reviewer, "created_at": at, "report_sha256": signed}
+        row_id, digest = _append(store, db, "signoffs", seq, columns,
+                                 lambda i, link: _signoff_record(seq, reviewer, at, i, link, signed), key)
+    return SignOff(row_id, seq, reviewer, at, digest, signed)
+
+
+def final_report_sha256(content: dict) -> str:
+    """The sha256 a sign-off records of the final report: the canonical JSON of the report as
+    ``qi report`` renders it from the store, without what signing itself changes (the sign-offs
+    and the store's head)."""
+    signed = {key: value for key, value in content.items() if key != "store"}
+    if isinstance(signed.get("review"), dict):
+        signed["review"] = {k: v for k, v in signed["review"].items() if k not in ("signoffs", "signed")}
+    return hashlib.sha256(canonical(signed)).hexdigest()
 
 
 def review_state(store: Store, seq: int) -> dict:
@@ -226,7 +279,11 @@ def review_state(store: Store, seq: int) -> dict:
     findings = _findings(store, seq)
 
     def entry(d: Decision) -> dict:
-        engine = findings[d.case][d.criterion]
+        engine = findings.get(d.case, {}).get(d.criterion)
+        if engine is None:
+            raise _problem(store, "unknown_finding", f"decision {d.id} is on {texts.printable(d.case)} "
+                           f"{texts.printable(d.criterion)}, which run {seq} does not have",
+                           "the store was changed: qi runs verify lists what is wrong")
         return {"case": d.case, "criterion": d.criterion, "decision": d.decision, "finding": d.finding,
                 "engine": engine, "final": d.finding if d.decision == "override" else engine,
                 "reason": d.reason, "reviewer": d.reviewer, "at": d.at, "seq": d.id}
@@ -234,7 +291,8 @@ def review_state(store: Store, seq: int) -> dict:
     return {"decisions": [entry(d) for d in decisions_for_run(store, seq)],
             "history": [entry(d) for d in decisions_for_run(store, seq, history=True)],
             "open": open_items(store, seq),
-            "signoffs": [{"reviewer": s.reviewer, "at": s.at} for s in signoffs(store, seq)]}
+            "signoffs": [{"reviewer": s.reviewer, "at": s.at, "report_sha256": s.report_sha256}
+                         for s in signoffs(store, seq)]}
 
 
 class StoredSpool:
@@ -273,34 +331,107 @@ def final_report(store: Store, seq: int) -> Report:
     for organisation in report.get("organisations", []):
         _mark(ORGANISATION + organisation["organisation"], organisation["findings"], final)
     report["review"] = state
+    if state["signoffs"]:  # what the newest sign-off signed, and whether the final report is still that
+        latest = state["signoffs"][-1]
+        now = final_report_sha256(report)
+        state["signed"] = {"reviewer": latest["reviewer"], "at": latest["at"], "report_sha256": latest["report_sha256"],
+                           "final_report_sha256": now, "unchanged": latest["report_sha256"] == now}
     return Report(report, StoredSpool(store, seq, final))  # the report model, its cases read from the store
 
 
-def verify(store: Store) -> list[str]:
-    """Recompute every decision's and sign-off's hash and the chain between them; the problems,
-    in the order recorded."""
-    db = store.connection
+def verify(store: Store, key: bytes | None = None) -> list[Problem]:
+    """Check every decision and sign-off: its hash (under the store's key when keyed), that it
+    names a finding its run has, and that its values are ones qi writes. Their place in the chain
+    is checked by ``Store.verify``; records made before links existed are checked against the
+    chain they were made in. The problems, in the order recorded."""
+    db, linked = store.connection, store.linked
+    keyed = store.keyed()
     runs = {seq: run_hash for seq, run_hash in db.execute("SELECT seq, hash FROM runs")}
+    link, report_sha256 = ("link", "report_sha256") if linked else ("NULL", "NULL")
     records = []
-    for row in db.execute("SELECT id, seq, case_ref, criterion, decision, finding, reason, reviewer, created_at,"
-                          " previous_hash, hash FROM decisions"):
-        records.append((f"decision {row[0]} (run {row[1]}, {row[2]} {row[3]})", row[1],
-                        _decision_record(*row[1:9]), row[9], row[10]))
-    for row in db.execute("SELECT id, seq, reviewer, created_at, previous_hash, hash FROM signoffs"):
-        records.append((f"sign-off {row[0]} (run {row[1]}, {row[2]})", row[1], _signoff_record(*row[1:4]),
-                        row[4], row[5]))
-    problems = []
-    hashes = {r[4] for r in records} | {GENESIS}
+    for row in db.execute(f"SELECT id, seq, case_ref, criterion, decision, finding, reason, reviewer, created_at,"
+                          f" previous_hash, hash, {link} FROM decisions ORDER BY id"):
+        name = f"decision {row[0]} (run {row[1]}, {texts.printable(str(row[2]))} {texts.printable(str(row[3]))})"
+        records.append((name, row[1], row[11], row[9], row[10],
+                        _decision_record(*row[1:9], row[0], row[11]), _decision_problems(*row[1:9])))
+    for row in db.execute(f"SELECT id, seq, reviewer, created_at, previous_hash, hash, {link}, {report_sha256}"
+                          " FROM signoffs ORDER BY id"):
+        name = f"sign-off {row[0]} (run {row[1]}, {texts.printable(str(row[2]))})"
+        records.append((name, row[1], row[6], row[4], row[5], _signoff_record(*row[1:4], row[0], row[6], row[7]),
+                        _signoff_problems(row[2], row[6], row[7])))
+    problems: list[Problem] = []
+
+    def problem(seq, code: str, message: str, hint: str = "") -> None:
+        problems.append(Problem(seq, Diagnostic(str(store.path), 1, 1, code, message, hint)))
+
+    if keyed and key is None and any(r[2] is not None for r in records):
+        problem(None, "key_required", "decisions and sign-offs of a keyed store can be checked only with its key",
+                "give the key with --key-file or $QI_STORE_KEY_FILE")
+    legacy_hashes = {r[4] for r in records if r[2] is None} | {GENESIS}
     followers: dict[str, int] = {}
-    for name, seq, record, previous, stored in records:
+    findings: dict[int, dict] = {}
+    for name, seq, record_link, previous, stored, record, invalid in records:
         if seq not in runs:
-            problems.append(f"{name}: its run is missing")
-            continue
-        if _digest(previous, runs[seq], record) != stored:
-            problems.append(f"{name}: its stored content no longer matches its hash")
-        if previous not in hashes:
-            problems.append(f"{name}: the record before it is missing")
-        followers[previous] = followers.get(previous, 0) + 1
-    problems += [f"review chain: {count} records follow the same record" for previous, count in followers.items()
-                 if count > 1]
+            continue  # reported by Store.verify (orphan_rows)
+        for message in invalid:
+            problem(seq, "invalid_record", f"{name}: {message}", "qi never writes such a record: it was inserted "
+                    "or edited in the database")
+        if record["kind"] == "decision":
+            if seq not in findings:
+                findings[seq] = _findings(store, seq)
+            if record["criterion"] not in findings[seq].get(record["case"], {}):
+                problem(seq, "unknown_finding", f"{name}: run {seq} has no such finding",
+                        "a decision was inserted in the database on a finding the run does not have")
+        if record_link is None:  # made before links: the review records' own chain, plain sha256
+            if keyed:
+                problem(seq, "unkeyed_record", f"{name}: it was recorded without the key (by an earlier qi), so "
+                        "it cannot be told from one inserted by someone without the key",
+                        "check it against the reviewers' own records")
+            if _digest(previous, runs[seq], record) != stored:
+                problem(seq, "review_mismatch", f"{name}: its stored content no longer matches its hash")
+            if previous not in legacy_hashes:
+                problem(seq, "review_mismatch", f"{name}: the record before it is missing")
+            followers[previous] = followers.get(previous, 0) + 1
+        elif not keyed or key is not None:
+            if _digest(previous, runs[seq], record, key if keyed else None) != stored:
+                problem(seq, "review_mismatch", f"{name}: its stored content no longer matches its hash",
+                        "it was changed, or written without the store's key" if keyed else
+                        "it was changed after it was recorded")
+    for previous, count in followers.items():
+        if count > 1:
+            problem(None, "review_mismatch", f"review chain: {count} records follow the same record")
     return problems
+
+
+def _decision_problems(seq, case, criterion, decision, finding, reason, reviewer, at) -> list[str]:
+    """What is wrong with a stored decision's values (qi writes none of these)."""
+    found = []
+    if decision not in DECISIONS:
+        found.append(f"{texts.printable(str(decision))!r} is not a decision")
+    elif decision == "override" and finding not in FINDINGS:
+        found.append("an override without the finding that replaces the engine's")
+    elif decision != "override" and finding is not None:
+        found.append(f"a finding on a {decision}")
+    if decision in ("challenge", "override") and not (reason or "").strip():
+        found.append(f"a {decision} without a reason")
+    found += _text_problems({"reviewer's name": reviewer, "reason": reason})
+    return found
+
+
+def _signoff_problems(reviewer, link, report_sha256) -> list[str]:
+    found = _text_problems({"reviewer's name": reviewer})
+    if link is not None and not (isinstance(report_sha256, str) and len(report_sha256) == 64):
+        found.append("it names no final report")
+    return found
+
+
+def _text_problems(values: dict) -> list[str]:
+    found = []
+    for what, value in values.items():
+        if value is not None and not isinstance(value, str):
+            found.append(f"the {what} is not text")
+        elif what == "reviewer's name" and not (value or "").strip():
+            found.append("no reviewer is named")
+        elif value and texts.UNSAFE.search(value):
+            found.append(f"the {what} holds a control character")
+    return found

@@ -14,6 +14,18 @@ case's findings from its hashed result and compares them with ``findings``, look
 run numbers, rows without a run, and (given the head ``SEQ:HASH`` printed by ``qi runs head`` or
 recorded in a report) runs lost or rewritten after it.
 
+**One chain.** Runs, reviewers' decisions and sign-offs (engine/store/review.py) are links of one
+chain: each record has a ``link`` number (1, 2, 3, … in the order recorded, whatever its kind) and
+``previous_hash``, the hash of the link before it; its hash covers both. Under a key, every link is
+an HMAC, so nobody without the key can add, reorder or rewrite a decision any more than a run. The
+head (``qi runs head``, ``store.head`` in report.json) is the newest link, ``LINK:HASH``. Records
+written before links existed (migration ``0003-one-chain``) keep the chains they were made with
+(runs to runs, review records to review records), and are checked as such.
+
+Only the schema qi creates is trusted: :func:`verify` reports any other trigger, view, table or
+index, and every write refuses a store holding one before writing anything; each write reads back
+what it stored and is rolled back if that differs from what was written.
+
 A store is marked with qi's SQLite ``application_id``. Read-only commands open it read-only and
 refuse a missing file or a file that is not a qi store without touching it; ``qi run`` creates a
 new store atomically (built beside the target, then linked into place). Each run is written in one
@@ -31,6 +43,7 @@ import json
 import os
 import re
 import sqlite3
+import stat
 import tempfile
 import urllib.parse
 import zlib
@@ -111,7 +124,17 @@ MIGRATIONS: list[tuple[str, str]] = [
             hash TEXT NOT NULL
         );
     """),
+    # runs, decisions and sign-offs as links of one chain; a sign-off names the final report it signs
+    ("0003-one-chain", """
+        ALTER TABLE runs ADD COLUMN link INTEGER;
+        ALTER TABLE decisions ADD COLUMN link INTEGER;
+        ALTER TABLE signoffs ADD COLUMN link INTEGER;
+        ALTER TABLE signoffs ADD COLUMN report_sha256 TEXT;
+    """),
 ]
+#: The tables whose rows are links of the chain, with the column naming each row.
+LINKED = (("runs", "seq"), ("decisions", "id"), ("signoffs", "id"))
+ONE_CHAIN = "0003-one-chain"
 
 #: The columns of a run that its hash covers, in order (``report`` and the case results follow).
 HASHED = ("seq", "run_id", "content_sha256", "created_at", "tool_version", "sample_id", "framework_id",
@@ -167,11 +190,13 @@ class RunSummary:
     ruleset: str
     cases: int
     hash: str
+    link: int | None = None
 
     @property
     def head(self) -> str:
-        """``SEQ:HASH``: the store's head once this run is recorded."""
-        return f"{self.seq}:{self.hash}"
+        """``LINK:HASH``: the store's head once this run is recorded (``SEQ:HASH`` for a run made
+        before links existed, whose link number is its run number)."""
+        return f"{self.link if self.link is not None else self.seq}:{self.hash}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +207,23 @@ class Problem:
     diagnostic: Diagnostic
 
 
+@dataclasses.dataclass(frozen=True)
+class Link:
+    """One record's place in the chain: its table, its row, its link number and hashes."""
+
+    table: str
+    row: int
+    seq: int
+    link: int | None
+    previous_hash: str
+    hash: str
+
+    @property
+    def name(self) -> str:
+        kind = {"runs": "run", "decisions": "decision", "signoffs": "sign-off"}[self.table]
+        return f"{kind} {self.row}" + (f" (run {self.seq})" if self.table != "runs" else "")
+
+
 class Store:
     """An open audit store: :meth:`open` to read, :meth:`open_for_writing` to record runs. Use as a
     context manager, or call :meth:`close`."""
@@ -189,7 +231,12 @@ class Store:
     def __init__(self, path: str | os.PathLike[str], connection: sqlite3.Connection | None = None) -> None:
         """``Store(path)`` is ``Store.open(path, writable=True)``: an existing store, to read and write."""
         self.path = Path(path)
-        self.connection = connection if connection is not None else Store.open(path, writable=True).connection
+        #: The schema steps applied (read when the store is opened).
+        self.applied: tuple[str, ...] = ()
+        if connection is None:
+            opened = Store.open(path, writable=True)
+            connection, self.applied = opened.connection, opened.applied
+        self.connection = connection
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], writable: bool = False) -> Store:
@@ -199,6 +246,7 @@ class Store:
         if not path.exists():
             raise InputError([Diagnostic(str(path), 1, 1, "store_missing", "there is no audit store here",
                                          "check the path (--db or $QI_DB); qi run creates a store")])
+        _refuse_special(path)
         connection = _connect(path, read_only=True)
         store = cls(path, connection)
         try:
@@ -208,7 +256,8 @@ class Store:
             raise
         if writable:
             connection.close()
-            store = cls(path, _connect(path, read_only=False))
+            applied, store = store.applied, cls(path, _connect(path, read_only=False))
+            store.applied = applied
             try:
                 store._migrate()
             except BaseException:
@@ -221,7 +270,7 @@ class Store:
         """Open a store to record runs, creating it (owner-only, atomically) if there is none. An
         existing file that is not a qi store is refused untouched."""
         path = Path(path)
-        if not path.exists():
+        if not os.path.lexists(path):
             _create(path)
         return cls.open(path, writable=True)  # identity checked read-only before anything is written
 
@@ -250,6 +299,43 @@ class Store:
         known = [name for name, _ in MIGRATIONS]
         if applied != known[:len(applied)]:
             raise self._not_a_store(f"its schema ({', '.join(applied) or 'none'}) is not one this qi knows")
+        self.applied = tuple(applied)
+        missing = [f"{kind} {name}" for kind, name, differs in self._schema_differences() if differs != "extra"]
+        if missing:
+            raise InputError([Diagnostic(str(self.path), 1, 1, "schema_changed",
+                                         f"the store's schema was changed: {', '.join(missing[:5])}",
+                                         "qi runs verify cannot check a store with parts of its schema missing "
+                                         "or altered; restore the store from a backup")])
+
+    def _schema_differences(self) -> list[tuple[str, str, str]]:
+        """Schema objects that differ from what qi's applied migrations create: ``(type, name,
+        'missing' | 'altered' | 'extra')``, sorted."""
+        actual = {(kind, name): sql for kind, name, sql in self.connection.execute(
+            "SELECT type, name, sql FROM sqlite_master")}
+        expected = _expected_schema(self.applied)
+        found = [(kind, name, "missing") for (kind, name) in expected if (kind, name) not in actual]
+        found += [(kind, name, "altered") for (kind, name), sql in expected.items()
+                  if (kind, name) in actual and actual[(kind, name)] != sql]
+        found += [(kind, name, "extra") for (kind, name) in actual if (kind, name) not in expected]
+        return sorted(found)
+
+    def foreign_objects(self) -> list[str]:
+        """Schema objects qi did not create (triggers, views, tables, indexes), as ``type name``."""
+        return [f"{kind} {name}" for kind, name, differs in self._schema_differences() if differs == "extra"]
+
+    def _refuse_foreign(self) -> None:
+        foreign = self.foreign_objects()
+        if foreign:
+            raise InputError([Diagnostic(str(self.path), 1, 1, "foreign_schema",
+                                         f"the store holds schema objects qi did not create: {', '.join(foreign[:5])}; "
+                                         "nothing was written",
+                                         "a trigger or view can change what is stored; qi runs verify lists them; "
+                                         "restore the store from a backup")])
+
+    @property
+    def linked(self) -> bool:
+        """Whether the store has links (migration 0003): a store opened read-only may predate them."""
+        return ONE_CHAIN in self.applied
 
     def _not_a_store(self, why: str) -> InputError:
         return InputError([Diagnostic(str(self.path), 1, 1, "not_a_store", f"not a qi audit store: {why}",
@@ -274,6 +360,7 @@ class Store:
         except sqlite3.Error as error:
             raise self._unavailable(error) from None
         try:
+            self._refuse_foreign()  # inside the transaction: nothing can be added before the write
             yield self.connection
             self._commit()
         except sqlite3.Error as error:
@@ -307,6 +394,7 @@ class Store:
                     for statement in filter(str.strip, script.split(";")):
                         db.execute(statement)
                     db.execute("INSERT INTO migrations VALUES (?, datetime('now'))", (name,))
+                    self.applied = (*self.applied, name)
 
     # --- writing ---
 
@@ -319,16 +407,13 @@ class Store:
         if it fails, or COMMIT does, the run is not recorded."""
         chain = KEYED if key else PLAIN
         with self._write() as db:
-            last = db.execute("SELECT seq, hash, chain, key_id FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
-            if last is not None:
-                self._check_chain_mode(last[0], last[2], last[3], key)
-            numbered = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'runs'").fetchone()
-            seq = max(last[0] if last else 0, numbered[0] if numbered else 0) + 1
-            previous = last[1] if last else GENESIS
-            header = {**_header(report), "seq": seq, "chain": chain, "key_id": key_id(key)}
+            self.check_key(key)
+            seq = self.next_id("runs")
+            link, previous = self.next_link()
+            header = {**_header(report), "seq": seq, "chain": chain, "key_id": key_id(key), "link": link}
             report_text = canonical(dict(report))
-            db.execute(f"INSERT INTO runs ({', '.join(HASHED)}, report, previous_hash, hash) VALUES "
-                       f"({', '.join(':' + c for c in HASHED)}, :report, :previous, '')",
+            db.execute(f"INSERT INTO runs ({', '.join(HASHED)}, link, report, previous_hash, hash) VALUES "
+                       f"({', '.join(':' + c for c in HASHED)}, :link, :report, :previous, '')",
                        {**header, "report": zlib.compress(report_text, COMPRESSION_LEVEL), "previous": previous})
             digest = _chain_start(key, previous, header, report_text)
             count = 0
@@ -339,15 +424,67 @@ class Store:
                            (seq, reference, zlib.compress(text, COMPRESSION_LEVEL)))
                 count += 1
             db.execute("UPDATE runs SET hash = ? WHERE seq = ?", (digest.hexdigest(), seq))
-            db.executemany("INSERT INTO findings VALUES (?, ?, ?, ?)",
-                           [(seq, c["case"], criterion, f["value"]) for c in report["cases"]
-                            for criterion, f in c["findings"].items()])
+            rows = [(seq, c["case"], criterion, f["value"]) for c in report["cases"]
+                    for criterion, f in c["findings"].items()]
+            db.executemany("INSERT INTO findings VALUES (?, ?, ?, ?)", rows)
+            stored = db.execute("SELECT hash, link, previous_hash, (SELECT count(*) FROM case_results WHERE seq = ?),"
+                                " (SELECT count(*) FROM findings WHERE seq = ?) FROM runs WHERE seq = ?",
+                                (seq, seq, seq)).fetchone()
+            if stored != (digest.hexdigest(), link, previous, count, len(rows)):
+                raise self.not_as_written(f"run {seq}")
             summary = RunSummary(seq, header["run_id"], header["content_sha256"], header["created_at"],
                                  header["sample_id"], f"{header['ruleset_id']} {header['ruleset_version']}", count,
-                                 digest.hexdigest())
+                                 digest.hexdigest(), link)
             if before_commit is not None:
                 before_commit(summary)
         return summary
+
+    def check_key(self, key: bytes | None) -> None:
+        """Refuse a write whose key does not fit the store: a keyed store needs its key, and a
+        store that is not keyed takes none (a store is keyed or not from its first run)."""
+        last = self.connection.execute("SELECT seq, chain, key_id FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
+        if last is not None:
+            self._check_chain_mode(*last, key)
+
+    def keyed(self) -> bool:
+        """Whether the store's chain is keyed (from its first run)."""
+        first = self.connection.execute("SELECT chain FROM runs ORDER BY seq LIMIT 1").fetchone()
+        return first is not None and first[0] == KEYED
+
+    def next_id(self, table: str) -> int:
+        """The id a new row of ``table`` gets: one past any ever issued, so a deleted newest row is
+        never silently reused (``sqlite_sequence`` remembers it)."""
+        column = dict(LINKED)[table]
+        last = self.connection.execute(f"SELECT max({column}) FROM {table}").fetchone()[0] or 0
+        numbered = self.connection.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+        return max(last, numbered[0] if numbered else 0) + 1
+
+    def links(self) -> list[Link]:
+        """Every record of the chain, linked records in link order after the records made before
+        links existed (``link`` None)."""
+        found = []
+        for table, column in LINKED:
+            seq = "seq" if table != "runs" else column
+            link = "link" if self.linked else "NULL"
+            found += [Link(table, *row) for row in self.connection.execute(
+                f"SELECT {column}, {seq}, {link}, previous_hash, hash FROM {table}")]
+        return sorted(found, key=lambda r: (r.link is not None, r.link or 0, r.table != "runs", r.row))
+
+    def next_link(self) -> tuple[int, str]:
+        """The link number and previous hash of a record about to be written: after the newest
+        link, or (in a store older than links) after its last run."""
+        linked = [r for r in self.links() if r.link is not None]
+        if linked:
+            return linked[-1].link + 1, linked[-1].hash
+        runs = [r for r in self.links() if r.table == "runs"]
+        return 1, runs[-1].hash if runs else GENESIS
+
+    def not_as_written(self, what: str) -> InputError:
+        """A write that did not read back as written (something in the database changed it)."""
+        return InputError([Diagnostic(str(self.path), 1, 1, "store_tampered",
+                                      f"{what} did not read back as it was written; nothing was recorded",
+                                      "something in the database changes what is stored; run qi runs verify "
+                                      "and restore the store from a backup")])
 
     def _check_chain_mode(self, seq: int, chain: str, stored_key_id: str, key: bytes | None) -> None:
         if chain == KEYED and not key:
@@ -370,17 +507,26 @@ class Store:
             rows = self.connection.execute(
                 "SELECT r.seq, r.run_id, r.content_sha256, r.created_at, r.sample_id,"
                 " r.ruleset_id || ' ' || r.ruleset_version,"
-                " (SELECT count(*) FROM case_results c WHERE c.seq = r.seq), r.hash FROM runs r ORDER BY r.seq"
+                " (SELECT count(*) FROM case_results c WHERE c.seq = r.seq), r.hash,"
+                f" {'r.link' if self.linked else 'NULL'} FROM runs r ORDER BY r.seq"
             ).fetchall()
         except sqlite3.Error as error:
             raise self._unavailable(error, "read") from None
         return [RunSummary(*row) for row in rows]
 
     def head(self) -> str:
-        """``SEQ:HASH`` of the last run (``0:000…`` for an empty store): keep it outside the store,
-        and ``qi runs verify --expect-head`` tells whether runs were lost or rewritten since."""
-        runs = self.runs()
-        return runs[-1].head if runs else f"0:{GENESIS}"
+        """``LINK:HASH`` of the newest record of any kind — run, decision or sign-off — (``0:000…``
+        for an empty store): keep it outside the store, and ``qi runs verify --expect-head`` tells
+        whether anything up to it was lost or rewritten since."""
+        try:
+            every = self.links()
+        except sqlite3.Error as error:
+            raise self._unavailable(error, "read") from None
+        linked = [r for r in every if r.link is not None]
+        if linked:
+            return f"{linked[-1].link}:{linked[-1].hash}"
+        runs = [r for r in every if r.table == "runs"]
+        return f"{runs[-1].row}:{runs[-1].hash}" if runs else f"0:{GENESIS}"
 
     def find(self, run: str) -> int:
         """The seq of a run named by its number, its run id, or a prefix of its run id (4 or more
@@ -403,9 +549,9 @@ class Store:
     def report(self, seq: int) -> dict:
         """The stored report of a run, with ``store`` (its seq, hash and the head it made) as
         report.json has it. Its full case results are in case_results."""
-        row = self._fetch("SELECT report, hash FROM runs WHERE seq = ?", (seq,))
+        row = self._fetch(f"SELECT report, hash, {'link' if self.linked else 'NULL'} FROM runs WHERE seq = ?", (seq,))
         report = self._decode(row[0], f"the report of run {seq}")
-        report["store"] = store_field(seq, row[1])
+        report["store"] = store_field(seq, row[1], row[2])
         return report
 
     def case_result(self, seq: int, case_ref: str) -> dict:
@@ -434,9 +580,11 @@ class Store:
     # --- verifying ---
 
     def verify(self, expect_head: str | None = None, key: bytes | None = None) -> list[Problem]:
-        """Everything wrong with the store, first run first: hashes and the chain, findings that do
-        not match the hashed results, missing runs and rows without a run, and — given the head
-        ``SEQ:HASH`` recorded earlier — runs lost or rewritten since."""
+        """Everything wrong with the store, first run first: each run's hash, the one chain of runs,
+        decisions and sign-offs, findings that do not match the hashed results, missing records and
+        rows without a run, schema objects qi did not create, and — given the head ``LINK:HASH``
+        recorded earlier — records lost or rewritten since. (The contents of decisions and sign-offs
+        are checked by engine.store.review.verify.)"""
         problems: list[Problem] = []
 
         def problem(seq: int | None, code: str, message: str, hint: str = "") -> None:
@@ -444,23 +592,35 @@ class Store:
             problems.append(Problem(seq, Diagnostic(str(self.path), 1, 1, code, where + message, hint)))
 
         try:
+            self._verify_schema(problem)
             self._verify_runs(problem, key)
+            self._verify_links(problem)
             self._verify_rest(problem, expect_head)
         except sqlite3.Error as error:
             problem(None, "store_unavailable", f"the audit store cannot be read: {error}")
         return problems
 
+    def _verify_schema(self, problem) -> None:
+        for kind, name, differs in self._schema_differences():
+            if differs == "extra":
+                problem(None, "foreign_schema", f"the store holds a {kind} qi did not create: {name}",
+                        "a trigger or view can change what is stored or read; remove it only after finding "
+                        "out who added it, or restore the store from a backup")
+            else:
+                problem(None, "schema_changed", f"the {kind} {name} is {differs}")
+
     def _verify_runs(self, problem, key: bytes | None) -> None:
         previous, expected_seq = GENESIS, 1
         columns = ", ".join(HASHED)
+        link = "link" if self.linked else "NULL"
         for row in self.connection.execute(
-                f"SELECT {columns}, report, previous_hash, hash FROM runs ORDER BY seq").fetchall():
-            header = dict(zip(HASHED, row))
-            seq, (report_blob, stored_previous, stored_hash) = header["seq"], row[len(HASHED):]
+                f"SELECT {columns}, {link}, report, previous_hash, hash FROM runs ORDER BY seq").fetchall():
+            header = {**dict(zip(HASHED, row)), "link": row[len(HASHED)]}
+            seq, (report_blob, stored_previous, stored_hash) = header["seq"], row[len(HASHED) + 1:]
             if seq != expected_seq:
                 problem(seq, "run_missing", f"the runs numbered {expected_seq} to {seq - 1} are missing",
                         "runs were deleted or renumbered")
-            if stored_previous != previous:
+            if header["link"] is None and stored_previous != previous:  # linked runs: see _verify_links
                 problem(seq, "chain_broken", "its previous-run hash does not match the run before it")
             checkable = header["chain"] != KEYED or key is not None
             if not checkable:
@@ -488,7 +648,51 @@ class Store:
                         f"{len(stored - derived)} findings rows are not in its hashed case results and "
                         f"{len(derived - stored)} are missing (e.g. {', '.join('/'.join(c) for c in changed)})",
                         "the findings table was edited")
-            previous, expected_seq = stored_hash, seq + 1
+            if header["link"] is None:
+                previous = stored_hash
+            expected_seq = seq + 1
+
+    def _verify_links(self, problem) -> None:
+        """The one chain: links numbered 1, 2, 3, … with no gap or repeat, each pointing at the link
+        before it, records of each kind in the order of their ids, every review record after its run,
+        and no record made before links existed coming after one made since."""
+        every = self.links()
+        linked = [r for r in every if r.link is not None]
+        runs = [r for r in every if r.table == "runs" and r.link is None]
+        previous, expected = (runs[-1].hash if runs else GENESIS), 1
+        last_row: dict[str, int] = {}
+        run_links = {r.row: r.link for r in every if r.table == "runs"}
+        for record in linked:
+            seq = record.seq
+            if record.link < expected:
+                problem(seq, "chain_broken", f"{record.name} has link {record.link}, which another record has too",
+                        "records were renumbered or inserted")
+                continue
+            if record.link > expected:
+                gone = f"link {expected} is" if record.link == expected + 1 else \
+                    f"links {expected} to {record.link - 1} are"
+                problem(seq, "record_missing", f"{gone} missing: the record before {record.name} was deleted",
+                        "records were deleted or renumbered")
+            elif record.previous_hash != previous:
+                problem(seq, "chain_broken", f"{record.name}: its previous hash does not match link {record.link - 1}")
+            if record.row <= last_row.get(record.table, 0):
+                problem(seq, "order_changed", f"{record.name} is numbered below a {record.table} record linked "
+                        "before it", "ids were swapped or renumbered: which decision is the latest may have changed")
+            last_row[record.table] = record.row
+            if record.table != "runs" and (run_links.get(seq) or 0) >= record.link:
+                problem(seq, "chain_broken", f"{record.name} is linked before its run")
+            previous, expected = record.hash, record.link + 1
+        linked_runs = {r.row for r in linked if r.table == "runs"}
+        first_linked_run = min(linked_runs, default=None)
+        for record in every:
+            if record.link is not None:
+                continue
+            late_run = record.table == "runs" and first_linked_run is not None and record.row > first_linked_run
+            on_linked_run = record.table != "runs" and record.seq in linked_runs
+            if late_run or on_linked_run:
+                problem(record.seq, "unlinked_record", f"{record.name} has no link, but "
+                        + ("runs after it have" if late_run else "its run was recorded with links"),
+                        "a record was inserted without its link; it cannot be told from a forgery")
 
     def _verify_inflate(self, problem, seq: int, blob: object, what: str) -> bytes:
         try:
@@ -499,17 +703,20 @@ class Store:
 
     def _verify_rest(self, problem, expect_head: str | None) -> None:
         db = self.connection
-        for table in ("case_results", "findings"):
+        for table in ("case_results", "findings", "decisions", "signoffs"):
             orphans = db.execute(f"SELECT DISTINCT seq FROM {table} WHERE seq NOT IN (SELECT seq FROM runs)"
                                  " ORDER BY seq").fetchall()
             for (seq,) in orphans:
                 problem(seq, "orphan_rows", f"the {table} table has rows for a run that is not in the store",
                         "rows were inserted, or their run was deleted")
-        last = db.execute("SELECT max(seq) FROM runs").fetchone()[0] or 0
-        numbered = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'runs'").fetchone()
-        if numbered and numbered[0] > last:
-            problem(None, "runs_lost", f"runs up to {numbered[0]} were recorded, but the store ends at run {last}",
-                    "the last runs were deleted")
+        for table, column in LINKED:
+            last = db.execute(f"SELECT max({column}) FROM {table}").fetchone()[0] or 0
+            numbered = db.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+            if numbered and numbered[0] > last:
+                kind = {"runs": "runs", "decisions": "decisions", "signoffs": "sign-offs"}[table]
+                problem(None, "runs_lost" if table == "runs" else "records_lost",
+                        f"{kind} up to {numbered[0]} were recorded, but the store ends at {last}",
+                        f"the last {kind} were deleted")
         applied = [row[0] for row in db.execute("SELECT name FROM migrations ORDER BY name")]
         if applied != [name for name, _ in MIGRATIONS]:
             problem(None, "schema_changed", f"the schema steps recorded are {', '.join(applied) or 'none'}")
@@ -517,16 +724,19 @@ class Store:
             self._verify_head(problem, expect_head)
 
     def _verify_head(self, problem, expect_head: str) -> None:
-        seq, expected_hash = parse_head(expect_head)
-        if seq == 0:
+        number, expected_hash = parse_head(expect_head)
+        if number == 0:
             return
-        row = self.connection.execute("SELECT hash FROM runs WHERE seq = ?", (seq,)).fetchone()
-        if row is None:
-            problem(seq, "runs_lost", f"the expected head {seq}:{expected_hash[:12]}… is not in the store",
-                    "runs were deleted since that head was recorded")
-        elif row[0] != expected_hash:
-            problem(seq, "head_mismatch", f"its hash is {row[0][:12]}…, not the expected head's "
-                    f"{expected_hash[:12]}…", "runs up to the expected head were rewritten")
+        every = self.links()
+        record = next((r for r in every if r.link == number), None)
+        if record is None:  # a head printed before links existed names a run by its number
+            record = next((r for r in every if r.link is None and r.table == "runs" and r.row == number), None)
+        if record is None:
+            problem(None, "runs_lost", f"the expected head {number}:{expected_hash[:12]}… is not in the store",
+                    "records (runs, decisions or sign-offs) were deleted since that head was recorded")
+        elif record.hash != expected_hash:
+            problem(record.seq, "head_mismatch", f"{record.name}, link {number}, has hash {record.hash[:12]}…, "
+                    f"not the expected head's {expected_hash[:12]}…", "records up to the expected head were rewritten")
 
 
 _HEAD = re.compile(r"(\d+):([0-9a-f]{64})")
@@ -541,9 +751,51 @@ def parse_head(text: str) -> tuple[int, str]:
     return int(match.group(1)), match.group(2)
 
 
-def store_field(seq: int, run_hash: str) -> dict:
-    """What report.json records of the store: the run's number and hash, the head after it."""
-    return {"seq": seq, "hash": run_hash, "head": f"{seq}:{run_hash}"}
+def store_field(seq: int, run_hash: str, link: int | None = None) -> dict:
+    """What report.json records of the store: the run's number and hash, the head after it
+    (``LINK:HASH``; a run made before links existed is its own link, by its number)."""
+    return {"seq": seq, "hash": run_hash, "head": f"{seq if link is None else link}:{run_hash}"}
+
+
+def _refuse_special(path: Path) -> None:
+    """Only a regular file is a store: a FIFO, device or socket is refused from its metadata,
+    without being opened (opening a FIFO blocks)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise InputError([Diagnostic(str(path), 1, 1, "store_unavailable", f"cannot open the audit store: "
+                                     f"{error.strerror or error}", "check the path and its permissions")]) from None
+    if not stat.S_ISREG(mode):
+        what = ("a folder" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a regular file")
+        raise InputError([Diagnostic(str(path), 1, 1, "not_a_regular_file",
+                                     f"the audit store path is {what}; qi did not open it",
+                                     "give the path of a qi store file with --db, or a new path for qi run")])
+
+
+_SCHEMAS: dict[tuple[str, ...], dict[tuple[str, str], str | None]] = {}
+
+
+def _expected_schema(applied: tuple[str, ...]) -> dict[tuple[str, str], str | None]:
+    """The schema objects (``(type, name)`` → SQL) that the migrations ``applied`` create, made in
+    memory by running them, as a store built by qi has them."""
+    if applied not in _SCHEMAS:
+        connection = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            connection.execute(_MIGRATIONS_TABLE)
+            for name, script in MIGRATIONS:
+                if name in applied:
+                    for statement in filter(str.strip, script.split(";")):
+                        connection.execute(statement)
+            _SCHEMAS[applied] = {(kind, name): sql for kind, name, sql in connection.execute(
+                "SELECT type, name, sql FROM sqlite_master")}
+        finally:
+            connection.close()
+    return _SCHEMAS[applied]
+
+
+_MIGRATIONS_TABLE = "CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
 
 
 def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
@@ -576,7 +828,7 @@ def _create(path: Path) -> None:
         connection = sqlite3.connect(temporary, isolation_level=None)
         try:
             connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            connection.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            connection.execute(_MIGRATIONS_TABLE)
         finally:
             connection.close()
         with contextlib.suppress(FileExistsError):
@@ -622,7 +874,10 @@ def _chain_start(key: bytes | None, previous: str, header: dict, report_text: by
     HMAC-SHA256 under the key."""
     digest = hmac.new(key, digestmod=hashlib.sha256) if key else hashlib.sha256()
     digest.update(previous.encode())
-    digest.update(canonical({column: header[column] for column in HASHED}))
+    hashed = {column: header[column] for column in HASHED}
+    if header.get("link") is not None:  # a link of the one chain: its place is hashed with it
+        hashed["link"] = header["link"]
+    digest.update(canonical(hashed))
     digest.update(len(report_text).to_bytes(8, "big") + report_text)
     return digest
 
