@@ -27,7 +27,7 @@ from engine.judge import whatif
 from engine.judge.judge import SEVERITY
 from engine.report import ratings as rating_views
 from engine.report import report, views
-from engine.run import pipeline, run
+from engine.run import final, pipeline, run
 from engine.report import redact as redactor
 from engine.store import review, store
 from engine.tools import diff as differ
@@ -513,7 +513,7 @@ def runs_show(run_ref: str, db_path: Path | None, output_format: str, redact: bo
     the consistency between engine and inspectors, and each finding's review state."""
     with _open_store(db_path) as audit:
         try:
-            stored = review.final_report(audit, audit.find(run_ref))
+            stored = final.final_report(audit, audit.find(run_ref))
         except InputError as error:
             raise Invalid(error, 0) from None
     stored = redactor.report(stored.content, _diversity_fields(stored)) if redact else stored.content
@@ -536,7 +536,7 @@ def runs_signoff(run_ref: str, reviewer: str, db_path: Path | None, key_file: Pa
     key = _store_key(key_file)
     with _open_store_to_write(db_path) as audit:
         try:
-            done = review.signoff(audit, audit.find(run_ref), reviewer, key=key)
+            done = final.signoff(audit, audit.find(run_ref), reviewer, key=key)
         except review.OpenItems as refused:
             for diagnostic in refused.diagnostics:
                 click.echo(diagnostic.render(), err=True)
@@ -590,7 +590,7 @@ def report_command(run_ref: str, out_dir: Path, db_path: Path | None, redact: bo
         raise click.BadParameter(f"{out_dir} exists and is not a folder", param_hint="--out")
     with _open_store(db_path) as audit:
         try:
-            stored = review.final_report(audit, audit.find(run_ref))
+            stored = final.final_report(audit, audit.find(run_ref))
             fields = _diversity_fields(stored) if redact else None
             report.write(stored, out_dir, fields)
         except InputError as error:

@@ -34,6 +34,17 @@ def sample_copy(tmp_path: Path) -> Path:
     return target
 
 
+def sql(db: Path, *statements: str, parameters: tuple = ()) -> None:
+    """Run SQL on a store as someone with the database file would: each statement, then commit."""
+    import sqlite3
+
+    connection = sqlite3.connect(db)
+    for statement in statements:
+        connection.execute(statement, parameters if "?" in statement else ())
+    connection.commit()
+    connection.close()
+
+
 RULES_HEADER = """id: test-rules
 title: Rules under test
 version: "0.1"

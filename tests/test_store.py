@@ -19,7 +19,7 @@ import pytest
 
 from engine.report import report as reports
 from engine.store import store
-from tests.conftest import ROOT, SAMPLE
+from tests.conftest import ROOT, SAMPLE, sql
 
 KEY = "a-long-store-key-kept-outside-the-db"
 
@@ -42,14 +42,6 @@ def recorded(tmp_path_factory) -> Path:
 def db(recorded, tmp_path) -> Path:
     shutil.copy(recorded / "qi.db", tmp_path / "qi.db")
     return tmp_path / "qi.db"
-
-
-def _sql(db: Path, *statements: str, parameters: tuple = ()) -> None:
-    connection = sqlite3.connect(db)
-    for statement in statements:
-        connection.execute(statement, parameters if "?" in statement else ())
-    connection.commit()
-    connection.close()
 
 
 def _codes(result) -> list[str]:
@@ -183,7 +175,7 @@ def test_verify_passes_an_untouched_store_and_the_head_it_printed(qi, db):
     "INSERT INTO findings VALUES (2, 'NW-999', '3.1', 'insufficient')",
 ])
 def test_verify_detects_edits_deletions_and_insertions_in_findings(qi, db, statement):
-    _sql(db, statement)
+    sql(db, statement)
     result = _verify(qi, db)
     assert result.exit_code == 1 and "findings_mismatch" in _codes(result)
     assert "first mismatch at run 2" in result.stderr
@@ -200,7 +192,7 @@ def test_verify_detects_edits_deletions_and_insertions_in_findings(qi, db, state
     ("DELETE FROM migrations", "schema_changed"),
 ])
 def test_verify_detects_changes_in_every_table(qi, db, statement, code):
-    _sql(db, statement)
+    sql(db, statement)
     result = _verify(qi, db)
     assert result.exit_code == 1 and code in _codes(result), result.stderr
 
@@ -219,23 +211,23 @@ def test_the_report_column_is_covered_by_the_hash(qi, db):
 
 def test_verify_detects_the_last_run_deleted(qi, db):
     head = qi("runs", "head", "--db", db).stdout.strip()
-    _sql(db, "DELETE FROM findings WHERE seq = 3", "DELETE FROM case_results WHERE seq = 3",
+    sql(db, "DELETE FROM findings WHERE seq = 3", "DELETE FROM case_results WHERE seq = 3",
          "DELETE FROM runs WHERE seq = 3")
     assert "runs_lost" in _codes(_verify(qi, db))  # the run counter remembers run 3
-    _sql(db, "UPDATE sqlite_sequence SET seq = 2 WHERE name = 'runs'")  # ... unless it is edited too
+    sql(db, "UPDATE sqlite_sequence SET seq = 2 WHERE name = 'runs'")  # ... unless it is edited too
     result = _verify(qi, db, "--expect-head", head)
     assert result.exit_code == 1 and _codes(result) == ["runs_lost"] and f"expected head {head[:14]}" in result.stderr
 
 
 def test_verify_detects_every_run_deleted(qi, db):
     head = qi("runs", "head", "--db", db).stdout.strip()
-    _sql(db, "DELETE FROM findings", "DELETE FROM case_results", "DELETE FROM runs", "DELETE FROM sqlite_sequence")
+    sql(db, "DELETE FROM findings", "DELETE FROM case_results", "DELETE FROM runs", "DELETE FROM sqlite_sequence")
     result = _verify(qi, db, "--expect-head", head)
     assert result.exit_code == 1 and _codes(result) == ["runs_lost"]
 
 
 def test_verify_detects_renumbered_runs(qi, db):
-    _sql(db, "PRAGMA foreign_keys = OFF", "DELETE FROM findings WHERE seq = 1", "DELETE FROM case_results WHERE seq = 1",
+    sql(db, "PRAGMA foreign_keys = OFF", "DELETE FROM findings WHERE seq = 1", "DELETE FROM case_results WHERE seq = 1",
          "DELETE FROM runs WHERE seq = 1", "UPDATE runs SET seq = seq - 1", "UPDATE case_results SET seq = seq - 1",
          "UPDATE findings SET seq = seq - 1")
     result = _verify(qi, db)
@@ -406,8 +398,8 @@ def test_a_read_only_store_file_is_a_diagnostic(qi, db, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("damage", [b"not compressed", zlib.compress(b"{not json"), zlib.compress(b"[1, 2]")])
 def test_a_damaged_row_is_a_diagnostic(qi, db, damage):
-    _sql(db, "UPDATE case_results SET result = ? WHERE seq = 1 AND case_ref = 'NW-001'", parameters=(damage,))
-    _sql(db, "UPDATE runs SET report = ? WHERE seq = 1", parameters=(damage,))
+    sql(db, "UPDATE case_results SET result = ? WHERE seq = 1 AND case_ref = 'NW-001'", parameters=(damage,))
+    sql(db, "UPDATE runs SET report = ? WHERE seq = 1", parameters=(damage,))
     for command in (("explain", "--run", "1", "--case", "NW-001", "--criterion", "3.1"), ("runs", "show", "1")):
         result = qi(*command, "--db", db)
         assert result.exit_code == 1 and "store_damaged" in result.stderr and "Traceback" not in result.stderr

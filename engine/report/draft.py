@@ -498,3 +498,48 @@ def corroboration_lines(organisation: dict) -> list[str]:
                 lines.append(f"Not contradicted by the rule set's test — {entry['title']}: {counted} fall short; "
                              f"the test is: {check['text']}.")
     return lines
+
+
+def review_account(review: dict, label=lambda key: key) -> list[str]:
+    """What review changed, in plain sentences for the Review section: the findings decided
+    otherwise than the engine found, the figures that moved with them, ratings and recommendations
+    gained or lost, and what the newest sign-off signed. Empty when review changed nothing.
+
+    >>> review_account({"changes": {"findings": [{"case": "NW-1", "criterion": "3.3", "engine": "insufficient",
+    ...     "final": "sufficient", "decision": 1, "reviewer": "R"}], "figures": [{"target": "3.3", "group": "all",
+    ...     "engine": {"sufficient": 8, "applicable": 14}, "final": {"sufficient": 9, "applicable": 14},
+    ...     "decisions": [1]}], "ratings": [], "recommendations": []}})[:2]
+    ['Changed by review: 1 finding — NW-1 3.3 insufficient, final sufficient (decision 1 by R).', 'Figures computed from the final findings: 3.3 all: 8 of 14 sufficient, engine; 9 of 14, final (decision 1).']
+    """
+    changes = review.get("changes") or {}
+    lines = []
+    findings = changes.get("findings", [])
+    if findings:
+        listed = "; ".join(f"{c['case']} {c['criterion']} {c['engine'].replace('_', ' ')}, final "
+                           f"{c['final'].replace('_', ' ')} (decision {c['decision']} by {c['reviewer']})" for c in findings)
+        lines.append(f"Changed by review: {len(findings)} finding{'s' * (len(findings) != 1)} — {listed}.")
+        figures = changes.get("figures", [])
+        headline = [f for f in figures if f["group"] == "all" or f["group"].startswith("provider:")]
+        moved = [f"{f['target']} {label(f['group'])}: {f['engine']['sufficient']} of {f['engine']['applicable']} "
+                 f"sufficient, engine; {f['final']['sufficient']} of {f['final']['applicable']}, final "
+                 f"(decision{'s' * (len(f['decisions']) != 1)} {', '.join(map(str, f['decisions']))})"
+                 for f in headline]
+        others = len(figures) - len(headline)
+        rest = f"; and {others} figure{'s' * (others != 1)} of other groups" if others else ""
+        lines.append("Figures computed from the final findings: " + ("; ".join(moved) if moved else "none moved")
+                     + rest + ".")
+        for kind, entries in (("Ratings", changes.get("ratings", [])), ("Recommendations", changes.get("recommendations", []))):
+            if entries:
+                what = "; ".join(f"{e.get('text') or ' '.join(filter(None, (e.get('target'), e.get('group'), e.get('band'))))}"
+                                 f" {e['change']}" for e in entries)
+                lines.append(f"{kind} changed by review: {what}.")
+            else:
+                lines.append(f"{kind}: unchanged by review.")
+        lines.append("The engine's own figures are kept in report.json under engine.")
+    signed = review.get("signed")
+    if signed:
+        state = ("this is the report signed off" if signed["unchanged"] else
+                 f"the final report has changed since (now sha256:{signed['final_report_sha256'][:12]}…)")
+        lines.append(f"Signed off by {signed['reviewer']} at {signed['at']} for final report "
+                     f"sha256:{(signed['report_sha256'] or 'not recorded')[:12]}…; {state}.")
+    return lines

@@ -60,6 +60,7 @@ def _view(report: Report) -> dict:
             "label": lambda key: plain.get(key) or (key.partition(":")[2] or key).replace("_", " "),
             "trace_limit": HTML_TRACE_LIMIT, "agreement_words": views.agreement_words,
             "what_if_summary": views.what_if_summary,
+            "review_account": functools.partial(draft.review_account, label=lambda key: plain.get(key) or key),
             "decisions": {(d["case"], d["criterion"]): d for d in report.get("review", {}).get("decisions", [])},
             "group_label": lambda g: "All" if g == facts.ALL else g.split(":", 1)[1],
             "provider_of": lambda g: facts.ALL if g == facts.ALL else g.split(":", 1)[1]}

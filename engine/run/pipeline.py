@@ -90,6 +90,24 @@ def load_case(path: str | os.PathLike[str], compiled: compiler.CompiledRuleSet) 
     return loaded
 
 
+def stored_rules(ruleset: dict, where: str | os.PathLike[str]) -> compiler.CompiledRuleSet:
+    """The rule set a stored run names (its ``ruleset`` entry), read again from its file, which must
+    still be the rule set the run recorded (the same sha256, bases included). Raises InputError."""
+    path = ruleset["file"]
+    try:
+        compiled = compiled_rules(resources.locate(path))
+    except InputError as error:
+        raise InputError([Diagnostic(str(where), 1, 1, "input_unavailable", f"the run's rule set {path} cannot be "
+                                     "read, and the final figures are computed by its sample rules",
+                                     "keep the rule set a run used where it was, or give it back")]
+                         + list(error.diagnostics)) from None
+    if compiled.loaded.sha256 != ruleset["sha256"]:
+        raise InputError([Diagnostic(path, 1, 1, "input_changed", f"the rule set changed since the run (sha256 "
+                                     f"{compiled.loaded.sha256[:12]}, the run recorded {ruleset['sha256'][:12]})",
+                                     "restore the rule set the run used to compute its final figures")])
+    return compiled
+
+
 def stored_case(report: dict, result: dict) -> tuple[compiler.CompiledRuleSet, sample.Loaded]:
     """The rule set and case file a stored run judged, read again from their paths: both must still
     hash to what the run recorded. Raises InputError when either is missing or has changed."""

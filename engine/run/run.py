@@ -130,7 +130,7 @@ def judge_case(compiled: compiler.CompiledRuleSet, case, observe: Observer | Non
     record = dataclasses.replace(aggregate.record(loaded.model, result, compiled.loaded.framework),
                                  matched=compiler.cases_matched(compiled, evaluation.fact))
     warnings = [d.as_dict() for d in found]
-    return result["case"], encode(result), summary(result), record, warnings
+    return result["case"], encode(result), {**summary(result), "groups": record.groups}, record, warnings
 
 
 class JudgedCases:
@@ -244,9 +244,9 @@ def second_markings(prepared: Prepared, case_results: list[dict]) -> list[dict]:
     return markings
 
 
-def judge_sample(prepared: Prepared, aggregates: dict, observe: Observer | None = None) -> dict:
-    """Apply the sample rules to the aggregates: ratings, recommendations, enablers, barriers."""
-    compiled = prepared.whole
+def judge_sample(compiled: compiler.CompiledRuleSet, aggregates: dict, observe: Observer | None = None) -> dict:
+    """Apply the sample rules (the rule set's compiled sample section) to the aggregates: ratings,
+    recommendations, enablers, barriers."""
     evaluation = judge.evaluate_sample(compiled, aggregate.sample_attributes(aggregates, compiled.loaded))
     judgement = judge.judge_sample(compiled, evaluation)
     if observe is not None:
@@ -317,7 +317,7 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
         "aggregates": aggregates,
         "examples": draft.practice_examples(
             spool.results(), slots=2 * len(framework.vocabulary.providers) * len(aggregates["targets"])),
-        "sample_judgement": judge_sample(prepared, aggregates, observe),
+        "sample_judgement": judge_sample(prepared.whole, aggregates, observe),
         "organisations": organisations,
         "cases": case_results,
         "consistency": agreement.consistency(case_results, organisations, second_markings(prepared, case_results),

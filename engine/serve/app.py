@@ -27,7 +27,8 @@ from starlette.staticfiles import StaticFiles
 
 from engine.base import render
 from engine.base.diagnostics import InputError
-from engine.report import views
+from engine.report import draft, views
+from engine.run import final
 from engine.serve import pages, security, workbench
 from engine.store import review
 from engine.tools import handbook
@@ -41,7 +42,8 @@ environment = render.environment.overlay(loader=jinja2.ChoiceLoader([
     jinja2.PackageLoader("engine.serve", "templates"), render.environment.loader]))
 environment.globals = {**render.environment.globals, "label": pages.plain,
                        "decision_kinds": review.DECISIONS, "finding_values": review.FINDINGS[:3],
-                       "agreement_words": views.agreement_words, "what_if_summary": views.what_if_summary}
+                       "agreement_words": views.agreement_words, "what_if_summary": views.what_if_summary,
+                       "review_account": draft.review_account}
 
 TEMPLATES = ("layout.html.j2", "_trace.html.j2", "_review.html.j2", "runs.html.j2", "run.html.j2", "case.html.j2",
              "review.html.j2", "queue.html.j2", "rules.html.j2", "try.html.j2", "error.html.j2")
@@ -167,7 +169,7 @@ async def sign_off(request: Request) -> Response:
     seq = workspace.reader.seq(run)
     given = _fields(form, "reviewer")
     try:
-        review.signoff(workspace.reader.store(), seq, given["reviewer"], key=workspace.key)
+        final.signoff(workspace.reader.store(), seq, given["reviewer"], key=workspace.key)
     except InputError as error:
         return _refused(request, run, error, None)
     return _remember(RedirectResponse(f"/runs/{run}/review", status_code=303), given["reviewer"])

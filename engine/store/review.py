@@ -240,11 +240,12 @@ def signoffs(store: Store, seq: int) -> list[SignOff]:
 
 
 def signoff(store: Store, seq: int, reviewer: str, now: datetime.datetime | None = None,
-            key: bytes | None = None) -> SignOff:
-    """Record a reviewer's sign-off of run ``seq``, naming the sha256 of the final report it signs
-    (:func:`final_report_sha256`). Raises :class:`OpenItems` (code ``open_items``, one diagnostic
-    per open finding) while anything is open, recording nothing. ``key`` as for
-    :func:`record_decision`."""
+            key: bytes | None = None, signs=None) -> SignOff:
+    """Record a reviewer's sign-off of run ``seq``, naming the sha256 of the final report it signs:
+    ``signs()``, called inside the write (engine.run.final.signoff gives the final report with its
+    figures recomputed); by default the stored report with its review state. Raises
+    :class:`OpenItems` (code ``open_items``, one diagnostic per open finding) while anything is
+    open, recording nothing. ``key`` as for :func:`record_decision`."""
     problems = [] if reviewer.strip() else [Diagnostic(str(store.path), 1, 1, "missing_reviewer",
                                                        "the reviewer is not named", "give --reviewer NAME")]
     problems += _unsafe(store, {"reviewer's name": reviewer})
@@ -257,7 +258,7 @@ def signoff(store: Store, seq: int, reviewer: str, now: datetime.datetime | None
             raise OpenItems([Diagnostic(str(store.path), 1, 1, "open_items",
                                         f"run {seq}: {i['case']} {i['criterion']} is open ({i['why']})",
                                         "record a decision with qi review, then sign off") for i in items], items)
-        signed = final_report_sha256(final_report(store, seq).content)
+        signed = signs() if signs is not None else final_report_sha256(final_report(store, seq).content)
         columns = {"reviewer": reviewer, "created_at": at, "report_sha256": signed}
         row_id, digest = _append(store, db, "signoffs", seq, columns,
                                  lambda i, link: _signoff_record(seq, reviewer, at, i, link, signed), key)
@@ -331,11 +332,6 @@ def final_report(store: Store, seq: int) -> Report:
     for organisation in report.get("organisations", []):
         _mark(ORGANISATION + organisation["organisation"], organisation["findings"], final)
     report["review"] = state
-    if state["signoffs"]:  # what the newest sign-off signed, and whether the final report is still that
-        latest = state["signoffs"][-1]
-        now = final_report_sha256(report)
-        state["signed"] = {"reviewer": latest["reviewer"], "at": latest["at"], "report_sha256": latest["report_sha256"],
-                           "final_report_sha256": now, "unchanged": latest["report_sha256"] == now}
     return Report(report, StoredSpool(store, seq, final))  # the report model, its cases read from the store
 
 
@@ -378,8 +374,11 @@ def verify(store: Store, key: bytes | None = None) -> list[Problem]:
                     "or edited in the database")
         if record["kind"] == "decision":
             if seq not in findings:
-                findings[seq] = _findings(store, seq)
-            if record["criterion"] not in findings[seq].get(record["case"], {}):
+                try:
+                    findings[seq] = _findings(store, seq)
+                except InputError:  # a damaged report: Store.verify reports it
+                    findings[seq] = None
+            if findings[seq] is not None and record["criterion"] not in findings[seq].get(record["case"], {}):
                 problem(seq, "unknown_finding", f"{name}: run {seq} has no such finding",
                         "a decision was inserted in the database on a finding the run does not have")
         if record_link is None:  # made before links: the review records' own chain, plain sha256

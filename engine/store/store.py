@@ -466,8 +466,12 @@ class Store:
         for table, column in LINKED:
             seq = "seq" if table != "runs" else column
             link = "link" if self.linked else "NULL"
-            found += [Link(table, *row) for row in self.connection.execute(
-                f"SELECT {column}, {seq}, {link}, previous_hash, hash FROM {table}")]
+            for row in self.connection.execute(f"SELECT {column}, {seq}, {link}, previous_hash, hash FROM {table}"):
+                if not (all(isinstance(v, int) for v in row[:2]) and isinstance(row[2], (int, type(None)))
+                        and all(isinstance(v, str) for v in row[3:])):
+                    raise self._damaged(f"the chain ({table} {row[0]!r})",
+                                        ValueError("its number, link or hashes are not of their type"))
+                found.append(Link(table, *row))
         return sorted(found, key=lambda r: (r.link is not None, r.link or 0, r.table != "runs", r.row))
 
     def next_link(self) -> tuple[int, str]:
@@ -591,13 +595,14 @@ class Store:
             where = f"run {seq}: " if seq is not None else ""
             problems.append(Problem(seq, Diagnostic(str(self.path), 1, 1, code, where + message, hint)))
 
-        try:
-            self._verify_schema(problem)
-            self._verify_runs(problem, key)
-            self._verify_links(problem)
-            self._verify_rest(problem, expect_head)
-        except sqlite3.Error as error:
-            problem(None, "store_unavailable", f"the audit store cannot be read: {error}")
+        for step in (lambda: self._verify_schema(problem), lambda: self._verify_runs(problem, key),
+                     lambda: self._verify_links(problem), lambda: self._verify_rest(problem, expect_head)):
+            try:
+                step()
+            except sqlite3.Error as error:
+                problem(None, "store_unavailable", f"the audit store cannot be read: {error}")
+            except InputError as error:  # a record too damaged to check further
+                problems.extend(Problem(None, d) for d in error.diagnostics)
         return problems
 
     def _verify_schema(self, problem) -> None:

@@ -1,0 +1,138 @@
+"""Final figures: a stored run's report as its reviewers decided it.
+
+People decide; qi records. After review, what is published is built from the *final* findings — a
+reviewer's override where there is one, else the engine's finding — not from the engine's alone:
+every aggregate, gap, rating, recommendation, sample-level enabler and barrier, and practice
+example is computed again from the final findings, by the same aggregation and the same sample
+rules the run used (its rule set, read again and checked against the sha256 the run recorded).
+
+The engine's own figures stay in the report under ``engine``, and ``review.changes`` says what
+review moved: each figure whose counts changed, with the decisions that changed it, and each
+rating or recommendation gained or lost. A finding a reviewer overrode is not quoted as a practice
+example (the engine's reasoning behind it supports the engine's value, not the final one).
+
+A sign-off records the sha256 of this final report (:func:`signoff`); the report re-rendered later
+says whether it is still the report that was signed.
+"""
+
+from __future__ import annotations
+
+from engine.aggregate import aggregate
+from engine.aggregate import labels as group_labels
+from engine.base.diagnostics import Diagnostic, InputError
+from engine.compile import compile as compiler
+from engine.report import draft
+from engine.report.model import Report
+from engine.run import pipeline, run
+from engine.store import review
+from engine.store.store import Store
+
+#: The parts of a report computed from findings, recomputed from the final ones.
+FIGURES = ("aggregates", "labels", "sample_judgement", "examples")
+
+
+def final_report(store: Store, seq: int) -> Report:
+    """The stored run with its review state and, where a decision changed a finding, every figure
+    computed from the final findings (the engine's kept under ``engine``). Raises InputError
+    when figures must be recomputed and the run's rule set cannot be read or has changed."""
+    reviewed = review.final_report(store, seq)
+    content = reviewed.content
+    changed = _changed_findings(content)
+    content["review"]["changes"] = {"findings": changed, "figures": [], "ratings": [], "recommendations": []}
+    if changed:
+        engine = {key: content[key] for key in FIGURES}
+        final = _figures(content, reviewed, pipeline.stored_rules(content["ruleset"], store.path))
+        content.update(final)
+        content["engine"] = engine
+        content["review"]["changes"].update(_moved(engine, final, changed))
+    signed = content["review"]["signoffs"]
+    if signed:
+        latest, now = signed[-1], review.final_report_sha256(content)
+        content["review"]["signed"] = {"reviewer": latest["reviewer"], "at": latest["at"],
+                                       "report_sha256": latest["report_sha256"], "final_report_sha256": now,
+                                       "unchanged": latest["report_sha256"] == now}
+    return Report(content, reviewed.spool)
+
+
+def signoff(store: Store, seq: int, reviewer: str, key: bytes | None = None, now=None) -> review.SignOff:
+    """Sign run ``seq`` off, naming the sha256 of its final report (computed inside the sign-off's
+    transaction, so no decision slips in between)."""
+    return review.signoff(store, seq, reviewer, now=now, key=key,
+                          signs=lambda: review.final_report_sha256(final_report(store, seq).content))
+
+
+def _changed_findings(content: dict) -> list[dict]:
+    """Each finding whose final value differs from the engine's, with the decision behind it."""
+    return [{"case": d["case"], "criterion": d["criterion"], "engine": d["engine"], "final": d["final"],
+             "decision": d["seq"], "reviewer": d["reviewer"]}
+            for d in content["review"]["decisions"] if d["final"] != d["engine"]]
+
+
+def _figures(content: dict, reviewed: Report, compiled: compiler.CompiledRuleSet) -> dict:
+    loaded = compiled.loaded
+    framework = loaded.framework
+    records = []
+    for case in content["cases"]:
+        if "groups" not in case:
+            raise InputError([Diagnostic(content["ruleset"]["file"], 1, 1, "run_too_old",
+                                         f"run {content['store']['seq']} was recorded before runs kept each case's "
+                                         "groups, so its figures cannot be computed from the final findings",
+                                         "run the sample again, and review the new run")])
+        factors = {("barrier", b["id"]) for b in case["barriers"]} | {("enabler", e["id"]) for e in case["enablers"]}
+        records.append(aggregate.CaseRecord(case["case"], case["groups"],
+                                            {c: f.get("final", f["value"]) for c, f in case["findings"].items()},
+                                            frozenset(factors)))
+    aggregates = aggregate.build(records, loaded)
+    slots = 2 * len(framework.vocabulary.providers) * len(aggregates["targets"])
+    return {"aggregates": aggregates, "labels": group_labels.labels(framework, aggregates["group_sizes"]),
+            "sample_judgement": run.judge_sample(compiler.compile_sample(loaded), aggregates),
+            "examples": draft.practice_examples(_as_decided(reviewed.spool.results()), slots=slots)}
+
+
+def _as_decided(results):
+    """Case results without the findings a reviewer overrode (they are not quoted as examples)."""
+    for result in results:
+        kept = {c: f for c, f in result["findings"].items() if f.get("final", f["value"]) == f["value"]}
+        yield {**result, "findings": kept}
+
+
+def _moved(engine: dict, final: dict, changed: list[dict]) -> dict:
+    """What review changed: figures whose counts moved (with the decisions behind them), and
+    ratings and recommendations gained or lost."""
+    by_criterion: dict[str, list[dict]] = {}
+    for change in changed:
+        by_criterion.setdefault(change["criterion"], []).append(change)
+    figures = []
+    for target_id, before in engine["aggregates"]["targets"].items():
+        after = final["aggregates"]["targets"].get(target_id, {})
+        for group, figure in before["groups"].items():
+            moved = after.get("groups", {}).get(group)
+            if moved is None or moved["counts"] == figure["counts"]:
+                continue
+            within = before.get("standard") if before.get("kind") == "standard" else None
+            behind = [c for criterion, cs in by_criterion.items() for c in cs
+                      if criterion == before.get("id", target_id) or (within and criterion.startswith(f"{within}."))]
+            figures.append({"target": target_id, "group": group,
+                            "engine": {"sufficient": figure["counts"]["sufficient"], "applicable": figure["applicable"],
+                                       "percent": figure["percent"]},
+                            "final": {"sufficient": moved["counts"]["sufficient"], "applicable": moved["applicable"],
+                                      "percent": moved["percent"]},
+                            "decisions": sorted({c["decision"] for c in behind})})
+
+    def keyed(entries, key):
+        return {key(e): e for e in entries}
+
+    rating = lambda r: (r["target"], r["group"], r["band"])  # noqa: E731
+    before_ratings = keyed(engine["sample_judgement"]["ratings"], rating)
+    after_ratings = keyed(final["sample_judgement"]["ratings"], rating)
+    recommendation = lambda r: (r["id"], tuple(r.get("to", ())))  # noqa: E731
+    before_recs = keyed(engine["sample_judgement"]["recommendations"], recommendation)
+    after_recs = keyed(final["sample_judgement"]["recommendations"], recommendation)
+    return {
+        "figures": figures,
+        "ratings": [{"target": t, "group": g, "band": b, "change": "gained" if k in after_ratings else "lost"}
+                    for k in sorted(set(before_ratings) ^ set(after_ratings)) for (t, g, b) in [k]],
+        "recommendations": [{"id": k[0], "to": list(k[1]), "text": (after_recs.get(k) or before_recs[k])["text"],
+                             "change": "gained" if k in after_recs else "lost"}
+                            for k in sorted(set(before_recs) ^ set(after_recs))],
+    }

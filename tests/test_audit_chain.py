@@ -1,0 +1,315 @@
+"""People's records are as strongly chained as runs: decisions and sign-offs are links of the
+store's one chain, keyed when the store is keyed, their order hashed, the head the newest link of
+any kind. Each attack below — made as someone with write access to the database file but without
+the key would make it — is detected by `qi runs verify` with its code, and no tampered store makes
+any command exit with anything but 0 or 1."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import threading
+
+import pytest
+
+from engine.base.canonical import canonical
+from engine.store import review, store
+from tests.conftest import SAMPLE, sql
+
+KEY = "a-long-store-key-kept-outside-the-db"
+
+
+@pytest.fixture(scope="module")
+def reviewed(tmp_path_factory):
+    """A keyed store with one run, an override, a challenge then an agree on one finding, and a
+    sign-off; and the same unkeyed (made once; tests work on copies)."""
+    from click.testing import CliRunner
+
+    import cli
+    folder = tmp_path_factory.mktemp("reviewed")
+    (folder / "store.key").write_text(KEY + "\n")
+    made = {}
+    for name, key in (("keyed", ["--key-file", str(folder / "store.key")]), ("plain", [])):
+        db = folder / f"{name}.db"
+
+        def qi(*args):
+            result = CliRunner().invoke(cli.cli, [str(a) for a in args], catch_exceptions=False)
+            assert result.exit_code == 0, result.stderr
+            return result
+
+        qi("run", SAMPLE, "--out", folder / f"out-{name}", "--db", db, "-q", *key)
+        qi("review", "1", "--db", db, "--case", "NW-014", "--criterion", "3.3", "--decision", "override",
+           "--finding", "sufficient", "--reason", "The restraining order manages the risk", "--reviewer", "R. Patel",
+           *key)
+        qi("review", "1", "--db", db, "--case", "NW-007", "--criterion", "3.1", "--decision", "challenge",
+           "--reason", "Check the victim's views", "--reviewer", "R. Patel", *key)
+        qi("review", "1", "--db", db, "--case", "NW-007", "--criterion", "3.1", "--decision", "agree",
+           "--reviewer", "R. Patel", *key)
+        qi("runs", "signoff", "1", "--db", db, "--reviewer", "QA lead", *key)
+        made[name] = db
+    return folder, made
+
+
+@pytest.fixture
+def keyed(reviewed, tmp_path):
+    folder, made = reviewed
+    shutil.copy(made["keyed"], tmp_path / "keyed.db")
+    shutil.copy(folder / "store.key", tmp_path / "store.key")
+    return tmp_path / "keyed.db"
+
+
+@pytest.fixture
+def plain(reviewed, tmp_path):
+    shutil.copy(reviewed[1]["plain"], tmp_path / "plain.db")
+    return tmp_path / "plain.db"
+
+
+def _codes(result) -> list[str]:
+    return sorted({line.split(": ")[1] for line in result.stderr.splitlines() if line.count(": ") >= 2
+                   and not line.startswith("verify failed")})
+
+
+def _verify(qi, db, *extra):
+    result = qi("runs", "verify", "--db", db, *extra)
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def _key_args(db):
+    return ["--key-file", db.parent / "store.key"]
+
+
+def _forge(db, table: str, values: dict) -> None:
+    """Insert a review record as the next link, its hash recomputed as plain sha256: what someone
+    with the database but without the key can do."""
+    connection = sqlite3.connect(db)
+    newest = max((row for t in ("runs", "decisions", "signoffs")
+                  for row in connection.execute(f"SELECT link, hash FROM {t}")), key=lambda r: r[0])
+    run_hash = connection.execute("SELECT hash FROM runs WHERE seq = 1").fetchone()[0]
+    row_id = connection.execute(f"SELECT max(id) FROM {table}").fetchone()[0] + 1
+    link = newest[0] + 1
+    if table == "decisions":
+        record = review._decision_record(1, values["case_ref"], values["criterion"], values["decision"],
+                                         values.get("finding"), values.get("reason"), values["reviewer"],
+                                         "2026-12-01T10:00:00+00:00", row_id, link)
+    else:
+        record = review._signoff_record(1, values["reviewer"], "2026-12-01T10:00:00+00:00", row_id, link,
+                                        values["report_sha256"])
+    digest = hashlib.sha256(newest[1].encode() + run_hash.encode() + canonical(record)).hexdigest()
+    columns = {**values, "id": row_id, "seq": 1, "created_at": "2026-12-01T10:00:00+00:00", "link": link,
+               "previous_hash": newest[1], "hash": digest}
+    connection.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                       list(columns.values()))
+    connection.commit()
+    connection.close()
+
+
+def test_an_untouched_reviewed_store_verifies_keyed_and_plain(qi, keyed, plain):
+    result = _verify(qi, keyed, *_key_args(keyed))
+    assert result.exit_code == 0, result.stderr
+    assert _verify(qi, plain).exit_code == 0
+    without = _verify(qi, keyed)
+    assert without.exit_code == 1 and "key_required" in _codes(without)
+
+
+def test_a_decision_forged_without_the_key_is_caught_and_would_have_changed_the_report(qi, keyed, tmp_path):
+    _forge(keyed, "decisions", {"case_ref": "NW-001", "criterion": "3.2", "decision": "override",
+                                "finding": "sufficient", "reason": "forged", "reviewer": "R. Patel"})
+    result = _verify(qi, keyed, *_key_args(keyed))
+    assert result.exit_code == 1 and "review_mismatch" in _codes(result)
+    assert "decision 4 (run 1, NW-001 3.2): its stored content no longer matches its hash" in result.stderr
+    # what it would have done: the forged override is a final finding in the re-rendered report
+    assert qi("report", "1", "--out", tmp_path / "r", "--db", keyed).exit_code == 0
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert next(c for c in report["cases"] if c["case"] == "NW-001")["findings"]["3.2"]["final"] == "sufficient"
+
+
+def test_a_signoff_forged_without_the_key_is_caught(qi, keyed):
+    _forge(keyed, "signoffs", {"reviewer": "Chief Inspector", "report_sha256": "0" * 64})
+    result = _verify(qi, keyed, *_key_args(keyed))
+    assert result.exit_code == 1 and "review_mismatch" in _codes(result)
+    assert "sign-off 2 (run 1, Chief Inspector)" in result.stderr
+
+
+def test_swapping_two_decisions_on_one_finding_is_caught(qi, keyed, plain):
+    for db, extra in ((keyed, _key_args(keyed)), (plain, [])):
+        before = qi("runs", "show", "1", "--db", db, "--format", "json")
+        assert json.loads(before.stdout)["review"]["open"] == []
+        # the challenge (2) becomes the latest decision on NW-007 3.1, so it is open again
+        sql(db, "UPDATE decisions SET id = -1 WHERE id = 2", "UPDATE decisions SET id = 2 WHERE id = 3",
+             "UPDATE decisions SET id = 3 WHERE id = -1")
+        after = json.loads(qi("runs", "show", "1", "--db", db, "--format", "json").stdout)["review"]["open"]
+        assert [(o["case"], o["criterion"]) for o in after] == [("NW-007", "3.1")]
+        result = _verify(qi, db, *extra)
+        assert result.exit_code == 1 and "order_changed" in _codes(result), result.stderr
+
+
+def test_deleting_the_newest_decision_is_caught_against_the_head(qi, plain):
+    qi("review", "1", "--db", plain, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree",
+       "--reviewer", "R. Patel")
+    head = qi("runs", "head", "--db", plain).stdout.strip()
+    newest = sqlite3.connect(plain).execute("SELECT link, hash FROM decisions ORDER BY id DESC LIMIT 1").fetchone()
+    assert head == f"{newest[0]}:{newest[1]}"  # the head is the newest link of any kind
+    sql(plain, "DELETE FROM decisions WHERE id = (SELECT max(id) FROM decisions)")
+    assert "records_lost" in _codes(_verify(qi, plain))  # the id counter remembers it
+    sql(plain, "UPDATE sqlite_sequence SET seq = (SELECT max(id) FROM decisions) WHERE name = 'decisions'")
+    assert _verify(qi, plain).exit_code == 0  # ... unless it is edited too: that is what the head is for
+    result = _verify(qi, plain, "--expect-head", head)
+    assert result.exit_code == 1 and _codes(result) == ["runs_lost"]
+
+
+def test_the_head_in_report_json_and_runs_head_move_with_every_record(qi, plain, tmp_path):
+    heads = [qi("runs", "head", "--db", plain).stdout.strip()]
+    qi("review", "1", "--db", plain, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree",
+       "--reviewer", "R. Patel")
+    heads.append(qi("runs", "head", "--db", plain).stdout.strip())
+    assert qi("run", SAMPLE, "--out", tmp_path / "second", "--db", plain, "-q").exit_code == 0
+    written = json.loads((tmp_path / "second" / "report.json").read_text())["store"]["head"]
+    heads.append(qi("runs", "head", "--db", plain).stdout.strip())
+    assert [int(h.split(":")[0]) for h in heads] == [5, 6, 7] and written == heads[-1]
+    for head in heads:
+        assert _verify(qi, plain, "--expect-head", head).exit_code == 0
+
+
+def test_a_decision_on_a_finding_the_run_does_not_have_is_caught_and_never_crashes(qi, plain, tmp_path):
+    _forge(plain, "decisions", {"case_ref": "NW-999", "criterion": "3.2", "decision": "agree", "reviewer": "X"})
+    result = _verify(qi, plain)
+    assert result.exit_code == 1 and _codes(result) == ["unknown_finding"]
+    for args in (("runs", "show", "1"), ("report", "1", "--out", tmp_path / "r")):
+        shown = qi(*args, "--db", plain)
+        assert shown.exit_code == 1 and "unknown_finding" in shown.stderr and "Traceback" not in shown.stderr
+
+
+def test_a_record_with_values_qi_never_writes_is_caught(qi, plain):
+    _forge(plain, "decisions", {"case_ref": "NW-001", "criterion": "3.2", "decision": "override",
+                                "reviewer": "X", "reason": "r"})  # an override without its finding
+    result = _verify(qi, plain)
+    assert result.exit_code == 1 and _codes(result) == ["invalid_record"]
+
+
+TRIGGERS = [
+    "CREATE TRIGGER drop_challenges BEFORE INSERT ON decisions WHEN NEW.decision = 'challenge' "
+    "BEGIN SELECT RAISE(IGNORE); END",
+    "CREATE TRIGGER rewrite AFTER INSERT ON findings BEGIN UPDATE findings SET value = 'sufficient' "
+    "WHERE rowid = NEW.rowid; END",
+    "CREATE VIEW everything AS SELECT * FROM decisions",
+    "CREATE TABLE notes (x)",
+    "CREATE INDEX by_reviewer ON decisions(reviewer)",
+]
+
+
+@pytest.mark.parametrize("statement", TRIGGERS)
+def test_a_schema_object_qi_did_not_create_is_caught_and_refused_before_any_write(qi, plain, tmp_path, statement):
+    sql(plain, statement)
+    result = _verify(qi, plain)
+    assert result.exit_code == 1 and _codes(result) == ["foreign_schema"]
+    before = plain.read_bytes()
+    for args in (("review", "1", "--case", "NW-001", "--criterion", "3.2", "--decision", "challenge",
+                  "--reason", "r", "--reviewer", "R. Patel"),
+                 ("runs", "signoff", "1", "--reviewer", "QA lead"),
+                 ("run", SAMPLE, "--out", tmp_path / "refused", "-q")):
+        refused = qi(*args, "--db", plain)
+        assert refused.exit_code == 1 and "foreign_schema" in refused.stderr, refused.stderr
+    assert plain.read_bytes() == before and not (tmp_path / "refused").exists()
+
+
+def test_a_write_reports_only_what_reads_back_as_stored(plain, monkeypatch):
+    """Were a trigger to slip past the schema check, the write reads back what was stored and is
+    rolled back when it differs, rather than reporting a decision that was never stored."""
+    sql(plain, "CREATE TRIGGER drop_challenges BEFORE INSERT ON decisions WHEN NEW.decision = 'challenge' "
+                "BEGIN SELECT RAISE(IGNORE); END",
+         "CREATE TRIGGER edit AFTER INSERT ON decisions BEGIN UPDATE decisions SET reason = 'edited' "
+         "WHERE id = NEW.id; END")
+    monkeypatch.setattr(store.Store, "foreign_objects", lambda self: [])
+    with store.Store.open(plain, writable=True) as audit:
+        count = audit.connection.execute("SELECT count(*) FROM decisions").fetchone()[0]
+        for decision in ("challenge", "override"):
+            with pytest.raises(store.InputError) as refused:
+                review.record_decision(audit, 1, "NW-001", "3.2", decision, "R. Patel", "why",
+                                       "sufficient" if decision == "override" else None)
+            assert refused.value.diagnostics[0].code == "store_tampered"
+        assert audit.connection.execute("SELECT count(*) FROM decisions").fetchone()[0] == count
+
+
+def test_control_characters_in_reasons_and_names_are_refused_and_escaped(qi, plain):
+    refused = qi("review", "1", "--db", plain, "--case", "NW-001", "--criterion", "3.2", "--decision",
+                 "challenge", "--reason", "fine\x1b[2J\x1b]0;owned\x07", "--reviewer", "R. \u202ePatel")
+    assert refused.exit_code == 1 and refused.stderr.count(": control_character: ") == 2
+    refused = qi("runs", "signoff", "1", "--db", plain, "--reviewer", "QA\x1b[31m lead")
+    assert refused.exit_code == 1 and "control_character" in refused.stderr
+    # one written into the database directly is shown escaped, and flagged by verify
+    _forge(plain, "decisions", {"case_ref": "NW-001", "criterion": "3.2", "decision": "challenge",
+                                "reason": "a\x1b[2Jb", "reviewer": "Eve\x9b31m"})
+    shown = qi("runs", "show", "1", "--db", plain)
+    assert "\x1b" not in shown.stdout and "\x9b" not in shown.stdout
+    assert "a\\x1b[2Jb" in shown.stdout and "Eve\\x9b31m" in shown.stdout
+    result = _verify(qi, plain)
+    assert result.exit_code == 1 and "invalid_record" in _codes(result) and "\x1b" not in result.stderr
+
+
+def test_a_fifo_as_the_store_is_refused_unopened(qi, tmp_path):
+    fifo = tmp_path / "qi.db"
+    os.mkfifo(fifo)
+    outcome = {}
+
+    def attempt():
+        for args in (("runs", "verify"), ("runs", "show", "1"), ("run", SAMPLE, "--out", tmp_path / "o", "-q"),
+                     ("review", "1", "--case", "NW-001", "--criterion", "3.2", "--decision", "agree",
+                      "--reviewer", "R"), ("serve",)):
+            outcome[" ".join(map(str, args))] = qi(*args, "--db", fifo)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), "a command opened the FIFO and hung"
+    assert len(outcome) == 5
+    for result in outcome.values():
+        assert result.exit_code == 1 and "not_a_regular_file" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("statement", ["DROP TABLE decisions", "DROP TABLE signoffs", "DROP TABLE findings",
+                                       "ALTER TABLE decisions DROP COLUMN link",
+                                       "DROP INDEX decisions_run"])
+def test_a_dropped_table_or_column_is_a_coded_refusal(qi, plain, tmp_path, statement):
+    sql(plain, statement)
+    for args in (("runs", "verify"), ("runs", "show", "1"), ("runs", "list"), ("runs", "head"),
+                 ("report", "1", "--out", tmp_path / "r"), ("review", "1", "--case", "NW-001", "--criterion", "3.2",
+                                                            "--decision", "agree", "--reviewer", "R")):
+        result = qi(*args, "--db", plain)
+        assert result.exit_code == 1 and "schema_changed" in result.stderr and "Traceback" not in result.stderr
+
+
+TAMPERING = [
+    "UPDATE decisions SET case_ref = 'NW-0' || char(27) || '[2J'",
+    "UPDATE decisions SET reviewer = 42",
+    "UPDATE decisions SET link = 'x'",
+    "UPDATE decisions SET decision = 'veto'",
+    "UPDATE signoffs SET report_sha256 = NULL",
+    "UPDATE runs SET report = x'00'",
+    "UPDATE runs SET report = 'text'",
+    "UPDATE case_results SET result = x'789c0300000000'",
+    "DELETE FROM runs",
+    "UPDATE runs SET link = NULL",
+    "UPDATE decisions SET link = link + 10",
+    "UPDATE decisions SET seq = 7",
+    "DELETE FROM migrations WHERE name = '0003-one-chain'",
+]
+
+
+@pytest.mark.parametrize("statement", TAMPERING)
+def test_no_tampered_store_gives_anything_but_exit_0_or_1(qi, plain, tmp_path, statement):
+    sql(plain, "PRAGMA foreign_keys = OFF", statement)
+    commands = [("runs", "verify"), ("runs", "show", "1"), ("runs", "show", "1", "--format", "json"),
+                ("runs", "list"), ("runs", "head"), ("report", "1", "--out", tmp_path / "r"),
+                ("explain", "--run", "1", "--case", "NW-014", "--criterion", "3.3"),
+                ("export", "1", "--to", tmp_path / "x.xlsx"),
+                ("review", "1", "--case", "NW-001", "--criterion", "3.2", "--decision", "agree", "--reviewer", "R"),
+                ("runs", "signoff", "1", "--reviewer", "R")]
+    for args in commands:
+        result = qi(*args, "--db", plain)
+        assert result.exit_code in (0, 1), (args, result.exit_code, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr
+    assert _verify(qi, plain).exit_code == 1
