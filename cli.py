@@ -611,8 +611,9 @@ def _diversity_fields(stored: dict) -> list[str]:
 @runs.command("head")
 @db_option
 def runs_head(db_path: Path | None) -> None:
-    """Print the store's head, SEQ:HASH (0:000… when empty): keep it outside the store, and
-    `qi runs verify --expect-head SEQ:HASH` fails if runs up to it were lost or rewritten."""
+    """Print the store's head, LINK:HASH: the newest record of any kind — run, decision or sign-off
+    (0:000… when empty). Keep it outside the store: `qi runs verify --expect-head LINK:HASH` fails
+    if records up to it were lost or rewritten."""
     with _open_store(db_path) as audit:
         try:
             head = audit.head()
@@ -632,7 +633,7 @@ def _head(context, parameter, value: str | None) -> str | None:
 
 @runs.command("verify")
 @db_option
-@click.option("--expect-head", metavar="SEQ:HASH", callback=_head,
+@click.option("--expect-head", metavar="LINK:HASH", callback=_head,
               help="A head printed by `qi runs head` or recorded in a report.json: fail if it was lost or rewritten.")
 @key_option
 @format_option

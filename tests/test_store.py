@@ -324,7 +324,7 @@ def test_a_keyed_store_refuses_runs_without_its_key(qi, keyed, tmp_path, monkeyp
 
 def test_verify_expect_head_must_be_seq_colon_hash(qi, db):
     result = qi("runs", "verify", "--db", db, "--expect-head", "3:abc")
-    assert result.exit_code == 2 and "SEQ:HASH" in result.stderr
+    assert result.exit_code == 2 and "LINK:HASH" in result.stderr
 
 
 # --- read-only commands never create or alter a store ------------------------------------------

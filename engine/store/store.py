@@ -11,7 +11,7 @@ With a key (``--key-file``, ``$QI_STORE_KEY_FILE`` or ``$QI_STORE_KEY``; never s
 database) the chain is HMAC-SHA256 instead, so rewriting runs and recomputing the chain needs the
 key. A store is keyed or not from its first run. :func:`verify` recomputes every hash, derives every
 case's findings from its hashed result and compares them with ``findings``, looks for gaps in the
-run numbers, rows without a run, and (given the head ``SEQ:HASH`` printed by ``qi runs head`` or
+run numbers, rows without a run, and (given the head ``LINK:HASH`` printed by ``qi runs head`` or
 recorded in a report) runs lost or rewritten after it.
 
 **One chain.** Runs, reviewers' decisions and sign-offs (engine/store/review.py) are links of one
@@ -748,10 +748,10 @@ _HEAD = re.compile(r"(\d+):([0-9a-f]{64})")
 
 
 def parse_head(text: str) -> tuple[int, str]:
-    """``SEQ:HASH`` as printed by ``qi runs head``; a ValueError says what is wrong."""
+    """``LINK:HASH`` as printed by ``qi runs head``; a ValueError says what is wrong."""
     match = _HEAD.fullmatch(text.strip())
     if not match:
-        raise ValueError(f"{text!r} is not SEQ:HASH (a run number, a colon and 64 hex digits, "
+        raise ValueError(f"{text!r} is not LINK:HASH (a record's link number, a colon and 64 hex digits, "
                          "as qi runs head prints)")
     return int(match.group(1)), match.group(2)
 
