@@ -388,8 +388,8 @@ def _what_if(compiled, case, criterion: str, max_changes: int, output_format: st
 
 
 redact_option = click.option("--redact", is_flag=True,
-                             help="Publishable output: no free-text notes or reasons, no diversity group under the "
-                                  "minimum size.")
+                             help="Publishable output: no case references, file paths, notes or reasons, none of "
+                                  "the inspectors' internal sections, no diversity group under the minimum size.")
 
 
 @cli.command("run")
@@ -401,13 +401,15 @@ redact_option = click.option("--redact", is_flag=True,
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes evaluating cases; results are identical whatever the number.")
 @click.option("--redact", is_flag=True,
-              help="Publishable reports: no free-text notes, no diversity group under the minimum size.")
+              help="Publishable reports: no case references, file paths, notes or internal sections (and no "
+                   "trace.jsonl), no diversity group under the minimum size.")
 @key_option
 @format_option
 def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None, db_path: Path | None,
                 jobs: int, redact: bool, key_file: Path | None, output_format: str) -> None:
     """Run the whole sample: validate, judge every case and provider, aggregate, apply the sample
-    rules, write report.json, report.md, report.html and trace.jsonl, and record the run.
+    rules, write report.json, report.md, report.html, report.docx and trace.jsonl (not with
+    --redact), and record the run.
 
     Invalid input gives diagnostics and no run at all.
     """
@@ -452,12 +454,13 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
             click.echo(warning.render(), err=True)
     if output_format == "json":
         _emit_json({**dataclasses.asdict(summary), "headline": _headline(result),
-                    "rating_method": rating_views.method(result), "reports": [str(out / name) for name in report.FILES]})
+                    "rating_method": rating_views.method(result),
+                    "reports": [str(out / name) for name in report.files(redact)]})
         return
     click.echo(f"run {summary.run_id} (#{summary.seq}): {summary.cases} cases, sample {summary.sample_id}, "
                f"rule set {summary.ruleset}; store head {summary.head}")
     click.echo(views.headline_text(result), nl=False)
-    for name in report.FILES:
+    for name in report.files(redact):
         click.echo(f"  {out / name}")
 
 
@@ -519,6 +522,9 @@ def runs_show(run_ref: str, db_path: Path | None, output_format: str, redact: bo
     stored = redactor.report(stored.content, _diversity_fields(stored)) if redact else stored.content
     if output_format == "json":
         _emit_json(stored)
+    elif redact:  # the consistency figures, moderation list and review are the inspectors' own
+        click.echo(views.run_text(stored), nl=False)
+        click.echo("consistency, moderation and review: not shown when redacted\n", nl=False)
     else:
         click.echo(views.run_text(stored), nl=False)
         click.echo(views.consistency_text(stored["consistency"], stored["review"]), nl=False)
@@ -592,13 +598,13 @@ def report_command(run_ref: str, out_dir: Path, db_path: Path | None, redact: bo
         try:
             stored = final.final_report(audit, audit.find(run_ref))
             fields = _diversity_fields(stored) if redact else None
-            report.write(stored, out_dir, fields)
+            written = report.write(stored, out_dir, fields)
         except InputError as error:
             raise Invalid(error, 0) from None
         except OSError as error:
             raise click.ClickException(f"could not write the reports to {out_dir}: {error.strerror or error}") from None
-    for name in report.FILES:
-        click.echo(f"  {out_dir / name}")
+    for path in written:
+        click.echo(f"  {path}")
 
 
 def _diversity_fields(stored: dict) -> list[str]:
@@ -928,7 +934,10 @@ def case_new(reference: str, provider: str, sentence_type: str, framework_path: 
 @click.option("--to", "out_file", required=True, metavar="FILE.xlsx|FILE.csv",
               type=click.Path(dir_okay=False, path_type=Path), help="The file to write: .xlsx, or .csv.")
 @db_option
-def export_command(run_ref: str, out_file: Path, db_path: Path | None) -> None:
+@click.option("--redact", is_flag=True,
+              help="Publishable tables: no case (findings per organisation only), no case references or notes, no "
+                   "diversity group under the minimum size.")
+def export_command(run_ref: str, out_file: Path, db_path: Path | None, redact: bool) -> None:
     """Export a run's results as spreadsheet tables: case x criterion findings, aggregates per
     group, gaps and ratings. RUN is a stored run (its id, a prefix, or its number) or a report folder.
     A .csv target writes one file per table (FILE.csv holds the findings). No cell is a formula."""
@@ -947,6 +956,8 @@ def export_command(run_ref: str, out_file: Path, db_path: Path | None) -> None:
                 stored = audit.report(audit.find(run_ref))
             except InputError as error:
                 raise Invalid(error, 0) from None
+    if redact and not stored.get("redacted"):
+        stored = redactor.report(stored, _diversity_fields(stored))
     try:
         written = exporter.write(stored, out_file)
     except OSError as error:

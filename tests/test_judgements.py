@@ -188,7 +188,8 @@ def test_markdown_and_html_have_the_consistency_section(example_run):
 
 def test_redacted_run_has_no_judgement_notes(qi, tmp_path):
     qi("run", SAMPLE, "--out", tmp_path / "out", "--db", tmp_path / "qi.db", "--redact")
-    for name in ("report.json", "report.md", "report.html", "trace.jsonl"):
+    assert not (tmp_path / "out" / "trace.jsonl").exists()
+    for name in ("report.json", "report.md", "report.html"):
         text = (tmp_path / "out" / name).read_text()
         assert "restraining order and unpaid work" not in text, name
         assert "Programme suitability came four months late" not in text, name

@@ -1,6 +1,7 @@
 """Redaction (``qi run --redact``): small cells counted in people at every level, complementary
-suppression, lists and gaps that never name a removed group, and case traces that say neither a
-diversity value nor whether a condition on one held. Also the gap threshold's boundary."""
+suppression, lists and gaps that never name a removed group, no case trace published, and traces
+that say neither a diversity value nor whether a condition on one held. Also the gap threshold's
+boundary. (Case references, paths and internal sections: tests/test_publication.py.)"""
 
 from __future__ import annotations
 
@@ -134,13 +135,35 @@ PROBE = """  - id: probe-gender
 """
 
 
-def test_redacted_case_traces_say_neither_the_value_nor_whether_it_held(qi, tmp_path):
+def test_a_redacted_run_publishes_no_case_trace(qi, tmp_path):
+    """No trace.jsonl, and no case trace in any view: a trace is keyed by case reference and holds the
+    case's answers and context. The audit store keeps every trace in full."""
     rules = tmp_path / "rules.yaml"
     rules.write_text((ROOT / "rules" / "hmip-qi-adult-2.0.yaml").read_text().replace("\nrules:\n", "\nrules:\n" + PROBE, 1))
     out = tmp_path / "out"
     result = qi("run", SAMPLE, "--rules", rules, "--out", out, "--db", tmp_path / "qi.db", "--redact")
     assert result.exit_code == 0, result.stderr
+    assert not (out / "trace.jsonl").exists()
+    for name in ("report.json", "report.md", "report.html"):
+        text = (out / name).read_text()
+        assert "gender is female" not in text and "Probe on gender" not in text, name
+    from engine.store import store
+    with store.Store(tmp_path / "qi.db") as audit:
+        stored = [audit.case_result(1, f"NW-{n:03d}") for n in range(1, 15)]
+    probes = [node for line in stored for node in walk(line) if node.get("condition") == "diversity"]
+    assert probes and all(node["seen"] == {"gender": "female"} for node in probes)
+
+
+def test_traces_kept_in_a_redacted_report_say_neither_the_value_nor_whether_it_held(qi, tmp_path):
+    """The rule every trace left in a redacted report follows (the organisations' and the sample's),
+    shown on case traces, where diversity values are read."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text((ROOT / "rules" / "hmip-qi-adult-2.0.yaml").read_text().replace("\nrules:\n", "\nrules:\n" + PROBE, 1))
+    out = tmp_path / "out"
+    assert qi("run", SAMPLE, "--rules", rules, "--out", out, "--db", tmp_path / "qi.db").exit_code == 0
     lines = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
+    for line in lines:
+        redact._scrub(line, set(DIVERSITY))
     probes = [node for line in lines for node in walk(line) if node.get("condition") == "diversity"]
     assert probes, "the probe rule fired on no case"
     for node in probes:
@@ -150,8 +173,6 @@ def test_redacted_case_traces_say_neither_the_value_nor_whether_it_held(qi, tmp_
     assert combined and all(node["holds"] == redact.REDACTED for node in combined)
     answers = [c for node in combined for c in node["children"] if c["condition"] == "answer"]
     assert answers and all(c["holds"] is True for c in answers)  # conditions on evidence keep theirs
-    html = (out / "report.html").read_text()
-    assert "[redacted]</span> gender is female" in html and "✓</span> gender is female" not in html
     for line in lines:
         for node in walk(line):
             assert node.get("seen", {}).get("gender", redact.REDACTED) == redact.REDACTED

@@ -1,5 +1,6 @@
 """The report as an inspector's draft: organised as the 2016 reports were, plain labels, honest
-figures, practice examples chosen by rule (and removed by --redact), and a Word document."""
+figures, practice examples chosen by rule (and removed by --redact unless the rule set allows them,
+see tests/test_publication.py), and a Word document."""
 
 from __future__ import annotations
 
@@ -88,7 +89,8 @@ def test_practice_examples_quote_the_notes_behind_a_finding_and_redaction_remove
     assert all(note in _docx_text(runs / "full" / "report.docx") for note in quoted)
     redacted = json.loads((runs / "redacted" / "report.json").read_text())
     assert redacted["examples"] == {}
-    for view in ("report.md", "report.html", "report.json", "trace.jsonl"):
+    assert not (runs / "redacted" / "trace.jsonl").exists()  # a redacted run writes no case traces
+    for view in ("report.md", "report.html", "report.json"):
         text = (runs / "redacted" / view).read_text()
         assert not [note for note in quoted if _as_written(view, note) in text or note in text], view
     docx_text = _docx_text(runs / "redacted" / "report.docx")

@@ -119,8 +119,9 @@ def test_redact_removes_reasons_and_notes_from_every_view(qi, stored_run, tmp_pa
     shown = qi("runs", "show", "1", "--db", db, "--redact")
     as_json = qi("runs", "show", "1", "--db", db, "--redact", "--format", "json")
     qi("report", "1", "--out", tmp_path / "published", "--db", db, "--redact")
+    assert not (tmp_path / "published" / "trace.jsonl").exists()
     views = [shown.stdout, as_json.stdout] + [(tmp_path / "published" / name).read_text()
-                                               for name in ("report.json", "report.md", "report.html", "trace.jsonl")]
+                                               for name in ("report.json", "report.md", "report.html")]
     for text in views:
         assert "Confidential reviewer reasoning" not in text
         assert "restraining order and unpaid work" not in text  # the inspector's judgement note

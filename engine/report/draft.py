@@ -183,7 +183,12 @@ class Draft:
 def build(report: dict, consistency: bool = False) -> Draft:
     """The draft of a run's report (a report.json object). With ``consistency``, it ends with the
     engine–inspector agreement, the moderation list and the review state (Markdown and HTML render
-    those sections from their own templates, with their reasoning one click away)."""
+    those sections from their own templates, with their reasoning one click away).
+
+    A redacted report (``redacted: true``) is the one for publication: it has neither those
+    sections nor the answers to check, and its practice examples (where the rule set allows them)
+    say where they come from without naming the case."""
+    redacted = bool(report.get("redacted"))
     plain = report.get("labels", {})
     label = lambda key: plain.get(key) or key.partition(":")[2] or key  # noqa: E731
     aggregates = report["aggregates"]
@@ -197,6 +202,9 @@ def build(report: dict, consistency: bool = False) -> Draft:
                f"{plural(sample['cases'], 'case')} inspected against the {report['framework']['title']} "
                f"(version {report['framework']['version']}), judged with the rule set "
                f"{report['ruleset']['title']} (version {report['ruleset']['version']}).",
+               f"Run {report['run']['id']}, redacted for publication: it names no case and quotes inspectors' notes "
+               f"only where the rule set allows; the full report stays with the inspectors and in the audit store."
+               if redacted else
                f"Run {report['run']['id']}. This is a draft for inspectors to edit: every finding can be "
                f"traced to its rules and evidence with qi explain."]
     sections = [_key_facts(report, columns, label), _recommendations(report, label)]
@@ -214,9 +222,9 @@ def build(report: dict, consistency: bool = False) -> Draft:
             continue
         quality.sections.append(_standard(standard, aggregates, report, columns, label, ratings, examples))
     sections.append(quality)
-    if consistency and report.get("consistency"):
+    if consistency and report.get("consistency") and not redacted:
         sections.append(_consistency(report))
-    checks = _answers_to_check(report)
+    checks = None if redacted else _answers_to_check(report)
     if checks:
         sections.append(checks)
     sections.append(_method(report))
@@ -391,8 +399,9 @@ def _criterion(criterion: dict, aggregates: dict, report: dict, columns, label, 
         section.blocks.append("Differences between groups:")
         section.blocks.append(Bullets(gaps))
     for example in examples.get(criterion["id"], []):
-        section.blocks.append(Quote(example["note"], f"{example['case']} ({example['provider']}), {example['item']} "
-                                                     f"answered {words(example['answer'])}; finding {example['finding']}"))
+        where = f"{example['case']} ({example['provider']})" if example.get("case") else example["provider"]
+        section.blocks.append(Quote(example["note"], f"{where}, {example['item']} answered {words(example['answer'])}; "
+                                                     f"finding {example['finding']}"))
     return section
 
 

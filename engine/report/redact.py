@@ -1,8 +1,22 @@
-"""Redaction for publishable reports (``qi run --redact``): no inspector's free-text notes, and no
-diversity group whose figures could identify people.
+"""Redaction for publishable reports (``qi run --redact``): no case reference, no input file's
+path, no inspector's free-text note or reviewer's reason, nothing meant only for the inspectors,
+and no diversity group whose figures could identify people.
 
-Notes can identify people; a small group's figures can too ("the one woman on licence"). So:
+Published inspection reports name no case: a case reference, a case file's path or a note can
+identify a person, and so can a small group's figures ("the one woman on licence"). So:
 
+- **cases are not listed**: no per-case results (``cases`` is empty and no trace.jsonl is written),
+  no case references behind a count (in the aggregates, the factors and the sample traces), no
+  input file's path (``inputs`` keep their role and sha256; evidence positions are removed; a rule
+  set is named by its file name, without folders).
+- **internal sections are left out**: the warnings ("answers to check"), the moderation list with
+  its what-if lines, the second markings' cases, each case's and organisation's judgement rows and
+  the review (decisions, reasons, reviewers, sign-offs). Agreement figures stay; they name no case.
+- **practice examples** are quoted only when the rule set's ``sample.quote_practice_examples`` is
+  true, and then without the case, without the note's position, and with every case reference of
+  the sample taken out of the note. qi cannot recognise a person's name in a note: a rule set that
+  allows quotation relies on inspectors writing notes fit to quote.
+- **notes and reasons** left anywhere (in the traces the report keeps) are ``[redacted]``.
 - **small cells**: in every breakdown by a diversity characteristic (each criterion, each
   standard, the group sizes) a group of fewer people than the rule set's ``min_group_size`` is
   removed. People are counted, not case x criterion pairs: 4 women are 4 people at standard level
@@ -15,8 +29,9 @@ Notes can identify people; a small group's figures can too ("the one woman on li
   loses its figure. The traces of sample conclusions are redacted the same way.
 - **organisation checks against the provider's cases** keep their counts, not the case
   references behind them.
-- **case traces** say neither a diversity value seen nor whether a condition reading one held
-  (nor whether a combination containing such a condition held).
+- **traces** the report keeps (the organisations' and the sample's) say neither a diversity value
+  seen nor whether a condition reading one held (nor whether a combination containing such a
+  condition held).
 
 The audit store keeps the full run.
 """
@@ -24,8 +39,16 @@ The audit store keeps the full run.
 from __future__ import annotations
 
 import json
+import re
+from pathlib import PurePosixPath, PureWindowsPath
 
 REDACTED = "[redacted]"
+
+#: The keys of report.json a redacted report keeps (docs/report.md), each redacted below; any other
+#: key (``review``, or one a later version adds) is left out, so what is published is what was vetted.
+PUBLISHED = ("run", "qi", "sample", "framework", "ruleset", "inputs", "standards", "labels", "aggregates",
+             "examples", "publication", "sample_judgement", "organisations", "cases", "consistency", "traces",
+             "warnings", "store", "redacted")
 
 
 def suppressed(people: dict[str, int], minimum: int) -> set[str]:
@@ -84,14 +107,115 @@ def report(full: dict, diversity_fields: list[str]) -> dict:
     for key in list(labels):
         if grouping(key) in diversity and key not in sizes:
             del labels[key]  # a suppressed group is not even named
-    if "examples" in result:
-        result["examples"] = {}  # practice examples quote inspectors' notes
     _scrub_sample(result.get("sample_judgement"), hidden, diversity)
     for organisation in result.get("organisations", []):
         _scrub_case_lists(organisation)
     _scrub(result, diversity)
+    _unlist_cases(result)
+    if "examples" in result:  # after the notes are scrubbed: these are the quotations the rule set allows
+        allowed = bool(result.get("publication", {}).get("quote_practice_examples"))
+        result["examples"] = _examples(full["examples"], case_references(full)) if allowed else {}
     result["redacted"] = True
     return result
+
+
+def case_references(full: dict) -> list[str]:
+    """Every case reference a report holds (its cases, and those its consistency figures name)."""
+    found = {case["case"] for case in full.get("cases", [])}
+    consistency = full.get("consistency", {})
+    found |= {row["case"] for row in consistency.get("moderation", []) if not row["case"].startswith("organisation:")}
+    found |= set(consistency.get("second_marking", {}).get("cases", []))
+    return sorted(found)
+
+
+def without_references(text: str, references: list[str]) -> str:
+    """``text`` with every one of ``references`` standing alone (not inside a longer word or
+    reference) replaced by ``[redacted]``, longest first.
+
+    >>> without_references("As in NW-001 and NW-0011, not NW-001's.", ["NW-001"])
+    "As in [redacted] and NW-0011, not [redacted]'s."
+    """
+    for reference in sorted(references, key=len, reverse=True):
+        text = re.sub(rf"(?<![\w-]){re.escape(reference)}(?![\w-])", REDACTED, text)
+    return text
+
+
+def _examples(examples: dict, references: list[str]) -> dict:
+    """Practice examples fit to quote in a published report: the provider, criterion, finding, item
+    and answer, and the note without the sample's case references; no case, no position."""
+    return {criterion: [{"provider": e["provider"], "criterion": e["criterion"], "finding": e["finding"],
+                         "item": e["item"], "answer": e["answer"],
+                         "note": without_references(e["note"], references)} for e in found]
+            for criterion, found in examples.items()}
+
+
+def _unlist_cases(result: dict) -> None:
+    """No case reference, case-level result, input path or internal section in the report."""
+    result["cases"] = []
+    result["inputs"] = sorted(({"role": entry["role"], "sha256": entry["sha256"]} for entry in result.get("inputs", [])),
+                              key=lambda entry: (entry["role"], entry["sha256"]))
+    result["warnings"] = []  # each names a case file and line: the "answers to check" are the inspectors'
+    for key in [key for key in result if key not in PUBLISHED]:
+        del result[key]  # the review (decisions, reasons, reviewers, sign-offs), and any key not vetted here
+    if isinstance(result.get("traces"), dict):
+        result["traces"]["file"] = None  # the case traces stay in the audit store
+    if isinstance(result.get("ruleset"), dict) and result["ruleset"].get("file"):
+        result["ruleset"]["file"] = file_name(result["ruleset"]["file"])
+    consistency = result.get("consistency")
+    if isinstance(consistency, dict):
+        consistency["moderation"] = []
+        second = consistency.get("second_marking")
+        if isinstance(second, dict):
+            second["cases"] = []
+            second["differences"] = []
+    for organisation in result.get("organisations", []):
+        organisation.pop("file", None)
+        organisation.pop("judgements", None)
+    _unlist_references(result.get("aggregates"))
+    _unlist_references(result.get("sample_judgement"))
+    _positions(result.get("sample_judgement"))
+    _positions(result.get("organisations"))
+
+
+def _unlist_references(node) -> None:
+    """The case references behind counts removed: ``references``, and ``cases`` wherever it lists
+    cases rather than counting them."""
+    if isinstance(node, dict):
+        node.pop("references", None)
+        if isinstance(node.get("cases"), (list, dict)):
+            del node["cases"]
+        for value in node.values():
+            _unlist_references(value)
+    elif isinstance(node, list):
+        for value in node:
+            _unlist_references(value)
+
+
+def file_name(path: str) -> str:
+    r"""A path without its folders (``rules/x.yaml`` -> ``x.yaml``; a Windows path too).
+
+    >>> file_name("/home/someone/rules/x.yaml"), file_name(r"C:\rules\x.yaml"), file_name("x.yaml")
+    ('x.yaml', 'x.yaml', 'x.yaml')
+    """
+    return PureWindowsPath(PurePosixPath(path).name).name
+
+
+def _positions(node) -> None:
+    """In traces: evidence loses its position in an input file; a rule's position and rule set keep
+    only the rule set's file name (``x.yaml:12``)."""
+    if isinstance(node, dict):
+        if "item" in node and "answer" in node:
+            node.pop("at", None)  # a position in a case or organisation file
+        elif isinstance(node.get("at"), str) and ":" in node["at"]:
+            path, _, line = node["at"].rpartition(":")
+            node["at"] = f"{file_name(path)}:{line}"
+        if isinstance(node.get("ruleset"), dict) and isinstance(node["ruleset"].get("file"), str):
+            node["ruleset"]["file"] = file_name(node["ruleset"]["file"])
+        for value in node.values():
+            _positions(value)
+    elif isinstance(node, list):
+        for value in node:
+            _positions(value)
 
 
 def _redact_gap(gap: dict, removed: set[str]) -> None:
@@ -146,13 +270,6 @@ def _scrub_case_lists(node) -> None:
     elif isinstance(node, list):
         for value in node:
             _scrub_case_lists(value)
-
-
-def case_line(line: bytes, diversity_fields: list[str]) -> str:
-    """One line of trace.jsonl, redacted."""
-    result = json.loads(line)
-    _scrub(result, set(diversity_fields))
-    return json.dumps(result, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 def _scrub(node, diversity: set[str]) -> bool:

@@ -27,6 +27,15 @@ from engine.report import draft, redact, views, word
 from engine.report.model import Report
 
 FILES = ("report.json", "report.md", "report.html", "report.docx", "trace.jsonl")
+#: What a redacted run writes: no trace.jsonl, whose lines are keyed by case reference and hold each
+#: case's answers and context (a trace.jsonl left in the folder by an earlier run is removed).
+REDACTED_FILES = FILES[:-1]
+
+
+def files(redacted: bool) -> tuple[str, ...]:
+    """The report files a run writes, redacted or not."""
+    return REDACTED_FILES if redacted else FILES
+
 
 def _dump_json(report: dict, handle) -> None:
     """report.json written as it is encoded, never held whole (indent 1, UTF-8, a final newline)."""
@@ -90,7 +99,7 @@ def write(report: Report, out: str | os.PathLike[str], redact_with: list[str] | 
         staged.discard()
         raise
     staged.publish()
-    return [Path(out) / name for name in FILES]
+    return [Path(out) / name for name in files(redact_with is not None)]
 
 
 def stage(report: Report, out: str | os.PathLike[str], redact_with: list[str] | None = None) -> Staged:
@@ -99,22 +108,26 @@ def stage(report: Report, out: str | os.PathLike[str], redact_with: list[str] | 
     follows with :meth:`Staged.stage_json` (it records the store's head, known only once the run is
     being recorded); :meth:`Staged.publish` then renames them all into place.
 
-    With ``redact_with`` (the framework's diversity fields) the files are redacted for publication.
+    With ``redact_with`` (the framework's diversity fields) the files are redacted for publication
+    (:mod:`engine.report.redact`) and no trace.jsonl is written: one left in ``out`` by an earlier
+    run is removed when the set is published, so no case's trace sits beside a published report.
     Temporary files left in ``out`` by a killed run are removed first."""
     out = Path(out)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     remove_leftovers(out)
-    if redact_with is not None:
-        report = Report(redact.report(report.content, redact_with), _RedactedSpool(report.spool, redact_with))
-    lines = (line.decode() for line in report.spool.lines())
-    staged = Staged(out, report, created)
+    redacted = redact_with is not None
+    if redacted:
+        report = Report(redact.report(report.content, redact_with), None)  # no case traces in any view
+    staged = Staged(out, report, created, names=files(redacted))
     try:
         staged.check_targets()
         staged.add("report.md", lambda handle: handle.write(as_markdown(report)))
         staged.add("report.html", lambda handle: handle.writelines(html_chunks(report)))
         staged.add("report.docx", lambda handle: word.write(report.content, handle.buffer))
-        staged.add("trace.jsonl", lambda handle: handle.writelines(lines))
+        if not redacted:
+            lines = (line.decode() for line in report.spool.lines())
+            staged.add("trace.jsonl", lambda handle: handle.writelines(lines))
     except BaseException:
         staged.discard()
         raise
@@ -125,8 +138,9 @@ class Staged:
     """A report set written to temporary files in its folder, not yet visible: publish it (all
     renamed into place, or none) or discard it."""
 
-    def __init__(self, out: Path, report: Report, created: bool) -> None:
+    def __init__(self, out: Path, report: Report, created: bool, names: tuple[str, ...] = FILES) -> None:
         self.out, self.report, self._created = out, report, created
+        self.names = names  # the reports this set writes; the other FILES in ``out`` are removed on publishing
         self.files: dict[str, Path] = {}
 
     def add(self, name: str, writer) -> None:
@@ -139,7 +153,7 @@ class Staged:
     def check_targets(self) -> None:
         """Every report's place holds a file or nothing: a folder (or anything else) there would
         make publishing fail half-way, so it stops the run before anything is recorded."""
-        blocked = [self.out / name for name in FILES if _blocked(self.out / name)]
+        blocked = [self.out / name for name in self.names if _blocked(self.out / name)]
         if blocked:
             raise InputError([Diagnostic(str(path), 1, 1, "report_blocked",
                                          "a report's place is taken by something that is not a file",
@@ -147,15 +161,21 @@ class Staged:
                               for path in blocked])
 
     def publish(self) -> None:
-        """Rename every staged file into place. If one rename fails, those already made are undone
-        (the previous reports come back) and the error is raised."""
+        """Rename every staged file into place, and move aside (then delete) a report of an earlier
+        run this set does not write (a redacted set's trace.jsonl). If one rename fails, those
+        already made are undone (the previous reports come back) and the error is raised."""
         self.check_targets()
         done: list[tuple[Path, Path | None]] = []  # each report replaced, and the previous one kept aside
         try:
             for name in FILES:
                 target = self.out / name
-                done.append((target, _backup(target, name) if target.is_file() else None))
-                os.replace(self.files[name], target)
+                if name in self.names:
+                    done.append((target, _backup(target, name) if target.is_file() else None))
+                    os.replace(self.files[name], target)
+                elif target.is_file() or target.is_symlink():
+                    aside = _temporary_name(self.out, name, "old")
+                    done.append((target, aside))
+                    os.replace(target, aside)
         except BaseException:
             _, unused = done.pop()  # not replaced: its target is as it was
             if unused is not None:
@@ -233,19 +253,6 @@ def _running(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-class _RedactedSpool:
-    """A spool whose case results are redacted as they are read."""
-
-    def __init__(self, spool, fields: list[str]) -> None:
-        self._spool, self._fields, self.count = spool, fields, spool.count
-
-    def lines(self):
-        return (redact.case_line(line, self._fields).encode() for line in self._spool.lines())
-
-    def results(self):
-        return (json.loads(line) for line in self.lines())
 
 
 def _stage(out: Path, name: str, writer) -> Path:

@@ -249,7 +249,7 @@ def run_text(report: dict) -> str:
              f"sha256:{report['framework']['sha256']}",
              f"rule set {report['ruleset']['id']} {report['ruleset']['version']} sha256:{report['ruleset']['sha256']}",
              "inputs:"]
-    lines += [f"  {entry['sha256']}  {entry['path']}" for entry in report["inputs"]]
+    lines += [f"  {entry['sha256']}  {entry.get('path', entry['role'])}" for entry in report["inputs"]]  # redacted: no path
     lines.append("findings (% sufficient of applicable cases):")
     for target in report["aggregates"]["targets"].values():
         figures = [f"{key}: {group['percent']}%{_interval(group)}" for key, group in target["groups"].items()

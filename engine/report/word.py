@@ -10,12 +10,18 @@ from __future__ import annotations
 import datetime
 
 import docx
+from docx.enum.section import WD_ORIENT
 from docx.enum.text import WD_BREAK
+from docx.shared import Mm
 
 from engine.report import draft
 
 #: Word's own style names, so the document follows whatever template an inspectorate applies.
 TABLE_STYLE = "Light Grid Accent 1"
+
+#: The page when the report does not say (a run recorded before ``publication`` existed): A4
+#: portrait with 25 mm margins, as the rule set's ``sample.page`` defaults to.
+PAGE = {"width_mm": 210.0, "height_mm": 297.0, "margin_mm": 25.0}
 
 
 def document(report: dict) -> docx.document.Document:
@@ -30,12 +36,23 @@ def document(report: dict) -> docx.document.Document:
     stamp = datetime.datetime.fromisoformat(report["run"]["timestamp"]).replace(tzinfo=None)
     properties.created = properties.modified = stamp
     properties.revision = 1
+    lay_out(doc, {**PAGE, **report.get("publication", {}).get("page", {})})
     doc.add_heading(made.title, level=0)
     for paragraph in made.summary:
         doc.add_paragraph(paragraph)
     for section in made.sections:
         _section(doc, section, level=1)
     return doc
+
+
+def lay_out(doc, page: dict) -> None:
+    """Every section of the document on the page the rule set gives (python-docx's template is US
+    Letter): its size, its orientation (landscape when wider than tall) and its margins."""
+    for section in doc.sections:
+        section.orientation = WD_ORIENT.LANDSCAPE if page["width_mm"] > page["height_mm"] else WD_ORIENT.PORTRAIT
+        section.page_width, section.page_height = Mm(page["width_mm"]), Mm(page["height_mm"])
+        margin = Mm(page["margin_mm"])
+        section.top_margin = section.bottom_margin = section.left_margin = section.right_margin = margin
 
 
 def _section(doc, section: draft.Section, level: int) -> None:

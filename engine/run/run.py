@@ -272,6 +272,13 @@ def judge_sample(compiled: compiler.CompiledRuleSet, aggregates: dict, observe: 
     }
 
 
+def publication(settings) -> dict:
+    """The rule set's settings for publishing (``sample.quote_practice_examples`` and ``sample.page``),
+    recorded in the report so that every view, and a report re-rendered from the store, follows them."""
+    return {"quote_practice_examples": settings.quote_practice_examples,
+            "page": {name: float(value) for name, value in settings.page.model_dump().items()}}
+
+
 def _inputs(prepared: Prepared) -> list[dict]:
     manifest = prepared.sample.manifest.document
     entries = [{"path": manifest.path, "sha256": manifest.sha256, "role": "manifest"}]
@@ -317,6 +324,7 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
         "aggregates": aggregates,
         "examples": draft.practice_examples(
             spool.results(), slots=2 * len(framework.vocabulary.providers) * len(aggregates["targets"])),
+        "publication": publication(ruleset.sample),
         "sample_judgement": judge_sample(prepared.whole, aggregates, observe),
         "organisations": organisations,
         "cases": case_results,

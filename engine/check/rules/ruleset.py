@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import string
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, model_validator
 from pydantic_core import InitErrorDetails
@@ -70,8 +70,30 @@ class SampleRule(Strict):
     then: Annotated[list[SampleConclusion], Field(min_length=1)]
 
 
+class Page(Strict):
+    """The page the Word draft (report.docx) is laid out on: A4 portrait with 25 mm margins unless
+    the rule set says otherwise (landscape when wider than tall)."""
+
+    width_mm: float = Field(default=210, ge=50, le=558, description="Page width in millimetres (A4: 210).")
+    height_mm: float = Field(default=297, ge=50, le=558, description="Page height in millimetres (A4: 297).")
+    margin_mm: float = Field(default=25, ge=0, description="The margin on every side, in millimetres.")
+
+    #: The least room, in millimetres, the margins must leave for text across and down the page.
+    TEXT_MM: ClassVar[float] = 20
+
+    @model_validator(mode="after")
+    def _room_for_text(self) -> Page:
+        if min(self.width_mm, self.height_mm) - 2 * self.margin_mm < self.TEXT_MM:
+            raise ValidationError.from_exception_data("Page", [problem(
+                ("margin_mm",), self.margin_mm, "page_margins_too_wide",
+                f"margins of {self.margin_mm:g} mm leave less than {self.TEXT_MM:g} mm for text on a "
+                f"{self.width_mm:g} x {self.height_mm:g} mm page",
+                "give a smaller sample.page.margin_mm, or a larger page")])
+        return self
+
+
 class SampleSettings(Strict):
-    """How the sample is aggregated and rated."""
+    """How the sample is aggregated, rated and published."""
 
     min_group_size: int = Field(default=5, ge=1, description="Groups with fewer applicable cases are marked, not compared.")
     gap_points: float = Field(default=15, ge=0, le=100, description=(
@@ -113,6 +135,12 @@ class SampleSettings(Strict):
         return self.rating_method.replace("{min_group_size}", str(self.min_group_size))
     recipients: list[models.Term] = Field(default_factory=list,
                                           description="Bodies recommendations may be addressed to besides providers.")
+    quote_practice_examples: bool = Field(default=False, description=(
+        "Whether redacted reports (qi run --redact, qi report --redact), the ones fit for publication, quote "
+        "practice examples from inspectors' notes: with no case reference, no file position, and the sample's "
+        "case references taken out of the note. Off by default; the full report always quotes them."))
+    page: Page = Field(default_factory=Page, description=(
+        "The page size and margins of report.docx (default A4, 210 x 297 mm, with 25 mm margins)."))
 
 
 class FactDeclaration(Strict):
