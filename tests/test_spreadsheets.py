@@ -156,6 +156,129 @@ def test_import_refuses_a_folder_that_is_not_empty(qi, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["keep.txt"]
 
 
+# --- hostile workbooks: a DTD (external entities, a billion laughs), a part that will not parse, a zip bomb ---
+
+EXTERNAL_ENTITY = b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>', b"&e;"
+BILLION_LAUGHS = (b'<!DOCTYPE x [<!ENTITY l0 "lol">'
+                  + b"".join(b'<!ENTITY l%d "%s">' % (n, b"&l%d;" % (n - 1) * 10) for n in range(1, 10)) + b"]>",
+                  b"&l9;")
+SHARED_STRINGS = "xl/sharedStrings.xml"
+SHARED_STRINGS_TYPE = (b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                       b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>')
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    """The example sample's workbook, exported once for the tests that break it."""
+    return workbook.export(SAMPLE, tmp_path_factory.mktemp("book") / "nw.xlsx")
+
+
+def _rewritten(book: Path, target: Path, member: str, change) -> Path:
+    """A copy of ``book`` with one part's bytes passed through ``change`` (a missing shared
+    strings part is added first, and listed in [Content_Types].xml, so openpyxl reads it)."""
+    with zipfile.ZipFile(book) as archive:
+        parts = {info.filename: archive.read(info) for info in archive.infolist()}
+    if member == SHARED_STRINGS and member not in parts:
+        parts[member] = (b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="1" '
+                         b'uniqueCount="1"><si><t>x</t></si></sst>')
+        parts["[Content_Types].xml"] = parts["[Content_Types].xml"].replace(b"</Types>", SHARED_STRINGS_TYPE)
+    parts[member] = change(parts[member])
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    return target
+
+
+def _with_dtd(dtd: bytes, reference: bytes):
+    """Declare ``dtd`` before the root element and use its entity in the first text cell (a header,
+    which a diagnostic would quote), or as the root's first text."""
+    def change(data: bytes) -> bytes:
+        at = data.find(b"<t>") + len(b"<t>") if b"<t>" in data else re.search(rb"<[^?!][^>]*>", data).end()
+        return dtd + data[:at] + reference + data[at:]
+    return change
+
+
+def _refused(result, name: str, code: str, out: Path) -> None:
+    """Exit 1 with one coded diagnostic for the whole file, no traceback, nothing written, and
+    nothing of /etc/passwd anywhere."""
+    assert result.exit_code == 1, result.stderr
+    assert f"{name}:1:1: {code}:" in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert not out.exists()
+    passwd = Path("/etc/passwd").read_text(encoding="utf-8", errors="replace") if Path("/etc/passwd").exists() else ""
+    for line in [line for line in passwd.splitlines() if line.strip()][:5] + ["root:x:0"]:
+        assert line not in result.stdout and line not in result.stderr
+
+
+@pytest.mark.parametrize("member", ["xl/worksheets/sheet1.xml", "xl/worksheets/sheet2.xml", SHARED_STRINGS,
+                                    "xl/workbook.xml", "xl/styles.xml", "[Content_Types].xml",
+                                    "xl/_rels/workbook.xml.rels"])
+@pytest.mark.parametrize("dtd", [EXTERNAL_ENTITY, BILLION_LAUGHS], ids=["external-entity", "billion-laughs"])
+def test_a_workbook_part_with_a_dtd_is_refused_unread(qi, exported, tmp_path, member, dtd):
+    """Every part is checked, the Instructions sheet (sheet1, never read) and styles included."""
+    book = _rewritten(exported, tmp_path / "hostile.xlsx", member, _with_dtd(*dtd))
+    result = qi("cases", "import", book, "--out", tmp_path / "out")
+    _refused(result, "hostile.xlsx", "unsafe_workbook", tmp_path / "out")
+    assert f"the part {member!r} declares a DTD" in result.stderr
+
+
+@pytest.mark.parametrize("member", ["xl/worksheets/sheet2.xml", SHARED_STRINGS, "xl/workbook.xml"])
+def test_openpyxl_refuses_entities_itself_when_the_check_is_skipped(qi, exported, tmp_path, monkeypatch, member):
+    """The second guard: openpyxl parses sheets and shared strings with defusedxml (when installed),
+    and what it raises, opening the workbook or reading rows, is a diagnostic; lxml (workbook.xml)
+    never resolves entities, so it may read the workbook, but without the file."""
+    monkeypatch.setattr(workbook, "_check_parts", lambda path, shown: None)
+    book = _rewritten(exported, tmp_path / "hostile.xlsx", member, _with_dtd(*EXTERNAL_ENTITY))
+    result = qi("cases", "import", book, "--out", tmp_path / "out")
+    if member == "xl/workbook.xml" and openpyxl.LXML and result.exit_code == 0:
+        written = "".join(path.read_text(encoding="utf-8") for path in (tmp_path / "out").rglob("*.yaml"))
+        assert "root:x:0" not in written and "root:x:0" not in result.stdout + result.stderr
+        return
+    _refused(result, "hostile.xlsx", "unsafe_workbook" if openpyxl.DEFUSEDXML else "unreadable_workbook",
+             tmp_path / "out")
+
+
+def test_openpyxl_parses_with_defusedxml():
+    pytest.importorskip("defusedxml")
+    assert openpyxl.DEFUSEDXML
+
+
+def test_a_sheet_that_breaks_while_its_rows_are_read_is_a_diagnostic(qi, exported, tmp_path):
+    """Read-only sheets are parsed row by row: an undefined entity in the last row fails there."""
+    def change(data: bytes) -> bytes:
+        at = data.rindex(b"<t>") + len(b"<t>")
+        return data[:at] + b"&undefined;" + data[at:]
+    book = _rewritten(exported, tmp_path / "broken.xlsx", "xl/worksheets/sheet2.xml", change)
+    result = qi("cases", "import", book, "--out", tmp_path / "out")
+    _refused(result, "broken.xlsx", "unreadable_workbook", tmp_path / "out")
+
+
+def test_a_zip_bomb_is_refused_from_the_zip_directory(qi, exported, tmp_path):
+    """A part whose entry in the zip's directory says it uncompresses to 4 GiB is refused unread."""
+    data = bytearray(exported.read_bytes())
+    end = data.rindex(b"PK\x05\x06")
+    at = int.from_bytes(data[end + 16:end + 20], "little")
+    while data[at:at + 4] == b"PK\x01\x02":  # an entry: uncompressed size at 24, name length at 28, name at 46
+        lengths = [int.from_bytes(data[at + n:at + n + 2], "little") for n in (28, 30, 32)]
+        if data[at + 46:at + 46 + lengths[0]] == b"xl/worksheets/sheet2.xml":
+            data[at + 24:at + 28] = (0xFFFF_FFFE).to_bytes(4, "little")
+        at += 46 + sum(lengths)
+    bomb = tmp_path / "bomb.xlsx"
+    bomb.write_bytes(bytes(data))
+    with zipfile.ZipFile(bomb) as archive:
+        assert archive.getinfo("xl/worksheets/sheet2.xml").file_size == 0xFFFF_FFFE
+    result = qi("cases", "import", bomb, "--out", tmp_path / "out")
+    _refused(result, "bomb.xlsx", "unreadable_workbook", tmp_path / "out")
+    assert "uncompresses to more than 1024 MiB" in result.stderr
+
+
+def test_a_workbook_of_too_many_parts_is_refused(qi, exported, tmp_path, monkeypatch):
+    monkeypatch.setattr(workbook, "MAX_WORKBOOK_PARTS", 5)
+    result = qi("cases", "import", exported, "--out", tmp_path / "out")
+    _refused(result, "nw.xlsx", "unreadable_workbook", tmp_path / "out")
+    assert "parts, more than the 5 qi reads" in result.stderr
+
+
 def _note_sample(tmp_path: Path, note: str, title: str | None = None) -> Path:
     copy = tmp_path / "sample"
     shutil.copytree(SAMPLE, copy)

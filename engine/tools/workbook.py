@@ -26,6 +26,7 @@ import typing
 import zipfile
 from pathlib import Path
 from typing import Any
+from xml.parsers import expat
 
 import openpyxl
 from openpyxl.comments import Comment
@@ -38,10 +39,19 @@ from engine.check import sample as samples
 from engine.load import source
 from engine.tools import generate, spreadsheet
 
+try:  # openpyxl parses with defusedxml when it is installed (a dependency): entities are refused
+    from defusedxml import DefusedXmlException
+except ImportError:  # pragma: no cover - the DTD check before openpyxl refuses the same workbooks
+    DefusedXmlException = ()  # type: ignore[assignment,misc]
+
 CASES, ORGANISATIONS, SAMPLE, LISTS, INSTRUCTIONS = "Cases", "Organisations", "Sample", "Lists", "Instructions"
 LIST_SEPARATOR = ","
 #: Largest workbook read, in bytes (a 10,000-case workbook is a few MB).
 MAX_WORKBOOK_BYTES = 64 * 1024 * 1024
+#: Largest size of a workbook's parts once uncompressed, and most parts, read from the zip's
+#: directory before anything is uncompressed (a 10,000-case workbook uncompresses to about 125 MB).
+MAX_UNCOMPRESSED_BYTES = 1024 * 1024 * 1024
+MAX_WORKBOOK_PARTS = 10_000
 #: Rows below the data that keep their drop-downs, so new cases can be added.
 SPARE_ROWS = 200
 #: The per-item and per-criterion column suffixes, and the file field each one fills.
@@ -345,6 +355,7 @@ class _Sheet:
     """One sheet being read: its name for diagnostics, and the problems found in it."""
 
     def __init__(self, display: str, name: str) -> None:
+        self.display = display
         self.path = f"{display}:{name}"
         self.problems: list[Diagnostic] = []
 
@@ -371,12 +382,16 @@ def import_workbook(path: str | os.PathLike[str], out: str | os.PathLike[str], f
         sheet.problem(1, 1, "missing_sheet", f"the workbook has no {CASES} sheet",
                       f"export a workbook with qi cases export (sheets found: {', '.join(book.sheetnames)})")
         raise InputError(sheet.problems)
-    cases = _read_rows(book[CASES], _Sheet(shown, CASES), framework, "case", context_columns(framework), problems,
-                       warnings)
-    organisations = (_read_rows(book[ORGANISATIONS], _Sheet(shown, ORGANISATIONS), framework, "organisation",
-                                [_organisation_column()], problems, warnings)
-                     if ORGANISATIONS in book.sheetnames else [])
-    manifest = _read_manifest(book[SAMPLE], _Sheet(shown, SAMPLE), problems) if SAMPLE in book.sheetnames else None
+    try:
+        cases = _read_rows(book[CASES], _Sheet(shown, CASES), framework, "case", context_columns(framework),
+                           problems, warnings)
+        organisations = (_read_rows(book[ORGANISATIONS], _Sheet(shown, ORGANISATIONS), framework, "organisation",
+                                    [_organisation_column()], problems, warnings)
+                         if ORGANISATIONS in book.sheetnames else [])
+        manifest = (_read_manifest(book[SAMPLE], _Sheet(shown, SAMPLE), problems)
+                    if SAMPLE in book.sheetnames else None)
+    finally:
+        book.close()
     if isinstance(book, _CsvBook):  # a CSV has no sheets: its problems read FILE.csv:ROW:COLUMN
         problems, warnings = _plain(problems, shown), _plain(warnings, shown)
     if has_errors(problems):
@@ -420,6 +435,9 @@ class _CsvBook:
     def __getitem__(self, name: str) -> _CsvSheet:
         return self.sheets[name]
 
+    def close(self) -> None:
+        """Nothing to close: the file was read whole."""
+
 
 def _plain(found: list[Diagnostic], path: str) -> list[Diagnostic]:
     return [Diagnostic(path, d.line, d.col, d.code, d.message, d.hint, d.severity) for d in found]
@@ -454,20 +472,121 @@ def _open(path: Path, shown: str):
     if size > MAX_WORKBOOK_BYTES:
         raise unreadable(f"the workbook is larger than {MAX_WORKBOOK_BYTES // (1024 * 1024)} MiB",
                          "split the sample, or check that it is the file you meant")
+    _check_parts(path, shown)
     try:
         return openpyxl.load_workbook(path, read_only=True, data_only=False)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError) as error:
-        raise unreadable(f"this is not an .xlsx workbook qi can read ({type(error).__name__})",
-                         "save it from your spreadsheet program as Excel Workbook (.xlsx)") from None
-    except Exception as error:  # openpyxl's own InvalidFileException and parser errors
-        raise unreadable(f"this is not an .xlsx workbook qi can read ({type(error).__name__})",
-                         "save it from your spreadsheet program as Excel Workbook (.xlsx)") from None
+    except Exception as error:  # zip, XML and openpyxl's own errors (InvalidFileException)
+        raise _refused(shown, error) from None
+
+
+def _refused(shown: str, error: BaseException) -> InputError:
+    """The diagnostic for a workbook openpyxl could not read: ``unsafe_workbook`` when its parser
+    refused an entity or an external reference (openpyxl re-raises that as a ValueError), else
+    ``unreadable_workbook``."""
+    cause: BaseException | None = error
+    for _ in range(8):
+        if cause is None:
+            break
+        if isinstance(cause, DefusedXmlException):
+            return _unsafe(shown, f"the workbook's XML declares an entity or an external reference "
+                                  f"({type(cause).__name__})")
+        cause = cause.__cause__ or cause.__context__
+    return InputError([Diagnostic(shown, 1, 1, "unreadable_workbook",
+                                  f"this is not an .xlsx workbook qi can read ({type(error).__name__})",
+                                  "save it from your spreadsheet program as Excel Workbook (.xlsx)")])
+
+
+def _unsafe(shown: str, message: str) -> InputError:
+    return InputError([Diagnostic(shown, 1, 1, "unsafe_workbook", message,
+                                  "qi reads no entities; save it again from your spreadsheet program, or export "
+                                  "a fresh one with qi cases export")])
+
+
+def _check_parts(path: Path, shown: str) -> None:
+    """Refuse, before openpyxl reads it, a workbook that would uncompress beyond the limits (the
+    sizes come from the zip's directory, and no part is ever uncompressed past its stated size)
+    and one with a part that declares a DTD: an .xlsx never has one, and a DTD is how entities
+    (a billion laughs) and external references (a file on this computer) get in. Every part is
+    checked, read or not, so the refusal does not depend on which sheets are read, or how."""
+    def unreadable(message: str, hint: str = "save it from your spreadsheet program as Excel Workbook (.xlsx)"):
+        return InputError([Diagnostic(shown, 1, 1, "unreadable_workbook", message, hint)])
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+            if len(parts) > MAX_WORKBOOK_PARTS:
+                raise unreadable(f"the workbook has {len(parts)} parts, more than the {MAX_WORKBOOK_PARTS} qi reads",
+                                 "check that it is the file you meant")
+            if sum(part.file_size for part in parts) > MAX_UNCOMPRESSED_BYTES:
+                raise unreadable(f"the workbook uncompresses to more than {MAX_UNCOMPRESSED_BYTES // (1024 * 1024)} "
+                                 "MiB", "split the sample, or check that it is the file you meant")
+            for part in parts:
+                found = _prolog(archive, part)
+                if found == "dtd":
+                    raise _unsafe(shown, f"the part {part.filename[:100]!r} declares a DTD (entities, external "
+                                         "references), which an .xlsx never has")
+                if found == "encoding":
+                    raise unreadable(f"the part {part.filename[:100]!r} is in an encoding qi does not read")
+    except InputError:
+        raise
+    except Exception as error:  # not a zip, an encrypted or corrupt part, an unknown compression
+        raise _refused(shown, error) from None
+
+
+class _Stop(Exception):
+    """Raised from the XML parser to stop at the first DTD or the root element."""
+
+
+def _prolog(archive: zipfile.ZipFile, part: zipfile.ZipInfo) -> str:
+    """What starts a part: "dtd" when its XML declares a DTD, "encoding" when it is XML in an
+    encoding the parser does not know, else "" (the root element, or not XML: images and the like,
+    left to openpyxl). A DTD can only come before the root element, so parsing stops there: nothing
+    is declared, expanded or fetched, and a large sheet costs no more than a small one."""
+    parser = expat.ParserCreate()
+    found = ""
+
+    def stop(kind: str):
+        def handler(*_) -> None:
+            nonlocal found
+            found = kind
+            raise _Stop
+        return handler
+
+    parser.StartDoctypeDeclHandler = stop("dtd")
+    parser.EntityDeclHandler = stop("dtd")
+    parser.StartElementHandler = stop("")
+    try:
+        with archive.open(part) as stream:
+            while chunk := stream.read(64 * 1024):
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
+    except _Stop:
+        pass
+    except expat.ExpatError as error:
+        if error.code in (expat.errors.codes[expat.errors.XML_ERROR_UNKNOWN_ENCODING],
+                          expat.errors.codes[expat.errors.XML_ERROR_INCORRECT_ENCODING]):
+            return "encoding"
+    return found
+
+
+def _rows(worksheet, sheet: _Sheet, min_row: int = 1):
+    """A sheet's rows. openpyxl parses a read-only sheet while its rows are read, so a sheet it
+    cannot parse fails here, and is reported like any other unreadable workbook."""
+    rows = worksheet.iter_rows(min_row=min_row)
+    while True:
+        try:
+            cells = next(rows)
+        except StopIteration:
+            return
+        except Exception as error:  # the XML parser's, or openpyxl's
+            raise _refused(sheet.display, error) from None
+        yield cells
 
 
 def _read_rows(worksheet, sheet: _Sheet, framework: models.Framework, scope: str, columns: list[Column],
                problems: list[Diagnostic], warnings: list[Diagnostic]) -> list[dict]:
     """Every data row of an evidence sheet as a validated file's data, with problems at their cells."""
-    rows = worksheet.iter_rows()
+    rows = _rows(worksheet, sheet)
     header_cells = next(rows, ())
     layout = _layout(header_cells, sheet, framework, scope, columns)
     key_column = columns[0]
@@ -677,7 +796,7 @@ def _read_manifest(worksheet, sheet: _Sheet, problems: list[Diagnostic]) -> dict
     """The Sample sheet (field | value rows) as sample.yaml data, validated."""
     data: dict = {}
     marks: dict[tuple, source.Mark] = {}
-    for row, cells in enumerate(worksheet.iter_rows(min_row=2), start=2):
+    for row, cells in enumerate(_rows(worksheet, sheet, min_row=2), start=2):
         if len(cells) < 2 or cells[0].value is None:
             continue
         key, cell = str(cells[0].value).strip(), cells[1]
