@@ -94,8 +94,20 @@ class Input(click.Path):
 
 format_option = click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
                              show_default=True, help="Output format.")
-framework_option = click.option("--framework", "framework_path", type=Input(dir_okay=False),
+def _prefer_framework(context, parameter, value):
+    """``--framework FILE``: that file comes first when anything names its framework."""
+    if value:
+        frameworks.prefer(value)
+    return value
+
+
+framework_option = click.option("--framework", "framework_path", type=Input(dir_okay=False), callback=_prefer_framework,
                                 help="Framework file to use instead of the bundled one.")
+#: ``--framework FILE`` where the framework is the one the inputs name: the file is found first.
+framework_search_option = click.option(
+    "--framework", type=Input(dir_okay=False), expose_value=False, callback=_prefer_framework,
+    help=f"A framework file to use for the framework the inputs name (looked for before the sample's or rule "
+         f"set's folder, ${frameworks.PATH_VARIABLE} and the bundled frameworks).")
 
 
 def _set_logging(ctx: click.Context, param: click.Parameter, value) -> None:
@@ -142,6 +154,7 @@ def cli(ctx: click.Context) -> None:
     """
     if "qi.logging" not in ctx.meta:  # no logging option before the subcommand: the defaults
         logs.configure("human", "warning")
+    frameworks.forget_preferred()  # a --framework given to an earlier command in this process does not carry over
 
 
 @cli.group()
@@ -258,6 +271,7 @@ def _result(compiled, case) -> dict:
 @click.argument("case_file", metavar="CASE.yaml", type=Input(dir_okay=False, path_type=Path))
 @rules_option
 @format_option
+@framework_search_option
 def evaluate(case_file: Path, rules_file: Path | None, output_format: str) -> None:
     """Judge one case: a finding per criterion, enablers and barriers, each with its rules.
 
@@ -317,6 +331,7 @@ def _store_key(key_file: Path | None) -> bytes | None:
 @rules_option
 @db_option
 @format_option
+@framework_search_option
 def explain(case_file: Path | None, criterion: str, why_not: str | None, run_ref: str | None, case_ref: str | None,
             what_if: bool, max_changes: int, rules_file: Path | None, db_path: Path | None,
             output_format: str) -> None:
@@ -405,6 +420,7 @@ redact_option = click.option("--redact", is_flag=True,
                    "trace.jsonl), no diversity group under the minimum size.")
 @key_option
 @format_option
+@framework_search_option
 def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None, db_path: Path | None,
                 jobs: int, redact: bool, key_file: Path | None, output_format: str) -> None:
     """Run the whole sample: validate, judge every case and provider, aggregate, apply the sample
@@ -677,6 +693,7 @@ def rules_group() -> None:
 @click.argument("files", nargs=-1, type=Input(dir_okay=False, path_type=Path))
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @format_option
+@framework_search_option
 def rules_lint(files: tuple[Path, ...], strict: bool, output_format: str) -> None:
     """Check rule sets (default: the bundled ones): errors exit 1, warnings alone exit 0."""
     paths = list(files) or sorted(data_dir("rules").glob("*.yaml"))
@@ -696,6 +713,7 @@ def rules_lint(files: tuple[Path, ...], strict: bool, output_format: str) -> Non
               help="Remove each rule in turn and negate each top-level condition; list mutants no test detects "
                    "(exit 1 if a rule-removal mutant survives).")
 @format_option
+@framework_search_option
 def rules_test(paths: tuple[Path, ...], show_coverage: bool, fail_under: float | None, junit_file: Path | None,
                with_mutants: bool, output_format: str) -> None:
     """Run rule tests (default: the bundled rules/tests): each a note, a small case or sample, and
@@ -751,6 +769,7 @@ def rules_test(paths: tuple[Path, ...], show_coverage: bool, fail_under: float |
               help="The sample to judge under both rule sets.")
 @click.option("--format", "output_format", type=click.Choice(["md", "json"]), default="md", show_default=True)
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True)
+@framework_search_option
 def rules_diff(old: Path, new: Path, sample_dir: Path, output_format: str, jobs: int) -> None:
     """What a rule change does to a sample: every finding, enabler, barrier, rating and
     recommendation that changes, with the rules responsible on each side."""
@@ -797,6 +816,7 @@ def rules_show(location: str) -> None:
 @rules_group.command("doc")
 @click.argument("file", required=False, type=Input(dir_okay=False, path_type=Path))
 @click.option("--format", "output_format", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@framework_search_option
 def rules_doc(file: Path | None, output_format: str) -> None:
     """The methodology handbook: for each standard and criterion, the framework text beside the
     rules that implement it, in plain English; the sample rules and rating bands; unread items."""
@@ -816,6 +836,7 @@ def rules_doc(file: Path | None, output_format: str) -> None:
 @click.option("--sample", "sample_dirs", multiple=True, type=Input(file_okay=False, exists=True, path_type=Path),
               help="A sample to try rule changes on, besides the bundled examples (repeatable).")
 @key_option
+@framework_search_option
 def serve(db_path: Path | None, host: str, port: int, read_only: bool, sample_dirs: tuple[Path, ...],
           key_file: Path | None) -> None:
     """The web workspace on the audit store: runs, cases and their reasoning, the handbook, and
@@ -846,6 +867,7 @@ def sample_group() -> None:
               help="An empty or new folder for the sample.")
 @click.option("--profile", "profile_file", type=Input(dir_okay=False, path_type=Path),
               help="Generation profile (default: the bundled cases/profiles one).")
+@framework_search_option
 def sample_generate(count: int, seed: int, out_dir: Path, profile_file: Path | None) -> None:
     """Generate a realistic synthetic sample, valid by construction: providers, risk, sentences,
     MAPPA, flags and diversity in realistic proportions, answers correlated as practice is."""
@@ -868,6 +890,7 @@ def cases_group() -> None:
 @click.argument("sample_dir", metavar="SAMPLE_DIR", type=Input(path_type=Path))
 @click.option("--to", "out_file", required=True, metavar="FILE.xlsx", type=click.Path(dir_okay=False, path_type=Path),
               help="The workbook to write: .xlsx (or .csv for the case rows alone).")
+@framework_search_option
 def cases_export(sample_dir: Path, out_file: Path) -> None:
     """Write a sample as a case-assessment workbook: one row per case, context columns, an answer,
     note and sources column per framework item (answers from a drop-down, the framework text as

@@ -1,4 +1,16 @@
-"""The frameworks qi knows: the bundled ``framework/*.yaml`` files, loaded and validated once."""
+"""The frameworks qi knows, loaded and validated once per file content.
+
+A document names its framework by id and version (``framework: {id, version}`` in a rule set, a
+sample manifest or a generation profile); the file is found along a search path, first match wins:
+
+1. files given with ``--framework FILE`` (:func:`prefer`), for this process;
+2. the folder of the document naming it (a sample folder, a rule set's folder);
+3. each folder (or file) of ``$QI_FRAMEWORK_PATH`` (separated by ``os.pathsep``);
+4. the frameworks bundled with qi.
+
+So a methodology team keeps its own framework file beside its samples or rule sets, or in a shared
+folder on ``$QI_FRAMEWORK_PATH``, with no change to qi. A run records the sha256 of the file used.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +43,72 @@ def load(path: str | os.PathLike[str]) -> models.Framework:
     return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
 
 
+#: The environment variable naming further folders (or files) to find frameworks in.
+PATH_VARIABLE = "QI_FRAMEWORK_PATH"
+_preferred: list[Path] = []
+
+
+def prefer(path: str | os.PathLike[str]) -> None:
+    """Put a framework file first on the search path for this process (``--framework FILE``)."""
+    path = Path(path)
+    if path not in _preferred:
+        _preferred.insert(0, path)
+
+
+def forget_preferred() -> None:
+    """Forget the files :func:`prefer` put first (each command starts from the plain search path)."""
+    _preferred.clear()
+
+
+def search_path(near: Path | None = None) -> list[Path]:
+    """Where frameworks are looked for, in order: preferred files, ``near`` (a folder), the entries
+    of ``$QI_FRAMEWORK_PATH``, the bundled folder."""
+    entries = list(_preferred) + ([near] if near is not None else [])
+    entries += [Path(e) for e in os.environ.get(PATH_VARIABLE, "").split(os.pathsep) if e.strip()]
+    return entries + [data_dir("framework")]
+
+
+def available(near: Path | None = None) -> dict[tuple[str, str], Path]:
+    """Every framework file along the search path by (id, version), read from each file's own
+    header; the first found of an id and version wins. A YAML file that is not a framework is
+    passed over; one that is a framework but invalid raises its diagnostics."""
+    found: dict[tuple[str, str], Path] = {}
+    for entry in search_path(near):
+        for path in _candidates(entry):
+            framework = _framework_at(path)
+            if framework is not None:
+                found.setdefault((framework.id, framework.version), path)
+    return found
+
+
+def _candidates(entry: Path) -> list[Path]:
+    if entry.is_file():
+        return [entry]
+    if entry.is_dir():
+        return sorted(p for p in entry.glob("*.yaml") if p.is_file())
+    return []
+
+
+def _framework_at(path: Path) -> models.Framework | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    if not _is_framework_file(str(path), stat.st_mtime_ns, stat.st_size):
+        return None
+    return load(path)  # a framework file, so its problems are reported
+
+
+@functools.lru_cache(maxsize=256)
+def _is_framework_file(path: str, mtime_ns: int, size: int) -> bool:
+    """Whether a YAML file on the search path is a framework file (by its signature), cached per
+    file content: a folder of rule sets is read once, not at every lookup."""
+    try:
+        return validate.kind_of(source.load(path)) == "framework"
+    except InputError:
+        return False  # unreadable, not YAML, or not a kind qi knows: not a framework file
+
+
 def bundled() -> dict[tuple[str, str], Path]:
     """The bundled framework files by (id, version), read from each file's own header."""
     found: dict[tuple[str, str], Path] = {}
@@ -41,17 +119,25 @@ def bundled() -> dict[tuple[str, str], Path]:
 
 
 def named_by(document: source.Document) -> Path:
-    """The bundled framework file a document names with ``framework: {id, version}`` (a rule set,
-    a sample manifest, a generation profile). Raises InputError (``unknown_framework``)."""
+    """The framework file a document names with ``framework: {id, version}`` (a rule set, a sample
+    manifest, a generation profile), found along the search path from the document's own folder.
+    Raises InputError (``unknown_framework``)."""
     named = document.data.get("framework") if isinstance(document.data, dict) else None
-    known = bundled()
+    return find(named, document.location.parent if document.origin else None,
+                lambda code, message, hint: document.diagnostic(("framework",), code, message, hint))
+
+
+def find(named, near: Path | None, diagnostic) -> Path:
+    """The file of framework ``named`` (``{id, version}``) along the search path from ``near``;
+    ``diagnostic(code, message, hint)`` makes the error when there is none."""
+    known = available(near)
     if isinstance(named, dict) and (named.get("id"), named.get("version")) in known:
         return known[(named["id"], named["version"])]
     shown = f"{named.get('id')} {named.get('version')}" if isinstance(named, dict) else repr(named)
-    raise InputError([document.diagnostic(("framework",), "unknown_framework",
-                                          f"framework {shown} is not known to qi",
-                                          did_you_mean(shown, [f"{i} {v}" for i, v in sorted(known)],
-                                                       "known frameworks"))])
+    looked = ", ".join(str(e) for e in search_path(near)[:-1]) or f"no folder (set ${PATH_VARIABLE})"
+    raise InputError([diagnostic("unknown_framework", f"framework {shown} is not known to qi",
+                                 did_you_mean(shown, [f"{i} {v}" for i, v in sorted(known)], "known frameworks")
+                                 + f"; looked in {looked} and the bundled frameworks")])
 
 
 def default_path() -> Path:

@@ -14,11 +14,13 @@ place.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.base import resources
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean, has_errors
 from engine.check import framework as frameworks
 from engine.check import models, rules, validate
@@ -169,8 +171,15 @@ def enclosing_manifest(path: Path) -> models.SampleManifest | None:
 
 
 def _framework_of_enclosing_sample(path: Path) -> Path | None:
+    """The framework file the enclosing sample names (found from the sample folder), if any."""
     loaded = enclosing_manifest(path)
-    return frameworks.bundled().get((loaded.framework.id, loaded.framework.version)) if loaded else None
+    if loaded is None:
+        return None
+    try:
+        return frameworks.find({"id": loaded.framework.id, "version": loaded.framework.version},
+                               path.resolve().parent.parent, lambda *diagnostic: Diagnostic(str(path), 1, 1, *diagnostic))
+    except InputError:
+        return None
 
 
 def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | None = None, jobs: int = 1,
@@ -201,8 +210,15 @@ def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | 
         manifest = validate.to_model(manifest_document, "sample")
     except InputError as error:
         problems.extend(error.diagnostics)
+    named = _framework_named(manifest_document, problems if framework_path is None else [])
     if framework_path is None:
-        framework_path = _framework_named(manifest_document, problems)
+        framework_path = named
+    elif named is not None and _sha256(named) != _sha256(framework_path):
+        problems.append(manifest_document.diagnostic(
+            ("framework",), "framework_mismatch",
+            f"the sample's framework file {resources.display(named)} differs from {resources.display(framework_path)}, "
+            "the one the rule set was checked against", "keep one copy of the framework file, on the search path "
+            f"(the sample folder, ${frameworks.PATH_VARIABLE}, or --framework FILE)"))
     if framework_path is None:
         raise InputError(problems)  # without a framework the cases cannot be checked
     framework = frameworks.load(framework_path)
@@ -230,8 +246,16 @@ def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | 
                   sorted(moderation, key=lambda m: m.model.case))
 
 
+def _sha256(path: str | os.PathLike[str]) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def _framework_named(manifest: source.Document, problems: list[Diagnostic]) -> Path | None:
-    """The bundled framework the manifest names, or None with the reason added to ``problems``."""
+    """The framework file the manifest names (along the search path from the sample folder), or
+    None with the reason added to ``problems``."""
     named = manifest.data.get("framework") if isinstance(manifest.data, dict) else None
     if not isinstance(named, dict) or not isinstance(named.get("id"), str) or not isinstance(named.get("version"), str):
         return None  # the manifest's own diagnostics say what is wrong

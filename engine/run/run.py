@@ -83,7 +83,7 @@ def prepare(sample_dir: str | os.PathLike[str], rules_file: str | os.PathLike[st
                                      f"sample for {manifest.framework.id} {manifest.framework.version}",
                                      "choose a rule set for the sample's framework with --rules")])
     judged = JudgedCases()  # progress is counted by sample.load, once per case file checked
-    loaded_sample = sample.load(sample_dir, jobs=jobs, advance=advance,
+    loaded_sample = sample.load(sample_dir, cases.loaded.framework_path, jobs=jobs, advance=advance,
                                 judge=functools.partial(_judge_loaded, str(rules_path)), take=judged.take)
     return Prepared(loaded_sample, rules_path, cases, compiler.compile_organisation(cases.loaded),
                     compiler.compile_sample(cases.loaded), judged)

@@ -311,7 +311,7 @@ def _run_sample(document, rules_path: Path, sections: Sections, test: RuleTest, 
                                      period=models.Period(start=datetime.date(2016, 1, 1),
                                                           end=datetime.date(2016, 3, 31)),
                                      framework=models.FrameworkRef(id=framework.id, version=framework.version))
-    framework_path = frameworks.bundled()[(framework.id, framework.version)]
+    framework_path = compiled.loaded.framework_path or frameworks.bundled()[(framework.id, framework.version)]
     loaded_sample = sample.Sample(document.location.parent, Loaded(document, manifest), framework, framework_path,
                                   cases, organisations, [])
     prepared = run.Prepared(loaded_sample, rules_path, compiled, sections.organisation, sections.whole)

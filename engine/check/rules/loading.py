@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 from engine.base.diagnostics import InputError
 from engine.check import criteria as declarations
@@ -22,6 +23,9 @@ class LoadedRuleSet:
     rules: RuleSet
     document: source.Document
     framework: models.Framework
+    #: The framework file the rule set named, as found on the search path (None when the caller gave
+    #: the framework).
+    framework_path: Path | None = None
 
     @property
     def sha256(self) -> str:
@@ -40,11 +44,13 @@ def from_document(document: source.Document, framework: models.Framework | None 
     if not isinstance(document.data, dict) or "rules" not in document.data:
         raise InputError([document.diagnostic((), "wrong_file_kind", "this is not a rule set",
                                               "a rule set has id, title, version, framework, facts and rules")])
+    framework_path = None
     if framework is None:
-        framework = frameworks.load(frameworks.named_by(document))
+        framework_path = frameworks.named_by(document)
+        framework = frameworks.load(framework_path)
     document = declarations.expand(document, framework)
     try:
-        return LoadedRuleSet(validate.to_model(document, RuleSet, framework), document, framework)
+        return LoadedRuleSet(validate.to_model(document, RuleSet, framework), document, framework, framework_path)
     except InputError as error:
         # cross-rule checks run only on a valid model: give the ones that need no model in the same pass
         raise InputError(error.diagnostics + _raw_duplicates(document)) from None

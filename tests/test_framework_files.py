@@ -1,0 +1,109 @@
+"""A framework file from anywhere: a sample, rule set or profile names its framework by id and
+version, and the file is found beside it, with --framework FILE, on $QI_FRAMEWORK_PATH, or among
+the bundled ones — first match wins — and every run records the sha256 of the file it used."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+
+import pytest
+
+from tests.conftest import ROOT, SAMPLE
+
+FRAMEWORK = ROOT / "framework" / "hmip-qi-adult-2.0.yaml"
+RULES = ROOT / "rules" / "hmip-qi-adult-2.0.yaml"
+
+
+def _own_framework(folder, framework_id="team-framework", version="1.0"):
+    """The 2016 framework under a team's own id and version: a file qi has never bundled."""
+    text = FRAMEWORK.read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^id: hmip-qi-adult$", f"id: {framework_id}", text, count=1)
+    text = re.sub(r'(?m)^version: "2.0"$', f'version: "{version}"', text, count=1)
+    path = folder / f"{framework_id}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _names(path, framework_id="team-framework", version="1.0"):
+    """Make a sample manifest or rule set name the team's framework (and no bundled rule set)."""
+    text = path.read_text(encoding="utf-8")
+    text = text.replace('framework: {id: hmip-qi-adult, version: "2.0"}',
+                        f'framework: {{id: {framework_id}, version: "{version}"}}')
+    text = re.sub(r'framework:\n  id: hmip-qi-adult\n  version: "2.0"',
+                  f'framework:\n  id: {framework_id}\n  version: "{version}"', text)
+    text = re.sub(r"(?m)^rules: .*\n", "", text)
+    path.write_text(text, encoding="utf-8")
+
+
+@pytest.fixture
+def team(tmp_path):
+    """A sample folder holding its own framework file and rule set."""
+    sample = tmp_path / "sample"
+    shutil.copytree(SAMPLE, sample)
+    _names(sample / "sample.yaml")
+    shutil.copy(RULES, sample / "team-rules.yaml")
+    _names(sample / "team-rules.yaml")
+    framework = _own_framework(sample)
+    return sample, framework
+
+
+def test_a_framework_file_beside_the_sample_is_used_and_recorded(qi, team, tmp_path):
+    sample, framework = team
+    assert qi("validate", sample).exit_code == 0
+    assert qi("validate", sample / "cases" / "NW-014.yaml").exit_code == 0  # a case in its sample
+    assert qi("rules", "lint", sample / "team-rules.yaml").exit_code == 0
+    result = qi("run", sample, "--rules", sample / "team-rules.yaml", "--out", tmp_path / "out",
+                "--db", tmp_path / "qi.db", "-q")
+    assert result.exit_code == 0, result.stderr
+    recorded = json.loads((tmp_path / "out" / "report.json").read_text())["framework"]
+    assert (recorded["id"], recorded["version"]) == ("team-framework", "1.0")
+    assert recorded["sha256"] == hashlib.sha256(framework.read_bytes()).hexdigest()
+    evaluated = json.loads(qi("evaluate", sample / "cases" / "NW-014.yaml", "--rules", sample / "team-rules.yaml",
+                              "--format", "json").stdout)
+    assert evaluated["findings"]["3.1"]["value"] == "insufficient"
+
+
+def test_a_framework_file_elsewhere_by_option_or_search_path(qi, team, tmp_path, monkeypatch):
+    sample, framework = team
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    moved = shared / framework.name
+    framework.rename(moved)
+    missing = qi("validate", sample)
+    assert missing.exit_code == 1 and "unknown_framework: framework team-framework 1.0 is not known" in missing.stderr
+    assert "known frameworks: hmip-qi-adult 2.0" in missing.stderr and "QI_FRAMEWORK_PATH" not in missing.stdout
+    assert qi("validate", sample, "--framework", moved).exit_code == 0
+    ran = qi("run", sample, "--rules", sample / "team-rules.yaml", "--framework", moved, "--out", tmp_path / "o1",
+             "--db", tmp_path / "qi.db", "-q")
+    assert ran.exit_code == 0, ran.stderr
+    # --framework holds for one command only
+    assert qi("validate", sample).exit_code == 1
+    monkeypatch.setenv("QI_FRAMEWORK_PATH", str(shared))
+    assert qi("validate", sample).exit_code == 0
+    assert qi("rules", "test", "--format", "json").exit_code == 0  # the bundled rules still find theirs
+
+
+def test_two_different_files_of_one_framework_are_refused(qi, team, tmp_path, monkeypatch):
+    sample, framework = team
+    rules_folder = tmp_path / "rules"
+    rules_folder.mkdir()
+    (sample / "team-rules.yaml").rename(rules_folder / "team-rules.yaml")
+    other = _own_framework(rules_folder)
+    other.write_text(other.read_text() + "\n# another copy, edited\n")
+    result = qi("run", sample, "--rules", rules_folder / "team-rules.yaml", "--out", tmp_path / "out",
+                "--db", tmp_path / "qi.db", "-q")
+    assert result.exit_code == 1 and "framework_mismatch" in result.stderr and not (tmp_path / "out").exists()
+    other.write_text(framework.read_text())  # the same bytes: one framework, wherever it lies
+    result = qi("run", sample, "--rules", rules_folder / "team-rules.yaml", "--out", tmp_path / "out",
+                "--db", tmp_path / "qi.db", "-q")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_an_invalid_framework_file_on_the_search_path_is_reported_not_skipped(qi, team):
+    sample, framework = team
+    framework.write_text(framework.read_text().replace("scope: case", "scope: cases", 1))
+    result = qi("validate", sample)
+    assert result.exit_code == 1 and f"{framework.name}:" in result.stderr and "unknown_framework" not in result.stderr
