@@ -24,8 +24,9 @@ import numpy
 from statsmodels.stats import inter_rater
 from statsmodels.stats.proportion import proportion_confint
 
-#: Categories in the order tables and reports list them.
-ORDER = ("sufficient", "insufficient", "not_applicable", "not_assessed", "yes", "partly", "no")
+#: Findings in the order tables list them; other categories (a framework's answers) follow in
+#: alphabetical order. Kappa does not depend on the order: it only fixes the table's layout.
+ORDER = ("sufficient", "insufficient", "not_applicable", "not_assessed")
 CONFIDENCE = 0.95
 
 

@@ -50,8 +50,26 @@ from engine.check import models
 from engine.check.models import Strict
 from engine.load import source
 
-APPLIES = ["yes", "partly", "no"]
-NOT_MET = ["partly", "no"]
+
+
+class Scale:
+    """The framework's answer scale as the expanded rules read it: which answers count as met,
+    partly met, not met and not applicable (``counts_as`` in the framework's ``answers``), so a
+    yes/no scale, or one with other words, needs no change here."""
+
+    def __init__(self, framework: models.Framework) -> None:
+        vocabulary = framework.vocabulary
+        self.met = vocabulary.answers_meaning("met")
+        self.partly = vocabulary.answers_meaning("partly_met")
+        self.not_met = vocabulary.answers_meaning("not_met")
+        self.not_applicable = vocabulary.answers_meaning("not_applicable")
+        self.applies = vocabulary.answers_meaning("met", "partly_met", "not_met")
+        self.short = vocabulary.answers_meaning("partly_met", "not_met")
+
+    @staticmethod
+    def words(answers: list[str]) -> str:
+        """``partly or no``: answers as a rationale names them."""
+        return " or ".join(answers)
 
 SECTIONS = {"criteria": ("rules", "case"), "organisation_criteria": ("organisation_rules", "organisation")}
 
@@ -69,12 +87,14 @@ class Declaration(Strict):
     core: list[str] = Field(default_factory=list, description="Lines expected in every case.")
     expected_when: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Lines expected only when a condition on the case holds (item -> condition).")
-    key: list[str] = Field(default_factory=list, description="Lines whose `no` makes the criterion insufficient.")
+    key: list[str] = Field(default_factory=list, description="Lines whose not-met answer (`no`) makes the criterion "
+                                                              "insufficient.")
     protection: list[str] = Field(default_factory=list,
-                                  description="Lines whose `partly` or `no` is decisive where protection_when holds.")
+                                  description="Lines whose answer short of met (`partly` or `no`) is decisive where "
+                                              "protection_when holds.")
     protection_when: dict[str, Any] | None = Field(default=None, description="When protection is the priority.")
     threshold: Annotated[float, Field(gt=0, le=100)] = Field(
-        description="% of the applicable lines that must be answered yes.")
+        description="% of the applicable lines that must be met (answered yes).")
 
 
 def expand(document: source.Document, framework: models.Framework) -> source.Document:
@@ -236,10 +256,13 @@ def rules_for(d: Declaration, framework: models.Framework) -> tuple[list[dict], 
     order = {i.id: n for s in framework.standards for c in s.criteria for n, i in enumerate(c.items)}
     items = sorted(d.core + list(d.expected_when), key=order.__getitem__)
     c, m = d.criterion, len(items)
+    scale = Scale(framework)
+    met, not_met, short, na = (scale.words(scale.met), scale.words(scale.not_met), scale.words(scale.short),
+                               scale.words(scale.not_applicable))
     fact = "expected_assessed_" + c.replace(".", "_")
     complete = {"fact": fact}
     finding = lambda value: [{"finding": {"criterion": c, "value": value}}]  # noqa: E731
-    share = f"at least {d.threshold:g}% of the applicable lines met (answered yes)"
+    share = f"at least {d.threshold:g}% of the applicable lines met (answered {met})"
     conditional = ", ".join(d.expected_when) or "none"
     made: list[dict] = []
 
@@ -247,9 +270,9 @@ def rules_for(d: Declaration, framework: models.Framework) -> tuple[list[dict], 
     assessed += [{"any": [{"not": cond}, {"not": {"not_assessed": i}}]} for i, cond in d.expected_when.items()]
     for i in d.protection:  # where protection is the priority, an expected protection line must apply
         unless = [{"not": d.protection_when}] + ([{"not": d.expected_when[i]}] if i in d.expected_when else [])
-        assessed.append({"any": [*unless, {"not": {"any_answer": {"items": [i], "in": ["not_applicable"]}}}]})
+        assessed.append({"any": [*unless, {"not": {"any_answer": {"items": [i], "in": scale.not_applicable}}}]})
     protected = (f" Where protection is the priority, an expected protection line ({', '.join(d.protection)}) "
-                 "answered not_applicable is not an assessment of it: the protection evidence is missing."
+                 f"answered {na} is not an assessment of it: the protection evidence is missing."
                  if d.protection else "")
     made.append({
         "id": f"{c}-expected-lines-assessed", "title": f"{c}: every expected line of enquiry assessed",
@@ -258,38 +281,40 @@ def rules_for(d: Declaration, framework: models.Framework) -> tuple[list[dict], 
                      "not applicable." + protected,
         "cites": items, "when": {"all": assessed}, "then": [{"fact": fact}]})
 
-    meets = [{"all": [*_exactly(items, APPLIES, a),
-                      {"at_least": {"n": _need(d.threshold, a), "items": items, "in": ["yes"]}}]}
+    meets = [{"all": [*_exactly(items, scale.applies, a),
+                      {"at_least": {"n": _need(d.threshold, a), "items": items, "in": scale.met}}]}
              for a in range(1, m + 1)]
-    guards: list[dict] = [complete, {"at_least": {"n": 1, "items": items, "in": APPLIES}}]
+    guards: list[dict] = [complete, {"at_least": {"n": 1, "items": items, "in": scale.applies}}]
     if d.key:
-        guards.append({"not": {"any_answer": {"items": d.key, "in": ["no"]}}})
+        guards.append({"not": {"any_answer": {"items": d.key, "in": scale.not_met}}})
     if d.protection:
         guards.append({"any": [{"not": d.protection_when},
-                               {"not": {"any_answer": {"items": d.protection, "in": NOT_MET}}}]})
+                               {"not": {"any_answer": {"items": d.protection, "in": scale.short}}}]})
     made.append({
         "id": f"{c}-sufficient", "title": f"{c} sufficient",
         "rationale": f"Every expected line assessed, {share}"
-                     + (f", no key line ({', '.join(d.key)}) answered no" if d.key else "")
-                     + (f", and no protection line ({', '.join(d.protection)}) short of yes where protection is the "
+                     + (f", no key line ({', '.join(d.key)}) answered {not_met}" if d.key else "")
+                     + (f", and no protection line ({', '.join(d.protection)}) short of {met} where protection is the "
                         "priority" if d.protection else "") + ". " + d.rationale,
         "cites": items, "when": {"all": [*guards, {"any": meets}]}, "then": finding("sufficient")})
 
     if d.key:
         made.append({
             "id": f"{c}-key-line-not-met", "title": f"{c} insufficient: a key line of enquiry is not met",
-            "rationale": f"A key line ({', '.join(d.key)}) answered no makes {c} insufficient whatever else is good. "
-                         + d.rationale,
-            "cites": list(d.key), "when": {"any_answer": {"items": d.key, "in": ["no"]}},
+            "rationale": f"A key line ({', '.join(d.key)}) answered {not_met} makes {c} insufficient whatever else is "
+                         "good. " + d.rationale,
+            "cites": list(d.key), "when": {"any_answer": {"items": d.key, "in": scale.not_met}},
             "then": finding("insufficient")})
     if d.protection:
         made.append({
             "id": f"{c}-protection-line-not-met",
             "title": f"{c} insufficient: a public protection line is not fully met",
             "rationale": f"Where protection is the priority, a protection line ({', '.join(d.protection)}) answered "
-                         f"partly or no makes {c} insufficient: partly is never enough on these lines. " + d.rationale,
+                         f"{short} makes {c} insufficient"
+                         + (f": {scale.words(scale.partly)} is never enough on these lines. " if scale.partly else ". ")
+                         + d.rationale,
             "cites": list(d.protection),
-            "when": {"all": [d.protection_when, {"any_answer": {"items": d.protection, "in": NOT_MET}}]},
+            "when": {"all": [d.protection_when, {"any_answer": {"items": d.protection, "in": scale.short}}]},
             "then": finding("insufficient")})
 
     fails = []
@@ -303,14 +328,14 @@ def rules_for(d: Declaration, framework: models.Framework) -> tuple[list[dict], 
             lines = counted - k
             over = lines - _need(d.threshold, lines) + 1
             if over <= lines:
-                branches.append({"all": [*_exactly(items, ["not_applicable"], k),
-                                         {"at_least": {"n": over, "items": items, "in": NOT_MET}}]})
+                branches.append({"all": [*_exactly(items, scale.not_applicable, k),
+                                         {"at_least": {"n": over, "items": items, "in": scale.short}}]})
         if branches:
             fails.append({"all": [*left, {"any": branches}]} if left else {"any": branches})
     made.append({
         "id": f"{c}-too-few-met", "title": f"{c} insufficient: too few lines of enquiry met",
         "rationale": f"Fewer than {d.threshold:g}% of the applicable lines are met, or can be even if every "
-                     "expected line still missing were answered yes (a line the case does not call for, left "
+                     f"expected line still missing were answered {met} (a line the case does not call for, left "
                      "unanswered, does not apply): an established failure stands while other evidence is "
                      "missing. " + d.rationale,
         "cites": items, "when": {"any": fails}, "then": finding("insufficient")})
@@ -319,6 +344,7 @@ def rules_for(d: Declaration, framework: models.Framework) -> tuple[list[dict], 
         "id": f"{c}-not-applicable", "title": f"{c} not applicable to the case",
         "rationale": f"Every expected line of {c} was assessed and none applies: each is not applicable, or not "
                      "expected in this case and not answered.",
-        "cites": items, "when": {"all": [complete, {"not": {"at_least": {"n": 1, "items": items, "in": APPLIES}}}]},
+        "cites": items, "when": {"all": [complete, {"not": {"at_least": {"n": 1, "items": items,
+                                                                         "in": scale.applies}}}]},
         "then": finding("not_applicable")})
     return made, {"id": fact, "description": f"Every line of enquiry expected for {c} in this case was assessed."}

@@ -133,6 +133,19 @@ class Term(Strict):
     label: str = Field(description="What the value means, in words.")
 
 
+#: What an answer counts as, whatever the framework calls it: every rule the engine generates
+#: (criterion declarations, notes required, practice examples) reads answers through these.
+ANSWER_MEANINGS = ("met", "partly_met", "not_met", "not_applicable")
+
+
+class AnswerTerm(Term):
+    """One answer of the framework's answer scale, and what it counts as."""
+
+    counts_as: Literal["met", "partly_met", "not_met", "not_applicable"] = Field(
+        description="What the answer counts as: met, partly_met (short of met, but not nothing), not_met, or "
+                    "not_applicable (the item does not arise in the case, unlike an item left unanswered).")
+
+
 class NumberedTerm(Strict):
     """One entry of a numbered vocabulary (MAPPA categories and levels)."""
 
@@ -181,7 +194,10 @@ class ContextField(Strict):
 class Vocabulary(Strict):
     """The controlled vocabulary of case context: extend it here, without code."""
 
-    answers: list[Term] = Field(description="Answers an inspector may give on an item.")
+    answers: list[AnswerTerm] = Field(description="The answer scale: answers an inspector may give on an item, "
+                                                  "each with what it counts as (met, partly_met, not_met, "
+                                                  "not_applicable). A scale needs a met, a not_met and a "
+                                                  "not_applicable answer; partly_met is optional (a yes/no scale).")
     providers: list[Term] = Field(description="Organisations that deliver the work inspected.")
     risk_levels: list[Term] = Field(description="Risk of serious harm levels, lowest first.")
     sentence_types: list[Term] = Field(description="Types of sentence under supervision.")
@@ -226,6 +242,18 @@ class Vocabulary(Strict):
         if problems:
             raise ValidationError.from_exception_data("Vocabulary", problems)
         return self
+
+    @model_validator(mode="after")
+    def _answer_scale(self) -> Vocabulary:
+        missing = [m for m in ANSWER_MEANINGS if m != "partly_met" and not self.answers_meaning(m)]
+        if missing:
+            raise ValueError(f"answers: no answer counts as {' or '.join(missing)} (each answer says what it counts "
+                             "as: counts_as: met | partly_met | not_met | not_applicable)")
+        return self
+
+    def answers_meaning(self, *meanings: str) -> list[str]:
+        """The answers that count as any of ``meanings``, in the scale's order."""
+        return [a.id for a in self.answers if a.counts_as in meanings]
 
     def context_field(self, field_id: str) -> ContextField | None:
         return next((f for f in self.context if f.id == field_id), None)
@@ -389,6 +417,21 @@ class Evidence(Strict):
     sources: Annotated[list[Annotated[str, vocabulary("evidence_sources", "evidence source")]],
                        AfterValidator(_unique)] = _vocab_field(
         "evidence_sources", "Where the evidence was found.", default_factory=list)
+
+    _counts_as: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _meaning(self, info: ValidationInfo) -> Evidence:
+        framework = _framework(info)
+        if framework is not None:
+            self._counts_as = next((a.counts_as for a in framework.vocabulary.answers if a.id == self.answer), None)
+        return self
+
+    @property
+    def counts_as(self) -> str | None:
+        """What the answer counts as on the framework's scale (met, partly_met, not_met,
+        not_applicable); None when validated without a framework."""
+        return self._counts_as
 
 
 def item_of_scope(scope: str):

@@ -83,15 +83,24 @@ def words(identifier: str) -> str:
 
 # --- practice examples --------------------------------------------------------------------------
 
-def practice_examples(results: Iterable[dict], slots: int | None = None, per_finding: int = 1) -> dict[str, list[dict]]:
+def example_answers(framework) -> dict[str, tuple[str, ...]]:
+    """Which answers a practice example of each finding quotes, from the framework's scale: an
+    answer short of met for an insufficient finding, a met one for a sufficient one."""
+    vocabulary = framework.vocabulary
+    return {"insufficient": tuple(vocabulary.answers_meaning("not_met", "partly_met")),
+            "sufficient": tuple(vocabulary.answers_meaning("met"))}
+
+
+def practice_examples(results: Iterable[dict], wanted: dict[str, tuple[str, ...]], slots: int | None = None,
+                      per_finding: int = 1) -> dict[str, list[dict]]:
     """Quotations from inspectors' notes that illustrate each criterion's findings, chosen by rule:
     for each criterion, provider and finding (sufficient, insufficient), the first cases in
     reference order whose finding rests on evidence with a note — the evidence quoted is what the
-    rules that concluded the finding read (an item answered ``no`` or ``partly`` for an
-    insufficient finding, ``yes`` for a sufficient one). At most ``per_finding`` each. ``results``
-    come in reference order; reading stops once ``slots`` (criterion × provider × finding) are full.
+    rules that concluded the finding read (``wanted`` answers for each finding, from
+    :func:`example_answers`: short of met for an insufficient finding, met for a sufficient one).
+    At most ``per_finding`` each. ``results`` come in reference order; reading stops once ``slots``
+    (criterion × provider × finding) are full.
     """
-    wanted = {"insufficient": ("no", "partly"), "sufficient": ("yes",)}
     chosen: dict[tuple[str, str, str], list[dict]] = {}
     filled = 0
     for result in results:

@@ -86,7 +86,8 @@ def _figures(content: dict, reviewed: Report, compiled: compiler.CompiledRuleSet
     slots = 2 * len(framework.vocabulary.providers) * len(aggregates["targets"])
     return {"aggregates": aggregates, "labels": group_labels.labels(framework, aggregates["group_sizes"]),
             "sample_judgement": run.judge_sample(compiler.compile_sample(loaded), aggregates),
-            "examples": draft.practice_examples(_as_decided(reviewed.spool.results()), slots=slots)}
+            "examples": draft.practice_examples(_as_decided(reviewed.spool.results()), draft.example_answers(framework),
+                                                slots=slots)}
 
 
 def _as_decided(results):

@@ -323,7 +323,7 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
         "labels": group_labels.labels(framework, aggregates["group_sizes"]),
         "aggregates": aggregates,
         "examples": draft.practice_examples(
-            spool.results(), slots=2 * len(framework.vocabulary.providers) * len(aggregates["targets"])),
+            spool.results(), draft.example_answers(framework), slots=2 * len(framework.vocabulary.providers) * len(aggregates["targets"])),
         "publication": publication(ruleset.sample),
         "sample_judgement": judge_sample(prepared.whole, aggregates, observe),
         "organisations": organisations,

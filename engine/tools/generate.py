@@ -109,7 +109,7 @@ def generate(profile: Profile, framework: models.Framework, count: int, seed: in
         written.append(_write(out / "cases" / f"{reference}.yaml", _yaml(case)))
     for provider in profile.providers:
         organisation = {"organisation": provider.id,
-                        "evidence": {item: _evidence(rng, profile, provider.practice, False)
+                        "evidence": {item: _evidence(rng, profile, provider.practice, False, framework.vocabulary)
                                      for item in framework.item_ids("organisation")}}
         written.append(_write(out / "organisation" / f"{provider.id}.yaml", _yaml(organisation)))
     return written
@@ -149,18 +149,24 @@ def _case(rng: random.Random, profile: Profile, framework: models.Framework, ref
         for criterion in standard.criteria:
             for item in criterion.items:
                 relevant = item.id not in applies or conditions.holds(applies[item.id], attributes)
-                evidence[item.id] = _evidence(rng, profile, standard_quality, not relevant)
+                evidence[item.id] = _evidence(rng, profile, standard_quality, not relevant, framework.vocabulary)
     case["evidence"] = evidence
     return case
 
 
-def _evidence(rng: random.Random, profile: Profile, quality: float, not_applicable: bool) -> dict:
+def _evidence(rng: random.Random, profile: Profile, quality: float, not_applicable: bool,
+              scale: models.Vocabulary) -> dict:
+    """One answer drawn on the framework's scale: not applicable where the item does not arise,
+    met with the standard's quality, else partly met (``partly_share`` of the rest, where the scale
+    has such an answer) or not met."""
+    first = lambda *meanings: scale.answers_meaning(*meanings)[0]  # noqa: E731
     if not_applicable:
-        answer = "not_applicable"
+        answer = first("not_applicable")
     elif rng.random() < quality:
-        answer = "yes"
+        answer = first("met")
     else:
-        answer = "partly" if rng.random() < profile.answers.partly_share else "no"
+        partly = scale.answers_meaning("partly_met")
+        answer = partly[0] if partly and rng.random() < profile.answers.partly_share else first("not_met")
     return {"answer": answer, "note": rng.choice(profile.answers.notes.get(answer, [""])) or None,
             "sources": sorted(rng.sample(profile.answers.sources, k=min(2, len(profile.answers.sources))))}
 

@@ -56,6 +56,9 @@ def model(loaded: rules.LoadedRuleSet) -> dict:
         "framework": {"id": framework.id, "version": framework.version, "title": framework.title,
                       "working_model": framework.introduction.working_model},
         "policy": POLICY,
+        "scale": {meaning: _either(framework.vocabulary.answers_meaning(*meanings)) for meaning, meanings in
+                  (("met", ("met",)), ("not_met", ("not_met",)), ("short", ("partly_met", "not_met")),
+                   ("applies", ("met", "partly_met", "not_met")), ("not_applicable", ("not_applicable",)))},
         "facts": [{"id": f.id, "description": f.description} for f in ruleset.facts],
         "context_rules": context,
         "standards": standards,
@@ -67,6 +70,15 @@ def model(loaded: rules.LoadedRuleSet) -> dict:
                    "rules": [rule_entry(r, "sample_rules", i) for i, r in enumerate(ruleset.sample_rules)]},
         "unread_items": [i.id for i in framework.items() if i.id not in read],
     }
+
+
+def _either(words: list[str]) -> str:
+    """``yes, partly or no``.
+
+    >>> _either(["yes", "partly", "no"]), _either(["yes", "no"]), _either(["met"])
+    ('yes, partly or no', 'yes or no', 'met')
+    """
+    return " or ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else "".join(words)
 
 
 def _method(declaration, facts: dict[str, str]) -> dict:
