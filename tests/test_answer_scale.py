@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import ROOT, SAMPLE
+from tests.conftest import ROOT
 
 FRAMEWORK = ROOT / "framework" / "hmip-qi-adult-2.0.yaml"
 
