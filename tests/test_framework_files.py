@@ -107,3 +107,47 @@ def test_an_invalid_framework_file_on_the_search_path_is_reported_not_skipped(qi
     framework.write_text(framework.read_text().replace("scope: case", "scope: cases", 1))
     result = qi("validate", sample)
     assert result.exit_code == 1 and f"{framework.name}:" in result.stderr and "unknown_framework" not in result.stderr
+
+
+def _numbered_prompts(folder):
+    """The 2016 framework with its items numbered (3.1.1, 3.1.2) instead of lettered, as a
+    framework with its own numbering would write them."""
+    text = _own_framework(folder, "numbered", "1.0").read_text(encoding="utf-8")
+    text = re.sub(r'id: "(\d+\.\d+)\.([a-z])"', lambda m: f'id: "{m.group(1)}.{ord(m.group(2)) - 96}"', text)
+    text = text.replace('item: {name: Item, plural: Items, id_pattern: "^[0-9]+\\\\.[0-9]+\\\\.[a-z]+$", numbering: letters}',
+                        'item: {name: Prompt, plural: Prompts, id_pattern: "^[0-9]+\\\\.[0-9]+\\\\.[0-9]+$", '
+                        'numbering: numbers}')
+    path = folder / "numbered.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_framework_numbers_its_levels_as_it_declares(qi, tmp_path):
+    framework = _numbered_prompts(tmp_path)
+    assert qi("validate", framework).exit_code == 0
+    shown = qi("framework", "show", "3.1.2", "--framework", framework, "--format", "json")
+    lettered = json.loads(qi("framework", "show", "3.1.b", "--format", "json").stdout)
+    assert shown.exit_code == 0 and json.loads(shown.stdout) == {**lettered, "id": "3.1.2"}
+    case = tmp_path / "T-1.yaml"
+    case.write_text("case: T-1\nprovider: CRC\nsentence: {type: community_order, requirements: [], start: 2016-01-04}\n"
+                    "risk_of_serious_harm: low\nmappa: null\nflags: []\ndiversity: {}\nevidence:\n"
+                    "  3.1.1: {answer: \"yes\", note: n, sources: [oasys]}\n", encoding="utf-8")
+    assert qi("validate", case, "--framework", framework).exit_code == 0
+    case.write_text(case.read_text().replace("3.1.1:", "3.1.a:"))
+    refused = qi("validate", case, "--framework", framework)
+    assert refused.exit_code == 1 and "3.1.a" in refused.stderr
+
+
+@pytest.mark.parametrize("before, after, message", [
+    ('id: "3.1.2"', 'id: "3.1.9"', "prompt '3.1.9' is prompt number 2 of 3.1 (its id must be '3.1.2')"),
+    ('id: "3.1.2"', 'id: "3.1.b"', "prompt id '3.1.b' does not match the pattern"),
+    ('id: "3.2"', 'id: "3.1"', "criterion '3.1' is criterion number 2 of 3"),
+])
+def test_ids_that_break_the_declared_numbering_are_refused_at_their_place(qi, tmp_path, before, after, message):
+    framework = _numbered_prompts(tmp_path)
+    text = framework.read_text()
+    line = text[:text.index(before)].count("\n") + 1
+    framework.write_text(text.replace(before, after, 1))
+    result = qi("validate", framework)
+    assert result.exit_code == 1 and f"numbered.yaml:{line}:" in result.stderr and message in result.stderr
+    assert "inconsistent_id" in result.stderr

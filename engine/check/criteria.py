@@ -82,7 +82,7 @@ MAX_CONDITIONAL = 6
 class Declaration(Strict):
     """How one criterion is judged from its lines of enquiry; expanded into rules."""
 
-    criterion: str = Field(pattern=r"^[0-9]+\.[0-9]+$", description="Criterion id, quoted, e.g. \"3.1\".")
+    criterion: str = Field(pattern=models.NODE_ID_PATTERN, description="Criterion id, quoted, e.g. \"3.1\".")
     rationale: str = Field(min_length=1, description="Why these lines, key lines and threshold: the framework's words.")
     core: list[str] = Field(default_factory=list, description="Lines expected in every case.")
     expected_when: dict[str, dict[str, Any]] = Field(

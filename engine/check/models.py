@@ -25,6 +25,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -34,7 +35,9 @@ from engine.base.diagnostics import did_you_mean
 #: A pseudonymous reference: safe as a file name and in a URL, never a path.
 REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _REFERENCE = re.compile(REFERENCE_PATTERN)
-ITEM_ID_PATTERN = r"^[0-9]+\.[0-9]+\.[a-z]+$"
+#: How any node id of any framework is written (each framework's own pattern, per level, is
+#: checked where the framework is known: see :class:`Level`).
+NODE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 class Strict(BaseModel):
@@ -269,22 +272,61 @@ class Vocabulary(Strict):
         return self._ids[kind]
 
 
+class Level(Strict):
+    """One level of the framework's hierarchy: what the framework calls it and how its ids are
+    written. qi judges three levels — standards (reported and rated), criteria (judged per case or
+    organisation) and items (answered by inspectors) — whatever a framework names them."""
+
+    name: str = Field(description="What the framework calls one node of this level, e.g. Criterion or Key question.")
+    plural: str = Field(description="The plural, e.g. Criteria or Key questions.")
+    id_pattern: str = Field(description="A regular expression every id of this level matches, e.g. ^[0-9]+$.")
+    numbering: Literal["numbers", "letters", "free"] = Field(
+        description="How ids are given in document order: numbers (1, 2, …) or letters (a, b, …) after the parent's "
+                    "id and the separator, or free (any id matching id_pattern, unique).")
+    separator: str = Field(default=".", description="Between the parent's id and the number or letter.")
+
+    @field_validator("id_pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise _error("invalid_value", f"{pattern!r} is not a regular expression: {error}",
+                         "e.g. ^[0-9]+$") from None
+        return pattern
+
+    def numbered(self, parent: str | None, index: int) -> str | None:
+        """The id the node at ``index`` (0-based) under ``parent`` must have; None when free."""
+        counter = str(index + 1) if self.numbering == "numbers" else _letters(index) if self.numbering == "letters" else None
+        if counter is None:
+            return None
+        return counter if parent is None else f"{parent}{self.separator}{counter}"
+
+
+class Levels(Strict):
+    """The framework's three judged levels, top down."""
+
+    standard: Level = Field(description="What is reported and rated, e.g. Standard.")
+    criterion: Level = Field(description="What is judged on each case or organisation, e.g. Criterion, Key question.")
+    item: Level = Field(description="What inspectors answer, e.g. Line of enquiry, Prompt.")
+
+
 class Item(Strict):
     """A key indicator of achievement or a possible line of enquiry."""
 
-    id: str = Field(description="Stable id: criterion id and a letter in document order, e.g. 3.1.a.",
-                    pattern=ITEM_ID_PATTERN)
+    id: str = Field(description="Stable id, written as the framework's levels say, e.g. 3.1.a.",
+                    pattern=NODE_ID_PATTERN)
     text: str = Field(description="The item's text, verbatim from the framework document.", min_length=1)
 
 
 class Criterion(Strict):
-    id: str = Field(description="Stable id, e.g. 3.1.", pattern=r"^[0-9]+\.[0-9]+$")
+    id: str = Field(description="Stable id, written as the framework's levels say, e.g. 3.1.", pattern=NODE_ID_PATTERN)
     title: str = Field(description="The criterion, verbatim.", min_length=1)
     items: list[Item] = Field(description="The criterion's items, in document order.", min_length=1)
 
 
 class Standard(Strict):
-    id: str = Field(description="Stable id, e.g. 3.", pattern=r"^[0-9]+$")
+    id: str = Field(description="Stable id, written as the framework's levels say, e.g. 3.", pattern=NODE_ID_PATTERN)
     title: str = Field(description="The standard, verbatim.", min_length=1)
     scope: Literal["case", "organisation"] = Field(
         description="`case`: judged on each case in the sample; `organisation`: once per provider.")
@@ -311,8 +353,11 @@ class Framework(Strict):
     introduction: Introduction
     dimensions: list[Term] = Field(description="What standards measure: quality + impact = effectiveness.")
     item_kinds: list[Term] = Field(description="Kinds of item, e.g. key indicators, lines of enquiry.")
+    levels: Levels = Field(description="The framework's levels: their names and how their ids are written.")
     standards: list[Standard] = Field(description="The standards, in document order.", min_length=1)
     vocabulary: Vocabulary
+
+    _standard_of: dict = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent_ids(self) -> Framework:
@@ -329,27 +374,45 @@ class Framework(Strict):
                 problems.append(_detail(here + ("item_kind",), standard.item_kind,
                                         _error("unknown_value", f"{standard.item_kind!r} is not an item kind",
                                                did_you_mean(standard.item_kind, sorted(kinds)))))
+            problems += self._id_problems(self.levels.standard, None, s_index, standard.id, here + ("id",))
             for c_index, criterion in enumerate(standard.criteria):
                 where = here + ("criteria", c_index)
-                expected = f"{standard.id}.{c_index + 1}"
-                if criterion.id != expected:
-                    problems.append(_detail(where + ("id",), criterion.id, _error(
-                        "inconsistent_id", f"criterion {criterion.id!r} is the criterion number {c_index + 1} of standard {standard.id}",
-                        f"its id must be {expected!r}")))
+                problems += self._id_problems(self.levels.criterion, standard, c_index, criterion.id, where + ("id",))
                 for i_index, item in enumerate(criterion.items):
-                    letter = _letters(i_index)
-                    if item.id != f"{criterion.id}.{letter}":
-                        problems.append(_detail(where + ("items", i_index, "id"), item.id, _error(
-                            "inconsistent_id", f"item {item.id!r} is item {i_index + 1} of criterion {criterion.id}",
-                            f"its id must be '{criterion.id}.{letter}'")))
+                    problems += self._id_problems(self.levels.item, criterion, i_index, item.id,
+                                                  where + ("items", i_index, "id"))
+        seen: dict[str, int] = {}
+        for node in self.ids():
+            seen[node] = seen.get(node, 0) + 1
+        problems += [_detail(("standards",), node, _error("inconsistent_id", f"the id {node!r} is used {count} times",
+                                                          "give every standard, criterion and item its own id"))
+                     for node, count in sorted(seen.items()) if count > 1]
         if problems:
             raise ValidationError.from_exception_data("Framework", problems)
         return self
 
+    @staticmethod
+    def _id_problems(level: Level, parent, index: int, node_id: str, loc: tuple) -> list[InitErrorDetails]:
+        """An id that does not match its level's pattern, or not the number or letter its place gives."""
+        if not re.search(level.id_pattern, node_id):
+            return [_detail(loc, node_id, _error("inconsistent_id", f"{level.name.lower()} id {node_id!r} does not "
+                                                 f"match the pattern {level.id_pattern} of the framework's levels",
+                                                 "write the id as levels says, or change the level's id_pattern"))]
+        expected = level.numbered(parent.id if parent is not None else None, index)
+        if expected is not None and parent is not None and node_id != expected:
+            return [_detail(loc, node_id, _error(
+                "inconsistent_id", f"{level.name.lower()} {node_id!r} is {level.name.lower()} number {index + 1} of "
+                f"{parent.id}", f"its id must be {expected!r}"))]
+        return []
+
     # --- lookups used across the pipeline ---
 
     def standard_of(self, node_id: str) -> Standard | None:
-        return next((s for s in self.standards if s.id == node_id.split(".")[0]), None)
+        """The standard a standard, criterion or item id belongs to."""
+        if not self._standard_of:
+            self._standard_of.update({node: s for s in self.standards for node in
+                                      [s.id] + [x for c in s.criteria for x in [c.id] + [i.id for i in c.items]]})
+        return self._standard_of.get(node_id)
 
     def criteria(self) -> list[Criterion]:
         return [c for s in self.standards for c in s.criteria]
@@ -472,7 +535,7 @@ def criterion_of_scope(scope: str):
 
 
 def _evidence_field(scope: str) -> Any:
-    key = Annotated[str, item_of_scope(scope), Field(pattern=ITEM_ID_PATTERN)]
+    key = Annotated[str, item_of_scope(scope), Field(pattern=NODE_ID_PATTERN)]
     return Annotated[dict[key, Evidence], Field(
         description="Framework item id -> what the inspector found. Items left out are 'not assessed'.",
         json_schema_extra={"x-vocabulary": f"items.{scope}"})]
@@ -491,7 +554,7 @@ class Judgement(Strict):
 
 
 def _judgements_field(scope: str) -> Any:
-    key = Annotated[str, criterion_of_scope(scope), Field(pattern=r"^[0-9]+\.[0-9]+$")]
+    key = Annotated[str, criterion_of_scope(scope), Field(pattern=NODE_ID_PATTERN)]
     return Annotated[dict[key, Judgement], Field(
         description="Criterion id -> the inspector's own judgement. Optional; compared with the engine's finding.",
         json_schema_extra={"x-vocabulary": f"criteria.{scope}"})]

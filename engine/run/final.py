@@ -44,7 +44,8 @@ def final_report(store: Store, seq: int) -> Report:
         final = _figures(content, reviewed, pipeline.stored_rules(content["ruleset"], store.path))
         content.update(final)
         content["engine"] = engine
-        content["review"]["changes"].update(_moved(engine, final, changed))
+        standard_of = {c["id"]: standard["id"] for standard in content["standards"] for c in standard["criteria"]}
+        content["review"]["changes"].update(_moved(engine, final, changed, standard_of))
     signed = content["review"]["signoffs"]
     if signed:
         latest, now = signed[-1], review.final_report_sha256(content)
@@ -97,9 +98,9 @@ def _as_decided(results):
         yield {**result, "findings": kept}
 
 
-def _moved(engine: dict, final: dict, changed: list[dict]) -> dict:
+def _moved(engine: dict, final: dict, changed: list[dict], standard_of: dict[str, str]) -> dict:
     """What review changed: figures whose counts moved (with the decisions behind them), and
-    ratings and recommendations gained or lost."""
+    ratings and recommendations gained or lost. ``standard_of`` maps each criterion to its standard."""
     by_criterion: dict[str, list[dict]] = {}
     for change in changed:
         by_criterion.setdefault(change["criterion"], []).append(change)
@@ -112,7 +113,7 @@ def _moved(engine: dict, final: dict, changed: list[dict]) -> dict:
                 continue
             within = before.get("standard") if before.get("kind") == "standard" else None
             behind = [c for criterion, cs in by_criterion.items() for c in cs
-                      if criterion == before.get("id", target_id) or (within and criterion.startswith(f"{within}."))]
+                      if criterion == before.get("id", target_id) or (within and standard_of.get(criterion) == within)]
             figures.append({"target": target_id, "group": group,
                             "engine": {"sufficient": figure["counts"]["sufficient"], "applicable": figure["applicable"],
                                        "percent": figure["percent"]},

@@ -19,12 +19,12 @@ BINDABLE = ("criterion", "standard", "provider")
 # Items and criteria are checked to exist here; that each section (case rules, organisation
 # rules) reads only its own scope is checked by RuleSet once the whole file is read.
 ItemId = Annotated[str, models.item_of_scope(None),
-                   Field(pattern=models.ITEM_ID_PATTERN, json_schema_extra={"x-vocabulary": "items."})]
+                   Field(pattern=models.NODE_ID_PATTERN, json_schema_extra={"x-vocabulary": "items."})]
 Answers = one_or_many(Answer)  # each checked against the vocabulary's answers
 FactName = Annotated[str, Field(pattern=FACT_ID_PATTERN)]
 RuleId = Annotated[str, Field(pattern=RULE_ID_PATTERN)]
 CriterionId = Annotated[str, models.criterion_of_scope(None), Field(json_schema_extra={"x-vocabulary": "criteria."})]
-StandardId = Annotated[str, Field(pattern=r"^[0-9]+$", description="Standard id, quoted, e.g. \"3\".")]
+StandardId = Annotated[str, Field(pattern=models.NODE_ID_PATTERN, description="Standard id, quoted, e.g. \"3\".")]
 Provider = Annotated[str, vocabulary("providers", "provider"), Field(json_schema_extra={"x-vocabulary": "providers"})]
 
 
