@@ -42,7 +42,6 @@ BUDGET = {
     "engine/load/source.py": 1,
     "engine/report/draft.py": 9,
     "engine/report/redact.py": 1,
-    "engine/report/views.py": 2,
     "engine/serve/pages.py": 2,
     "engine/store/review.py": 1,
     "engine/tools/generate.py": 29,

@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from engine.check import models
 from engine.report import ratings as rated
+from engine.report import wording
 
 #: Below this many applicable cases a figure is written as a count ("5 of 6"): a percentage of a
 #: handful of cases claims a precision the sample does not have.
@@ -260,8 +260,6 @@ def _answers_to_check(report: dict) -> Section | None:
 
 def _consistency(report: dict) -> Section:
     """Engine against inspectors, second markings and reviewers' decisions, in words."""
-    from engine.report import views  # the same wording as qi runs show
-
     found = report["consistency"]
     engine = found["engine_inspector"]
     section = Section("Consistency: engine and inspectors", "consistency")
@@ -269,16 +267,16 @@ def _consistency(report: dict) -> Section:
         section.blocks.append("No case carries the inspector's own judgements.")
         return section
     section.blocks.append(f"The inspectors' own judgements and the engine's findings agree on "
-                          f"{views.agreement_words(engine['overall'])}, over the {engine['judged']} cases "
+                          f"{wording.agreement_words(engine['overall'])}, over the {engine['judged']} cases "
                           f"and organisations that carry judgements.")
     section.blocks.append(Table(["Criterion", "Agreement"],
-                                [[c, views.agreement_words(a)] for c, a in engine["criteria"].items()]))
+                                [[c, wording.agreement_words(a)] for c, a in engine["criteria"].items()]))
     decided = {(d["case"], d["criterion"]): d for d in report.get("review", {}).get("decisions", [])}
     moderation = []
     for row in found["moderation"]:
         line = (f"{row['case']}, {row['criterion']}: engine {words(row['engine'])}, inspector "
                 f"{words(row['inspector'])}. The engine would agree "
-                f"{views.what_if_summary(row['criterion'], row['what_if'])}.")
+                f"{wording.what_if_summary(row['criterion'], row['what_if'])}.")
         decision = decided.get((row["case"], row["criterion"]))
         if decision:
             line += f" Review: {decision['decision']} by {decision['reviewer']}"
@@ -292,8 +290,8 @@ def _consistency(report: dict) -> Section:
     second = found.get("second_marking", {})
     if second.get("cases"):
         section.blocks.append(f"Cases marked twice: {', '.join(second['cases'])}. Answers agree on "
-                              f"{views.agreement_words(second['answers']['overall'])}; judgements on "
-                              f"{views.agreement_words(second['judgements']['overall'])}.")
+                              f"{wording.agreement_words(second['answers']['overall'])}; judgements on "
+                              f"{wording.agreement_words(second['judgements']['overall'])}.")
     signoffs = report.get("review", {}).get("signoffs", [])
     if "review" in report:
         section.blocks.append("; ".join(f"Signed off by {s['reviewer']} at {s['at']}" for s in signoffs) + "."

@@ -23,7 +23,7 @@ from pathlib import Path
 from engine.base import render
 from engine.base.diagnostics import Diagnostic, InputError
 from engine.compile import facts
-from engine.report import draft, redact, views, word
+from engine.report import draft, redact, word, wording
 from engine.report.model import Report
 
 FILES = ("report.json", "report.md", "report.html", "report.docx", "trace.jsonl")
@@ -67,8 +67,8 @@ def _view(report: Report) -> dict:
     plain = report.get("labels", {})
     return {"r": report, "ratings": ratings, "groups": groups, "traces": traces, "figure": functools.partial(draft.figure, confidence=report["aggregates"].get("confidence", 0.95)),
             "label": lambda key: plain.get(key) or (key.partition(":")[2] or key).replace("_", " "),
-            "trace_limit": HTML_TRACE_LIMIT, "agreement_words": views.agreement_words,
-            "what_if_summary": views.what_if_summary,
+            "trace_limit": HTML_TRACE_LIMIT, "agreement_words": wording.agreement_words,
+            "what_if_summary": wording.what_if_summary,
             "review_account": functools.partial(draft.review_account, label=lambda key: plain.get(key) or key),
             "decisions": {(d["case"], d["criterion"]): d for d in report.get("review", {}).get("decisions", [])},
             "group_label": lambda g: "All" if g == facts.ALL else g.split(":", 1)[1],

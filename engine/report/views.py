@@ -13,6 +13,7 @@ import textwrap
 from engine.base import render
 from engine.base.text import printable
 from engine.report import draft, ratings
+from engine.report.wording import agreement_words, change_sets, what_if_summary
 
 MARK = {True: "[holds]", False: "[fails]"}
 
@@ -50,17 +51,6 @@ def judgement_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
-def what_if_summary(criterion: str, what_if: dict) -> str:
-    alternatives = what_if["alternatives"]
-    if alternatives:
-        shown = _grouped(alternatives)
-        more = f" (or {len(shown) - 1} other way{'s' * (len(shown) != 2)}: qi explain --what-if)" if len(shown) > 1 else ""
-        return "if " + shown[0] + more
-    if what_if.get("beyond"):
-        return f"only with more than {what_if['max_changes']} answers changed"
-    return "under no set of answer changes"
-
-
 def what_if_text(what_if: dict) -> str:
     """A what-if explanation (``WhatIf.as_dict()``) in words: each smallest set of answer changes
     and the finding it gives; which findings no change reaches."""
@@ -71,7 +61,7 @@ def what_if_text(what_if: dict) -> str:
     for alternative in what_if["alternatives"]:
         by_finding.setdefault(alternative["finding"], []).append(alternative)
     for finding, alternatives in by_finding.items():
-        for words in _grouped(alternatives):
+        for words in change_sets(alternatives):
             lines.append(f"  {criterion} would be {finding} if {words}")
     for finding in what_if["unreachable"]:
         lines.append(f"  no change of answers would make {criterion} {finding}")
@@ -80,37 +70,6 @@ def what_if_text(what_if: dict) -> str:
     if not what_if["alternatives"] and not what_if["beyond"]:
         lines.append(f"  no change of answers changes the finding on {criterion}")
     return "\n".join(lines) + "\n"
-
-
-def _grouped(alternatives: list[dict]) -> list[str]:
-    """Change sets in words, those on the same items merged when every combination works
-    ("3.1.a were yes or partly instead of no")."""
-    groups: dict[tuple, list[dict]] = {}
-    for alternative in alternatives:
-        groups.setdefault(tuple(c["item"] for c in alternative["changes"]), []).append(alternative)
-    words = []
-    for items, members in groups.items():
-        options = [list(dict.fromkeys(m["changes"][i]["to"] for m in members)) for i in range(len(items))]
-        whole = 1
-        for values in options:
-            whole *= len(values)
-        rows = [[(c["item"], c["from"], [c["to"]]) for c in m["changes"]] for m in members]
-        if whole == len(members):
-            rows = [[(c["item"], c["from"], options[i]) for i, c in enumerate(members[0]["changes"])]]
-        for row in rows:
-            words.append(_and([_change(item, before, after) for item, before, after in row]))
-    return words
-
-
-def _change(item: str, before: str, after: list[str]) -> str:
-    wanted = " or ".join(after)
-    if before == "not_assessed":
-        return f"{item} were answered {wanted} (it is not assessed)"
-    return f"{item} were {wanted} instead of {before}"
-
-
-def _and(parts: list[str]) -> str:
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def tree_text(node: dict, width: int = 100) -> str:
@@ -177,20 +136,6 @@ def _condition(node: dict, depth: int, lines: list[str], width: int) -> None:
         _add(lines, depth + 1, "no rule derived it; rules that can: " + ", ".join(node["could_be_derived_by"]), width)
 
 
-
-
-def agreement_words(figures: dict) -> str:
-    """Agreement figures in words: "10 of 12 (83.3%, 95% CI 55.2–95.3); kappa 0.69 (0.29–1.00)"."""
-    if not figures["n"]:
-        return "no pairs to compare"
-    low, high = figures["percent_interval"]
-    words = f"{figures['agreed']} of {figures['n']} ({figures['percent']}%, 95% CI {low}–{high}); kappa "
-    if figures["kappa"] is None:
-        return words + figures["kappa_note"]
-    words += f"{figures['kappa']}"
-    if figures["kappa_interval"]:
-        words += f" (95% CI {figures['kappa_interval'][0]}–{figures['kappa_interval'][1]})"
-    return words
 
 
 def consistency_text(consistency: dict, review: dict | None = None) -> str:

@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from engine.base import render
 from engine.base.diagnostics import InputError
-from engine.report import draft, views
+from engine.report import draft, wording
 from engine.run import final
 from engine.serve import pages, security, workbench
 from engine.store import review
@@ -42,7 +42,7 @@ environment = render.environment.overlay(loader=jinja2.ChoiceLoader([
     jinja2.PackageLoader("engine.serve", "templates"), render.environment.loader]))
 environment.globals = {**render.environment.globals, "label": pages.plain,
                        "decision_kinds": review.DECISIONS, "finding_values": review.FINDINGS[:3],
-                       "agreement_words": views.agreement_words, "what_if_summary": views.what_if_summary,
+                       "agreement_words": wording.agreement_words, "what_if_summary": wording.what_if_summary,
                        "review_account": draft.review_account}
 
 TEMPLATES = ("layout.html.j2", "_trace.html.j2", "_review.html.j2", "runs.html.j2", "run.html.j2", "case.html.j2",
