@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -43,7 +44,7 @@ environment = render.environment.overlay(loader=jinja2.ChoiceLoader([
 environment.globals = {**render.environment.globals, "label": pages.plain,
                        "decision_kinds": review.DECISIONS, "finding_values": review.FINDINGS[:3],
                        "agreement_words": wording.agreement_words, "what_if_summary": wording.what_if_summary,
-                       "review_account": draft.review_account}
+                       "review_account": draft.review_account, "figure": draft.figure}
 
 TEMPLATES = ("layout.html.j2", "_trace.html.j2", "_review.html.j2", "runs.html.j2", "run.html.j2", "case.html.j2",
              "review.html.j2", "queue.html.j2", "rules.html.j2", "try.html.j2", "error.html.j2")
@@ -74,6 +75,9 @@ def page(request: Request, template: str, status: int = 200, **context) -> HTMLR
     workspace = _workspace(request)
     cookie, new = workspace.tokens.cookie_for(request)
     context.setdefault("errors", [])
+    if isinstance(context.get("r"), dict):  # figures in traces stated at the run's own confidence
+        confidence = context["r"].get("aggregates", {}).get("confidence", 0.95)
+        context.setdefault("figure", functools.partial(draft.figure, confidence=confidence))
     html = environment.get_template(template).render(
         read_only=workspace.read_only, csrf=workspace.tokens.token(cookie), csrf_field=security.FIELD,
         path=request.url.path, reviewer=request.cookies.get(REVIEWER_COOKIE, "")[:LIMITS["reviewer"]], **context)
