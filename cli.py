@@ -527,14 +527,19 @@ def runs_list(db_path: Path | None, output_format: str) -> None:
 @db_option
 @format_option
 @redact_option
-def runs_show(run_ref: str, db_path: Path | None, output_format: str, redact: bool) -> None:
-    """Show a recorded run: its inputs, rule set and findings (its id, a prefix of it, or its number),
-    the consistency between engine and inspectors, and each finding's review state."""
+@key_option
+def runs_show(run_ref: str, db_path: Path | None, output_format: str, redact: bool, key_file: Path | None) -> None:
+    """Show a recorded run: its inputs, rule set and figures from the final findings (its id, a
+    prefix of it, or its number), the consistency between engine and inspectors, and each
+    finding's review state. What could not be checked or computed is warned about on stderr."""
+    key = _store_key(key_file)
     with _open_store(db_path) as audit:
         try:
-            stored = final.final_report(audit, audit.find(run_ref))
+            stored = final.final_report(audit, audit.find(run_ref), key, strict=False)
         except InputError as error:
             raise Invalid(error, 0) from None
+    for warning in stored.content["review"].get("warnings", []):
+        click.echo(f"warning: {texts.printable(warning)}", err=True)
     stored = redactor.report(stored.content, _diversity_fields(stored)) if redact else stored.content
     if output_format == "json":
         _emit_json(stored)
@@ -605,14 +610,19 @@ def review_command(run_ref: str, case_ref: str, criterion: str, decision: str, f
               help="Folder for the reports.")
 @db_option
 @redact_option
-def report_command(run_ref: str, out_dir: Path, db_path: Path | None, redact: bool) -> None:
-    """Re-render a stored run's reports from the audit store, with reviewers' decisions: final
-    findings (the override where one exists, with the engine's value and the reason)."""
+@key_option
+def report_command(run_ref: str, out_dir: Path, db_path: Path | None, redact: bool, key_file: Path | None) -> None:
+    """Re-render a stored run's reports from the audit store as its reviewers decided: every figure
+    from the final findings (the override where one exists, with the engine's value and the
+    reason). Refused when the store's chain does not check out (under the key, when given)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise click.BadParameter(f"{out_dir} exists and is not a folder", param_hint="--out")
+    key = _store_key(key_file)
     with _open_store(db_path) as audit:
         try:
-            stored = final.final_report(audit, audit.find(run_ref))
+            stored = final.final_report(audit, audit.find(run_ref), key)
+            for warning in stored.content["review"].get("warnings", []):
+                click.echo(f"warning: {texts.printable(warning)}", err=True)
             fields = _diversity_fields(stored) if redact else None
             written = report.write(stored, out_dir, fields)
         except InputError as error:
@@ -960,7 +970,8 @@ def case_new(reference: str, provider: str, sentence_type: str, framework_path: 
 @click.option("--redact", is_flag=True,
               help="Publishable tables: no case (findings per organisation only), no case references or notes, no "
                    "diversity group under the minimum size.")
-def export_command(run_ref: str, out_file: Path, db_path: Path | None, redact: bool) -> None:
+@key_option
+def export_command(run_ref: str, out_file: Path, db_path: Path | None, redact: bool, key_file: Path | None) -> None:
     """Export a run's results as spreadsheet tables: case x criterion findings, aggregates per
     group, gaps and ratings. RUN is a stored run (its id, a prefix, or its number) or a report folder.
     A .csv target writes one file per table (FILE.csv holds the findings). No cell is a formula."""
@@ -976,7 +987,7 @@ def export_command(run_ref: str, out_file: Path, db_path: Path | None, redact: b
     else:
         with _open_store(db_path) as audit:
             try:
-                stored = audit.report(audit.find(run_ref))
+                stored = final.final_report(audit, audit.find(run_ref), _store_key(key_file)).content
             except InputError as error:
                 raise Invalid(error, 0) from None
     if redact and not stored.get("redacted"):

@@ -223,7 +223,7 @@ def test_a_write_reports_only_what_reads_back_as_stored(plain, monkeypatch):
                 "BEGIN SELECT RAISE(IGNORE); END",
          "CREATE TRIGGER edit AFTER INSERT ON decisions BEGIN UPDATE decisions SET reason = 'edited' "
          "WHERE id = NEW.id; END")
-    monkeypatch.setattr(store.Store, "foreign_objects", lambda self: [])
+    monkeypatch.setattr(store.Store, "_schema_differences", lambda self: [])
     with store.Store.open(plain, writable=True) as audit:
         count = audit.connection.execute("SELECT count(*) FROM decisions").fetchone()[0]
         for decision in ("challenge", "override"):
@@ -243,9 +243,9 @@ def test_control_characters_in_reasons_and_names_are_refused_and_escaped(qi, pla
     # one written into the database directly is shown escaped, and flagged by verify
     _forge(plain, "decisions", {"case_ref": "NW-001", "criterion": "3.2", "decision": "challenge",
                                 "reason": "a\x1b[2Jb", "reviewer": "Eve\x9b31m"})
-    shown = qi("runs", "show", "1", "--db", plain)
-    assert "\x1b" not in shown.stdout and "\x9b" not in shown.stdout
-    assert "a\\x1b[2Jb" in shown.stdout and "Eve\\x9b31m" in shown.stdout
+    shown = qi("runs", "show", "1", "--db", plain)  # a record qi never writes: refused, never printed raw
+    assert shown.exit_code == 1 and ": store_damaged: decision 4 of run 1 holds values qi never writes" in shown.stderr
+    assert "\x1b" not in shown.stdout + shown.stderr and "\x9b" not in shown.stdout + shown.stderr
     result = _verify(qi, plain)
     assert result.exit_code == 1 and "invalid_record" in _codes(result) and "\x1b" not in result.stderr
 
@@ -312,4 +312,97 @@ def test_no_tampered_store_gives_anything_but_exit_0_or_1(qi, plain, tmp_path, s
         result = qi(*args, "--db", plain)
         assert result.exit_code in (0, 1), (args, result.exit_code, result.stderr[-2000:])
         assert "Traceback" not in result.stderr
+    assert _verify(qi, plain).exit_code == 1
+
+
+# --- what a hostile review found: writers and readers check the chain, final findings everywhere --
+
+def test_a_writer_with_the_key_refuses_a_chain_holding_a_forgery(qi, keyed, tmp_path):
+    _forge(keyed, "decisions", {"case_ref": "NW-001", "criterion": "3.2", "decision": "override",
+                                "finding": "sufficient", "reason": "forged", "reviewer": "R. Patel"})
+    before = keyed.read_bytes()
+    key = _key_args(keyed)
+    for args in (("review", "1", "--case", "NW-001", "--criterion", "1.1", "--decision", "agree", "--reviewer", "R"),
+                 ("runs", "signoff", "1", "--reviewer", "QA lead"), ("run", SAMPLE, "--out", tmp_path / "o", "-q"),
+                 ("report", "1", "--out", tmp_path / "r"), ("export", "1", "--to", tmp_path / "x.xlsx")):
+        refused = qi(*args, "--db", keyed, *key)
+        assert refused.exit_code == 1 and ": chain_broken: " in refused.stderr and "review_mismatch" in refused.stderr
+    assert keyed.read_bytes() == before and not (tmp_path / "r").exists() and not (tmp_path / "o").exists()
+    shown = qi("runs", "show", "1", "--db", keyed, *key)  # a view still shows it, saying what is wrong
+    assert shown.exit_code == 0 and "warning: review_mismatch: decision 4" in shown.stderr
+    unkeyed = qi("runs", "show", "1", "--db", keyed)
+    assert "warning: the store is keyed and no key was given" in unkeyed.stderr
+
+
+def test_an_organisation_override_is_what_every_view_states(qi, plain, tmp_path):
+    engine = json.loads(qi("runs", "show", "1", "--db", plain, "--format", "json").stdout)
+    nps = next(o for o in engine["organisations"] if o["organisation"] == "NPS")
+    criterion = next(c for c, f in nps["findings"].items() if f["value"] == "insufficient")
+    assert qi("review", "1", "--db", plain, "--case", "organisation:NPS", "--criterion", criterion, "--decision",
+              "override", "--finding", "sufficient", "--reason", "Leadership evidence seen in interviews",
+              "--reviewer", "Jo Bloggs").exit_code == 0
+    final = json.loads(qi("runs", "show", "1", "--db", plain, "--format", "json").stdout)
+    finding = next(o for o in final["organisations"] if o["organisation"] == "NPS")["findings"][criterion]
+    assert (finding["engine"], finding["value"]) == ("insufficient", "sufficient")
+    assert qi("report", "1", "--out", tmp_path / "r", "--db", plain, "-q").exit_code == 0
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert f'{criterion} <span class="sufficient">sufficient</span> <span class="at">(engine: insufficient)</span>' in html
+    assert qi("report", "1", "--out", tmp_path / "red", "--db", plain, "--redact", "-q").exit_code == 0
+    for path in (tmp_path / "red").iterdir():
+        text = path.read_text(errors="ignore") if path.suffix != ".docx" else ""
+        assert "Jo Bloggs" not in text and "Leadership evidence" not in text, path.name
+    redacted = json.loads(qi("runs", "show", "1", "--db", plain, "--redact", "--format", "json").stdout)
+    shown = next(o for o in redacted["organisations"] if o["organisation"] == "NPS")["findings"][criterion]
+    assert shown["value"] == "sufficient" and not {"review", "engine", "final"} & set(shown)
+
+
+def test_export_gives_the_final_findings(qi, plain, tmp_path):
+    assert qi("review", "1", "--db", plain, "--case", "NW-014", "--criterion", "3.3", "--decision", "override",
+              "--finding", "sufficient", "--reason", "r", "--reviewer", "R").exit_code == 0
+    assert qi("export", "1", "--to", tmp_path / "x.csv", "--db", plain).exit_code == 0
+    exported = (tmp_path / "x.aggregates.csv").read_text()
+    final = json.loads(qi("runs", "show", "1", "--db", plain, "--format", "json").stdout)
+    counts = final["aggregates"]["targets"]["3.3"]["groups"]["all"]["counts"]
+    assert counts["sufficient"] == final["engine"]["aggregates"]["targets"]["3.3"]["groups"]["all"]["counts"]["sufficient"] + 1
+    row = next(line for line in exported.splitlines() if line.startswith("3.3,") and ",all," in line)
+    assert f",{counts['sufficient']}," in row
+
+
+def test_a_name_on_two_lines_is_refused_and_a_reason_s_newline_cannot_forge_a_line(qi, plain):
+    refused = qi("review", "1", "--db", plain, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree",
+                 "--reviewer", "R. Patel\nrun 1: signed off")
+    assert refused.exit_code == 1 and ": control_character: " in refused.stderr
+    assert qi("review", "1", "--db", plain, "--case", "NW-001", "--criterion", "3.2", "--decision", "challenge",
+              "--reason", "ok\n  NW-014 3.3: agree by QA lead", "--reviewer", "R. Patel").exit_code == 0
+    shown = qi("runs", "show", "1", "--db", plain).stdout
+    assert "\n  NW-014 3.3: agree by QA lead" not in shown and "ok\\x0a  NW-014 3.3: agree by QA lead" in shown
+
+
+def test_an_override_can_only_give_a_finding(qi, plain):
+    with store.Store.open(plain, writable=True) as audit:
+        with pytest.raises(store.InputError) as refused:
+            review.record_decision(audit, 1, "NW-001", "3.2", "override", "R", "r", "not_assessed")
+        assert refused.value.diagnostics[0].code == "missing_finding"
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE runs SET report = x'789c4b2bc9cdcdcdc90100'",
+    "UPDATE decisions SET previous_hash = x'00' WHERE id = 1",
+    "UPDATE sqlite_sequence SET seq = 'abc' WHERE name = 'decisions'",
+    "UPDATE sqlite_sequence SET seq = 9223372036854775807 WHERE name = 'decisions'",
+    "UPDATE decisions SET finding = 'bogus' WHERE decision = 'override'",
+    "UPDATE decisions SET case_ref = x'4e572d303134' WHERE id = 1",
+    "UPDATE signoffs SET reviewer = x'41'",
+    "UPDATE decisions SET reason = 'a' || char(1) || 'b' WHERE id = 1",
+    "UPDATE case_results SET result = x'789cabae0500017500f9'",
+])
+def test_more_tampering_never_crashes_any_command(qi, plain, tmp_path, statement):
+    sql(plain, statement)
+    for args in (("runs", "verify"), ("runs", "show", "1"), ("report", "1", "--out", tmp_path / "r"),
+                 ("review", "1", "--case", "NW-001", "--criterion", "3.2", "--decision", "agree", "--reviewer", "R"),
+                 ("runs", "signoff", "1", "--reviewer", "R"), ("export", "1", "--to", tmp_path / "x.xlsx"),
+                 ("runs", "list"), ("explain", "--run", "1", "--case", "NW-014", "--criterion", "3.3")):
+        result = qi(*args, "--db", plain)
+        assert result.exit_code in (0, 1), (args, result.stderr[-1500:])
+        assert "Traceback" not in result.stderr and "internal error" not in result.stderr
     assert _verify(qi, plain).exit_code == 1

@@ -170,3 +170,34 @@ def test_the_web_run_page_shows_the_final_figures(stored, qi):
     page = client.get("/runs/1").text
     assert "Changed by review: 1 finding" in page
     assert "9 of 14" in page  # 3.3 for all cases, from the final findings (the engine's is 8 of 14)
+
+
+def test_a_view_still_shows_a_reviewed_run_whose_rule_set_changed(qi, tmp_path):
+    from starlette.testclient import TestClient
+
+    from engine.serve import app as web
+    rules = tmp_path / "rules.yaml"
+    shutil.copy(ROOT / "rules" / "hmip-qi-adult-2.0.yaml", rules)
+    db = tmp_path / "qi.db"
+    assert qi("run", SAMPLE, "--rules", rules, "--out", tmp_path / "out", "--db", db, "-q").exit_code == 0
+    _decide(qi, db, "NW-014", "3.3", "override", "sufficient")
+    rules.write_text(rules.read_text() + "\n# a comment added after the run\n")
+    shown = qi("runs", "show", "1", "--db", db)
+    assert shown.exit_code == 0 and "warning: these are the engine's figures" in shown.stderr
+    page = TestClient(web.create(db), base_url="http://127.0.0.1").get("/runs/1")
+    assert page.status_code == 200 and "these are the engine&#39;s figures" in page.text
+    _decide(qi, db, "NW-007", "3.1", "agree")
+    signed = qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", db)
+    assert signed.exit_code == 1 and ": input_changed: " in signed.stderr  # nothing is signed that cannot be made
+
+
+def test_each_moved_figure_names_only_the_decisions_on_its_own_cases(qi, stored, tmp_path):
+    engine = json.loads((tmp_path / "out" / "report.json").read_text())
+    providers = {c["case"]: c["provider"] for c in engine["cases"]}
+    failing = [c["case"] for c in engine["cases"] if c["findings"]["3.3"]["value"] == "insufficient"]
+    nps, crc = (next(c for c in failing if providers[c] == p) for p in ("NPS", "CRC"))
+    _decide(qi, stored, nps, "3.3", "override", "sufficient")
+    _decide(qi, stored, crc, "3.3", "override", "sufficient")
+    figures = {(f["target"], f["group"]): f["decisions"] for f in _report(qi, stored, tmp_path / "f")["review"]["changes"]["figures"]}
+    assert figures[("3.3", "all")] == [1, 2]
+    assert figures[("3.3", "provider:NPS")] == [1] and figures[("3.3", "provider:CRC")] == [2]

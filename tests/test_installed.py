@@ -145,6 +145,13 @@ def test_rules_tools_from_a_users_folder(installed, home):
     diffed = ok(qi(installed, home, "rules", "diff", "rules/hmip-qi-adult-2.0.yaml",
                    "rules/hmip-qi-adult-2.0-banded.yaml", "--sample", "nw"))
     assert "Before: hmip-qi-adult-2.0-default" in diffed and "After: hmip-qi-adult-2.0-banded" in diffed
+    # a team's own option on the default, in their own folder, extends the installed file by its name
+    (home / "mine.yaml").write_text('extends: hmip-qi-adult-2.0.yaml\nid: mine\ntitle: Ours\nversion: "0.1"\n'
+                                    'option: true\nrules: []\n', encoding="utf-8")
+    linted = qi(installed, home, "rules", "lint", "mine.yaml")
+    assert linted.returncode == 0 and "0 errors" in linted.stderr, linted.stderr
+    ours = ok(qi(installed, home, "rules", "diff", "rules/hmip-qi-adult-2.0.yaml", "mine.yaml", "--sample", "nw"))
+    assert "After: mine 0.1" in ours
 
 
 def test_framework_schema_and_case_files_from_a_users_folder(installed, home):

@@ -51,7 +51,7 @@ def test_the_review_loop_end_to_end(qi, stored_run, tmp_path):
     assert qi("report", "1", "--out", out, "--db", db).exit_code == 0
     report = json.loads((out / "report.json").read_text())
     finding = next(c for c in report["cases"] if c["case"] == "NW-014")["findings"]["3.3"]
-    assert (finding["value"], finding["final"]) == ("insufficient", "sufficient")
+    assert (finding["engine"], finding["value"], finding["final"]) == ("insufficient", "sufficient", "sufficient")
     assert finding["review"]["reason"] == "The restraining order manages the risk"
     assert [d["decision"] for d in report["review"]["history"]] == ["override", "challenge", "agree"]
     markdown = (out / "report.md").read_text()

@@ -20,6 +20,9 @@ BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029{BIDI}]")
 #: The same, as met in a file's raw text, where carriage returns end lines.
 UNSAFE_RAW = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029{BIDI}]")
+#: Line breaks of any kind: refused in one-line values (a reviewer's name), which could otherwise
+#: pass for a line of output.
+NEWLINES = re.compile("[\n\r\x85\u2028\u2029]")
 _SHOWN = re.compile(f"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029{BIDI}]")
 _SHOWN_KEEPING_LINES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029{BIDI}]")
 

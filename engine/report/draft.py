@@ -528,7 +528,7 @@ def review_account(review: dict, label=lambda key: key) -> list[str]:
     ['Changed by review: 1 finding — NW-1 3.3 insufficient, final sufficient (decision 1 by R).', 'Figures computed from the final findings: 3.3 all: 8 of 14 sufficient, engine; 9 of 14, final (decision 1).']
     """
     changes = review.get("changes") or {}
-    lines = []
+    lines = [f"Warning: {warning}." for warning in review.get("warnings", [])]
     findings = changes.get("findings", [])
     if findings:
         listed = "; ".join(f"{c['case']} {c['criterion']} {c['engine'].replace('_', ' ')}, final "

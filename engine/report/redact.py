@@ -136,7 +136,7 @@ def without_references(text: str, references: list[str]) -> str:
     "As in [redacted] and NW-0011, not [redacted]'s."
     """
     for reference in sorted(references, key=len, reverse=True):
-        text = re.sub(rf"(?<![\w-]){re.escape(reference)}(?![\w-])", REDACTED, text)
+        text = re.sub(rf"(?<![\w-]){re.escape(reference)}(?![\w-])", REDACTED, text, flags=re.IGNORECASE)
     return text
 
 
@@ -171,6 +171,9 @@ def _unlist_cases(result: dict) -> None:
     for organisation in result.get("organisations", []):
         organisation.pop("file", None)
         organisation.pop("judgements", None)
+        for finding in organisation.get("findings", {}).values():  # what was decided stays; who and why do not
+            for internal in ("review", "final", "engine"):
+                finding.pop(internal, None)
     _unlist_references(result.get("aggregates"))
     _unlist_references(result.get("sample_judgement"))
     _positions(result.get("sample_judgement"))

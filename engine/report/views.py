@@ -149,7 +149,7 @@ def consistency_text(consistency: dict, review: dict | None = None) -> str:
     lines.append(f"moderation list ({len(consistency['moderation'])} disagreements):")
     for row in consistency["moderation"]:
         decided = states.get((row["case"], row["criterion"]))
-        state = f"{decided['decision']} by {decided['reviewer']}" if decided else "open"
+        state = f"{decided['decision']} by {printable(str(decided['reviewer']))}" if decided else "open"
         lines.append(f"  {row['case']} {row['criterion']}: engine {row['engine']}, inspector {row['inspector']} "
                      f"[{state}]")
     second = consistency["second_marking"]
@@ -167,16 +167,18 @@ def review_text(review: dict) -> str:
     """Each reviewed finding's state, what is open, and the sign-offs: what each signed (the final
     report's sha256) and whether the final report is still that."""
     lines = [f"review: {len(review['decisions'])} findings decided ({len(review['history'])} decisions recorded)"]
+    one = lambda value: printable(str(value))  # noqa: E731 — a person's words on one line: a newline cannot forge one
     for d in review["decisions"]:
         final = f"; final {d['final']} (engine {d['engine']})" if d["decision"] == "override" else ""
-        reason = f' — "{d["reason"]}"' if d.get("reason") else ""
-        lines.append(f"  {d['case']} {d['criterion']}: {d['decision']} by {d['reviewer']} at {d['at']}{final}{reason}")
+        reason = f' — "{one(d["reason"])}"' if d.get("reason") else ""
+        lines.append(f"  {one(d['case'])} {one(d['criterion'])}: {d['decision']} by {one(d['reviewer'])} at "
+                     f"{one(d['at'])}{final}{reason}")
     lines.append(f"open: {len(review['open'])}")
-    lines += [f"  {o['case']} {o['criterion']}: {o['why']}" for o in review["open"]]
+    lines += [f"  {one(o['case'])} {one(o['criterion'])}: {one(o['why'])}" for o in review["open"]]
     for s in review["signoffs"]:
         signed = f": final report sha256:{s['report_sha256']}" if s.get("report_sha256") else \
             " (made before sign-offs named the report they sign)"
-        lines.append(f"signed off by {s['reviewer']} at {s['at']}{signed}")
+        lines.append(f"signed off by {one(s['reviewer'])} at {one(s['at'])}{signed}")
     if not review["signoffs"]:
         lines.append("not signed off")
     elif review.get("signed"):

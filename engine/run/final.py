@@ -31,21 +31,55 @@ from engine.store.store import Store
 FIGURES = ("aggregates", "labels", "sample_judgement", "examples")
 
 
-def final_report(store: Store, seq: int) -> Report:
+#: What a store qi did not write can make reading it raise: each is a damaged store, never a crash.
+DAMAGE = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def final_report(store: Store, seq: int, key: bytes | None = None, strict: bool = True) -> Report:
     """The stored run with its review state and, where a decision changed a finding, every figure
-    computed from the final findings (the engine's kept under ``engine``). Raises InputError
-    when figures must be recomputed and the run's rule set cannot be read or has changed."""
+    computed from the final findings (the engine's kept under ``engine``).
+
+    ``strict`` (publishing, signing, exporting): raises InputError when the store's chain does not
+    check out (decisions and sign-offs under ``key`` when the store is keyed), or when figures must
+    be recomputed and the run's rule set cannot be read or has changed. Not ``strict`` (viewing:
+    ``qi runs show``, the workspace): the report is still given, saying in ``review.warnings``
+    what could not be checked or computed, with the engine's figures where final ones cannot be."""
+    try:
+        return _final_report(store, seq, key, strict)
+    except DAMAGE as error:
+        raise InputError([Diagnostic(str(store.path), 1, 1, "store_damaged",
+                                     f"run {seq} cannot be read as qi wrote it ({type(error).__name__}: {error})",
+                                     "qi runs verify lists what changed; restore the store from a backup")]) from None
+
+
+def _final_report(store: Store, seq: int, key: bytes | None, strict: bool) -> Report:
+    warnings = []
+    if strict:
+        review.refuse_broken_chain(store, key, "no final report is made from it")
+    else:
+        warnings += [f"{p.diagnostic.code}: {p.diagnostic.message}" for p in review.chain_problems(store, key)]
+    if key is None and store.keyed():
+        warnings.append("the store is keyed and no key was given: decisions and sign-offs were checked for their "
+                        "order and values, not against the key")
     reviewed = review.final_report(store, seq)
     content = reviewed.content
     changed = _changed_findings(content)
     content["review"]["changes"] = {"findings": changed, "figures": [], "ratings": [], "recommendations": []}
-    if changed:
-        engine = {key: content[key] for key in FIGURES}
-        final = _figures(content, reviewed, pipeline.stored_rules(content["ruleset"], store.path))
-        content.update(final)
-        content["engine"] = engine
-        standard_of = {c["id"]: standard["id"] for standard in content["standards"] for c in standard["criteria"]}
-        content["review"]["changes"].update(_moved(engine, final, changed, standard_of))
+    content["review"]["warnings"] = warnings
+    if any(not c["case"].startswith(review.ORGANISATION) for c in changed):  # organisations' own findings pool into no figure
+        try:
+            final = _figures(content, reviewed, pipeline.stored_rules(content["ruleset"], store.path))
+        except InputError as error:
+            if strict:
+                raise
+            warnings.append("these are the engine's figures: the figures from the final findings cannot be computed ("
+                            + "; ".join(d.message for d in error.diagnostics[:2]) + ")")
+        else:
+            engine = {key: content[key] for key in FIGURES}
+            content.update(final)
+            content["engine"] = engine
+            standard_of = {c["id"]: standard["id"] for standard in content["standards"] for c in standard["criteria"]}
+            content["review"]["changes"].update(_moved(engine, final, changed, standard_of, content["cases"]))
     signed = content["review"]["signoffs"]
     if signed:
         latest, now = signed[-1], review.final_report_sha256(content)
@@ -59,7 +93,7 @@ def signoff(store: Store, seq: int, reviewer: str, key: bytes | None = None, now
     """Sign run ``seq`` off, naming the sha256 of its final report (computed inside the sign-off's
     transaction, so no decision slips in between)."""
     return review.signoff(store, seq, reviewer, now=now, key=key,
-                          signs=lambda: review.final_report_sha256(final_report(store, seq).content))
+                          signs=lambda: review.final_report_sha256(final_report(store, seq, key).content))
 
 
 def _changed_findings(content: dict) -> list[dict]:
@@ -81,8 +115,7 @@ def _figures(content: dict, reviewed: Report, compiled: compiler.CompiledRuleSet
                                          "run the sample again, and review the new run")])
         factors = {("barrier", b["id"]) for b in case["barriers"]} | {("enabler", e["id"]) for e in case["enablers"]}
         records.append(aggregate.CaseRecord(case["case"], case["groups"],
-                                            {c: f.get("final", f["value"]) for c, f in case["findings"].items()},
-                                            frozenset(factors)))
+                                            {c: f["value"] for c, f in case["findings"].items()}, frozenset(factors)))
     aggregates = aggregate.build(records, loaded)
     slots = 2 * len(framework.vocabulary.providers) * len(aggregates["targets"])
     return {"aggregates": aggregates, "labels": group_labels.labels(framework, aggregates["group_sizes"]),
@@ -94,13 +127,15 @@ def _figures(content: dict, reviewed: Report, compiled: compiler.CompiledRuleSet
 def _as_decided(results):
     """Case results without the findings a reviewer overrode (they are not quoted as examples)."""
     for result in results:
-        kept = {c: f for c, f in result["findings"].items() if f.get("final", f["value"]) == f["value"]}
+        kept = {c: f for c, f in result["findings"].items() if "engine" not in f}
         yield {**result, "findings": kept}
 
 
-def _moved(engine: dict, final: dict, changed: list[dict], standard_of: dict[str, str]) -> dict:
-    """What review changed: figures whose counts moved (with the decisions behind them), and
-    ratings and recommendations gained or lost. ``standard_of`` maps each criterion to its standard."""
+def _moved(engine: dict, final: dict, changed: list[dict], standard_of: dict[str, str], cases: list[dict]) -> dict:
+    """What review changed: figures whose counts moved (with the decisions behind them: those on
+    cases in the group), and ratings and recommendations gained or lost. ``standard_of`` maps each
+    criterion to its standard."""
+    member_of = {c["case"]: {"all"} | {f"{g}:{v}" for g, v in c.get("groups", {}).items()} for c in cases}
     by_criterion: dict[str, list[dict]] = {}
     for change in changed:
         by_criterion.setdefault(change["criterion"], []).append(change)
@@ -113,7 +148,8 @@ def _moved(engine: dict, final: dict, changed: list[dict], standard_of: dict[str
                 continue
             within = before.get("standard") if before.get("kind") == "standard" else None
             behind = [c for criterion, cs in by_criterion.items() for c in cs
-                      if criterion == before.get("id", target_id) or (within and standard_of.get(criterion) == within)]
+                      if (criterion == before.get("id", target_id) or (within and standard_of.get(criterion) == within))
+                      and group in member_of.get(c["case"], ())]
             figures.append({"target": target_id, "group": group,
                             "engine": {"sufficient": figure["counts"]["sufficient"], "applicable": figure["applicable"],
                                        "percent": figure["percent"]},

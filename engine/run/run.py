@@ -35,7 +35,7 @@ from engine.report import draft
 from engine.report import report as reports
 from engine.report.model import CaseSpool, Report
 from engine.run import pipeline
-from engine.store import store
+from engine.store import review, store
 
 
 def tool_version() -> str:
@@ -349,6 +349,7 @@ def publish(result: Report, out: str | os.PathLike[str], audit: store.Store, red
     staged = reports.stage(result, out, redact_with)
     try:
         summary = audit.record(result.content, zip(result.spool.references, result.spool.lines()), key,
+                               check=lambda: review.refuse_broken_chain(audit, key, "the run was not recorded"),
                                before_commit=lambda s: (staged.stage_json({"store": store.store_field(s.seq, s.hash, s.link)}),
                                                         staged.check_targets()))
     except BaseException:

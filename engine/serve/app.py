@@ -252,7 +252,7 @@ def create(db_path: str | Path, read_only: bool = False, samples: list[Path] = (
                     middleware=[Middleware(security.Headers),
                                 Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))],
                     exception_handlers={pages.NotFound: not_found, HTTPException: http_error})
-    app.state.workspace = Workspace(pages.Reader(db_path, key), read_only, list(samples), key=key)
+    app.state.workspace = Workspace(pages.Reader(db_path, key, read_only), read_only, list(samples), key=key)
     for template in TEMPLATES:  # compiled now, not on someone's first page
         environment.get_template(template)
     return app

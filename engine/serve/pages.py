@@ -51,9 +51,10 @@ class Reader:
     """The audit store as the pages read it: one open store per thread (SQLite connections stay
     in their thread), and caches that last until the database file changes."""
 
-    def __init__(self, db_path: str | os.PathLike[str], key: bytes | None = None) -> None:
+    def __init__(self, db_path: str | os.PathLike[str], key: bytes | None = None, read_only: bool = False) -> None:
         self.path = Path(db_path)
         self.key = key
+        self.read_only = read_only  # opened read-only: a read-only workspace never writes, not even a migration
         self._local = threading.local()
         self._lock = threading.Lock()
         self._signature: tuple | None = None
@@ -64,7 +65,7 @@ class Reader:
     def store(self) -> audit.Store:
         opened = getattr(self._local, "store", None)
         if opened is None:
-            opened = self._local.store = audit.Store(self.path)
+            opened = self._local.store = (audit.Store.open(self.path) if self.read_only else audit.Store(self.path))
         return opened
 
     def _fresh(self) -> None:
@@ -82,10 +83,11 @@ class Reader:
                 self._reports.move_to_end(seq)
                 return self._reports[seq]
         try:  # what the reviewers decided: figures from the final findings (engine.run.final)
-            found = final.final_report(self.store(), seq).content
+            found = final.final_report(self.store(), seq, self.key, strict=False).content
         except InputError as error:
             found = self.store().report(seq)
             found["final_unavailable"] = "; ".join(d.message for d in error.diagnostics[:2])
+            found.setdefault("review", {"decisions": [], "history": [], "open": [], "signoffs": [], "warnings": []})
         with self._lock:
             self._reports[seq] = found
             while len(self._reports) > 8:

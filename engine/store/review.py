@@ -122,10 +122,11 @@ def _signoff_record(seq, reviewer, at, id=None, link=None, report_sha256=None) -
 
 
 def _unsafe(store: Store, values: dict[str, str | None]) -> list[Diagnostic]:
-    """A reason or name holding a character that can rewrite a terminal or reorder text."""
+    """A reason or name holding a character that can rewrite a terminal or reorder text; a name
+    on more than one line (it could pass for a line of output)."""
     found = []
     for what, value in values.items():
-        match = texts.UNSAFE.search(value or "")
+        match = texts.UNSAFE.search(value or "") or (texts.NEWLINES.search(value or "") if "name" in what else None)
         if match:
             found.append(Diagnostic(str(store.path), 1, 1, "control_character",
                                     f"the {what} holds control character U+{ord(match.group()):04X}",
@@ -134,11 +135,35 @@ def _unsafe(store: Store, values: dict[str, str | None]) -> list[Diagnostic]:
     return found
 
 
+def chain_problems(store: Store, key: bytes | None = None) -> list[Problem]:
+    """What is wrong with the chain a record would be appended to, or a report read from: schema
+    objects qi did not create, the links, and every decision and sign-off (its hash, under the key
+    when the store is keyed and the key is given). Cheap: runs are not rehashed."""
+    found = store.chain_problems()
+    try:  # records an earlier qi made without the key are reported by verify, but do not stop new work
+        found += [p for p in verify(store, key) if p.diagnostic.code not in ("key_required", "unkeyed_record")]
+    except InputError as error:
+        found += [Problem(None, d) for d in error.diagnostics]
+    return found
+
+
+def refuse_broken_chain(store: Store, key: bytes | None, doing: str) -> None:
+    """Raise InputError (``chain_broken``, then the problems) when the chain does not check out:
+    nothing is written onto, or published from, a chain with a forged or damaged record."""
+    found = chain_problems(store, key)
+    if found:
+        raise InputError([Diagnostic(str(store.path), 1, 1, "chain_broken",
+                                     f"the store's chain does not check out, so {doing}",
+                                     "qi runs verify lists what is wrong; restore the store from a backup")]
+                         + [p.diagnostic for p in found[:9]])
+
+
 def _append(store: Store, db, table: str, seq: int, columns: dict, record_of, key: bytes | None):
     """Write one review record as the next link of the chain, and read it back: returns the row as
-    stored (id, link, previous hash, hash). Raises InputError when the store's key does not fit or
-    the row does not read back as written."""
+    stored (id, link, previous hash, hash). Raises InputError when the store's key does not fit,
+    the chain it would join does not check out, or the row does not read back as written."""
     store.check_key(key)
+    refuse_broken_chain(store, key, "nothing was recorded")
     row_id = store.next_id(table)
     link, previous = store.next_link()
     record = record_of(row_id, link)
@@ -180,7 +205,7 @@ def record_decision(store: Store, seq: int, case: str, criterion: str, decision:
     if decision in ("challenge", "override") and reason is None:
         problems.append(Diagnostic(where, 1, 1, "missing_reason", f"{'an' if decision == 'override' else 'a'} {decision} needs a reason",
                                    "say why, with --reason"))
-    if decision == "override" and finding not in FINDINGS:
+    if decision == "override" and finding not in FINDINGS[:3]:
         problems.append(Diagnostic(where, 1, 1, "missing_finding", "an override needs the finding that replaces "
                                    "the engine's", "give --finding " + " | ".join(FINDINGS[:3])))
     if decision != "override" and finding is not None:
@@ -208,6 +233,11 @@ def decisions_for_run(store: Store, seq: int, history: bool = False) -> list[Dec
         "SELECT id, seq, case_ref, criterion, decision, finding, reason, reviewer, created_at, hash FROM decisions"
         " WHERE seq = ? ORDER BY id", (seq,)).fetchall()
     every = [Decision(*row) for row in rows]
+    for d in every:
+        if _decision_problems(d.seq, d.case, d.criterion, d.decision, d.finding, d.reason, d.reviewer, d.at) or \
+                not isinstance(d.hash, str):
+            raise _problem(store, "store_damaged", f"decision {d.id} of run {seq} holds values qi never writes",
+                           "qi runs verify lists what is wrong; restore the store from a backup")
     if history:
         return every
     latest: dict[tuple[str, str], Decision] = {}
@@ -236,7 +266,12 @@ def signoffs(store: Store, seq: int) -> list[SignOff]:
     report_sha256 = "report_sha256" if store.linked else "NULL"
     rows = store.connection.execute(f"SELECT id, seq, reviewer, created_at, hash, {report_sha256} FROM signoffs"
                                     " WHERE seq = ? ORDER BY id", (seq,)).fetchall()
-    return [SignOff(*row) for row in rows]
+    found = [SignOff(*row) for row in rows]
+    for signed in found:
+        if _text_problems({"reviewer's name": signed.reviewer, "time": signed.at}) or not isinstance(signed.hash, str):
+            raise _problem(store, "store_damaged", f"sign-off {signed.id} of run {seq} holds values qi never writes",
+                           "qi runs verify lists what is wrong; restore the store from a backup")
+    return found
 
 
 def signoff(store: Store, seq: int, reviewer: str, now: datetime.datetime | None = None,
@@ -313,17 +348,23 @@ class StoredSpool:
 
 
 def _mark(reference: str, findings: dict, final: dict) -> None:
+    """Each decided finding as decided: ``final`` and ``review`` beside it, and where the decision
+    changed it, ``value`` is the final finding and ``engine`` the engine's — so every view of a
+    reviewed run states what people decided."""
     for criterion, finding in findings.items():
         decided = final.get((reference, criterion))
         if decided is not None:
             finding["final"] = decided["final"]
             finding["review"] = {k: decided[k] for k in ("decision", "finding", "reason", "reviewer", "at")}
+            if decided["final"] != finding["value"]:
+                finding["engine"], finding["value"] = finding["value"], decided["final"]
 
 
 def final_report(store: Store, seq: int) -> Report:
     """The stored report with the review state: each finding with a decision carries ``final``
-    (the override where one exists, else the engine's value) and ``review``, beside the engine's
-    ``value``; the report gains ``review``."""
+    (the override where one exists, else the engine's value) and ``review``; an overridden one
+    has the override as ``value`` and the engine's finding as ``engine``. The report gains
+    ``review``."""
     report = store.report(seq)
     state = review_state(store, seq)
     final = {(d["case"], d["criterion"]): d for d in state["decisions"]}
@@ -369,6 +410,9 @@ def verify(store: Store, key: bytes | None = None) -> list[Problem]:
     for name, seq, record_link, previous, stored, record, invalid in records:
         if seq not in runs:
             continue  # reported by Store.verify (orphan_rows)
+        if not (isinstance(previous, str) and isinstance(stored, str)):
+            problem(seq, "invalid_record", f"{name}: its hashes are not text", "qi never writes such a record")
+            continue
         for message in invalid:
             problem(seq, "invalid_record", f"{name}: {message}", "qi never writes such a record: it was inserted "
                     "or edited in the database")
@@ -404,11 +448,15 @@ def verify(store: Store, key: bytes | None = None) -> list[Problem]:
 
 def _decision_problems(seq, case, criterion, decision, finding, reason, reviewer, at) -> list[str]:
     """What is wrong with a stored decision's values (qi writes none of these)."""
-    found = []
+    found = [f"its {what} is not text" for what, value in (("case", case), ("criterion", criterion),
+                                                          ("decision", decision), ("time", at))
+             if not isinstance(value, str)]
+    if found:
+        return found
     if decision not in DECISIONS:
         found.append(f"{texts.printable(str(decision))!r} is not a decision")
-    elif decision == "override" and finding not in FINDINGS:
-        found.append("an override without the finding that replaces the engine's")
+    elif decision == "override" and finding not in FINDINGS[:3]:
+        found.append("an override without a finding that can replace the engine's")
     elif decision != "override" and finding is not None:
         found.append(f"a finding on a {decision}")
     if decision in ("challenge", "override") and not (reason or "").strip():
@@ -431,6 +479,6 @@ def _text_problems(values: dict) -> list[str]:
             found.append(f"the {what} is not text")
         elif what == "reviewer's name" and not (value or "").strip():
             found.append("no reviewer is named")
-        elif value and texts.UNSAFE.search(value):
+        elif value and (texts.UNSAFE.search(value) or ("name" in what and texts.NEWLINES.search(value))):
             found.append(f"the {what} holds a control character")
     return found

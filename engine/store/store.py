@@ -132,6 +132,8 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE signoffs ADD COLUMN report_sha256 TEXT;
     """),
 ]
+#: The largest row number SQLite stores (a record numbered so could have no successor).
+MAX_ROW_ID = 2 ** 63 - 1
 #: The tables whose rows are links of the chain, with the column naming each row.
 LINKED = (("runs", "seq"), ("decisions", "id"), ("signoffs", "id"))
 ONE_CHAIN = "0003-one-chain"
@@ -316,7 +318,8 @@ class Store:
         found = [(kind, name, "missing") for (kind, name) in expected if (kind, name) not in actual]
         found += [(kind, name, "altered") for (kind, name), sql in expected.items()
                   if (kind, name) in actual and actual[(kind, name)] != sql]
-        found += [(kind, name, "extra") for (kind, name) in actual if (kind, name) not in expected]
+        found += [(kind, name, "extra") for (kind, name) in actual if (kind, name) not in expected
+                  and not (kind == "table" and name.startswith("sqlite_stat"))]  # ANALYZE's statistics run no code
         return sorted(found)
 
     def foreign_objects(self) -> list[str]:
@@ -399,7 +402,8 @@ class Store:
     # --- writing ---
 
     def record(self, report: dict, results: Iterable[tuple[str, bytes]], key: bytes | None = None,
-               before_commit: Callable[[RunSummary], None] | None = None) -> RunSummary:
+               before_commit: Callable[[RunSummary], None] | None = None,
+               check: Callable[[], None] | None = None) -> RunSummary:
         """Record a run and its case results (``(reference, encoded result line)`` pairs, streamed)
         in one transaction, chained to the previous run.
 
@@ -408,6 +412,8 @@ class Store:
         chain = KEYED if key else PLAIN
         with self._write() as db:
             self.check_key(key)
+            if check is not None:  # the chain this run is appended to checks out (engine.store.review)
+                check()
             seq = self.next_id("runs")
             link, previous = self.next_link()
             header = {**_header(report), "seq": seq, "chain": chain, "key_id": key_id(key), "link": link}
@@ -457,7 +463,11 @@ class Store:
         column = dict(LINKED)[table]
         last = self.connection.execute(f"SELECT max({column}) FROM {table}").fetchone()[0] or 0
         numbered = self.connection.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
-        return max(last, numbered[0] if numbered else 0) + 1
+        numbered = numbered[0] if numbered else 0
+        if not (isinstance(last, int) and isinstance(numbered, int)) or max(last, numbered) >= MAX_ROW_ID:
+            raise self._damaged(f"the numbering of {table}", ValueError(f"{last!r} / {numbered!r} is not a number qi "
+                                                                        "gives (or the last one it can)"))
+        return max(last, numbered) + 1
 
     def links(self) -> list[Link]:
         """Every record of the chain, linked records in link order after the records made before
@@ -477,11 +487,14 @@ class Store:
     def next_link(self) -> tuple[int, str]:
         """The link number and previous hash of a record about to be written: after the newest
         link, or (in a store older than links) after its last run."""
-        linked = [r for r in self.links() if r.link is not None]
+        every = self.links()
+        linked = [r for r in every if r.link is not None]
         if linked:
+            if linked[-1].link >= MAX_ROW_ID:
+                raise self._damaged("the chain", ValueError(f"link {linked[-1].link} is the last number qi can give"))
             return linked[-1].link + 1, linked[-1].hash
-        runs = [r for r in self.links() if r.table == "runs"]
-        return 1, runs[-1].hash if runs else GENESIS
+        runs = [r for r in every if r.table == "runs"]
+        return first_link(runs), runs[-1].hash if runs else GENESIS
 
     def not_as_written(self, what: str) -> InputError:
         """A write that did not read back as written (something in the database changed it)."""
@@ -564,7 +577,10 @@ class Store:
             refs = [r for (r,) in self.connection.execute("SELECT case_ref FROM case_results WHERE seq = ?", (seq,))]
             raise InputError([Diagnostic(str(self.path), 1, 1, "unknown_case", f"run {seq} has no case {case_ref!r}",
                                          did_you_mean(case_ref, refs, "cases"))])
-        return self._decode(row[0], f"the result of case {case_ref!r} in run {seq}")
+        found = self._decode(row[0], f"the result of case {case_ref!r} in run {seq}")
+        if not isinstance(found.get("findings"), dict) or not isinstance(found.get("case"), str):
+            raise self._damaged(f"the result of case {case_ref!r} in run {seq}", ValueError("it has no findings"))
+        return found
 
     def _fetch(self, query: str, parameters: tuple) -> tuple | None:
         try:
@@ -603,6 +619,25 @@ class Store:
                 problem(None, "store_unavailable", f"the audit store cannot be read: {error}")
             except InputError as error:  # a record too damaged to check further
                 problems.extend(Problem(None, d) for d in error.diagnostics)
+        return problems
+
+    def chain_problems(self) -> list[Problem]:
+        """The cheap part of :meth:`verify`, run before every write: schema objects qi did not
+        create, and the chain's links (numbering, order, each pointing at the one before). Run
+        contents are not rehashed here (``qi runs verify`` does that)."""
+        problems: list[Problem] = []
+
+        def problem(seq: int | None, code: str, message: str, hint: str = "") -> None:
+            where = f"run {seq}: " if seq is not None else ""
+            problems.append(Problem(seq, Diagnostic(str(self.path), 1, 1, code, where + message, hint)))
+
+        try:
+            self._verify_schema(problem)
+            self._verify_links(problem)
+        except sqlite3.Error as error:
+            problem(None, "store_unavailable", f"the audit store cannot be read: {error}")
+        except InputError as error:
+            problems.extend(Problem(None, d) for d in error.diagnostics)
         return problems
 
     def _verify_schema(self, problem) -> None:
@@ -664,7 +699,7 @@ class Store:
         every = self.links()
         linked = [r for r in every if r.link is not None]
         runs = [r for r in every if r.table == "runs" and r.link is None]
-        previous, expected = (runs[-1].hash if runs else GENESIS), 1
+        previous, expected = (runs[-1].hash if runs else GENESIS), first_link(runs)
         last_row: dict[str, int] = {}
         run_links = {r.row: r.link for r in every if r.table == "runs"}
         for record in linked:
@@ -717,13 +752,17 @@ class Store:
         for table, column in LINKED:
             last = db.execute(f"SELECT max({column}) FROM {table}").fetchone()[0] or 0
             numbered = db.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
-            if numbered and numbered[0] > last:
+            if numbered and not (isinstance(numbered[0], int) and isinstance(last, int)):
+                problem(None, "store_damaged", f"the numbering of {table} holds {numbered[0]!r}, not a number",
+                        "sqlite_sequence was edited")
+            elif numbered and numbered[0] > last:
                 kind = {"runs": "runs", "decisions": "decisions", "signoffs": "sign-offs"}[table]
                 problem(None, "runs_lost" if table == "runs" else "records_lost",
                         f"{kind} up to {numbered[0]} were recorded, but the store ends at {last}",
                         f"the last {kind} were deleted")
         applied = [row[0] for row in db.execute("SELECT name FROM migrations ORDER BY name")]
-        if applied != [name for name, _ in MIGRATIONS]:
+        known = [name for name, _ in MIGRATIONS]
+        if applied != known[:len(applied)] or not applied:  # a store not yet migrated is fine: it is read as it is
             problem(None, "schema_changed", f"the schema steps recorded are {', '.join(applied) or 'none'}")
         if expect_head is not None:
             self._verify_head(problem, expect_head)
@@ -754,6 +793,12 @@ def parse_head(text: str) -> tuple[int, str]:
         raise ValueError(f"{text!r} is not LINK:HASH (a record's link number, a colon and 64 hex digits, "
                          "as qi runs head prints)")
     return int(match.group(1)), match.group(2)
+
+
+def first_link(legacy_runs: list) -> int:
+    """The number of the first link: after the runs recorded before links existed, whose heads
+    (``SEQ:HASH``) name them by their numbers, so no head can ever name two records."""
+    return (max(r.row for r in legacy_runs) if legacy_runs else 0) + 1
 
 
 def store_field(seq: int, run_hash: str, link: int | None = None) -> dict:

@@ -15,8 +15,10 @@ Every node keeps its position in the file it came from, so a problem anywhere is
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
+from engine.base import resources
 from engine.base.diagnostics import InputError
 from engine.load import source
 
@@ -40,7 +42,7 @@ def resolve(document: source.Document, _chain: tuple[str, ...] = ()) -> source.D
         raise InputError([document.diagnostic((KEY,), "invalid_value", "extends must name a rule set file",
                                               "e.g. extends: hmip-qi-adult-2.0.yaml (relative to this file)")])
     here = document.location.parent if document.origin else Path(".")
-    base_path = here / named
+    base_path = _base(here, named)
     chain = _chain + (str(document.location.resolve()) if document.origin else "-",)
     if str(base_path.resolve()) in chain:
         raise InputError([document.diagnostic((KEY,), "circular_extends",
@@ -60,6 +62,19 @@ def resolve(document: source.Document, _chain: tuple[str, ...] = ()) -> source.D
         raise InputError([document.diagnostic((KEY,), "wrong_file_kind", f"{named} is not a rule set",
                                               "extends names a rule set file (one with rules:)")])
     return merge(resolve(base, chain), document)
+
+
+def _base(here: Path, named: str) -> Path:
+    """The base file ``extends`` names: beside the extending file; else, for a bundled rule set
+    named by its file name or its place (``rules/…``), the bundled file, wherever qi is installed —
+    so a team's own rule set extends the default from any folder."""
+    beside = here / named
+    if os.path.lexists(beside) or Path(named).is_absolute():
+        return beside
+    for candidate in (resources.locate(named), resources.data_dir("rules") / named):
+        if os.path.lexists(candidate):
+            return candidate
+    return beside
 
 
 def merge(base: source.Document, child: source.Document) -> source.Document:
