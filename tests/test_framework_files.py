@@ -151,3 +151,14 @@ def test_ids_that_break_the_declared_numbering_are_refused_at_their_place(qi, tm
     result = qi("validate", framework)
     assert result.exit_code == 1 and f"numbered.yaml:{line}:" in result.stderr and message in result.stderr
     assert "inconsistent_id" in result.stderr
+
+
+def test_a_framework_without_impact_standards_gets_no_empty_outcomes_section(qi, team, tmp_path):
+    sample, framework = team
+    framework.write_text(framework.read_text().replace("dimension: impact", "dimension: quality"))
+    result = qi("run", sample, "--rules", sample / "team-rules.yaml", "--out", tmp_path / "out",
+                "--db", tmp_path / "qi.db", "-q")
+    assert result.exit_code == 0, result.stderr
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "## Outcomes" not in markdown and "## Standards and criteria" in markdown
+    assert re.search(r"(?m)^## [^\n]+\n+## ", markdown) is None  # no heading followed by nothing but the next

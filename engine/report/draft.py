@@ -224,7 +224,8 @@ def build(report: dict, consistency: bool = False) -> Draft:
     for standard in outcome_standards:
         for criterion in standard["criteria"]:
             outcomes.sections.append(_criterion(criterion, aggregates, report, columns, label, ratings, examples))
-    sections.append(outcomes)
+    if outcomes.sections:  # a framework without impact standards has no outcomes to report: no empty section
+        sections.append(outcomes)
     quality = Section("Standards and criteria", "standards")
     for standard in standards:
         if standard in outcome_standards:
@@ -237,7 +238,7 @@ def build(report: dict, consistency: bool = False) -> Draft:
     if checks:
         sections.append(checks)
     sections.append(_method(report))
-    return Draft(title, summary, sections)
+    return Draft(title, summary, [s for s in sections if s.blocks or s.sections])  # no section is ever printed empty
 
 
 #: Warnings that say an answer disagrees with the case context, or that evidence is missing: the
