@@ -162,3 +162,14 @@ def test_a_framework_without_impact_standards_gets_no_empty_outcomes_section(qi,
     markdown = (tmp_path / "out" / "report.md").read_text()
     assert "## Outcomes" not in markdown and "## Standards and criteria" in markdown
     assert re.search(r"(?m)^## [^\n]+\n+## ", markdown) is None  # no heading followed by nothing but the next
+
+
+def test_the_framework_schema_documents_levels_and_the_answer_scale(qi):
+    schema = json.loads(qi("schema", "framework").stdout)
+    definitions = schema["$defs"]
+    assert "levels" in schema["required"]
+    for field in ("name", "plural", "id_pattern", "numbering", "separator"):
+        assert definitions["Level"]["properties"][field]["description"]
+    assert set(definitions["Levels"]["properties"]) == {"standard", "criterion", "item"}
+    counts_as = definitions["AnswerTerm"]["properties"]["counts_as"]
+    assert set(counts_as["enum"]) == {"met", "partly_met", "not_met", "not_applicable"} and counts_as["description"]
