@@ -728,47 +728,20 @@ def rules_test(paths: tuple[Path, ...], show_coverage: bool, fail_under: float |
                with_mutants: bool, output_format: str) -> None:
     """Run rule tests (default: the bundled rules/tests): each a note, a small case or sample, and
     the findings, enablers, barriers, ratings or recommendations expected."""
-    measured = ruletest.Coverage()
-    chosen = list(paths) or [data_dir("rules") / "tests"]
-    outcomes, problems = ruletest.run_all(chosen, measured)
+    results = ruletest.check(list(paths) or [data_dir("rules") / "tests"], fail_under, with_mutants)
     if junit_file is not None:
         try:
-            ruletest_junit.write(outcomes, problems, junit_file)
+            ruletest_junit.write(results.outcomes, results.problems, junit_file)
         except OSError as error:
             raise click.ClickException(f"could not write {junit_file}: {error.strerror or error}") from None
-    failed = [o for o in outcomes if not o.passed]
-    below = fail_under is not None and measured.rule_percent < fail_under
-    made = ruletest.mutants(chosen, checked=measured) if with_mutants and not problems else []
-    survivors = [m for m in made if m.survived]
-    removals_alive = any(m.kind == "remove" for m in survivors)
     if output_format == "json":
-        _emit_json({"passed": len(outcomes) - len(failed), "failed": len(failed),
-                    "tests": [{"path": o.path, "line": o.line, "note": o.note, "passed": o.passed,
-                               "failures": o.failures, "rules_fired": o.fired} for o in outcomes],
-                    "diagnostics": [d.as_dict() for d in diagnostics.sort(problems)],
-                    "coverage": {"rules": round(measured.rule_percent, 1),
-                                 "rules_checked": (None if measured.checked_percent is None
-                                                    else round(measured.checked_percent, 1)),
-                                 "conditions": round(measured.condition_percent, 1)},
-                    **({"mutants": [m.as_dict() for m in made]} if with_mutants else {})})
-        if failed or problems or below or not outcomes or removals_alive:
-            raise Failed()
-        return
-    for mutant in survivors:
-        click.echo(mutant.render())
-    if with_mutants:
-        click.echo(f"mutants: {len(made)} ({sum(1 for m in made if m.kind == 'remove')} rule removals), "
-                   f"{len(survivors)} survived ({sum(1 for m in survivors if m.kind == 'remove')} rule removals)")
-    for diagnostic in diagnostics.sort(problems):
-        click.echo(diagnostic.render(), err=True)
-    for outcome in failed:
-        click.echo(outcome.render())
-    if show_coverage or fail_under is not None:
-        click.echo(measured.table(), nl=False)
-    click.echo(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
-    if below:
-        click.echo(f"rule coverage {measured.rule_percent:.1f}% is below {fail_under:g}%", err=True)
-    if failed or problems or below or not outcomes or removals_alive:
+        _emit_json(results.as_dict())
+    else:
+        out, err = results.text(show_coverage)
+        for line in err:
+            click.echo(line, err=True)
+        click.echo("\n".join(out))
+    if results.failing:
         raise Failed()
 
 

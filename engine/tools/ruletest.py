@@ -29,6 +29,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from engine.base.diagnostics import Diagnostic, InputError
+from engine.base.diagnostics import sort as sort_diagnostics
 from engine.check import framework as frameworks
 from engine.check import models, sample, validate
 from engine.check.sample import Loaded
@@ -498,3 +499,72 @@ def mutants(paths: list[str | os.PathLike[str]], negate: bool = True, checked: C
     if checked is not None:
         checked.checked = {m.rule for m in found if m.kind == "remove" and not m.survived}
     return found
+
+
+@dataclasses.dataclass
+class Results:
+    """One `qi rules test`: the outcomes, file problems, coverage and (optionally) mutants, with
+    what the command says and whether it fails."""
+
+    outcomes: list[Outcome]
+    problems: list[Diagnostic]
+    coverage: Coverage
+    fail_under: float | None = None
+    made: list[Mutant] | None = None
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.passed]
+
+    @property
+    def survivors(self) -> list[Mutant]:
+        return [m for m in self.made or [] if m.survived]
+
+    @property
+    def below(self) -> bool:
+        return self.fail_under is not None and self.coverage.rule_percent < self.fail_under
+
+    @property
+    def failing(self) -> bool:
+        """A failed test, a file problem, coverage below the bar, no test at all, or a rule whose
+        removal no test detects."""
+        return bool(self.failed or self.problems or self.below or not self.outcomes
+                    or any(m.kind == "remove" for m in self.survivors))
+
+    def as_dict(self) -> dict:
+        """What ``--format json`` prints."""
+        measured = self.coverage
+        return {"passed": len(self.outcomes) - len(self.failed), "failed": len(self.failed),
+                "tests": [{"path": o.path, "line": o.line, "note": o.note, "passed": o.passed,
+                           "failures": o.failures, "rules_fired": o.fired} for o in self.outcomes],
+                "diagnostics": [d.as_dict() for d in sort_diagnostics(self.problems)],
+                "coverage": {"rules": round(measured.rule_percent, 1),
+                             "rules_checked": (None if measured.checked_percent is None
+                                               else round(measured.checked_percent, 1)),
+                             "conditions": round(measured.condition_percent, 1)},
+                **({"mutants": [m.as_dict() for m in self.made]} if self.made is not None else {})}
+
+    def text(self, show_coverage: bool) -> tuple[list[str], list[str]]:
+        """What the text output prints: lines for stdout, lines for stderr."""
+        out = [m.render() for m in self.survivors]
+        if self.made is not None:
+            removals = sum(1 for m in self.made if m.kind == "remove")
+            out.append(f"mutants: {len(self.made)} ({removals} rule removals), {len(self.survivors)} survived "
+                       f"({sum(1 for m in self.survivors if m.kind == 'remove')} rule removals)")
+        err = [d.render() for d in sort_diagnostics(self.problems)]
+        out += [o.render() for o in self.failed]
+        if show_coverage or self.fail_under is not None:
+            out.append(self.coverage.table().rstrip("\n"))
+        out.append(f"{len(self.outcomes) - len(self.failed)} passed, {len(self.failed)} failed")
+        if self.below:
+            err.append(f"rule coverage {self.coverage.rule_percent:.1f}% is below {self.fail_under:g}%")
+        return out, err
+
+
+def check(paths: list[str | os.PathLike[str]], fail_under: float | None = None, with_mutants: bool = False) -> Results:
+    """Run the rule tests under ``paths`` with coverage, and (``with_mutants``, when every file is
+    valid) the mutants that show which rules no test pins down."""
+    measured = Coverage()
+    outcomes, problems = run_all(paths, measured)
+    made = mutants(paths, checked=measured) if with_mutants and not problems else ([] if with_mutants else None)
+    return Results(outcomes, problems, measured, fail_under, made)
