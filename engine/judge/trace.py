@@ -112,24 +112,25 @@ class Trace:
             node["condition"] = self._condition(_static_tree(self.compiled, compiled_rule), compiled_rule)
         return self._rule_nodes[index]
 
-    def _condition(self, static: _Static, compiled_rule: CompiledRule) -> dict:
+    def _condition(self, static: _Static, compiled_rule: CompiledRule, holds: bool | None = None) -> dict:
         view = self._view(compiled_rule.phase)
         node: dict = {"condition": static.kind, "text": static.text,
-                      "holds": conditions.holds(static.lowered, view.fact), "at": static.at}
+                      "holds": conditions.holds(static.lowered, view.fact) if holds is None else holds, "at": static.at}
         condition = static.condition
         if static.children:
-            children = [self._condition(child, compiled_rule) for child in static.children]
+            held = [conditions.holds(child.lowered, view.fact) for child in static.children]
             # the reason, not every alternative: an `any` that holds is explained by the parts that
-            # hold, an `all` that fails by the parts that fail; the rest are counted, not shown. Not
-            # where a part reads a diversity value (which parts are shown would say what redaction
-            # hides), nor in sample rules (few, and every group's figures there are the point)
+            # hold, an `all` that fails by the parts that fail; the rest are counted, not shown — and
+            # decided before any part is built, so a part not shown is never built. Not where a part
+            # reads a diversity value (which parts are shown would say what redaction hides), nor in
+            # sample rules (few, and every group's figures there are the point)
             decisive = node["holds"] if static.kind in ("any", "all") and not self.sample else None
-            if decisive is not None and not static.private and any(c["holds"] == decisive for c in children):
-                shown = [c for c in children if c["holds"] == decisive]
-                if len(shown) < len(children):
-                    node["not_shown"] = len(children) - len(shown)
-                children = shown
-            node["children"] = children
+            chosen = list(range(len(held)))
+            if decisive is not None and not static.private and decisive in held:
+                chosen = [i for i, h in enumerate(held) if h == decisive]
+                if len(chosen) < len(held):
+                    node["not_shown"] = len(held) - len(chosen)
+            node["children"] = [self._condition(static.children[i], compiled_rule, held[i]) for i in chosen]
         elif self.sample:
             node["seen"] = {a: view.fact[a] for a in conditions.attributes(static.lowered)}
             node["aggregates"] = condition.aggregates(view, compiled_rule.bindings)
@@ -141,7 +142,7 @@ class Trace:
                 derivers = self.evaluation.derived_by.get(condition.fact, ())
                 node["derived_by"] = [self.rule(i) for i in derivers]
                 if not derivers:
-                    node["could_be_derived_by"] = [r.rule.id for r in self.compiled.rules if condition.fact in r.derives]
+                    node["could_be_derived_by"] = list(_derivers(self.compiled).get(condition.fact, ()))
         return node
 
     def evidence(self, item: str) -> dict:
@@ -240,6 +241,18 @@ def ruleset_ref(compiled: CompiledRuleSet) -> dict:
         return {"id": ruleset.id, "version": ruleset.version, "sha256": compiled.loaded.sha256,
                 "file": compiled.loaded.document.path}
     return dict(compiled.cached(("trace", "ruleset"), make))
+
+
+def _derivers(compiled: CompiledRuleSet) -> dict[str, tuple[str, ...]]:
+    """Each derived fact and the rules that can derive it, in rule order: indexed once per rule set
+    (a trace asks it of every fact no rule derived)."""
+    def index() -> dict[str, tuple[str, ...]]:
+        found: dict[str, list[str]] = {}
+        for compiled_rule in compiled.rules:
+            for fact in dict.fromkeys(compiled_rule.derives):
+                found.setdefault(fact, []).append(compiled_rule.rule.id)
+        return {fact: tuple(ids) for fact, ids in found.items()}
+    return compiled.cached(("derivers",), index)
 
 
 def _static_tree(compiled: CompiledRuleSet, compiled_rule: CompiledRule) -> _Static:
