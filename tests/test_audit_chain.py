@@ -406,3 +406,18 @@ def test_more_tampering_never_crashes_any_command(qi, plain, tmp_path, statement
         assert result.exit_code in (0, 1), (args, result.stderr[-1500:])
         assert "Traceback" not in result.stderr and "internal error" not in result.stderr
     assert _verify(qi, plain).exit_code == 1
+
+
+@pytest.mark.parametrize("key", ["consistency", "organisations", "aggregates", "ruleset", "sample", "standards",
+                                 "framework", "cases"])
+def test_a_stored_report_missing_a_part_is_a_coded_refusal(qi, plain, tmp_path, key):
+    import zlib
+    connection = sqlite3.connect(plain)
+    report = json.loads(zlib.decompress(connection.execute("SELECT report FROM runs WHERE seq = 1").fetchone()[0]))
+    del report[key]
+    connection.execute("UPDATE runs SET report = ? WHERE seq = 1", (zlib.compress(json.dumps(report).encode()),))
+    connection.commit()
+    connection.close()
+    for args in (("runs", "show", "1"), ("report", "1", "--out", tmp_path / "r"), ("export", "1", "--to", tmp_path / "x.csv")):
+        result = qi(*args, "--db", plain)
+        assert result.exit_code == 1 and ": store_damaged: " in result.stderr, (args, result.stderr[-500:])

@@ -132,6 +132,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE signoffs ADD COLUMN report_sha256 TEXT;
     """),
 ]
+#: What every stored report holds at its top (checked as it is read: a report qi did not write
+#: is a damaged store, never a crash further on).
+REPORT_SHAPE = {"run": dict, "qi": dict, "sample": dict, "framework": dict, "ruleset": dict, "inputs": list,
+                "standards": list, "aggregates": dict, "sample_judgement": dict, "organisations": list,
+                "cases": list, "consistency": dict, "traces": dict}
 #: The largest row number SQLite stores (a record numbered so could have no successor).
 MAX_ROW_ID = 2 ** 63 - 1
 #: The tables whose rows are links of the chain, with the column naming each row.
@@ -568,6 +573,9 @@ class Store:
         report.json has it. Its full case results are in case_results."""
         row = self._fetch(f"SELECT report, hash, {'link' if self.linked else 'NULL'} FROM runs WHERE seq = ?", (seq,))
         report = self._decode(row[0], f"the report of run {seq}")
+        wrong = [key for key, kind in REPORT_SHAPE.items() if not isinstance(report.get(key), kind)]
+        if wrong:
+            raise self._damaged(f"the report of run {seq}", ValueError(f"it has no {', '.join(wrong[:3])} as qi writes it"))
         report["store"] = store_field(seq, row[1], row[2])
         return report
 
