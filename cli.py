@@ -852,8 +852,8 @@ def sample_group() -> None:
               help="Generation profile (default: the bundled cases/profiles one).")
 @framework_search_option
 def sample_generate(count: int, seed: int, out_dir: Path, profile_file: Path | None) -> None:
-    """Generate a realistic synthetic sample, valid by construction: providers, risk, sentences,
-    MAPPA, flags and diversity in realistic proportions, answers correlated as practice is."""
+    """Generate a realistic synthetic sample, valid by construction: providers, the framework's
+    case fields and diversity in the profile's proportions, answers correlated as practice is."""
     try:
         profile, fw = generate.load_profile(profile_file or generate.default_profile())
         with views.progress(count, "generating cases"):
@@ -921,15 +921,19 @@ def case_group() -> None:
 @case_group.command("new")
 @click.argument("reference", metavar="REF")
 @click.option("--provider", required=True, help="The provider supervising the case (from the framework vocabulary).")
-@click.option("--sentence", "sentence_type", required=True, metavar="TYPE",
-              help="The sentence type (from the framework vocabulary), e.g. community_order.")
+@click.option("--set", "chosen", multiple=True, metavar="FIELD=VALUE",
+              help="A value of a case field with one value, by its dotted name in the framework's case_file, e.g. "
+                   "sentence.type=licence (repeatable).")
 @framework_option
-def case_new(reference: str, provider: str, sentence_type: str, framework_path: str | None) -> None:
+def case_new(reference: str, provider: str, chosen: tuple[str, ...], framework_path: str | None) -> None:
     """Print a complete case file to fill in: every case-scoped framework item with its text and
     the allowed answers. It validates once every null is filled in (or its line deleted)."""
     fw = _framework(framework_path)
     try:
-        text = template.case_template(fw, reference, provider, sentence_type)
+        pairs = [given.split("=", 1) for given in chosen]
+        if any(len(pair) != 2 or not pair[0] for pair in pairs):
+            raise ValueError("--set takes FIELD=VALUE, e.g. sentence.type=licence")
+        text = template.case_template(fw, reference, provider, dict(pairs))
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     click.echo(text, nl=False)

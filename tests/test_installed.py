@@ -158,7 +158,7 @@ def test_framework_schema_and_case_files_from_a_users_folder(installed, home):
     assert "Assessment" in ok(qi(installed, home, "framework", "show", "3.1"))
     schema = json.loads(ok(qi(installed, home, "schema", "case")))
     assert "evidence" in schema["properties"]
-    blank = ok(qi(installed, home, "case", "new", "X-1", "--provider", "CRC", "--sentence", "licence"))
+    blank = ok(qi(installed, home, "case", "new", "X-1", "--provider", "CRC", "--set", "sentence.type=licence"))
     assert "\ncase: \"X-1\"\n" in blank and "qi validate X-1.yaml" in blank
     ok(qi(installed, home, "cases", "export", "nw", "--to", "book.xlsx"))
     ok(qi(installed, home, "cases", "import", "book.xlsx", "--out", "nw-again"))

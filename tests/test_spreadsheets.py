@@ -360,8 +360,9 @@ def test_run_export_has_findings_aggregates_and_gaps(qi, tmp_path):
 
 
 def test_case_new_prints_a_template_that_validates_once_filled_in(qi, tmp_path):
-    result = qi("case", "new", "NW-099", "--provider", "NPS", "--sentence", "licence")
+    result = qi("case", "new", "NW-099", "--provider", "NPS", "--set", "sentence.type=licence")
     assert result.exit_code == 0, result.stderr
+    assert '\n  type: "licence"\n' in result.stdout and "\nmappa: null " in result.stdout
     fw = frameworks.load(frameworks.default_path())
     for item in fw.items():
         in_case = item.id in fw.item_ids("case")
@@ -380,10 +381,24 @@ def test_case_new_prints_a_template_that_validates_once_filled_in(qi, tmp_path):
     assert qi("evaluate", case).exit_code == 0
 
 
-def test_case_new_rejects_unknown_provider_sentence_and_reference(qi):
-    assert "did you mean 'NPS'" in qi("case", "new", "X-1", "--provider", "NSP", "--sentence", "licence").stderr
-    assert qi("case", "new", "X-1", "--provider", "NPS", "--sentence", "licnce").exit_code == 2
-    assert qi("case", "new", "../x", "--provider", "NPS", "--sentence", "licence").exit_code == 2
+def test_case_new_rejects_unknown_provider_field_value_and_reference(qi):
+    assert "did you mean 'NPS'" in qi("case", "new", "X-1", "--provider", "NSP", "--set", "sentence.type=licence").stderr
+    wrong_value = qi("case", "new", "X-1", "--provider", "NPS", "--set", "sentence.type=licnce")
+    assert wrong_value.exit_code == 2 and "did you mean 'licence'" in wrong_value.stderr
+    wrong_field = qi("case", "new", "X-1", "--provider", "NPS", "--set", "sentence.typ=licence")
+    assert wrong_field.exit_code == 2 and "did you mean 'sentence.type'" in wrong_field.stderr
+    # a list or a mapping is not set with one value; a pair needs its =
+    assert qi("case", "new", "X-1", "--provider", "NPS", "--set", "flags=vulnerable").exit_code == 2
+    assert qi("case", "new", "X-1", "--provider", "NPS", "--set", "mappa=1").exit_code == 2
+    assert qi("case", "new", "X-1", "--provider", "NPS", "--set", "sentence.type").exit_code == 2
+    assert qi("case", "new", "../x", "--provider", "NPS", "--set", "sentence.type=licence").exit_code == 2
+
+
+def test_case_new_fills_in_a_numbered_value_and_the_mapping_it_belongs_to(qi, tmp_path):
+    result = qi("case", "new", "X-1", "--provider", "NPS", "--set", "mappa.level=2")
+    assert result.exit_code == 0, result.stderr
+    assert "\nmappa:\n  category: null" in result.stdout and "\n  level: 2\n" in result.stdout
+    assert qi("case", "new", "X-1", "--provider", "NPS", "--set", "mappa.level=7").exit_code == 2
 
 
 # --- property: generated samples survive the round trip ----------------------------------------

@@ -267,7 +267,8 @@ def test_generated_run_flags_tested_gaps_and_says_them_in_plain_words(generated)
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert _check_report(report) > 0
     markdown = (out / "report.md").read_text(encoding="utf-8").replace("\\", "")  # Markdown escapes brackets
-    gap = report["aggregates"]["targets"]["2.1"]["gaps"]["provider"]
+    gap = next(gap for target in report["aggregates"]["targets"].values() for gap in target["gaps"].values()
+               if gap["flagged"])
     high, low = gap["groups"]
     words = (f"{high['label']}: {high['sufficient']} of {high['applicable']}, {round(high['percent'])}% "
              f"[{round(high['interval'][0])}–{round(high['interval'][1])}%]; {low['label']}: {low['sufficient']} "

@@ -3,7 +3,7 @@
 Unknown keys are errors, types are not coerced (a quoted "1" is not the number 1), and every field
 has a description that ends up in the JSON Schema editors use (``qi schema case``).
 
-Values drawn from the framework's vocabulary (providers, sentence types, flags, diversity...) are
+Values drawn from the framework's vocabulary (providers, declared case fields, diversity...) are
 checked against the framework passed in the validation context
 (``Model.model_validate(data, context={"framework": fw})``), so the vocabulary lives in
 ``framework/`` and can grow without code. Each vocabulary field carries ``x-vocabulary`` in its
@@ -25,6 +25,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -150,7 +151,7 @@ class AnswerTerm(Term):
 
 
 class NumberedTerm(Strict):
-    """One entry of a numbered vocabulary (MAPPA categories and levels)."""
+    """One entry of a numbered vocabulary (e.g. levels 1, 2, 3)."""
 
     id: int = Field(description="The number written in files, e.g. 2.")
     label: str = Field(description="What the number means, in words.")
@@ -177,12 +178,56 @@ class DiversityField(Strict):
         return self
 
 
+class CaseField(Strict):
+    """One field of case context a case file records, declared by the framework: its name, its
+    type and, for terms, the vocabulary its values come from. The case file's own fields (case,
+    provider, diversity, evidence, judgements) are qi's; every other field is declared."""
+
+    id: str = Field(description="The key written in a case file, e.g. order.", pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = Field(description="What the field records, in words: shown in the JSON Schema, the case "
+                                          "template and the workbook.")
+    type: Literal["term", "terms", "date", "number", "mapping"] = Field(
+        description="term: one value of a vocabulary; terms: a list of them; date: YYYY-MM-DD; number; mapping: "
+                    "fields of its own (`fields`).")
+    terms: str | None = Field(default=None, description="For term and terms: the vocabulary the values come from.")
+    each: str | None = Field(default=None, description="For term and terms: what one value is called in messages, "
+                                                       "e.g. order type.")
+    required: bool = Field(default=True, description="A case file must record it (terms: may be left out, meaning "
+                                                     "none; others: may be left out or null when not required).")
+    fields: list[CaseField] = Field(default_factory=list, description="For mapping: its fields, in order.")
+
+    @model_validator(mode="after")
+    def _shape(self) -> CaseField:
+        wrong = None
+        if self.type in ("term", "terms") and not self.terms:
+            wrong = ("terms", None, f"a {self.type} field names the vocabulary of its values", "add terms: VOCABULARY")
+        elif self.type == "mapping" and not self.fields:
+            wrong = ("fields", None, "a mapping field declares its fields", "add fields: [...]")
+        elif self.type != "mapping" and self.fields:
+            wrong = ("fields", self.fields, f"a {self.type} field has no fields of its own", "use type: mapping")
+        if wrong:
+            raise ValidationError.from_exception_data("CaseField", [_detail(
+                (wrong[0],), wrong[1], _error("invalid_value", wrong[2], wrong[3]))])
+        return self
+
+    def at(self, path: list[str]) -> CaseField | None:
+        """The declared field at ``path`` under this one (itself for an empty path)."""
+        if not path:
+            return self
+        child = next((f for f in self.fields if f.id == path[0]), None)
+        return child.at(path[1:]) if child is not None else None
+
+
+#: What a case file holds whatever the framework: the rest of its fields are declared (``case_file``).
+CASE_FILE_FIELDS = ("case", "provider", "diversity", "evidence", "judgements")
+
+
 class ContextField(Strict):
     """One field of case context a case file records, and how rules and aggregates read it."""
 
-    id: str = Field(description="The field's name in rules (context:), traces and groupings, e.g. risk_of_serious_harm.")
+    id: str = Field(description="The field's name in rules (context:), traces and groupings, e.g. order_type.")
     label: str = Field(description="What the field is, in words.")
-    path: str = Field(description="Where a case file records it, dotted, e.g. sentence.type.")
+    path: str = Field(description="Where a case file records it, dotted, e.g. order.type.")
     terms: str | None = Field(default=None, description="The vocabulary its values come from (not for `present`).")
     shape: Literal["one", "many", "present"] = Field(
         default="one", description="one value; many values (a list); or present: whether it is recorded at all.")
@@ -195,25 +240,27 @@ class ContextField(Strict):
 
 
 class Vocabulary(Strict):
-    """The controlled vocabulary of case context: extend it here, without code."""
+    """The controlled vocabulary of case context: extend it here, without code. Besides the named
+    fields below, any key holds a list of terms (``{id, label}``, or ``{id: NUMBER, label}`` for a
+    numbered vocabulary such as levels), which case fields and context fields name in ``terms``."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    __pydantic_extra__: dict[str, list[Term] | list[NumberedTerm]] = Field(init=False)
 
     answers: list[AnswerTerm] = Field(description="The answer scale: answers an inspector may give on an item, "
                                                   "each with what it counts as (met, partly_met, not_met, "
                                                   "not_applicable). A scale needs a met, a not_met and a "
                                                   "not_applicable answer; partly_met is optional (a yes/no scale).")
     providers: list[Term] = Field(description="Organisations that deliver the work inspected.")
-    risk_levels: list[Term] = Field(description="Risk of serious harm levels, lowest first.")
-    sentence_types: list[Term] = Field(description="Types of sentence under supervision.")
-    requirement_types: list[Term] = Field(description="Requirements and conditions of a sentence.")
-    mappa_categories: list[NumberedTerm] = Field(description="MAPPA categories.")
-    mappa_levels: list[NumberedTerm] = Field(description="MAPPA management levels.")
-    flags: list[Term] = Field(description="Case flags inspectors record.")
     diversity: list[DiversityField] = Field(description="Diversity characteristics and their values.")
     evidence_sources: list[Term] = Field(description="Where an inspector found evidence.")
     group_labels: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="How reports name a group of cases by a diversity value, in plain words: "
                     "field -> value -> label, e.g. gender: {female: women}.")
+    case_file: list[CaseField] = Field(default_factory=list, description=(
+        "The fields of case context a case file records beside case, provider, diversity, evidence and judgements, "
+        "in file order."))
     context: list[ContextField] = Field(description="The fields of case context, in order, and how qi reads each.")
 
     _ids: dict = PrivateAttr(default_factory=dict)
@@ -229,19 +276,54 @@ class Vocabulary(Strict):
                 raise ValueError(f"group_labels.{field}: {', '.join(unknown)} not among its values")
         return self
 
+    def term_lists(self) -> list[str]:
+        """The names of the vocabularies of terms (``providers``, ``answers``, ``evidence_sources``
+        and every list the framework adds)."""
+        named = [name for name in type(self).model_fields if name not in ("context", "diversity", "case_file")
+                 and isinstance(getattr(self, name), list)]
+        return named + list(self.__pydantic_extra__ or {})
+
+    def numbered(self, kind: str) -> bool:
+        """Whether the terms of ``kind`` are numbers (e.g. levels 1, 2, 3)."""
+        terms = getattr(self, kind, None) or []
+        return bool(terms) and all(isinstance(term, NumberedTerm) for term in terms)
+
+    def case_field(self, path: str) -> CaseField | None:
+        """The declared case field at a dotted ``path``, e.g. order.type; None if none is."""
+        head, *rest = path.split(".")
+        top = next((f for f in self.case_file if f.id == head), None)
+        return top.at(rest) if top is not None else None
+
     @model_validator(mode="after")
     def _context_terms(self) -> Vocabulary:
         problems = []
-        lists = [name for name in type(self).model_fields if name not in ("context", "diversity")
-                 and isinstance(getattr(self, name), list)]
+        lists = self.term_lists()
+
+        def check_terms(loc: tuple, name: str | None) -> None:
+            if name not in lists:
+                problems.append(_detail(loc, name, _error(
+                    "unknown_value", f"{name!r} is not a vocabulary of terms", did_you_mean(name, lists))))
+
+        def check_fields(fields: list[CaseField], loc: tuple) -> None:
+            seen: set[str] = set()
+            for index, field in enumerate(fields):
+                if field.id in seen or (loc == ("case_file",) and field.id in CASE_FILE_FIELDS):
+                    problems.append(_detail(loc + (index, "id"), field.id, _error(
+                        "duplicate_value", f"case files already have a field {field.id!r}",
+                        "give every case field its own name")))
+                seen.add(field.id)
+                if field.type in ("term", "terms"):
+                    check_terms(loc + (index, "terms"), field.terms)
+                check_fields(field.fields, loc + (index, "fields"))
+
+        check_fields(self.case_file, ("case_file",))
+        paths = ["provider"] + [".".join(p) for p in _paths(self.case_file)]
         for index, field in enumerate(self.context):
-            if field.shape != "present" and field.terms not in lists:
-                problems.append(_detail(("context", index, "terms"), field.terms, _error(
-                    "unknown_value", f"{field.terms!r} is not a vocabulary of terms", did_you_mean(field.terms, lists))))
-            if field.path.split(".")[0] not in CaseFile.model_fields:
+            if field.shape != "present":
+                check_terms(("context", index, "terms"), field.terms)
+            if field.path not in paths:
                 problems.append(_detail(("context", index, "path"), field.path, _error(
-                    "unknown_field", f"case files have no field {field.path!r}",
-                    did_you_mean(field.path.split(".")[0], list(CaseFile.model_fields)))))
+                    "unknown_field", f"case files have no field {field.path!r}", did_you_mean(field.path, paths))))
         if problems:
             raise ValidationError.from_exception_data("Vocabulary", problems)
         return self
@@ -270,6 +352,15 @@ class Vocabulary(Strict):
             else:
                 self._ids[kind] = [term.id for term in getattr(self, kind)]
         return self._ids[kind]
+
+
+def _paths(fields: list[CaseField], prefix: tuple = ()) -> list[tuple]:
+    """Every dotted path of the declared case fields, parents before their children."""
+    found = []
+    for field in fields:
+        found.append(prefix + (field.id,))
+        found += _paths(field.fields, prefix + (field.id,))
+    return found
 
 
 class Level(Strict):
@@ -358,6 +449,14 @@ class Framework(Strict):
     vocabulary: Vocabulary
 
     _standard_of: dict = PrivateAttr(default_factory=dict)
+    _case_model: Any = PrivateAttr(default=None)
+
+    def case_model(self) -> type[CaseFile]:
+        """The model of this framework's case files: qi's own fields with the declared ones
+        (``vocabulary.case_file``) between provider and diversity, built once per framework."""
+        if self._case_model is None:
+            self._case_model = case_model(self.vocabulary)
+        return self._case_model
 
     @model_validator(mode="after")
     def _consistent_ids(self) -> Framework:
@@ -563,22 +662,6 @@ def _judgements_field(scope: str) -> Any:
 # --- case files -----------------------------------------------------------------------------------
 
 
-class Sentence(Strict):
-    type: Annotated[str, vocabulary("sentence_types", "sentence type")] = _vocab_field(
-        "sentence_types", "The type of sentence.")
-    requirements: Annotated[list[Annotated[str, vocabulary("requirement_types", "requirement type")]],
-                            AfterValidator(_unique)] = _vocab_field(
-        "requirement_types", "Requirements or licence conditions of the sentence.", default_factory=list)
-    start: Date = Field(description="Date supervision began, YYYY-MM-DD.")
-
-
-class Mappa(Strict):
-    category: Annotated[int, vocabulary("mappa_categories", "MAPPA category")] = _vocab_field(
-        "mappa_categories", "MAPPA category (1, 2 or 3).")
-    level: Annotated[int, vocabulary("mappa_levels", "MAPPA level")] = _vocab_field(
-        "mappa_levels", "MAPPA management level (1, 2 or 3).")
-
-
 def _check_diversity(values: dict[str, str], info: ValidationInfo) -> dict[str, str]:
     framework = _framework(info)
     if framework is None:
@@ -613,22 +696,63 @@ def context_value(case: Any, field: ContextField) -> Any:
 
 
 class CaseFile(Strict):
-    """One case in the sample, as the inspector records it."""
+    """One case in the sample, as the inspector records it: the base of every framework's case
+    model (:meth:`Framework.case_model`), which adds the fields the framework declares."""
 
-    case: Reference = Field(description="Pseudonymous case reference, e.g. NW-014. Never a name.")
-    provider: Annotated[str, vocabulary("providers", "provider")] = _vocab_field(
-        "providers", "The organisation supervising the case.")
-    sentence: Sentence
-    risk_of_serious_harm: Annotated[str, vocabulary("risk_levels", "risk level")] = _vocab_field(
-        "risk_levels", "Risk of serious harm level at the start of the period inspected.")
-    mappa: Mappa | None = Field(default=None, description="MAPPA category and level, or null if not MAPPA.")
-    flags: Annotated[list[Annotated[str, vocabulary("flags", "flag")]], AfterValidator(_unique)] = _vocab_field(
-        "flags", "Case flags from the framework vocabulary.", default_factory=list)
-    diversity: Annotated[dict[str, str], AfterValidator(_check_diversity)] = Field(
-        default_factory=dict, description="Diversity characteristics: field -> value, from the framework vocabulary.",
-        json_schema_extra={"x-vocabulary": "diversity"})
-    evidence: _evidence_field("case") = Field(default_factory=dict)
-    judgements: _judgements_field("case") = Field(default_factory=dict)
+
+def _fixed_case_fields() -> tuple[dict, dict]:
+    before = {
+        "case": (Reference, Field(description="Pseudonymous case reference, e.g. NW-014. Never a name.")),
+        "provider": (Annotated[str, vocabulary("providers", "provider")],
+                     _vocab_field("providers", "The organisation supervising the case.")),
+    }
+    after = {
+        "diversity": (Annotated[dict[str, str], AfterValidator(_check_diversity)], Field(
+            default_factory=dict, description="Diversity characteristics: field -> value, from the framework "
+                                              "vocabulary.", json_schema_extra={"x-vocabulary": "diversity"})),
+        "evidence": (_evidence_field("case"), Field(default_factory=dict)),
+        "judgements": (_judgements_field("case"), Field(default_factory=dict)),
+    }
+    return before, after
+
+
+def _declared(field: CaseField, terms: Vocabulary) -> tuple[Any, Any]:
+    """The annotation and field of one declared case field."""
+    options: dict[str, Any] = {"description": field.description}
+    if field.type == "mapping":
+        name = "".join(part.capitalize() for part in field.id.split("_"))
+        annotation: Any = create_model(name, __base__=Strict, __doc__=field.description,
+                                       **{child.id: _declared(child, terms) for child in field.fields})
+    elif field.type in ("term", "terms"):
+        one = Annotated[int if terms.numbered(field.terms) else str,
+                        vocabulary(field.terms, field.each or field.terms.replace("_", " "))]
+        annotation = one if field.type == "term" else Annotated[list[one], AfterValidator(_unique)]
+        options["json_schema_extra"] = {"x-vocabulary": field.terms}
+    elif field.type == "date":
+        annotation = Date
+    else:
+        annotation = Annotated[int | float, Field(allow_inf_nan=False)]
+    if field.type == "terms":
+        options["default_factory"] = list
+    elif not field.required:
+        annotation, options["default"] = annotation | None, None
+    return annotation, Field(**options)
+
+
+def case_model(terms: Vocabulary) -> type[CaseFile]:
+    """The case file model for a vocabulary's declared case fields."""
+    before, after = _fixed_case_fields()
+    declared = {field.id: _declared(field, terms) for field in terms.case_file}
+    return create_model("CaseFile", __base__=CaseFile, __doc__=CaseFile.__doc__, **before, **declared, **after)
+
+
+def model_of(kind: str, framework: Framework | None) -> type[Strict]:
+    """The model of a file kind: a framework's own case model for case files."""
+    if kind == "case":
+        if framework is None:
+            raise ValueError("case files are validated against a framework")
+        return framework.case_model()
+    return KINDS[kind]
 
 
 class OrganisationFile(Strict):
@@ -686,7 +810,10 @@ KINDS: dict[str, type[Strict]] = {
 def json_schema(kind: str | type[Strict], framework: Framework | None = None) -> dict:
     """JSON Schema of a file kind (a name in KINDS, or a model class), with the framework's
     vocabulary filled in as ``enum`` lists."""
-    schema = (kind if isinstance(kind, type) else KINDS[kind]).model_json_schema()
+    model = kind if isinstance(kind, type) else model_of(kind, framework)
+    if model is CaseFile and framework is not None:
+        model = framework.case_model()
+    schema = model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     if framework is not None:
         _fill_vocabulary(schema, framework)

@@ -63,7 +63,7 @@ def to_model(document: source.Document, kind: str | type[BaseModel], framework: 
 
     With ``data`` and ``at``: validate ``data`` (built from the part of the document at ``at``, e.g.
     a test's case with defaults filled in) and report problems at their place in the document."""
-    model_class = kind if isinstance(kind, type) else models.KINDS[kind]
+    model_class = kind if isinstance(kind, type) else models.model_of(kind, framework)
     subject = document.data if data is None else data
     try:
         model = model_class.model_validate(subject, context={"framework": framework})

@@ -1,7 +1,7 @@
 """Synthetic samples: realistic case files generated from a profile (``cases/profiles/*.yaml``),
 valid by construction, the same files for the same seed.
 
-Everything probation-specific — provider mix, risk levels, sentences, flags, diversity, how good
+Everything about what is inspected — provider mix, the case fields' values, diversity, how good
 practice is, which lines of enquiry apply only when relevant — is in the profile. The generator
 draws from its distributions: each case gets a practice quality around its provider's, and each
 standard a quality around the case's, so answers are correlated the way practice is.
@@ -16,9 +16,10 @@ import random
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, ValidationError, ValidationInfo, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from engine.base.diagnostics import Diagnostic, InputError
+from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
 from engine.base.resources import data_dir
 from engine.check import framework as frameworks
 from engine.check import models, rules, validate
@@ -26,21 +27,35 @@ from engine.compile import conditions, facts
 from engine.load import source
 
 Distribution = dict[str, float]
+#: Weights of the values of a term field (numbers for a numbered vocabulary).
+Weights = dict[int | str, float]
 
 
-class MappaProfile(models.Strict):
-    probability: float = Field(ge=0, le=1)
-    categories: dict[int, float] = Field(default_factory=dict)
-    levels: dict[int, float] = Field(default_factory=dict)
+class TermsDraw(models.Strict):
+    """How a list field is drawn: each term with its own chance, or (``by``) with chances that
+    depend on the value drawn for an earlier field, e.g. requirements by order type."""
+
+    by: str | None = Field(default=None, description="A term field drawn earlier, e.g. order.type.")
+    chances: dict[int | str, float] | dict[int | str, dict[int | str, float]] = Field(
+        description="Term -> chance; with `by`, the earlier field's value -> (term -> chance).")
+
+
+class NumberDraw(models.Strict):
+    between: Annotated[list[int], Field(min_length=2, max_length=2)] = Field(
+        description="A whole number drawn uniformly from the two, inclusive.")
+
+
+#: A draw for one declared case field: weights (term), a TermsDraw (terms), the chance an optional
+#: mapping is recorded, a NumberDraw (number).
+Draw = Annotated[float, Field(ge=0, le=1)] | Weights | TermsDraw | NumberDraw
 
 
 class ProviderProfile(models.Strict):
     id: str
     share: float = Field(gt=0)
     practice: float = Field(ge=0, le=1, description="Mean chance a line of enquiry is met.")
-    risk: Distribution
-    sentence_types: Distribution
-    mappa: MappaProfile
+    context: dict[str, Draw] = Field(default_factory=dict, description=(
+        "This provider's draws for declared case fields, by dotted name (before the profile's own `context`)."))
 
 
 class AnswerProfile(models.Strict):
@@ -61,10 +76,90 @@ class Profile(models.Strict):
     period: models.Period
     reference_prefix: models.Reference
     providers: Annotated[list[ProviderProfile], Field(min_length=1)]
-    requirements: dict[str, Distribution]
-    flags: Distribution
+    context: dict[str, Draw] = Field(default_factory=dict, description=(
+        "Draws for the framework's declared case fields (vocabulary.case_file), by dotted name, e.g. "
+        "order.type: {community: 0.5, ...}. A date field is drawn within the period unless given; a required "
+        "field with no draw here or under its provider is an error."))
     diversity: dict[str, Distribution]
     answers: AnswerProfile
+
+    @model_validator(mode="after")
+    def _draws_fit_the_fields(self, info: ValidationInfo) -> Profile:
+        framework = (info.context or {}).get("framework")
+        if framework is not None:
+            problems = [problem for index, provider in enumerate(self.providers)
+                        for problem in _draw_problems(framework, provider.context, ("providers", index, "context"))]
+            problems += _draw_problems(framework, self.context, ("context",))
+            problems += _missing_draws(framework, self)
+            if problems:
+                raise ValidationError.from_exception_data("Profile", problems)
+        return self
+
+
+_KINDS = {"term": dict, "terms": TermsDraw, "number": NumberDraw}
+
+
+def _draw_problems(framework: models.Framework, draws: dict, loc: tuple) -> list:
+    vocabulary = framework.vocabulary
+    paths = [".".join(p) for p in models._paths(vocabulary.case_file)]
+    problems = []
+    for path, draw in draws.items():
+        field = vocabulary.case_field(path)
+        if field is None:
+            problems.append(_problem(loc + (path, "[key]"), path, "unknown_field",
+                                     f"{path!r} is not a declared case field", did_you_mean(path, paths)))
+            continue
+        if isinstance(draw, float) and field.type == "mapping" and not field.required:
+            continue
+        if not isinstance(draw, _KINDS.get(field.type, type(None))) or isinstance(draw, float):
+            problems.append(_problem(loc + (path,), draw, "invalid_value", f"this draw does not fit {path}, a "
+                                     f"{field.type} field", _DRAW_HINTS.get(field.type, "")))
+            continue
+        allowed = vocabulary.ids(field.terms) if field.terms else []
+        values = (list(draw) if field.type == "term" else
+                  [t for chances in draw.chances.values() for t in chances] if field.type == "terms" and draw.by else
+                  list(draw.chances) if field.type == "terms" else [])
+        problems += [_problem(loc + (path, value), value, "unknown_value", f"{value!r} is not a value of {path}",
+                              did_you_mean(value, allowed)) for value in values if value not in allowed]
+        if field.type == "terms" and draw.by is not None:
+            by = vocabulary.case_field(draw.by)
+            if by is None or by.type != "term" or paths.index(draw.by) > paths.index(path):
+                problems.append(_problem(loc + (path, "by"), draw.by, "invalid_value", f"{draw.by!r} is not a field "
+                                         f"with one value declared before {path}", did_you_mean(draw.by, paths)))
+    return problems
+
+
+_DRAW_HINTS = {"term": "write value: weight, ...", "terms": "write chances: {term: chance, ...}",
+               "number": "write between: [LOW, HIGH]", "mapping": "an optional mapping takes the chance it is recorded",
+               "date": "dates are drawn within the period"}
+
+
+def _missing_draws(framework: models.Framework, profile: Profile) -> list:
+    """Required term and number fields some provider has no draw for."""
+    problems = []
+    for provider_index, provider in enumerate(profile.providers):
+        draws = {**profile.context, **provider.context}
+        for path, field in _leaves(framework.vocabulary.case_file, "", draws):
+            if field.required and field.type in ("term", "number") and path not in draws:
+                problems.append(_problem(("providers", provider_index, "context"), path, "missing_field",
+                                         f"no draw for {path} (a required {field.type} field) for {provider.id}",
+                                         f"add {path}: to context: or to this provider's context:"))
+    return problems
+
+
+def _leaves(fields: list[models.CaseField], prefix: str, draws: dict):
+    """The fields that are not mappings, with their dotted names; none under an optional mapping
+    never recorded (no draw)."""
+    for field in fields:
+        if field.type == "mapping":
+            if field.required or prefix + field.id in draws:
+                yield from _leaves(field.fields, f"{prefix}{field.id}.", draws)
+        else:
+            yield prefix + field.id, field
+
+
+def _problem(loc: tuple, value, code: str, message: str, hint: str):
+    return InitErrorDetails(type=PydanticCustomError(code, message, {"hint": hint}), loc=loc, input=value)
 
 
 
@@ -123,23 +218,12 @@ def _manifest(profile: Profile, seed: int) -> str:
 
 def _case(rng: random.Random, profile: Profile, framework: models.Framework, reference: str, applies: dict) -> dict:
     provider = rng.choices(profile.providers, weights=[p.share for p in profile.providers])[0]
-    sentence_type = _pick(rng, provider.sentence_types)
-    requirements = [r for r, chance in profile.requirements.get(sentence_type, {}).items() if rng.random() < chance]
-    mappa = None
-    if rng.random() < provider.mappa.probability:
-        mappa = {"category": int(_pick(rng, provider.mappa.categories)), "level": int(_pick(rng, provider.mappa.levels))}
-    span = (profile.period.end - profile.period.start).days
-    case = {
-        "case": reference, "provider": provider.id,
-        "sentence": {"type": sentence_type, "requirements": requirements,
-                     "start": profile.period.start + datetime.timedelta(days=rng.randint(0, span))},
-        "risk_of_serious_harm": _pick(rng, provider.risk),
-        "mappa": mappa,
-        "flags": [flag for flag, chance in profile.flags.items() if rng.random() < chance],
-        "diversity": {field: _pick(rng, distribution) for field, distribution in profile.diversity.items()},
-    }
-    attributes = facts.case_attributes(models.CaseFile.model_validate({**case, "evidence": {}},
-                                                                      context={"framework": framework}), framework)
+    draws = {**profile.context, **provider.context}
+    case = {"case": reference, "provider": provider.id,
+            **_drawn(rng, framework.vocabulary.case_file, draws, profile.period, "", {}),
+            "diversity": {field: _pick(rng, distribution) for field, distribution in profile.diversity.items()}}
+    attributes = facts.case_attributes(framework.case_model().model_validate({**case, "evidence": {}},
+                                                                            context={"framework": framework}), framework)
     quality = _clamp(rng.gauss(provider.practice, profile.answers.case_spread))
     evidence = {}
     for standard in framework.standards:
@@ -152,6 +236,32 @@ def _case(rng: random.Random, profile: Profile, framework: models.Framework, ref
                 evidence[item.id] = _evidence(rng, profile, standard_quality, not relevant, framework.vocabulary)
     case["evidence"] = evidence
     return case
+
+
+def _drawn(rng: random.Random, fields: list[models.CaseField], draws: dict, period: models.Period, prefix: str,
+           values: dict) -> dict:
+    """Values for declared case fields, in file order (``values`` collects them by dotted name, for
+    draws that depend on an earlier field). A mapping that is not required is recorded with the
+    chance its draw gives; a term or number field with no draw is left out."""
+    drawn: dict = {}
+    for field in fields:
+        path = prefix + field.id
+        draw = draws.get(path)
+        if field.type == "mapping":
+            recorded = field.required or (isinstance(draw, float) and rng.random() < draw)
+            drawn[field.id] = _drawn(rng, field.fields, draws, period, path + ".", values) if recorded else None
+        elif field.type == "term" and isinstance(draw, dict):
+            drawn[field.id] = _pick(rng, draw)
+        elif field.type == "terms":
+            chances = {} if draw is None else draw.chances.get(values.get(draw.by), {}) if draw.by else draw.chances
+            drawn[field.id] = [term for term, chance in chances.items() if rng.random() < chance]
+        elif field.type == "date":
+            drawn[field.id] = period.start + datetime.timedelta(days=rng.randint(0, (period.end - period.start).days))
+        elif field.type == "number" and isinstance(draw, NumberDraw):
+            drawn[field.id] = rng.randint(*draw.between)
+        if field.id in drawn:
+            values[path] = drawn[field.id]
+    return drawn
 
 
 def _evidence(rng: random.Random, profile: Profile, quality: float, not_applicable: bool,

@@ -246,17 +246,32 @@ def run_tests(document, tests: RuleTestFile, rules_path: Path, sections: Section
     return outcomes
 
 
+#: The period a rule test's sample covers, and the cases' dates default to.
+TEST_PERIOD = (datetime.date(2016, 1, 1), datetime.date(2016, 3, 31))
+
+
 def _case_data(spec: dict, framework: models.Framework, number: int) -> dict:
-    """A full case file from a test's partial case: defaults from the framework vocabulary."""
-    vocabulary = framework.vocabulary
-    data = {"case": f"T-{number}", "provider": vocabulary.ids("providers")[0],
-            "sentence": {"type": vocabulary.ids("sentence_types")[0], "start": datetime.date(2016, 1, 4)},
-            "risk_of_serious_harm": vocabulary.ids("risk_levels")[0]}
-    data.update({k: v for k, v in spec.items() if k != "count"})
-    if isinstance(data.get("sentence"), dict):
-        data["sentence"] = {"type": vocabulary.ids("sentence_types")[0], "start": datetime.date(2016, 1, 4),
-                            **data["sentence"]}
-    return _expand_evidence(data)
+    """A full case file from a test's partial case: every required field the test leaves out takes
+    a default from the framework (the first term of its vocabulary), a date in the test period."""
+    data = {"case": f"T-{number}", "provider": framework.vocabulary.ids("providers")[0]}
+    given = {k: v for k, v in spec.items() if k != "count"}
+    return _expand_evidence({**data, **_defaults(framework, framework.vocabulary.case_file, given)})
+
+
+def _defaults(framework: models.Framework, fields: list[models.CaseField], given: dict) -> dict:
+    data = dict(given)
+    for field in fields:
+        if field.id in given and not (field.type == "mapping" and isinstance(given[field.id], dict)):
+            continue
+        if field.type == "mapping" and (field.required or field.id in given):
+            data[field.id] = _defaults(framework, field.fields, given.get(field.id) or {})
+        elif field.required and field.type == "term":
+            data[field.id] = framework.vocabulary.ids(field.terms)[0]
+        elif field.required and field.type == "date":
+            data[field.id] = TEST_PERIOD[0] + datetime.timedelta(days=3)
+        elif field.required and field.type == "number":
+            data[field.id] = 0
+    return data
 
 
 def _expand_evidence(data: dict) -> dict:
@@ -309,8 +324,7 @@ def _run_sample(document, rules_path: Path, sections: Sections, test: RuleTest, 
                                               at=at + ("sample", "organisations", i)))
                      for i, spec in enumerate(test.sample.organisations)]
     manifest = models.SampleManifest(id="rule-test", title=test.note, area="rule test",
-                                     period=models.Period(start=datetime.date(2016, 1, 1),
-                                                          end=datetime.date(2016, 3, 31)),
+                                     period=models.Period(start=TEST_PERIOD[0], end=TEST_PERIOD[1]),
                                      framework=models.FrameworkRef(id=framework.id, version=framework.version))
     framework_path = compiled.loaded.framework_path or frameworks.bundled()[(framework.id, framework.version)]
     loaded_sample = sample.Sample(document.location.parent, Loaded(document, manifest), framework, framework_path,

@@ -90,25 +90,37 @@ class Column:
     description: str
     vocabulary: str | None = None
     required: bool = False
+    listed: str | None = None  # a list column: the vocabulary its values come from (no drop-down)
 
 
 def context_columns(framework: models.Framework) -> list[Column]:
-    """The case-context columns, in file order, from the case model and the framework vocabulary."""
-    case, sentence, mappa = (models.CaseFile.model_fields, models.Sentence.model_fields, models.Mappa.model_fields)
+    """The case-context columns, in file order: the case file's own, then every field the framework
+    declares (a mapping's fields as PARENT_FIELD), then one per diversity characteristic."""
+    own = framework.case_model().model_fields
     columns = [
-        Column("case", ("case",), "text", case["case"].description, required=True),
-        Column("provider", ("provider",), "text", case["provider"].description, "providers", True),
-        Column("sentence_type", ("sentence", "type"), "text", sentence["type"].description, "sentence_types", True),
-        Column("sentence_requirements", ("sentence", "requirements"), "list", sentence["requirements"].description),
-        Column("sentence_start", ("sentence", "start"), "date", sentence["start"].description, required=True),
-        Column("risk_of_serious_harm", ("risk_of_serious_harm",), "text", case["risk_of_serious_harm"].description,
-               "risk_levels", True),
-        Column("mappa_category", ("mappa", "category"), "number", mappa["category"].description, "mappa_categories"),
-        Column("mappa_level", ("mappa", "level"), "number", mappa["level"].description, "mappa_levels"),
-        Column("flags", ("flags",), "list", case["flags"].description),
+        Column("case", ("case",), "text", own["case"].description, required=True),
+        Column("provider", ("provider",), "text", own["provider"].description, "providers", True),
     ]
+    columns += _declared_columns(framework.vocabulary, framework.vocabulary.case_file, (), True)
     columns += [Column(f"diversity.{d.id}", ("diversity", d.id), "text", d.label, f"diversity.{d.id}")
                 for d in framework.vocabulary.diversity]
+    return columns
+
+
+def _declared_columns(vocabulary: models.Vocabulary, fields: list[models.CaseField], parent: tuple,
+                      required: bool) -> list[Column]:
+    columns = []
+    for field in fields:
+        loc = parent + (field.id,)
+        if field.type == "mapping":
+            columns += _declared_columns(vocabulary, field.fields, loc, required and field.required)
+            continue
+        numbered = field.type == "term" and vocabulary.numbered(field.terms)
+        kind = {"terms": "list", "date": "date", "number": "number"}.get(field.type, "number" if numbered else "text")
+        columns.append(Column("_".join(loc), loc, kind, field.description,
+                              field.terms if field.type == "term" else None,
+                              required and field.required and field.type != "terms",
+                              field.terms if field.type == "terms" else None))
     return columns
 
 
@@ -180,11 +192,15 @@ def export(sample_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -> P
 
 
 def _case_row(case: models.CaseFile, framework: models.Framework) -> list:
-    mappa = case.mappa
-    row = [case.case, case.provider, case.sentence.type, _joined(case.sentence.requirements), case.sentence.start,
-           case.risk_of_serious_harm, mappa.category if mappa else None, mappa.level if mappa else None,
-           _joined(case.flags)]
-    row += [case.diversity.get(d.id) for d in framework.vocabulary.diversity]
+    row = []
+    for column in context_columns(framework):
+        if column.loc[0] == "diversity":
+            row.append(case.diversity.get(column.loc[1]))
+            continue
+        value = case
+        for part in column.loc:
+            value = getattr(value, part, None) if value is not None else None
+        row.append(_joined(value) if column.kind == "list" else value)
     return row + _per_criterion_cells(case, framework, "case")
 
 
@@ -258,8 +274,7 @@ def _column_help(column: Column, framework: models.Framework) -> str:
     if column.vocabulary:
         return f"{text}\nChoose from the list: " + ", ".join(map(str, _allowed(framework, column.vocabulary)))
     if column.kind == "list":
-        kind = {"flags": "flags", "sentence_requirements": "requirement_types"}.get(column.header)
-        allowed = ", ".join(_allowed(framework, kind)) if kind else ""
+        allowed = ", ".join(map(str, _allowed(framework, column.listed))) if column.listed else ""
         return f"{text}\nSeparate values with commas" + (f"; allowed: {allowed}" if allowed else "")
     if column.kind == "date":
         return f"{text}\nA date, YYYY-MM-DD."
@@ -268,9 +283,11 @@ def _column_help(column: Column, framework: models.Framework) -> str:
 
 def _lists_sheet(sheet, framework: models.Framework) -> dict[str, str]:
     """Every drop-down's values (and labels) on one sheet; returns the range of each list."""
-    kinds = ["answers", "providers", "sentence_types", "risk_levels", "mappa_categories", "mappa_levels"]
+    columns = context_columns(framework)
+    kinds = ["answers"] + list(dict.fromkeys(c.vocabulary for c in columns if c.vocabulary
+                                             and not c.vocabulary.startswith("diversity.")))
     kinds += [f"diversity.{d.id}" for d in framework.vocabulary.diversity]
-    kinds += ["requirement_types", "flags", "evidence_sources"]
+    kinds += list(dict.fromkeys(c.listed for c in columns if c.listed)) + ["evidence_sources"]
     ranges = {}
     for index, kind in enumerate(kinds + ["findings"]):
         id_column, label_column = 2 * index + 1, 2 * index + 2
@@ -729,7 +746,7 @@ def _row_data(cells, row: int, sheet: _Sheet, layout: _Layout, columns: list[Col
                           "fill in the cell" + (" from the drop-down" if column.vocabulary else ""))
     for key in {c.loc[0] for c in layout.context.values() if len(c.loc) > 1}:
         if data.get(key) == {} and not any(c.required for c in columns if c.loc[0] == key):
-            data[key] = None  # e.g. no MAPPA: both its cells empty
+            data[key] = None  # an optional mapping with every cell empty: not recorded
     first_col = min(layout.context, default=1)
     marks[()] = source.Mark(row, first_col, row, first_col)
     return _ordered(data, columns), marks
