@@ -74,9 +74,10 @@ def test_fields_order_and_groupings_come_from_the_vocabulary(tmp_path):
 
 
 def test_a_bad_declaration_is_reported(qi, tmp_path):
-    text = FRAMEWORK.read_text(encoding="utf-8").replace("terms: sentence_types, fact: sentence_type",
-                                                         "terms: sentence_kinds, fact: sentence_type")
-    text = text.replace("path: flags, terms: flags", "path: flagz, terms: flags")
+    text = FRAMEWORK.read_text(encoding="utf-8").replace("      terms: sentence_types\n      fact: sentence_type",
+                                                         "      terms: sentence_kinds\n      fact: sentence_type")
+    text = text.replace("      path: flags\n", "      path: flagz\n")
+    assert "sentence_kinds" in text and "flagz" in text
     copy = tmp_path / "framework.yaml"
     copy.write_text(text, encoding="utf-8")
     result = qi("validate", copy)
@@ -84,3 +85,67 @@ def test_a_bad_declaration_is_reported(qi, tmp_path):
     assert "unknown_value: 'sentence_kinds' is not a vocabulary of terms (did you mean 'sentence_types'?" \
         in result.stderr
     assert "unknown_field: case files have no field 'flagz' (did you mean 'flags'?" in result.stderr
+
+
+# --- shorthands are the framework's: keys, values and wording declared in vocabulary.context -------
+
+
+def _framework_with(tmp_path, old: str, new: str):
+    text = FRAMEWORK.read_text(encoding="utf-8")
+    assert old in text
+    copy = tmp_path / "framework.yaml"
+    copy.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return copy
+
+
+def test_a_shorthand_is_only_what_the_framework_declares(qi, tmp_path):
+    """The same rule set: with the framework's flag shorthand renamed, `flag:` is unknown and the
+    new key reads the same field with the framework's new words."""
+    framework = _framework_with(tmp_path, '        - {key: flag, words: "the case is flagged {values}"}',
+                                '        - {key: marked, words: "the case file marks {values}"}')
+    path = rule_set(tmp_path, "{flag: vulnerable}")
+    result = qi("validate", path, "--framework", framework)
+    assert result.exit_code == 1
+    assert f"{path}:9:11: unknown_condition: unknown condition 'flag'" in result.stderr, result.stderr
+    typo = rule_set(tmp_path, "{marke: vulnerable}")
+    assert "did you mean 'marked'?" in qi("validate", typo, "--framework", framework).stderr  # declared keys offered
+    path = rule_set(tmp_path, "{flag: vulnerable}")
+    path.write_text(path.read_text(encoding="utf-8").replace("{flag: vulnerable}", "{marked: [vulnerable]}"),
+                    encoding="utf-8")
+    assert qi("validate", path, "--framework", framework).exit_code == 0
+    case = tmp_path / "T-1.yaml"
+    case.write_text((ROOT / "cases" / "north-west-2016" / "cases" / "NW-008.yaml").read_text(encoding="utf-8"),
+                    encoding="utf-8")
+    explained = qi("explain", case, "--rules", path, "--criterion", "3.1", "--framework", framework)
+    assert "the case file marks vulnerable" in explained.stdout, explained.stdout + explained.stderr
+
+
+def test_a_declared_shorthand_checks_its_values_where_they_are_written(qi, tmp_path):
+    for when, at, expected in [
+        ("{flag: [vulnerable, vulnerabel]}", "vulnerabel",
+         "unknown_value: 'vulnerabel' is not a known flag (did you mean 'vulnerable'?"),
+        ("{risk_at_least: hihg}", "hihg", "unknown_value: 'hihg' is not a known risk level (did you mean 'high'?"),
+        ("{mappa_level_at_least: \"2\"}", '"2"', "unknown_value: '2' is not a known MAPPA level"),
+        ("{mappa: yes}", "yes", "wrong_type: mappa is true or false"),
+        ("{flag: []}", "[]", "invalid_value: this must not be empty"),
+    ]:
+        path = rule_set(tmp_path, when)
+        line = path.read_text(encoding="utf-8").splitlines()[8]
+        result = qi("validate", path)
+        assert result.exit_code == 1 and f"{path}:9:{line.index(at) + 1}: {expected}" in result.stderr, (
+            when, result.stderr)
+
+
+def test_a_framework_declaring_shorthands_badly_is_refused(qi, tmp_path):
+    for old, new, expected in [
+        ('        - {key: flag, words: "the case is flagged {values}"}',
+         '        - {key: requirement, words: "the case is flagged {values}"}',
+         "duplicate_value: the shorthand 'requirement' is declared twice"),
+        ('        - {key: flag, words: "the case is flagged {values}"}',
+         '        - {key: flag, test: at_least, words: "the case is flagged {values}"}',
+         "invalid_value: flags has no order to be at or above"),
+        ('otherwise: "the case is not managed under MAPPA",', "",
+         "invalid_value: otherwise: words when a present field is not recorded"),
+    ]:
+        result = qi("validate", _framework_with(tmp_path, old, new))
+        assert result.exit_code == 1 and expected in result.stderr, (new, result.stderr)

@@ -29,7 +29,6 @@ BUDGET = {
     "engine/check/rules/conditions/__init__.py": 2,
     "engine/check/rules/conditions/aggregates.py": 3,
     "engine/check/rules/conditions/answers.py": 2,
-    "engine/check/rules/conditions/context.py": 65,
     "engine/check/rules/conditions/evidence_source.py": 2,
     "engine/check/rules/conditions/provider_cases.py": 5,
     "engine/check/rules/ruleset.py": 1,

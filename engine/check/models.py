@@ -13,6 +13,7 @@ schema so ``qi schema`` can list the allowed values.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import re
 from typing import Annotated, Any, Literal
 
@@ -218,8 +219,29 @@ class CaseField(Strict):
         return child.at(path[1:]) if child is not None else None
 
 
+#: The union tag of the condition form reading keys the framework declares (a shorthand): never a
+#: key in a document, so a diagnostic's position skips it.
+DECLARED_TAG = "[declared]"
+
 #: What a case file holds whatever the framework: the rest of its fields are declared (``case_file``).
 CASE_FILE_FIELDS = ("case", "provider", "diversity", "evidence", "judgements")
+
+
+class Shorthand(Strict):
+    """A key rules may write for a condition on one context field, worded in the framework's own
+    terms: ``flag: vulnerable`` for ``context: {field: flags, in: vulnerable}``."""
+
+    key: str = Field(description="The key rules write, e.g. flag.", pattern=r"^[a-z][a-z0-9_]*$")
+    test: Literal["in", "at_least"] = Field(
+        default="in", description="in: the field has one of the values written (a list field: has one of them); "
+                                  "at_least: an ordered field is at or above the one value written.")
+    words: str = Field(description="How traces and the handbook word the condition; {values} stands for the "
+                                   "values written, e.g. \"the case is flagged {values}\". For a present field: "
+                                   "the words when it is recorded (the rule writes true).")
+    otherwise: str | None = Field(default=None, description="For a present field: the words when it is not "
+                                                            "recorded (the rule writes false).")
+    shows: str | None = Field(default=None, description="A case field (dotted) a trace shows as what the "
+                                                        "condition saw, instead of this field's value.")
 
 
 class ContextField(Strict):
@@ -233,10 +255,14 @@ class ContextField(Strict):
         default="one", description="one value; many values (a list); or present: whether it is recorded at all.")
     fact: str = Field(description="Its name in the compiled fact; for `many`, the prefix of one name per term.",
                       pattern=r"^[a-z][a-z0-9_]*$")
-    each: str | None = Field(default=None, description="For `many`: how one term reads in a lint witness, e.g. flag.")
+    each: str | None = Field(default=None, description="How one value reads in messages and (for `many`) in a lint "
+                                                       "witness, e.g. flag.")
     absent: int | str | None = Field(default=None, description="Its value when the case records none, e.g. 0.")
     ordered: bool = Field(default=False, description="Rules may test \"at or above\" in the order of its terms.")
     group: bool = Field(default=False, description="Aggregates count and compare cases by it.")
+    shorthands: list[Shorthand] = Field(default_factory=list, description=(
+        "Keys rules may write for conditions on this field, each with its own wording (context: and "
+        "context_at_least: read every field whatever it declares)."))
 
 
 class Vocabulary(Strict):
@@ -318,7 +344,21 @@ class Vocabulary(Strict):
 
         check_fields(self.case_file, ("case_file",))
         paths = ["provider"] + [".".join(p) for p in _paths(self.case_file)]
+        keys: set[str] = set()
         for index, field in enumerate(self.context):
+            for s_index, shorthand in enumerate(field.shorthands):
+                where = ("context", index, "shorthands", s_index)
+                if shorthand.key in keys:
+                    problems.append(_detail(where + ("key",), shorthand.key, _error(
+                        "duplicate_value", f"the shorthand {shorthand.key!r} is declared twice", "give each its own key")))
+                keys.add(shorthand.key)
+                if shorthand.test == "at_least" and not field.ordered:
+                    problems.append(_detail(where + ("test",), shorthand.test, _error(
+                        "invalid_value", f"{field.id} has no order to be at or above", "set ordered: true, or test: in")))
+                if (shorthand.otherwise is None) != (field.shape != "present"):
+                    problems.append(_detail(where, shorthand.key, _error(
+                        "invalid_value", "otherwise: words when a present field is not recorded; only present fields "
+                        "have them", "add or remove otherwise:")))
             if field.shape != "present":
                 check_terms(("context", index, "terms"), field.terms)
             if field.path not in paths:
@@ -342,6 +382,10 @@ class Vocabulary(Strict):
 
     def context_field(self, field_id: str) -> ContextField | None:
         return next((f for f in self.context if f.id == field_id), None)
+
+    def shorthand(self, key: str) -> tuple[ContextField, Shorthand] | None:
+        """The context field a shorthand key reads, with the shorthand; None when none declares it."""
+        return next(((f, s) for f in self.context for s in f.shorthands if s.key == key), None)
 
     def ids(self, kind: str) -> list:
         """The allowed values of vocabulary ``kind``, in the order the framework gives them."""
@@ -716,13 +760,14 @@ def _fixed_case_fields() -> tuple[dict, dict]:
     return before, after
 
 
-def _declared(field: CaseField, terms: Vocabulary) -> tuple[Any, Any]:
+def _declared(field: CaseField, terms: Vocabulary, shape: str) -> tuple[Any, Any]:
     """The annotation and field of one declared case field."""
     options: dict[str, Any] = {"description": field.description}
     if field.type == "mapping":
         name = "".join(part.capitalize() for part in field.id.split("_"))
-        annotation: Any = create_model(name, __base__=Strict, __doc__=field.description,
-                                       **{child.id: _declared(child, terms) for child in field.fields})
+        annotation: Any = _findable(create_model(name, __base__=Strict, __doc__=field.description,
+                                                 **{child.id: _declared(child, terms, f"{shape}.{field.id}")
+                                                    for child in field.fields}), f"{shape}.{field.id}")
     elif field.type in ("term", "terms"):
         one = Annotated[int if terms.numbered(field.terms) else str,
                         vocabulary(field.terms, field.each or field.terms.replace("_", " "))]
@@ -742,8 +787,23 @@ def _declared(field: CaseField, terms: Vocabulary) -> tuple[Any, Any]:
 def case_model(terms: Vocabulary) -> type[CaseFile]:
     """The case file model for a vocabulary's declared case fields."""
     before, after = _fixed_case_fields()
-    declared = {field.id: _declared(field, terms) for field in terms.case_file}
-    return create_model("CaseFile", __base__=CaseFile, __doc__=CaseFile.__doc__, **before, **declared, **after)
+    shape = terms.model_dump_json()  # the fields, and whether the vocabularies they name are numbered
+    declared = {field.id: _declared(field, terms, shape) for field in terms.case_file}
+    model = create_model("CaseFile", __base__=CaseFile, __doc__=CaseFile.__doc__, **before, **declared, **after)
+    return _findable(model, shape)
+
+
+def _findable(model: type[Strict], shape: str) -> type[Strict]:
+    """A model built from a framework, findable in this module under a name its shape fixes, so
+    that its instances (and frameworks holding it) pickle to forked worker processes. Its own name
+    stays what schemas show (CaseFile, and each mapping field by its name)."""
+    qualname = f"{model.__name__}_{hashlib.sha256(shape.encode()).hexdigest()[:16]}"
+    existing = globals().get(qualname)
+    if existing is not None:
+        return existing
+    model.__qualname__ = qualname
+    globals()[qualname] = model
+    return model
 
 
 def model_of(kind: str, framework: Framework | None) -> type[Strict]:

@@ -126,6 +126,8 @@ def _document_loc(data: Any, loc: tuple) -> tuple:
     node: Any = data
     for index, part in enumerate(loc):
         last = index == len(loc) - 1
+        if part == models.DECLARED_TAG:
+            continue  # the tag of a key the framework declares: not in the document
         if part == "[key]" or not isinstance(node, (dict, list)):
             kept.append(part)  # a key marker, or below a leaf
         elif isinstance(node, dict) and part in node:

@@ -213,7 +213,8 @@ def _declared_conditions(compiled: compiler.CompiledRuleSet) -> list[tuple]:
     parsed and lowered, once per compiled rule set."""
     def make() -> list[tuple]:
         parse = TypeAdapter(Condition).validate_python
-        lowered = lambda raw: conditions.lower(parse(raw), compiled.schema)  # noqa: E731
+        context = {"framework": compiled.loaded.framework}
+        lowered = lambda raw: conditions.lower(parse(raw, context=context), compiled.schema)  # noqa: E731
         return [(declared, {item: lowered(raw) for item, raw in declared.expected_when.items()},
                  None if declared.protection_when is None else lowered(declared.protection_when))
                 for declared in compiled.ruleset.criteria]

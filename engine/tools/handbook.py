@@ -41,7 +41,7 @@ def model(loaded: rules.LoadedRuleSet) -> dict:
                 context.append(entry)
             read |= {item for _, c in rules.walk(rule.when) for item in c.item_ids()}
     described = {f.id: f.description for f in ruleset.facts}
-    methods = {d.criterion: _method(d, described) for d in [*ruleset.criteria, *ruleset.organisation_criteria]}
+    methods = {d.criterion: _method(d, described, framework) for d in [*ruleset.criteria, *ruleset.organisation_criteria]}
     standards = [{"id": s.id, "title": s.title, "scope": s.scope, "dimension": s.dimension,
                   "criteria": [{"id": c.id, "title": c.title, "method": methods.get(c.id),
                                 "items": [{"id": i.id, "text": i.text, "read": i.id in read} for i in c.items],
@@ -81,10 +81,10 @@ def _either(words: list[str]) -> str:
     return " or ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else "".join(words)
 
 
-def _method(declaration, facts: dict[str, str]) -> dict:
+def _method(declaration, facts: dict[str, str], framework) -> dict:
     """A criterion declaration in plain words: what it counts, when, and what is decisive."""
     def when(condition: dict) -> str:
-        parsed = TypeAdapter(Condition).validate_python(condition)
+        parsed = TypeAdapter(Condition).validate_python(condition, context={"framework": framework})
         if set(condition) == {"fact"} and condition["fact"] in facts:
             text = facts[condition["fact"]].rstrip(".")
             return text[:1].lower() + text[1:] if text[1:2].islower() else text

@@ -26,6 +26,7 @@ from typing import Annotated, Any, ClassVar, Union
 from pydantic import BeforeValidator, Discriminator, Field, Tag, create_model
 from pydantic_core import InitErrorDetails
 
+from engine.check import models
 from engine.check.models import Strict, _error
 
 #: Where a condition may appear: rules over each case, over each provider's organisation
@@ -69,7 +70,7 @@ class Form(Strict):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        if "key" in cls.__dict__ and cls.key:
+        if isinstance(cls.__dict__.get("key"), str) and cls.key:
             REGISTRY.append(cls)
 
     @property
@@ -153,19 +154,34 @@ def forms(level: str) -> dict[str, type[Form]]:
     return {cls.key: cls for cls in REGISTRY if cls.levels & allowed}
 
 
-def one_key_union(named: dict[str, type], error_type: str) -> Any:
+DECLARED = models.DECLARED_TAG
+
+
+class Declared(Form):
+    """Base of the form for keys the framework declares rather than qi: a one-key mapping whose key
+    no registered form has is validated as this form, which finds the key in the framework."""
+
+
+def one_key_union(named: dict[str, type], error_type: str, declared: type[Declared] | None = None) -> Any:
     """A union of mappings with one key each, told apart by that key (pydantic then reports errors
-    of the chosen form only); anything else is ``error_type``, with the known keys in its context."""
+    of the chosen form only); anything else is ``error_type``, with the known keys in its context —
+    or, with ``declared``, any other one-key mapping is that form's to find in the framework."""
 
     def key_of(value: Any) -> str | None:
         if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in named:
             return next(iter(value))
         if isinstance(value, Form) and value.key in named:  # serialising a parsed condition
             return value.key
+        if declared is not None and (isinstance(value, declared) or (
+                isinstance(value, dict) and len(value) == 1 and isinstance(next(iter(value)), str))):
+            return DECLARED
         return None
 
+    members = [Annotated[cls, Tag(name)] for name, cls in named.items()]
+    if declared is not None:
+        members.append(Annotated[declared, Tag(DECLARED)])
     return Annotated[
-        Union[tuple(Annotated[cls, Tag(name)] for name, cls in named.items())],  # type: ignore[misc]
+        Union[tuple(members)],  # type: ignore[misc]
         Discriminator(key_of, custom_error_type=error_type, custom_error_message=error_type.replace("_", " "),
                       custom_error_context={"conditions": ", ".join(named)}),
     ]
@@ -187,7 +203,9 @@ def union(level: str, prefix: str) -> Any:
             globals()[name] = cls  # found by name, so parsed rules pickle to worker processes
             made.append(cls)
         named[key] = cls
-    condition = one_key_union(named, "unknown_condition")
+    declared = next((cls for cls in Declared.__subclasses__() if cls.levels & ({CASE, ORGANISATION} if level == CASE
+                                                                             else {level})), None)
+    condition = one_key_union(named, "unknown_condition", declared)
     for cls in made:
         cls.model_rebuild(_types_namespace={"Condition": condition})
     for cls in named.values():  # a form naming "Condition" in its body (provider_cases: where) gets this one

@@ -1,18 +1,19 @@
-"""Conditions on a case's context. The fields (provider, sentence type, requirements, risk of
-serious harm, MAPPA, flags...) and their vocabularies are declared in the framework's vocabulary
-(``context``); ``context`` and ``context_at_least`` read any of them, and ``provider``, ``flag``,
-``risk_at_least``... are shorthands for the fields rules read most, with their own wording."""
+"""Conditions on a case's context. The fields and their vocabularies are declared in the
+framework's vocabulary (``context``); ``context`` and ``context_at_least`` read any of them,
+``provider`` reads qi's own field, and every other key is one the framework declares for a field
+(its ``shorthands``), with the framework's own wording."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Union
 
-from pydantic import Field, ValidationError, ValidationInfo, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, ValidationInfo, model_serializer, model_validator
+from pydantic_core import PydanticCustomError
 
 from engine.base.diagnostics import did_you_mean
 from engine.check import models
-from engine.check.models import Strict, vocabulary
-from engine.check.rules.form import CASE, ORGANISATION, Form, either, one_or_many, problem
+from engine.check.models import Strict
+from engine.check.rules.form import CASE, ORGANISATION, Declared, Form, as_list, either, forms, one_or_many, problem
 from engine.check.rules.terms import terms
 
 CONTEXT = frozenset({CASE})
@@ -38,7 +39,7 @@ def _terms_of(field: models.ContextField, info: ValidationInfo) -> list:
 
 
 class ContextTest(Strict):
-    field: str = Field(description="A field of case context from the framework's vocabulary, e.g. sentence_type.")
+    field: str = Field(description="A field of case context from the framework's vocabulary, e.g. order_type.")
     in_: one_or_many(Union[bool, int, str]) = Field(alias="in", description="Values (terms of the field's vocabulary) "
                                                     "that satisfy the condition; for a list field, any one of them.")
 
@@ -55,7 +56,7 @@ class ContextTest(Strict):
 
 
 class ContextLevel(Strict):
-    field: str = Field(description="An ordered field of case context, e.g. risk_of_serious_harm.")
+    field: str = Field(description="An ordered field of case context, e.g. a level.")
     level: Union[int, str] = Field(description="A term of the field's vocabulary, e.g. high.")
 
     @model_validator(mode="after")
@@ -112,36 +113,98 @@ class ContextAtLeastCondition(Form):
         return {self.context_at_least.field: _value(view, self.context_at_least.field)}
 
 
-class _Shorthand(Form):
-    """A shorthand for ``context`` on one field: lowered and seen as that field."""
+class DeclaredCondition(Declared):
+    """A condition under a key the framework declares for one field of case context (the field's
+    ``shorthands``), worded as the framework words it: ``flag: vulnerable`` where the framework's
+    ``flags`` field declares the key ``flag``. Lowered and seen as ``context`` (or
+    ``context_at_least``) on that field."""
 
     levels: ClassVar[frozenset[str]] = CONTEXT
-    #: The context field (an id in the framework's vocabulary) the shorthand reads.
-    field: ClassVar[str]
+    written: str = Field(description="The key as the rule writes it.")
+    value: Any = Field(description="What the rule writes under it: values (in), one value (at_least), true/false.")
 
-    def lower(self, low):
-        return low.context(self.field, self.body)
+    _field: str = PrivateAttr("")
+    _test: str = PrivateAttr("in")
+    _words: str = PrivateAttr("")
+    _shows: str | None = PrivateAttr(None)
 
-    def seen(self, view) -> dict:
-        return {self.field: _value(view, self.field)}
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler) -> dict:
+        return {"type": "object", "minProperties": 1, "maxProperties": 1,
+                "description": "A condition under a key the framework declares (a context field's shorthands), "
+                               "e.g. flag: vulnerable."}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_document(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict) and set(data) == {"written", "value"}:
+            return data  # a copy of a parsed condition
+        key, value = next(iter(data.items()))
+        framework = (info.context or {}).get("framework")
+        found = framework.vocabulary.shorthand(key) if framework is not None else None
+        if found is None:
+            declared = [s.key for f in framework.vocabulary.context for s in f.shorthands] if framework else []
+            raise PydanticCustomError("unknown_condition", "unknown condition",
+                                      {"conditions": ", ".join([*forms(CASE), *declared])})
+        field, shorthand = found
+        allowed = _terms_of(field, info)
+        if field.shape == "present":
+            if not isinstance(value, bool):
+                raise ValidationError.from_exception_data("condition", [problem(
+                    (key,), value, "wrong_type", f"{key} is true or false", f"write {key}: true or {key}: false")])
+            return {"written": key, "value": value}
+        values = [value] if shorthand.test == "at_least" else as_list(value)
+        if not values:
+            raise ValidationError.from_exception_data("condition", [problem(
+                (key,), value, "invalid_value", "this must not be empty", "add at least one value")])
+        wrong = [problem((key,) if shorthand.test == "at_least" else (key, index), one, "unknown_value",
+                         f"{one!r} is not a known {field.each or field.label.lower()}", did_you_mean(one, allowed))
+                 for index, one in enumerate(values) if isinstance(one, bool) or one not in allowed]
+        if wrong:
+            raise ValidationError.from_exception_data("condition", wrong)
+        return {"written": key, "value": values[0] if shorthand.test == "at_least" else values}
 
-class RiskCondition(_Shorthand):
-    """Risk of serious harm is at or above this level (levels are ordered in the framework)."""
+    @model_validator(mode="after")
+    def _as_declared(self, info: ValidationInfo) -> DeclaredCondition:
+        framework = (info.context or {}).get("framework")
+        if framework is not None:
+            field, shorthand = framework.vocabulary.shorthand(self.written)
+            self._field, self._test, self._shows = field.id, shorthand.test, shorthand.shows
+            self._words = (shorthand.words if self.value is not False else shorthand.otherwise) or shorthand.words
+        return self
 
-    key: ClassVar[str] = "risk_at_least"
-    field: ClassVar[str] = "risk_of_serious_harm"
-    risk_at_least: Annotated[str, vocabulary("risk_levels", "risk level")] = Field(
-        json_schema_extra={"x-vocabulary": "risk_levels"})
+    @model_serializer
+    def _as_written(self) -> dict:
+        return {self.written: self.value}
+
+    @property
+    def key(self) -> str:  # type: ignore[override]
+        return self.written
+
+    @property
+    def body(self) -> Any:
+        return self.value
 
     def describe(self, bindings: dict | None = None) -> str:
-        return f"risk of serious harm is {self.risk_at_least} or higher"
+        if isinstance(self.value, bool):
+            return self._words
+        return self._words.replace("{values}", either(self.value) if isinstance(self.value, list) else str(self.value))
 
     def lower(self, low):
-        return low.context_at_least(self.field, self.risk_at_least)
+        if self._test == "at_least":
+            return low.context_at_least(self._field, self.value)
+        return low.context(self._field, [self.value] if isinstance(self.value, bool) else self.value)
+
+    def seen(self, view) -> dict:
+        if self._shows is None:
+            return {self._field: _value(view, self._field)}
+        shown = view.model
+        for part in self._shows.split("."):
+            shown = getattr(shown, part, None) if shown is not None else None
+        return {self._shows: shown.model_dump() if isinstance(shown, BaseModel) else shown}
 
 
-class ProviderCondition(_Shorthand):
+class ProviderCondition(Form):
     """The case is supervised by one of these providers."""
 
     key: ClassVar[str] = "provider"
@@ -152,87 +215,12 @@ class ProviderCondition(_Shorthand):
     def describe(self, bindings: dict | None = None) -> str:
         return f"the provider is {either(self.provider)}"
 
+    def lower(self, low):
+        return low.context(self.field, self.provider)
+
     def seen(self, view) -> dict:
         model = view.model
         return {"provider": getattr(model, "provider", None) or getattr(model, "organisation", None)}
-
-
-class SentenceCondition(_Shorthand):
-    """The sentence is of one of these types."""
-
-    key: ClassVar[str] = "sentence_type"
-    field: ClassVar[str] = "sentence_type"
-    sentence_type: terms("sentence_types", "sentence type")
-
-    def describe(self, bindings: dict | None = None) -> str:
-        return f"the sentence is {either(self.sentence_type)}"
-
-
-class RequirementCondition(_Shorthand):
-    """The sentence has at least one of these requirements."""
-
-    key: ClassVar[str] = "requirement"
-    field: ClassVar[str] = "requirements"
-    requirement: terms("requirement_types", "requirement type")
-
-    def describe(self, bindings: dict | None = None) -> str:
-        return f"the sentence has a {either(self.requirement)} requirement"
-
-
-class FlagCondition(_Shorthand):
-    """The case has at least one of these flags."""
-
-    key: ClassVar[str] = "flag"
-    field: ClassVar[str] = "flags"
-    flag: terms("flags", "flag")
-
-    def describe(self, bindings: dict | None = None) -> str:
-        return f"the case is flagged {either(self.flag)}"
-
-
-class _Mappa(_Shorthand):
-    def seen(self, view) -> dict:
-        mappa = view.model.mappa
-        return {"mappa": mappa.model_dump() if mappa else None}
-
-
-class MappaCondition(_Mappa):
-    """The case is (true) or is not (false) managed under MAPPA."""
-
-    key: ClassVar[str] = "mappa"
-    field: ClassVar[str] = "mappa"
-    mappa: bool
-
-    def describe(self, bindings: dict | None = None) -> str:
-        return "the case is managed under MAPPA" if self.mappa else "the case is not managed under MAPPA"
-
-    def lower(self, low):
-        return low.context(self.field, [self.mappa])
-
-
-class MappaCategoryCondition(_Mappa):
-    """The MAPPA category is one of these."""
-
-    key: ClassVar[str] = "mappa_category"
-    field: ClassVar[str] = "mappa_category"
-    mappa_category: terms("mappa_categories", "MAPPA category", int)
-
-    def describe(self, bindings: dict | None = None) -> str:
-        return f"the MAPPA category is {either(self.mappa_category)}"
-
-
-class MappaLevelCondition(_Mappa):
-    """The MAPPA level is at or above this level."""
-
-    key: ClassVar[str] = "mappa_level_at_least"
-    field: ClassVar[str] = "mappa_level"
-    mappa_level_at_least: Annotated[int, vocabulary("mappa_levels", "MAPPA level")]
-
-    def describe(self, bindings: dict | None = None) -> str:
-        return f"the MAPPA level is {self.mappa_level_at_least} or higher"
-
-    def lower(self, low):
-        return low.context_at_least(self.field, self.mappa_level_at_least)
 
 
 class DiversityTest(Strict):
