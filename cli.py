@@ -244,16 +244,24 @@ rules_option = click.option("--rules", "rules_file", type=Input(dir_okay=False, 
 def _case_and_rules(case_file: Path, rules_file: Path | None):
     """Load the rule set and the case, or print diagnostics and exit 1."""
     try:
-        compiled = pipeline.compiled_rules(rules_file or pipeline.rules_path(_sample_rules(case_file)))
+        compiled = pipeline.compiled_rules(rules_file or _case_rules(case_file))
         return compiled, pipeline.load_case(case_file, compiled)
     except InputError as error:
         raise Invalid(error, 1) from None
 
 
-def _sample_rules(case_file: Path) -> str | None:
-    """The rule set id named by the sample a case file sits in, if any."""
+def _case_rules(case_file: Path) -> Path:
+    """The rule set for a case file: the one its sample names, else the one for its sample's
+    framework (the default framework's, outside a sample)."""
     manifest = samples.enclosing_manifest(case_file) if case_file.resolve().parent.name == "cases" else None
-    return manifest.rules if manifest else None
+    if manifest is not None:
+        return pipeline.rules_path(manifest.rules, None, (manifest.framework.id, manifest.framework.version))
+    return pipeline.rules_path(None, None, _default_framework_key())
+
+
+def _default_framework_key() -> tuple[str, str]:
+    framework = frameworks.load(frameworks.default_path())
+    return framework.id, framework.version
 
 
 def _result(compiled, case) -> dict:
@@ -804,7 +812,7 @@ def rules_doc(file: Path | None, output_format: str) -> None:
     """The methodology handbook: for each standard and criterion, the framework text beside the
     rules that implement it, in plain English; the sample rules and rating bands; unread items."""
     try:
-        loaded = rules.load(file or pipeline.rules_path())
+        loaded = rules.load(file or pipeline.rules_path(framework=_default_framework_key()))
     except InputError as error:
         raise Invalid(error, 1) from None
     click.echo(handbook.as_html(loaded) if output_format == "html" else handbook.as_markdown(loaded), nl=False)

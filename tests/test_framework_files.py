@@ -114,7 +114,7 @@ def _numbered_prompts(folder):
     framework with its own numbering would write them."""
     text = _own_framework(folder, "numbered", "1.0").read_text(encoding="utf-8")
     text = re.sub(r'id: "(\d+\.\d+)\.([a-z])"', lambda m: f'id: "{m.group(1)}.{ord(m.group(2)) - 96}"', text)
-    text = text.replace('item: {name: Item, plural: Items, id_pattern: "^[0-9]+\\\\.[0-9]+\\\\.[a-z]+$", numbering: letters}',
+    text = text.replace('item: {name: Line of enquiry, plural: Lines of enquiry, id_pattern: "^[0-9]+\\\\.[0-9]+\\\\.[a-z]+$", numbering: letters}',
                         'item: {name: Prompt, plural: Prompts, id_pattern: "^[0-9]+\\\\.[0-9]+\\\\.[0-9]+$", '
                         'numbering: numbers}')
     path = folder / "numbered.yaml"

@@ -72,8 +72,10 @@ def test_checking_the_second_rule_kills_every_mutant(qi, tmp_path):
 
 def test_the_bundled_rule_tests_leave_no_rule_removal_mutant_alive():
     """Every rule of the default rule set — declared counting rules, context, barriers, enablers,
-    organisation and sample rules — is checked by some bundled rule test."""
-    made = ruletest.mutants([ROOT / "rules" / "tests"], negate=False)
+    organisation and sample rules — is checked by some bundled rule test. (The illustrative rule
+    set's tests show its shape; they are not held to this.)"""
+    made = ruletest.mutants([p for p in sorted((ROOT / "rules" / "tests").glob("*.yaml"))
+                             if not p.name.startswith("illustrative")], negate=False)
     survivors = [m.render() for m in made if m.survived]
     assert survivors == []
     assert len(made) > 100

@@ -141,10 +141,10 @@ def find(named, near: Path | None, diagnostic) -> Path:
 
 
 def default_path() -> Path:
-    """The bundled framework used when nothing names one: the newest bundled version."""
-    frameworks = bundled()
-    newest = max(frameworks, key=lambda key: (key[0], [int(p) for p in key[1].split(".") if p.isdigit()]))
-    return frameworks[newest]
+    """The bundled framework used when nothing names one: the most recently released of those that
+    are not illustrations (an illustration is used only when named)."""
+    candidates = [(load(path).released, key, path) for key, path in bundled().items() if not load(path).illustration]
+    return max(candidates)[2]
 
 
 def as_json(framework: models.Framework, node_id: str | None = None) -> dict:

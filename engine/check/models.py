@@ -485,6 +485,9 @@ class Framework(Strict):
     released: Date = Field(description="Release date.")
     title: str = Field(description="Title of the framework document.")
     publisher: str = Field(description="Who publishes the framework.")
+    illustration: str | None = Field(default=None, description=(
+        "Set on a framework written to illustrate a shape, not to judge practice: says so in words. Reports carry "
+        "it, and qi never uses the framework unless it is named."))
     introduction: Introduction
     dimensions: list[Term] = Field(description="What standards measure: quality + impact = effectiveness.")
     item_kinds: list[Term] = Field(description="Kinds of item, e.g. key indicators, lines of enquiry.")
@@ -887,6 +890,8 @@ def _fill_vocabulary(node: Any, framework: Framework) -> None:
         return
     if not isinstance(node, dict):
         return
+    if node.pop("x-declared-conditions", False):  # keys the framework declares for its context fields
+        node["propertyNames"] = {"enum": [s.key for f in framework.vocabulary.context for s in f.shorthands]}
     kind = node.get("x-vocabulary")
     if kind == "diversity":
         node["properties"] = {d.id: {"enum": list(d.values), "description": d.label}

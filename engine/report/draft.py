@@ -216,6 +216,8 @@ def build(report: dict, consistency: bool = False) -> Draft:
                if redacted else
                f"Run {report['run']['id']}. This is a draft for inspectors to edit: every finding can be "
                f"traced to its rules and evidence with qi explain."]
+    if report["framework"].get("illustration"):
+        summary.insert(0, f"Not a real inspection framework: {report['framework']['illustration']}")
     sections = [_key_facts(report, columns, label), _recommendations(report, label)]
     standards = report["standards"]
     outcome_standards = [s for s in standards if s["dimension"] == "impact" and s["scope"] == "case"]
@@ -226,7 +228,8 @@ def build(report: dict, consistency: bool = False) -> Draft:
             outcomes.sections.append(_criterion(criterion, aggregates, report, columns, label, ratings, examples))
     if outcomes.sections:  # a framework without impact standards has no outcomes to report: no empty section
         sections.append(outcomes)
-    quality = Section("Standards and criteria", "standards")
+    names = wording.Names(report)
+    quality = Section(f"{names.many('standard')} and {names.lower('criterion', 2)}", "standards")
     for standard in standards:
         if standard in outcome_standards:
             continue
@@ -270,7 +273,7 @@ def _consistency(report: dict) -> Section:
     section.blocks.append(f"The inspectors' own judgements and the engine's findings agree on "
                           f"{wording.agreement_words(engine['overall'])}, over the {engine['judged']} cases "
                           f"and organisations that carry judgements.")
-    section.blocks.append(Table(["Criterion", "Agreement"],
+    section.blocks.append(Table([wording.Names(report).one("criterion"), "Agreement"],
                                 [[c, wording.agreement_words(a)] for c, a in engine["criteria"].items()]))
     decided = {(d["case"], d["criterion"]): d for d in report.get("review", {}).get("decisions", [])}
     moderation = []
@@ -302,6 +305,7 @@ def _consistency(report: dict) -> Section:
 
 def _key_facts(report: dict, columns: list[str], label) -> Section:
     aggregates = report["aggregates"]
+    names = wording.Names(report)
     section = Section("Key facts", "key-facts")
     sizes = aggregates.get("group_sizes", {})
     section.blocks.append("Cases inspected: " + "; ".join(
@@ -323,11 +327,12 @@ def _key_facts(report: dict, columns: list[str], label) -> Section:
             findings = organisations.get(provider, {}).get("findings", {}) if provider else {}
             ids = [c["id"] for c in standard["criteria"]]
             met = sum(1 for c in ids if findings.get(c, {}).get("value") == "sufficient")
-            row.append("judged per provider" if not provider
-                       else f"{met} of {len(ids)} criteria sufficient" if findings else "no organisation evidence")
+            row.append(f"judged per {names.lower('organisation')}" if not provider
+                       else f"{met} of {len(ids)} {names.lower('criterion', len(ids))} sufficient" if findings
+                       else "no organisation evidence")
         rows.append(row)
     section.blocks.append("Cases judged sufficient, of the cases where each standard applied:")
-    section.blocks.append(Table(["Standard"] + [capital(label(c)) for c in columns], rows, anchor="headline"))
+    section.blocks.append(Table([names.one("standard")] + [capital(label(c)) for c in columns], rows, anchor="headline"))
     if rated.method(report):
         section.blocks.append(f"Ratings: {rated.method(report)}")
     flagged = _flagged_gaps(aggregates, label)
@@ -347,21 +352,24 @@ def _recommendations(report: dict, label) -> Section:
         text = recommendation["text"] + (f" (to {to})" if to else "")
         covers = recommendation.get("criteria") or ([recommendation["criterion"]] if recommendation.get("criterion") else [])
         if covers:
-            text += f" — {'criteria' if len(covers) > 1 else 'criterion'} {', '.join(covers)}"
+            text += f" — {wording.Names(report).lower('criterion', len(covers))} {', '.join(covers)}"
         section.blocks.append(Bullets([text]))
     return section
 
 
 def _standard(standard: dict, aggregates: dict, report: dict, columns, label, ratings, examples) -> Section:
-    section = Section(f"Standard {standard['id']}: {standard['title']}", f"standard-{standard['id']}")
+    section = Section(f"{wording.Names(report).one('standard')} {standard['id']}: {standard['title']}",
+                      f"standard-{standard['id']}")
     if standard["scope"] == "organisation":
         rows = []
         for criterion in standard["criteria"]:
             rows.append([f"{criterion['id']} {criterion['title']}"]
                         + [words(o["findings"].get(criterion["id"], {}).get("value", "not_assessed"))
                            for o in report.get("organisations", [])])
-        section.blocks.append("Judged once for each provider, from its organisational evidence:")
-        section.blocks.append(Table(["Criterion"] + [o["organisation"] for o in report.get("organisations", [])], rows))
+        names = wording.Names(report)
+        section.blocks.append(f"Judged once for each {names.lower('organisation')}, from its organisational evidence:")
+        section.blocks.append(Table([names.one("criterion")] + [o["organisation"] for o in report.get("organisations", [])],
+                                    rows))
         for organisation in report.get("organisations", []):
             factors = [f"{e['text']} (enabler)" for e in organisation.get("enablers", [])]
             factors += [f"{b['text']} (barrier)" for b in organisation.get("barriers", [])]
@@ -375,7 +383,8 @@ def _standard(standard: dict, aggregates: dict, report: dict, columns, label, ra
                 section.blocks.append(Bullets(checked))
         return section
     target = aggregates["targets"].get(f"standard {standard['id']}", {})
-    section.blocks.append("Cases sufficient across the standard's criteria: " + "; ".join(
+    section.blocks.append(f"Cases sufficient across the {wording.Names(report).lower('standard')}'s "
+                          f"{wording.Names(report).lower('criterion', 2)}: " + "; ".join(
         f"{label(c)} {figure(target.get('groups', {}).get(c), aggregates.get('confidence', 0.95))}" for c in columns) + ".")
     section.blocks += _rating_line(f"standard {standard['id']}", ratings, columns, label)
     for criterion in standard["criteria"]:
@@ -464,11 +473,13 @@ ADJUSTMENT_WORDS = {"holm": "Holm-Bonferroni method (the chance of any false fla
 
 def _method(report: dict) -> Section:
     aggregates = report["aggregates"]
+    names = wording.Names(report)
     section = Section("How these findings were reached", "method")
     section.blocks.append(
-        "Each case was judged criterion by criterion by the rule set named above, from the inspectors' "
-        "answers on the framework's lines of enquiry. Figures count applicable cases only: a case where a "
-        "criterion did not apply, or could not be assessed, is left out of that criterion's figures. "
+        f"Each case was judged {names.lower('criterion')} by {names.lower('criterion')} by the rule set named above, "
+        f"from the inspectors' answers on the framework's {names.lower('item', 2)}. Figures count applicable cases "
+        f"only: a case where a {names.lower('criterion')} did not apply, or could not be assessed, is left out of that "
+        f"{names.lower('criterion')}'s figures. "
         f"Figures from fewer than {COUNT_ONLY_BELOW} cases are given as counts, not percentages.")
     section.blocks.append(
         f"Groups with fewer than {aggregates['min_group_size']} applicable cases are never compared.")

@@ -65,7 +65,7 @@ def _view(report: Report) -> dict:
     groups = [facts.ALL] + [f"provider:{p}" for p in report["sample"]["providers"]]
     traces = _Traces(spool) if spool is not None and spool.count <= HTML_TRACE_LIMIT else None
     plain = report.get("labels", {})
-    return {"r": report, "ratings": ratings, "groups": groups, "traces": traces, "figure": functools.partial(draft.figure, confidence=report["aggregates"].get("confidence", 0.95)),
+    return {"r": report, "names": wording.Names(report), "ratings": ratings, "groups": groups, "traces": traces, "figure": functools.partial(draft.figure, confidence=report["aggregates"].get("confidence", 0.95)),
             "label": lambda key: plain.get(key) or (key.partition(":")[2] or key).replace("_", " "),
             "trace_limit": HTML_TRACE_LIMIT, "agreement_words": wording.agreement_words,
             "what_if_summary": wording.what_if_summary,

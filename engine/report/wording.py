@@ -60,3 +60,27 @@ def agreement_words(figures: dict) -> str:
     if figures["kappa_interval"]:
         words += f" (95% CI {figures['kappa_interval'][0]}–{figures['kappa_interval'][1]})"
     return words
+
+
+class Names:
+    """What the run's framework calls its levels and the organisations it inspects, as every view
+    words them (from report.json's ``framework.names``; a run recorded before they were kept reads
+    as standards, criteria and items judged per provider)."""
+
+    FALLBACK = {"standard": ["Standard", "Standards"], "criterion": ["Criterion", "Criteria"],
+                "item": ["Item", "Items"], "organisation": ["Provider", "Providers"]}
+
+    def __init__(self, report: dict) -> None:
+        self._names = {**self.FALLBACK, **(report.get("framework", {}).get("names") or {})}
+
+    def one(self, level: str) -> str:
+        """``Key question``: one node of ``level``, capitalised as the framework writes it."""
+        return self._names[level][0]
+
+    def many(self, level: str) -> str:
+        return self._names[level][1]
+
+    def lower(self, level: str, count: int = 1) -> str:
+        """``key question`` / ``key questions``: lower case, for running text."""
+        word = self._names[level][0 if count == 1 else 1]
+        return word if word.isupper() else word[:1].lower() + word[1:]

@@ -19,6 +19,7 @@ from engine.aggregate import agreement
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
 from engine.base import resources
 from engine.base.resources import data_dir
+from engine.check import framework as frameworks
 from engine.check import rules, sample
 from engine.check.rules.conditions import Condition
 from engine.compile import compile as compiler
@@ -35,31 +36,33 @@ def bundled_rules() -> dict[str, Path]:
     return found
 
 
-def rules_path(named: str | None = None, on: datetime.date | None = None) -> Path:
-    """The bundled rule set with id ``named``; else the one in force on ``on`` (a sample's last day);
-    else the only one bundled. Raises InputError when none or more than one qualifies."""
+def rules_path(named: str | None = None, on: datetime.date | None = None,
+               framework: tuple[str, str] | None = None) -> Path:
+    """The bundled rule set with id ``named``; else the one for ``framework`` (id, version) in force
+    on ``on`` (a sample's last day); else the only one bundled. Raises InputError when none or more
+    than one qualifies."""
     known = bundled_rules()
     if named is not None:
         if named not in known:
             raise InputError([Diagnostic("--rules", 1, 1, "unknown_ruleset", f"rule set {named!r} is not bundled",
                                          did_you_mean(named, list(known), "bundled rule sets"))])
         return known[named]
-    return in_force(list(known.values()), on)
+    return in_force(list(known.values()), on, framework)
 
 
-def in_force(paths: list[Path], on: datetime.date | None) -> Path:
-    """The one rule set among ``paths`` in force on ``on`` (any, if ``on`` is None); options (a
-    variant such as banding) are never chosen this way, only by name."""
+def in_force(paths: list[Path], on: datetime.date | None, framework: tuple[str, str] | None = None) -> Path:
+    """The one rule set among ``paths`` for ``framework`` (any, if None) in force on ``on`` (any, if
+    ``on`` is None); options (a variant such as banding) are never chosen this way, only by name."""
     chosen = []
     for path in paths:
         ruleset = rules.load(path).rules
-        if ruleset.option:
+        if ruleset.option or (framework is not None and (ruleset.framework.id, ruleset.framework.version) != framework):
             continue
         window = ruleset.in_force
         if on is None or window is None or (window.from_ <= on and (window.to is None or on <= window.to)):
             chosen.append(path)
     where = str(data_dir("rules")) if not paths else str(paths[0].parent)
-    when = f"on {on.isoformat()}" if on else "at all"
+    when = (f"on {on.isoformat()}" if on else "at all") + (f" for {framework[0]} {framework[1]}" if framework else "")
     if not chosen:
         raise InputError([Diagnostic(where, 1, 1, "no_ruleset_in_force", f"no rule set is in force {when}",
                                      "choose one with --rules FILE, or name it in sample.yaml (rules: ID)")])
@@ -71,17 +74,35 @@ def in_force(paths: list[Path], on: datetime.date | None) -> Path:
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled(path: str, mtime_ns: int, size: int) -> compiler.CompiledRuleSet:
+def _compiled(path: str, mtime_ns: int, size: int, looked: tuple) -> compiler.CompiledRuleSet:
     return compiler.compile_rules(rules.load(path))
 
 
 def compiled_rules(path: str | os.PathLike[str]) -> compiler.CompiledRuleSet:
-    """Load, validate and compile a rule set file (cached per file content). Raises InputError."""
+    """Load, validate and compile a rule set file (cached per file content and framework search
+    path, and only while the framework file it was compiled against is unchanged where it was
+    found). Raises InputError."""
     try:
         stat = os.stat(path)
     except OSError:
         return compiler.compile_rules(rules.load(path))  # reports unreadable_file
-    return _compiled(str(path), stat.st_mtime_ns, stat.st_size)
+    key = (str(path), stat.st_mtime_ns, stat.st_size, tuple(map(str, frameworks.search_path())))
+    compiled = _compiled(*key)
+    if not _framework_unchanged(compiled):
+        _compiled.cache_clear()
+        compiled = _compiled(*key)
+    return compiled
+
+
+def _framework_unchanged(compiled: compiler.CompiledRuleSet) -> bool:
+    """Whether the framework file a compiled rule set was checked against is still there, unchanged."""
+    found = compiled.loaded.framework_path
+    if found is None:
+        return True
+    try:
+        return frameworks.load(found) is compiled.loaded.framework
+    except InputError:
+        return False  # moved or removed since
 
 
 def load_case(path: str | os.PathLike[str], compiled: compiler.CompiledRuleSet) -> sample.Loaded:

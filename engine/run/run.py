@@ -26,7 +26,7 @@ from engine.aggregate import labels as group_labels
 from engine.base import canonical
 from engine.base.canonical import canonical_sha256
 from engine.base.diagnostics import Diagnostic, InputError
-from engine.check import sample
+from engine.check import models, sample
 from engine.compile import compile as compiler
 from engine.compile import facts as fact_builder
 from engine.evaluate import evaluate as evaluator
@@ -70,7 +70,8 @@ def prepare(sample_dir: str | os.PathLike[str], rules_file: str | os.PathLike[st
     manifest = _manifest_or_none(sample_dir)
     try:
         rules_path = Path(rules_file) if rules_file else (
-            pipeline.rules_path(manifest.rules, manifest.period.end) if manifest else None)
+            pipeline.rules_path(manifest.rules, manifest.period.end, (manifest.framework.id, manifest.framework.version))
+            if manifest else None)
         cases = pipeline.compiled_rules(rules_path) if rules_path else None
     except InputError as error:
         _raise_with_sample_problems(sample_dir, jobs, error.diagnostics)
@@ -167,6 +168,18 @@ def summary(result: dict) -> dict:
             "enablers": [factor(e) for e in result["enablers"]], "barriers": [factor(b) for b in result["barriers"]],
             "not_assessed": result["not_assessed"],
             **({"judgements": result["judgements"]} if "judgements" in result else {})}
+
+
+def framework_names(framework: models.Framework) -> dict[str, list[str]]:
+    """What the framework calls its levels and the organisations it inspects (the provider
+    field's label), as report views word them."""
+    levels = framework.levels
+    organisation = framework.vocabulary.context_field("provider")
+    label = organisation.label if organisation is not None else "Provider"
+    return {"standard": [levels.standard.name, levels.standard.plural],
+            "criterion": [levels.criterion.name, levels.criterion.plural],
+            "item": [levels.item.name, levels.item.plural],
+            "organisation": [label, label if label.endswith("s") else label + "s"]}
 
 
 def evaluate_cases(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None = None,
@@ -314,6 +327,8 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
                    "cases": len(case_results), "providers": framework.vocabulary.ids("providers")},
         "framework": {"id": framework.id, "version": framework.version, "title": framework.title,
                       "working_model": framework.introduction.working_model,
+                      "names": framework_names(framework),
+                      **({"illustration": framework.illustration} if framework.illustration else {}),
                       "sha256": framework_document_sha, "file": str(prepared.sample.framework_path.name)},
         "ruleset": {"id": ruleset.id, "version": ruleset.version, "title": ruleset.title,
                     "sha256": prepared.cases.loaded.sha256, "file": prepared.cases.loaded.document.path},

@@ -78,6 +78,7 @@ def page(request: Request, template: str, status: int = 200, **context) -> HTMLR
     if isinstance(context.get("r"), dict):  # figures in traces stated at the run's own confidence
         confidence = context["r"].get("aggregates", {}).get("confidence", 0.95)
         context.setdefault("figure", functools.partial(draft.figure, confidence=confidence))
+    context.setdefault("names", wording.Names(context["r"] if isinstance(context.get("r"), dict) else {}))
     html = environment.get_template(template).render(
         read_only=workspace.read_only, csrf=workspace.tokens.token(cookie), csrf_field=security.FIELD,
         path=request.url.path, reviewer=request.cookies.get(REVIEWER_COOKIE, "")[:LIMITS["reviewer"]], **context)

@@ -14,9 +14,9 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Union
 
-from pydantic import Field, ValidationError, ValidationInfo, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationError, ValidationInfo, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
@@ -47,7 +47,20 @@ class NumberDraw(models.Strict):
 
 #: A draw for one declared case field: weights (term), a TermsDraw (terms), the chance an optional
 #: mapping is recorded, a NumberDraw (number).
-Draw = Annotated[float, Field(ge=0, le=1)] | Weights | TermsDraw | NumberDraw
+def _draw_kind(value) -> str:
+    """Which kind of draw a value is, told apart by its shape so a mistake reports one kind's errors."""
+    if isinstance(value, dict) and ("chances" in value or "by" in value):
+        return "terms"
+    if isinstance(value, dict) and "between" in value:
+        return "number"
+    if isinstance(value, (TermsDraw, NumberDraw)):
+        return "terms" if isinstance(value, TermsDraw) else "number"
+    return "weights" if isinstance(value, dict) else "chance"
+
+
+Draw = Annotated[Union[Annotated[float, Field(ge=0, le=1), Tag("chance")], Annotated[Weights, Tag("weights")],
+                       Annotated[TermsDraw, Tag("terms")], Annotated[NumberDraw, Tag("number")]],
+                 Discriminator(_draw_kind)]
 
 
 class ProviderProfile(models.Strict):

@@ -61,8 +61,8 @@ class SampleRule(Strict):
     id: RuleId = Field(description="Stable id.")
     title: str = Field(min_length=1)
     rationale: str = Field(min_length=1, description="Why the conclusion follows, in plain English.")
-    cites: list[Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+(\.[a-z]+)?)?$")]] = Field(
-        default_factory=list, description="Standards, criteria or items the rule rests on.")
+    cites: list[Annotated[str, Field(pattern=models.NODE_ID_PATTERN)]] = Field(
+        default_factory=list, description="Standards, criteria or items of the framework the rule rests on.")
     for_each: Annotated[list[Literal["criterion", "standard", "provider"]], BeforeValidator(as_list)] = Field(
         default_factory=list, description="Instantiate the rule for each case-scoped criterion or standard, and/or provider.")
     priority: int = 0
@@ -291,6 +291,7 @@ class SampleContext:
     bands: list[str]
     bound: set[str]
     standards: list[str]
+    nodes: set[str]
     recipients: list[str]
     groupings: list[str]
     factors: set[tuple[str, str]]
@@ -301,6 +302,7 @@ class SampleContext:
         return cls(
             bands=ruleset.sample.bands, bound=set(rule.for_each),
             standards=[st.id for st in framework.standards if st.scope == form.CASE],
+            nodes=set(framework.ids()),
             recipients=framework.vocabulary.ids("providers") + [r.id for r in ruleset.sample.recipients],
             groupings=groupings(framework),
             factors={(kind, getattr(c, kind).id) for r in ruleset.rules for c in r.then
@@ -329,6 +331,10 @@ class SampleContext:
 
     def problems_of(self, rule: SampleRule, here: tuple) -> list[InitErrorDetails]:
         """Every problem of one sample rule: its conditions (each form checks itself), then its conclusions."""
+        for index, cited in enumerate(rule.cites):
+            if cited not in self.nodes:
+                self.problem(here + ("cites", index), cited, "unknown_value", f"{cited!r} is not a standard, criterion "
+                             "or item of the framework", did_you_mean(cited, sorted(self.nodes)))
         for loc, condition in walk(rule.when, here + ("when",)):
             condition.check(self, loc)
         for index, conclusion in enumerate(rule.then):

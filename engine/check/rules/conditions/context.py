@@ -131,6 +131,7 @@ class DeclaredCondition(Declared):
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema, handler) -> dict:
         return {"type": "object", "minProperties": 1, "maxProperties": 1,
+                "propertyNames": {"not": {"enum": sorted(forms(CASE))}}, "x-declared-conditions": True,
                 "description": "A condition under a key the framework declares (a context field's shorthands), "
                                "e.g. flag: vulnerable."}
 

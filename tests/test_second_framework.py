@@ -1,0 +1,198 @@
+"""A second framework, shaped unlike the 2016 one (organisational standards and case supervision
+standards with key questions and lettered prompts; yes/no answers; delivery units; four bands),
+goes through every command by the same code paths — validate, evaluate, explain and what-if, run,
+review, sign-off, report, runs show and verify, export, cases export/import, rules lint, test,
+diff and doc, and the web workspace — and a renamed copy of it works from a sample folder and
+from --framework."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+import cli
+from tests.conftest import ROOT
+
+FRAMEWORK = ROOT / "framework" / "illustrative-standards-2018.yaml"
+RULES = ROOT / "rules" / "illustrative-standards-2018.yaml"
+SAMPLE = ROOT / "cases" / "illustrative-region-2018"
+DISAGREEING = SAMPLE / "cases" / "ILL-00006.yaml"  # the inspector judges 2.1.3 insufficient, the engine sufficient
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    """The example sample run once into a store."""
+    root = tmp_path_factory.mktemp("illustrative")
+    result = CliRunner().invoke(cli.cli, ["run", str(SAMPLE), "--out", str(root / "out"), "--db", str(root / "qi.db"),
+                                          "-q"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def test_the_example_sample_is_two_delivery_units_of_at_least_forty_cases(qi):
+    cases = sorted((SAMPLE / "cases").glob("*.yaml"))
+    units = {re.search(r'\n"provider": "(\w+)"\n', c.read_text(encoding="utf-8")).group(1) for c in cases}
+    assert len(cases) >= 40 and units == {"EAST", "WEST"}
+    assert qi("validate", SAMPLE).exit_code == 0
+    assert qi("validate", FRAMEWORK).exit_code == 0
+
+
+def test_the_framework_is_an_illustration_and_never_the_default(qi):
+    text = FRAMEWORK.read_text(encoding="utf-8")
+    assert "NOT HM INSPECTORATE OF PROBATION'S TEXT" in text
+    assert "sentence" in json.loads(qi("schema", "case").stdout)["properties"]  # the default stays the 2016 one
+    schema = json.loads(qi("schema", "case", "--framework", FRAMEWORK).stdout)
+    assert list(schema["properties"])[:6] == ["case", "provider", "supervision", "team", "harm_level", "concerns"]
+
+
+def test_rule_set_lints_and_its_tests_pass(qi):
+    linted = qi("rules", "lint", RULES)
+    assert linted.exit_code == 0 and "0 errors, 0 warnings" in linted.stderr, linted.stderr
+    tested = qi("rules", "test", ROOT / "rules" / "tests" / "illustrative-standards.yaml")
+    assert tested.exit_code == 0, tested.stdout
+    assert re.search(r"\b1[0-9] passed, 0 failed", tested.stdout)
+    doc = qi("rules", "doc", RULES)
+    assert doc.exit_code == 0 and "Does the assessment focus on keeping other people safe?" in doc.stdout
+
+
+def test_evaluate_explain_and_what_if_on_a_case(qi):
+    evaluated = qi("evaluate", DISAGREEING)
+    assert evaluated.exit_code == 0, evaluated.stderr
+    assert "rule set illustrative-standards-2018-default" in evaluated.stdout
+    assert re.search(r"2\.1\.3 engine sufficient\s+inspector insufficient\s+DISAGREE", evaluated.stdout)
+    explained = qi("explain", DISAGREEING, "--criterion", "2.1.3", "--what-if")
+    assert explained.exit_code == 0
+    assert "2.1.3 would be insufficient if 2.1.3.a were no instead of yes" in explained.stdout
+
+
+def test_the_run_reports_in_the_frameworks_own_words(stored):
+    report = json.loads((stored / "out" / "report.json").read_text(encoding="utf-8"))
+    assert report["framework"]["names"]["criterion"] == ["Key question", "Key questions"]
+    assert report["framework"]["illustration"].startswith("An illustration")
+    assert {r["band"] for r in report["sample_judgement"]["ratings"]} <= {
+        "outstanding", "good", "requires_improvement", "inadequate"}
+    assert any(r["target"] == "standard 2.1" and r["group"] == "all" for r in report["sample_judgement"]["ratings"])
+    markdown = (stored / "out" / "report.md").read_text(encoding="utf-8")
+    assert markdown.splitlines()[2].startswith("Not a real inspection framework: An illustration")
+    assert "## Standards and key questions" in markdown and "| Key question | EAST | WEST |" in markdown
+    assert "judged per delivery unit" in markdown and "Judged once for each delivery unit" in markdown
+    assert "criteri" not in markdown.lower() and "lines of enquiry" not in markdown
+    assert "## Outcomes" not in markdown  # no impact standards: no empty section
+
+
+def test_review_signoff_report_show_and_verify(qi, stored, tmp_path):
+    db = tmp_path / "qi.db"
+    shutil.copy(stored / "qi.db", db)
+    decided = qi("review", "1", "--db", db, "--case", "ILL-00006", "--criterion", "2.1.3", "--decision", "override",
+                 "--finding", "insufficient", "--reason", "The victim's safety was considered late.", "--reviewer",
+                 "R. Patel")
+    assert decided.exit_code == 0, decided.stderr
+    refused = qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", db)
+    assert refused.exit_code == 1 and "ILL-00002 2.1.2 is open" in refused.stderr  # every disagreement decided first
+    for case, criterion in (("ILL-00002", "2.1.2"), ("ILL-00003", "2.1.1")):
+        agreed = qi("review", "1", "--db", db, "--case", case, "--criterion", criterion, "--decision", "agree",
+                    "--reviewer", "R. Patel")
+        assert agreed.exit_code == 0, agreed.stderr
+    signed = qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", db)
+    assert signed.exit_code == 0, signed.stderr
+    shown = qi("runs", "show", "1", "--db", db)
+    assert shown.exit_code == 0 and "signed off by QA lead" in shown.stdout
+    verified = qi("runs", "verify", "--db", db)
+    assert verified.exit_code == 0, verified.stdout + verified.stderr
+    out = tmp_path / "report"
+    rendered = qi("report", "1", "--db", db, "--out", out)
+    assert rendered.exit_code == 0, rendered.stderr
+    final = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert final["review"]["changes"]["findings"][0]["criterion"] == "2.1.3"
+    assert "ILL-00006, 2.1.3" in (out / "report.md").read_text(encoding="utf-8")
+    book = tmp_path / "findings.xlsx"
+    assert qi("export", "1", "--db", db, "--to", book).exit_code == 0
+    assert openpyxl.load_workbook(book).sheetnames
+
+
+def test_cases_export_and_import_round_trip(qi, tmp_path):
+    book = tmp_path / "cases.xlsx"
+    assert qi("cases", "export", SAMPLE, "--to", book).exit_code == 0
+    headers = [c.value for c in openpyxl.load_workbook(book)["Cases"][1]]
+    assert headers[:7] == ["case", "provider", "supervision_case_type", "supervision_start", "team", "harm_level",
+                           "concerns"]
+    back = tmp_path / "back"
+    imported = qi("cases", "import", book, "--out", back, "--framework", FRAMEWORK)
+    assert imported.exit_code == 0, imported.stderr
+    assert qi("validate", back, "--framework", FRAMEWORK).exit_code == 0
+    assert len(list((back / "cases").glob("*.yaml"))) == len(list((SAMPLE / "cases").glob("*.yaml")))
+
+
+def test_rules_diff_on_a_changed_threshold(qi, tmp_path):
+    changed = tmp_path / "stricter.yaml"
+    text = RULES.read_text(encoding="utf-8")
+    changed.write_text(text.replace("id: illustrative-standards-2018-default", "id: stricter", 1)
+                       .replace("    core: [2.1.1.a, 2.1.1.b, 2.1.1.c]\n    threshold: 66",
+                                "    core: [2.1.1.a, 2.1.1.b, 2.1.1.c]\n    threshold: 100", 1), encoding="utf-8")
+    diff = qi("rules", "diff", RULES, changed, "--sample", SAMPLE, "--format", "json")
+    assert diff.exit_code == 0, diff.stderr
+    result = json.loads(diff.stdout)
+    moved = {t["target"]: t["groups"]["all"] for t in result["targets"]}
+    assert "2.1.1" in moved  # only the key question whose threshold changed, and its standard, move
+    assert set(moved) <= {"2.1.1", "standard 2.1"}
+    before, after = moved["2.1.1"]["before"], moved["2.1.1"]["after"]
+    assert after["counts"]["sufficient"] < before["counts"]["sufficient"] and after["applicable"] == before["applicable"]
+
+
+def test_the_web_workspace_shows_the_run(stored):
+    from starlette.testclient import TestClient
+
+    from engine.serve import app
+
+    web = TestClient(app.create(stored / "qi.db"), base_url="http://127.0.0.1")
+    run = web.get("/runs/1")
+    assert run.status_code == 200 and "Key question" in run.text and "EAST" in run.text
+    case = web.get("/runs/1/cases/ILL-00006")
+    assert case.status_code == 200 and "Does the assessment focus on keeping other people safe?" in case.text
+    queue = web.get("/runs/1/review")
+    assert queue.status_code == 200 and "ILL-00006" in queue.text
+
+
+def _renamed(folder, framework_id="team-standards", version="1.0"):
+    text = FRAMEWORK.read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^id: illustrative-standards$", f"id: {framework_id}", text, count=1)
+    text = re.sub(r'(?m)^version: "2018.1"$', f'version: "{version}"', text, count=1)
+    path = folder / f"{framework_id}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _naming(path, framework_id="team-standards", version="1.0"):
+    text = path.read_text(encoding="utf-8")
+    text = text.replace('framework: {id: illustrative-standards, version: "2018.1"}',
+                        f'framework: {{id: {framework_id}, version: "{version}"}}')
+    text = text.replace('"framework":\n  "id": "illustrative-standards"\n  "version": "2018.1"',
+                        f'"framework":\n  "id": "{framework_id}"\n  "version": "{version}"')
+    path.write_text(text, encoding="utf-8")
+
+
+def test_a_renamed_copy_works_from_the_sample_folder_and_from_framework(qi, tmp_path):
+    sample = tmp_path / "sample"
+    shutil.copytree(SAMPLE, sample)
+    _naming(sample / "sample.yaml")
+    rules = sample / "team-rules.yaml"
+    shutil.copy(RULES, rules)
+    _naming(rules)
+    framework = _renamed(sample)
+    ran = qi("run", sample, "--rules", rules, "--out", tmp_path / "out", "--db", tmp_path / "qi.db", "-q")
+    assert ran.exit_code == 0, ran.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert report["framework"]["id"] == "team-standards" and report["framework"]["file"] == framework.name
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = framework.rename(elsewhere / framework.name)
+    assert qi("validate", sample).exit_code == 1  # not found any more
+    again = qi("run", sample, "--rules", rules, "--framework", moved, "--out", tmp_path / "out2", "--db",
+               tmp_path / "qi.db", "-q")
+    assert again.exit_code == 0, again.stderr
