@@ -17,23 +17,28 @@ FRAMEWORK = ROOT / "framework" / "hmip-qi-adult-2.0.yaml"
 RULES = ROOT / "rules" / "hmip-qi-adult-2.0.yaml"
 
 
-def _own_framework(folder, framework_id="team-framework", version="1.0"):
-    """The 2016 framework under a team's own id and version: a file qi has never bundled."""
-    text = FRAMEWORK.read_text(encoding="utf-8")
-    text = re.sub(r"(?m)^id: hmip-qi-adult$", f"id: {framework_id}", text, count=1)
-    text = re.sub(r'(?m)^version: "2.0"$', f'version: "{version}"', text, count=1)
+def _own_framework(folder, framework_id="team-framework", version="1.0", source=FRAMEWORK,
+                   was=("hmip-qi-adult", "2.0")):
+    """A bundled framework (the 2016 one unless ``source`` says) under a team's own id and version:
+    a file qi has never bundled."""
+    text = source.read_text(encoding="utf-8")
+    text = re.sub(rf"(?m)^id: {re.escape(was[0])}$", f"id: {framework_id}", text, count=1)
+    text = re.sub(rf'(?m)^version: "{re.escape(was[1])}"$', f'version: "{version}"', text, count=1)
     path = folder / f"{framework_id}.yaml"
     path.write_text(text, encoding="utf-8")
     return path
 
 
-def _names(path, framework_id="team-framework", version="1.0"):
-    """Make a sample manifest or rule set name the team's framework (and no bundled rule set)."""
+def _names(path, framework_id="team-framework", version="1.0", was=("hmip-qi-adult", "2.0")):
+    """Make a sample manifest, rule set or generated manifest name the team's framework (and no
+    bundled rule set)."""
     text = path.read_text(encoding="utf-8")
-    text = text.replace('framework: {id: hmip-qi-adult, version: "2.0"}',
+    text = text.replace(f'framework: {{id: {was[0]}, version: "{was[1]}"}}',
                         f'framework: {{id: {framework_id}, version: "{version}"}}')
-    text = re.sub(r'framework:\n  id: hmip-qi-adult\n  version: "2.0"',
+    text = re.sub(rf'framework:\n  id: {re.escape(was[0])}\n  version: "{re.escape(was[1])}"',
                   f'framework:\n  id: {framework_id}\n  version: "{version}"', text)
+    text = text.replace(f'"framework":\n  "id": "{was[0]}"\n  "version": "{was[1]}"',
+                        f'"framework":\n  "id": "{framework_id}"\n  "version": "{version}"')
     text = re.sub(r"(?m)^rules: .*\n", "", text)
     path.write_text(text, encoding="utf-8")
 

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 import cli
 from tests.conftest import ROOT
+from tests.test_framework_files import _names, _own_framework
 
 FRAMEWORK = ROOT / "framework" / "illustrative-standards-2018.yaml"
 RULES = ROOT / "rules" / "illustrative-standards-2018.yaml"
@@ -158,32 +159,17 @@ def test_the_web_workspace_shows_the_run(stored):
     assert queue.status_code == 200 and "ILL-00006" in queue.text
 
 
-def _renamed(folder, framework_id="team-standards", version="1.0"):
-    text = FRAMEWORK.read_text(encoding="utf-8")
-    text = re.sub(r"(?m)^id: illustrative-standards$", f"id: {framework_id}", text, count=1)
-    text = re.sub(r'(?m)^version: "2018.1"$', f'version: "{version}"', text, count=1)
-    path = folder / f"{framework_id}.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def _naming(path, framework_id="team-standards", version="1.0"):
-    text = path.read_text(encoding="utf-8")
-    text = text.replace('framework: {id: illustrative-standards, version: "2018.1"}',
-                        f'framework: {{id: {framework_id}, version: "{version}"}}')
-    text = text.replace('"framework":\n  "id": "illustrative-standards"\n  "version": "2018.1"',
-                        f'"framework":\n  "id": "{framework_id}"\n  "version": "{version}"')
-    path.write_text(text, encoding="utf-8")
+ILLUSTRATION = ("illustrative-standards", "2018.1")
 
 
 def test_a_renamed_copy_works_from_the_sample_folder_and_from_framework(qi, tmp_path):
     sample = tmp_path / "sample"
     shutil.copytree(SAMPLE, sample)
-    _naming(sample / "sample.yaml")
+    _names(sample / "sample.yaml", "team-standards", was=ILLUSTRATION)
     rules = sample / "team-rules.yaml"
     shutil.copy(RULES, rules)
-    _naming(rules)
-    framework = _renamed(sample)
+    _names(rules, "team-standards", was=ILLUSTRATION)
+    framework = _own_framework(sample, "team-standards", source=FRAMEWORK, was=ILLUSTRATION)
     ran = qi("run", sample, "--rules", rules, "--out", tmp_path / "out", "--db", tmp_path / "qi.db", "-q")
     assert ran.exit_code == 0, ran.stderr
     report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
