@@ -182,3 +182,44 @@ def test_a_renamed_copy_works_from_the_sample_folder_and_from_framework(qi, tmp_
     again = qi("run", sample, "--rules", rules, "--framework", moved, "--out", tmp_path / "out2", "--db",
                tmp_path / "qi.db", "-q")
     assert again.exit_code == 0, again.stderr
+
+
+def test_the_ratings_led_layout_opens_with_the_ratings_then_strengths_and_areas(stored):
+    markdown = (stored / "out" / "report.md").read_text(encoding="utf-8")
+    headings = [line for line in markdown.splitlines() if line.startswith("## ")]
+    assert headings[:4] == ["## Ratings", "## Strengths and areas for improvement", "## Recommendations",
+                            "## Key facts"]
+    ratings = markdown.split("## Ratings")[1].split("## ")[0]
+    assert "| Standard | All cases | EAST | WEST |" in ratings and "How the bands are derived:" in ratings
+    strengths = markdown.split("## Strengths and areas for improvement")[1].split("\n## ")[0]
+    assert "### Standard 2.1: Assessment" in strengths and "Areas for improvement:" in strengths
+    assert re.search(r"- 2\.1\.\d .*\? — (outstanding|good): \d+% \(", strengths)
+    assert "Risks of harm to others were not identified and analysed: " in strengths  # the key question's barrier
+    assert "Strengths:\n\nAreas" not in strengths  # no empty list
+
+
+def test_a_framework_names_its_layout_and_its_outcomes_as_data(qi, tmp_path):
+    """The 2016 framework switched to the ratings-led layout, with the banded rule set: the report
+    leads with its ratings; an outcomes dimension the framework does not have is refused."""
+    from tests.test_framework_files import _names as names_2016
+    from tests.test_framework_files import _own_framework as own_2016
+
+    sample = tmp_path / "sample"
+    shutil.copytree(ROOT / "cases" / "north-west-2016", sample)
+    names_2016(sample / "sample.yaml")
+    framework = own_2016(sample)
+    framework.write_text(framework.read_text(encoding="utf-8").replace(
+        "report: {layout: findings, outcomes: impact}", "report: {layout: ratings}"), encoding="utf-8")
+    for name in ("hmip-qi-adult-2.0.yaml", "hmip-qi-adult-2.0-banded.yaml"):
+        shutil.copy(ROOT / "rules" / name, sample / name)
+        names_2016(sample / name)
+    ran = qi("run", sample, "--rules", sample / "hmip-qi-adult-2.0-banded.yaml", "--out", tmp_path / "out", "--db",
+             tmp_path / "qi.db", "-q")
+    assert ran.exit_code == 0, ran.stderr
+    markdown = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    headings = [line for line in markdown.splitlines() if line.startswith("## ")]
+    assert headings[0] == "## Ratings" and "## Outcomes" not in headings
+    framework.write_text(framework.read_text(encoding="utf-8").replace(
+        "report: {layout: ratings}", "report: {layout: ratings, outcomes: impakt}"), encoding="utf-8")
+    refused = qi("validate", framework)
+    assert refused.exit_code == 1 and "'impakt' is not a dimension (did you mean 'impact'?" in refused.stderr

@@ -477,6 +477,17 @@ class Introduction(Strict):
     practice_themes: list[str] = Field(description="The practice themes quality is assessed against.")
 
 
+class ReportLayout(Strict):
+    """How a run's draft report is laid out for this framework."""
+
+    layout: Literal["findings", "ratings"] = Field(default="findings", description=(
+        "findings: key facts, recommendations, then each standard's criteria with their figures (the Q&I draft); "
+        "ratings: a ratings table first, then each standard's strengths and areas for improvement, then the figures."))
+    outcomes: str | None = Field(default=None, description=(
+        "A dimension (an id in `dimensions`) whose case-scoped standards are reported first, as the outcomes the "
+        "inspection reports on, e.g. impact."))
+
+
 class Framework(Strict):
     """An inspection framework: standards, criteria and items, and the vocabulary of case context."""
 
@@ -492,6 +503,7 @@ class Framework(Strict):
     dimensions: list[Term] = Field(description="What standards measure: quality + impact = effectiveness.")
     item_kinds: list[Term] = Field(description="Kinds of item, e.g. key indicators, lines of enquiry.")
     levels: Levels = Field(description="The framework's levels: their names and how their ids are written.")
+    report: ReportLayout = Field(default_factory=ReportLayout, description="How run reports are laid out.")
     standards: list[Standard] = Field(description="The standards, in document order.", min_length=1)
     vocabulary: Vocabulary
 
@@ -510,6 +522,10 @@ class Framework(Strict):
         problems = []
         kinds = {k.id for k in self.item_kinds}
         dimensions = {d.id for d in self.dimensions}
+        if self.report.outcomes is not None and self.report.outcomes not in dimensions:
+            problems.append(_detail(("report", "outcomes"), self.report.outcomes, _error(
+                "unknown_value", f"{self.report.outcomes!r} is not a dimension",
+                did_you_mean(self.report.outcomes, sorted(dimensions)))))
         for s_index, standard in enumerate(self.standards):
             here = ("standards", s_index)
             if standard.dimension not in dimensions:

@@ -218,23 +218,28 @@ def build(report: dict, consistency: bool = False) -> Draft:
                f"traced to its rules and evidence with qi explain."]
     if report["framework"].get("illustration"):
         summary.insert(0, f"Not a real inspection framework: {report['framework']['illustration']}")
-    sections = [_key_facts(report, columns, label), _recommendations(report, label)]
+    layout = report["framework"].get("report") or QI_DRAFT
+    names = wording.Names(report)
     standards = report["standards"]
-    outcome_standards = [s for s in standards if s["dimension"] == "impact" and s["scope"] == "case"]
+    outcome_standards = [s for s in standards if layout.get("outcomes") and s["dimension"] == layout["outcomes"]
+                         and s["scope"] == "case"]
     outcomes = Section("Outcomes", "outcomes",
-                       ["The outcomes the inspection reports on, for each provider."])
+                       [f"The outcomes the inspection reports on, for each {names.lower('organisation')}."])
     for standard in outcome_standards:
         for criterion in standard["criteria"]:
             outcomes.sections.append(_criterion(criterion, aggregates, report, columns, label, ratings, examples))
-    if outcomes.sections:  # a framework without impact standards has no outcomes to report: no empty section
-        sections.append(outcomes)
-    names = wording.Names(report)
     quality = Section(f"{names.many('standard')} and {names.lower('criterion', 2)}", "standards")
     for standard in standards:
         if standard in outcome_standards:
             continue
         quality.sections.append(_standard(standard, aggregates, report, columns, label, ratings, examples))
-    sections.append(quality)
+    if layout["layout"] == "ratings":
+        sections = [_ratings_table(report, columns, label, ratings, names),
+                    _strengths_and_areas(report, label, ratings, names),
+                    _recommendations(report, label), _key_facts(report, columns, label)]
+    else:
+        sections = [_key_facts(report, columns, label), _recommendations(report, label)]
+    sections += ([outcomes] if outcomes.sections else []) + [quality]
     if consistency and report.get("consistency") and not redacted:
         sections.append(_consistency(report))
     checks = None if redacted else _answers_to_check(report)
@@ -242,6 +247,67 @@ def build(report: dict, consistency: bool = False) -> Draft:
         sections.append(checks)
     sections.append(_method(report))
     return Draft(title, summary, [s for s in sections if s.blocks or s.sections])  # no section is ever printed empty
+
+
+#: The layout of a run recorded before frameworks declared theirs: every such run was judged
+#: against the 2016 framework, whose draft reports its impact standards first as outcomes.
+QI_DRAFT = {"layout": "findings", "outcomes": "impact"}
+
+
+def _ratings_table(report: dict, columns: list[str], label, ratings: dict, names) -> Section:
+    """Every standard's rating, overall and per organisation, beside how the bands are derived;
+    empty (so not printed) when the rule set issues no bands."""
+    section = Section("Ratings", "ratings")
+    rows = [[f"{s['id']}. {s['title']}"] + [rated.cell(ratings, f"standard {s['id']}", c) or "not rated" for c in columns]
+            for s in report["standards"] if any(rated.cell(ratings, f"standard {s['id']}", c) for c in columns)]
+    if rows:
+        section.blocks.append(Table([names.one("standard")] + [capital(label(c)) for c in columns], rows,
+                                    anchor="ratings-table"))
+        section.blocks.append(f"How the bands are derived: {rated.method(report)}")
+    return section
+
+
+def _strengths_and_areas(report: dict, label, ratings: dict, names) -> Section:
+    """Per standard, what went well and what needs to improve, from the ratings (a band in the upper
+    half of the rule set's bands is a strength, in the lower half an area for improvement), the
+    organisations' findings and the enablers and barriers of its criteria. A standard with none of
+    these is left out; so is the whole section."""
+    section = Section("Strengths and areas for improvement", "strengths")
+    bands = (rated.scheme(report) or {}).get("bands", [])
+    upper = set(bands[: (len(bands) + 1) // 2])
+    aggregates = report["aggregates"]
+    factors = list(aggregates.get("factors", {}).values())
+    for standard in report["standards"]:
+        strengths: list[str] = []
+        areas: list[str] = []
+        ids = {c["id"]: c["title"] for c in standard["criteria"]}
+        for criterion, title in ids.items():
+            band = rated.bands(report).get((criterion, ALL))
+            if band:
+                (strengths if band in upper else areas).append(
+                    f"{criterion} {title} — {words(band)}: "
+                    f"{figure(aggregates['targets'].get(criterion, {}).get('groups', {}).get(ALL), aggregates.get('confidence', 0.95))}")
+        for organisation in report.get("organisations", []) if standard["scope"] == "organisation" else []:
+            for criterion, finding in organisation.get("findings", {}).items():
+                if criterion in ids and finding["value"] in ("sufficient", "insufficient"):
+                    (strengths if finding["value"] == "sufficient" else areas).append(
+                        f"{criterion} {ids[criterion]} — {words(finding['value'])} for {organisation['organisation']}")
+        for factor in sorted(factors, key=lambda f: (-f["groups"][ALL]["cases"], f["id"])):
+            if factor.get("criterion") in ids or factor.get("standard") == standard["id"]:
+                (strengths if factor["kind"] == "enabler" else areas).append(
+                    f"{factor['text']}: {factor['groups'][ALL]['cases']} of {factor['groups'][ALL]['of']} cases")
+        if not strengths and not areas:
+            continue
+        part = Section(f"{names.one('standard')} {standard['id']}: {standard['title']}", f"strengths-{standard['id']}")
+        for heading, listed in (("Strengths", strengths), ("Areas for improvement", areas)):
+            if listed:
+                part.blocks.append(f"{heading}:")
+                part.blocks.append(Bullets(listed))
+        section.sections.append(part)
+    if section.sections and bands:
+        section.blocks.append(f"A {names.lower('criterion')} rated {' or '.join(words(b) for b in sorted(upper, key=bands.index))} "
+                              f"is listed as a strength, one rated lower as an area for improvement.")
+    return section
 
 
 #: Warnings that say an answer disagrees with the case context, or that evidence is missing: the

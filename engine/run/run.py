@@ -328,6 +328,7 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
         "framework": {"id": framework.id, "version": framework.version, "title": framework.title,
                       "working_model": framework.introduction.working_model,
                       "names": framework_names(framework),
+                      "report": framework.report.model_dump(),
                       **({"illustration": framework.illustration} if framework.illustration else {}),
                       "sha256": framework_document_sha, "file": str(prepared.sample.framework_path.name)},
         "ruleset": {"id": ruleset.id, "version": ruleset.version, "title": ruleset.title,
