@@ -178,3 +178,15 @@ def test_the_framework_schema_documents_levels_and_the_answer_scale(qi):
     assert set(definitions["Levels"]["properties"]) == {"standard", "criterion", "item"}
     counts_as = definitions["AnswerTerm"]["properties"]["counts_as"]
     assert set(counts_as["enum"]) == {"met", "partly_met", "not_met", "not_applicable"} and counts_as["description"]
+
+
+def test_the_framework_schema_documents_every_field_of_every_declaration(qi):
+    """Every field a framework file can hold — case fields, context fields and their shorthands,
+    report layout, levels, answer scale — has a description in `qi schema framework`."""
+    definitions = json.loads(qi("schema", "framework").stdout)["$defs"]
+    for name in ("CaseField", "ContextField", "Shorthand", "ReportLayout", "Level", "AnswerTerm", "DiversityField"):
+        undocumented = [field for field, spec in definitions[name]["properties"].items() if not spec.get("description")]
+        assert not undocumented, (name, undocumented)
+    framework = json.loads(qi("schema", "framework").stdout)["properties"]
+    assert framework["illustration"]["description"] and framework["report"]["description"]
+    assert definitions["Vocabulary"]["properties"]["case_file"]["description"]
