@@ -1,4 +1,4 @@
-"""The answer scale is the framework's: each answer says what it counts as (met, partly_met,
+"""The answer scale is the framework's: each answer says what it counts as (met, met_in_part,
 not_met, not_applicable), and criterion declarations, the notes a short answer needs, practice
 examples and generated samples read answers through that — so a yes/no scale in other words
 works with no change to qi, and the 2016 scale behaves as before."""
@@ -89,7 +89,7 @@ def test_the_scale_s_own_words_are_the_only_answers(qi, two_answers):
 
 def test_a_scale_without_a_met_answer_is_refused(qi, two_answers):
     path = two_answers / "two-answer.yaml"
-    path.write_text(path.read_text().replace("counts_as: met}", "counts_as: partly_met}"))
+    path.write_text(path.read_text().replace("counts_as: met}", "counts_as: met_in_part}"))
     result = qi("validate", path)
     assert result.exit_code == 1 and "no answer counts as met" in result.stderr
 

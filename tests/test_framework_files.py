@@ -177,7 +177,7 @@ def test_the_framework_schema_documents_levels_and_the_answer_scale(qi):
         assert definitions["Level"]["properties"][field]["description"]
     assert set(definitions["Levels"]["properties"]) == {"standard", "criterion", "item"}
     counts_as = definitions["AnswerTerm"]["properties"]["counts_as"]
-    assert set(counts_as["enum"]) == {"met", "partly_met", "not_met", "not_applicable"} and counts_as["description"]
+    assert set(counts_as["enum"]) == {"met", "met_in_part", "not_met", "not_applicable"} and counts_as["description"]
 
 
 def test_the_framework_schema_documents_every_field_of_every_declaration(qi):

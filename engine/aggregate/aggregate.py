@@ -1,5 +1,5 @@
 """Aggregate stage: the sample's case findings counted per criterion and standard, overall, per
-provider and per group (sentence type, risk level, each diversity characteristic).
+provider and per group (each grouped context field, each diversity characteristic).
 
 For each target and group: counts of sufficient / insufficient / not_applicable / not_assessed,
 the cases in each, and the % sufficient of *applicable* cases (sufficient + insufficient;
@@ -33,7 +33,7 @@ class CaseRecord:
     """What aggregation needs of one judged case."""
 
     reference: str
-    groups: dict[str, str]          # grouping -> the case's value, e.g. {"provider": "NPS", "gender": "male"}
+    groups: dict[str, str]          # grouping -> the case's value, e.g. {"provider": "EAST", "gender": "male"}
     findings: dict[str, str]        # criterion -> value
     factors: frozenset[tuple[str, str]]  # {("barrier", id), ("enabler", id)}
     matched: frozenset[str] = frozenset()  # keys of the case conditions organisation rules read that hold

@@ -14,7 +14,7 @@ def labels(framework: models.Framework, group_keys: Iterable[str]) -> dict[str, 
     """Plain labels for the group keys of a run's aggregates (``gender:female`` → ``women``)."""
     vocabulary = framework.vocabulary
     grouped = [field for field in vocabulary.context if field.group and field.terms]
-    # a provider is named by its id (NPS), every other grouping's value by its term's label
+    # a provider is named by its id (EAST), every other grouping's value by its term's label
     terms = {field.id: {t.id: (t.id if field.terms == "providers" else t.label)
                         for t in getattr(vocabulary, field.terms)} for field in grouped}
     titles = {field.id: field.label.lower() for field in grouped}

@@ -6,17 +6,17 @@ set is validated, so every later stage — compile, evaluate, trace, lint, rule 
 rules whose positions are the declaration's::
 
     criteria:
-      - criterion: "3.1"
+      - criterion: "3.4"
         rationale: "Why these lines are key, in the framework's words."
-        core: [3.1.a, 3.1.d, 3.1.e, 3.1.f, 3.1.g, 3.1.h]     # expected in every case
+        core: [3.4.a, 3.4.d, 3.4.e, 3.4.f, 3.4.g, 3.4.h]     # expected in every case
         expected_when:                                      # expected only in this context
-          3.1.i: {fact: resettlement_relevant}
-        key: [3.1.a, 3.1.d]               # a `no` makes the criterion insufficient
-        protection: [3.1.a, 3.1.h]        # `partly` or `no` is decisive where protection_when holds
+          3.4.i: {fact: resettlement_relevant}
+        key: [3.4.a, 3.4.d]               # a `no` makes the criterion insufficient
+        protection: [3.4.a, 3.4.h]        # short of met is decisive where protection_when holds
         protection_when: {fact: public_protection_priority}
         threshold: 80                     # % of the applicable lines that must be met (yes)
 
-What the expanded rules mean (the same for every criterion, so `partly` has one meaning):
+What the expanded rules mean (the same for every criterion, so an answer met in part has one meaning):
 
 * A line *applies* when it is answered anything but ``not_applicable`` — an explicit answer is
   never dropped, whatever the context. Thresholds count applicable lines only: at least
@@ -27,7 +27,7 @@ What the expanded rules mean (the same for every criterion, so `partly` has one 
   ``not_applicable`` (the inspector is warned at the answer; the criterion stays not assessed
   unless a failure is established).
 * ``<c>-sufficient``: every expected line assessed, at least one line applies, no key line ``no``,
-  no protection line ``partly``/``no`` where protection is the priority, and the threshold met.
+  no protection line short of met where protection is the priority, and the threshold met.
 * ``<c>-key-line-not-met`` / ``<c>-protection-line-not-met``: the decisive failures; they stand
   even while other evidence is missing.
 * ``<c>-too-few-met``: the threshold cannot be met — with complete evidence, or already, even if
@@ -54,21 +54,21 @@ from engine.load import source
 
 class Scale:
     """The framework's answer scale as the expanded rules read it: which answers count as met,
-    partly met, not met and not applicable (``counts_as`` in the framework's ``answers``), so a
+    met in part, not met and not applicable (``counts_as`` in the framework's ``answers``), so a
     yes/no scale, or one with other words, needs no change here."""
 
     def __init__(self, framework: models.Framework) -> None:
         vocabulary = framework.vocabulary
         self.met = vocabulary.answers_meaning("met")
-        self.partly = vocabulary.answers_meaning("partly_met")
+        self.in_part = vocabulary.answers_meaning("met_in_part")
         self.not_met = vocabulary.answers_meaning("not_met")
         self.not_applicable = vocabulary.answers_meaning("not_applicable")
-        self.applies = vocabulary.answers_meaning("met", "partly_met", "not_met")
-        self.short = vocabulary.answers_meaning("partly_met", "not_met")
+        self.applies = vocabulary.answers_meaning("met", "met_in_part", "not_met")
+        self.short = vocabulary.answers_meaning("met_in_part", "not_met")
 
     @staticmethod
     def words(answers: list[str]) -> str:
-        """``partly or no``: answers as a rationale names them."""
+        """``in part or no``: answers as a rationale names them."""
         return " or ".join(answers)
 
 SECTIONS = {"criteria": ("rules", "case"), "organisation_criteria": ("organisation_rules", "organisation")}
@@ -82,7 +82,7 @@ MAX_CONDITIONAL = 6
 class Declaration(Strict):
     """How one criterion is judged from its lines of enquiry; expanded into rules."""
 
-    criterion: str = Field(pattern=models.NODE_ID_PATTERN, description="Criterion id, quoted, e.g. \"3.1\".")
+    criterion: str = Field(pattern=models.NODE_ID_PATTERN, description="Criterion id, quoted, e.g. \"3.4\".")
     rationale: str = Field(min_length=1, description="Why these lines, key lines and threshold: the framework's words.")
     core: list[str] = Field(default_factory=list, description="Lines expected in every case.")
     expected_when: dict[str, dict[str, Any]] = Field(
@@ -90,7 +90,7 @@ class Declaration(Strict):
     key: list[str] = Field(default_factory=list, description="Lines whose not-met answer (`no`) makes the criterion "
                                                               "insufficient.")
     protection: list[str] = Field(default_factory=list,
-                                  description="Lines whose answer short of met (`partly` or `no`) is decisive where "
+                                  description="Lines whose answer short of met (met in part, or not met) is decisive where "
                                               "protection_when holds.")
     protection_when: dict[str, Any] | None = Field(default=None, description="When protection is the priority.")
     threshold: Annotated[float, Field(gt=0, le=100)] = Field(
@@ -311,7 +311,7 @@ def rules_for(d: Declaration, framework: models.Framework) -> tuple[list[dict], 
             "title": f"{c} insufficient: a public protection line is not fully met",
             "rationale": f"Where protection is the priority, a protection line ({', '.join(d.protection)}) answered "
                          f"{short} makes {c} insufficient"
-                         + (f": {scale.words(scale.partly)} is never enough on these lines. " if scale.partly else ". ")
+                         + (f": {scale.words(scale.in_part)} is never enough on these lines. " if scale.in_part else ". ")
                          + d.rationale,
             "cites": list(d.protection),
             "when": {"all": [d.protection_when, {"any_answer": {"items": d.protection, "in": scale.short}}]},

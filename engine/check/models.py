@@ -140,14 +140,14 @@ class Term(Strict):
 
 #: What an answer counts as, whatever the framework calls it: every rule the engine generates
 #: (criterion declarations, notes required, practice examples) reads answers through these.
-ANSWER_MEANINGS = ("met", "partly_met", "not_met", "not_applicable")
+ANSWER_MEANINGS = ("met", "met_in_part", "not_met", "not_applicable")
 
 
 class AnswerTerm(Term):
     """One answer of the framework's answer scale, and what it counts as."""
 
-    counts_as: Literal["met", "partly_met", "not_met", "not_applicable"] = Field(
-        description="What the answer counts as: met, partly_met (short of met, but not nothing), not_met, or "
+    counts_as: Literal["met", "met_in_part", "not_met", "not_applicable"] = Field(
+        description="What the answer counts as: met, met_in_part (short of met, but not nothing), not_met, or "
                     "not_applicable (the item does not arise in the case, unlike an item left unanswered).")
 
 
@@ -274,9 +274,9 @@ class Vocabulary(Strict):
     __pydantic_extra__: dict[str, list[Term] | list[NumberedTerm]] = Field(init=False)
 
     answers: list[AnswerTerm] = Field(description="The answer scale: answers an inspector may give on an item, "
-                                                  "each with what it counts as (met, partly_met, not_met, "
+                                                  "each with what it counts as (met, met_in_part, not_met, "
                                                   "not_applicable). A scale needs a met, a not_met and a "
-                                                  "not_applicable answer; partly_met is optional (a yes/no scale).")
+                                                  "not_applicable answer; met_in_part is optional (a yes/no scale).")
     providers: list[Term] = Field(description="Organisations that deliver the work inspected.")
     diversity: list[DiversityField] = Field(description="Diversity characteristics and their values.")
     evidence_sources: list[Term] = Field(description="Where an inspector found evidence.")
@@ -370,10 +370,10 @@ class Vocabulary(Strict):
 
     @model_validator(mode="after")
     def _answer_scale(self) -> Vocabulary:
-        missing = [m for m in ANSWER_MEANINGS if m != "partly_met" and not self.answers_meaning(m)]
+        missing = [m for m in ANSWER_MEANINGS if m != "met_in_part" and not self.answers_meaning(m)]
         if missing:
             raise ValueError(f"answers: no answer counts as {' or '.join(missing)} (each answer says what it counts "
-                             "as: counts_as: met | partly_met | not_met | not_applicable)")
+                             "as: counts_as: met | met_in_part | not_met | not_applicable)")
         return self
 
     def answers_meaning(self, *meanings: str) -> list[str]:
@@ -449,13 +449,13 @@ class Levels(Strict):
 class Item(Strict):
     """A key indicator of achievement or a possible line of enquiry."""
 
-    id: str = Field(description="Stable id, written as the framework's levels say, e.g. 3.1.a.",
+    id: str = Field(description="Stable id, written as the framework's levels say, e.g. 3.4.a.",
                     pattern=NODE_ID_PATTERN)
     text: str = Field(description="The item's text, verbatim from the framework document.", min_length=1)
 
 
 class Criterion(Strict):
-    id: str = Field(description="Stable id, written as the framework's levels say, e.g. 3.1.", pattern=NODE_ID_PATTERN)
+    id: str = Field(description="Stable id, written as the framework's levels say, e.g. 3.4.", pattern=NODE_ID_PATTERN)
     title: str = Field(description="The criterion, verbatim.", min_length=1)
     items: list[Item] = Field(description="The criterion's items, in document order.", min_length=1)
 
@@ -636,7 +636,7 @@ NOT_ASSESSED = "not_assessed"
 class Evidence(Strict):
     """What the inspector found on one framework item."""
 
-    answer: Answer = Field(description="An answer from the framework's vocabulary, e.g. yes | partly | no | "
+    answer: Answer = Field(description="An answer from the framework's vocabulary, e.g. yes | no | "
                                        "not_applicable. Unquoted yes/no are the words.")
     note: str | None = Field(default=None, description="The inspector's note: what was found and where.")
     sources: Annotated[list[Annotated[str, vocabulary("evidence_sources", "evidence source")]],
@@ -654,7 +654,7 @@ class Evidence(Strict):
 
     @property
     def counts_as(self) -> str | None:
-        """What the answer counts as on the framework's scale (met, partly_met, not_met,
+        """What the answer counts as on the framework's scale (met, met_in_part, not_met,
         not_applicable); None when validated without a framework."""
         return self._counts_as
 

@@ -83,7 +83,7 @@ def warnings_for(loaded: Loaded) -> list[Diagnostic]:
     found = []
     evidence = getattr(loaded.model, "evidence", {})
     for item_id, entry in evidence.items():
-        if entry.counts_as in ("partly_met", "not_met") and not (entry.note or "").strip():
+        if entry.counts_as in ("met_in_part", "not_met") and not (entry.note or "").strip():
             found.append(loaded.document.diagnostic(
                 ("evidence", item_id), "missing_note", f"answer '{entry.answer}' on {item_id} has no note",
                 "say what was found, so the reasoning trace can quote it", severity="warning"))

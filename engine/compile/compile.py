@@ -56,7 +56,7 @@ class CompiledRule:
 
     @property
     def label(self) -> str:
-        """The rule id, with its instance for sample rules, e.g. ``band-good[criterion=3.1]``."""
+        """The rule id, with its instance for sample rules, e.g. ``band-good[criterion=3.4]``."""
         if not self.bindings:
             return self.rule.id
         return self.rule.id + "[" + ",".join(f"{k}={v}" for k, v in sorted(self.bindings.items())) + "]"

@@ -95,7 +95,7 @@ class Lowering:
     their names, the connectives, and for sample rules the instance's bindings.
 
     "At or above" tests use the order of the attribute's domain, which is the framework
-    vocabulary's order (risk levels lowest first).
+    vocabulary's order (lowest first).
     """
 
     schema: facts.Schema

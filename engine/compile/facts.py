@@ -29,7 +29,7 @@ def answers(framework: models.Framework) -> tuple:
 
 @functools.lru_cache(maxsize=4096)
 def safe(identifier: str) -> str:
-    """An id as it may appear in an attribute name: ``3.1.a`` -> ``3_1_a``."""
+    """An id as it may appear in an attribute name: ``3.4.a`` -> ``3_4_a``."""
     return re.sub(r"[^A-Za-z0-9_]", "_", identifier)
 
 
@@ -240,7 +240,7 @@ UNDEFINED = -1.0
 
 
 def target_key(criterion: str | None, standard: str | None) -> str:
-    """``c3_1`` for criterion 3.1, ``s3`` for standard 3."""
+    """``c3_4`` for criterion 3.4, ``s3`` for standard 3."""
     return "c" + safe(criterion) if criterion is not None else "s" + safe(standard)
 
 

@@ -1,14 +1,14 @@
 """What-if: the smallest sets of answer changes that would change a finding.
 
-"3.1 would be sufficient if 3.1.a were yes instead of no." The answer is computed, not guessed:
+"3.4 would be sufficient if 3.4.a were yes instead of no." The answer is computed, not guessed:
 
 1. each rule's firing is written as one condition over the case's attributes, with every derived
    fact it reads replaced by the firing conditions of the rules that derive it (exact, because
    rules run in phases: a fact holds exactly when a rule deriving it fired in an earlier phase);
-2. the combination policy (:mod:`engine.judge.judge`) is written over those conditions: "3.1 is
+2. the combination policy (:mod:`engine.judge.judge`) is written over those conditions: "3.4 is
    sufficient" holds when a rule concluding sufficient fires at some priority, no rule at a higher
-   priority concludes on 3.1, and no rule at that priority concludes a more severe value;
-3. the case's context (provider, sentence, flags, risk...) is fixed to its values, and the exact
+   priority concludes on 3.4, and no rule at that priority concludes a more severe value;
+3. the case's context (provider and every context field) is fixed to its values, and the exact
    satisfiability search that ``qi rules lint`` uses (:mod:`engine.compile.satisfy`) decides, for
    sets of 1, 2, ... answers changed and every other answer kept, whether some new answers give
    the finding. Only the smallest such sets are listed, each with the new answers that work.

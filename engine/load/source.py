@@ -1,7 +1,7 @@
 """Load stage: read a YAML file safely into plain data, keeping the line and column of every node.
 
 qi builds its data straight from the YAML event stream (libyaml's parser through PyYAML, fast and
-non-recursive), resolving plain scalars by YAML 1.2's rules (ruamel.yaml's resolver, so an unquoted
+non-recursive), resolving plain scalars by the rules of YAML's core schema (ruamel.yaml's resolver, so an unquoted
 ``yes`` is the word, not a boolean), so that it can enforce its limits while it reads: file size, nesting depth, total nodes after alias expansion (which stops
 "billion laughs" alias bombs), duplicate keys, and one document per file. Every problem becomes a
 :class:`~engine.base.diagnostics.Diagnostic`; nothing here raises anything else.

@@ -72,7 +72,7 @@ def plural(count: int, one: str, many: str | None = None) -> str:
 
 
 def capital(text: str) -> str:
-    """``all cases`` → ``All cases``; ``NPS`` stays ``NPS``."""
+    """``all cases`` → ``All cases``; ``EAST`` stays ``EAST``."""
     return text[:1].upper() + text[1:]
 
 
@@ -87,7 +87,7 @@ def example_answers(framework) -> dict[str, tuple[str, ...]]:
     """Which answers a practice example of each finding quotes, from the framework's scale: an
     answer short of met for an insufficient finding, a met one for a sufficient one."""
     vocabulary = framework.vocabulary
-    return {"insufficient": tuple(vocabulary.answers_meaning("not_met", "partly_met")),
+    return {"insufficient": tuple(vocabulary.answers_meaning("not_met", "met_in_part")),
             "sufficient": tuple(vocabulary.answers_meaning("met"))}
 
 
@@ -459,7 +459,7 @@ def _standard(standard: dict, aggregates: dict, report: dict, columns, label, ra
 
 
 def _rating_line(target: str, ratings: dict, columns: list[str], label) -> list[str]:
-    """"Rating: all cases: good; NPS: too few cases to rate (n = 4)." — nothing without bands."""
+    """"Rating: all cases: good; EAST: too few cases to rate (n = 4)." — nothing without bands."""
     shown = [f"{label(c)}: {rated.cell(ratings, target, c)}" for c in columns if rated.cell(ratings, target, c)]
     return ["Rating (see how these findings were reached): " + "; ".join(shown) + "."] if shown else []
 
@@ -595,15 +595,15 @@ def corroboration_lines(organisation: dict) -> list[str]:
 
 
 def review_account(review: dict, label=lambda key: key) -> list[str]:
-    """What review changed, in plain sentences for the Review section: the findings decided
+    """What review changed, in plain words for the Review section: the findings decided
     otherwise than the engine found, the figures that moved with them, ratings and recommendations
     gained or lost, and what the newest sign-off signed. Empty when review changed nothing.
 
-    >>> review_account({"changes": {"findings": [{"case": "NW-1", "criterion": "3.3", "engine": "insufficient",
-    ...     "final": "sufficient", "decision": 1, "reviewer": "R"}], "figures": [{"target": "3.3", "group": "all",
+    >>> review_account({"changes": {"findings": [{"case": "NW-1", "criterion": "3.6", "engine": "insufficient",
+    ...     "final": "sufficient", "decision": 1, "reviewer": "R"}], "figures": [{"target": "3.6", "group": "all",
     ...     "engine": {"sufficient": 8, "applicable": 14}, "final": {"sufficient": 9, "applicable": 14},
     ...     "decisions": [1]}], "ratings": [], "recommendations": []}})[:2]
-    ['Changed by review: 1 finding — NW-1 3.3 insufficient, final sufficient (decision 1 by R).', 'Figures computed from the final findings: 3.3 all: 8 of 14 sufficient, engine; 9 of 14, final (decision 1).']
+    ['Changed by review: 1 finding — NW-1 3.6 insufficient, final sufficient (decision 1 by R).', 'Figures computed from the final findings: 3.6 all: 8 of 14 sufficient, engine; 9 of 14, final (decision 1).']
     """
     changes = review.get("changes") or {}
     lines = [f"Warning: {warning}." for warning in review.get("warnings", [])]

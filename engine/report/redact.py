@@ -263,7 +263,7 @@ def _scrub_sample(node, hidden: dict[str, set[str]], diversity: set[str]) -> boo
 
 def _scrub_case_lists(node) -> None:
     """Organisation conclusions read against the provider's cases keep their counts but not the
-    case references (which would say which cases are MAPPA or child safeguarding cases)."""
+    case references (which would say which cases carry which context)."""
     if isinstance(node, dict):
         seen = node.get("seen")
         if isinstance(seen, dict) and isinstance(seen.get("cases"), list):

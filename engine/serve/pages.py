@@ -172,7 +172,7 @@ def runs_list(reader: Reader) -> dict:
 
 
 def plain(key: str) -> str:
-    """A group key as a heading where the report gives no label (``provider:NPS`` → ``NPS``)."""
+    """A group key as a heading where the report gives no label (``provider:EAST`` → ``EAST``)."""
     return "all cases" if key == ALL else key.split(":", 1)[-1]
 
 

@@ -44,7 +44,7 @@ from engine.store.store import GENESIS, Problem, Store
 
 DECISIONS = ("agree", "challenge", "override")
 FINDINGS = ("sufficient", "insufficient", "not_applicable", "not_assessed")
-#: Prefix of an organisation's reference in decisions (``organisation:NPS``), as in the report.
+#: Prefix of an organisation's reference in decisions (``organisation:EAST``), as in the report.
 ORGANISATION = "organisation:"
 
 @dataclasses.dataclass(frozen=True)

@@ -74,7 +74,7 @@ class ProviderProfile(models.Strict):
 class AnswerProfile(models.Strict):
     case_spread: float = Field(ge=0)
     standard_spread: float = Field(ge=0)
-    partly_share: float = Field(ge=0, le=1)
+    met_in_part_share: float = Field(ge=0, le=1)
     applies_only_when: dict[str, rules.Condition] = Field(default_factory=dict)
     notes: dict[str, Annotated[list[str], Field(min_length=1)]]
     sources: Annotated[list[str], Field(min_length=1)]
@@ -280,7 +280,7 @@ def _drawn(rng: random.Random, fields: list[models.CaseField], draws: dict, peri
 def _evidence(rng: random.Random, profile: Profile, quality: float, not_applicable: bool,
               scale: models.Vocabulary) -> dict:
     """One answer drawn on the framework's scale: not applicable where the item does not arise,
-    met with the standard's quality, else partly met (``partly_share`` of the rest, where the scale
+    met with the standard's quality, else met in part (``met_in_part_share`` of the rest, where the scale
     has such an answer) or not met."""
     first = lambda *meanings: scale.answers_meaning(*meanings)[0]  # noqa: E731
     if not_applicable:
@@ -288,8 +288,8 @@ def _evidence(rng: random.Random, profile: Profile, quality: float, not_applicab
     elif rng.random() < quality:
         answer = first("met")
     else:
-        partly = scale.answers_meaning("partly_met")
-        answer = partly[0] if partly and rng.random() < profile.answers.partly_share else first("not_met")
+        in_part = scale.answers_meaning("met_in_part")
+        answer = in_part[0] if in_part and rng.random() < profile.answers.met_in_part_share else first("not_met")
     return {"answer": answer, "note": rng.choice(profile.answers.notes.get(answer, [""])) or None,
             "sources": sorted(rng.sample(profile.answers.sources, k=min(2, len(profile.answers.sources))))}
 

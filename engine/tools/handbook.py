@@ -57,8 +57,8 @@ def model(loaded: rules.LoadedRuleSet) -> dict:
                       "working_model": framework.introduction.working_model},
         "policy": POLICY,
         "scale": {meaning: _either(framework.vocabulary.answers_meaning(*meanings)) for meaning, meanings in
-                  (("met", ("met",)), ("not_met", ("not_met",)), ("short", ("partly_met", "not_met")),
-                   ("applies", ("met", "partly_met", "not_met")), ("not_applicable", ("not_applicable",)))},
+                  (("met", ("met",)), ("not_met", ("not_met",)), ("short", ("met_in_part", "not_met")),
+                   ("applies", ("met", "met_in_part", "not_met")), ("not_applicable", ("not_applicable",)))},
         "facts": [{"id": f.id, "description": f.description} for f in ruleset.facts],
         "context_rules": context,
         "standards": standards,
@@ -73,10 +73,10 @@ def model(loaded: rules.LoadedRuleSet) -> dict:
 
 
 def _either(words: list[str]) -> str:
-    """``yes, partly or no``.
+    """``yes, in part or no``.
 
-    >>> _either(["yes", "partly", "no"]), _either(["yes", "no"]), _either(["met"])
-    ('yes, partly or no', 'yes or no', 'met')
+    >>> _either(["yes", "in part", "no"]), _either(["yes", "no"]), _either(["met"])
+    ('yes, in part or no', 'yes or no', 'met')
     """
     return " or ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else "".join(words)
 

@@ -216,7 +216,7 @@ witness = satisfy.witness
 
 
 def describe_witness(assignment: dict, compiled: compiler.CompiledRuleSet) -> str:
-    """A witness in the words of a case file: ``3.1.a: no, flag child_safeguarding, ...`` (the
+    """A witness in the words of a case file: ``3.4.a: no, flag child_safeguarding, ...`` (the
     schema words each attribute; the condition form that added an attribute says how it reads)."""
     words = [compiled.schema.word(attribute, value) for attribute, value in sorted(assignment.items())]
     return ", ".join(w for w in words if w) or "any case"

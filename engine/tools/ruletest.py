@@ -6,13 +6,13 @@ small sample, and what is expected::
 
     rules: ../hmip-qi-adult-2.0.yaml
     tests:
-      - note: child safeguarding concerns and risk to children not assessed
+      - note: concerns for children and harm to children not assessed
         case:
           flags: [child_safeguarding]
-          evidence: {3.1.a: no, 3.1.b: "yes"}
+          evidence: {3.4.a: no, 3.4.b: "yes"}
         expect:
-          findings: {"3.1": insufficient}
-          barriers: [children-risk-unassessed]
+          findings: {"3.4": insufficient}
+          barriers: [children-harm-unassessed]
 
 Coverage is another reader of the same traces: which rules fired in some test, which conditions
 were seen both holding and failing, which framework items the tests gave answers on.
@@ -48,7 +48,7 @@ class Expectation(models.Strict):
     not_enablers: list[str] = Field(default_factory=list)
     not_barriers: list[str] = Field(default_factory=list)
     ratings: dict[str, str] = Field(default_factory=dict,
-                                    description="Sample tests: \"3.1\", \"3.1/CRC\", \"standard 3\" -> band, or "
+                                    description="Sample tests: \"3.4\", \"3.4/EAST\", \"standard 3\" -> band, or "
                                                 "unrated (no band concluded).")
     recommendations: list[str] = Field(default_factory=list, description="Sample tests: recommendation ids.")
     not_recommendations: list[str] = Field(default_factory=list)
@@ -275,7 +275,7 @@ def _defaults(framework: models.Framework, fields: list[models.CaseField], given
 
 
 def _expand_evidence(data: dict) -> dict:
-    """``3.1.a: no`` is shorthand for ``3.1.a: {answer: no}``."""
+    """``3.4.a: no`` is shorthand for ``3.4.a: {answer: no}``."""
     evidence = data.get("evidence")
     if isinstance(evidence, dict):
         data = {**data, "evidence": {item: {"answer": value} if isinstance(value, str) else value

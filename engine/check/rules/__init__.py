@@ -8,8 +8,8 @@ derived facts). Every condition is a mapping with exactly one key naming its for
     when:
       all:
         - flag: child_safeguarding
-        - answer: {item: 3.1.a, in: [no, partly]}
-        - not: {fact: risk_to_children_assessed}
+        - answer: {item: 3.4.a, in: [no]}
+        - not: {fact: harm_to_children_assessed}
 
 Values are checked against the framework (items, criteria, vocabulary) and against the facts the
 rule set declares; problems come back as diagnostics with the file, line and column.

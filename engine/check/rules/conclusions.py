@@ -16,14 +16,14 @@ Finding = Literal["sufficient", "insufficient", "not_applicable"]
 
 
 class FindingBody(Strict):
-    criterion: CriterionId = Field(description="Criterion id, quoted, e.g. \"3.1\".")
+    criterion: CriterionId = Field(description="Criterion id, quoted, e.g. \"3.4\".")
     value: Finding = Field(description="sufficient | insufficient | not_applicable")
 
 
 class FactorBody(Strict):
-    id: RuleId = Field(description="Stable id, e.g. children-risk-unassessed.")
+    id: RuleId = Field(description="Stable id, e.g. children-harm-unassessed.")
     text: str = Field(min_length=1, description="The enabler or barrier in words, for the report.")
-    criterion: CriterionId = Field(description="The criterion it bears on, quoted, e.g. \"3.3\".")
+    criterion: CriterionId = Field(description="The criterion it bears on, quoted, e.g. \"3.6\".")
 
 
 class FindingConclusion(Strict):
@@ -54,7 +54,7 @@ Conclusion = one_key_union({"finding": FindingConclusion, "enabler": EnablerConc
 
 
 class RecommendationBody(Strict):
-    id: RuleId = Field(description="Stable id, e.g. improve-risk-assessment.")
+    id: RuleId = Field(description="Stable id, e.g. improve-assessment.")
     text: str = Field(min_length=1, description="The recommendation; may use {criterion}, {criterion_title}, "
                                                 "{standard}, {standard_title}, {provider}, and {criteria} / {standards}: every criterion "
                                                 "or standard the rule's instances concluded it for (one recommendation per cause).")

@@ -144,7 +144,7 @@ class SampleSettings(Strict):
 
 
 class FactDeclaration(Strict):
-    id: FactName = Field(description="The fact's name, e.g. risk_to_children_unassessed.")
+    id: FactName = Field(description="The fact's name, e.g. harm_to_children_unassessed.")
     description: str = Field(min_length=1, description="What the fact means.")
 
 

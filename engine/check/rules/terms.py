@@ -37,7 +37,7 @@ class Target(Strict):
     """What an aggregate is about: a criterion or a standard, overall or for one provider. Fields
     left out are taken from the rule's ``for_each``."""
 
-    criterion: CriterionId | None = Field(default=None, description="Criterion id, e.g. \"3.1\".")
+    criterion: CriterionId | None = Field(default=None, description="Criterion id, e.g. \"3.4\".")
     standard: StandardId | None = Field(default=None, description="Standard id, e.g. \"3\" (pooled over its criteria).")
     provider: Provider | None = Field(default=None, description="A provider; omit for the whole sample.")
 

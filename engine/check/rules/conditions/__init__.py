@@ -1,7 +1,7 @@
 """The condition forms of the rule language, one class each, in modules by kind:
 
 * ``answers`` — the inspector's answers to items (``answer``, ``any_answer``, ``at_least``...);
-* ``context`` — a case's context (``provider``, ``flag``, ``risk_at_least``, MAPPA, diversity);
+* ``context`` — a case's context (``provider``, any context field and the shorthands the framework declares, diversity);
 * ``evidence_source`` — where the evidence on an item came from;
 * ``derived`` — facts derived by other rules (``fact``);
 * ``aggregates`` — the whole sample (``percent_sufficient``, ``gap``, ``rated``...);

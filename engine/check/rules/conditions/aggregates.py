@@ -103,7 +103,7 @@ class ShareTest(Threshold):
         if (self.barrier is None) == (self.enabler is None):
             raise ValidationError.from_exception_data("ShareTest", [problem(
                 ("barrier",), None, "invalid_value", "give exactly one of barrier and enabler",
-                "e.g. barrier: children-risk-unassessed")])
+                "e.g. barrier: children-harm-unassessed")])
         return self
 
     @property
@@ -144,7 +144,7 @@ class ShareCondition(Form):
 class GapTest(Strict):
     criterion: CriterionId | None = None
     standard: StandardId | None = None
-    between: str = Field(description="provider, sentence_type, risk_of_serious_harm, or a diversity field.")
+    between: str = Field(description="provider, a grouped context field, or a diversity field.")
     at_least: float | None = Field(default=None, ge=0, le=100, description=(
         "Points between the highest and lowest comparable groups; omit it to use the rule set's "
         "sample: gap_points (the one place the default rules set it)."))

@@ -16,8 +16,8 @@ ANSWER_LEVELS = frozenset({CASE, ORGANISATION})
 
 
 class ItemAnswer(Strict):
-    item: ItemId = Field(description="Framework item id, e.g. 3.1.a.")
-    in_: Answers = Field(alias="in", description="Answers that satisfy the condition, e.g. [no, partly].")
+    item: ItemId = Field(description="Framework item id, e.g. 3.4.a.")
+    in_: Answers = Field(alias="in", description="Answers that satisfy the condition, e.g. [no].")
 
 
 class ItemsAnswer(Strict):

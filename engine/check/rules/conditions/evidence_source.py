@@ -1,7 +1,7 @@
 """``evidence_source``: a line of enquiry was evidenced from a given source.
 
     when:
-      evidence_source: {item: 2.1.a, source: service_user}
+      evidence_source: {item: 2.4.a, source: service_user}
 
 holds when the inspector's evidence on the item lists at least one of the sources (from the
 framework's ``evidence_sources`` vocabulary), e.g. that engagement was judged from the service
@@ -25,7 +25,7 @@ from engine.check.rules.terms import ItemId, terms
 
 
 class ItemSources(Strict):
-    item: ItemId = Field(description="Framework item id, e.g. 2.1.a.")
+    item: ItemId = Field(description="Framework item id, e.g. 2.4.a.")
     source: terms("evidence_sources", "evidence source") = Field(
         description="Evidence sources of which at least one must be listed, e.g. service_user.")
 

@@ -3,7 +3,7 @@
     when:
       provider_cases:
         where: {fact: multi_agency_relevant}     # a case condition: which of the provider's cases
-        insufficient_on: ["3.1", "3.3", "5.2"]   # case criteria whose findings are read
+        insufficient_on: ["3.4", "3.6", "5.5"]   # case criteria whose findings are read
         at_least: 50                             # % of those cases insufficient on one of them
         min_cases: 3                             # fewer cases counted: the condition does not hold
 
@@ -54,7 +54,7 @@ class CasesTest(Strict):
         if (self.insufficient_on is None) == (not self.failing):
             raise ValidationError.from_exception_data("CasesTest", [problem(
                 ("insufficient_on",), None, "invalid_value", "give exactly one of insufficient_on and failing",
-                'e.g. insufficient_on: ["3.1", "3.3"]')])
+                'e.g. insufficient_on: ["3.4", "3.6"]')])
         return self
 
 
