@@ -197,7 +197,8 @@ def test_the_default_rule_set_has_no_bands_and_the_banded_one_adds_only_band_rul
 
 
 def test_the_banded_option_is_chosen_only_by_name():
-    assert pipeline.rules_path(None, None) == DEFAULT.resolve() or pipeline.rules_path(None, None).name == DEFAULT.name
+    chosen = pipeline.rules_path(None, None, ("hmip-qi-adult", "2.0"))
+    assert chosen == DEFAULT.resolve() or chosen.name == DEFAULT.name
     assert pipeline.rules_path("hmip-qi-adult-2.0-banded").name == BANDED.name
 
 

@@ -223,3 +223,40 @@ def test_a_framework_names_its_layout_and_its_outcomes_as_data(qi, tmp_path):
         "report: {layout: ratings}", "report: {layout: ratings, outcomes: impakt}"), encoding="utf-8")
     refused = qi("validate", framework)
     assert refused.exit_code == 1 and "'impakt' is not a dimension (did you mean 'impact'?" in refused.stderr
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("band_scores: {outstanding: 3, good: 2, requires_improvement: 1, inadequate: 0}",
+     "band_scores: {outstanding: 3, good: 2, requires_improvement: 1, inadequat: 0}",
+     "unknown_band: 'inadequat' is not a rating band (did you mean 'inadequate'?"),
+    ("band_scores: {outstanding: 3, good: 2, requires_improvement: 1, inadequate: 0}",
+     "band_scores: {outstanding: 3, good: 2, requires_improvement: 1}", "missing_field: no score for inadequate"),
+    ("band_scores: {outstanding: 3, good: 2, requires_improvement: 1, inadequate: 0}", "",
+     "missing_field: rating_score adds up band scores, but the rule set gives none"),
+    ("    when: {criteria_sufficient: {below: 1}}", "    when: {criteria_sufficient: {standard: \"2.1\", below: 1}}",
+     "unknown_standard: '2.1' is not an organisation-scoped standard"),
+    ("then: [{rating: {overall: true, band: outstanding}}]",
+     "then: [{rating: {overall: true, standard: \"1.1\", band: outstanding}}]",
+     "invalid_value: an overall rating names no criterion or standard"),
+    ("    for_each: [organisation_standard, provider]\n    when: {criteria_sufficient: {below: 1}}",
+     "    for_each: [organisation_standard]\n    when: {criteria_sufficient: {below: 1}}",
+     "unbound_target: this names no provider"),
+])
+def test_organisation_and_overall_ratings_are_checked_where_they_are_written(qi, tmp_path, old, new, expected):
+    text = RULES.read_text(encoding="utf-8")
+    assert old in text
+    broken = tmp_path / "rules.yaml"
+    broken.write_text(text.replace(old, new, 1), encoding="utf-8")
+    result = qi("rules", "lint", broken)
+    assert result.exit_code == 1 and expected in result.stderr, result.stderr
+
+
+def test_overall_and_organisation_ratings_in_the_report(stored):
+    report = json.loads((stored / "out" / "report.json").read_text(encoding="utf-8"))
+    bands = {(r["target"], r["group"]): r["band"] for r in report["sample_judgement"]["ratings"]}
+    assert {("standard 1.1", "EAST"), ("standard 1.1", "WEST"), ("overall", "EAST"), ("overall", "WEST")} <= set(bands)
+    assert ("overall", "all") not in bands  # the organisational standards are rated per unit only
+    markdown = (stored / "out" / "report.md").read_text(encoding="utf-8")
+    ratings = markdown.split("## Ratings")[1].split("\n## ")[0]
+    assert f"| Overall | not rated | {bands[('overall', 'EAST')].replace('_', ' ')} | " in ratings
+    assert "| per delivery unit |" in ratings

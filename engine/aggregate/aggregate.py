@@ -225,8 +225,11 @@ def _factors(records: list[CaseRecord], loaded: rules.LoadedRuleSet, group_keys,
     return result
 
 
-def sample_attributes(aggregates: dict, loaded: rules.LoadedRuleSet) -> dict:
-    """The aggregates as the flat numeric fact sample rules match (see :mod:`engine.compile.facts`)."""
+def sample_attributes(aggregates: dict, loaded: rules.LoadedRuleSet, organisations: list[dict] | None = None) -> dict:
+    """The aggregates as the flat numeric fact sample rules match (see :mod:`engine.compile.facts`),
+    with, for each organisation-scoped standard and provider, how many of its criteria the
+    provider's organisation evidence (``organisations``, their findings) was judged on and
+    sufficient on."""
     providers = list(loaded.framework.vocabulary.ids("providers"))
     groups = {facts.ALL: facts.ALL, **{f"provider:{p}": p for p in providers}}
     attributes: dict = {}
@@ -256,4 +259,12 @@ def sample_attributes(aggregates: dict, loaded: rules.LoadedRuleSet) -> dict:
                 figures["exact_percent"] if figures else 0.0)
     for group_key, group in groups.items():
         attributes[facts.cases_attribute(group)] = float(aggregates["group_sizes"].get(group_key, 0))
+    findings = {o["organisation"]: o["findings"] for o in organisations or []}
+    for standard in loaded.framework.standards_of("organisation"):
+        key = facts.target_key(None, standard.id)
+        for provider in providers:
+            values = [findings.get(provider, {}).get(c.id, {}).get("value") for c in standard.criteria]
+            attributes[facts.judged_attribute(key, provider, "judged")] = float(
+                sum(v in ("sufficient", "insufficient") for v in values))
+            attributes[facts.judged_attribute(key, provider, "sufficient")] = float(values.count("sufficient"))
     return attributes

@@ -174,6 +174,8 @@ def sample_schema(loaded: rules.LoadedRuleSet) -> facts.Schema:
     groups = [facts.ALL, *framework.vocabulary.ids("providers")]
     targets = [facts.target_key(c.id, None) for c in framework.criteria_of("case")]
     targets += [facts.target_key(None, s.id) for s in framework.standards_of("case")]
+    targets += [facts.target_key(None, s.id) for s in framework.standards_of("organisation")]
+    targets += [facts.OVERALL]
     bands = (*loaded.rules.sample.bands, facts.UNRATED)
     domains = {facts.rating_attribute(t, g): bands for t in targets for g in groups}
     domains.update({facts.fact_attribute(f.id): (True, False) for f in loaded.rules.facts})
@@ -186,18 +188,20 @@ def instances(loaded: rules.LoadedRuleSet):
     values = {
         "criterion": [c.id for c in framework.criteria_of("case")],
         "standard": [s.id for s in framework.standards_of("case")],
+        "organisation_standard": [s.id for s in framework.standards_of("organisation")],
         "provider": list(framework.vocabulary.ids("providers")),
     }
+    bound_as = {"organisation_standard": "standard"}
     for index, rule in enumerate(loaded.rules.sample_rules):
         for combination in itertools.product(*(values[name] for name in rule.for_each)):
-            yield index, dict(zip(rule.for_each, combination))
+            yield index, {bound_as.get(name, name): value for name, value in zip(rule.for_each, combination)}
 
 
 def compile_sample(loaded: rules.LoadedRuleSet) -> CompiledRuleSet:
     """Compile the sample rules, one instance per ``for_each`` binding."""
     schema = sample_schema(loaded)
     framework = loaded.framework
-    standards = {s.id: [c.id for c in s.criteria] for s in framework.standards_of("case")}
+    standards = {s.id: [c.id for c in s.criteria] for s in framework.standards}
     minimum = loaded.rules.sample.min_group_size
     made = [(index, bindings, conditions.lower_sample(loaded.rules.sample_rules[index].when, schema, bindings,
                                                      minimum, standards, loaded.rules.sample.gap_points,
@@ -220,6 +224,8 @@ def writes_of(rule, bindings: dict) -> tuple[str, ...]:
         elif isinstance(conclusion, rules.RatingConclusion):
             criterion, standard, group = resolve(conclusion.rating, bindings)
             written.append(facts.rating_attribute(facts.target_key(criterion, standard), group))
+            if criterion is None and standard is not None:  # a standard's band is part of its group's score
+                written.append(facts.score_attribute(group))
     return tuple(written)
 
 

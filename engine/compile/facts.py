@@ -239,9 +239,26 @@ UNRATED = "unrated"
 UNDEFINED = -1.0
 
 
+#: The target of a rating over every standard: the overall rating.
+OVERALL = "overall"
+
+
 def target_key(criterion: str | None, standard: str | None) -> str:
-    """``c3_4`` for criterion 3.4, ``s3`` for standard 3."""
+    """``c3_4`` for criterion 3.4, ``s3`` for standard 3, ``overall`` for neither."""
+    if criterion is None and standard is None:
+        return OVERALL
     return "c" + safe(criterion) if criterion is not None else "s" + safe(standard)
+
+
+def judged_attribute(standard: str, group: str, value: str) -> str:
+    """How many of an organisation-scoped standard's criteria the provider's organisation evidence
+    was judged ``value`` on (sufficient, or judged at all)."""
+    return f"org__{standard}__{safe(group)}__{value}"
+
+
+def score_attribute(group: str) -> str:
+    """The sum of every standard's band score for the group (undefined while one is unrated)."""
+    return f"score__{safe(group)}"
 
 
 def percent_attribute(target: str, group: str) -> str:

@@ -214,4 +214,22 @@ def derived_attributes(compiled: CompiledRuleSet, fired: set[int], rate: RatingP
             if attribute.startswith("rating__"):
                 concluded = bands.get(attribute, [])
                 values[attribute] = rate(concluded, order) if concluded else facts.UNRATED
+        values.update(_scores(compiled, values))
     return values
+
+
+def _scores(compiled: CompiledRuleSet, values: dict) -> dict:
+    """Each group's score: the sum of every standard's band score (``sample.band_scores``) for
+    that group, undefined while any standard is unrated for it."""
+    scores = compiled.ruleset.sample.band_scores
+    if not scores:
+        return {}
+    framework = compiled.loaded.framework
+    groups = [facts.ALL, *framework.vocabulary.ids("providers")]
+    found = {}
+    for group in groups:
+        bands = [values.get(facts.rating_attribute(facts.target_key(None, s.id), group), facts.UNRATED)
+                 for s in framework.standards]
+        found[facts.score_attribute(group)] = (facts.UNDEFINED if facts.UNRATED in bands
+                                               else float(sum(scores[band] for band in bands)))
+    return found

@@ -141,7 +141,8 @@ def judge_sample(compiled: CompiledRuleSet, evaluation: Evaluation) -> SampleJud
         for conclusion in instance.rule.then:
             if isinstance(conclusion, rules.RatingConclusion):
                 criterion, standard, group = resolve(conclusion.rating, instance.bindings)
-                target = criterion if criterion is not None else f"standard {standard}"
+                target = criterion if criterion is not None else f"standard {standard}" if standard is not None \
+                    else facts.OVERALL
                 rated.setdefault((target, group), []).append((instance.rule.priority, conclusion.rating.band, index))
             elif not isinstance(conclusion, rules.FactConclusion):
                 kind = next(k for k in ("recommendation", "enabler", "barrier") if hasattr(conclusion, k))

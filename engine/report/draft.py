@@ -249,6 +249,9 @@ def build(report: dict, consistency: bool = False) -> Draft:
     return Draft(title, summary, [s for s in sections if s.blocks or s.sections])  # no section is ever printed empty
 
 
+#: The target of the overall rating (as ratings record it).
+OVERALL = "overall"
+
 #: The layout of a run recorded before frameworks declared theirs: every such run was judged
 #: against the 2016 framework, whose draft reports its impact standards first as outcomes.
 QI_DRAFT = {"layout": "findings", "outcomes": "impact"}
@@ -258,8 +261,16 @@ def _ratings_table(report: dict, columns: list[str], label, ratings: dict, names
     """Every standard's rating, overall and per organisation, beside how the bands are derived;
     empty (so not printed) when the rule set issues no bands."""
     section = Section("Ratings", "ratings")
-    rows = [[f"{s['id']}. {s['title']}"] + [rated.cell(ratings, f"standard {s['id']}", c) or "not rated" for c in columns]
+
+    def shown(target: str, column: str, organisation: bool) -> str:
+        if organisation and column == ALL:
+            return f"per {names.lower('organisation')}"
+        return rated.cell(ratings, target, column) or "not rated"
+
+    rows = [[f"{s['id']}. {s['title']}"] + [shown(f"standard {s['id']}", c, s["scope"] == "organisation") for c in columns]
             for s in report["standards"] if any(rated.cell(ratings, f"standard {s['id']}", c) for c in columns)]
+    if any(rated.cell(ratings, OVERALL, c) for c in columns):
+        rows.append(["Overall"] + [shown(OVERALL, c, False) for c in columns])
     if rows:
         section.blocks.append(Table([names.one("standard")] + [capital(label(c)) for c in columns], rows,
                                     anchor="ratings-table"))
@@ -436,6 +447,7 @@ def _standard(standard: dict, aggregates: dict, report: dict, columns, label, ra
         section.blocks.append(f"Judged once for each {names.lower('organisation')}, from its organisational evidence:")
         section.blocks.append(Table([names.one("criterion")] + [o["organisation"] for o in report.get("organisations", [])],
                                     rows))
+        section.blocks += _rating_line(f"standard {standard['id']}", ratings, columns[1:], label)
         for organisation in report.get("organisations", []):
             factors = [f"{e['text']} (enabler)" for e in organisation.get("enablers", [])]
             factors += [f"{b['text']} (barrier)" for b in organisation.get("barriers", [])]

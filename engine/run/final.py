@@ -119,7 +119,8 @@ def _figures(content: dict, reviewed: Report, compiled: compiler.CompiledRuleSet
     aggregates = aggregate.build(records, loaded)
     slots = 2 * len(framework.vocabulary.providers) * len(aggregates["targets"])
     return {"aggregates": aggregates, "labels": group_labels.labels(framework, aggregates["group_sizes"]),
-            "sample_judgement": run.judge_sample(compiler.compile_sample(loaded), aggregates),
+            "sample_judgement": run.judge_sample(compiler.compile_sample(loaded), aggregates,
+                                                 organisations=content.get("organisations", [])),
             "examples": draft.practice_examples(_as_decided(reviewed.spool.results()), draft.example_answers(framework),
                                                 slots=slots)}
 

@@ -257,10 +257,12 @@ def second_markings(prepared: Prepared, case_results: list[dict]) -> list[dict]:
     return markings
 
 
-def judge_sample(compiled: compiler.CompiledRuleSet, aggregates: dict, observe: Observer | None = None) -> dict:
-    """Apply the sample rules (the rule set's compiled sample section) to the aggregates: ratings,
-    recommendations, enablers, barriers."""
-    evaluation = judge.evaluate_sample(compiled, aggregate.sample_attributes(aggregates, compiled.loaded))
+def judge_sample(compiled: compiler.CompiledRuleSet, aggregates: dict, observe: Observer | None = None,
+                 organisations: list[dict] | None = None) -> dict:
+    """Apply the sample rules (the rule set's compiled sample section) to the aggregates and the
+    organisations' findings: ratings, recommendations, enablers, barriers."""
+    evaluation = judge.evaluate_sample(compiled, aggregate.sample_attributes(aggregates, compiled.loaded,
+                                                                             organisations))
     judgement = judge.judge_sample(compiled, evaluation)
     if observe is not None:
         observe(compiled, evaluation, None, aggregates)
@@ -341,7 +343,7 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
         "examples": draft.practice_examples(
             spool.results(), draft.example_answers(framework), slots=2 * len(framework.vocabulary.providers) * len(aggregates["targets"])),
         "publication": publication(ruleset.sample),
-        "sample_judgement": judge_sample(prepared.whole, aggregates, observe),
+        "sample_judgement": judge_sample(prepared.whole, aggregates, observe, organisations),
         "organisations": organisations,
         "cases": case_results,
         "consistency": agreement.consistency(case_results, organisations, second_markings(prepared, case_results),

@@ -65,6 +65,8 @@ class RecommendationBody(Strict):
 
 class RatingBody(Target):
     band: str = Field(description="A band from sample.bands.")
+    overall: bool = Field(default=False, description=(
+        "The overall rating (of every standard together, e.g. from rating_score), not a criterion's or standard's."))
 
 
 class SampleFactorBody(Strict):

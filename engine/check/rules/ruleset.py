@@ -63,8 +63,10 @@ class SampleRule(Strict):
     rationale: str = Field(min_length=1, description="Why the conclusion follows, in plain English.")
     cites: list[Annotated[str, Field(pattern=models.NODE_ID_PATTERN)]] = Field(
         default_factory=list, description="Standards, criteria or items of the framework the rule rests on.")
-    for_each: Annotated[list[Literal["criterion", "standard", "provider"]], BeforeValidator(as_list)] = Field(
-        default_factory=list, description="Instantiate the rule for each case-scoped criterion or standard, and/or provider.")
+    for_each: Annotated[list[Literal["criterion", "standard", "organisation_standard", "provider"]],
+                        BeforeValidator(as_list)] = Field(
+        default_factory=list, description="Instantiate the rule for each case-scoped criterion or standard, each "
+                                          "organisation-scoped standard (bound as the standard), and/or provider.")
     priority: int = 0
     when: SampleCondition
     then: Annotated[list[SampleConclusion], Field(min_length=1)]
@@ -114,6 +116,22 @@ class SampleSettings(Strict):
         description="How the bands are derived, in plain words (thresholds, how a standard is rated, what is "
                     "not rated); shown beside every band in every view. Required with bands. "
                     "{min_group_size} is replaced by that setting.")
+    band_scores: dict[str, int] = Field(default_factory=dict, description=(
+        "A score for each band, e.g. {outstanding: 3, good: 2, requires_improvement: 1, inadequate: 0}: what "
+        "rating_score adds up over every standard's band, for an overall rating."))
+
+    @model_validator(mode="after")
+    def _scores_are_bands(self) -> SampleSettings:
+        wrong = [problem(("band_scores", band, "[key]"), band, "unknown_band", f"{band!r} is not a rating band",
+                         did_you_mean(band, self.bands, "sample.bands")) for band in self.band_scores
+                 if band not in self.bands]
+        missing = [band for band in self.bands if self.band_scores and band not in self.band_scores]
+        if missing:
+            wrong.append(problem(("band_scores",), self.band_scores, "missing_field",
+                                 f"no score for {', '.join(missing)}", "give every band a score"))
+        if wrong:
+            raise ValidationError.from_exception_data("SampleSettings", wrong)
+        return self
 
     @model_validator(mode="after")
     def _bands_explained(self) -> SampleSettings:
@@ -289,8 +307,10 @@ class SampleContext:
     Condition forms check their part through it (``Form.check``)."""
 
     bands: list[str]
+    band_scores: dict[str, int]
     bound: set[str]
     standards: list[str]
+    organisation_standards: list[str]
     nodes: set[str]
     recipients: list[str]
     groupings: list[str]
@@ -300,8 +320,10 @@ class SampleContext:
     @classmethod
     def of(cls, ruleset: RuleSet, rule: SampleRule, framework: models.Framework) -> SampleContext:
         return cls(
-            bands=ruleset.sample.bands, bound=set(rule.for_each),
+            bands=ruleset.sample.bands, band_scores=ruleset.sample.band_scores,
+            bound={"standard" if name == "organisation_standard" else name for name in rule.for_each},
             standards=[st.id for st in framework.standards if st.scope == form.CASE],
+            organisation_standards=[st.id for st in framework.standards if st.scope == form.ORGANISATION],
             nodes=set(framework.ids()),
             recipients=framework.vocabulary.ids("providers") + [r.id for r in ruleset.sample.recipients],
             groupings=groupings(framework),
@@ -311,15 +333,23 @@ class SampleContext:
     def problem(self, loc: tuple, value: Any, code: str, message: str, hint: str) -> None:
         self.problems.append(problem(loc, value, code, message, hint))
 
-    def target(self, loc: tuple, body: Any, needs_target: bool = True) -> None:
-        """A criterion or a standard, not both; a known standard; named here or bound by ``for_each``."""
+    def target(self, loc: tuple, body: Any, needs_target: bool = True, organisation: bool = False) -> None:
+        """A criterion or a standard, not both; a known standard (an organisation-scoped one too, with
+        ``organisation``); named here or bound by ``for_each``."""
         criterion = getattr(body, "criterion", None)
         standard = getattr(body, "standard", None)
+        if getattr(body, "overall", False):
+            if criterion is not None or standard is not None:
+                self.problem(loc, None, "invalid_value", "an overall rating names no criterion or standard",
+                             "remove criterion: and standard:, or overall:")
+            return
         if criterion is not None and standard is not None:
             self.problem(loc, None, "invalid_value", "give a criterion or a standard, not both", "remove one of them")
-        if standard is not None and standard not in self.standards:
-            self.problem(loc + ("standard",), standard, "unknown_standard", f"{standard!r} is not a case-scoped standard",
-                         did_you_mean(standard, self.standards, "standards"))
+        known = self.standards + (self.organisation_standards if organisation else [])
+        if standard is not None and standard not in known:
+            self.problem(loc + ("standard",), standard, "unknown_standard",
+                         f"{standard!r} is not a {'' if organisation else 'case-scoped '}standard",
+                         did_you_mean(standard, known, "standards"))
         if needs_target and criterion is None and standard is None and not self.bound & {"criterion", "standard"}:
             self.problem(loc, None, "unbound_target", "this names no criterion or standard",
                          "add criterion: or standard:, or for_each: criterion to the rule")
@@ -343,7 +373,7 @@ class SampleContext:
 
     def _conclusion(self, conclusion: Any, loc: tuple) -> None:
         if isinstance(conclusion, RatingConclusion):
-            self.target(loc + ("rating",), conclusion.rating)
+            self.target(loc + ("rating",), conclusion.rating, organisation=True)
             self.band(loc + ("rating", "band"), conclusion.rating.band)
         elif isinstance(conclusion, RecommendationConclusion):
             self._text(loc + ("recommendation", "text"), conclusion.recommendation.text, set())

@@ -67,6 +67,8 @@ class Threshold(Strict):
 
 def target_of(body: Any, bindings: dict) -> tuple[str | None, str | None]:
     """The (criterion, standard) a condition or conclusion is about: its own, else the instance's."""
+    if getattr(body, "overall", False):
+        return None, None
     criterion = getattr(body, "criterion", None)
     standard = getattr(body, "standard", None)
     if criterion is None and standard is None:

@@ -305,3 +305,76 @@ class CriterionRatedCondition(Form):
         group = _group(self.body, low)
         return low.any(low.test(low.names.rating_attribute(low.names.target_key(c, None), group), self.body.band)
                        for c in low.standards[standard])
+
+
+class JudgedTest(Threshold):
+    """A count of an organisation-scoped standard's criteria (not a percentage)."""
+
+    standard: StandardId | None = Field(default=None, description="An organisation-scoped standard; omit to take "
+                                                                   "the rule's for_each: organisation_standard.")
+    provider: Provider | None = Field(default=None, description="A provider; omit to take the rule's for_each.")
+
+
+class CriteriaSufficientCondition(Form):
+    """Of an organisation-scoped standard's criteria, the number the provider's organisation
+    evidence was judged sufficient on is at least / below a count (never holds without evidence)."""
+
+    key: ClassVar[str] = "criteria_sufficient"
+    levels: ClassVar[frozenset[str]] = ONLY_SAMPLE
+    criteria_sufficient: JudgedTest
+
+    def check(self, context, loc: tuple) -> None:
+        standard = self.body.standard
+        if standard is None and "standard" not in context.bound:
+            context.problem(loc + (self.key,), None, "unbound_target", "this names no standard",
+                            "add standard:, or for_each: organisation_standard to the rule")
+        elif standard is not None and standard not in context.organisation_standards:
+            context.problem(loc + (self.key, "standard"), standard, "unknown_standard",
+                            f"{standard!r} is not an organisation-scoped standard",
+                            did_you_mean(standard, context.organisation_standards, "standards"))
+        if self.body.provider is None and "provider" not in context.bound:
+            context.problem(loc + (self.key,), None, "unbound_target", "this names no provider",
+                            "add provider:, or for_each: provider to the rule")
+
+    def describe(self, bindings: dict | None = None) -> str:
+        bindings = bindings or {}
+        standard = self.body.standard or bindings.get("standard")
+        provider = self.body.provider or bindings.get("provider")
+        count = " and ".join(part for part in (
+            f"at least {self.body.at_least:g}" if self.body.at_least is not None else "",
+            f"fewer than {self.body.below:g}" if self.body.below is not None else "") if part)
+        return f"{count} of standard {standard}'s criteria are judged sufficient for {provider}"
+
+    def lower(self, low):
+        key = low.names.target_key(None, self.body.standard or low.bindings["standard"])
+        group = self.body.provider or low.bindings["provider"]
+        return low.all([low.compare(low.names.judged_attribute(key, group, "judged"), ">=", 1.0),
+                        _bounded(low, low.names.judged_attribute(key, group, "sufficient"), self.body)])
+
+
+class ScoreTest(Threshold):
+    provider: Provider | None = Field(default=None, description="A provider; omit to take the rule's for_each, or "
+                                                                "for the whole sample.")
+
+
+class RatingScoreCondition(Form):
+    """The sum of every standard's band score (``sample.band_scores``) is at least / below a figure:
+    what an overall rating is derived from. Never holds while a standard is unrated."""
+
+    key: ClassVar[str] = "rating_score"
+    levels: ClassVar[frozenset[str]] = ONLY_SAMPLE
+    rating_score: ScoreTest
+
+    def check(self, context, loc: tuple) -> None:
+        if not context.band_scores:
+            context.problem(loc + (self.key,), None, "missing_field", "rating_score adds up band scores, but the rule "
+                            "set gives none", "add sample.band_scores: a score for each band")
+
+    def describe(self, bindings: dict | None = None) -> str:
+        provider = group_of(self.body, bindings or {})
+        return (f"the standards' band scores{' for ' + provider if provider else ''} add up to "
+                f"{self.body.words().replace('%', '')}")
+
+    def lower(self, low):
+        attribute = low.names.score_attribute(_group(self.body, low))
+        return low.all([low.compare(attribute, ">=", 0.0), _bounded(low, attribute, self.body)])
