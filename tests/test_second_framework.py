@@ -22,7 +22,7 @@ from tests.test_framework_files import _names, _own_framework
 FRAMEWORK = ROOT / "framework" / "illustrative-standards-2018.yaml"
 RULES = ROOT / "rules" / "illustrative-standards-2018.yaml"
 SAMPLE = ROOT / "cases" / "illustrative-region-2018"
-DISAGREEING = SAMPLE / "cases" / "ILL-00006.yaml"  # the inspector judges 2.1.3 insufficient, the engine sufficient
+DISAGREEING = SAMPLE / "cases" / "ILL-00005.yaml"  # the inspector judges 2.1.3 sufficient, the engine insufficient
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,8 @@ def test_the_example_sample_is_two_delivery_units_of_at_least_forty_cases(qi):
     cases = sorted((SAMPLE / "cases").glob("*.yaml"))
     units = {re.search(r'\n"provider": "(\w+)"\n', c.read_text(encoding="utf-8")).group(1) for c in cases}
     assert len(cases) >= 40 and units == {"EAST", "WEST"}
+    specific = [c for c in cases if '\n"population": "unpaid_work"\n' in c.read_text(encoding="utf-8")]
+    assert 10 <= len(specific) < len(cases) - 40  # a specific-work sample beside a main sample of at least 40
     assert qi("validate", SAMPLE).exit_code == 0
     assert qi("validate", FRAMEWORK).exit_code == 0
 
@@ -48,7 +50,9 @@ def test_the_framework_is_an_illustration_and_never_the_default(qi):
     assert "NOT HM INSPECTORATE OF PROBATION'S TEXT" in text
     assert "sentence" in json.loads(qi("schema", "case").stdout)["properties"]  # the default stays the 2016 one
     schema = json.loads(qi("schema", "case", "--framework", FRAMEWORK).stdout)
-    assert list(schema["properties"])[:6] == ["case", "provider", "supervision", "team", "harm_level", "concerns"]
+    assert list(schema["properties"])[:7] == ["case", "provider", "population", "supervision", "team", "harm_level",
+                                              "concerns"]
+    assert schema["properties"]["population"]["enum"] == ["unpaid_work", None]
 
 
 def test_rule_set_lints_and_its_tests_pass(qi):
@@ -65,10 +69,10 @@ def test_evaluate_explain_and_what_if_on_a_case(qi):
     evaluated = qi("evaluate", DISAGREEING)
     assert evaluated.exit_code == 0, evaluated.stderr
     assert "rule set illustrative-standards-2018-default" in evaluated.stdout
-    assert re.search(r"2\.1\.3 engine sufficient\s+inspector insufficient\s+DISAGREE", evaluated.stdout)
+    assert re.search(r"2\.1\.3 engine insufficient\s+inspector sufficient\s+DISAGREE", evaluated.stdout)
     explained = qi("explain", DISAGREEING, "--criterion", "2.1.3", "--what-if")
     assert explained.exit_code == 0
-    assert "2.1.3 would be insufficient if 2.1.3.a were no instead of yes" in explained.stdout
+    assert "2.1.3 would be sufficient if 2.1.3.a were yes instead of no" in explained.stdout
 
 
 def test_the_run_reports_in_the_frameworks_own_words(stored):
@@ -89,13 +93,13 @@ def test_the_run_reports_in_the_frameworks_own_words(stored):
 def test_review_signoff_report_show_and_verify(qi, stored, tmp_path):
     db = tmp_path / "qi.db"
     shutil.copy(stored / "qi.db", db)
-    decided = qi("review", "1", "--db", db, "--case", "ILL-00006", "--criterion", "2.1.3", "--decision", "override",
-                 "--finding", "insufficient", "--reason", "The victim's safety was considered late.", "--reviewer",
-                 "R. Patel")
+    decided = qi("review", "1", "--db", db, "--case", "ILL-00005", "--criterion", "2.1.3", "--decision", "override",
+                 "--finding", "sufficient", "--reason", "Risks to others were analysed at the first review.",
+                 "--reviewer", "R. Patel")
     assert decided.exit_code == 0, decided.stderr
     refused = qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", db)
     assert refused.exit_code == 1 and "ILL-00002 2.1.2 is open" in refused.stderr  # every disagreement decided first
-    for case, criterion in (("ILL-00002", "2.1.2"), ("ILL-00003", "2.1.1")):
+    for case, criterion in (("ILL-00002", "2.1.2"), ("ILL-00004", "2.1.1")):
         agreed = qi("review", "1", "--db", db, "--case", case, "--criterion", criterion, "--decision", "agree",
                     "--reviewer", "R. Patel")
         assert agreed.exit_code == 0, agreed.stderr
@@ -110,7 +114,7 @@ def test_review_signoff_report_show_and_verify(qi, stored, tmp_path):
     assert rendered.exit_code == 0, rendered.stderr
     final = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert final["review"]["changes"]["findings"][0]["criterion"] == "2.1.3"
-    assert "ILL-00006, 2.1.3" in (out / "report.md").read_text(encoding="utf-8")
+    assert "ILL-00005, 2.1.3" in (out / "report.md").read_text(encoding="utf-8")
     book = tmp_path / "findings.xlsx"
     assert qi("export", "1", "--db", db, "--to", book).exit_code == 0
     assert openpyxl.load_workbook(book).sheetnames
@@ -120,8 +124,8 @@ def test_cases_export_and_import_round_trip(qi, tmp_path):
     book = tmp_path / "cases.xlsx"
     assert qi("cases", "export", SAMPLE, "--to", book).exit_code == 0
     headers = [c.value for c in openpyxl.load_workbook(book)["Cases"][1]]
-    assert headers[:7] == ["case", "provider", "supervision_case_type", "supervision_start", "team", "harm_level",
-                           "concerns"]
+    assert headers[:8] == ["case", "provider", "population", "supervision_case_type", "supervision_start", "team",
+                           "harm_level", "concerns"]
     back = tmp_path / "back"
     imported = qi("cases", "import", book, "--out", back, "--framework", FRAMEWORK)
     assert imported.exit_code == 0, imported.stderr
@@ -153,10 +157,10 @@ def test_the_web_workspace_shows_the_run(stored):
     web = TestClient(app.create(stored / "qi.db"), base_url="http://127.0.0.1")
     run = web.get("/runs/1")
     assert run.status_code == 200 and "Key question" in run.text and "EAST" in run.text
-    case = web.get("/runs/1/cases/ILL-00006")
+    case = web.get("/runs/1/cases/ILL-00005")
     assert case.status_code == 200 and "Does the assessment focus on keeping other people safe?" in case.text
     queue = web.get("/runs/1/review")
-    assert queue.status_code == 200 and "ILL-00006" in queue.text
+    assert queue.status_code == 200 and "ILL-00005" in queue.text
 
 
 ILLUSTRATION = ("illustrative-standards", "2018.1")

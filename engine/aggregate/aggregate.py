@@ -92,7 +92,9 @@ def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
         for criterion in standard.criteria:
             grouped: dict[str, dict[str, list[str]]] = {}
             for rec in records:
-                value = rec.findings.get(criterion.id, NOT_ASSESSED)
+                if criterion.id not in rec.findings:
+                    continue  # a case of another population does not answer this standard
+                value = rec.findings[criterion.id]
                 for key in group_keys(rec):
                     grouped.setdefault(key, {v: [] for v in VALUES})[value].append(rec.reference)
                     pooled.setdefault(key, {v: [] for v in VALUES})[value].append(f"{rec.reference}:{criterion.id}")

@@ -284,6 +284,9 @@ class Vocabulary(Strict):
         default_factory=dict,
         description="How reports name a group of cases by a diversity value, in plain words: "
                     "field -> value -> label, e.g. gender: {female: women}.")
+    populations: list[Term] = Field(default_factory=list, description=(
+        "Populations of cases besides the main sample, each answering only its own standards (a standard's "
+        "`population`), e.g. an unpaid work sample; a case file names its population in `population:`."))
     case_file: list[CaseField] = Field(default_factory=list, description=(
         "The fields of case context a case file records beside case, provider, diversity, evidence and judgements, "
         "in file order."))
@@ -467,6 +470,9 @@ class Standard(Strict):
         description="`case`: judged on each case in the sample; `organisation`: once per provider.")
     dimension: str = Field(description="What the standard measures (an id in `dimensions`), e.g. impact or quality.")
     item_kind: str = Field(description="The kind of this standard's items (an id in `item_kinds`).")
+    population: str | None = Field(default=None, description=(
+        "For a case-scoped standard answered only by one population of cases (an id in vocabulary.populations, "
+        "e.g. a specific-work sample); omit for the main sample."))
     criteria: list[Criterion] = Field(description="The standard's criteria, in document order.", min_length=1)
 
 
@@ -522,6 +528,14 @@ class Framework(Strict):
         problems = []
         kinds = {k.id for k in self.item_kinds}
         dimensions = {d.id for d in self.dimensions}
+        populations = [p.id for p in self.vocabulary.populations]
+        for s_index, standard in enumerate(self.standards):
+            if standard.population is not None and (standard.scope != "case" or standard.population not in populations):
+                problems.append(_detail(("standards", s_index, "population"), standard.population, _error(
+                    "unknown_value", f"{standard.population!r} is not a population of cases"
+                    if standard.scope == "case" else "an organisation-scoped standard has no population of cases",
+                    did_you_mean(standard.population, populations) if standard.scope == "case"
+                    else "remove population:")))
         if self.report.outcomes is not None and self.report.outcomes not in dimensions:
             problems.append(_detail(("report", "outcomes"), self.report.outcomes, _error(
                 "unknown_value", f"{self.report.outcomes!r} is not a dimension",
@@ -578,6 +592,10 @@ class Framework(Strict):
 
     def criteria(self) -> list[Criterion]:
         return [c for s in self.standards for c in s.criteria]
+
+    def answered_by(self, population: str | None) -> list[Standard]:
+        """The case-scoped standards a case of ``population`` (None: the main sample) answers."""
+        return [s for s in self.standards_of("case") if s.population == population]
 
     def standards_of(self, scope: str | None) -> list[Standard]:
         """The standards judged at ``scope`` (``case`` or ``organisation``; None for all)."""
@@ -808,7 +826,10 @@ def case_model(terms: Vocabulary) -> type[CaseFile]:
     before, after = _fixed_case_fields()
     shape = terms.model_dump_json()  # the fields, and whether the vocabularies they name are numbered
     declared = {field.id: _declared(field, terms, shape) for field in terms.case_file}
-    model = create_model("CaseFile", __base__=CaseFile, __doc__=CaseFile.__doc__, **before, **declared, **after)
+    model = create_model("CaseFile", __base__=CaseFile, __doc__=CaseFile.__doc__, **before, **_population_field(terms),
+                         **declared, **after,
+                         __validators__={"_answers_its_population": model_validator(mode="after")(
+                             _answers_its_population)})
     return _findable(model, shape)
 
 
@@ -823,6 +844,37 @@ def _findable(model: type[Strict], shape: str) -> type[Strict]:
     model.__qualname__ = qualname
     globals()[qualname] = model
     return model
+
+
+def _population_field(terms: Vocabulary) -> dict:
+    """The case file's ``population`` field, where the framework declares populations."""
+    if not terms.populations:
+        return {}
+    return {"population": (Annotated[str, vocabulary("populations", "population")] | None, Field(
+        default=None, description="The population of cases the case belongs to (vocabulary.populations), e.g. an "
+                                  "unpaid work sample; omit for the main sample. A case answers only its "
+                                  "population's standards.", json_schema_extra={"x-vocabulary": "populations"}))}
+
+
+def _answers_its_population(case: CaseFile, info: ValidationInfo) -> CaseFile:
+    """Evidence and judgements only on the standards of the case's population."""
+    framework = _framework(info)
+    if framework is None or not framework.vocabulary.populations:
+        return case
+    population = getattr(case, "population", None)
+    own = {node for s in framework.answered_by(population) for c in s.criteria for node in [c.id, *(i.id for i in c.items)]}
+    problems = []
+    for section in ("evidence", "judgements"):
+        for node in getattr(case, section):
+            if node not in own:
+                standard = framework.standard_of(node)
+                where = f"the {standard.population} population" if standard.population else "the main sample"
+                problems.append(_detail((section, node, "[key]"), node, _error(
+                    "wrong_population", f"{node!r} belongs to standard {standard.id}, answered by cases of {where}",
+                    f"set population: {standard.population}" if standard.population else "remove population:")))
+    if problems:
+        raise ValidationError.from_exception_data("CaseFile", problems)
+    return case
 
 
 def model_of(kind: str, framework: Framework | None) -> type[Strict]:
@@ -921,6 +973,8 @@ def _fill_vocabulary(node: Any, framework: Framework) -> None:
             allowed = [c.id for c in framework.criteria_of(scope)]
         else:
             allowed = framework.vocabulary.ids(kind)
+        if any(option.get("type") == "null" for option in node.get("anyOf", [])):
+            allowed = [*allowed, None]  # a value that may be left null
         if node.get("type") == "object":
             node["propertyNames"] = {"enum": allowed}
         elif node.get("type") == "array":

@@ -182,6 +182,8 @@ def case_attributes(case: models.CaseFile, framework: models.Framework, schema: 
         attributes[answer_attribute(item_id)] = entry.answer if entry else NOT_ASSESSED
     for field in vocab.diversity:
         attributes[diversity_attribute(field.id)] = case.diversity.get(field.id, NOT_GIVEN)
+    if vocab.populations:
+        attributes[POPULATION] = getattr(case, "population", None) or MAIN_SAMPLE
     if schema is not None and schema.extras:
         attributes.update(schema.extra_attributes(case))
     return attributes
@@ -233,6 +235,11 @@ def organisation_attributes(organisation: models.OrganisationFile | WithCases, f
 
 #: The group that is the whole sample.
 ALL = "all"
+#: The attribute naming a case's population, where the framework declares populations (the
+#: judge keeps only the findings of that population's standards), and its value for the main sample.
+POPULATION = "population"
+MAIN_SAMPLE = ""
+
 #: A rating attribute's value before any rule rated the target.
 UNRATED = "unrated"
 #: An aggregate figure that is undefined (no applicable cases, or too few groups to compare).

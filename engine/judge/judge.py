@@ -73,9 +73,10 @@ def judge(compiled: CompiledRuleSet, evaluation: Evaluation) -> Judgement:
                 body = getattr(conclusion, kind)
                 factors.setdefault((kind, body.id), []).append((index, body))
     findings = {}
+    population = evaluation.fact.get(facts.POPULATION, facts.MAIN_SAMPLE) or None
     for standard in framework.standards:
-        if standard.scope != scope:
-            continue
+        if standard.scope != scope or (scope == "case" and standard.population != population):
+            continue  # another scope, or a standard a case of another population does not answer
         for criterion in standard.criteria:
             findings[criterion.id] = _combine(criterion.id, concluded.get(criterion.id, []))
     made = {kind: [] for kind in ("enabler", "barrier")}

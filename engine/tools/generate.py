@@ -93,6 +93,9 @@ class Profile(models.Strict):
         "Draws for the framework's declared case fields (vocabulary.case_file), by dotted name, e.g. "
         "order.type: {community: 0.5, ...}. A date field is drawn within the period unless given; a required "
         "field with no draw here or under its provider is an error."))
+    populations: dict[str, float] = Field(default_factory=dict, description=(
+        "The chance a case belongs to each population the framework declares (vocabulary.populations); the rest "
+        "are the main sample."))
     diversity: dict[str, Distribution]
     answers: AnswerProfile
 
@@ -104,6 +107,13 @@ class Profile(models.Strict):
                         for problem in _draw_problems(framework, provider.context, ("providers", index, "context"))]
             problems += _draw_problems(framework, self.context, ("context",))
             problems += _missing_draws(framework, self)
+            known = framework.vocabulary.ids("populations")
+            problems += [_problem(("populations", name, "[key]"), name, "unknown_value",
+                                  f"{name!r} is not a population of cases", did_you_mean(name, known))
+                         for name in self.populations if name not in known]
+            if sum(self.populations.values()) > 1:
+                problems.append(_problem(("populations",), self.populations, "invalid_value",
+                                         "the populations' chances add up to more than 1", "lower them"))
             if problems:
                 raise ValidationError.from_exception_data("Profile", problems)
         return self
@@ -232,16 +242,15 @@ def _manifest(profile: Profile, seed: int) -> str:
 def _case(rng: random.Random, profile: Profile, framework: models.Framework, reference: str, applies: dict) -> dict:
     provider = rng.choices(profile.providers, weights=[p.share for p in profile.providers])[0]
     draws = {**profile.context, **provider.context}
-    case = {"case": reference, "provider": provider.id,
+    population = _population(rng, profile)
+    case = {"case": reference, "provider": provider.id, **({"population": population} if population else {}),
             **_drawn(rng, framework.vocabulary.case_file, draws, profile.period, "", {}),
             "diversity": {field: _pick(rng, distribution) for field, distribution in profile.diversity.items()}}
     attributes = facts.case_attributes(framework.case_model().model_validate({**case, "evidence": {}},
                                                                             context={"framework": framework}), framework)
     quality = _clamp(rng.gauss(provider.practice, profile.answers.case_spread))
     evidence = {}
-    for standard in framework.standards:
-        if standard.scope != "case":
-            continue
+    for standard in framework.answered_by(population):
         standard_quality = _clamp(rng.gauss(quality, profile.answers.standard_spread))
         for criterion in standard.criteria:
             for item in criterion.items:
@@ -249,6 +258,19 @@ def _case(rng: random.Random, profile: Profile, framework: models.Framework, ref
                 evidence[item.id] = _evidence(rng, profile, standard_quality, not relevant, framework.vocabulary)
     case["evidence"] = evidence
     return case
+
+
+def _population(rng: random.Random, profile: Profile) -> str | None:
+    """The population a case belongs to (None: the main sample); no draw without populations, so
+    a profile without them generates the same files as before."""
+    if not profile.populations:
+        return None
+    draw, total = rng.random(), 0.0
+    for name, chance in profile.populations.items():
+        total += chance
+        if draw < total:
+            return name
+    return None
 
 
 def _drawn(rng: random.Random, fields: list[models.CaseField], draws: dict, period: models.Period, prefix: str,

@@ -37,6 +37,11 @@ def case_template(framework: models.Framework, reference: str, provider: str,
     check_choice(framework, "providers", provider, "provider")
     vocabulary = framework.vocabulary
     chosen = dict(chosen or {})
+    population = chosen.pop("population", None)
+    if population is not None:
+        if not vocabulary.populations:
+            raise ValueError("the framework declares no populations of cases")
+        check_choice(framework, "populations", population, "population")
     for path, value in chosen.items():
         declared = vocabulary.case_field(path)
         if declared is None or declared.type != "term":
@@ -57,6 +62,8 @@ def case_template(framework: models.Framework, reference: str, provider: str,
         f"case: {json.dumps(reference)}",
         f"provider: {json.dumps(provider)}",
     ]
+    if population is not None:
+        lines.append(f"population: {json.dumps(population)}")
     lines += _field_lines(vocabulary.case_file, vocabulary, chosen, "")
     lines.append("diversity: {}                  # optional: replace {} with lines such as the ones below")
     for field in vocabulary.diversity:
@@ -65,6 +72,10 @@ def case_template(framework: models.Framework, reference: str, provider: str,
     for standard in framework.standards:
         if standard.scope != "case":
             lines.append(f"  # standard {standard.id} ({standard.title}) is judged in organisation files, not here")
+            continue
+        if standard.population != population:
+            lines.append(f"  # standard {standard.id} ({standard.title}) is answered by cases of "
+                         f"{'the ' + standard.population + ' population' if standard.population else 'the main sample'}")
             continue
         lines.append(f"  # --- standard {standard.id}: {standard.title}")
         for criterion in standard.criteria:

@@ -101,6 +101,8 @@ def context_columns(framework: models.Framework) -> list[Column]:
         Column("case", ("case",), "text", own["case"].description, required=True),
         Column("provider", ("provider",), "text", own["provider"].description, "providers", True),
     ]
+    if "population" in own:
+        columns.append(Column("population", ("population",), "text", own["population"].description, "populations"))
     columns += _declared_columns(framework.vocabulary, framework.vocabulary.case_file, (), True)
     columns += [Column(f"diversity.{d.id}", ("diversity", d.id), "text", d.label, f"diversity.{d.id}")
                 for d in framework.vocabulary.diversity]
