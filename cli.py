@@ -355,26 +355,7 @@ def explain(case_file: Path | None, criterion: str, why_not: str | None, run_ref
     if run_ref is not None:
         if case_file is not None or case_ref is None or why_not is not None:
             raise click.UsageError("with --run give --case REF and --criterion, but no case file or --why-not")
-        with _open_store(db_path) as audit:
-            try:
-                seq = audit.find(run_ref)
-                result = audit.case_result(seq, case_ref)
-                stored = audit.report(seq) if what_if else None
-            except InputError as error:
-                raise Invalid(error, 0) from None
-        if what_if:
-            try:
-                compiled, case = pipeline.stored_case(stored, result)
-            except InputError as error:
-                raise Invalid(error, 1) from None
-            _what_if(compiled, case, criterion, max_changes, output_format)
-            return
-        if criterion not in result["findings"]:
-            raise click.BadParameter(f"{criterion!r} is not a criterion of the stored case ("
-                                     f"{diagnostics.did_you_mean(criterion, list(result['findings']), 'criteria')})",
-                                     param_hint="--criterion")
-        node = result["findings"][criterion]["trace"]
-        _emit_json(node) if output_format == "json" else click.echo(views.tree_text(node), nl=False)
+        _explain_stored(run_ref, case_ref, criterion, what_if, max_changes, db_path, output_format)
         return
     if case_file is None:
         raise click.UsageError("give a case file, or --run RUN_ID --case REF")
@@ -383,25 +364,47 @@ def explain(case_file: Path | None, criterion: str, why_not: str | None, run_ref
         _what_if(compiled, case, criterion, max_changes, output_format)
         return
     evaluation, judgement = pipeline.evaluate_case(compiled, case)
-    if criterion not in judgement.findings:
-        raise click.BadParameter(f"{criterion!r} is not a case-scoped criterion ("
-                                 f"{diagnostics.did_you_mean(criterion, list(judgement.findings), 'criteria')})",
-                                 param_hint="--criterion")
+    _known_criterion(criterion, judgement.findings, "a case-scoped criterion")
     tracer = pipeline.trace.Trace(compiled, evaluation, case)
     finding = judgement.findings[criterion]
-    node = tracer.why_not(criterion, why_not, finding) if why_not else tracer.finding(finding)
-    if output_format == "json":
-        _emit_json(node)
-    else:
-        click.echo(views.tree_text(node), nl=False)
+    _emit_tree(tracer.why_not(criterion, why_not, finding) if why_not else tracer.finding(finding), output_format)
+
+
+def _explain_stored(run_ref: str, case_ref: str, criterion: str, what_if: bool, max_changes: int,
+                    db_path: Path | None, output_format: str) -> None:
+    """qi explain --run: the stored trace of a case's finding, or a what-if on the stored case."""
+    with _open_store(db_path) as audit:
+        try:
+            seq = audit.find(run_ref)
+            result = audit.case_result(seq, case_ref)
+            stored = audit.report(seq) if what_if else None
+        except InputError as error:
+            raise Invalid(error, 0) from None
+    if what_if:
+        try:
+            compiled, case = pipeline.stored_case(stored, result)
+        except InputError as error:
+            raise Invalid(error, 1) from None
+        _what_if(compiled, case, criterion, max_changes, output_format)
+        return
+    _known_criterion(criterion, result["findings"], "a criterion of the stored case")
+    _emit_tree(result["findings"][criterion]["trace"], output_format)
+
+
+def _known_criterion(criterion: str, findings: dict, what: str) -> None:
+    if criterion not in findings:
+        raise click.BadParameter(f"{criterion!r} is not {what} ("
+                                 f"{diagnostics.did_you_mean(criterion, list(findings), 'criteria')})",
+                                 param_hint="--criterion")
+
+
+def _emit_tree(node: dict, output_format: str) -> None:
+    _emit_json(node) if output_format == "json" else click.echo(views.tree_text(node), nl=False)
 
 
 def _what_if(compiled, case, criterion: str, max_changes: int, output_format: str) -> None:
     evaluation, judgement = pipeline.evaluate_case(compiled, case)
-    if criterion not in judgement.findings:
-        raise click.BadParameter(f"{criterion!r} is not a case-scoped criterion ("
-                                 f"{diagnostics.did_you_mean(criterion, list(judgement.findings), 'criteria')})",
-                                 param_hint="--criterion")
+    _known_criterion(criterion, judgement.findings, "a case-scoped criterion")
     found = whatif.what_if(compiled, evaluation.fact, criterion, judgement.findings[criterion].value,
                            max_changes=max_changes)
     if output_format == "json":
@@ -437,40 +440,13 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
 
     Invalid input gives diagnostics and no run at all.
     """
-    _sample_folder(sample_dir)
-    inputs = samples.files(sample_dir) if sample_dir.is_dir() else []
-    try:
-        with views.progress(sum(1 for p in inputs if p.parent.name == "cases"), "validating cases") \
-                as advance:
-            prepared = run.prepare(sample_dir, rules_file, jobs, advance)  # each case judged as it validates
-    except InputError as error:
-        raise Invalid(error, len(inputs) or 1) from None
-    except EngineError as error:
-        raise click.ClickException(f"the rules engine failed: {error}") from None
+    prepared = _prepared(sample_dir, rules_file, jobs)
     for warning in prepared.sample.warnings:
         click.echo(warning.render(), err=True)
     out = out_dir or Path("qi-reports") / prepared.sample.manifest.model.id
     if out.exists() and not out.is_dir():
         raise click.BadParameter(f"{out} exists and is not a folder", param_hint="--out")
-    key = _store_key(key_file)
-    try:
-        audit = store.Store.open_for_writing(db_path or store.default_path())
-    except InputError as error:
-        raise Invalid(error, 0) from None
-    with audit:
-        try:
-            result = run.run(prepared, jobs)  # the cases were judged in prepare
-        except EngineError as error:
-            raise click.ClickException(f"the rules engine failed: {error}") from None
-        fields = [d.id for d in prepared.sample.framework.vocabulary.diversity] if redact else None
-        try:
-            with views.status(f"writing reports to {out} and recording the run"):
-                summary = run.publish(result, out, audit, fields, key)
-        except InputError as error:
-            raise Invalid(error, 0) from None
-        except OSError as error:
-            raise click.ClickException(f"could not write the reports to {out}: {error.strerror or error}; "
-                                       "no run was recorded and no report was replaced") from None
+    result, summary = _recorded(prepared, out, db_path, jobs, redact, _store_key(key_file))
     log.info("run recorded", run=summary.run_id, seq=summary.seq, cases=summary.cases)
     shown = {w.render() for w in prepared.sample.warnings}
     for warning in (Diagnostic(**w) for w in result["warnings"]):  # found while judging the cases
@@ -486,6 +462,44 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
     click.echo(views.headline_text(result), nl=False)
     for name in report.files(redact):
         click.echo(f"  {out / name}")
+
+
+def _prepared(sample_dir: Path, rules_file: Path | None, jobs: int) -> run.Prepared:
+    """The sample validated, its rule set compiled and every case judged, with a progress bar; bad
+    input exits with its diagnostics."""
+    _sample_folder(sample_dir)
+    inputs = samples.files(sample_dir) if sample_dir.is_dir() else []
+    try:
+        with views.progress(sum(1 for p in inputs if p.parent.name == "cases"), "validating cases") as advance:
+            return run.prepare(sample_dir, rules_file, jobs, advance)  # each case judged as it validates
+    except InputError as error:
+        raise Invalid(error, len(inputs) or 1) from None
+    except EngineError as error:
+        raise click.ClickException(f"the rules engine failed: {error}") from None
+
+
+def _recorded(prepared: run.Prepared, out: Path, db_path: Path | None, jobs: int, redact: bool,
+              key: bytes | None) -> tuple[dict, object]:
+    """The run's result, its reports written to ``out`` and the run recorded in the store, all or
+    nothing."""
+    try:
+        audit = store.Store.open_for_writing(db_path or store.default_path())
+    except InputError as error:
+        raise Invalid(error, 0) from None
+    with audit:
+        try:
+            result = run.run(prepared, jobs)  # the cases were judged in prepare
+        except EngineError as error:
+            raise click.ClickException(f"the rules engine failed: {error}") from None
+        fields = [d.id for d in prepared.sample.framework.vocabulary.diversity] if redact else None
+        try:
+            with views.status(f"writing reports to {out} and recording the run"):
+                return result, run.publish(result, out, audit, fields, key)
+        except InputError as error:
+            raise Invalid(error, 0) from None
+        except OSError as error:
+            raise click.ClickException(f"could not write the reports to {out}: {error.strerror or error}; "
+                                       "no run was recorded and no report was replaced") from None
 
 
 def _headline(result: dict) -> list[dict]:
