@@ -182,7 +182,7 @@ class DiversityField(Strict):
 class CaseField(Strict):
     """One field of case context a case file records, declared by the framework: its name, its
     type and, for terms, the vocabulary its values come from. The case file's own fields (case,
-    provider, diversity, evidence, judgements) are qi's; every other field is declared."""
+    provider, population, diversity, evidence, judgements) are qi's; every other field is declared."""
 
     id: str = Field(description="The key written in a case file, e.g. order.", pattern=r"^[a-z][a-z0-9_]*$")
     description: str = Field(description="What the field records, in words: shown in the JSON Schema, the case "
@@ -224,7 +224,7 @@ class CaseField(Strict):
 DECLARED_TAG = "[declared]"
 
 #: What a case file holds whatever the framework: the rest of its fields are declared (``case_file``).
-CASE_FILE_FIELDS = ("case", "provider", "diversity", "evidence", "judgements")
+CASE_FILE_FIELDS = ("case", "provider", "population", "diversity", "evidence", "judgements")
 
 
 class Shorthand(Strict):
