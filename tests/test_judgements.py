@@ -4,6 +4,7 @@ figures (checked against hand computations), second markings and the report's co
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -184,6 +185,20 @@ def test_markdown_and_html_have_the_consistency_section(example_run):
     assert "NW-014, 3.3" in section and "restraining order" in section
     html = (example_run / "reports" / "report.html").read_text()
     assert 'id="consistency"' in html and "Moderation list" in html and 'href="#case-NW-014"' in html
+
+
+def test_the_draft_never_invites_changing_answers_but_reviewers_see_what_would(example_run, qi):
+    """The answer changes that would make the engine agree are shown to reviewers (qi runs show,
+    the review queue), not in the draft report an inspection team edits and publishes."""
+    for name in ("report.md", "report.html"):
+        text = (example_run / "reports" / name).read_text()
+        assert "would agree" not in text and "would be sufficient if" not in text, name
+    import docx
+    words = "\n".join(p.text for p in docx.Document(example_run / "reports" / "report.docx").paragraphs)
+    assert "NW-014, 3.3: engine insufficient, inspector sufficient." in words and "would agree" not in words
+    shown = qi("runs", "show", "1", "--db", example_run / "qi.db").stdout
+    assert re.search(r"NW-014 3\.3: engine insufficient, inspector sufficient \[open\]\n    the engine would agree if 3\.3\.",
+                     shown), shown
 
 
 def test_redacted_run_has_no_judgement_notes(qi, tmp_path):

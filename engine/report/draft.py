@@ -355,9 +355,9 @@ def _consistency(report: dict) -> Section:
     decided = {(d["case"], d["criterion"]): d for d in report.get("review", {}).get("decisions", [])}
     moderation = []
     for row in found["moderation"]:
-        line = (f"{row['case']}, {row['criterion']}: engine {words(row['engine'])}, inspector "
-                f"{words(row['inspector'])}. The engine would agree "
-                f"{wording.what_if_summary(row['criterion'], row['what_if'])}.")
+        # the answer changes that would make the engine agree are for reviewers (qi runs show, the
+        # review queue), never in the draft: a report must not invite changing answers
+        line = f"{row['case']}, {row['criterion']}: engine {words(row['engine'])}, inspector {words(row['inspector'])}."
         decision = decided.get((row["case"], row["criterion"]))
         if decision:
             line += f" Review: {decision['decision']} by {decision['reviewer']}"

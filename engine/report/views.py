@@ -152,6 +152,8 @@ def consistency_text(consistency: dict, review: dict | None = None) -> str:
         state = f"{decided['decision']} by {printable(str(decided['reviewer']))}" if decided else "open"
         lines.append(f"  {row['case']} {row['criterion']}: engine {row['engine']}, inspector {row['inspector']} "
                      f"[{state}]")
+        if row.get("what_if"):  # for reviewers: never in the draft report
+            lines.append(f"    the engine would agree {what_if_summary(row['criterion'], row['what_if'])}")
     second = consistency["second_marking"]
     if second["cases"]:
         lines.append(f"second marking of {', '.join(second['cases'])}: answers "
