@@ -132,9 +132,24 @@ def test_run_then_the_stored_run_from_a_users_folder(installed, home):
     assert (home / "findings.xlsx").stat().st_size > 0
 
 
+def test_the_second_framework_from_a_users_folder(installed, home):
+    """The bundled illustrative framework, its rule set, rule tests and sample, by the names outputs
+    give them, from a folder holding none of them; a blank case of its unpaid work sample."""
+    db = home / "illustrative.db"
+    ok(qi(installed, home, "run", "cases/illustrative-region-2018", "--out", "ill", "--db", str(db), "-q"))
+    report = json.loads((home / "ill" / "report.json").read_text())
+    assert report["framework"]["id"] == "illustrative-standards" and report["framework"]["file"] == \
+        "illustrative-standards-2018.yaml"
+    assert "## Ratings" in (home / "ill" / "report.md").read_text()
+    assert "0 failed" in ok(qi(installed, home, "rules", "test", "rules/tests/illustrative-standards.yaml"))
+    blank = ok(qi(installed, home, "case", "new", "ILL-1", "--provider", "EAST", "--set", "population=unpaid_work",
+                  "--framework", "framework/illustrative-standards-2018.yaml"))
+    assert "  3.1.1.a: {answer: null" in blank
+
+
 def test_rules_tools_from_a_users_folder(installed, home):
     linted = qi(installed, home, "rules", "lint")
-    assert linted.returncode == 0 and "checked 2 files: 0 errors" in linted.stderr, linted.stderr
+    assert linted.returncode == 0 and "checked 3 files: 0 errors" in linted.stderr, linted.stderr
     tested = qi(installed, home, "rules", "test", "--format", "json")
     results = json.loads(ok(tested))
     assert results["failed"] == 0 and results["passed"] > 50
