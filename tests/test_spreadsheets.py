@@ -410,7 +410,7 @@ _COMPILED = None
 def _compiled():
     global _COMPILED
     if _COMPILED is None:
-        _COMPILED = pipeline.compiled_rules(pipeline.rules_path())
+        _COMPILED = pipeline.compiled_rules(pipeline.rules_path(framework=("hmip-qi-adult", "2.0")))
     return _COMPILED
 
 
