@@ -364,7 +364,7 @@ def explain(case_file: Path | None, criterion: str, why_not: str | None, run_ref
         _what_if(compiled, case, criterion, max_changes, output_format)
         return
     evaluation, judgement = pipeline.evaluate_case(compiled, case)
-    _known_criterion(criterion, judgement.findings, "a case-scoped criterion")
+    _known_criterion(criterion, judgement.findings, "a case-scoped criterion", compiled.loaded.framework)
     tracer = pipeline.trace.Trace(compiled, evaluation, case)
     finding = judgement.findings[criterion]
     _emit_tree(tracer.why_not(criterion, why_not, finding) if why_not else tracer.finding(finding), output_format)
@@ -391,11 +391,17 @@ def _explain_stored(run_ref: str, case_ref: str, criterion: str, what_if: bool, 
     _emit_tree(result["findings"][criterion]["trace"], output_format)
 
 
-def _known_criterion(criterion: str, findings: dict, what: str) -> None:
-    if criterion not in findings:
-        raise click.BadParameter(f"{criterion!r} is not {what} ("
-                                 f"{diagnostics.did_you_mean(criterion, list(findings), 'criteria')})",
-                                 param_hint="--criterion")
+def _known_criterion(criterion: str, findings: dict, what: str, framework=None) -> None:
+    if criterion in findings:
+        return
+    standard = framework.standard_of(criterion) if framework is not None else None
+    if standard is not None and standard.scope == "case" and criterion in {c.id for c in standard.criteria}:
+        answered = f"the {standard.population} population" if standard.population else "the main sample"
+        raise click.BadParameter(f"this case does not answer {criterion!r}: standard {standard.id} is answered by "
+                                 f"cases of {answered}", param_hint="--criterion")
+    raise click.BadParameter(f"{criterion!r} is not {what} ("
+                             f"{diagnostics.did_you_mean(criterion, list(findings), 'criteria')})",
+                             param_hint="--criterion")
 
 
 def _emit_tree(node: dict, output_format: str) -> None:
@@ -404,7 +410,7 @@ def _emit_tree(node: dict, output_format: str) -> None:
 
 def _what_if(compiled, case, criterion: str, max_changes: int, output_format: str) -> None:
     evaluation, judgement = pipeline.evaluate_case(compiled, case)
-    _known_criterion(criterion, judgement.findings, "a case-scoped criterion")
+    _known_criterion(criterion, judgement.findings, "a case-scoped criterion", compiled.loaded.framework)
     found = whatif.what_if(compiled, evaluation.fact, criterion, judgement.findings[criterion].value,
                            max_changes=max_changes)
     if output_format == "json":
@@ -955,6 +961,9 @@ def case_new(reference: str, provider: str, chosen: tuple[str, ...], framework_p
         pairs = [given.split("=", 1) for given in chosen]
         if any(len(pair) != 2 or not pair[0] for pair in pairs):
             raise ValueError("--set takes FIELD=VALUE, e.g. sentence.type=licence")
+        twice = sorted({name for name, _ in pairs if [n for n, _ in pairs].count(name) > 1})
+        if twice:
+            raise ValueError(f"--set gives {', '.join(twice)} more than once")
         text = template.case_template(fw, reference, provider, dict(pairs))
     except ValueError as error:
         raise click.UsageError(str(error)) from None

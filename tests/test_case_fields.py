@@ -173,3 +173,20 @@ def test_a_generation_profile_draws_the_declared_fields(qi, units, tmp_path):
     missing = qi("sample", "generate", "--cases", "2", "--out", tmp_path / "y", "--profile", profile, "--framework",
                  framework)
     assert missing.exit_code == 1 and "missing_field: no draw for unit" in missing.stderr
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("  team: {team_1: 0.5, team_2: 0.5}", "  team: {team_1: 0, team_2: 0}", "every weight is 0"),
+    ("  team: {team_1: 0.5, team_2: 0.5}", "  team: {team_1: -0.5, team_2: 0.5}", "greater than or equal to 0"),
+    ("  team: {team_1: 0.5, team_2: 0.5}", "  team: {team_1: .nan, team_2: 0.5}", "finite"),
+    ("  weeks_supervised: {between: [8, 52]}", "  weeks_supervised: {between: [52, 8]}", "52 is above 8"),
+    ("populations: {unpaid_work: 0.25}", "populations: {unpaid_work: 1.5}", "less than or equal to 1"),
+])
+def test_a_profile_that_cannot_be_drawn_from_is_refused_at_the_place(qi, tmp_path, old, new, expected):
+    text = (SAMPLE.parent / "profiles" / "illustrative-standards-2018.yaml").read_text(encoding="utf-8")
+    assert old in text
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(text.replace(old, new, 1), encoding="utf-8")
+    result = qi("sample", "generate", "--cases", "4", "--out", tmp_path / "out", "--profile", profile)
+    assert result.exit_code == 1 and expected in result.stderr and "internal error" not in result.stderr, result.stderr
+    assert re.search(r"profile\.yaml:\d+:\d+: ", result.stderr)

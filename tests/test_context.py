@@ -4,6 +4,8 @@ fields, their order and their groupings read from the framework, not from code."
 
 from __future__ import annotations
 
+import re
+
 from engine.check import framework as frameworks
 from engine.check import rules
 from engine.compile import conditions
@@ -149,3 +151,25 @@ def test_a_framework_declaring_shorthands_badly_is_refused(qi, tmp_path):
     ]:
         result = qi("validate", _framework_with(tmp_path, old, new))
         assert result.exit_code == 1 and expected in result.stderr, (new, result.stderr)
+
+
+def test_a_framework_with_a_flawed_vocabulary_is_refused_at_the_place(qi, tmp_path):
+    for old, new, expected in [
+        ('    - {id: CRC, label: "Community Rehabilitation Company"}\n',
+         '    - {id: CRC, label: "Community Rehabilitation Company"}\n    - {id: NPS, label: "Again"}\n',
+         "duplicate_value: 'NPS' is listed twice in providers"),
+        ('    - {id: very_high, label: "Very high risk of serious harm"}\n',
+         '    - {id: low, label: "Very high risk of serious harm"}\n', "'low' is listed twice in risk_levels"),
+        ('        - {key: flag, words: "the case is flagged {values}"}',
+         '        - {key: flag, words: "the case is flagged"}', "invalid_value: the words do not say the values"),
+        ('           shows: mappa}', '           shows: mapa}', "unknown_field: case files have no field 'mapa'"),
+        ('        - {key: flag, words: "the case is flagged {values}"}',
+         '        - {key: answer, words: "the case is flagged {values}"}', "reserved_key: 'answer' is a condition of "
+                                                                          "qi's own"),
+        ('    - {id: flags, description:', '    - {id: sentence_type, description: "Clash.", type: number}\n'
+                                          '    - {id: flags, description:',
+         "would share the workbook column 'sentence_type'"),
+    ]:
+        result = qi("validate", _framework_with(tmp_path, old, new))
+        assert result.exit_code == 1 and expected in result.stderr, (new, result.stderr)
+        assert re.search(r"framework\.yaml:\d+:\d+: ", result.stderr), result.stderr

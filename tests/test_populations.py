@@ -107,3 +107,30 @@ def test_a_generation_profile_draws_populations(qi, tmp_path):
     assert 0 < len(specific) < len(texts)
     assert all('"3.1.1.a"' in t and '"2.1.1.a"' not in t for t in specific)
     assert qi("validate", out).exit_code == 0
+
+
+def test_a_sample_with_no_case_of_a_population_still_reports(qi, copied, tmp_path):
+    for path in (copied / "cases").glob("*.yaml"):
+        if '\n"population": "unpaid_work"\n' in path.read_text(encoding="utf-8"):
+            path.unlink()
+    ran = qi("run", copied, "--out", tmp_path / "out", "--db", tmp_path / "qi.db", "-q")
+    assert ran.exit_code == 0, ran.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert report["aggregates"]["targets"]["3.1.1"]["groups"]["all"]["applicable"] == 0
+    assert "3.1.1" in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+
+
+def test_a_case_answering_no_standard_is_shown_with_no_findings(qi, tmp_path):
+    framework = tmp_path / "framework.yaml"
+    framework.write_text(FRAMEWORK.read_text(encoding="utf-8").replace(
+        '    - {id: unpaid_work, label: "Unpaid work sample"}\n',
+        '    - {id: unpaid_work, label: "Unpaid work sample"}\n    - {id: court_work, label: "Court work sample"}\n'),
+        encoding="utf-8")
+    case = tmp_path / "ILL-1.yaml"
+    case.write_text('case: ILL-1\nprovider: EAST\npopulation: court_work\nsupervision: {case_type: community, start: '
+                    '2018-08-01}\nteam: team_1\nharm_level: low\nevidence: {}\n', encoding="utf-8")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text((ROOT / "rules" / "illustrative-standards-2018.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    shown = qi("evaluate", case, "--rules", rules, "--framework", framework)
+    assert shown.exit_code == 0, shown.stderr
+    assert "no criterion: the case answers no standard of the framework" in shown.stdout

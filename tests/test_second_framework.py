@@ -60,7 +60,7 @@ def test_rule_set_lints_and_its_tests_pass(qi):
     assert linted.exit_code == 0 and "0 errors, 0 warnings" in linted.stderr, linted.stderr
     tested = qi("rules", "test", ROOT / "rules" / "tests" / "illustrative-standards.yaml")
     assert tested.exit_code == 0, tested.stdout
-    assert re.search(r"\b1[0-9] passed, 0 failed", tested.stdout)
+    assert re.search(r"\b[2-9][0-9] passed, 0 failed", tested.stdout)
     doc = qi("rules", "doc", RULES)
     assert doc.exit_code == 0 and "Does the assessment focus on keeping other people safe?" in doc.stdout
 
@@ -245,6 +245,15 @@ def test_a_framework_names_its_layout_and_its_outcomes_as_data(qi, tmp_path):
     ("    for_each: [organisation_standard, provider]\n    when: {criteria_sufficient: {below: 1}}",
      "    for_each: [organisation_standard]\n    when: {criteria_sufficient: {below: 1}}",
      "unbound_target: this names no provider"),
+    ("    for_each: [organisation_standard, provider]\n    when: {criteria_sufficient: {at_least: 2}}",
+     "    for_each: [standard, provider]\n    when: {criteria_sufficient: {at_least: 2}}",
+     "unbound_target: this names no organisation-scoped standard"),
+    ("    for_each: [organisation_standard, provider]\n    when: {criteria_sufficient: {at_least: 2}}",
+     "    for_each: [organisation_standard, provider]\n    when: {percent_sufficient: {at_least: 2}}",
+     "wrong_scope: this reads a case-scoped criterion's or standard's figures"),
+    ("    for_each: [organisation_standard, provider]\n    when: {criteria_sufficient: {at_least: 2}}",
+     "    for_each: [organisation_standard, provider]\n    when: {criterion_rated: {band: good}}",
+     "wrong_scope: an organisation-scoped standard's criteria are not rated from case figures"),
 ])
 def test_organisation_and_overall_ratings_are_checked_where_they_are_written(qi, tmp_path, old, new, expected):
     text = RULES.read_text(encoding="utf-8")
@@ -264,3 +273,16 @@ def test_overall_and_organisation_ratings_in_the_report(stored):
     ratings = markdown.split("## Ratings")[1].split("\n## ")[0]
     assert f"| Overall | not rated | {bands[('overall', 'EAST')].replace('_', ' ')} | " in ratings
     assert "| per delivery unit |" in ratings
+
+
+
+def test_a_rule_test_naming_no_rated_target_fails(qi, tmp_path):
+    tests = tmp_path / "t.yaml"
+    tests.write_text(f"rules: {RULES}\ntests:\n  - note: typos\n    sample:\n      cases:\n      - provider: EAST\n"
+                     "        evidence: {2.1.1.a: \"yes\"}\n    expect:\n"
+                     "      ratings: {\"overal/EAST\": unrated, \"2.1.1/EATS\": unrated, \"overall/EAST\": unrated}\n",
+                     encoding="utf-8")
+    result = qi("rules", "test", tests)
+    assert result.exit_code == 1
+    assert "'overal/EAST' names no rated target" in result.stdout and "'2.1.1/EATS' names no rated target" in \
+        result.stdout and "overall/EAST" not in result.stdout.replace("'overal/EAST'", "")

@@ -88,9 +88,10 @@ def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
 
     targets: dict[str, dict] = {}
     for standard in standards:
-        pooled: dict[str, dict[str, list[str]]] = {}
+        # every target has its all-cases group, even when no case answers it (a population with no cases)
+        pooled: dict[str, dict[str, list[str]]] = {facts.ALL: {v: [] for v in VALUES}}
         for criterion in standard.criteria:
-            grouped: dict[str, dict[str, list[str]]] = {}
+            grouped: dict[str, dict[str, list[str]]] = {facts.ALL: {v: [] for v in VALUES}}
             for rec in records:
                 if criterion.id not in rec.findings:
                     continue  # a case of another population does not answer this standard

@@ -346,6 +346,23 @@ class Vocabulary(Strict):
                 check_fields(field.fields, loc + (index, "fields"))
 
         check_fields(self.case_file, ("case_file",))
+        for name in lists:  # a term listed twice would be counted twice, or break an order
+            seen_ids: set = set()
+            for index, term in enumerate(getattr(self, name)):
+                if term.id in seen_ids:
+                    problems.append(_detail((name, index, "id"), term.id, _error(
+                        "duplicate_value", f"{term.id!r} is listed twice in {name}", "list each term once")))
+                seen_ids.add(term.id)
+        columns: dict[str, str] = {name: name for name in CASE_FILE_FIELDS}
+        for path in _paths(self.case_file):
+            field = self.case_field(".".join(path))
+            if field.type != "mapping":
+                column = "_".join(path)
+                if column in columns:
+                    problems.append(_detail(("case_file",), ".".join(path), _error(
+                        "duplicate_value", f"{'.'.join(path)} and {columns[column]} would share the workbook column "
+                        f"{column!r}", "rename one of them")))
+                columns[column] = ".".join(path)
         paths = ["provider"] + [".".join(p) for p in _paths(self.case_file)]
         keys: set[str] = set()
         for index, field in enumerate(self.context):
@@ -358,6 +375,15 @@ class Vocabulary(Strict):
                 if shorthand.test == "at_least" and not field.ordered:
                     problems.append(_detail(where + ("test",), shorthand.test, _error(
                         "invalid_value", f"{field.id} has no order to be at or above", "set ordered: true, or test: in")))
+                if field.shape != "present" and "{values}" not in shorthand.words:
+                    problems.append(_detail(where + ("words",), shorthand.words, _error(
+                        "invalid_value", "the words do not say the values the rule writes",
+                        'put {values} where they go, e.g. "the case is flagged {values}"')))
+                if shorthand.shows is not None and shorthand.shows not in ["provider", *(
+                        ".".join(p) for p in _paths(self.case_file))]:
+                    problems.append(_detail(where + ("shows",), shorthand.shows, _error(
+                        "unknown_field", f"case files have no field {shorthand.shows!r}",
+                        did_you_mean(shorthand.shows, [".".join(p) for p in _paths(self.case_file)]))))
                 if (shorthand.otherwise is None) != (field.shape != "present"):
                     problems.append(_detail(where, shorthand.key, _error(
                         "invalid_value", "otherwise: words when a present field is not recorded; only present fields "
@@ -502,7 +528,7 @@ class Framework(Strict):
     released: Date = Field(description="Release date.")
     title: str = Field(description="Title of the framework document.")
     publisher: str = Field(description="Who publishes the framework.")
-    illustration: str | None = Field(default=None, description=(
+    illustration: str | None = Field(default=None, min_length=1, description=(
         "Set on a framework written to illustrate a shape, not to judge practice: says so in words. Reports carry "
         "it, and qi never uses the framework unless it is named."))
     introduction: Introduction

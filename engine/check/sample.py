@@ -141,7 +141,11 @@ def check_document(document: source.Document, framework_path: str | os.PathLike[
         raise InputError([document.diagnostic((), "wrong_file_kind", f"expected a {expect} file, found a {kind} file",
                                               f"put {kind} files elsewhere")])
     if kind == "framework":
-        return Loaded(document, validate.to_model(document, kind))
+        model = validate.to_model(document, kind)
+        reserved = rules.reserved_shorthands(model, document.origin or document.path)
+        if reserved:
+            raise InputError(reserved)
+        return Loaded(document, model)
     if kind == "rules":
         return Loaded(document, rules.from_document(document).rules)
     if kind in ("profile", "ruletests"):

@@ -25,7 +25,9 @@ def result_text(result: dict) -> str:
     if result.get("judgements"):
         lines += ["Engine and inspector, disagreements first:", *judgement_lines(result["judgements"]), "",
                   "Findings:"]
-    width = max(len(f["value"]) for f in result["findings"].values())
+    width = max((len(f["value"]) for f in result["findings"].values()), default=0)
+    if not result["findings"]:
+        lines.append("  no criterion: the case answers no standard of the framework")
     for criterion, finding in result["findings"].items():
         rules = ", ".join(finding["rules"]) or "no rule concluded"
         lines.append(f"  {criterion:<5} {finding['value']:<{width}}  {finding['trace']['title']}")

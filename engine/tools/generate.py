@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 from typing import Annotated, Union
 
-from pydantic import Discriminator, Field, Tag, ValidationError, ValidationInfo, model_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError, ValidationInfo, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
@@ -26,9 +26,23 @@ from engine.check import models, rules, validate
 from engine.compile import conditions, facts
 from engine.load import source
 
-Distribution = dict[str, float]
+#: A weight or a chance: a finite number, not negative.
+Share = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+#: A chance, between 0 and 1.
+Chance = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+def _some_weight(weights: dict) -> dict:
+    if weights and not sum(weights.values()) > 0:
+        raise PydanticCustomError("invalid_value", "every weight is 0, so no value can be drawn",
+                                  {"hint": "give at least one value a weight above 0"})
+    return weights
+
+
 #: Weights of the values of a term field (numbers for a numbered vocabulary).
-Weights = dict[int | str, float]
+Weights = Annotated[dict[int | str, Share], AfterValidator(_some_weight)]
+#: Weights of the values of a diversity characteristic.
+Distribution = Annotated[dict[str, Share], AfterValidator(_some_weight)]
 
 
 class TermsDraw(models.Strict):
@@ -36,13 +50,21 @@ class TermsDraw(models.Strict):
     depend on the value drawn for an earlier field, e.g. requirements by order type."""
 
     by: str | None = Field(default=None, description="A term field drawn earlier, e.g. order.type.")
-    chances: dict[int | str, float] | dict[int | str, dict[int | str, float]] = Field(
+    chances: dict[int | str, Chance] | dict[int | str, dict[int | str, Chance]] = Field(
         description="Term -> chance; with `by`, the earlier field's value -> (term -> chance).")
 
 
 class NumberDraw(models.Strict):
     between: Annotated[list[int], Field(min_length=2, max_length=2)] = Field(
         description="A whole number drawn uniformly from the two, inclusive.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NumberDraw:
+        if self.between[0] > self.between[1]:
+            raise ValidationError.from_exception_data("NumberDraw", [_problem(
+                ("between",), self.between, "invalid_value", f"{self.between[0]} is above {self.between[1]}",
+                "write the lower number first")])
+        return self
 
 
 #: A draw for one declared case field: weights (term), a TermsDraw (terms), the chance an optional
@@ -93,7 +115,7 @@ class Profile(models.Strict):
         "Draws for the framework's declared case fields (vocabulary.case_file), by dotted name, e.g. "
         "order.type: {community: 0.5, ...}. A date field is drawn within the period unless given; a required "
         "field with no draw here or under its provider is an error."))
-    populations: dict[str, float] = Field(default_factory=dict, description=(
+    populations: dict[str, Chance] = Field(default_factory=dict, description=(
         "The chance a case belongs to each population the framework declares (vocabulary.populations); the rest "
         "are the main sample."))
     diversity: dict[str, Distribution]

@@ -34,6 +34,7 @@ from engine.check import framework as frameworks
 from engine.check import models, sample, validate
 from engine.check.sample import Loaded
 from engine.compile import compile as compiler
+from engine.compile import facts
 from engine.judge import trace
 from engine.load import source
 from engine.run import pipeline, run
@@ -343,8 +344,16 @@ def _run_sample(document, rules_path: Path, sections: Sections, test: RuleTest, 
     expect = test.expect
     ratings = {(r["target"] if r["group"] == "all" else f"{r['target']}/{r['group']}"): r["band"]
                for r in judged["ratings"]}
-    failures = [f"expected {target} rated {band}, got {ratings.get(target, 'unrated')}"
-                for target, band in expect.ratings.items() if ratings.get(target, "unrated") != band]
+    targets = {c.id for c in framework.criteria_of("case")} | {f"standard {st.id}" for st in framework.standards}
+    targets.add(facts.OVERALL)
+    providers = set(framework.vocabulary.ids("providers"))
+    unknown = [key for key in expect.ratings if key.partition("/")[0] not in targets
+               or (key.partition("/")[2] and key.partition("/")[2] not in providers)]
+    failures = [f"{key!r} names no rated target (a case-scoped criterion, \"standard ID\" or \"overall\", with "
+                "/PROVIDER for one provider)" for key in unknown]
+    failures += [f"expected {target} rated {band}, got {ratings.get(target, 'unrated')}"
+                 for target, band in expect.ratings.items() if target not in unknown
+                 and ratings.get(target, "unrated") != band]
     failures += _compare_ids("recommendation", expect.recommendations, expect.not_recommendations,
                              [r["id"] for r in judged["recommendations"]])
     failures += _compare_ids("enabler", expect.enablers, expect.not_enablers, [e["id"] for e in judged["enablers"]])

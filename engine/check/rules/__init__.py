@@ -40,7 +40,7 @@ from engine.check.rules.conclusions import (
 )
 from engine.check.rules.conditions import Condition, SampleCondition
 from engine.check.rules.form import Form, forms, walk
-from engine.check.rules.loading import LoadedRuleSet, from_document, load
+from engine.check.rules.loading import LoadedRuleSet, from_document, load, reserved_shorthands
 from engine.check.rules.ruleset import (
     PLACEHOLDERS,
     Rule,

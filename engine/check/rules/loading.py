@@ -11,7 +11,7 @@ from engine.base.diagnostics import InputError
 from engine.check import criteria as declarations
 from engine.check import framework as frameworks
 from engine.check import models, validate
-from engine.check.rules import extending
+from engine.check.rules import extending, form
 from engine.check.rules.ruleset import RuleSet
 from engine.load import source
 
@@ -48,12 +48,29 @@ def from_document(document: source.Document, framework: models.Framework | None 
     if framework is None:
         framework_path = frameworks.named_by(document)
         framework = frameworks.load(framework_path)
+        reserved = reserved_shorthands(framework, framework_path)
+        if reserved:
+            raise InputError(reserved)
     document = declarations.expand(document, framework)
     try:
         return LoadedRuleSet(validate.to_model(document, RuleSet, framework), document, framework, framework_path)
     except InputError as error:
         # cross-rule checks run only on a valid model: give the ones that need no model in the same pass
         raise InputError(error.diagnostics + _raw_duplicates(document)) from None
+
+
+def reserved_shorthands(framework: models.Framework, path: str | os.PathLike[str]) -> list:
+    """A shorthand a framework declares under the key of one of qi's own conditions would never be
+    read (qi's condition is): an error at the key, in the framework file."""
+    own = {cls.key for cls in form.REGISTRY}
+    taken = [(i, j, s.key) for i, f in enumerate(framework.vocabulary.context) for j, s in enumerate(f.shorthands)
+             if s.key in own]
+    if not taken:
+        return []
+    document = source.load(path)
+    return [document.diagnostic(("vocabulary", "context", i, "shorthands", j, "key"), "reserved_key",
+                                f"{key!r} is a condition of qi's own: rules writing it would never read this field",
+                                "give the shorthand another key") for i, j, key in taken]
 
 
 def _raw_duplicates(document: source.Document) -> list:

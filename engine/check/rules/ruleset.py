@@ -309,6 +309,7 @@ class SampleContext:
     bands: list[str]
     band_scores: dict[str, int]
     bound: set[str]
+    organisation_bound: bool
     standards: list[str]
     organisation_standards: list[str]
     nodes: set[str]
@@ -322,6 +323,7 @@ class SampleContext:
         return cls(
             bands=ruleset.sample.bands, band_scores=ruleset.sample.band_scores,
             bound={"standard" if name == "organisation_standard" else name for name in rule.for_each},
+            organisation_bound="organisation_standard" in rule.for_each,
             standards=[st.id for st in framework.standards if st.scope == form.CASE],
             organisation_standards=[st.id for st in framework.standards if st.scope == form.ORGANISATION],
             nodes=set(framework.ids()),
@@ -345,6 +347,10 @@ class SampleContext:
             return
         if criterion is not None and standard is not None:
             self.problem(loc, None, "invalid_value", "give a criterion or a standard, not both", "remove one of them")
+        if not organisation and standard is None and criterion is None and self.organisation_bound:
+            self.problem(loc, None, "wrong_scope", "this reads a case-scoped criterion's or standard's figures, but "
+                         "the rule is for each organisation-scoped standard",
+                         "use for_each: standard, or an organisation condition (criteria_sufficient)")
         known = self.standards + (self.organisation_standards if organisation else [])
         if standard is not None and standard not in known:
             self.problem(loc + ("standard",), standard, "unknown_standard",

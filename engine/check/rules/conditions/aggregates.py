@@ -292,6 +292,10 @@ class CriterionRatedCondition(Form):
         if self.body.standard is None and "standard" not in context.bound:
             context.problem(loc + (self.key,), None, "unbound_target", "this names no standard",
                             "add standard:, or for_each: standard to the rule")
+        elif (self.body.standard is None and context.organisation_bound) or \
+                self.body.standard in context.organisation_standards:
+            context.problem(loc + (self.key,), None, "wrong_scope", "an organisation-scoped standard's criteria are "
+                            "not rated from case figures", "use criteria_sufficient for organisation standards")
 
     def describe(self, bindings: dict | None = None) -> str:
         bindings = bindings or {}
@@ -325,8 +329,8 @@ class CriteriaSufficientCondition(Form):
 
     def check(self, context, loc: tuple) -> None:
         standard = self.body.standard
-        if standard is None and "standard" not in context.bound:
-            context.problem(loc + (self.key,), None, "unbound_target", "this names no standard",
+        if standard is None and not context.organisation_bound:
+            context.problem(loc + (self.key,), None, "unbound_target", "this names no organisation-scoped standard",
                             "add standard:, or for_each: organisation_standard to the rule")
         elif standard is not None and standard not in context.organisation_standards:
             context.problem(loc + (self.key, "standard"), standard, "unknown_standard",
