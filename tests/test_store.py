@@ -417,3 +417,16 @@ def test_a_run_refused_by_a_locked_store_can_be_retried(qi, db, tmp_path, monkey
     holder.execute("ROLLBACK")
     holder.close()
     assert qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db).exit_code == 0
+
+
+@pytest.mark.parametrize("url", ["postgresql://qi@127.0.0.1/qi", "sqlite:///tmp/x.db", "mysql+pymysql://h/db"])
+def test_a_database_url_is_refused_never_taken_for_a_file_name(qi, tmp_path, monkeypatch, url):
+    """Until another backend is supported, --db takes the path of an SQLite store file: a URL is a
+    coded refusal, and no local file named after it is ever created."""
+    monkeypatch.chdir(tmp_path)
+    for args in (["run", SAMPLE, "--out", tmp_path / "out", "-q"], ["runs", "list"], ["runs", "verify"]):
+        result = qi(*args, "--db", url)
+        assert result.exit_code == 1 and "unsupported_store: this is a database URL" in result.stderr, result.stderr
+    assert not any(tmp_path.iterdir())  # neither reports nor a file or folder named after the URL
+    monkeypatch.setenv("QI_DB", url)
+    assert "unsupported_store" in qi("runs", "list").stderr

@@ -149,6 +149,19 @@ HASHED = ("seq", "run_id", "content_sha256", "created_at", "tool_version", "samp
           "chain", "key_id")
 
 
+#: A database URL (scheme://…; a path made of one has lost a slash: scheme:/…).
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
+
+
+def _refuse_url(path: str | os.PathLike[str]) -> None:
+    """A store is an SQLite file: a database URL is refused, never taken for a file name (which
+    would create a local file named after the URL)."""
+    if _URL.match(os.fspath(path)):
+        raise InputError([Diagnostic(os.fspath(path), 1, 1, "unsupported_store",
+                                     "this is a database URL; qi's audit store is an SQLite file",
+                                     "give the path of a store file with --db (or $QI_DB)")])
+
+
 def default_path() -> Path:
     """``$QI_DB``, else ``$XDG_DATA_HOME/qi/qi.db``, else ``~/.local/share/qi/qi.db``."""
     if os.environ.get("QI_DB"):
@@ -249,6 +262,7 @@ class Store:
     def open(cls, path: str | os.PathLike[str], writable: bool = False) -> Store:
         """Open an existing store, read-only unless ``writable`` (reviewers' decisions). A missing
         file, or one that is not a qi store, is an InputError, and the file is left exactly as it was."""
+        _refuse_url(path)
         path = Path(path)
         if not path.exists():
             raise InputError([Diagnostic(str(path), 1, 1, "store_missing", "there is no audit store here",
@@ -276,6 +290,7 @@ class Store:
     def open_for_writing(cls, path: str | os.PathLike[str]) -> Store:
         """Open a store to record runs, creating it (owner-only, atomically) if there is none. An
         existing file that is not a qi store is refused untouched."""
+        _refuse_url(path)
         path = Path(path)
         if not os.path.lexists(path):
             _create(path)
