@@ -143,8 +143,8 @@ def find(named, near: Path | None, diagnostic) -> Path:
 def default_path() -> Path:
     """The bundled framework used when nothing names one: the most recently released of those that
     are not illustrations (an illustration is used only when named)."""
-    candidates = [(load(path).released, key, path) for key, path in bundled().items() if not load(path).illustration]
-    return max(candidates)[2]
+    frameworks = {path: load(path) for path in bundled().values()}
+    return max((f.released, f.id, f.version, path) for path, f in frameworks.items() if not f.illustration)[3]
 
 
 def as_json(framework: models.Framework, node_id: str | None = None) -> dict:
