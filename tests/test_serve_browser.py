@@ -20,14 +20,25 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
 
 def follow(browser, element) -> None:  # noqa: F811  (the shared fixture's name)
     """Click a link or submit button and wait until the next page has replaced this one: the click
-    returns before the navigation finishes, so a lookup straight after it can see the old page."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
+    returns before the navigation finishes, so a lookup straight after it can see the old page.
+
+    The old page is marked with a property on its window object, which every new document
+    replaces; waiting on an element going stale instead is racy in Chromium (asking about an
+    element mid-navigation can fail with an inspector error rather than report it stale)."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    page = browser.find_element(By.TAG_NAME, "html")
+    browser.execute_script("window.qiOldPage = true")
     element.click()
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(page))
+
+    def replaced(driver) -> bool:
+        try:
+            return driver.execute_script(
+                "return window.qiOldPage === undefined && document.readyState === 'complete'")
+        except WebDriverException:  # the script landed mid-navigation: ask again
+            return False
+
+    WebDriverWait(browser, 20).until(replaced)
 
 
 @pytest.fixture(scope="module")
