@@ -6,9 +6,10 @@ protection lines, three conditional lines) and 5.2 (core protection line, one co
 
 * a key line answered no, or a protection line short of yes where protection is the priority, or
   too few lines met even if every expected line still unanswered were yes: insufficient;
-* otherwise, with every expected line answered (and, where protection is the priority, every
-  expected protection line answered other than not_applicable): not applicable when no line
-  applies, sufficient when the threshold of applicable lines is met;
+* otherwise, with every expected line answered (every line expected only because the case shows
+  its condition, and, where protection is the priority, every expected protection line, answered
+  other than not_applicable): not applicable when no line applies, sufficient when the threshold
+  of applicable lines is met;
 * otherwise not assessed.
 """
 
@@ -34,7 +35,7 @@ def reference(criterion: str, lines: list[pipeline.Expectation], answers: dict[s
     applicable = [line.item for line in lines if answers.get(line.item) in APPLIES]
     met = sum(answers.get(item) == "yes" for item in applicable)
     pending = [line.item for line in lines if line.expected and line.item not in answers]
-    if any(answers.get(item) == "no" for item in declared.key):
+    if any(line.key and answers.get(line.item) == "no" for line in lines):
         return "insufficient"
     if any(line.protected and answers.get(line.item) in NOT_MET for line in lines):
         return "insufficient"
@@ -43,7 +44,10 @@ def reference(criterion: str, lines: list[pipeline.Expectation], answers: dict[s
         return "insufficient"
     protection_missing = any(line.protected and line.expected and answers.get(line.item) == "not_applicable"
                              for line in lines)
-    if pending or protection_missing:
+    # a line expected because the case shows the condition its words set, answered not applicable
+    condition_missing = any(line.expected and not line.core and answers.get(line.item) == "not_applicable"
+                            for line in lines)
+    if pending or protection_missing or condition_missing:
         return "not_assessed"
     if not applicable:
         return "not_applicable"

@@ -48,18 +48,18 @@ def test_changed_rating_threshold_moves_only_the_ratings_in_the_band(qi, tmp_pat
 
 def test_changed_rule_moves_only_the_cases_it_reads(qi, changed, tmp_path):
     old = '''    when:
-      answer: {item: 2.2.a, in: ["no"]}
+      answer: {item: 2.2.a, in: [partly, "no"]}
     then:
       - barrier: {id: diversity-factors-not-identified'''
-    path = changed(old, old.replace('in: ["no"]', 'in: [partly, "no"]'))
+    path = changed(old, old.replace('in: [partly, "no"]', 'in: ["no"]'))
     result = json.loads(qi("rules", "diff", DEFAULT, path, "--sample", SAMPLE, "--format", "json").stdout)
     partly = sorted(p.stem for p in (SAMPLE / "cases").glob("*.yaml")
                     if "2.2.a: {answer: partly" in p.read_text())
     assert [c["case"] for c in result["cases"]] == partly == ["NW-001", "NW-006", "NW-008"]
     for case in result["cases"]:
         assert case["findings"] == []
-        assert [b["id"] for b in case["barriers"]["added"]] == ["diversity-factors-not-identified"]
-        assert case["barriers"]["removed"] == [] and "enablers" not in case
+        assert [b["id"] for b in case["barriers"]["removed"]] == ["diversity-factors-not-identified"]
+        assert case["barriers"]["added"] == [] and "enablers" not in case
     assert result["targets"] == [] and result["ratings"] == []
 
 

@@ -21,7 +21,7 @@ def test_markdown_handbook_puts_framework_text_beside_rules(qi):
         assert f"**{item.id}** {item.text}" in text
     section = text[text.index("### 3.1 Assessment establishes outcome priorities"):text.index("### 3.2 ")]
     assert "#### Risk of harm to children not identified (`children-risk-not-identified`)" in section
-    assert "the case is flagged child_safeguarding" in section and "any of 3.1.a, 3.1.b is no" in section
+    assert "the case is flagged child_safeguarding" in section and "any of 3.1.a, 3.1.b is partly or no" in section
     assert "#### 3.1 insufficient: a public protection line is not fully met (`3.1-protection-line-not-met`)" in section
     assert "- 3.1 is insufficient" in section and "the fact public_protection_priority holds" in section
     assert "insufficient beats sufficient" in text
@@ -90,8 +90,13 @@ def test_the_methodology_note_table_matches_the_declarations():
         d = declared[criterion]
         assert _items(criterion, core) == d.get("core", []), criterion
         assert [e.split(":")[0].strip() for e in expected.split(";") if e.strip()] == list(d.get("expected_when", {}))
+        # "3.1.a, b; 3.1.i where custody": the declared list, then the lines decisive only in some cases
+        key, _, key_when = key.partition(";")
+        protection, _, decisive_when = protection.partition(";")
         assert _items(criterion, key) == d.get("key", []), criterion
         assert _items(criterion, protection) == d.get("protection", []), criterion
+        assert re.findall(r"\d\.\d\.[a-z]", key_when) == list(d.get("key_when", {})), criterion
+        assert re.findall(r"\d\.\d\.[a-z]", decisive_when) == list(d.get("decisive_when", {})), criterion
 
 
 def _items(criterion: str, cell: str) -> list[str]:

@@ -233,7 +233,7 @@ def test_explain_from_the_store_matches_explain_from_the_case_file(qi, tmp_path,
 def test_runs_show(qi, tmp_path, db):
     qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db)
     text = qi("runs", "show", "1", "--db", db)
-    assert text.exit_code == 0 and "rule set hmip-qi-adult-2.0-default 2.0.0 sha256:" in text.stdout
+    assert text.exit_code == 0 and "rule set hmip-qi-adult-2.0-default 2.1.0 sha256:" in text.stdout
     assert "cases/north-west-2016/cases/NW-001.yaml" in text.stdout
     shown = json.loads(qi("runs", "show", "1", "--db", db, "--format", "json").stdout)
     assert shown.pop("review")["decisions"] == []  # the review state, beside the stored report
@@ -278,12 +278,14 @@ def test_sample_judgement_in_the_report(tmp_path):
         lowest = max((ratings[(c, "CRC")] for c in targets if targets[c]["standard"] == standard
                       and targets[c]["kind"] == "criterion"), key=order.index)
         assert ratings[(f"standard {standard}", "CRC")] == lowest
-    recommendation = next(r for r in report["sample_judgement"]["recommendations"]
-                          if r["id"] == "child-safeguarding-enquiries")
-    assert recommendation["to"] == ["NPS", "CRC"]
-    counted = recommendation["trace"]["because"][0]["condition"]["aggregates"][0]
+    # the sample barrier counts the cases where the barrier can arise: 3 of the 5 with child
+    # safeguarding concerns; neither provider has the 5 such cases its own recommendation needs
+    barrier = next(b for b in report["sample_judgement"]["barriers"] if b["id"] == "children-safeguarding-gaps")
+    counted = barrier["trace"]["because"][0]["condition"]["aggregates"][0]
     assert counted["factor"] == "barrier:children-risk-unassessed"
     assert counted["references"] == ["NW-001", "NW-006", "NW-014"]
+    assert (counted["cases"], counted["of"], counted["among"]) == (3, 5, "cases with child safeguarding concerns")
+    assert "child-safeguarding-enquiries" not in [r["id"] for r in report["sample_judgement"]["recommendations"]]
     assert [o["organisation"] for o in report["organisations"]] == ["CRC", "NPS"]
     assert report["organisations"][0]["findings"]["6.2"]["value"] == "insufficient"
 
@@ -338,7 +340,7 @@ def test_run_errors_clearly_when_no_rule_set_is_in_force(qi, sample_copy, tmp_pa
 def test_run_records_the_rule_set_version_used(qi, tmp_path, db):
     qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db)
     listed = json.loads(qi("runs", "list", "--db", db, "--format", "json").stdout)
-    assert listed[0]["ruleset"] == "hmip-qi-adult-2.0-default 2.0.0"
+    assert listed[0]["ruleset"] == "hmip-qi-adult-2.0-default 2.1.0"
 
 
 def test_redact_removes_notes_and_small_diversity_groups(qi, tmp_path, db):

@@ -46,11 +46,14 @@ def enabler(label: str) -> str:
     # CRC is 16.7 points behind NPS on 3.1, but p = 0.63: an untested or failed difference never holds
     ('{provider_below: {criterion: "3.1", provider: CRC, other: NPS, by_at_least: 0}}', False),
     ('{provider_below: {criterion: "3.1", provider: NPS, other: CRC, by_at_least: 0}}', False),
-    ('{share_with: {barrier: children-risk-unassessed, at_least: 21}}', True),  # 3 of 14
-    ('{share_with: {barrier: children-risk-unassessed, at_least: 22}}', False),
+    # 3 of the 5 cases with child safeguarding concerns (the barrier's among:), not 3 of all 14
+    ('{share_with: {barrier: children-risk-unassessed, at_least: 60}}', True),
+    ('{share_with: {barrier: children-risk-unassessed, at_least: 61}}', False),
+    # CRC: 2 of 2, NPS 1 of 3: fewer relevant cases than min_group_size (5) never hold
+    ('{share_with: {barrier: children-risk-unassessed, provider: CRC, at_least: 1}}', False),
     ('{gap: {criterion: "3.1", between: provider, at_least: 0}}', False),  # p = 0.63
     ('{gap: {criterion: "3.1", between: gender, at_least: 0}}', False),  # 4 women: too few to compare
-    ('{not: {share_with: {barrier: children-risk-unassessed, at_least: 22}}}', True),
+    ('{not: {share_with: {barrier: children-risk-unassessed, at_least: 61}}}', True),
     ('{any: [{gap: {criterion: "3.1", between: gender, at_least: 0}}, {percent_sufficient: {criterion: "3.1", at_least: 1}}]}', True),
 ])
 def test_sample_condition_forms(sample_run, when, fires):

@@ -243,7 +243,7 @@ def generated(tmp_path_factory):
     import cli
     root = tmp_path_factory.mktemp("generated")
     runner = CliRunner()
-    made = runner.invoke(cli.cli, ["sample", "generate", "--cases", "50", "--seed", "3", "--out", str(root / "s")])
+    made = runner.invoke(cli.cli, ["sample", "generate", "--cases", "200", "--seed", "3", "--out", str(root / "s")])
     assert made.exit_code == 0, made.output
     ran = runner.invoke(cli.cli, ["run", str(root / "s"), "--out", str(root / "out"), "--jobs", "1"])
     assert ran.exit_code == 0, ran.output
@@ -274,7 +274,11 @@ def test_generated_run_flags_tested_gaps_and_says_them_in_plain_words(generated)
              f"[{round(high['interval'][0])}–{round(high['interval'][1])}%]; {low['label']}: {low['sufficient']} "
              f"of {low['applicable']}")
     assert words in markdown
-    assert f"Fisher's exact test p = {gap['test']['p_value']:g} (below 0.05)" in markdown
+    # the default rule set adjusts every p-value for the number of comparisons (Holm) and says so
+    assert report["aggregates"]["tests"]["adjust"] == "holm" and gap["test"]["adjusted_p"] < 0.05
+    assert (f"Fisher's exact test p = {gap['test']['p_value']:g}, Holm-Bonferroni-adjusted p = "
+            f"{gap['test']['adjusted_p']:g} (below 0.05)") in markdown
+    assert f"adjusted for the {report['aggregates']['tests']['count']} comparisons tested" in " ".join(markdown.split())
     assert "Wilson 95% interval" in markdown
     assert "case mix" in markdown and "not only case mix" not in markdown  # the method says it was not adjusted for
     html = (out / "report.html").read_text(encoding="utf-8")

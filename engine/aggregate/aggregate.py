@@ -23,6 +23,7 @@ from engine.aggregate import labels as group_labels
 from engine.aggregate import statistics
 from engine.check import models, rules
 from engine.check.models import NOT_ASSESSED
+from engine.check.rules import form
 from engine.compile import facts
 
 VALUES = ("sufficient", "insufficient", "not_applicable", NOT_ASSESSED)
@@ -37,6 +38,7 @@ class CaseRecord:
     findings: dict[str, str]        # criterion -> value
     factors: frozenset[tuple[str, str]]  # {("barrier", id), ("enabler", id)}
     matched: frozenset[str] = frozenset()  # keys of the case conditions organisation rules read that hold
+    answers: dict[str, str] = dataclasses.field(default_factory=dict)  # item -> the inspector's answer
 
 
 def record(case: models.CaseFile, result: dict, framework: models.Framework) -> CaseRecord:
@@ -44,7 +46,8 @@ def record(case: models.CaseFile, result: dict, framework: models.Framework) -> 
     for field in framework.vocabulary.diversity:
         groups[field.id] = case.diversity.get(field.id, facts.NOT_GIVEN)
     factors = {("barrier", b["id"]) for b in result["barriers"]} | {("enabler", e["id"]) for e in result["enablers"]}
-    return CaseRecord(case.case, groups, {c: f["value"] for c, f in result["findings"].items()}, frozenset(factors))
+    return CaseRecord(case.case, groups, {c: f["value"] for c, f in result["findings"].items()}, frozenset(factors),
+                      answers={item: entry.answer for item, entry in sorted(case.evidence.items())})
 
 
 def _figures(cases: dict[str, list[str]], minimum: int, confidence: float, listed: bool = True) -> dict:
@@ -108,6 +111,7 @@ def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
         for key in group_keys(rec):
             sizes[key] = sizes.get(key, 0) + 1
     factors = _factors(records, loaded, group_keys, sizes, settings.confidence)
+    lines = _lines(records, framework, settings.confidence)
     dimensions = {}
     for dimension in framework.dimensions:
         members = [targets[f"standard {s.id}"] for s in standards if s.dimension == dimension.id]
@@ -120,7 +124,42 @@ def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
             "significance": settings.significance, "confidence": settings.confidence, "tests": tests,
             "groupings": {g: sorted({r.groups[g] for r in records}) for g in groupings},
             "group_sizes": dict(sorted(sizes.items())),
-            "targets": targets, "factors": factors, "dimensions": dimensions}
+            "targets": targets, "lines": lines, "factors": factors, "dimensions": dimensions}
+
+
+def _lines(records: list[CaseRecord], framework: models.Framework, confidence: float) -> dict:
+    """Every case-scoped line of enquiry: in how many of the cases where it was relevant (answered
+    anything but not applicable) it was met, across the sample and per provider — the figure
+    HMIP published ("% of relevant cases"), beside the rule set's criterion roll-ups."""
+    vocabulary = framework.vocabulary
+    met, in_part = set(vocabulary.answers_meaning("met")), set(vocabulary.answers_meaning("met_in_part"))
+    not_met, not_applicable = set(vocabulary.answers_meaning("not_met")), set(vocabulary.answers_meaning("not_applicable"))
+    result = {}
+    for criterion in framework.criteria_of("case"):
+        for item in criterion.items:
+            tallies: dict[str, dict[str, list[str]]] = {}
+            for rec in records:
+                answer = rec.answers.get(item.id)
+                if answer is None:
+                    continue
+                kind = ("met" if answer in met else "in_part" if answer in in_part else "not_met" if answer in not_met
+                        else "not_applicable" if answer in not_applicable else None)
+                if kind is None:
+                    continue
+                for key in (facts.ALL, f"provider:{rec.groups.get('provider')}" if "provider" in rec.groups else None):
+                    if key is not None:
+                        tallies.setdefault(key, {k: [] for k in ("met", "in_part", "not_met", "not_applicable")})[
+                            kind].append(rec.reference)
+            groups = {}
+            for key, tally in sorted(tallies.items()):
+                relevant = len(tally["met"]) + len(tally["in_part"]) + len(tally["not_met"])
+                groups[key] = {"met": len(tally["met"]), "relevant": relevant,
+                               "in_part": len(tally["in_part"]), "not_met": len(tally["not_met"]),
+                               "not_applicable": len(tally["not_applicable"]),
+                               "percent": round(100 * len(tally["met"]) / relevant, 1) if relevant else None,
+                               "interval": statistics.wilson(len(tally["met"]), relevant, confidence)}
+            result[item.id] = {"id": item.id, "criterion": criterion.id, "groups": groups}
+    return result
 
 
 def _target(kind: str, target_id: str, title: str, standard: str, grouped: dict, groupings: list[str],
@@ -202,7 +241,9 @@ def _pool_groups(members: list[dict], minimum: int, confidence: float) -> dict:
 
 def _factors(records: list[CaseRecord], loaded: rules.LoadedRuleSet, group_keys, sizes: dict[str, int],
              confidence: float) -> dict:
-    """For every enabler and barrier the case rules can conclude: the share of cases with it."""
+    """For every enabler and barrier the case rules can conclude: the share of the cases where it
+    can arise (its ``among``, and every case with it; every case without one), per provider and
+    across the sample."""
     declared: dict[tuple[str, str], object] = {}
     for rule in loaded.rules.rules:
         for conclusion in rule.then:
@@ -210,21 +251,34 @@ def _factors(records: list[CaseRecord], loaded: rules.LoadedRuleSet, group_keys,
                 body = getattr(conclusion, kind, None)
                 if body is not None:
                     declared.setdefault((kind, body.id), body)
+    populations = rules.factor_populations(loaded.rules)
     result = {}
     for (kind, factor_id), body in sorted(declared.items()):
+        among = populations.get((kind, factor_id))
+        key_of = None if among is None else form.condition_key(among.where)
         with_it: dict[str, list[str]] = {}
+        relevant: dict[str, int] = {}
         for rec in records:
-            if (kind, factor_id) in rec.factors:
-                for key in group_keys(rec):
+            has = (kind, factor_id) in rec.factors
+            if key_of is not None and not has and key_of not in rec.matched:
+                continue
+            for key in group_keys(rec):
+                relevant[key] = relevant.get(key, 0) + 1
+                if has:
                     with_it.setdefault(key, []).append(rec.reference)
-        groups = {key: {"cases": len(with_it.get(key, [])), "of": size,
-                        "percent": round(100 * len(with_it.get(key, [])) / size, 1),
-                        "exact_percent": 100 * len(with_it.get(key, [])) / size,
-                        "interval": statistics.wilson(len(with_it.get(key, [])), size, confidence),
-                        "references": sorted(with_it.get(key, []))}
-                  for key, size in sorted(sizes.items()) if key == facts.ALL or key.startswith("provider:")}
+        groups = {}
+        for key in sorted(sizes):
+            if key != facts.ALL and not key.startswith("provider:"):
+                continue
+            size, found = relevant.get(key, 0), with_it.get(key, [])
+            groups[key] = {"cases": len(found), "of": size,
+                           "percent": round(100 * len(found) / size, 1) if size else None,
+                           "exact_percent": 100 * len(found) / size if size else None,
+                           "interval": statistics.wilson(len(found), size, confidence) if size else None,
+                           "references": sorted(found)}
         result[f"{kind}:{factor_id}"] = {"kind": kind, "id": factor_id, "text": body.text,
-                                         "criterion": body.criterion, "groups": groups}
+                                         "criterion": body.criterion, "groups": groups,
+                                         "among": among.cases if among is not None else None}
     return result
 
 
@@ -258,8 +312,10 @@ def sample_attributes(aggregates: dict, loaded: rules.LoadedRuleSet, organisatio
     for factor in aggregates["factors"].values():
         for group_key, group in groups.items():
             figures = factor["groups"].get(group_key)
-            attributes[facts.share_attribute(factor["kind"], factor["id"], group)] = float(
-                figures["exact_percent"] if figures else 0.0)
+            share = figures["exact_percent"] if figures and figures["exact_percent"] is not None else 0.0
+            attributes[facts.share_attribute(factor["kind"], factor["id"], group)] = float(share)
+            attributes[facts.relevant_attribute(factor["kind"], factor["id"], group)] = float(
+                figures["of"] if figures else 0)
     for group_key, group in groups.items():
         attributes[facts.cases_attribute(group)] = float(aggregates["group_sizes"].get(group_key, 0))
     findings = {o["organisation"]: o["findings"] for o in organisations or []}

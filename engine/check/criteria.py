@@ -12,8 +12,12 @@ rules whose positions are the declaration's::
         expected_when:                                      # expected only in this context
           3.4.i: {fact: resettlement_relevant}
         key: [3.4.a, 3.4.d]               # a `no` makes the criterion insufficient
+        key_when:                         # a `no` is decisive only in this context
+          3.4.i: {fact: resettlement_relevant}
         protection: [3.4.a, 3.4.h]        # short of met is decisive where protection_when holds
         protection_when: {fact: public_protection_priority}
+        decisive_when:                    # short of met is decisive only in this context
+          3.4.e: {fact: vulnerability_relevant}
         threshold: 80                     # % of the applicable lines that must be met (yes)
 
 What the expanded rules mean (the same for every criterion, so an answer met in part has one meaning):
@@ -22,14 +26,17 @@ What the expanded rules mean (the same for every criterion, so an answer met in 
   never dropped, whatever the context. Thresholds count applicable lines only: at least
   ``threshold`` % of them answered ``yes``.
 * A line is *expected* when it is core, or its ``expected_when`` holds. ``<c>-expected-lines-
-  assessed`` derives ``<c>_expected_assessed`` when every expected line has an answer — and, where
-  protection is the priority, every expected protection line an answer other than
-  ``not_applicable`` (the inspector is warned at the answer; the criterion stays not assessed
+  assessed`` derives ``<c>_expected_assessed`` when every expected line has an answer — every line
+  expected through ``expected_when`` an answer other than ``not_applicable`` (the framework's words
+  set the condition and the case shows it), and, where protection is the priority, every expected
+  protection line too (the inspector is warned at the answer; the criterion stays not assessed
   unless a failure is established).
-* ``<c>-sufficient``: every expected line assessed, at least one line applies, no key line ``no``,
-  no protection line short of met where protection is the priority, and the threshold met.
-* ``<c>-key-line-not-met`` / ``<c>-protection-line-not-met``: the decisive failures; they stand
-  even while other evidence is missing.
+* ``<c>-sufficient``: every expected line assessed, at least one line applies, no key line ``no``
+  (nor a ``key_when`` line where its condition holds), no protection line short of met where
+  protection is the priority (nor a ``decisive_when`` line where its condition holds), and the
+  threshold met.
+* ``<c>-key-line-not-met`` / ``<c>-protection-line-not-met`` / ``<c>-decisive-line-not-met``: the
+  decisive failures; they stand even while other evidence is missing.
 * ``<c>-too-few-met``: the threshold cannot be met — with complete evidence, or already, even if
   every line still missing were answered ``yes`` (an established failure stands).
 * ``<c>-not-applicable``: every expected line assessed and none applies.
@@ -93,6 +100,13 @@ class Declaration(Strict):
                                   description="Lines whose answer short of met (met in part, or not met) is decisive where "
                                               "protection_when holds.")
     protection_when: dict[str, Any] | None = Field(default=None, description="When protection is the priority.")
+    key_when: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Lines whose not-met answer is decisive only where a condition on the case "
+                                          "holds (item -> condition).")
+    decisive_when: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Lines whose answer short of met is decisive only where a condition on the "
+                                          "case holds (item -> condition), as protection lines are where protection is "
+                                          "the priority.")
     threshold: Annotated[float, Field(gt=0, le=100)] = Field(
         description="% of the applicable lines that must be met (answered yes).")
 
@@ -152,7 +166,7 @@ def rule_ids(declared: list[Declaration]) -> set[str]:
     tested as such: lint need not search them for conflicts with one another)."""
     return {f"{d.criterion}-{suffix}" for d in declared
             for suffix in ("expected-lines-assessed", "sufficient", "key-line-not-met", "protection-line-not-met",
-                           "too-few-met", "not-applicable")}
+                           "decisive-line-not-met", "too-few-met", "not-applicable")}
 
 
 def _declaration(document, entry, at, framework, scope, problems) -> Declaration | None:
@@ -173,14 +187,14 @@ def _declaration(document, entry, at, framework, scope, problems) -> Declaration
         return None
     own = criteria[declaration.criterion][1]
     counted = declaration.core + list(declaration.expected_when)
-    for field in ("core", "expected_when", "key", "protection"):
+    for field in ("core", "expected_when", "key", "protection", "key_when", "decisive_when"):
         values = getattr(declaration, field)
         for position, item in enumerate(values):
             loc = at + ((field, position) if isinstance(values, list) else (field, item))
             if item not in own:
                 problems.append(document.diagnostic(loc, "unknown_item", f"{item!r} is not an item of criterion "
                                                     f"{declaration.criterion}", f"items are {', '.join(own)}"))
-            elif field in ("key", "protection") and item not in counted:
+            elif field in ("key", "protection", "key_when", "decisive_when") and item not in counted:
                 problems.append(document.diagnostic(loc, "uncounted_item", f"{item!r} is {field} but not counted",
                                                     "list it in core or expected_when"))
     for field in ("key", "protection"):
@@ -188,12 +202,17 @@ def _declaration(document, entry, at, framework, scope, problems) -> Declaration
         if len(set(values)) != len(values):
             problems.append(document.diagnostic(at + (field,), "duplicate_item", f"an item is listed twice in {field}",
                                                 "list each item once"))
-    for item, condition in declaration.expected_when.items():
-        if item in _strings(condition):
-            problems.append(document.diagnostic(at + ("expected_when", item), "circular_expectation",
-                                                f"{item} is expected when a condition on {item} itself holds",
-                                                "say when the line is expected from the case's context fields, "
-                                                "or a fact derived from them"))
+    for field in ("expected_when", "key_when", "decisive_when"):
+        for item, condition in getattr(declaration, field).items():
+            if item in _strings(condition):
+                problems.append(document.diagnostic(at + (field, item), "circular_expectation",
+                                                    f"{item} is conditioned on a condition on {item} itself",
+                                                    "say when from the case's context fields, or a fact derived "
+                                                    "from them"))
+    for item in set(declaration.key) & set(declaration.key_when):
+        problems.append(document.diagnostic(at + ("key_when", item), "duplicate_item",
+                                            f"{item} is key in every case and in key_when",
+                                            "list it in key or in key_when, not both"))
     if len(declaration.expected_when) > MAX_CONDITIONAL:
         problems.append(document.diagnostic(at + ("expected_when",), "invalid_declaration",
                                             f"{len(declaration.expected_when)} lines are expected only in some cases; "
@@ -267,18 +286,25 @@ def rules_for(d: Declaration, framework: models.Framework) -> tuple[list[dict], 
     made: list[dict] = []
 
     assessed = [{"not": {"not_assessed": i}} for i in d.core]
-    assessed += [{"any": [{"not": cond}, {"not": {"not_assessed": i}}]} for i, cond in d.expected_when.items()]
+    # a line expected only in some context is expected because the case shows that context: there,
+    # not applicable is not an assessment of it
+    assessed += [{"any": [{"not": cond}, {"any_answer": {"items": [i], "in": scale.applies}}]}
+                 for i, cond in d.expected_when.items()]
     for i in d.protection:  # where protection is the priority, an expected protection line must apply
-        unless = [{"not": d.protection_when}] + ([{"not": d.expected_when[i]}] if i in d.expected_when else [])
-        assessed.append({"any": [*unless, {"not": {"any_answer": {"items": [i], "in": scale.not_applicable}}}]})
-    protected = (f" Where protection is the priority, an expected protection line ({', '.join(d.protection)}) "
+        if i not in d.expected_when:
+            assessed.append({"any": [{"not": d.protection_when},
+                                     {"not": {"any_answer": {"items": [i], "in": scale.not_applicable}}}]})
+    core_protection = [i for i in d.protection if i not in d.expected_when]
+    protected = (f" Where protection is the priority, a protection line ({', '.join(core_protection)}) "
                  f"answered {na} is not an assessment of it: the protection evidence is missing."
-                 if d.protection else "")
+                 if core_protection else "")
+    conditioned = (f" A line expected because the case shows its condition ({conditional}) answered {na} is not "
+                   "an assessment of it: the case shows the condition the line is about." if d.expected_when else "")
     made.append({
         "id": f"{c}-expected-lines-assessed", "title": f"{c}: every expected line of enquiry assessed",
         "rationale": f"Lines expected in every case ({', '.join(d.core) or 'none'}) and lines the case context "
                      f"makes expected ({conditional}) all have an answer; only then can {c} be sufficient or "
-                     "not applicable." + protected,
+                     "not applicable." + conditioned + protected,
         "cites": items, "when": {"all": assessed}, "then": [{"fact": fact}]})
 
     meets = [{"all": [*_exactly(items, scale.applies, a),
@@ -290,20 +316,44 @@ def rules_for(d: Declaration, framework: models.Framework) -> tuple[list[dict], 
     if d.protection:
         guards.append({"any": [{"not": d.protection_when},
                                {"not": {"any_answer": {"items": d.protection, "in": scale.short}}}]})
+    guards += [{"any": [{"not": cond}, {"not": {"answer": {"item": i, "in": scale.not_met}}}]}
+               for i, cond in d.key_when.items()]
+    guards += [{"any": [{"not": cond}, {"not": {"answer": {"item": i, "in": scale.short}}}]}
+               for i, cond in d.decisive_when.items()]
     made.append({
         "id": f"{c}-sufficient", "title": f"{c} sufficient",
         "rationale": f"Every expected line assessed, {share}"
                      + (f", no key line ({', '.join(d.key)}) answered {not_met}" if d.key else "")
-                     + (f", and no protection line ({', '.join(d.protection)}) short of {met} where protection is the "
-                        "priority" if d.protection else "") + ". " + d.rationale,
+                     + (f", no line key in this case ({', '.join(d.key_when)}) answered {not_met}" if d.key_when else "")
+                     + (f", no protection line ({', '.join(d.protection)}) short of {met} where protection is the "
+                        "priority" if d.protection else "")
+                     + (f", no line decisive in this case ({', '.join(d.decisive_when)}) short of {met}"
+                        if d.decisive_when else "") + ". " + d.rationale,
         "cites": items, "when": {"all": [*guards, {"any": meets}]}, "then": finding("sufficient")})
 
-    if d.key:
+    if d.key or d.key_when:
+        decisive = ([{"any_answer": {"items": d.key, "in": scale.not_met}}] if d.key else []) + [
+            {"all": [cond, {"answer": {"item": i, "in": scale.not_met}}]} for i, cond in d.key_when.items()]
         made.append({
             "id": f"{c}-key-line-not-met", "title": f"{c} insufficient: a key line of enquiry is not met",
-            "rationale": f"A key line ({', '.join(d.key)}) answered {not_met} makes {c} insufficient whatever else is "
-                         "good. " + d.rationale,
-            "cites": list(d.key), "when": {"any_answer": {"items": d.key, "in": scale.not_met}},
+            "rationale": (f"A key line ({', '.join(d.key)}) answered {not_met} makes {c} insufficient whatever else is "
+                          "good. " if d.key else "")
+                         + (f"A line key where the case calls for it ({', '.join(d.key_when)}) answered {not_met} "
+                            f"there makes {c} insufficient whatever else is good. " if d.key_when else "")
+                         + d.rationale,
+            "cites": list(d.key) + [i for i in d.key_when if i not in d.key],
+            "when": decisive[0] if len(decisive) == 1 else {"any": decisive},
+            "then": finding("insufficient")})
+    if d.decisive_when:
+        decisive = [{"all": [cond, {"answer": {"item": i, "in": scale.short}}]} for i, cond in d.decisive_when.items()]
+        made.append({
+            "id": f"{c}-decisive-line-not-met",
+            "title": f"{c} insufficient: a line decisive in this case is not fully met",
+            "rationale": f"Where the case calls for it, a line ({', '.join(d.decisive_when)}) answered {short} makes "
+                         f"{c} insufficient, as a protection line does where protection is the priority. "
+                         + d.rationale,
+            "cites": list(d.decisive_when),
+            "when": decisive[0] if len(decisive) == 1 else {"any": decisive},
             "then": finding("insufficient")})
     if d.protection:
         made.append({

@@ -138,12 +138,17 @@ def compile_rules(loaded: rules.LoadedRuleSet) -> CompiledRuleSet:
 
 
 def case_conditions(loaded: rules.LoadedRuleSet) -> list[tuple[str, rules.Form]]:
-    """The case conditions the organisation rules read of their provider's cases, each once, by key."""
+    """The case conditions read of each judged case beyond its own rules, each once, by key: those
+    the organisation rules read of their provider's cases, and the ``among`` of case enablers and
+    barriers (the cases their shares are of)."""
     found: dict[str, rules.Form] = {}
     for rule in loaded.rules.organisation_rules:
         for _, scope, inner in form.nested(rule.when):
             if scope == form.CASE:
                 found.setdefault(form.condition_key(inner), inner)
+    for among in rules.factor_populations(loaded.rules).values():
+        if among is not None:
+            found.setdefault(form.condition_key(among.where), among.where)
     return sorted(found.items(), key=lambda pair: pair[0])
 
 

@@ -284,6 +284,11 @@ def share_attribute(kind: str, factor: str, group: str) -> str:
     return f"share__{kind}__{safe(factor)}__{safe(group)}"
 
 
+def relevant_attribute(kind: str, factor: str, group: str) -> str:
+    """How many of the group's cases an enabler or barrier can arise in (its share is of them)."""
+    return f"relevant__{kind}__{safe(factor)}__{safe(group)}"
+
+
 def gap_attribute(target: str, grouping: str) -> str:
     return f"gap__{target}__{safe(grouping)}"
 

@@ -38,12 +38,28 @@ def figure(group: dict | None, confidence: float = 0.95) -> str:
     """
     if not group or not group.get("applicable"):
         return "no applicable cases"
-    sufficient, applicable = group["counts"]["sufficient"], group["applicable"]
-    count = f"{sufficient} of {applicable}"
-    bounds = interval(group)
+    return counted(group["counts"]["sufficient"], group["applicable"], group.get("percent"), interval(group), confidence)
+
+
+def line_figure(group: dict | None, confidence: float = 0.95) -> str:
+    """A line of enquiry's % met of the cases where it was relevant, worded as :func:`figure`.
+
+    >>> line_figure({"met": 3, "relevant": 5, "percent": 60.0, "interval": [23.1, 88.2]})
+    '3 of 5 (95% interval 23–88%)'
+    >>> line_figure({"met": 0, "relevant": 0, "not_applicable": 4, "percent": None})
+    'not relevant in any case'
+    """
+    if not group or not group.get("relevant"):
+        return "not relevant in any case"
+    return counted(group["met"], group["relevant"], group.get("percent"), interval(group), confidence)
+
+
+def counted(part: int, whole: int, percent: float | None, bounds: tuple[int, int] | None, confidence: float) -> str:
+    """``56% (23 of 41; 95% interval 41–70%)``, or the count alone below COUNT_ONLY_BELOW."""
+    count = f"{part} of {whole}"
     stated = f"{level(confidence)} interval {bounds[0]}–{bounds[1]}%" if bounds else ""
-    if applicable >= COUNT_ONLY_BELOW and group.get("percent") is not None:
-        return f"{round(group['percent'])}% ({count}{'; ' + stated if stated else ''})"
+    if whole >= COUNT_ONLY_BELOW and percent is not None:
+        return f"{round(percent)}% ({count}{'; ' + stated if stated else ''})"
     return f"{count} ({stated})" if stated else count
 
 
@@ -304,9 +320,9 @@ def _strengths_and_areas(report: dict, label, ratings: dict, names) -> Section:
                     (strengths if finding["value"] == "sufficient" else areas).append(
                         f"{criterion} {ids[criterion]} — {words(finding['value'])} for {organisation['organisation']}")
         for factor in sorted(factors, key=lambda f: (-f["groups"][ALL]["cases"], f["id"])):
-            if factor.get("criterion") in ids or factor.get("standard") == standard["id"]:
-                (strengths if factor["kind"] == "enabler" else areas).append(
-                    f"{factor['text']}: {factor['groups'][ALL]['cases']} of {factor['groups'][ALL]['of']} cases")
+            if (factor.get("criterion") in ids or factor.get("standard") == standard["id"]) \
+                    and factor["groups"][ALL]["cases"]:
+                (strengths if factor["kind"] == "enabler" else areas).append(factor_line(factor))
         if not strengths and not areas:
             continue
         part = Section(f"{names.one('standard')} {standard['id']}: {standard['title']}", f"strengths-{standard['id']}")
@@ -480,12 +496,23 @@ def _criterion(criterion: dict, aggregates: dict, report: dict, columns, label, 
     section = Section(f"{criterion['id']} {criterion['title']}", f"criterion-{criterion['id']}")
     target = aggregates["targets"].get(criterion["id"], {})
     groups = target.get("groups", {})
-    section.blocks.append(Table(["Cases", "Sufficient"], [[capital(label(c)), figure(groups.get(c), aggregates.get("confidence", 0.95))] for c in columns]))
+    confidence = aggregates.get("confidence", 0.95)
+    lines = [line for line in aggregates.get("lines", {}).values() if line["criterion"] == criterion["id"]]
+    if lines:  # the framework's own figures first: each line met in how many of the cases where it was relevant
+        section.blocks.append(Table([wording.Names(report).one("item"), *[capital(label(c)) for c in columns]],
+                                    [[line["id"], *[line_figure(line["groups"].get(c), confidence) for c in columns]]
+                                     for line in lines], anchor=f"lines-{criterion['id']}"))
+        section.blocks.append(f"Each {wording.Names(report).lower('item')}: met (answered yes) in how many of the cases "
+                              "where it was relevant (answered anything but not applicable).")
+    section.blocks.append(Table(["Cases", "Sufficient"], [[capital(label(c)), figure(groups.get(c), confidence)] for c in columns]))
+    if lines:
+        section.blocks.append(f"{wording.Names(report).one('criterion')} judged sufficient: the rule set's roll-up of "
+                              f"its {wording.Names(report).lower('item', 2)} (see how these findings were reached).")
     section.blocks += _rating_line(criterion["id"], ratings, columns, label)
     factors = [f for f in aggregates.get("factors", {}).values() if f.get("criterion") == criterion["id"]]
     for kind, heading in (("enabler", "What helped"), ("barrier", "What got in the way")):
-        listed = [f"{f['text']}: {f['groups'][ALL]['cases']} of {f['groups'][ALL]['of']} cases"
-                  for f in sorted(factors, key=lambda f: (-f["groups"][ALL]["cases"], f["id"])) if f["kind"] == kind]
+        listed = [factor_line(f) for f in sorted(factors, key=lambda f: (-f["groups"][ALL]["cases"], f["id"]))
+                  if f["kind"] == kind and f["groups"][ALL]["cases"]]
         if listed:
             section.blocks.append(f"{heading}:")
             section.blocks.append(Bullets(listed))
@@ -498,6 +525,13 @@ def _criterion(criterion: dict, aggregates: dict, report: dict, columns, label, 
         section.blocks.append(Quote(example["note"], f"{where}, {example['item']} answered {words(example['answer'])}; "
                                                      f"finding {example['finding']}"))
     return section
+
+
+def factor_line(factor: dict) -> str:
+    """"Contact too infrequent: 3 of 5 cases with a licence" — the share
+    of the cases where it can arise (``among``), else of every case."""
+    figures = factor["groups"][ALL]
+    return f"{factor['text']}: {figures['cases']} of {figures['of']} {factor.get('among') or 'cases'}"
 
 
 def gap_lines(target: dict, label) -> list[str]:

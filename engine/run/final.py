@@ -115,8 +115,11 @@ def _figures(content: dict, reviewed: Report, compiled: compiler.CompiledRuleSet
                                          "run the sample again, and review the new run")])
         factors = {("barrier", b["id"]) for b in case["barriers"]} | {("enabler", e["id"]) for e in case["enablers"]}
         records.append(aggregate.CaseRecord(case["case"], case["groups"],
-                                            {c: f["value"] for c, f in case["findings"].items()}, frozenset(factors)))
+                                            {c: f["value"] for c, f in case["findings"].items()}, frozenset(factors),
+                                            frozenset(case.get("matched", []))))
     aggregates = aggregate.build(records, loaded)
+    # the inspectors' answers are not what a review decides: line figures stay the engine run's
+    aggregates["lines"] = content.get("aggregates", {}).get("lines", aggregates["lines"])
     slots = 2 * len(framework.vocabulary.providers) * len(aggregates["targets"])
     return {"aggregates": aggregates, "labels": group_labels.labels(framework, aggregates["group_sizes"]),
             "sample_judgement": run.judge_sample(compiler.compile_sample(loaded), aggregates,

@@ -184,7 +184,22 @@ def case_evaluated(compiled: compiler.CompiledRuleSet, case: sample.Loaded,
     if case.model.judgements:
         result["judgements"] = judgement_rows(compiled, case.model, evaluation, judgement)
     expected = expectations(compiled, evaluation.fact)
-    return result, not_assessed_warnings(result, case, expected) + applicability_warnings(case, expected), evaluation
+    found = not_assessed_warnings(result, case, expected) + applicability_warnings(case, expected)
+    return result, found + rule_warnings(compiled, evaluation, case), evaluation
+
+
+def rule_warnings(compiled: compiler.CompiledRuleSet, evaluation, case: sample.Loaded) -> list[Diagnostic]:
+    """The ``warning`` of every rule that fired on the case, at the first item it cites that the
+    inspector answered (else at the case)."""
+    found = []
+    for index in evaluation.fired:
+        rule = compiled.rules[index].rule
+        if getattr(rule, "warning", None):
+            answered = next((item for item in rule.cites if item in case.model.evidence), None)
+            at = ("evidence", answered, "answer") if answered else ("case",)
+            found.append(case.document.diagnostic(at, "rule_warning", f"{rule.warning} (rule {rule.id})",
+                                                  "record it in the case file, or check the answer", severity="warning"))
+    return found
 
 
 def judgement_rows(compiled: compiler.CompiledRuleSet, model, evaluation, judgement) -> list[dict]:
@@ -213,18 +228,22 @@ class Expectation(NamedTuple):
     item: str
     expected: bool   # core, or its expected_when holds for this case
     core: bool       # counted in every case
-    protected: bool  # a protection line, in a case where protection is the priority
+    protected: bool  # short of met is decisive in this case: a protection line where protection is the
+    #                  priority, or a decisive_when line whose condition holds
+    key: bool = False  # not met is decisive in this case: a key line, or a key_when line whose condition holds
 
 
 def expectations(compiled: compiler.CompiledRuleSet, fact: dict) -> dict[str, list[Expectation]]:
     """Per declared case criterion, what the case context says of each line it counts, read from
     the declarations (their conditions lowered and tested on the case's fact)."""
     found: dict[str, list[Expectation]] = {}
-    for declared, when, protection_when in _declared_conditions(compiled):
+    for declared, when, protection_when, key_when, decisive_when in _declared_conditions(compiled):
         priority = protection_when is not None and conditions.holds(protection_when, fact)
         found[declared.criterion] = [
             Expectation(item, item in declared.core or conditions.holds(when[item], fact), item in declared.core,
-                        priority and item in declared.protection)
+                        (priority and item in declared.protection)
+                        or (item in decisive_when and conditions.holds(decisive_when[item], fact)),
+                        item in declared.key or (item in key_when and conditions.holds(key_when[item], fact)))
             for item in declared.core + list(declared.expected_when)]
     return found
 
@@ -237,7 +256,9 @@ def _declared_conditions(compiled: compiler.CompiledRuleSet) -> list[tuple]:
         context = {"framework": compiled.loaded.framework}
         lowered = lambda raw: conditions.lower(parse(raw, context=context), compiled.schema)  # noqa: E731
         return [(declared, {item: lowered(raw) for item, raw in declared.expected_when.items()},
-                 None if declared.protection_when is None else lowered(declared.protection_when))
+                 None if declared.protection_when is None else lowered(declared.protection_when),
+                 {item: lowered(raw) for item, raw in declared.key_when.items()},
+                 {item: lowered(raw) for item, raw in declared.decisive_when.items()})
                 for declared in compiled.ruleset.criteria]
 
     return compiled.cached(("declared conditions",), make)
@@ -275,13 +296,15 @@ def applicability_warnings(case: sample.Loaded, expected: dict[str, list[Expecta
             if line.expected and line.protected and entry.answer == "not_applicable":
                 found.append(case.document.diagnostic(
                     at, "expected_not_applicable",
-                    f"{line.item} is answered not_applicable, but it is a public protection line and protection is "
-                    f"the priority in this case: criterion {criterion} cannot be sufficient without it",
+                    f"{line.item} is answered not_applicable, but it is decisive in this case (a protection line "
+                    f"where protection is the priority, or a line the case context makes decisive): criterion "
+                    f"{criterion} cannot be sufficient without it",
                     "answer the line, or check the case's context fields", severity="warning"))
             elif line.expected and not line.core and entry.answer == "not_applicable":
                 found.append(case.document.diagnostic(
                     at, "expected_not_applicable", f"{line.item} is answered not_applicable but the case context "
-                    "expects it", "check the answer, or the case's context fields", severity="warning"))
+                    f"shows the condition it is about: criterion {criterion} cannot be sufficient without it",
+                    "answer the line, or check the case's context fields", severity="warning"))
             elif not line.expected and entry.answer != "not_applicable":
                 found.append(case.document.diagnostic(
                     at, "answered_not_expected",

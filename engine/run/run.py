@@ -131,7 +131,10 @@ def judge_case(compiled: compiler.CompiledRuleSet, case, observe: Observer | Non
     record = dataclasses.replace(aggregate.record(loaded.model, result, compiled.loaded.framework),
                                  matched=compiler.cases_matched(compiled, evaluation.fact))
     warnings = [d.as_dict() for d in found]
-    return result["case"], encode(result), {**summary(result), "groups": record.groups}, record, warnings
+    # matched: the case conditions it meets that others read (provider_cases, a barrier's among), so
+    # figures recomputed from report.json after review count the same relevant cases
+    return (result["case"], encode(result), {**summary(result), "groups": record.groups,
+                                             "matched": sorted(record.matched)}, record, warnings)
 
 
 class JudgedCases:

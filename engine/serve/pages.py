@@ -208,8 +208,12 @@ def run_page(reader: Reader, run: int, page: int) -> dict:
             for criterion in standard["criteria"]:
                 target = targets.get(criterion["id"], {})
                 gaps = draft.gap_lines(target, label) if target else []  # the report's own wording
+                lines = [{"id": line["id"], "figures": [draft.line_figure(line["groups"].get(g), confidence)
+                                                        for g in groups]}
+                         for line in report["aggregates"].get("lines", {}).values()
+                         if line["criterion"] == criterion["id"]]
                 entry["criteria"].append({"id": criterion["id"], "title": criterion["title"],
-                                          "figures": figures(criterion["id"]), "gaps": gaps})
+                                          "figures": figures(criterion["id"]), "gaps": gaps, "lines": lines})
         standards.append(entry)
     organisations = {o["organisation"]: o for o in report.get("organisations", [])}
     criteria = [c["id"] for s in report["standards"] if s["scope"] == "case" for c in s["criteria"]]

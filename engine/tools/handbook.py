@@ -94,6 +94,8 @@ def _method(declaration, facts: dict[str, str], framework) -> dict:
             "expected_when": [{"item": item, "when": when(c)} for item, c in declaration.expected_when.items()],
             "key": list(declaration.key), "protection": list(declaration.protection),
             "protection_when": when(declaration.protection_when) if declaration.protection_when else None,
+            "key_when": [{"item": item, "when": when(c)} for item, c in declaration.key_when.items()],
+            "decisive_when": [{"item": item, "when": when(c)} for item, c in declaration.decisive_when.items()],
             "threshold": f"{declaration.threshold:g}", "rationale": declaration.rationale}
 
 

@@ -53,6 +53,8 @@ class Expectation(models.Strict):
                                                 "unrated (no band concluded).")
     recommendations: list[str] = Field(default_factory=list, description="Sample tests: recommendation ids.")
     not_recommendations: list[str] = Field(default_factory=list)
+    recommended_to: dict[str, list[str]] = Field(
+        default_factory=dict, description="Sample tests: recommendation id -> every body it is addressed to, exactly.")
     organisations: dict[str, dict[str, str]] = Field(default_factory=dict,
                                                      description="Sample tests: provider -> criterion -> finding.")
     organisation_barriers: dict[str, list[str]] = Field(
@@ -356,6 +358,11 @@ def _run_sample(document, rules_path: Path, sections: Sections, test: RuleTest, 
                  and ratings.get(target, "unrated") != band]
     failures += _compare_ids("recommendation", expect.recommendations, expect.not_recommendations,
                              [r["id"] for r in judged["recommendations"]])
+    for recommendation_id, wanted in expect.recommended_to.items():
+        addressed = sorted({to for r in judged["recommendations"] if r["id"] == recommendation_id for to in r["to"]})
+        if addressed != sorted(set(wanted)):
+            failures.append(f"expected recommendation {recommendation_id} addressed to "
+                            f"{', '.join(sorted(set(wanted))) or 'nobody'}, got {', '.join(addressed) or 'nobody'}")
     failures += _compare_ids("enabler", expect.enablers, expect.not_enablers, [e["id"] for e in judged["enablers"]])
     failures += _compare_ids("barrier", expect.barriers, expect.not_barriers, [b["id"] for b in judged["barriers"]])
     organisations_found = {o["organisation"]: {c: f["value"] for c, f in o["findings"].items()}
@@ -451,7 +458,7 @@ def _with_rule(loaded, section: str, index: int, rule):
 def _factors(loaded) -> set:
     """The enablers and barriers the case rules can conclude (what the sample rules read)."""
     from engine.check import rules as language
-    return {(type(c).__name__, getattr(c, "enabler", None) or getattr(c, "barrier", None))
+    return {(type(c).__name__, (getattr(c, "enabler", None) or getattr(c, "barrier", None)).model_dump_json())
             for r in loaded.rules.rules for c in r.then
             if isinstance(c, (language.EnablerConclusion, language.BarrierConclusion))}
 

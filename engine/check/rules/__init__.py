@@ -48,6 +48,7 @@ from engine.check.rules.ruleset import (
     SampleRule,
     SampleSettings,
     facts_read,
+    factor_populations,
     groupings,
 )
 
@@ -55,5 +56,5 @@ __all__ = [
     "BarrierConclusion", "Conclusion", "Condition", "EnablerConclusion", "FactConclusion", "FindingConclusion",
     "Form", "LoadedRuleSet", "PLACEHOLDERS", "RatingConclusion", "RecommendationConclusion", "Rule",
     "RuleSet", "SampleBarrierConclusion", "SampleCondition", "SampleConclusion", "SampleEnablerConclusion",
-    "SampleRule", "SampleSettings", "facts_read", "forms", "from_document", "groupings", "load", "walk",
+    "SampleRule", "SampleSettings", "facts_read", "factor_populations", "forms", "from_document", "groupings", "load", "walk",
 ]

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field
 
 from engine.check.models import Strict
+from engine.check.rules.conditions import Condition
 from engine.check.rules.form import as_list, one_key_union
 from engine.check.rules.terms import CriterionId, FactName, Provider, RuleId, StandardId, Target
 
@@ -20,10 +21,21 @@ class FindingBody(Strict):
     value: Finding = Field(description="sufficient | insufficient | not_applicable")
 
 
+class Among(Strict):
+    """The cases where an enabler or barrier can arise: its shares across the sample are of them."""
+
+    where: Condition = Field(description="A case condition choosing those cases, e.g. {flag: child_safeguarding}.")
+    cases: str = Field(min_length=1, description="Those cases in words, for the report, e.g. \"cases with child "
+                                                 "safeguarding concerns\".")
+
+
 class FactorBody(Strict):
     id: RuleId = Field(description="Stable id, e.g. children-harm-unassessed.")
     text: str = Field(min_length=1, description="The enabler or barrier in words, for the report.")
     criterion: CriterionId = Field(description="The criterion it bears on, quoted, e.g. \"3.6\".")
+    among: Among | None = Field(default=None, description=(
+        "Case rules: the cases where it can arise, so its share is of the relevant cases (a case with it counts as "
+        "one of them); omit for every case."))
 
 
 class FindingConclusion(Strict):

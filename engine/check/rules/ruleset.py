@@ -51,6 +51,9 @@ class Rule(Strict):
     priority: int = Field(default=0, description="Higher wins when rules conclude different findings on a criterion.")
     when: Condition = Field(description="The condition, a mapping with one key: all, any, not, answer, flag, ...")
     then: Annotated[list[Conclusion], Field(min_length=1)] = Field(description="What follows when the condition holds.")
+    warning: str | None = Field(default=None, min_length=1, description=(
+        "Shown to the inspector, at the first answered item the rule cites, whenever the rule fires: e.g. answers "
+        "that establish a context the case's own fields do not record."))
 
 
 class SampleRule(Strict):
@@ -105,9 +108,10 @@ class SampleSettings(Strict):
         "A gap is flagged only when Fisher's exact test (two-sided) gives a p-value below this level."))
     confidence: float = Field(default=0.95, gt=0, lt=1, description=(
         "The confidence level of the Wilson interval shown with every percentage."))
-    adjust: Literal["none", "holm", "fdr_bh"] = Field(default="none", description=(
+    adjust: Literal["none", "holm", "fdr_bh"] = Field(default="holm", description=(
         "How the p-values of a run's comparisons are adjusted for their number before they are held against "
-        "`significance`: none; holm (Holm-Bonferroni, the chance of any false flag kept below the level); "
+        "`significance`: holm (the default: Holm-Bonferroni, the chance of any false flag kept below the level); "
+        "none; "
         "fdr_bh (Benjamini-Hochberg, the expected share of false flags kept below the level)."))
     bands: list[str] = Field(default_factory=list, description="Rating bands, best first; the worst concluded wins. "
                              "Leave out for a rule set that issues no bands (percentages only).")
@@ -230,6 +234,7 @@ def _identity_problems(ruleset: RuleSet) -> list[InitErrorDetails]:
                                     f"fact {fact.id!r} is declared twice", "declare each fact once"))
         declared.setdefault(fact.id, index)
     seen: dict[str, tuple] = {}
+    populations: dict[tuple[str, str], tuple] = {}
     sections = (("rules", ruleset.rules), ("organisation_rules", ruleset.organisation_rules),
                 ("sample_rules", ruleset.sample_rules))
     for section, section_rules in sections:
@@ -240,7 +245,19 @@ def _identity_problems(ruleset: RuleSet) -> list[InitErrorDetails]:
                                         f"rule id {rule.id!r} is already used by {seen[rule.id][0]} "
                                         f"{seen[rule.id][1] + 1}", "give each rule its own id"))
             seen.setdefault(rule.id, here)
-            for loc, name in facts_read(rule.when, here + ("when",)):
+            read = facts_read(rule.when, here + ("when",))
+            for c_index, conclusion in enumerate(rule.then):
+                for kind in ("barrier", "enabler"):
+                    among = getattr(getattr(conclusion, kind, None), "among", None)
+                    if among is not None:
+                        read += facts_read(among.where, here + ("then", c_index, kind, "among", "where"))
+                        first = populations.setdefault((kind, getattr(conclusion, kind).id), (among, here))
+                        if first[0] != among:
+                            problems.append(problem(here + ("then", c_index, kind, "among"), None, "inconsistent_factor",
+                                                    f"the {kind} {getattr(conclusion, kind).id!r} has another among: in "
+                                                    f"{first[1][0]} {first[1][1] + 1}",
+                                                    "give every rule concluding it the same among"))
+            for loc, name in read:
                 if name not in declared:
                     problems.append(problem(loc, name, "unknown_fact", f"fact {name!r} is not declared",
                                             did_you_mean(name, list(declared), "declared facts")))
@@ -297,7 +314,27 @@ def _scope_problems(rule: Rule, here: tuple, scope: str, framework: models.Frame
             problems.append(problem(here + ("then", index), body.criterion, "wrong_scope",
                                     f"criterion {body.criterion!r} is not judged in {scope} evidence",
                                     f"conclusions on it belong in {other}"))
+        among = getattr(body, "among", None)
+        if among is not None:
+            at = here + ("then", index, "barrier" if hasattr(conclusion, "barrier") else "enabler", "among")
+            if scope != form.CASE:
+                problems.append(problem(at, None, "wrong_scope", "among names cases, but this is an organisation rule",
+                                        "say among: on case rules' enablers and barriers only"))
+            else:
+                problems += _condition_scope_problems(among.where, at + ("where",), form.CASE, framework)
     return problems
+
+
+def factor_populations(ruleset: RuleSet) -> dict[tuple[str, str], Any]:
+    """Each case enabler and barrier with the ``among`` its rules give it (None: every case)."""
+    found: dict[tuple[str, str], Any] = {}
+    for rule in ruleset.rules:
+        for conclusion in rule.then:
+            for kind in ("barrier", "enabler"):
+                body = getattr(conclusion, kind, None)
+                if body is not None and found.get((kind, body.id)) is None:
+                    found[(kind, body.id)] = body.among
+    return found
 
 
 @dataclasses.dataclass

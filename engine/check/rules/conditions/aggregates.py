@@ -128,17 +128,21 @@ class ShareCondition(Form):
     def describe(self, bindings: dict | None = None) -> str:
         kind, name = self.body.factor
         provider = group_of(self.body, bindings or {})
-        return f"the share of {provider + ' ' if provider else ''}cases with the {kind} {name} is {self.body.words()}"
+        return (f"the share of {provider + ' ' if provider else ''}cases with the {kind} {name}, of the cases where it "
+                f"can arise, is {self.body.words()}")
 
     def lower(self, low):
+        """Of the cases where the factor can arise (its ``among``): at least min_group_size of them."""
         group = _group(self.body, low)
-        return low.all([low.compare(low.names.cases_attribute(group), ">=", float(low.min_group_size)),
+        return low.all([low.compare(low.names.relevant_attribute(*self.body.factor, group), ">=",
+                                    float(low.min_group_size)),
                         _bounded(low, low.names.share_attribute(*self.body.factor, group), self.body)])
 
     def aggregates(self, view, bindings: dict) -> list[dict]:
         factor = ":".join(self.body.factor)
         key = _group_key(self.body, bindings)
-        return [{"factor": factor, "group": key, **view.aggregates["factors"][factor]["groups"].get(key, {})}]
+        found = view.aggregates["factors"][factor]
+        return [{"factor": factor, "group": key, "among": found.get("among"), **found["groups"].get(key, {})}]
 
 
 class GapTest(Strict):
