@@ -211,9 +211,23 @@ def test_every_response_carries_a_strict_csp_and_no_script(web):
         assert "http://" not in response.text and "https://" not in response.text  # nothing from elsewhere
 
 
+def test_the_run_page_shows_the_criteria_chart_as_an_image_with_its_figures_in_words(web):
+    page = web.get("/runs/1").text
+    figure = re.search(r'<figure class="chart" id="criteria-chart"><img src="/runs/1/charts/criteria.svg" alt="([^"]+)"',
+                       page)
+    assert figure and "95% intervals" in figure.group(1) and "table" in figure.group(1)
+    chart = web.get("/runs/1/charts/criteria.svg")
+    assert chart.status_code == 200 and chart.headers["content-type"].startswith("image/svg+xml")
+    assert chart.text.startswith("<svg") and "<script" not in chart.text.lower() and "3.1" in chart.text
+    assert "default-src 'none'" in chart.headers["content-security-policy"]
+    assert chart.text == web.get("/runs/1/charts/criteria.svg").text  # drawn the same every time
+    assert web.get("/runs/99/charts/criteria.svg").status_code == 404
+
+
 def test_a_hostile_note_is_shown_as_escaped_text_on_every_page(web):
     for url in ("/runs/1/cases/NW-006", "/runs/1"):
         text = web.get(url).text
+        text = text.replace('<img src="/runs/1/charts/criteria.svg"', "")  # the run's own chart, not the note
         assert HOSTILE not in text and "<img" not in text and "<script" not in text
     case = web.get("/runs/1/cases/NW-006").text
     assert ("&lt;script&gt;window.__pwned = 1&lt;/script&gt;&lt;img src=x onerror=&#34;window.__pwned = 2&#34;&gt;"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 from scipy import stats
@@ -212,7 +213,9 @@ def _check_report(report: dict) -> None:
     assert len(found) > 100
     for where, figures in found:
         interval = figures.get("interval", figures.get("percent_interval"))
-        if figures["percent"] is None:
+        pooled_unshown = figures.get("interval_method") == "cluster bootstrap by case" and not re.search(
+            r"/groups/(all|provider:[^/]+)$", where)
+        if figures["percent"] is None or pooled_unshown:  # a pooled figure no report shows carries none
             assert interval is None, where
         else:
             assert isinstance(interval, list) and len(interval) == 2, where
@@ -338,3 +341,37 @@ def test_an_adjusted_comparison_says_both_p_values_and_the_method_says_how_many_
     report["aggregates"] = _two_criteria("none")
     method = " ".join(b for b in draft._method(report).blocks if isinstance(b, str))
     assert "with no adjustment for the 3 comparisons tested" in method
+
+
+def test_a_pooled_figure_accounts_for_several_judgements_of_the_same_cases():
+    """Ten cases, each judged on three criteria, all three alike: 15 of 30 pairs but only ten
+    independent people. The cluster bootstrap's interval is wider than Wilson's on 30 pairs, close
+    to Wilson's on the ten people, and the same on every run."""
+    from engine.aggregate import statistics
+    alike = [(3, 3)] * 5 + [(0, 3)] * 5
+    pooled = statistics.clustered(alike, 0.95)
+    naive, people = statistics.wilson(15, 30, 0.95), statistics.wilson(5, 10, 0.95)
+    assert pooled == statistics.clustered(alike, 0.95)
+    assert pooled[1] - pooled[0] > naive[1] - naive[0] + 10
+    assert abs((pooled[1] - pooled[0]) - (people[1] - people[0])) < 12
+    # judgements that vary within each case carry more information: the interval narrows
+    mixed = statistics.clustered([(2, 3), (1, 3)] * 5, 0.95)
+    assert mixed[1] - mixed[0] < pooled[1] - pooled[0]
+    # every case alike: resampling cannot move the share, so the cases' own Wilson interval
+    assert statistics.clustered([(3, 3)] * 6, 0.95) == statistics.wilson(6, 6, 0.95)
+    assert statistics.clustered([], 0.95) is None
+
+
+def test_standard_figures_in_the_report_carry_the_clustered_interval(qi, tmp_path):
+    assert qi("run", SAMPLE, "--out", tmp_path / "out", "--jobs", "1").exit_code == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    standard = report["aggregates"]["targets"]["standard 3"]["groups"]["all"]
+    criterion = report["aggregates"]["targets"]["3.1"]["groups"]["all"]
+    assert standard["interval_method"] == "cluster bootstrap by case" and criterion["interval_method"] == "Wilson"
+    assert standard["interval"] != statistics_wilson(standard)
+    assert "resamples whole cases" in " ".join((tmp_path / "out" / "report.md").read_text(encoding="utf-8").split())
+
+
+def statistics_wilson(group: dict) -> list[float]:
+    from engine.aggregate import statistics
+    return statistics.wilson(group["counts"]["sufficient"], group["applicable"], 0.95)

@@ -50,19 +50,34 @@ def record(case: models.CaseFile, result: dict, framework: models.Framework) -> 
                       answers={item: entry.answer for item, entry in sorted(case.evidence.items())})
 
 
-def _figures(cases: dict[str, list[str]], minimum: int, confidence: float, listed: bool = True) -> dict:
+def _figures(cases: dict[str, list[str]], minimum: int, confidence: float, listed: bool = True,
+             pooled: bool = False, shown: bool | None = None) -> dict:
     """Counts and % sufficient; with ``listed``, the case references behind each count.
 
     ``people`` is the number of distinct cases among the applicable ones, and a group is ``small``
     when it has fewer people than ``minimum``: a standard pools case x criterion pairs (entries
-    ``REF:CRITERION``), and 4 people's 12 pairs are still 4 people."""
+    ``REF:CRITERION``), and 4 people's 12 pairs are still 4 people. A ``pooled`` figure's interval
+    accounts for that clustering (a bootstrap over cases); it is computed for the groups reports
+    show (the whole sample and each provider: ``shown``, by default ``listed``) and left out
+    (``None``) for the others."""
     counts = {value: len(cases[value]) for value in VALUES}
     applicable = counts["sufficient"] + counts["insufficient"]
     people = len({entry.split(":", 1)[0] for value in ("sufficient", "insufficient") for entry in cases[value]})
+    if pooled:
+        per_case: dict[str, list[int]] = {}
+        for value in ("sufficient", "insufficient"):
+            for entry in cases[value]:
+                tally = per_case.setdefault(entry.split(":", 1)[0], [0, 0])
+                tally[0] += value == "sufficient"
+                tally[1] += 1
+        shown = listed if shown is None else shown
+        bounds = statistics.clustered([tuple(t) for _, t in sorted(per_case.items())], confidence) if shown else None
+    else:
+        bounds = statistics.wilson(counts["sufficient"], applicable, confidence)
     figures = {"counts": counts, "applicable": applicable, "people": people,
                "percent": round(100 * counts["sufficient"] / applicable, 1) if applicable else None,
                "exact_percent": 100 * counts["sufficient"] / applicable if applicable else None,
-               "interval": statistics.wilson(counts["sufficient"], applicable, confidence),
+               "interval": bounds, "interval_method": "cluster bootstrap by case" if pooled else "Wilson",
                "small": people < minimum}
     if listed:
         figures["cases"] = {v: sorted(cases[v]) for v in VALUES}
@@ -166,7 +181,7 @@ def _target(kind: str, target_id: str, title: str, standard: str, grouped: dict,
             settings: rules.SampleSettings, plain: dict[str, str], unrecorded: set[str]) -> dict:
     """One criterion's or standard's figures per group, and its gaps. Groups too small, and groups
     whose characteristic was not recorded (``unrecorded``), are shown but never compared."""
-    groups = {key: _figures(cases, settings.min_group_size, settings.confidence, _listed(key))
+    groups = {key: _figures(cases, settings.min_group_size, settings.confidence, _listed(key), pooled=kind == "standard")
               for key, cases in sorted(grouped.items())}
     tested = kind == "criterion"
     gaps = {}
@@ -235,7 +250,7 @@ def _pool_groups(members: list[dict], minimum: int, confidence: float) -> dict:
     pooled = {}
     for key in keys:
         cases = {v: [c for m in members for c in m["groups"].get(key, {"cases": {v: []}})["cases"][v]] for v in VALUES}
-        pooled[key] = _figures(cases, minimum, confidence, listed=False)
+        pooled[key] = _figures(cases, minimum, confidence, listed=False, pooled=True, shown=True)
     return pooled
 
 

@@ -1,5 +1,6 @@
 """Statistics behind the sample's figures, from scipy.stats and statsmodels (never hand-typed
-formulas): the Wilson interval of a proportion, Fisher's exact test of two groups' proportions, and
+formulas): the Wilson interval of a proportion, a cluster bootstrap interval for proportions pooling
+several judgements of the same cases, Fisher's exact test of two groups' proportions, and
 the adjustment of a run's p-values for the number of comparisons.
 
 Percentages and their bounds are rounded to one decimal place, p-values to four, so that the
@@ -8,6 +9,7 @@ same inputs give byte-identical reports; decisions (``p < level``) use the unrou
 
 from __future__ import annotations
 
+import numpy as np
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
@@ -22,6 +24,31 @@ def wilson(successes: int, trials: int, confidence: float) -> list[float] | None
         return None
     found = stats.binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="wilson")
     return [round(100 * float(found.low), 1), round(100 * float(found.high), 1)]  # plain floats, not numpy's
+
+
+#: Resamples of the cluster bootstrap, and its fixed seed: the same cases give the same interval.
+RESAMPLES = 999
+SEED = 20160504
+
+
+def clustered(per_case: list[tuple[int, int]], confidence: float) -> list[float] | None:
+    """The interval of a pooled proportion — several judgements of the same case, e.g. a standard's
+    criteria — that accounts for their clustering by case: a percentile bootstrap resampling whole
+    cases (``scipy.stats.bootstrap``, seeded), in percent. ``per_case`` is each case's (met, judged).
+    Where every case gives the same share (all met, or none) resampling cannot move it, so the
+    interval is the Wilson interval of the cases themselves, as if each counted once."""
+    cases = [(met, judged) for met, judged in per_case if judged]
+    if not cases:
+        return None
+    met = np.array([m for m, _ in cases], dtype=float)
+    judged = np.array([j for _, j in cases], dtype=float)
+    shares = met / judged
+    if np.all(shares == shares[0]):
+        return wilson(int(round(shares[0] * len(cases))), len(cases), confidence)
+    found = stats.bootstrap((met, judged), lambda m, j, axis=-1: m.sum(axis=axis) / j.sum(axis=axis),
+                            paired=True, vectorized=True, n_resamples=RESAMPLES, confidence_level=confidence,
+                            method="percentile", rng=np.random.default_rng(SEED)).confidence_interval
+    return [round(100 * float(found.low), 1), round(100 * float(found.high), 1)]
 
 
 def fisher(first: tuple[int, int], second: tuple[int, int]) -> float | None:

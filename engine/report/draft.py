@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+from engine.report import charts
 from engine.report import ratings as rated
 from engine.report import wording
 
@@ -396,6 +397,34 @@ def _consistency(report: dict) -> Section:
     return section
 
 
+def criteria_chart(report: dict, columns: list[str], label) -> charts.Chart | None:
+    """Every case-scoped criterion's % sufficient per column (the sample, each provider), with its
+    interval, as a chart; None when no criterion has a figure."""
+    aggregates = report["aggregates"]
+    names = wording.Names(report)
+    rows = []
+    for standard in report["standards"]:
+        if standard["scope"] != "case":
+            continue
+        for criterion in standard["criteria"]:
+            groups = aggregates["targets"].get(criterion["id"], {}).get("groups", {})
+            points = []
+            for column in columns:
+                found = groups.get(column) or {}
+                bounds = found.get("interval") or [None, None]
+                points.append((found["percent"], bounds[0], bounds[1]) if found.get("percent") is not None else None)
+            rows.append((criterion["id"], points))
+    if not any(point for _, points in rows for point in points):
+        return None
+    level_words = level(aggregates.get("confidence", 0.95))
+    return charts.Chart(
+        title=f"{names.many('criterion')} judged sufficient, with {level_words} intervals",
+        axis="% of applicable cases judged sufficient", columns=[capital(label(c)) for c in columns], rows=rows,
+        alt=f"Chart: the % of applicable cases judged sufficient on each {names.lower('criterion')}, for the whole "
+            f"sample and each {names.lower('organisation')}, with {level_words} intervals as whiskers. The same "
+            f"figures are in each {names.lower('criterion')}'s table.")
+
+
 def _key_facts(report: dict, columns: list[str], label) -> Section:
     aggregates = report["aggregates"]
     names = wording.Names(report)
@@ -426,6 +455,9 @@ def _key_facts(report: dict, columns: list[str], label) -> Section:
         rows.append(row)
     section.blocks.append("Cases judged sufficient, of the cases where each standard applied:")
     section.blocks.append(Table([names.one("standard")] + [capital(label(c)) for c in columns], rows, anchor="headline"))
+    chart = criteria_chart(report, columns, label)
+    if chart is not None:
+        section.blocks.append(chart)
     if rated.method(report):
         section.blocks.append(f"Ratings: {rated.method(report)}")
     flagged = _flagged_gaps(aggregates, label)
@@ -606,7 +638,10 @@ def _method(report: dict) -> Section:
         adjustment = (f"with p-values adjusted for {counted} by the {ADJUSTMENT_WORDS[tests['adjust']]}"
                       if tests["adjust"] != "none" else f"with no adjustment for {counted}")
         section.blocks.append(
-            f"Each percentage is shown with its Wilson {level(aggregates['confidence'])} interval. A difference "
+            f"Each percentage of one {names.lower('criterion')} is shown with its Wilson "
+            f"{level(aggregates['confidence'])} interval; a {names.lower('standard')}'s percentage pools several "
+            f"{names.lower('criterion', 2)} of the same cases, so its interval comes from a bootstrap that resamples "
+            "whole cases (judgements of one person are not independent). A difference "
             f"between two groups is reported only when it is at least {aggregates['gap_points']:g} points and "
             f"Fisher's exact test on the two groups gives p below {aggregates['significance']:g}, {adjustment}; "
             "for several groups, the highest and lowest are tested. Nothing is adjusted for case mix. A reported "

@@ -23,7 +23,7 @@ from pathlib import Path
 from engine.base import render
 from engine.base.diagnostics import Diagnostic, InputError
 from engine.compile import facts
-from engine.report import draft, redact, word, wording
+from engine.report import charts, draft, redact, word, wording
 from engine.report.model import Report
 
 FILES = ("report.json", "report.md", "report.html", "report.docx", "trace.jsonl")
@@ -67,7 +67,7 @@ def _view(report: Report) -> dict:
     plain = report.get("labels", {})
     return {"r": report, "names": wording.Names(report), "ratings": ratings, "groups": groups, "traces": traces, "figure": functools.partial(draft.figure, confidence=report["aggregates"].get("confidence", 0.95)),
             "label": lambda key: plain.get(key) or (key.partition(":")[2] or key).replace("_", " "),
-            "trace_limit": HTML_TRACE_LIMIT, "agreement_words": wording.agreement_words,
+            "trace_limit": HTML_TRACE_LIMIT, "agreement_words": wording.agreement_words, "chart_svg": charts.svg,
             "what_if_summary": wording.what_if_summary,
             "review_account": functools.partial(draft.review_account, label=lambda key: plain.get(key) or key),
             "decisions": {(d["case"], d["criterion"]): d for d in report.get("review", {}).get("decisions", [])},

@@ -8,13 +8,14 @@ A view of :mod:`engine.report.draft`, like report.md and report.html.
 from __future__ import annotations
 
 import datetime
+import io
 
 import docx
 from docx.enum.section import WD_ORIENT
 from docx.enum.text import WD_BREAK
 from docx.shared import Mm
 
-from engine.report import draft
+from engine.report import charts, draft
 
 #: Word's own style names, so the document follows whatever template an inspectorate applies.
 TABLE_STYLE = "Light Grid Accent 1"
@@ -65,6 +66,9 @@ def _section(doc, section: draft.Section, level: int) -> None:
                 doc.add_paragraph(entry, style="List Bullet")
         elif isinstance(block, draft.Table):
             _table(doc, block)
+        elif isinstance(block, charts.Chart):
+            doc.add_picture(io.BytesIO(charts.png(block)), width=Mm(150))
+            doc.add_paragraph(block.alt)
         elif isinstance(block, draft.Quote):
             quote = doc.add_paragraph(f"“{block.text}”", style="Quote")
             quote.add_run().add_break(WD_BREAK.LINE)

@@ -104,6 +104,15 @@ async def run(request: Request) -> Response:
     return page(request, "run.html.j2", **view)
 
 
+async def chart(request: Request) -> Response:
+    """The run's chart of % sufficient per criterion and provider, as SVG (an image: the page that
+    shows it carries no script, and the image none either)."""
+    drawn = pages.criteria_chart(_workspace(request).reader, request.path_params["run"])
+    if drawn is None:
+        raise HTTPException(404, "no figures to chart")
+    return Response(drawn, media_type="image/svg+xml")
+
+
 async def case(request: Request) -> Response:
     reference = request.path_params["case"]
     if not CASE_REF.fullmatch(reference):
@@ -240,6 +249,7 @@ def create(db_path: str | Path, read_only: bool = False, samples: list[Path] = (
         Route("/", runs),
         Route("/runs/{run:int}", run),
         Route("/runs/{run:int}/cases/{case}", case),
+        Route("/runs/{run:int}/charts/criteria.svg", chart),
         Route("/review", review_index),
         Route("/runs/{run:int}/review", queue),
         Route("/runs/{run:int}/decisions", decide, methods=["POST"]),

@@ -16,7 +16,8 @@ import threading
 from pathlib import Path
 
 from engine.base.diagnostics import InputError
-from engine.report import draft, ratings as rated
+from engine.report import charts, draft
+from engine.report import ratings as rated
 from engine.run import final
 from engine.store import review
 from engine.store import store as audit
@@ -181,6 +182,14 @@ def groups_of(report: dict) -> list[str]:
     return [ALL] + [f"provider:{p}" for p in report["sample"]["providers"]]
 
 
+def criteria_chart(reader: Reader, run: int) -> str | None:
+    """The SVG of the run's criteria chart (the report's own), None when nothing has a figure."""
+    report = reader.report(reader.seq(run))
+    labels = report.get("labels", {})
+    drawn = draft.criteria_chart(report, groups_of(report), lambda key: labels.get(key) or plain(key))
+    return None if drawn is None else charts.svg(drawn)
+
+
 def run_page(reader: Reader, run: int, page: int) -> dict:
     """A run: its record, the headline per standard and provider, every criterion per provider
     with gaps, recommendations, consistency (when the report has it) and one page of its cases."""
@@ -220,7 +229,8 @@ def run_page(reader: Reader, run: int, page: int) -> dict:
     return {"seq": seq, "r": report, "groups": groups, "label": label, "standards": standards,
             "gaps_flagged": any(c["gaps"] for s in standards for c in s["criteria"]), "organisations": organisations,
             "criteria": criteria, "cases": Page.of(report["cases"], page),
-            "verify": verify_status(reader.verification(wait=False), seq), "rating_method": rated.method(report)}
+            "verify": verify_status(reader.verification(wait=False), seq), "rating_method": rated.method(report),
+            "chart": draft.criteria_chart(report, groups, label)}
 
 
 def evidence_seen(node) -> list[dict]:
