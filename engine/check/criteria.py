@@ -294,12 +294,18 @@ def rules_for(d: Declaration, framework: models.Framework) -> tuple[list[dict], 
         if i not in d.expected_when:
             assessed.append({"any": [{"not": d.protection_when},
                                      {"not": {"any_answer": {"items": [i], "in": scale.not_applicable}}}]})
+    for i, cond in d.decisive_when.items():  # so must a line decisive in this case
+        if i not in d.expected_when:
+            assessed.append({"any": [{"not": cond},
+                                     {"not": {"any_answer": {"items": [i], "in": scale.not_applicable}}}]})
     core_protection = [i for i in d.protection if i not in d.expected_when]
     protected = (f" Where protection is the priority, a protection line ({', '.join(core_protection)}) "
                  f"answered {na} is not an assessment of it: the protection evidence is missing."
                  if core_protection else "")
     conditioned = (f" A line expected because the case shows its condition ({conditional}) answered {na} is not "
                    "an assessment of it: the case shows the condition the line is about." if d.expected_when else "")
+    conditioned += (f" Nor is a line decisive in this case ({', '.join(d.decisive_when)}) answered {na} where its "
+                    "condition holds." if d.decisive_when else "")
     made.append({
         "id": f"{c}-expected-lines-assessed", "title": f"{c}: every expected line of enquiry assessed",
         "rationale": f"Lines expected in every case ({', '.join(d.core) or 'none'}) and lines the case context "
