@@ -145,3 +145,33 @@ def test_a_rule_test_checks_to_whom_a_recommendation_is_addressed(qi, tmp_path):
     result = qi("rules", "test", tests)
     assert result.exit_code == 1
     assert "expected recommendation respond-to-non-compliance addressed to CRC, NPS, got NPS" in result.stdout
+
+
+def test_sources_at_least_reads_how_many_sources_the_evidence_lists(compile_rules, tmp_path):
+    from engine.run import pipeline
+    compiled = compile_rules(
+        'rules:\n  - {id: two, title: T, rationale: R, when: {sources_at_least: {item: 3.1.h, n: 2}}, '
+        'then: [{barrier: {id: b, text: B, criterion: "3.1"}}]}\n')
+    for sources, fires in (("[oasys]", False), ("[oasys, review]", True), ("[oasys, review, interview]", True),
+                           ("[]", False)):
+        case = tmp_path / "S-1.yaml"
+        case.write_text(case_yaml(reference="S-1").replace(
+            "evidence: {}", f"evidence:\n  3.1.h: {{answer: \"yes\", sources: {sources}}}"))
+        result = pipeline.case_result(compiled, pipeline.load_case(case, compiled))
+        assert [b["id"] for b in result["barriers"]] == (["b"] if fires else []), sources
+
+
+def test_the_report_counts_answers_resting_on_one_source_by_source(qi, tmp_path, db):
+    out = tmp_path / "out"
+    result = qi("run", SAMPLE, "--out", out, "--db", db)
+    assert result.exit_code == 0
+    report = json.loads((out / "report.json").read_text())
+    sources = report["aggregates"]["sources"]
+    # every answer that applies, counted once: the same total the line figures count as relevant
+    assert sources["answers"] == sum(line["groups"]["all"]["relevant"] for line in report["aggregates"]["lines"].values()
+                                     if "all" in line["groups"]) > 0
+    assert sources["one_source"] == sum(entry["answers"] for entry in sources["by_source"])
+    case_manager = next(e for e in sources["by_source"] if e["source"] == "interview")
+    text = " ".join((out / "report.md").read_text().split())
+    assert f"{case_manager['answers']} on “Interview with the case manager” alone" in text
+    assert "3.1.h ('drawing on all relevant sources of information') is answered yes or partly" in result.stderr

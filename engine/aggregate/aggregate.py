@@ -39,6 +39,7 @@ class CaseRecord:
     factors: frozenset[tuple[str, str]]  # {("barrier", id), ("enabler", id)}
     matched: frozenset[str] = frozenset()  # keys of the case conditions organisation rules read that hold
     answers: dict[str, str] = dataclasses.field(default_factory=dict)  # item -> the inspector's answer
+    sources: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # item -> its evidence sources
 
 
 def record(case: models.CaseFile, result: dict, framework: models.Framework) -> CaseRecord:
@@ -47,7 +48,8 @@ def record(case: models.CaseFile, result: dict, framework: models.Framework) -> 
         groups[field.id] = case.diversity.get(field.id, facts.NOT_GIVEN)
     factors = {("barrier", b["id"]) for b in result["barriers"]} | {("enabler", e["id"]) for e in result["enablers"]}
     return CaseRecord(case.case, groups, {c: f["value"] for c, f in result["findings"].items()}, frozenset(factors),
-                      answers={item: entry.answer for item, entry in sorted(case.evidence.items())})
+                      answers={item: entry.answer for item, entry in sorted(case.evidence.items())},
+                      sources={item: tuple(sorted(set(entry.sources))) for item, entry in sorted(case.evidence.items())})
 
 
 def _figures(cases: dict[str, list[str]], minimum: int, confidence: float, listed: bool = True,
@@ -127,6 +129,7 @@ def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
             sizes[key] = sizes.get(key, 0) + 1
     factors = _factors(records, loaded, group_keys, sizes, settings.confidence)
     lines = _lines(records, framework, settings.confidence)
+    sources = _sources(records, framework)
     dimensions = {}
     for dimension in framework.dimensions:
         members = [targets[f"standard {s.id}"] for s in standards if s.dimension == dimension.id]
@@ -139,7 +142,32 @@ def build(records: list[CaseRecord], loaded: rules.LoadedRuleSet) -> dict:
             "significance": settings.significance, "confidence": settings.confidence, "tests": tests,
             "groupings": {g: sorted({r.groups[g] for r in records}) for g in groupings},
             "group_sizes": dict(sorted(sizes.items())),
-            "targets": targets, "lines": lines, "factors": factors, "dimensions": dimensions}
+            "targets": targets, "lines": lines, "sources": sources, "factors": factors, "dimensions": dimensions}
+
+
+def _sources(records: list[CaseRecord], framework: models.Framework) -> dict:
+    """How many of the inspectors' answers (other than not applicable) rest on one evidence source,
+    by that source, and how many list none: what a reader needs to weigh answers on one person's
+    word (the case manager's, for instance) against corroborated ones."""
+    vocabulary = framework.vocabulary
+    applies = set(vocabulary.answers_meaning("met", "met_in_part", "not_met"))
+    labels = {term.id: term.label for term in getattr(vocabulary, "evidence_sources", None) or []}
+    answers = single = none = 0
+    by_source: dict[str, int] = {}
+    for rec in records:
+        for item, answer in rec.answers.items():
+            if answer not in applies:
+                continue
+            answers += 1
+            listed = rec.sources.get(item, ())
+            if not listed:
+                none += 1
+            elif len(listed) == 1:
+                single += 1
+                by_source[listed[0]] = by_source.get(listed[0], 0) + 1
+    return {"answers": answers, "one_source": single, "no_source": none,
+            "by_source": [{"source": source, "label": labels.get(source, source), "answers": count}
+                          for source, count in sorted(by_source.items(), key=lambda pair: (-pair[1], pair[0]))]}
 
 
 def _lines(records: list[CaseRecord], framework: models.Framework, confidence: float) -> dict:

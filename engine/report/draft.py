@@ -627,6 +627,13 @@ def _method(report: dict) -> Section:
         f"Figures from fewer than {COUNT_ONLY_BELOW} cases are given as counts, not percentages.")
     section.blocks.append(
         f"Groups with fewer than {aggregates['min_group_size']} applicable cases are never compared.")
+    sources = aggregates.get("sources")
+    if sources and sources["answers"]:
+        single = "; ".join(f"{entry['answers']} on “{entry['label']}” alone" for entry in sources["by_source"])
+        section.blocks.append(
+            f"Evidence: of the {plural(sources['answers'], 'answer')} that apply, {sources['one_source']} rest on a "
+            f"single source" + (f" ({single})" if single else "") +
+            (f", and {sources['no_source']} list no source" if sources["no_source"] else "") + ".")
     method = rated.method(report)
     section.blocks.append(f"Ratings: {method}" if method else
                           "The rule set issues no rating bands: findings are the percentages of applicable cases "

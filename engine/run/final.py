@@ -120,6 +120,7 @@ def _figures(content: dict, reviewed: Report, compiled: compiler.CompiledRuleSet
     aggregates = aggregate.build(records, loaded)
     # the inspectors' answers are not what a review decides: line figures stay the engine run's
     aggregates["lines"] = content.get("aggregates", {}).get("lines", aggregates["lines"])
+    aggregates["sources"] = content.get("aggregates", {}).get("sources", aggregates["sources"])
     slots = 2 * len(framework.vocabulary.providers) * len(aggregates["targets"])
     return {"aggregates": aggregates, "labels": group_labels.labels(framework, aggregates["group_sizes"]),
             "sample_judgement": run.judge_sample(compiler.compile_sample(loaded), aggregates,

@@ -70,3 +70,41 @@ class EvidenceSourceCondition(Form):
     def seen(self, view) -> dict:
         item = self.evidence_source.item
         return {f"{item} sources": _sources(view.model, item)}
+
+
+class ItemSourceCount(Strict):
+    item: ItemId = Field(description="Framework item id, e.g. 3.4.h.")
+    n: int = Field(ge=1, description="How many different sources the evidence must list.")
+
+
+def _counted(item: str, n: int, model) -> bool:
+    return len(set(_sources(model, item))) >= n
+
+
+def _count_words(item: str, n: int, value: bool) -> str:
+    return f"{item} evidenced from {'at least' if value else 'fewer than'} {n} sources"
+
+
+class SourcesAtLeastCondition(Form):
+    """The evidence on an item lists at least n different sources (corroboration, where the
+    framework's words ask that work 'draws on available sources'). An item not assessed has none."""
+
+    key: ClassVar[str] = "sources_at_least"
+    levels: ClassVar[frozenset[str]] = frozenset({CASE, ORGANISATION})
+    sources_at_least: ItemSourceCount
+
+    def items(self) -> list[tuple[tuple, str]]:
+        return [(("sources_at_least", "item"), self.sources_at_least.item)]
+
+    def describe(self, bindings: dict | None = None) -> str:
+        return f"the evidence on {self.sources_at_least.item} lists at least {self.sources_at_least.n} sources"
+
+    def lower(self, low):
+        item, n = self.sources_at_least.item, self.sources_at_least.n
+        attribute = low.extra(f"srcn_{low.names.safe(item)}__{n}", (True, False),
+                              functools.partial(_counted, item, n), functools.partial(_count_words, item, n))
+        return low.test(attribute, [True])
+
+    def seen(self, view) -> dict:
+        item = self.sources_at_least.item
+        return {f"{item} sources": _sources(view.model, item)}
