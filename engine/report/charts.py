@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 
 #: Marker and shade per column (the whole sample first, then each provider): told apart in grey print.
 STYLES = (("o", "#000000"), ("s", "#1f5f99"), ("^", "#b34d00"), ("D", "#3d7a3d"), ("v", "#7a3d7a"))
@@ -34,7 +35,7 @@ def _figure(chart: Chart):
     """The chart drawn on a matplotlib Figure (imported here: only runs that draw pay for it)."""
     from matplotlib.figure import Figure
     height = 0.9 + 0.28 * len(chart.rows) * max(1, len(chart.columns)) ** 0.5
-    figure = Figure(figsize=(6.3, height), dpi=100, layout="constrained")
+    figure = Figure(figsize=(6.4, height), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     offsets = [0.6 * (j - (len(chart.columns) - 1) / 2) / max(1, len(chart.columns)) for j in range(len(chart.columns))]
     for j, column in enumerate(chart.columns):
@@ -64,14 +65,20 @@ def _figure(chart: Chart):
     return figure
 
 
-def svg(chart: Chart) -> str:
-    """The chart as an SVG document (text), without the XML prologue, to inline in HTML."""
+def svg(chart: Chart, inline: bool = False) -> str:
+    """The chart as an SVG document (text), without the XML prologue or matplotlib's metadata;
+    ``inline`` (inside an HTML page) also without the namespace declarations HTML does not need,
+    so a self-contained report names no address anywhere."""
     import matplotlib
     with matplotlib.rc_context(SETTINGS):
         buffer = io.StringIO()
         _figure(chart).savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
-    return text[text.index("<svg"):]
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text[text.index("<svg"):], flags=re.S)
+    text = re.sub(r"<!--.*?-->\s*", "", text, flags=re.S)
+    if inline:
+        text = re.sub(r'\s+xmlns(?::xlink)?="[^"]*"', "", text)
+    return text
 
 
 def png(chart: Chart) -> bytes:
