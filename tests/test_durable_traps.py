@@ -35,10 +35,10 @@ def default_rules():
 
 
 @pytest.fixture(scope="module")
-def cases():
+def cases(default_rules):
     loaded = sample.load(SAMPLE)
     cases = [c.load() for c in loaded.cases]
-    return {c.model.case: facts.case_attributes(c.model, loaded.framework) for c in cases}
+    return {c.model.case: facts.case_attributes(c.model, loaded.framework, default_rules.schema) for c in cases}
 
 
 def _noop(c):
@@ -186,7 +186,7 @@ _THREADS = textwrap.dedent("""
     loaded = sample.load("cases/north-west-2016")
     before = threading.active_count()
     for case in loaded.cases:
-        evaluate.evaluate(compiled, facts.case_attributes(case.load().model, loaded.framework))
+        evaluate.evaluate(compiled, facts.case_attributes(case.load().model, loaded.framework, compiled.schema))
     print(before, threading.active_count())
 """)
 

@@ -41,7 +41,7 @@ def _well_formed(record: tracer.Record, compiled) -> None:
 
 
 def test_the_record_is_what_the_engine_did_phase_by_phase(compiled, nw014):
-    attributes = facts.case_attributes(nw014.model, compiled.loaded.framework)
+    attributes = facts.case_attributes(nw014.model, compiled.loaded.framework, compiled.schema)
     evaluation = evaluate.evaluate(compiled, attributes)
     record = evaluation.record
     _well_formed(record, compiled)
@@ -55,7 +55,7 @@ def test_the_record_is_what_the_engine_did_phase_by_phase(compiled, nw014):
 
 
 def test_an_exception_in_a_rule_action_leaves_a_well_formed_trace(compiled, nw014):
-    attributes = facts.case_attributes(nw014.model, compiled.loaded.framework)
+    attributes = facts.case_attributes(nw014.model, compiled.loaded.framework, compiled.schema)
     expected = evaluate.evaluate(compiled, attributes)
 
     class FailsOnThirdFiring(tracer.Tracer):
@@ -85,7 +85,7 @@ def test_an_exception_in_a_rule_action_leaves_a_well_formed_trace(compiled, nw01
 
 
 def test_a_durable_rules_failure_also_leaves_a_well_formed_trace(compiled, nw014, monkeypatch):
-    attributes = facts.case_attributes(nw014.model, compiled.loaded.framework)
+    attributes = facts.case_attributes(nw014.model, compiled.loaded.framework, compiled.schema)
     engine = evaluate.Engine.for_process()
     calls = []
 
@@ -105,7 +105,7 @@ def test_a_durable_rules_failure_also_leaves_a_well_formed_trace(compiled, nw014
 
 
 def test_the_trace_tree_is_read_from_the_record_without_running_the_engine(compiled, nw014, monkeypatch):
-    attributes = facts.case_attributes(nw014.model, compiled.loaded.framework)
+    attributes = facts.case_attributes(nw014.model, compiled.loaded.framework, compiled.schema)
     evaluation = evaluate.evaluate(compiled, attributes)
     judgement = judge.judge(compiled, evaluation)
 
@@ -284,3 +284,12 @@ rules:
     result = pipeline.case_result(compiled, pipeline.load_case(case, compiled))
     either = next(n for n in walk(result["findings"]["1.1"]) if n.get("condition") == "any")
     assert either["holds"] is True and len(either["children"]) == 2 and "not_shown" not in either
+
+
+def test_attributes_without_the_rule_sets_own_say_what_is_missing(compiled, nw014):
+    """Attributes built without the compiled schema lack what condition forms added: a clear
+    engine error naming the attribute, not a KeyError from inside the engine."""
+    bare = facts.case_attributes(nw014.model, compiled.loaded.framework)
+    assert set(facts.case_attributes(nw014.model, compiled.loaded.framework, compiled.schema)) > set(bare)
+    with pytest.raises(evaluate.EngineError, match="attributes lack .*schema"):
+        evaluate.evaluate(compiled, bare)

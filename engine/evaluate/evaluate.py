@@ -119,6 +119,10 @@ class Engine:
         self._session += 1
         session = str(self._session)
         under_way = self._under_way = _Assertion(tracer)
+        missing = [attribute for attribute in chunk.reads if attribute not in fact]
+        if missing:
+            raise EngineError(f"the case's attributes lack {', '.join(sorted(missing)[:5])}, which {name} reads "
+                              "(build them with facts.case_attributes and the compiled rule set's schema)")
         asserted = {attribute: fact[attribute] for attribute in chunk.reads}
         asserted.update(kind=facts.FACT_KIND, sid=session, id="case")
         failure: EngineError | None = None
