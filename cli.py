@@ -7,6 +7,7 @@ progress and diagnostics go to stderr. Exit codes: 0 ok, 1 invalid input or a fa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import json
@@ -750,13 +751,16 @@ def rules_lint(files: tuple[Path, ...], strict: bool, output_format: str) -> Non
 @click.option("--mutants", "with_mutants", is_flag=True,
               help="Remove each rule in turn and negate each top-level condition; list mutants no test detects "
                    "(exit 1 if a rule-removal mutant survives).")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes judging mutants (the results are the same whatever it is).")
 @format_option
 @framework_search_option
 def rules_test(paths: tuple[Path, ...], show_coverage: bool, fail_under: float | None, junit_file: Path | None,
-               with_mutants: bool, output_format: str) -> None:
+               with_mutants: bool, jobs: int, output_format: str) -> None:
     """Run rule tests (default: the bundled rules/tests): each a note, a small case or sample, and
     the findings, enablers, barriers, ratings or recommendations expected."""
-    results = ruletest.check(list(paths) or [data_dir("rules") / "tests"], fail_under, with_mutants)
+    with views.progress(None, "judging mutants") if with_mutants else contextlib.nullcontext() as advance:
+        results = ruletest.check(list(paths) or [data_dir("rules") / "tests"], fail_under, with_mutants, jobs, advance)
     if junit_file is not None:
         try:
             ruletest_junit.write(results.outcomes, results.problems, junit_file)

@@ -22,13 +22,20 @@ def test_the_html_report_inlines_one_chart_with_its_words_and_no_script(qi, tmp_
     out = _run(qi, tmp_path)
     html = (out / "report.html").read_text(encoding="utf-8")
     figures = re.findall(r'<figure class="chart" role="img" aria-label="([^"]+)"><svg', html)
-    assert len(figures) == 1 and "95% intervals" in figures[0]
+    assert len(figures) == 6 and all("95% intervals" in f for f in figures)  # the criteria, then each standard's lines
     svg = html[html.index("<figure class=\"chart\""):html.index("</figure>")]
     assert "<script" not in svg.lower() and "<figcaption>" in svg
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     criteria = [c["id"] for s in report["standards"] if s["scope"] == "case" for c in s["criteria"]]
     labels = re.findall(r"<text [^>]*>([^<]*)</text>", svg)
     assert [label for label in labels if label in criteria] == criteria  # a row per criterion, in order
+    lines = [f for f in re.findall(r"<figure class=\"chart\".*?</figure>", html, flags=re.S)][1:]
+    items = [i for s in report["standards"] if s["scope"] == "case" for c in s["criteria"] for i in report["aggregates"]["lines"]
+             if report["aggregates"]["lines"][i]["criterion"] == c["id"]]
+    drawn = [label for chart in lines for label in re.findall(r"<text [^>]*>([^<]*)</text>", chart) if label in items]
+    assert drawn == items  # every line of enquiry, once, standard by standard
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))  # six inline charts, no id shared
     assert "The chart itself is drawn in report.html and report.docx" in (out / "report.md").read_text(encoding="utf-8")
 
 
@@ -37,7 +44,7 @@ def test_the_word_report_carries_the_chart_as_a_picture(qi, tmp_path):
     with zipfile.ZipFile(out / "report.docx") as docx:
         pictures = [n for n in docx.namelist() if n.startswith("word/media/")]
         body = docx.read("word/document.xml").decode("utf-8")
-    assert len(pictures) == 1 and pictures[0].endswith(".png")
+    assert len(pictures) == 6 and all(p.endswith(".png") for p in pictures)
     assert "as whiskers" in body  # the chart's words follow it
 
 

@@ -175,3 +175,39 @@ def test_the_report_counts_answers_resting_on_one_source_by_source(qi, tmp_path,
     text = " ".join((out / "report.md").read_text().split())
     assert f"{case_manager['answers']} on “Interview with the case manager” alone" in text
     assert "3.1.h ('drawing on all relevant sources of information') is answered yes or partly" in result.stderr
+
+
+def test_a_generated_sample_where_one_provider_never_fails_sends_it_nothing(qi, tmp_path, db):
+    """60 generated cases, every NPS answer short of not_applicable turned to yes: no
+    recommendation goes to the NPS, no NPS share is listed, every listed factor has cases, each
+    share is of the cases where it can arise, and a provider difference is a figure, not a barrier."""
+    import yaml
+
+    sample = tmp_path / "generated"
+    assert qi("sample", "generate", "--cases", "60", "--seed", "7", "--out", sample).exit_code == 0
+    for path in sorted((sample / "cases").glob("*.yaml")):
+        case = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if case["provider"] == "NPS":
+            for entry in case["evidence"].values():
+                if entry["answer"] != "not_applicable":
+                    entry["answer"] = "yes"
+            path.write_text(yaml.safe_dump(case, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    assert qi("run", sample, "--out", out, "--db", db).exit_code == 0
+    report = json.loads((out / "report.json").read_text())
+    recommendations = report["sample_judgement"]["recommendations"]
+    assert recommendations and all("NPS" not in r["to"] for r in recommendations)
+    assert all("NPS" not in r["text"] for r in recommendations)
+    nps = sum(1 for c in report["cases"] if c["provider"] == "NPS")
+    assert nps >= 10 and all(not c["barriers"] for c in report["cases"] if c["provider"] == "NPS")
+    for factor in report["aggregates"]["factors"].values():
+        if factor["kind"] == "barrier":
+            assert factor["groups"].get("provider:NPS", {}).get("cases", 0) == 0
+        for group in factor["groups"].values():
+            assert group["cases"] <= group["of"] <= len(report["cases"])
+        if factor.get("among"):  # of the relevant cases only, never of all
+            matched = [c for c in report["cases"] if factor["id"] in [f["id"] for f in c[factor["kind"] + "s"]]]
+            assert factor["groups"]["all"]["cases"] == len(matched)
+    text = " ".join((out / "report.md").read_text().split())
+    assert not re.search(r": 0 of \d+ (?!cases counted)", text)  # a check may count none; a factor is never listed so
+    assert "provider-trails" not in json.dumps(report["sample_judgement"])

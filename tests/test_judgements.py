@@ -58,6 +58,37 @@ def test_no_pairs_computes_nothing():
     assert figures["n"] == 0 and figures["percent"] is None and figures["kappa"] is None
 
 
+def _by_case(cases: list[list[tuple[str, str]]]) -> tuple[list, list]:
+    pairs = [pair for group in cases for pair in group]
+    return pairs, [f"C{i}" for i, group in enumerate(cases) for _ in group]
+
+
+def test_pairs_of_one_case_resample_together_for_pooled_intervals():
+    """Each case's criteria repeat one verdict (as pooled criteria of one person tend to): counted
+    as independent pairs the interval would be as narrow as 36 people give; resampling whole cases
+    it is as wide as 12 people give, and says how it was computed."""
+    verdicts = [("sufficient", "sufficient")] * 5 + [("insufficient", "insufficient")] * 4 + \
+        [("sufficient", "insufficient")] * 2 + [("insufficient", "sufficient")]
+    pairs, cases = _by_case([[verdict] * 3 for verdict in verdicts])
+    naive, clustered = agreement.agreement(pairs), agreement.agreement(pairs, cases)
+    assert (clustered["n"], clustered["agreed"], clustered["kappa"]) == (naive["n"], naive["agreed"], naive["kappa"])
+    assert clustered["interval_method"] == "bootstrap resampling whole cases"
+    width = lambda interval: interval[1] - interval[0]  # noqa: E731
+    assert width(clustered["percent_interval"]) > 1.3 * width(naive["percent_interval"])
+    assert width(clustered["kappa_interval"]) > 1.3 * width(naive["kappa_interval"])
+    assert clustered["percent_interval"][0] < 75.0 < clustered["percent_interval"][1]
+    assert agreement.agreement(pairs, cases) == clustered  # seeded: the same figures every run
+
+
+def test_one_pair_per_case_is_not_resampled_and_too_few_cases_give_no_interval():
+    pairs = _pairs(("sufficient", "sufficient", 5), ("sufficient", "insufficient", 1),
+                   ("insufficient", "sufficient", 2), ("insufficient", "insufficient", 4))
+    assert agreement.agreement(pairs, [f"C{i}" for i in range(12)]) == agreement.agreement(pairs)
+    few = agreement.agreement(pairs, [f"C{i % 4}" for i in range(12)])
+    assert few["percent_interval"] is None and few["kappa_interval"] is None
+    assert "4 cases" in few["interval_note"] and few["kappa"] == 0.5
+
+
 def test_consistency_lists_every_disagreement_and_which_side_the_engine_takes():
     order, items = ["3.1", "3.3"], ["3.1.a", "3.3.a"]
     rows = lambda pairs: agreement.compare(*pairs, order)  # noqa: E731

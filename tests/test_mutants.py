@@ -75,7 +75,21 @@ def test_the_bundled_rule_tests_leave_no_rule_removal_mutant_alive():
     organisation and sample rules — is checked by some bundled rule test. (The illustrative rule
     set's tests show its shape; they are not held to this.)"""
     made = ruletest.mutants([p for p in sorted((ROOT / "rules" / "tests").glob("*.yaml"))
-                             if not p.name.startswith("illustrative")], negate=False)
+                             if not p.name.startswith("illustrative")], negate=False, jobs=2)
     survivors = [m.render() for m in made if m.survived]
     assert survivors == []
     assert len(made) > 100
+
+
+def test_mutants_judged_in_several_processes_are_the_same_in_the_same_order(qi, tmp_path):
+    (tmp_path / "tiny.yaml").write_text(RULES)
+    (tmp_path / "t.yaml").write_text(TESTS)
+    counted = []
+    serial = ruletest.mutants([tmp_path / "t.yaml"])
+    parallel = ruletest.mutants([tmp_path / "t.yaml"], jobs=3, advance=lambda done, total=None: counted.append(
+        (done, total)))
+    assert [m.as_dict() for m in parallel] == [m.as_dict() for m in serial] and len(serial) == 5
+    assert counted[0] == (0, 5) and sum(done for done, _ in counted) == 5  # told the total, then each mutant
+    two = qi("rules", "test", str(tmp_path / "t.yaml"), "--mutants", "--jobs", "2")
+    one = qi("rules", "test", str(tmp_path / "t.yaml"), "--mutants")
+    assert two.exit_code == one.exit_code == 1 and two.stdout == one.stdout

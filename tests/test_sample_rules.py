@@ -176,4 +176,4 @@ def test_every_sample_rule_instance_is_compiled():
     labels = [r.label for r in COMPILED.rules]
     assert sorted(labels) == sorted(expected) and len(set(labels)) == len(labels)
     assert "improve-risk-of-harm-assessment[provider=CRC]" in labels
-    assert "provider-behind-on-criterion[criterion=1.1,provider=CRC]" in labels
+    assert "differential-outcomes[criterion=1.1]" in labels and "planning-falls-short-by-provider[provider=NPS]" in labels

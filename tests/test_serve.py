@@ -224,10 +224,23 @@ def test_the_run_page_shows_the_criteria_chart_as_an_image_with_its_figures_in_w
     assert web.get("/runs/99/charts/criteria.svg").status_code == 404
 
 
+def test_the_run_page_shows_each_standards_lines_as_a_chart(web):
+    page = web.get("/runs/1").text
+    shown = re.findall(r'<figure class="chart" id="lines-chart-([^"]+)"><img src="/runs/1/charts/lines-([^"]+)\.svg" '
+                       r'alt="([^"]+)"', page)
+    assert [(a, b) for a, b, _ in shown] == [(s, s) for s in ("1", "2", "3", "4", "5")]  # case-scoped standards
+    assert all("met" in alt and "table" in alt for _, _, alt in shown)
+    chart = web.get("/runs/1/charts/lines-3.svg")
+    assert chart.status_code == 200 and chart.headers["content-type"].startswith("image/svg+xml")
+    assert "3.1.a" in chart.text and "3.3.j" in chart.text and "2.1.a" not in chart.text
+    for missing in ("/runs/1/charts/lines-6.svg", "/runs/1/charts/lines-9.svg", "/runs/1/charts/lines-..%2F1.svg"):
+        assert web.get(missing).status_code == 404  # organisation-scoped, unknown, hostile
+
+
 def test_a_hostile_note_is_shown_as_escaped_text_on_every_page(web):
     for url in ("/runs/1/cases/NW-006", "/runs/1"):
         text = web.get(url).text
-        text = text.replace('<img src="/runs/1/charts/criteria.svg"', "")  # the run's own chart, not the note
+        text = re.sub(r'<img src="/runs/1/charts/(criteria|lines-[0-9]+)\.svg"', "", text)  # the run's charts, not the note
         assert HOSTILE not in text and "<img" not in text and "<script" not in text
     case = web.get("/runs/1/cases/NW-006").text
     assert ("&lt;script&gt;window.__pwned = 1&lt;/script&gt;&lt;img src=x onerror=&#34;window.__pwned = 2&#34;&gt;"

@@ -280,6 +280,9 @@ class Vocabulary(Strict):
     providers: list[Term] = Field(description="Organisations that deliver the work inspected.")
     diversity: list[DiversityField] = Field(description="Diversity characteristics and their values.")
     evidence_sources: list[Term] = Field(description="Where an inspector found evidence.")
+    causes: list[Term] = Field(default_factory=list, description=(
+        "Causes inspectors may record as lying behind what they found: in an organisation file's `causes` "
+        "and, where the framework declares a case field over this vocabulary, in case files."))
     group_labels: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="How reports name a group of cases by a diversity value, in plain words: "
@@ -912,6 +915,15 @@ def model_of(kind: str, framework: Framework | None) -> type[Strict]:
     return KINDS[kind]
 
 
+class ObservedCause(Strict):
+    """A cause inspectors found in their work with an organisation, and the evidence for it."""
+
+    note: Annotated[str, Field(min_length=1)] = Field(description="What was found, and where.")
+    sources: Annotated[list[Annotated[str, vocabulary("evidence_sources", "evidence source")]],
+                       AfterValidator(_unique)] = _vocab_field(
+        "evidence_sources", "Where the evidence was found.", default_factory=list)
+
+
 class OrganisationFile(Strict):
     """Organisation evidence for the organisation-scoped standard(s), one file per provider."""
 
@@ -919,6 +931,9 @@ class OrganisationFile(Strict):
         "providers", "The provider this evidence is about.")
     evidence: _evidence_field("organisation") = Field(default_factory=dict)
     judgements: _judgements_field("organisation") = Field(default_factory=dict)
+    causes: dict[Annotated[str, vocabulary("causes", "cause")], ObservedCause] = _vocab_field(
+        "causes", "Causes the inspectors found in their work with the organisation (the framework's causes "
+        "vocabulary), each with what was found.", default_factory=dict)
 
 
 # --- samples --------------------------------------------------------------------------------------

@@ -210,7 +210,7 @@ class Trace:
         """Each rule that reads evidence beyond its own subject (a condition with
         ``Form.elsewhere``: an organisation rule over its provider's cases), whether it fired, what it
         concludes, and each such condition with whether it held and what it saw (the cases behind
-        it): the checks a report lists, contradictions first."""
+        it): the checks a report lists (contradictions first), then the causes (found first)."""
         entries = []
         for compiled_rule in self.compiled.rules:
             rule = compiled_rule.rule
@@ -222,12 +222,16 @@ class Trace:
                           **({"value": body.value} if kind == "finding" else {"id": body.id, "text": body.text})}
                          for conclusion in rule.then for kind in ("finding", "barrier", "enabler")
                          if (body := getattr(conclusion, kind, None)) is not None]
+            fired = compiled_rule.index in self._fired
+            # a rule concluding a finding checks the organisation's claim against its cases; one
+            # concluding only barriers finds a cause where the cases and the organisation agree
+            kind = "check" if any(c["kind"] == "finding" for c in concludes) else "cause"
             entries.append({"rule": rule.id, "title": rule.title, "rationale": rule.rationale,
-                            "at": f"{self.compiled.loaded.document.path}:{compiled_rule.line}",
-                            "contradicted": compiled_rule.index in self._fired, "concludes": concludes,
+                            "at": f"{self.compiled.loaded.document.path}:{compiled_rule.line}", "kind": kind,
+                            "fired": fired, "contradicted": fired and kind == "check", "concludes": concludes,
                             "checks": [{"text": c.describe(), "holds": conditions.holds(self.compiled.lower(c), view.fact),
                                         "seen": c.seen(view)} for c in reading]})
-        return sorted(entries, key=lambda e: (not e["contradicted"], e["rule"]))
+        return sorted(entries, key=lambda e: (e["kind"], not e["fired"], e["rule"]))
 
     def every_rule(self) -> list[dict]:
         """Every rule's node, fired or not: what coverage reads."""

@@ -29,6 +29,8 @@ class Chart:
     columns: list[str]
     rows: list[tuple[str, list[tuple[float, float | None, float | None] | None]]]
     kind: str = "chart"
+    #: What the chart's element ids start with inline, so several charts on one page never share one.
+    name: str = "criteria"
 
 
 def _figure(chart: Chart):
@@ -68,7 +70,8 @@ def _figure(chart: Chart):
 def svg(chart: Chart, inline: bool = False) -> str:
     """The chart as an SVG document (text), without the XML prologue or matplotlib's metadata;
     ``inline`` (inside an HTML page) also without the namespace declarations HTML does not need,
-    so a self-contained report names no address anywhere."""
+    so a self-contained report names no address anywhere, and with its element ids prefixed by
+    the chart's name, so that charts on one page never share an id."""
     import matplotlib
     with matplotlib.rc_context(SETTINGS):
         buffer = io.StringIO()
@@ -78,6 +81,7 @@ def svg(chart: Chart, inline: bool = False) -> str:
     text = re.sub(r"<!--.*?-->\s*", "", text, flags=re.S)
     if inline:
         text = re.sub(r'\s+xmlns(?::xlink)?="[^"]*"', "", text)
+        text = re.sub(r'(\bid="|url\(#|href="#)', lambda m: m.group(1) + chart.name + "-", text)
     return text
 
 

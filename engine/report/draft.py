@@ -243,6 +243,9 @@ def build(report: dict, consistency: bool = False) -> Draft:
     outcomes = Section("Outcomes", "outcomes",
                        [f"The outcomes the inspection reports on, for each {names.lower('organisation')}."])
     for standard in outcome_standards:
+        chart = lines_chart(report, standard, columns, label)
+        if chart is not None:
+            outcomes.blocks.append(chart)
         for criterion in standard["criteria"]:
             outcomes.sections.append(_criterion(criterion, aggregates, report, columns, label, ratings, examples))
     quality = Section(f"{names.many('standard')} and {names.lower('criterion', 2)}", "standards")
@@ -397,6 +400,16 @@ def _consistency(report: dict) -> Section:
     return section
 
 
+def _points(groups: dict, columns: list[str]) -> list:
+    """Each column's (percent, low, high) in a target's or line's groups, None where it has none."""
+    points = []
+    for column in columns:
+        found = groups.get(column) or {}
+        bounds = found.get("interval") or [None, None]
+        points.append((found["percent"], bounds[0], bounds[1]) if found.get("percent") is not None else None)
+    return points
+
+
 def criteria_chart(report: dict, columns: list[str], label) -> charts.Chart | None:
     """Every case-scoped criterion's % sufficient per column (the sample, each provider), with its
     interval, as a chart; None when no criterion has a figure."""
@@ -407,22 +420,44 @@ def criteria_chart(report: dict, columns: list[str], label) -> charts.Chart | No
         if standard["scope"] != "case":
             continue
         for criterion in standard["criteria"]:
-            groups = aggregates["targets"].get(criterion["id"], {}).get("groups", {})
-            points = []
-            for column in columns:
-                found = groups.get(column) or {}
-                bounds = found.get("interval") or [None, None]
-                points.append((found["percent"], bounds[0], bounds[1]) if found.get("percent") is not None else None)
-            rows.append((criterion["id"], points))
+            rows.append((criterion["id"], _points(aggregates["targets"].get(criterion["id"], {}).get("groups", {}),
+                                                  columns)))
+    level_words = level(aggregates.get("confidence", 0.95))
+    return _drawn(rows, [capital(label(c)) for c in columns], "criteria",
+                  f"{names.many('criterion')} judged sufficient, with {level_words} intervals",
+                  "% of applicable cases judged sufficient",
+                  f"Chart: the % of applicable cases judged sufficient on each {names.lower('criterion')}, for the "
+                  f"whole sample and each {names.lower('organisation')}, with {level_words} intervals as whiskers. "
+                  f"The same figures are in each {names.lower('criterion')}'s table.")
+
+
+def _drawn(rows: list, columns: list[str], name: str, title: str, axis: str, alt: str) -> charts.Chart | None:
+    """A chart of these rows, or None when no row has a figure to draw."""
     if not any(point for _, points in rows for point in points):
         return None
+    return charts.Chart(title=title, axis=axis, alt=alt, columns=columns, rows=rows, name=name)
+
+
+def lines_chart(report: dict, standard: dict, columns: list[str], label) -> charts.Chart | None:
+    """A case-scoped standard's lines (items) with the % of relevant cases in which each was met,
+    per column (the sample, each provider), with its interval; None when no line has a figure."""
+    if standard["scope"] != "case":
+        return None
+    aggregates = report["aggregates"]
+    names = wording.Names(report)
+    criteria = {c["id"] for c in standard["criteria"]}
+    rows = []
+    for line in aggregates.get("lines", {}).values():
+        if line["criterion"] in criteria:
+            rows.append((line["id"], _points(line["groups"], columns)))
     level_words = level(aggregates.get("confidence", 0.95))
-    return charts.Chart(
-        title=f"{names.many('criterion')} judged sufficient, with {level_words} intervals",
-        axis="% of applicable cases judged sufficient", columns=[capital(label(c)) for c in columns], rows=rows,
-        alt=f"Chart: the % of applicable cases judged sufficient on each {names.lower('criterion')}, for the whole "
-            f"sample and each {names.lower('organisation')}, with {level_words} intervals as whiskers. The same "
-            f"figures are in each {names.lower('criterion')}'s table.")
+    return _drawn(rows, [capital(label(c)) for c in columns], f"lines-{standard['id']}",
+                  f"{names.one('standard')} {standard['id']}: {names.lower('item', 2)} met, with {level_words} intervals",
+                  "% of relevant cases in which it was met",
+                  f"Chart: the % of relevant cases in which each {names.lower('item')} of {names.lower('standard')} "
+                  f"{standard['id']} was met, for the whole sample and each {names.lower('organisation')}, with "
+                  f"{level_words} intervals as whiskers. The same figures are in each {names.lower('criterion')}'s "
+                  f"table of its {names.lower('item', 2)}.")
 
 
 def _key_facts(report: dict, columns: list[str], label) -> Section:
@@ -507,12 +542,20 @@ def _standard(standard: dict, aggregates: dict, report: dict, columns, label, ra
             if checked:
                 section.blocks.append(f"{organisation['organisation']}, checked against its own cases:")
                 section.blocks.append(Bullets(checked))
+        for organisation in report.get("organisations", []):
+            causes = cause_lines(organisation)
+            if causes:
+                section.blocks.append(f"{organisation['organisation']}, causes the inspectors recorded in its cases:")
+                section.blocks.append(Bullets(causes))
         return section
     target = aggregates["targets"].get(f"standard {standard['id']}", {})
     section.blocks.append(f"Cases sufficient across the {wording.Names(report).lower('standard')}'s "
                           f"{wording.Names(report).lower('criterion', 2)}: " + "; ".join(
         f"{label(c)} {figure(target.get('groups', {}).get(c), aggregates.get('confidence', 0.95))}" for c in columns) + ".")
     section.blocks += _rating_line(f"standard {standard['id']}", ratings, columns, label)
+    chart = lines_chart(report, standard, columns, label)
+    if chart is not None:
+        section.blocks.append(chart)
     for criterion in standard["criteria"]:
         section.sections.append(_criterion(criterion, aggregates, report, columns, label, ratings, examples))
     return section
@@ -661,6 +704,8 @@ def corroboration_lines(organisation: dict) -> list[str]:
     contradicted or not, with the counts it read and the cases behind a contradiction."""
     lines = []
     for entry in organisation.get("corroboration", []):
+        if entry.get("kind") == "cause":
+            continue
         concluded = [f"{c['criterion']} {words(c['value'])}" for c in entry["concludes"] if c["kind"] == "finding"]
         for check in entry["checks"]:
             seen = check["seen"]
@@ -679,6 +724,37 @@ def corroboration_lines(organisation: dict) -> list[str]:
             else:
                 lines.append(f"Not contradicted by the rule set's test — {entry['title']}: {counted} fall short; "
                              f"the test is: {check['text']}.")
+    return lines
+
+
+def cause_lines(organisation: dict) -> list[str]:
+    """The causes an organisation's rules looked for in its provider's cases, in words: each cause
+    concluded, with the counts it read, and each cause inspectors recorded in some of the cases
+    that was not concluded, with why (too few cases, or the organisation's evidence not agreeing)."""
+    lines = []
+    for entry in organisation.get("corroboration", []):
+        if entry.get("kind") != "cause":
+            continue
+        for check in entry["checks"]:
+            seen = check["seen"]
+            if "counted" not in seen:
+                continue
+            recorded = seen["provider cases matching"]
+            if not recorded:
+                continue
+            cases = seen["cases"] if isinstance(seen["cases"], str) else ", ".join(seen["cases"]) or "none"
+            counted = (f"recorded in {recorded} of its cases, of which {seen['falling short']} of the {seen['counted']} "
+                       "judged were insufficient on a criterion the rule reads"
+                       + (f" ({seen['percent falling short']:g}%)" if seen["percent falling short"] is not None else ""))
+            barriers = "; ".join(c["text"] for c in entry["concludes"] if c["kind"] == "barrier")
+            if entry["fired"]:
+                lines.append(f"Cause found — {entry['title']}: {counted}; cases: {cases}; the organisation's own "
+                             f"evidence points the same way. Barrier: {barriers} ({entry['rule']}).")
+            elif check["holds"] is True:
+                lines.append(f"Not concluded — {entry['title']}: {counted}, but the organisation's own evidence "
+                             "does not point the same way.")
+            else:
+                lines.append(f"Not concluded — {entry['title']}: {counted}; the test is: {check['text']}.")
     return lines
 
 

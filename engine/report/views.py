@@ -212,9 +212,9 @@ def run_text(report: dict) -> str:
 
 
 @contextlib.contextmanager
-def progress(total: int, label: str):
+def progress(total: int | None, label: str):
     """A progress bar on stderr while work runs, silent when stderr is not a terminal; yields a
-    function to call with the number of items done."""
+    function to call with the number of items done (and ``total=`` once known, if it was not)."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -229,7 +229,12 @@ def progress(total: int, label: str):
                    console=console, transient=True, disable=not console.is_terminal)
     with bar:
         task = bar.add_task(label, total=total)
-        yield lambda done: bar.advance(task, done)
+
+        def advance(done: int = 1, total: int | None = None) -> None:
+            if total is not None:
+                bar.update(task, total=total)
+            bar.advance(task, done)
+        yield advance
 
 
 @contextlib.contextmanager

@@ -52,13 +52,17 @@ def agreement_words(figures: dict) -> str:
     """Agreement figures in words: "10 of 12 (83.3%, 95% CI 55.2–95.3); kappa 0.69 (0.29–1.00)"."""
     if not figures["n"]:
         return "no pairs to compare"
-    low, high = figures["percent_interval"]
-    words = f"{figures['agreed']} of {figures['n']} ({figures['percent']}%, 95% CI {low}–{high}); kappa "
+    interval = figures["percent_interval"]
+    clustered = ", resampling whole cases" if figures.get("interval_method") else ""
+    words = (f"{figures['agreed']} of {figures['n']} ({figures['percent']}%"
+             + (f", 95% CI {interval[0]}–{interval[1]}{clustered}" if interval else "") + "); kappa ")
     if figures["kappa"] is None:
         return words + figures["kappa_note"]
     words += f"{figures['kappa']}"
     if figures["kappa_interval"]:
-        words += f" (95% CI {figures['kappa_interval'][0]}–{figures['kappa_interval'][1]})"
+        words += f" (95% CI {figures['kappa_interval'][0]}–{figures['kappa_interval'][1]}{clustered})"
+    elif figures.get("interval_note"):
+        words += f" ({figures['interval_note']})"
     return words
 
 

@@ -113,6 +113,15 @@ async def chart(request: Request) -> Response:
     return Response(drawn, media_type="image/svg+xml")
 
 
+async def lines_chart(request: Request) -> Response:
+    """One standard's chart of its lines met per provider, as SVG (as :func:`chart`)."""
+    drawn = pages.criteria_chart(_workspace(request).reader, request.path_params["run"],
+                                 request.path_params["standard"])
+    if drawn is None:
+        raise HTTPException(404, "no such standard with figures to chart")
+    return Response(drawn, media_type="image/svg+xml")
+
+
 async def case(request: Request) -> Response:
     reference = request.path_params["case"]
     if not CASE_REF.fullmatch(reference):
@@ -250,6 +259,7 @@ def create(db_path: str | Path, read_only: bool = False, samples: list[Path] = (
         Route("/runs/{run:int}", run),
         Route("/runs/{run:int}/cases/{case}", case),
         Route("/runs/{run:int}/charts/criteria.svg", chart),
+        Route("/runs/{run:int}/charts/lines-{standard}.svg", lines_chart),
         Route("/review", review_index),
         Route("/runs/{run:int}/review", queue),
         Route("/runs/{run:int}/decisions", decide, methods=["POST"]),

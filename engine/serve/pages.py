@@ -182,11 +182,17 @@ def groups_of(report: dict) -> list[str]:
     return [ALL] + [f"provider:{p}" for p in report["sample"]["providers"]]
 
 
-def criteria_chart(reader: Reader, run: int) -> str | None:
-    """The SVG of the run's criteria chart (the report's own), None when nothing has a figure."""
+def criteria_chart(reader: Reader, run: int, standard: str | None = None) -> str | None:
+    """The SVG of the run's criteria chart, or of one standard's lines (the report's own), None
+    when nothing has a figure or the run has no such case-scoped standard."""
     report = reader.report(reader.seq(run))
     labels = report.get("labels", {})
-    drawn = draft.criteria_chart(report, groups_of(report), lambda key: labels.get(key) or plain(key))
+    label = lambda key: labels.get(key) or plain(key)  # noqa: E731
+    if standard is None:
+        drawn = draft.criteria_chart(report, groups_of(report), label)
+    else:
+        found = next((s for s in report["standards"] if s["id"] == standard), None)
+        drawn = None if found is None else draft.lines_chart(report, found, groups_of(report), label)
     return None if drawn is None else charts.svg(drawn)
 
 
@@ -221,6 +227,7 @@ def run_page(reader: Reader, run: int, page: int) -> dict:
                                                         for g in groups]}
                          for line in report["aggregates"].get("lines", {}).values()
                          if line["criterion"] == criterion["id"]]
+                entry["chart"] = draft.lines_chart(report, standard, groups, label)
                 entry["criteria"].append({"id": criterion["id"], "title": criterion["title"],
                                           "figures": figures(criterion["id"]), "gaps": gaps, "lines": lines})
         standards.append(entry)

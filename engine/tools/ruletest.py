@@ -61,6 +61,10 @@ class Expectation(models.Strict):
         default_factory=dict, description="Sample tests: provider -> barriers its organisation evidence shows.")
     organisation_enablers: dict[str, list[str]] = Field(
         default_factory=dict, description="Sample tests: provider -> enablers its organisation evidence shows.")
+    not_organisation_barriers: dict[str, list[str]] = Field(
+        default_factory=dict, description="Sample tests: provider -> barriers its organisation evidence must not show.")
+    not_organisation_enablers: dict[str, list[str]] = Field(
+        default_factory=dict, description="Sample tests: provider -> enablers its organisation evidence must not show.")
 
 
 class SampleSpec(models.Strict):
@@ -371,10 +375,12 @@ def _run_sample(document, rules_path: Path, sections: Sections, test: RuleTest, 
         failures += [f"{provider}: {failure}" for failure in
                      _compare_findings(findings, organisations_found.get(provider, {}))]
     by_provider = {o["organisation"]: o for o in report["organisations"]}
-    for kind, wanted in (("barrier", expect.organisation_barriers), ("enabler", expect.organisation_enablers)):
-        for provider, ids in wanted.items():
+    for kind, wanted, unwanted in (("barrier", expect.organisation_barriers, expect.not_organisation_barriers),
+                                   ("enabler", expect.organisation_enablers, expect.not_organisation_enablers)):
+        for provider in dict.fromkeys([*wanted, *unwanted]):
             present = [f["id"] for f in by_provider.get(provider, {}).get(kind + "s", [])]
-            failures += [f"{provider}: {failure}" for failure in _compare_ids(kind, ids, [], present)]
+            failures += [f"{provider}: {failure}"
+                         for failure in _compare_ids(kind, wanted.get(provider, []), unwanted.get(provider, []), present)]
     return Outcome(document.path, test.note, document.where(at)[0], failures, judged["rules_fired"],
                    frozenset(touched))
 
@@ -474,9 +480,67 @@ def _sections_for(base: Sections, mutated, section: str) -> Sections:
     return dataclasses.replace(base, whole=compiler.compile_sample(mutated))
 
 
-def mutants(paths: list[str | os.PathLike[str]], negate: bool = True, checked: Coverage | None = None
-            ) -> list[Mutant]:
-    """Every mutant of the rule sets the test files name, each with the tests that detect it.
+@dataclasses.dataclass
+class _Mutating:
+    """What every mutant of one rule set is judged against: its tests, their outcomes on the rule
+    set as written, and its compiled sections."""
+
+    group: list
+    baseline: list
+    base: Sections
+    loaded: Any
+
+
+#: The rule sets being mutated, by path: set before worker processes fork, so they inherit it.
+_MUTATING: dict[str, _Mutating] = {}
+
+
+def _variants(loaded, section: str, index: int, negate: bool) -> list[tuple[str, str, Any, str | None]]:
+    rule = getattr(loaded.rules, section)[index]
+    variants = [("remove", "", _without(loaded, section, index), rule.id)]
+    if negate and section != "sample_rules":
+        variants += [("negate", text, _with_rule(loaded, section, index, changed), None)
+                     for text, changed in _negations(rule)]
+    return variants
+
+
+def _detect(state: _Mutating, sections: Sections, select) -> tuple[str, ...]:
+    killed = []
+    for (doc, tests, path), before in zip(state.group, state.baseline):
+        chosen = sorted(i for i, outcome in before.items() if outcome.passed and select(tests.tests[i], outcome))
+        if not chosen:
+            continue
+        try:
+            after = run_tests(doc, tests, path, sections, only=set(chosen))
+        except Exception as error:  # noqa: BLE001 — a mutant that cannot even run is detected
+            return (f"{doc.path}: the mutant cannot run ({type(error).__name__})",)
+        killed += [f"{o.path}:{o.line}" for o in after if not o.passed]
+    return tuple(killed)
+
+
+def _mutant(spec: tuple[str, str, int, int, bool]) -> Mutant:
+    """One mutant — rule set, section, rule index, variant — judged against the tests (in a worker
+    process or this one)."""
+    rules_path, section, index, which, negate = spec
+    state = _MUTATING[rules_path]
+    rule = getattr(state.loaded.rules, section)[index]
+    kind, text, mutated, only_fired = _variants(state.loaded, section, index, negate)[which]
+    try:
+        sections = _sections_for(state.base, mutated, section)
+    except InputError:
+        return Mutant(kind, section, rule.id, text, ("validation",))
+    if only_fired is not None:
+        killed = _detect(state, sections, lambda test, outcome: rule.id in outcome.touched)
+    else:
+        killed = _detect(state, sections, lambda test, outcome: test.case is not None or rule.id in outcome.touched)
+    return Mutant(kind, section, rule.id, text, killed)
+
+
+def mutants(paths: list[str | os.PathLike[str]], negate: bool = True, checked: Coverage | None = None,
+            jobs: int = 1, advance=None) -> list[Mutant]:
+    """Every mutant of the rule sets the test files name, each with the tests that detect it, in
+    ``jobs`` processes (the same list, in the same order, whatever ``jobs`` is); ``advance`` is
+    told how many mutants there are (``advance(0, total=N)``), then called once per mutant judged.
 
     Removing a rule changes only the tests in which it fired, so only those are run again. A
     negated condition is run against every case test and every sample test in which its rule
@@ -485,49 +549,50 @@ def mutants(paths: list[str | os.PathLike[str]], negate: bool = True, checked: C
     set that extends another mutates only its own file's rules; the base's are mutated with the
     tests written for the base."""
     files = [_prepare(path) for path in discover(paths)]
-    found: list[Mutant] = []
+    specs = []
     for rules_path in sorted({f[2] for f in files}):
         group = [f for f in files if f[2] == rules_path]
         compiled = pipeline.compiled_rules(rules_path)
         loaded = compiled.loaded
         base = Sections(compiled, compiler.compile_organisation(loaded), compiler.compile_sample(loaded))
         baseline = [dict(enumerate(run_tests(doc, tests, path, base))) for doc, tests, path in group]
-
-        def detect(sections: Sections, select) -> tuple[str, ...]:
-            killed = []
-            for (doc, tests, path), before in zip(group, baseline):
-                chosen = sorted(i for i, outcome in before.items() if outcome.passed and select(tests.tests[i], outcome))
-                if not chosen:
-                    continue
-                try:
-                    after = run_tests(doc, tests, path, sections, only=set(chosen))
-                except Exception as error:  # noqa: BLE001 — a mutant that cannot even run is detected
-                    return (f"{doc.path}: the mutant cannot run ({type(error).__name__})",)
-                killed += [f"{o.path}:{o.line}" for o in after if not o.passed]
-            return tuple(killed)
-
+        _MUTATING[str(rules_path)] = _Mutating(group, baseline, base, loaded)
         for section in ("rules", "organisation_rules", "sample_rules"):
-            for index, rule in enumerate(getattr(loaded.rules, section)):
+            for index, _rule in enumerate(getattr(loaded.rules, section)):
                 if loaded.document.file_of((section, index)) != loaded.document.path:
                     continue  # inherited through extends: mutated with its own file's tests
-                variants = [("remove", "", _without(loaded, section, index), rule.id)]
-                if negate and section != "sample_rules":
-                    variants += [("negate", text, _with_rule(loaded, section, index, changed), None)
-                                 for text, changed in _negations(rule)]
-                for kind, text, mutated, only_fired in variants:
-                    try:
-                        sections = _sections_for(base, mutated, section)
-                    except InputError:
-                        found.append(Mutant(kind, section, rule.id, text, ("validation",)))
-                        continue
-                    if only_fired is not None:
-                        killed = detect(sections, lambda test, outcome: rule.id in outcome.touched)
-                    else:
-                        killed = detect(sections, lambda test, outcome: test.case is not None
-                                        or rule.id in outcome.touched)
-                    found.append(Mutant(kind, section, rule.id, text, killed))
+                specs += [(str(rules_path), section, index, which, negate)
+                          for which in range(len(_variants(loaded, section, index, negate)))]
+    if advance is not None:
+        advance(0, total=len(specs))
+    try:
+        found = _each(specs, jobs, advance)
+    finally:
+        _MUTATING.clear()
     if checked is not None:
         checked.checked = {m.rule for m in found if m.kind == "remove" and not m.survived}
+    return found
+
+
+def _each(specs: list, jobs: int, advance) -> list[Mutant]:
+    """:func:`_mutant` of every spec, in order, in ``jobs`` forked processes (each with its own
+    durable_rules host, made after the fork)."""
+    if jobs <= 1 or len(specs) < 2:
+        found = []
+        for spec in specs:
+            found.append(_mutant(spec))
+            if advance is not None:
+                advance(1)
+        return found
+    import concurrent.futures
+    import multiprocessing
+
+    found = []
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        for mutant in pool.map(_mutant, specs, chunksize=max(1, min(8, len(specs) // (jobs * 8)))):
+            found.append(mutant)
+            if advance is not None:
+                advance(1)
     return found
 
 
@@ -591,10 +656,12 @@ class Results:
         return out, err
 
 
-def check(paths: list[str | os.PathLike[str]], fail_under: float | None = None, with_mutants: bool = False) -> Results:
+def check(paths: list[str | os.PathLike[str]], fail_under: float | None = None, with_mutants: bool = False,
+          jobs: int = 1, advance=None) -> Results:
     """Run the rule tests under ``paths`` with coverage, and (``with_mutants``, when every file is
-    valid) the mutants that show which rules no test pins down."""
+    valid) the mutants that show which rules no test pins down, in ``jobs`` processes."""
     measured = Coverage()
     outcomes, problems = run_all(paths, measured)
-    made = mutants(paths, checked=measured) if with_mutants and not problems else ([] if with_mutants else None)
+    made = (mutants(paths, checked=measured, jobs=jobs, advance=advance) if with_mutants and not problems
+            else ([] if with_mutants else None))
     return Results(outcomes, problems, measured, fail_under, made)
