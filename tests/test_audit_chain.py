@@ -48,6 +48,8 @@ def reviewed(tmp_path_factory):
            "--reason", "Check the victim's views", "--reviewer", "R. Patel", *key)
         qi("review", "1", "--db", db, "--case", "NW-007", "--criterion", "3.1", "--decision", "agree",
            "--reviewer", "R. Patel", *key)
+        qi("review", "1", "--db", db, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree",
+           "--reviewer", "R. Patel", *key)
         qi("runs", "signoff", "1", "--db", db, "--reviewer", "QA lead", *key)
         made[name] = db
     return folder, made
@@ -120,7 +122,7 @@ def test_a_decision_forged_without_the_key_is_caught_and_would_have_changed_the_
                                 "finding": "sufficient", "reason": "forged", "reviewer": "R. Patel"})
     result = _verify(qi, keyed, *_key_args(keyed))
     assert result.exit_code == 1 and "review_mismatch" in _codes(result)
-    assert "decision 4 (run 1, NW-001 3.2): its stored content no longer matches its hash" in result.stderr
+    assert "decision 5 (run 1, NW-001 3.2): its stored content no longer matches its hash" in result.stderr
     # what it would have done: the forged override is a final finding in the re-rendered report
     assert qi("report", "1", "--out", tmp_path / "r", "--db", keyed).exit_code == 0
     report = json.loads((tmp_path / "r" / "report.json").read_text())
@@ -169,7 +171,7 @@ def test_the_head_in_report_json_and_runs_head_move_with_every_record(qi, plain,
     assert qi("run", SAMPLE, "--out", tmp_path / "second", "--db", plain, "-q").exit_code == 0
     written = json.loads((tmp_path / "second" / "report.json").read_text())["store"]["head"]
     heads.append(qi("runs", "head", "--db", plain).stdout.strip())
-    assert [int(h.split(":")[0]) for h in heads] == [5, 6, 7] and written == heads[-1]
+    assert [int(h.split(":")[0]) for h in heads] == [6, 7, 8] and written == heads[-1]
     for head in heads:
         assert _verify(qi, plain, "--expect-head", head).exit_code == 0
 
@@ -244,7 +246,7 @@ def test_control_characters_in_reasons_and_names_are_refused_and_escaped(qi, pla
     _forge(plain, "decisions", {"case_ref": "NW-001", "criterion": "3.2", "decision": "challenge",
                                 "reason": "a\x1b[2Jb", "reviewer": "Eve\x9b31m"})
     shown = qi("runs", "show", "1", "--db", plain)  # a record qi never writes: refused, never printed raw
-    assert shown.exit_code == 1 and ": store_damaged: decision 4 of run 1 holds values qi never writes" in shown.stderr
+    assert shown.exit_code == 1 and ": store_damaged: decision 5 of run 1 holds values qi never writes" in shown.stderr
     assert "\x1b" not in shown.stdout + shown.stderr and "\x9b" not in shown.stdout + shown.stderr
     result = _verify(qi, plain)
     assert result.exit_code == 1 and "invalid_record" in _codes(result) and "\x1b" not in result.stderr
@@ -329,7 +331,7 @@ def test_a_writer_with_the_key_refuses_a_chain_holding_a_forgery(qi, keyed, tmp_
         assert refused.exit_code == 1 and ": chain_broken: " in refused.stderr and "review_mismatch" in refused.stderr
     assert keyed.read_bytes() == before and not (tmp_path / "r").exists() and not (tmp_path / "o").exists()
     shown = qi("runs", "show", "1", "--db", keyed, *key)  # a view still shows it, saying what is wrong
-    assert shown.exit_code == 0 and "warning: review_mismatch: decision 4" in shown.stderr
+    assert shown.exit_code == 0 and "warning: review_mismatch: decision 5" in shown.stderr
     unkeyed = qi("runs", "show", "1", "--db", keyed)
     assert "warning: the store is keyed and no key was given" in unkeyed.stderr
 

@@ -41,7 +41,7 @@ def test_changed_rating_threshold_moves_only_the_ratings_in_the_band(qi, tmp_pat
     moving = sorted(c for c, t in report["aggregates"]["targets"].items()
                     if t["kind"] == "criterion" and 60 <= t["groups"]["all"]["exact_percent"] < 65)
     moved = sorted(r["target"] for r in result["ratings"] if r["group"] == "all" and not r["target"].startswith("standard"))
-    assert moved == moving == ["1.3", "2.2", "3.2", "4.2"]
+    assert moved == moving == ["1.1", "4.2"]
     assert all(r["before"] == "requires_improvement" and r["after"] == "good" for r in result["ratings"])
     assert result["cases"] == [] and result["targets"] == [] and result["organisations"] == []
 
@@ -64,19 +64,19 @@ def test_changed_rule_moves_only_the_cases_it_reads(qi, changed, tmp_path):
 
 
 def test_changed_finding_shows_rules_on_each_side(qi, changed):
-    declaration = "      1.3.b: {fact: enforcement_relevant}\n    threshold: 66"
-    path = changed(declaration, declaration.replace("threshold: 66", "threshold: 50"))
+    declaration = "    core: [2.3.a, 2.3.b, 2.3.c]\n    threshold: 66"
+    path = changed(declaration, declaration.replace("threshold: 66", "threshold: 100"))
     result = json.loads(qi("rules", "diff", DEFAULT, path, "--sample", SAMPLE, "--format", "json").stdout)
     moves = [(c["case"], m["criterion"], m["before"], m["after"], m["rules_before"], m["rules_after"])
              for c in result["cases"] for m in c["findings"]]
-    # independently: with both lines applicable, one met of two passes 50% but not 66%
+    # independently: two of three lines met passes 66% but not 100%
     answers = {p.stem: yaml.safe_load(p.read_text())["evidence"] for p in sorted((SAMPLE / "cases").glob("*.yaml"))}
-    half = sorted(case for case, evidence in answers.items()
-                  if sorted(evidence.get(i, {}).get("answer", "") for i in ("1.3.a", "1.3.b")) in
-                  (["no", "yes"], ["partly", "yes"]))
-    assert half and [m[0] for m in moves] == half
-    assert all(m[1:] == ("1.3", "insufficient", "sufficient", ["1.3-too-few-met"], ["1.3-sufficient"]) for m in moves)
-    assert [t["target"] for t in result["targets"]][:1] == ["1.3"]
+    short = sorted(case for case, evidence in answers.items()
+                   if sorted(evidence.get(i, {}).get("answer", "") for i in ("2.3.a", "2.3.b", "2.3.c")) in
+                   (["no", "yes", "yes"], ["partly", "yes", "yes"]))
+    assert short and [m[0] for m in moves] == short
+    assert all(m[1:] == ("2.3", "sufficient", "insufficient", ["2.3-sufficient"], ["2.3-too-few-met"]) for m in moves)
+    assert [t["target"] for t in result["targets"]][:1] == ["2.3"]
 
 
 def test_markdown_and_no_change(qi):

@@ -142,6 +142,7 @@ def _sha_of_final(report: dict) -> str:
 def test_a_signoff_names_the_final_report_and_a_later_change_shows(qi, stored, tmp_path):
     _decide(qi, stored, "NW-014", "3.3", "override", "sufficient")
     _decide(qi, stored, "NW-007", "3.1", "agree")
+    _decide(qi, stored, "NW-001", "3.2", "agree")
     signed = qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", stored)
     assert signed.exit_code == 0, signed.stderr
     final = _report(qi, stored, tmp_path / "final")
@@ -187,6 +188,7 @@ def test_a_view_still_shows_a_reviewed_run_whose_rule_set_changed(qi, tmp_path):
     page = TestClient(web.create(db), base_url="http://127.0.0.1").get("/runs/1")
     assert page.status_code == 200 and "these are the engine&#39;s figures" in page.text
     _decide(qi, db, "NW-007", "3.1", "agree")
+    _decide(qi, db, "NW-001", "3.2", "agree")
     signed = qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", db)
     assert signed.exit_code == 1 and ": input_changed: " in signed.stderr  # nothing is signed that cannot be made
 

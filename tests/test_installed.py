@@ -108,8 +108,8 @@ def test_validate_evaluate_and_explain_from_a_users_folder(installed, home):
     assert evaluated["ruleset"]["file"] == "rules/hmip-qi-adult-2.0.yaml"  # named by place, not install path
     explained = ok(qi(installed, home, "explain", "nw/cases/NW-014.yaml", "--criterion", "3.3"))
     assert "INSUFFICIENT" in explained and "rules/hmip-qi-adult-2.0.yaml:" in explained
-    whatif = ok(qi(installed, home, "explain", "nw/cases/NW-001.yaml", "--criterion", "3.2", "--what-if"))
-    assert "3.2 would be sufficient if" in whatif
+    whatif = ok(qi(installed, home, "explain", "nw/cases/NW-001.yaml", "--criterion", "4.1", "--what-if"))
+    assert "4.1 would be sufficient if 4.1.b were yes instead of partly" in whatif
     banded = qi(installed, home, "evaluate", "nw/cases/NW-014.yaml", "--rules", "rules/hmip-qi-adult-2.0-banded.yaml")
     assert "hmip-qi-adult-2.0-banded" in ok(banded)
 
@@ -123,8 +123,8 @@ def test_run_then_the_stored_run_from_a_users_folder(installed, home):
     report = json.loads((home / "out" / "report.json").read_text())
     assert report["ruleset"]["file"] == "rules/hmip-qi-adult-2.0.yaml"
     # the stored run's inputs are read again (what-if re-evaluates) wherever qi is installed
-    whatif = ok(qi(installed, home, "explain", "--run", "1", "--case", "NW-001", "--criterion", "3.2", "--what-if"))
-    assert "3.2 would be sufficient if" in whatif
+    whatif = ok(qi(installed, home, "explain", "--run", "1", "--case", "NW-001", "--criterion", "4.1", "--what-if"))
+    assert "4.1 would be sufficient if 4.1.b were yes instead of partly" in whatif
     ok(qi(installed, home, "report", "1", "--out", "again", "-q"))
     assert json.loads((home / "again" / "report.json").read_text())["run"]["id"] == report["run"]["id"]
     assert "1 run verified" in ok(qi(installed, home, "runs", "verify"))

@@ -198,10 +198,12 @@ def example_run(tmp_path_factory):
 def test_report_has_the_consistency_figures_of_the_example_sample(example_run):
     consistency = json.loads((example_run / "reports" / "report.json").read_text())["consistency"]
     # NW-001, NW-003, NW-007 and NW-014 carry 3 judgements each; NW-007 3.1 (3.1.c only partly met,
-    # a protection line in a domestic abuse case) and NW-014 3.3 disagree
+    # a protection line in a domestic abuse case), NW-001 3.2 (one of two lines met in part: the
+    # rule set tolerates it, the inspector did not) and NW-014 3.3 disagree
     overall = consistency["engine_inspector"]["overall"]
-    assert (overall["n"], overall["agreed"], overall["percent"]) == (12, 10, 83.3)
-    assert [(m["case"], m["criterion"]) for m in consistency["moderation"]] == [("NW-007", "3.1"), ("NW-014", "3.3")]
+    assert (overall["n"], overall["agreed"], overall["percent"]) == (12, 9, 75.0)
+    assert [(m["case"], m["criterion"]) for m in consistency["moderation"]] == [
+        ("NW-007", "3.1"), ("NW-001", "3.2"), ("NW-014", "3.3")]
     assert all(m["what_if"]["alternatives"] and m["note"] for m in consistency["moderation"])
     marked = consistency["second_marking"]
     assert marked["cases"] == ["NW-003", "NW-014"]
@@ -212,7 +214,7 @@ def test_report_has_the_consistency_figures_of_the_example_sample(example_run):
 def test_markdown_and_html_have_the_consistency_section(example_run):
     markdown = (example_run / "reports" / "report.md").read_text()
     section = markdown[markdown.index("## Consistency"):]
-    assert "10 of 12 (83.3%" in section and "### Moderation list" in section and "### Second marking" in section
+    assert "9 of 12 (75.0%" in section and "### Moderation list" in section and "### Second marking" in section
     assert "NW-014, 3.3" in section and "restraining order" in section
     html = (example_run / "reports" / "report.html").read_text()
     assert 'id="consistency"' in html and "Moderation list" in html and 'href="#case-NW-014"' in html

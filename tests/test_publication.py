@@ -121,6 +121,8 @@ def published(tmp_path_factory):
             "--decision", "challenge", "--reason", REASON + " (2)")
     _invoke("review", "1", "--db", db, "--reviewer", REVIEWER, "--case", "NW-007", "--criterion", "3.1",
             "--decision", "agree")
+    _invoke("review", "1", "--db", db, "--reviewer", REVIEWER, "--case", "NW-001", "--criterion", "3.2",
+            "--decision", "agree")
     _invoke("runs", "signoff", "1", "--reviewer", REVIEWER, "--db", db)
     # a redacted run into a folder holding a full run's reports: the full trace.jsonl must go
     _invoke("run", SAMPLE, "--out", root / "redacted", "--db", db)

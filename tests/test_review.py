@@ -30,6 +30,8 @@ def test_the_review_loop_end_to_end(qi, stored_run, tmp_path):
     refused = qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", db)
     assert refused.exit_code == 1
     assert "NW-007 3.1 is open" in refused.stderr and "NW-014 3.3 is open" in refused.stderr
+    assert "NW-001 3.2 is open" in refused.stderr
+    assert _review(qi, db, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree").exit_code == 0
 
     assert _review(qi, db, "--case", "NW-014", "--criterion", "3.3", "--decision", "override", "--finding",
                    "sufficient", "--reason", "The restraining order manages the risk").exit_code == 0
@@ -45,7 +47,7 @@ def test_the_review_loop_end_to_end(qi, stored_run, tmp_path):
 
     shown = qi("runs", "show", "1", "--db", db).stdout
     assert "NW-014 3.3: engine insufficient, inspector sufficient [override by R. Patel]" in shown
-    assert "3 decisions recorded" in shown and "signed off by QA lead" in shown and "open: 0" in shown
+    assert "4 decisions recorded" in shown and "signed off by QA lead" in shown and "open: 0" in shown
 
     out = tmp_path / "again"
     assert qi("report", "1", "--out", out, "--db", db).exit_code == 0
@@ -53,7 +55,7 @@ def test_the_review_loop_end_to_end(qi, stored_run, tmp_path):
     finding = next(c for c in report["cases"] if c["case"] == "NW-014")["findings"]["3.3"]
     assert (finding["engine"], finding["value"], finding["final"]) == ("insufficient", "sufficient", "sufficient")
     assert finding["review"]["reason"] == "The restraining order manages the risk"
-    assert [d["decision"] for d in report["review"]["history"]] == ["override", "challenge", "agree"]
+    assert [d["decision"] for d in report["review"]["history"]] == ["agree", "override", "challenge", "agree"]
     markdown = (out / "report.md").read_text()
     assert "engine insufficient, final sufficient — \"The restraining order manages the risk\"" in markdown
     trace = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
@@ -85,10 +87,10 @@ def test_later_decisions_supersede_and_history_stays(stored_run):
         organisation = review.record_decision(audit, 1, "organisation:NPS", "6.1", "agree", "B")
         assert review.decisions_for_run(audit, 1) == [second, organisation]
         assert review.decisions_for_run(audit, 1, history=True) == [first, second, organisation]
-        assert [i["case"] for i in review.open_items(audit, 1)] == ["NW-007"]
+        assert [i["case"] for i in review.open_items(audit, 1)] == ["NW-001", "NW-007"]
         with pytest.raises(review.OpenItems) as refused:
             review.signoff(audit, 1, "C")
-        assert refused.value.items[0]["criterion"] == "3.1"
+        assert [i["criterion"] for i in refused.value.items] == ["3.2", "3.1"]
         assert review.signoffs(audit, 1) == []
 
 
@@ -104,6 +106,7 @@ def test_a_changed_or_deleted_decision_is_detected(qi, stored_run, tamper, expec
             "--reason", "r")
     _review(qi, db, "--case", "NW-007", "--criterion", "3.1", "--decision", "override", "--finding", "sufficient",
             "--reason", "r")
+    _review(qi, db, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree")
     assert qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", db).exit_code == 0
     assert qi("runs", "verify", "--db", db).exit_code == 0
     with sqlite3.connect(db) as connection:
