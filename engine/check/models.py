@@ -915,10 +915,16 @@ def model_of(kind: str, framework: Framework | None) -> type[Strict]:
     return KINDS[kind]
 
 
+def _written(text: str) -> str:
+    if not text.strip():
+        raise _error("empty_note", "the note says nothing", "write what was found, and where")
+    return text
+
+
 class ObservedCause(Strict):
     """A cause inspectors found in their work with an organisation, and the evidence for it."""
 
-    note: Annotated[str, Field(min_length=1)] = Field(description="What was found, and where.")
+    note: Annotated[str, AfterValidator(_written)] = Field(description="What was found, and where.")
     sources: Annotated[list[Annotated[str, vocabulary("evidence_sources", "evidence source")]],
                        AfterValidator(_unique)] = _vocab_field(
         "evidence_sources", "Where the evidence was found.", default_factory=list)

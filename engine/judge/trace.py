@@ -210,7 +210,8 @@ class Trace:
         """Each rule that reads evidence beyond its own subject (a condition with
         ``Form.elsewhere``: an organisation rule over its provider's cases), whether it fired, what it
         concludes, and each such condition with whether it held and what it saw (the cases behind
-        it): the checks a report lists (contradictions first), then the causes (found first)."""
+        it): the checks a report lists (contradictions first), then the rules that weigh recorded
+        causes (``cause_found``; found first)."""
         entries = []
         for compiled_rule in self.compiled.rules:
             rule = compiled_rule.rule
@@ -223,9 +224,9 @@ class Trace:
                          for conclusion in rule.then for kind in ("finding", "barrier", "enabler")
                          if (body := getattr(conclusion, kind, None)) is not None]
             fired = compiled_rule.index in self._fired
-            # a rule concluding a finding checks the organisation's claim against its cases; one
-            # concluding only barriers finds a cause where the cases and the organisation agree
-            kind = "check" if any(c["kind"] == "finding" for c in concludes) else "cause"
+            # a rule weighing the causes inspectors recorded (cause_found) beside the provider's
+            # cases finds a cause where the two agree; any other checks the organisation's claim
+            kind = "cause" if any(c.key == "cause_found" for _, c in rules.walk(rule.when)) else "check"
             entries.append({"rule": rule.id, "title": rule.title, "rationale": rule.rationale,
                             "at": f"{self.compiled.loaded.document.path}:{compiled_rule.line}", "kind": kind,
                             "fired": fired, "contradicted": fired and kind == "check", "concludes": concludes,

@@ -545,7 +545,7 @@ def _standard(standard: dict, aggregates: dict, report: dict, columns, label, ra
         for organisation in report.get("organisations", []):
             causes = cause_lines(organisation)
             if causes:
-                section.blocks.append(f"{organisation['organisation']}, causes the inspectors recorded in its cases:")
+                section.blocks.append(f"{organisation['organisation']}, causes the inspectors recorded:")
                 section.blocks.append(Bullets(causes))
         return section
     target = aggregates["targets"].get(f"standard {standard['id']}", {})
@@ -713,7 +713,8 @@ def corroboration_lines(organisation: dict) -> list[str]:
                 lines.append(f"{entry['title']}: not checked — {next(iter(seen.values()))}.")
                 continue
             counted = (f"{seen['falling short']} of {seen['counted']} cases counted"
-                       + (f" ({seen['percent falling short']:g}%)" if seen["percent falling short"] is not None else ""))
+                       + (f" ({seen['percent falling short']:g}%)" if seen["percent falling short"] is not None
+                          and seen["counted"] >= COUNT_ONLY_BELOW else ""))
             cases = seen["cases"] if isinstance(seen["cases"], str) else ", ".join(seen["cases"]) or "none"
             if entry["contradicted"]:
                 lines.append(f"Contradicted — {entry['title']}: {counted} fall short ({check['text']}); cases: {cases}. "
@@ -728,33 +729,37 @@ def corroboration_lines(organisation: dict) -> list[str]:
 
 
 def cause_lines(organisation: dict) -> list[str]:
-    """The causes an organisation's rules looked for in its provider's cases, in words: each cause
-    concluded, with the counts it read, and each cause inspectors recorded in some of the cases
-    that was not concluded, with why (too few cases, or the organisation's evidence not agreeing)."""
+    """The causes an organisation's rules weighed (``cause_found`` beside its provider's cases), in
+    words: each concluded, with the counts it read and its cases; each recorded in some case but
+    not concluded, with why; then each cause the inspectors found in fieldwork, with its note."""
     lines = []
     for entry in organisation.get("corroboration", []):
         if entry.get("kind") != "cause":
             continue
         for check in entry["checks"]:
             seen = check["seen"]
-            if "counted" not in seen:
+            recorded = seen.get("provider cases matching")
+            if "counted" not in seen or not recorded:
                 continue
-            recorded = seen["provider cases matching"]
-            if not recorded:
-                continue
+            counted = (f"recorded in {recorded} of its cases; "
+                       f"{seen['falling short']} of the {seen['counted']} judged were insufficient on a criterion "
+                       "the rule reads")
+            if seen["percent falling short"] is not None and seen["counted"] >= COUNT_ONLY_BELOW:
+                counted += f" ({seen['percent falling short']:g}%)"
             cases = seen["cases"] if isinstance(seen["cases"], str) else ", ".join(seen["cases"]) or "none"
-            counted = (f"recorded in {recorded} of its cases, of which {seen['falling short']} of the {seen['counted']} "
-                       "judged were insufficient on a criterion the rule reads"
-                       + (f" ({seen['percent falling short']:g}%)" if seen["percent falling short"] is not None else ""))
             barriers = "; ".join(c["text"] for c in entry["concludes"] if c["kind"] == "barrier")
             if entry["fired"]:
-                lines.append(f"Cause found — {entry['title']}: {counted}; cases: {cases}; the organisation's own "
-                             f"evidence points the same way. Barrier: {barriers} ({entry['rule']}).")
+                lines.append(f"Cause found — {entry['title']}: {counted} (cases: {cases}), and the organisation's "
+                             f"own evidence points the same way. Barrier: {barriers} ({entry['rule']}).")
             elif check["holds"] is True:
                 lines.append(f"Not concluded — {entry['title']}: {counted}, but the organisation's own evidence "
                              "does not point the same way.")
             else:
-                lines.append(f"Not concluded — {entry['title']}: {counted}; the test is: {check['text']}.")
+                lines.append(f"Not concluded — {entry['title']}: {counted}, short of the rule's test: {check['text']}.")
+    for cause in organisation.get("causes", []):
+        sources = f" (sources: {', '.join(cause['sources'])})" if cause.get("sources") else ""
+        note = f": {cause['note'].rstrip().rstrip('.')}" if cause.get("note") else ""
+        lines.append(f"Found in fieldwork with the organisation — {cause['label']}{note}{sources}.")
     return lines
 
 

@@ -171,6 +171,8 @@ def _unlist_cases(result: dict) -> None:
     for organisation in result.get("organisations", []):
         organisation.pop("file", None)
         organisation.pop("judgements", None)
+        for cause in organisation.get("causes", []):  # what was found stays; the inspectors' words do not
+            cause.pop("note", None)
         for finding in organisation.get("findings", {}).values():  # what was decided stays; who and why do not
             for internal in ("review", "final", "engine"):
                 finding.pop(internal, None)

@@ -229,6 +229,10 @@ def evaluate_organisations(prepared: Prepared, observe: Observer | None = None,
         checked = tracer.corroboration()
         if checked:
             result["corroboration"] = checked
+        if loaded.model.causes:
+            labels = {t.id: t.label for t in framework.vocabulary.causes}
+            result["causes"] = [{"cause": cause, "label": labels.get(cause, cause), "note": found.note,
+                                 "sources": list(found.sources)} for cause, found in loaded.model.causes.items()]
         if loaded.model.judgements:
             result["judgements"] = pipeline.judgement_rows(compiled, loaded.model, evaluation, judgement)
         results.append(result)

@@ -277,7 +277,7 @@ def _condition_scope_problems(condition: form.Form, at: tuple, scope: str,
     items_allowed = set(framework.item_ids(scope))
     for loc, found in walk(condition, at):
         if scope not in found.levels:
-            allowed = ", ".join(form.forms(scope))
+            allowed = ", ".join(key for key, cls in form.forms(scope).items() if scope in cls.levels)
             problems.append(problem(loc, found.key, "wrong_scope",
                                     f"condition {found.key!r} cannot be read in {scope} rules",
                                     f"{scope} rules read only: {allowed}"))

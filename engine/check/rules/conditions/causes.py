@@ -48,4 +48,4 @@ class CauseFoundCondition(Form):
 
     def seen(self, view) -> dict:
         found = getattr(view.model, "causes", None) or {}
-        return {"causes found": {cause: found[cause].note for cause in self.cause_found if cause in found}}
+        return {"causes found": [cause for cause in self.cause_found if cause in found]}
