@@ -29,7 +29,6 @@ def _add_cause(sample, organisation: str, text: str) -> None:
 def test_the_report_lists_every_cause_recorded_concluded_or_not_and_what_fieldwork_found(qi, sample_copy, tmp_path):
     _add_cause(sample_copy, "NPS", '  it_systems: {note: "The case system was down for two weeks.", '
                                    "sources: [staff_survey]}\n")
-    _add_cause(sample_copy, "CRC", '  caseloads: {note: "Caseloads of 70 to 90.", sources: [staff_survey]}\n')
     out = _run(qi, sample_copy, tmp_path)
     report = json.loads((out / "report.json").read_text())
     nps = next(o for o in report["organisations"] if o["organisation"] == "NPS")
@@ -52,12 +51,10 @@ def test_the_report_lists_every_cause_recorded_concluded_or_not_and_what_fieldwo
 
 
 def test_a_redacted_report_keeps_the_causes_but_not_the_inspectors_words(qi, sample_copy, tmp_path):
-    _add_cause(sample_copy, "CRC", '  management_oversight: {note: "Managers sign off assessments unread.", '
-                                   "sources: [manager_interview]}\n")
     out = _run(qi, sample_copy, tmp_path, "--redact")
     report = (out / "report.json").read_text()
-    assert "management_oversight" in report and "sign off assessments unread" not in report
-    assert "sign off assessments unread" not in (out / "report.md").read_text()
+    assert "management_oversight" in report and "managers sign off assessments" not in report
+    assert "managers sign off assessments" not in (out / "report.md").read_text()
 
 
 def test_a_rule_reading_the_providers_cases_without_recorded_causes_is_not_called_a_cause(qi, tmp_path):

@@ -503,7 +503,10 @@ def test_read_only_shows_the_review_without_forms(reviewed):
         assert page.status_code == 200 and "<form" not in page.text
 
 
-def test_the_run_page_lists_the_causes_the_rules_weighed(web):
+def test_the_run_page_lists_causes_found_and_weighed(web):
     page = web.get("/runs/1").text
+    found = page[page.index('<ul id="fieldwork-causes">'):]
+    found = found[:found.index("</ul>")]
+    assert "CRC — Caseloads or workloads too high" in found and "staff_survey" in found
     assert "<strong>cause found</strong>: High caseloads lay behind" in page
     assert "Recorded in 1 case;" in page  # changes of case manager, in one of the CRC's cases

@@ -491,3 +491,35 @@ def test_run_export_carries_inspector_reviewer_and_interval_fields_when_the_repo
     assert _formulas(written[0]) == []
     rows = list(csv.reader(written[1].open(encoding="utf-8-sig")))
     assert "'" + HYPERLINK in [v for r in rows for v in r]
+
+
+def test_causes_found_in_fieldwork_travel_in_the_organisations_sheet(qi, tmp_path):
+    book = workbook.export(SAMPLE, tmp_path / "nw.xlsx")
+    sheet = openpyxl.load_workbook(book)["Organisations"]
+    headers = [c.value for c in sheet[1]]
+    fw = frameworks.load(frameworks.default_path())
+    assert {f"cause {c} {part}" for c in fw.vocabulary.ids("causes") for part in ("note", "sources")} <= set(headers)
+    crc = next(row for row in sheet.iter_rows(min_row=2, values_only=True) if row[0] == "CRC")
+    assert crc[headers.index("cause caseloads sources")] == "staff_survey, performance_data, manager_interview"
+    assert qi("cases", "import", book, "--out", tmp_path / "back").exit_code == 0
+    original = samples.load(SAMPLE).organisations
+    back = samples.load(tmp_path / "back").organisations
+    assert [o.model.causes for o in back] == [o.model.causes for o in original]
+    assert any(o.model.causes for o in back)
+
+
+def test_a_cause_without_a_note_or_with_an_unknown_source_is_reported_at_its_cell(qi, tmp_path):
+    book = openpyxl.load_workbook(workbook.export(SAMPLE, tmp_path / "x.xlsx"))
+    headers = {c.value: c.column_letter for c in book["Organisations"][1]}
+    rows = {book["Organisations"][f"A{n}"].value: n for n in (2, 3)}
+    crc, nps = rows["CRC"], rows["NPS"]
+    path = _workbook_with(tmp_path, {
+        f"{headers['cause caseloads note']}{crc}": None,  # sources kept, note cleared
+        f"{headers['cause it_systems note']}{nps}": "The case system was down.",
+        f"{headers['cause it_systems sources']}{nps}": "gossip",
+    }, sheet="Organisations")
+    result = qi("cases", "import", path, "--out", tmp_path / "back")
+    assert result.exit_code == 1
+    assert f"Organisations!{headers['cause caseloads note']}{crc}: missing_note: the cause caseloads" in result.stderr
+    assert f"Organisations!{headers['cause it_systems sources']}{nps}: unknown_value: 'gossip'" in result.stderr
+    assert not (tmp_path / "back").exists()

@@ -57,8 +57,10 @@ SPARE_ROWS = 200
 #: The per-item and per-criterion column suffixes, and the file field each one fills.
 ITEM_PARTS = {"answer": "answer", "note": "note", "sources": "sources"}
 JUDGEMENT_PARTS = {"judgement": "finding", "judgement note": "note"}
-#: The field without which an item's (or a judgement's) other cells mean nothing.
-_REQUIRED_PART = {"evidence": "answer", "judgements": "finding"}
+#: The columns of a cause found in fieldwork (organisation sheet: ``cause CAUSE note`` and so on).
+CAUSE_PARTS = {"note": "note", "sources": "sources"}
+#: The field without which an item's (or a judgement's, or a cause's) other cells mean nothing.
+_REQUIRED_PART = {"evidence": "answer", "judgements": "finding", "causes": "note"}
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -151,7 +153,15 @@ def _per_criterion_headers(framework: models.Framework, scope: str | None) -> di
                 headers.update({f"{item.id} {part}": ("evidence", item.id, field) for part, field in ITEM_PARTS.items()})
             headers.update({f"{criterion.id} {part}": ("judgements", criterion.id, field)
                             for part, field in JUDGEMENT_PARTS.items()})
+    if scope == "organisation":
+        headers.update(_cause_headers(framework))
     return headers
+
+
+def _cause_headers(framework: models.Framework) -> dict[str, tuple[str, str, str]]:
+    """Header -> ("causes", cause, field) for the causes found in fieldwork, one pair per cause."""
+    return {f"cause {cause} {part}": ("causes", cause, field)
+            for cause in framework.vocabulary.ids("causes") for part, field in CAUSE_PARTS.items()}
 
 
 def _findings() -> list[str]:
@@ -245,6 +255,13 @@ def _evidence_sheet(sheet, framework: models.Framework, scope: str, columns: lis
             headers += [(finding, f"{about}\n\nYour own judgement on the criterion (optional): "
                                   + ", ".join(_findings()) + ". The engine's finding is a check on it."),
                         (why, f"{about}\n\nWhat your judgement rests on (optional).")]
+    if scope == "organisation":
+        labels = {term.id: term.label for term in framework.vocabulary.causes}
+        for header, (_, cause, field) in _cause_headers(framework).items():
+            about = f"Cause found in fieldwork: {cause} ({labels[cause]})"
+            headers.append((header, f"{about}\n\nWhat was found, and where (leave empty if it was not found)."
+                            if field == "note" else f"{about}\n\nWhere it was found, separated by commas: "
+                            + ", ".join(_allowed(framework, "evidence_sources"))))
     for index, (header, text) in enumerate(headers, start=1):
         cell = sheet.cell(1, index)
         spreadsheet.set_cell(cell, header)
@@ -729,7 +746,7 @@ def _row_data(cells, row: int, sheet: _Sheet, layout: _Layout, columns: list[Col
         required = _REQUIRED_PART[section]
         main_col = columns_of.get(required, min(columns_of.values()))
         if required not in entry:
-            what = "item" if section == "evidence" else "the judgement on"
+            what = {"evidence": "item", "judgements": "the judgement on", "causes": "the cause"}[section]
             sheet.problem(row, main_col, f"missing_{required}",
                           f"{what} {key} has other cells filled in but no {required}",
                           f"fill in the {required}, or clear the other cells of {key}")
@@ -760,7 +777,7 @@ def _ordered(data: dict, columns: list[Column]) -> dict:
     for column in columns:
         if column.loc[0] not in order:
             order.append(column.loc[0])
-    return {key: data[key] for key in order + ["evidence", "judgements"] if key in data}
+    return {key: data[key] for key in order + ["evidence", "judgements", "causes"] if key in data}
 
 
 def _context_value(column: Column, value: Any) -> Any:
