@@ -20,6 +20,7 @@ The stages, in order:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import graphlib
 import itertools
 
@@ -49,7 +50,7 @@ class CompiledRule:
     writes: tuple[str, ...]
     alternatives: tuple[conditions.Node, ...]
 
-    @property
+    @functools.cached_property
     def derives(self) -> tuple[str, ...]:
         """The derived facts the rule concludes."""
         return tuple(c.fact for c in self.rule.then if isinstance(c, rules.FactConclusion))
@@ -310,3 +311,13 @@ def _chunks(phase_rules: list[CompiledRule]) -> tuple[Chunk, ...]:
         chunks.append(Chunk(f"qi-{digest}", definition, {name: index for name, index, _ in part},
                             tuple(sorted(read))))
     return tuple(chunks)
+
+
+def restricted(compiled: CompiledRuleSet, indices) -> CompiledRuleSet:
+    """The compiled rule set with only the rules ``indices`` in its phases (every rule keeps its
+    index and phase, so what fires is named as in the whole set): evaluated, it fires exactly what
+    the whole set would of those rules, provided every rule deriving a fact they read is among them."""
+    kept = set(indices)
+    phases = tuple(_chunks([r for r in compiled.rules if r.phase == number and r.index in kept])
+                   for number in range(len(compiled.phases)))
+    return dataclasses.replace(compiled, phases=phases, _lowered={})

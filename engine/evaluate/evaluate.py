@@ -186,10 +186,28 @@ def _run_phases(compiled: CompiledRuleSet, attributes: dict, tracer: Tracer, rat
         raise
     finally:
         tracer.finished()
-    derived_by = {f.id: tuple(sorted(i for i in fired if f.id in compiled.rules[i].derives))
-                  for f in compiled.ruleset.facts}
+    return _evaluation(compiled, attributes, fired, tracer.record(), rate)
+
+
+def assembled(compiled: CompiledRuleSet, attributes: dict, fired) -> Evaluation:
+    """The evaluation of a case whose fired rules are known without running them (carried over
+    from another rule set's evaluation, see :mod:`engine.compile.delta`): its final fact and what
+    derived each fact. It has no phase record, so it is never traced."""
+    tracer = Tracer()
+    tracer.start(compiled.section)
+    tracer.finished()
+    return _evaluation(compiled, facts.with_counts(attributes, compiled.schema), set(fired), tracer.record())
+
+
+def _evaluation(compiled: CompiledRuleSet, attributes: dict, fired: set[int], record: Record,
+                rate: RatingPolicy | None = None) -> Evaluation:
+    derivers: dict[str, list[int]] = {}
+    for index in sorted(fired):
+        for name in compiled.rules[index].derives:
+            derivers.setdefault(name, []).append(index)
+    derived_by = {f.id: tuple(derivers.get(f.id, ())) for f in compiled.ruleset.facts}
     fact = {**attributes, "kind": facts.FACT_KIND, **derived_attributes(compiled, fired, rate)}
-    return Evaluation(tuple(sorted(fired)), fact, derived_by, tracer.record())
+    return Evaluation(tuple(sorted(fired)), fact, derived_by, record)
 
 
 def derived_attributes(compiled: CompiledRuleSet, fired: set[int], rate: RatingPolicy | None = None) -> dict:

@@ -28,6 +28,7 @@ from engine.base.canonical import canonical_sha256
 from engine.base.diagnostics import Diagnostic, InputError
 from engine.check import models, sample
 from engine.compile import compile as compiler
+from engine.compile import delta
 from engine.compile import facts as fact_builder
 from engine.evaluate import evaluate as evaluator
 from engine.judge import judge, trace
@@ -68,26 +69,81 @@ def prepare(sample_dir: str | os.PathLike[str], rules_file: str | os.PathLike[st
     reported — but no case is read and validated a second time to be judged."""
     sample_dir = Path(sample_dir)
     manifest = _manifest_or_none(sample_dir)
+    rules_path, cases = _rules_for(sample_dir, manifest, rules_file, jobs)
+    judged = JudgedCases()  # progress is counted by sample.load, once per case file checked
+    loaded_sample = sample.load(sample_dir, cases.loaded.framework_path, jobs=jobs, advance=advance,
+                                judge=functools.partial(_judge_loaded, str(rules_path)), take=judged.take)
+    return _prepared(loaded_sample, rules_path, cases, judged)
+
+
+def prepare_pair(sample_dir: str | os.PathLike[str], old_rules: str | os.PathLike[str],
+                 new_rules: str | os.PathLike[str], jobs: int = 1,
+                 advance: Callable[[int], None] | None = None) -> tuple[Prepared, Prepared]:
+    """The sample prepared under two rule sets, for a diff: each case file read and validated once
+    and judged under both, without traces. Under the new rule set only the rules a change can move
+    are evaluated again (:mod:`engine.compile.delta`); the rest is carried over from the case's
+    evaluation under the old one. Raises InputError listing every problem of both rule sets and
+    the sample."""
+    sample_dir = Path(sample_dir)
+    manifest = _manifest_or_none(sample_dir)
+    problems: list[Diagnostic] = []
+    found = []
+    for rules_file in (old_rules, new_rules):
+        try:
+            found.append(_rules_for(sample_dir, manifest, rules_file, jobs, with_sample=False))
+        except InputError as error:
+            problems += [d for d in error.diagnostics if d not in problems]
+    if len(found) < 2:
+        _raise_with_sample_problems(sample_dir, jobs, problems)
+    (old_path, old), (new_path, new) = found
+    if old.loaded.framework_path != new.loaded.framework_path:
+        _raise_with_sample_problems(sample_dir, jobs, [Diagnostic(
+            new.loaded.document.path, 1, 1, "framework_mismatch", f"the rule sets were checked against different "
+            f"framework files ({old.loaded.framework_path} and {new.loaded.framework_path})",
+            "keep one copy of the framework file on the search path")])
+    before, after = JudgedCases(), JudgedCases()
+
+    def take(pair) -> None:
+        before.take(pair[0])
+        after.take(pair[1])
+
+    loaded_sample = sample.load(sample_dir, old.loaded.framework_path, jobs=jobs, advance=advance,
+                                judge=functools.partial(_judge_pair, str(old_path), str(new_path)), take=take)
+    return _prepared(loaded_sample, old_path, old, before), _prepared(loaded_sample, new_path, new, after)
+
+
+def _prepared(loaded_sample: sample.Sample, rules_path: Path, cases: compiler.CompiledRuleSet,
+              judged: JudgedCases) -> Prepared:
+    return Prepared(loaded_sample, rules_path, cases, compiler.compile_organisation(cases.loaded),
+                    compiler.compile_sample(cases.loaded), judged)
+
+
+def _rules_for(sample_dir: Path, manifest, rules_file, jobs: int,
+               with_sample: bool = True) -> tuple[Path, compiler.CompiledRuleSet]:
+    """The rule set to judge the sample by (``rules_file``, else the one the manifest names or
+    that is in force), compiled and checked to be for the sample's framework. Raises InputError,
+    with every problem of the sample too unless ``with_sample`` is false."""
+    def refuse(problems: list[Diagnostic]):
+        if with_sample:
+            _raise_with_sample_problems(sample_dir, jobs, problems)
+        raise InputError(problems)
+
     try:
         rules_path = Path(rules_file) if rules_file else (
             pipeline.rules_path(manifest.rules, manifest.period.end, (manifest.framework.id, manifest.framework.version))
             if manifest else None)
         cases = pipeline.compiled_rules(rules_path) if rules_path else None
     except InputError as error:
-        _raise_with_sample_problems(sample_dir, jobs, error.diagnostics)
+        refuse(list(error.diagnostics))
     if cases is None or manifest is None:
-        _raise_with_sample_problems(sample_dir, jobs, [])
+        refuse([])
     framework = cases.loaded.framework
     if (framework.id, framework.version) != (manifest.framework.id, manifest.framework.version):
         raise InputError([Diagnostic(cases.loaded.document.path, 1, 1, "framework_mismatch",
                                      f"the rule set is for framework {framework.id} {framework.version}, the "
                                      f"sample for {manifest.framework.id} {manifest.framework.version}",
                                      "choose a rule set for the sample's framework with --rules")])
-    judged = JudgedCases()  # progress is counted by sample.load, once per case file checked
-    loaded_sample = sample.load(sample_dir, cases.loaded.framework_path, jobs=jobs, advance=advance,
-                                judge=functools.partial(_judge_loaded, str(rules_path)), take=judged.take)
-    return Prepared(loaded_sample, rules_path, cases, compiler.compile_organisation(cases.loaded),
-                    compiler.compile_sample(cases.loaded), judged)
+    return rules_path, cases
 
 
 def _manifest_or_none(sample_dir: Path):
@@ -116,6 +172,39 @@ def _judge_loaded(rules_path: str, case):
     """Judge a case (loaded, or a handle) in whichever process has it: the rule set is compiled once
     per process (a forked worker inherits the parent's compiled copy)."""
     return judge_case(pipeline.compiled_rules(rules_path), case)
+
+
+def _judge_pair(old_path: str, new_path: str, case):
+    """A case judged under two rule sets, without traces: fully under the old, and under the new
+    only what the change can move (the rest carried over from the old evaluation)."""
+    old, new = pipeline.compiled_rules(old_path), pipeline.compiled_rules(new_path)
+    change = new.cached(("delta from", old.loaded.sha256, id(old)), lambda: delta.between(old, new))
+    loaded = case.load()
+    framework = old.loaded.framework
+    before = evaluator.evaluate(old, fact_builder.case_attributes(loaded.model, framework, old.schema))
+    attributes = fact_builder.case_attributes(loaded.model, framework, new.schema)
+    again = evaluator.evaluate(change.evaluated, attributes).fired if change.evaluated is not None else ()
+    after = evaluator.assembled(new, attributes, delta.fired(change, before.fired, again))
+    return judged_untraced(old, loaded, before), judged_untraced(new, loaded, after)
+
+
+def judged_untraced(compiled: compiler.CompiledRuleSet, loaded: sample.Loaded, evaluation: evaluator.Evaluation):
+    """What :func:`judge_case` returns, from an evaluation, without traces, the inspector's
+    judgements or warnings: what a diff compares."""
+    judgement = judge.judge(compiled, evaluation)
+    label = lambda i: compiled.rules[i].label  # noqa: E731
+    factor = lambda f: {"id": f.id, "text": f.text, "criterion": f.criterion,  # noqa: E731
+                        "rules": [label(i) for i in f.rules]}
+    result = {"case": loaded.model.case, "file": loaded.document.path, "sha256": loaded.document.sha256,
+              "provider": loaded.model.provider,
+              "findings": {c: {"value": f.value, "rules": [label(i) for i in f.rules]}
+                           for c, f in judgement.findings.items()},
+              "enablers": [factor(e) for e in judgement.enablers], "barriers": [factor(b) for b in judgement.barriers],
+              "not_assessed": [c for c, f in judgement.findings.items() if f.value == models.NOT_ASSESSED]}
+    record = dataclasses.replace(aggregate.record(loaded.model, result, compiled.loaded.framework),
+                                 matched=compiler.cases_matched(compiled, evaluation.fact))
+    return (result["case"], encode(result), {**result, "groups": record.groups, "matched": sorted(record.matched)},
+            record, [])
 
 
 def encode(result: dict) -> bytes:
@@ -314,6 +403,25 @@ def _inputs(prepared: Prepared) -> list[dict]:
     return sorted(entries, key=lambda e: e["path"])
 
 
+def ruleset_entry(compiled: compiler.CompiledRuleSet) -> dict:
+    """How a report names the rule set it was judged by."""
+    ruleset = compiled.ruleset
+    return {"id": ruleset.id, "version": ruleset.version, "title": ruleset.title,
+            "sha256": compiled.loaded.sha256, "file": compiled.loaded.document.path}
+
+
+def conclude(prepared: Prepared, judged: JudgedCases, observe: Observer | None = None) -> dict:
+    """What the judged cases add up to: the cases' summaries (in reference order), the aggregates,
+    each provider's organisation findings and the sample rules' conclusions, with the cases'
+    warnings: the part of a run that a diff compares."""
+    case_results, records, case_warnings = judged.collected()
+    aggregates = aggregate.build(records, prepared.cases.loaded)
+    organisations = evaluate_organisations(prepared, observe, records, {c["case"]: c["provider"] for c in case_results})
+    return {"cases": case_results, "aggregates": aggregates, "organisations": organisations,
+            "sample_judgement": judge_sample(prepared.whole, aggregates, observe, organisations),
+            "warnings": case_warnings}
+
+
 def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None = None,
         now: datetime.datetime | None = None, observe: Observer | None = None) -> Report:
     """The whole run; returns the report (the JSON contract in docs/report.md) with its spool.
@@ -323,12 +431,11 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
     ruleset = prepared.cases.ruleset
     judged = evaluate_cases(prepared, jobs, advance, observe)
     spool = judged.spool
-    case_results, records, case_warnings = judged.collected()
-    aggregates = aggregate.build(records, prepared.cases.loaded)
+    concluded = conclude(prepared, judged, observe)
+    case_results, aggregates, organisations = concluded["cases"], concluded["aggregates"], concluded["organisations"]
     manifest = prepared.sample.manifest.model
     framework_document_sha = hashlib.sha256(prepared.sample.framework_path.read_bytes()).hexdigest()
-    warnings = case_warnings + [w.as_dict() for w in prepared.sample.warnings]
-    organisations = evaluate_organisations(prepared, observe, records, {c["case"]: c["provider"] for c in case_results})
+    warnings = concluded["warnings"] + [w.as_dict() for w in prepared.sample.warnings]
     report = {
         "qi": {"version": tool_version()},
         "sample": {"id": manifest.id, "title": manifest.title, "area": manifest.area,
@@ -340,8 +447,7 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
                       "report": framework.report.model_dump(),
                       **({"illustration": framework.illustration} if framework.illustration else {}),
                       "sha256": framework_document_sha, "file": str(prepared.sample.framework_path.name)},
-        "ruleset": {"id": ruleset.id, "version": ruleset.version, "title": ruleset.title,
-                    "sha256": prepared.cases.loaded.sha256, "file": prepared.cases.loaded.document.path},
+        "ruleset": ruleset_entry(prepared.cases),
         "inputs": _inputs(prepared),
         "standards": [{"id": s.id, "title": s.title, "scope": s.scope, "dimension": s.dimension,
                        "criteria": [{"id": c.id, "title": c.title} for c in s.criteria]} for s in framework.standards],
@@ -350,7 +456,7 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
         "examples": draft.practice_examples(
             spool.results(), draft.example_answers(framework), slots=2 * len(framework.vocabulary.providers) * len(aggregates["targets"])),
         "publication": publication(ruleset.sample),
-        "sample_judgement": judge_sample(prepared.whole, aggregates, observe, organisations),
+        "sample_judgement": concluded["sample_judgement"],
         "organisations": organisations,
         "cases": case_results,
         "consistency": agreement.consistency(case_results, organisations, second_markings(prepared, case_results),

@@ -10,18 +10,20 @@ barriers that change. Nothing that stays the same is listed.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from engine.base import render
 from engine.run import run
 
 def compare(old_rules: str | os.PathLike[str], new_rules: str | os.PathLike[str],
-            sample_dir: str | os.PathLike[str], jobs: int = 1) -> dict:
-    """Judge the sample under both rule sets and return what changes. Raises InputError."""
-    before = run.run(run.prepare(sample_dir, old_rules), jobs)
-    after = run.run(run.prepare(sample_dir, new_rules), jobs)
+            sample_dir: str | os.PathLike[str], jobs: int = 1, advance: Callable[[int], None] | None = None) -> dict:
+    """Judge the sample under both rule sets and return what changes. Each case file is read once;
+    under the new rule set only what the change can move is evaluated again. Raises InputError."""
+    old, new = run.prepare_pair(sample_dir, old_rules, new_rules, jobs, advance)
+    before, after = run.conclude(old, old.judged), run.conclude(new, new.judged)
     return {
-        "sample": before["sample"]["id"],
-        "old": before["ruleset"], "new": after["ruleset"],
+        "sample": old.sample.manifest.model.id,
+        "old": run.ruleset_entry(old.cases), "new": run.ruleset_entry(new.cases),
         "targets": _targets(before["aggregates"]["targets"], after["aggregates"]["targets"]),
         "cases": _entities(before["cases"], after["cases"], "case"),
         "organisations": _entities(before["organisations"], after["organisations"], "organisation"),
