@@ -9,6 +9,8 @@ same inputs give byte-identical reports; decisions (``p < level``) use the unrou
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
@@ -22,8 +24,15 @@ def wilson(successes: int, trials: int, confidence: float) -> list[float] | None
     when there are no trials (no proportion, so no interval)."""
     if trials <= 0:
         return None
+    return list(_wilson(int(successes), int(trials), float(confidence)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _wilson(successes: int, trials: int, confidence: float) -> tuple[float, float]:
+    """:func:`wilson`, once per (successes, trials, confidence): a sample's many groups repeat the
+    same counts, and scipy's interval is a search."""
     found = stats.binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="wilson")
-    return [round(100 * float(found.low), 1), round(100 * float(found.high), 1)]  # plain floats, not numpy's
+    return (round(100 * float(found.low), 1), round(100 * float(found.high), 1))  # plain floats, not numpy's
 
 
 #: Resamples of the cluster bootstrap, and its fixed seed: the same cases give the same interval.

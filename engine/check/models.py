@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import re
+from collections.abc import Hashable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -93,11 +94,10 @@ def vocabulary(kind: str, what: str, code: str = "unknown_value"):
 
     def check(value: Any, info: ValidationInfo) -> Any:
         framework = _framework(info)
-        if framework is not None:
+        if framework is not None and not framework.vocabulary.allows(kind, value):
             allowed = framework.vocabulary.ids(kind)
-            if value not in allowed:
-                raise _error(code, f"{value!r} is not a known {what}", _abbreviation_of(value, allowed)
-                             or did_you_mean(value, allowed))
+            raise _error(code, f"{value!r} is not a known {what}", _abbreviation_of(value, allowed)
+                         or did_you_mean(value, allowed))
         return value
 
     return AfterValidator(check)
@@ -296,6 +296,7 @@ class Vocabulary(Strict):
     context: list[ContextField] = Field(description="The fields of case context, in order, and how qi reads each.")
 
     _ids: dict = PrivateAttr(default_factory=dict)
+    _allowed: dict = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _group_labels_name_known_values(self) -> Vocabulary:
@@ -418,6 +419,13 @@ class Vocabulary(Strict):
     def shorthand(self, key: str) -> tuple[ContextField, Shorthand] | None:
         """The context field a shorthand key reads, with the shorthand; None when none declares it."""
         return next(((f, s) for f in self.context for s in f.shorthands if s.key == key), None)
+
+    def allows(self, kind: str, value: Any) -> bool:
+        """Whether ``value`` is one of the allowed values of vocabulary ``kind`` (a set built once)."""
+        allowed = self._allowed.get(kind)
+        if allowed is None:
+            allowed = self._allowed[kind] = frozenset(v for v in self.ids(kind) if isinstance(v, Hashable))
+        return isinstance(value, Hashable) and value in allowed
 
     def ids(self, kind: str) -> list:
         """The allowed values of vocabulary ``kind``, in the order the framework gives them."""
@@ -543,6 +551,7 @@ class Framework(Strict):
     vocabulary: Vocabulary
 
     _standard_of: dict = PrivateAttr(default_factory=dict)
+    _item_sets: dict = PrivateAttr(default_factory=dict)
     _case_model: Any = PrivateAttr(default=None)
 
     def case_model(self) -> type[CaseFile]:
@@ -640,6 +649,13 @@ class Framework(Strict):
     def item_ids(self, scope: str | None = None) -> list[str]:
         return [i.id for c in self.criteria_of(scope) for i in c.items]
 
+    def has_item(self, item_id: Any, scope: str | None = None) -> bool:
+        """Whether ``item_id`` is an item of the standards judged at ``scope`` (a set built once)."""
+        found = self._item_sets.get(scope)
+        if found is None:
+            found = self._item_sets[scope] = frozenset(self.item_ids(scope))
+        return isinstance(item_id, Hashable) and item_id in found
+
     def find(self, node_id: str) -> Standard | Criterion | Item | None:
         """The standard, criterion or item with this id, or None."""
         for standard in self.standards:
@@ -713,9 +729,9 @@ def item_of_scope(scope: str):
         framework = _framework(info)
         if framework is None:
             return item_id
-        if item_id in framework.item_ids(scope):
+        if framework.has_item(item_id, scope):
             return item_id
-        if item_id in framework.item_ids():
+        if framework.has_item(item_id):
             standard = framework.standard_of(item_id)
             other = "organisation files" if scope == "case" else "case files"
             raise _error("wrong_scope", f"item {item_id!r} belongs to standard {standard.id}, which is judged in {other}",
