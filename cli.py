@@ -20,6 +20,7 @@ from engine.base import diagnostics, logs
 from engine.base.diagnostics import Diagnostic, InputError
 from engine.base import resources, text as texts
 from engine.base.resources import data_dir
+from engine.check import cache as case_cache
 from engine.check import framework as frameworks
 from engine.check import models, rules
 from engine.check import sample as samples
@@ -788,10 +789,14 @@ def rules_test(paths: tuple[Path, ...], show_coverage: bool, fail_under: float |
 def rules_diff(old: Path, new: Path, sample_dir: Path, output_format: str, jobs: int) -> None:
     """What a rule change does to a sample: every finding, enabler, barrier, rating and
     recommendation that changes, with the rules responsible on each side."""
+    cases = [p for p in samples.files(sample_dir) if p.parent.name == "cases"] if sample_dir.is_dir() else []
     try:
-        result = differ.compare(old, new, sample_dir, jobs)
+        with views.progress(len(cases), "judging cases under both rule sets") as advance:
+            result = differ.compare(old, new, sample_dir, jobs, advance)
     except InputError as error:
         raise Invalid(error, 2) from None
+    except EngineError as error:
+        raise click.ClickException(f"the rules engine failed: {error}") from None
     if output_format == "json":
         _emit_json(result)
     else:
@@ -1010,6 +1015,35 @@ def export_command(run_ref: str, out_file: Path, db_path: Path | None, redact: b
         raise click.ClickException(f"could not write {out_file}: {error.strerror or error}") from None
     for path in written:
         click.echo(f"wrote {path}")
+
+
+@cli.group("cache")
+def cache_group() -> None:
+    """The validated-case cache: each case file parsed and validated once, found again by its
+    content ($QI_CACHE_DIR, else $XDG_CACHE_HOME/qi, i.e. ~/.cache/qi; QI_CACHE=off turns it off)."""
+
+
+@cache_group.command("info")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def cache_info(output_format: str) -> None:
+    """Where the cache is, how many case entries it holds and their size against its limit."""
+    found = case_cache.info()
+    if output_format == "json":
+        _emit_json(found)
+        return
+    if not found["enabled"]:
+        click.echo(f"the validated-case cache is off ({case_cache.SWITCH_VARIABLE}=off)")
+        return
+    mib = lambda n: f"{n / 1024 / 1024:.1f} MiB"  # noqa: E731
+    click.echo(f"{found['folder']}: {found['entries']} case entries, {mib(found['bytes'])} "
+               f"(limit {mib(found['limit_bytes'])}, ${case_cache.LIMIT_VARIABLE})")
+
+
+@cache_group.command("clear")
+def cache_clear() -> None:
+    """Remove every entry of the validated-case cache (the case files themselves are untouched)."""
+    removed = case_cache.clear()
+    click.echo(f"removed {removed} case entr{'y' if removed == 1 else 'ies'}")
 
 
 @cli.command()

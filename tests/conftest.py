@@ -18,10 +18,12 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 @pytest.fixture(autouse=True)
 def _own_home(tmp_path_factory, monkeypatch):
     """Every test has a data folder of its own: a command run without --db records into a store in
-    it, never the user's own (~/.local/share/qi/qi.db); no key or framework path set in the
-    developer's environment leaks into a test."""
+    it, never the user's own (~/.local/share/qi/qi.db), and a validated-case cache of its own; no
+    key, framework path or cache setting in the developer's environment leaks into a test."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
-    for variable in ("QI_DB", "QI_STORE_KEY", "QI_STORE_KEY_FILE", "QI_FRAMEWORK_PATH"):
+    monkeypatch.setenv("QI_CACHE_DIR", str(tmp_path_factory.mktemp("cache") / "qi"))
+    for variable in ("QI_DB", "QI_STORE_KEY", "QI_STORE_KEY_FILE", "QI_FRAMEWORK_PATH", "QI_CACHE",
+                     "QI_CACHE_MAX_MB"):
         monkeypatch.delenv(variable, raising=False)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from engine.base import resources
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean, has_errors
 from engine.check import framework as frameworks
-from engine.check import models, rules, validate
+from engine.check import cache, models, rules, validate
 from engine.load import source
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -57,12 +57,31 @@ class CaseHandle:
     framework_path: Path
 
     def load(self) -> Loaded:
-        """Read and validate the file again; it must not have changed since it validated."""
-        document = source.load(self.path, self.display)
-        if document.sha256 != self.sha256:
+        """Read and validate the file again (from the validated-case cache, when it holds the
+        file); it must not have changed since it validated."""
+        loaded = load_case(self.path, self.display, self.framework_path)
+        if loaded.document.sha256 != self.sha256:
             raise InputError([Diagnostic(self.display, 1, 1, "file_changed", "the file changed during the run",
                                          "run again once nobody is editing the sample")])
-        return Loaded(document, validate.to_model(document, "case", frameworks.load(self.framework_path)))
+        return loaded
+
+
+def load_case(path: str | os.PathLike[str], shown: str, framework_path: str | os.PathLike[str]) -> Loaded:
+    """A case file read and validated against the framework at ``framework_path``, through the
+    validated-case cache (:mod:`engine.check.cache`). Raises InputError."""
+    framework = frameworks.load(framework_path)
+
+    def check(document: source.Document):
+        found = validate.kind_of(document)
+        if found != "case":
+            folder = Path(path).parent.name
+            raise InputError([document.diagnostic((), "wrong_file_kind",
+                                                  f"{folder}/ holds case files; this is a {found} file",
+                                                  f"move it out of {folder}/")])
+        return validate.to_model(document, "case", framework)
+
+    document, model = cache.validated_case(path, shown, framework, framework_path, check)
+    return Loaded(document, model)
 
 
 
@@ -229,6 +248,7 @@ def load(root: str | os.PathLike[str], framework_path: str | os.PathLike[str] | 
 
     warnings: list[Diagnostic] = ignored_files(root)
     cases = _check_cases(root / "cases", Path(framework_path), problems, warnings, jobs, advance, judge, take)
+    cache.prune()
     organisations = _load_folder(root / "organisation", "organisation", framework, problems)
     warnings += [w for loaded in organisations for w in warnings_for(loaded)]
     cases_refused = any(d.path == str(root / "cases") for d in problems)  # a link out, a loop, unreadable
@@ -331,15 +351,10 @@ def _check_case(path: Path, framework_path: Path, judge: Callable[[Loaded], Any]
     """Validate one case file (and judge it, given ``judge``): (problems, warnings, handle or None,
     (line, col) of its reference, what ``judge`` returned)."""
     try:
-        document = source.load(path)
-        found = validate.kind_of(document)
-        if found != "case":
-            raise InputError([document.diagnostic((), "wrong_file_kind",
-                                                  f"{path.parent.name}/ holds case files; this is a {found} file",
-                                                  f"move it out of {path.parent.name}/")])
-        loaded = Loaded(document, validate.to_model(document, "case", frameworks.load(framework_path)))
+        loaded = load_case(path, resources.display(path), framework_path)
     except InputError as error:
         return error.diagnostics, [], None, (1, 1), None
+    document = loaded.document
     handle = CaseHandle(path, document.path, loaded.model.case, document.sha256, framework_path)
     judged = judge(loaded) if judge is not None else None
     return [], warnings_for(loaded) + _name_mismatches([loaded]), handle, document.where(("case",)), judged

@@ -120,13 +120,22 @@ def load(path: str | os.PathLike[str], display: str | None = None) -> Document:
     Only regular files are read: a FIFO, device or socket is refused from its metadata, without
     being opened (opening a FIFO blocks; reading a device may never end)."""
     shown = display or resources.display(path)
+    return loaded(path, shown, read(path, shown))
+
+
+def read(path: str | os.PathLike[str], shown: str) -> bytes:
+    """The bytes of one file (``-`` is standard input), as :func:`load` reads them (at most one
+    byte over the limit, regular files only). Raises InputError."""
     try:
         if str(path) == "-":
-            raw = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
-        else:
-            raw = _read_regular(path, shown)
+            return sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+        return _read_regular(path, shown)
     except OSError as error:
         raise InputError([_unreadable(shown, error)]) from None
+
+
+def loaded(path: str | os.PathLike[str], shown: str, raw: bytes) -> Document:
+    """The document of bytes :func:`read` read from ``path``. Raises InputError."""
     document = parse(raw, shown)
     document.origin = "" if str(path) == "-" else str(path)
     return document
