@@ -112,7 +112,7 @@ def validated_case(path: str | os.PathLike[str], shown: str, framework: models.F
     found = _read(where, entry_key, framework)
     if found is not None:
         marks, model = found
-        return source.Document(shown, None, marks, file_sha, origin=str(path)), model
+        return source.Document(shown, None, marks, file_sha, origin="" if str(path) == "-" else str(path)), model
     document = source.loaded(path, shown, raw)
     model = validate(document)
     _write(where, entry_key, document, model)

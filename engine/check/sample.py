@@ -75,9 +75,12 @@ def load_case(path: str | os.PathLike[str], shown: str, framework_path: str | os
         found = validate.kind_of(document)
         if found != "case":
             folder = Path(path).parent.name
-            raise InputError([document.diagnostic((), "wrong_file_kind",
-                                                  f"{folder}/ holds case files; this is a {found} file",
-                                                  f"move it out of {folder}/")])
+            if folder == "cases":
+                raise InputError([document.diagnostic((), "wrong_file_kind",
+                                                      f"{folder}/ holds case files; this is a {found} file",
+                                                      f"move it out of {folder}/")])
+            raise InputError([document.diagnostic((), "wrong_file_kind", f"expected a case file, found a {found} "
+                                                  "file", f"put {found} files elsewhere")])
         return validate.to_model(document, "case", framework)
 
     document, model = cache.validated_case(path, shown, framework, framework_path, check)

@@ -106,9 +106,11 @@ def _framework_unchanged(compiled: compiler.CompiledRuleSet) -> bool:
 
 
 def load_case(path: str | os.PathLike[str], compiled: compiler.CompiledRuleSet) -> sample.Loaded:
-    """Load and validate a case file against the rule set's framework. Raises InputError."""
-    loaded = sample.check_file(path, expect="case", framework=compiled.loaded.framework)
-    return loaded
+    """Load and validate a case file against the rule set's framework (through the validated-case
+    cache when the framework's file is known). Raises InputError."""
+    if compiled.loaded.framework_path is None:
+        return sample.check_file(path, expect="case", framework=compiled.loaded.framework)
+    return sample.load_case(path, resources.display(path), compiled.loaded.framework_path)
 
 
 def stored_rules(ruleset: dict, where: str | os.PathLike[str]) -> compiler.CompiledRuleSet:
