@@ -430,3 +430,18 @@ def test_a_database_url_is_refused_never_taken_for_a_file_name(qi, tmp_path, mon
     assert not any(tmp_path.iterdir())  # neither reports nor a file or folder named after the URL
     monkeypatch.setenv("QI_DB", url)
     assert "unsupported_store" in qi("runs", "list").stderr
+
+
+def test_a_store_another_process_migrated_after_this_one_opened_it_is_not_foreign(tmp_path):
+    """Two first runs on a new store both find it without a schema; the one that gets the write
+    lock second must take the first one's schema for qi's own (the race test_run's two concurrent
+    runs meet), never as foreign objects."""
+    db = tmp_path / "qi.db"
+    store._create(db)
+    late = store.Store(db, store._connect(db, read_only=False))  # opened before any schema existed
+    assert late.applied == ()
+    store.Store.open_for_writing(db).close()  # the other process migrates and commits first
+    with late._write():  # what record() and the review writes open: refused as foreign before the fix
+        pass
+    assert late.applied == tuple(name for name, _ in store.MIGRATIONS)
+    late.close()

@@ -186,8 +186,8 @@ def test_a_case_handle_reads_its_file_only_when_asked(monkeypatch):
     handle = loaded.cases[0]
     reads = []
     from engine.load import source
-    original = source.load
-    monkeypatch.setattr(source, "load", lambda *a, **k: reads.append(a) or original(*a, **k))
+    original = source.read  # every file qi reads is read by source.read, whether its content was cached or not
+    monkeypatch.setattr(source, "read", lambda *a, **k: reads.append(a) or original(*a, **k))
     assert handle.reference and handle.sha256 and handle.display  # what a handle knows without reading
     assert not hasattr(handle, "model") and not hasattr(handle, "document")
     assert reads == []
@@ -197,13 +197,13 @@ def test_a_case_handle_reads_its_file_only_when_asked(monkeypatch):
 def test_qi_run_reads_each_case_file_once(monkeypatch, tmp_path):
     from engine.load import source
     reads: dict[str, int] = {}
-    original = source.load
+    original = source.read  # every file qi reads is read by source.read, whether its content was cached or not
 
     def counting(path, *args, **kwargs):
         reads[str(path)] = reads.get(str(path), 0) + 1
         return original(path, *args, **kwargs)
 
-    monkeypatch.setattr(source, "load", counting)
+    monkeypatch.setattr(source, "read", counting)
     prepared = run.prepare(SAMPLE)
     report = run.run(prepared)
     case_reads = {p: n for p, n in reads.items() if "/cases/north-west-2016/cases/" in p}

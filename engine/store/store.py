@@ -383,6 +383,7 @@ class Store:
         except sqlite3.Error as error:
             raise self._unavailable(error) from None
         try:
+            self._refresh_applied()  # another process may have migrated the store since it was opened
             self._refuse_foreign()  # inside the transaction: nothing can be added before the write
             yield self.connection
             self._commit()
@@ -392,6 +393,18 @@ class Store:
         except BaseException:
             self._rollback()
             raise
+
+    def _refresh_applied(self) -> None:
+        """Read the applied schema steps again, inside a write transaction: two first runs on a new
+        store both find it unmigrated, and the second to get the lock must see what the first made
+        as qi's own schema, not as foreign objects."""
+        known = [name for name, _ in MIGRATIONS]
+        try:
+            found = [row[0] for row in self.connection.execute("SELECT name FROM migrations ORDER BY name")]
+        except sqlite3.Error:
+            return  # no schema yet
+        if found == known[:len(found)]:
+            self.applied = tuple(found)
 
     def _commit(self) -> None:
         self.connection.execute("COMMIT")
