@@ -1026,7 +1026,8 @@ def cache_group() -> None:
 @cache_group.command("info")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def cache_info(output_format: str) -> None:
-    """Where the cache is, how many case entries it holds and their size against its limit."""
+    """Where the cache is, how many case and evaluation entries it holds and their size against
+    its limit."""
     found = case_cache.info()
     if output_format == "json":
         _emit_json(found)
@@ -1035,13 +1036,14 @@ def cache_info(output_format: str) -> None:
         click.echo(f"the validated-case cache is off ({case_cache.SWITCH_VARIABLE}=off)")
         return
     mib = lambda n: f"{n / 1024 / 1024:.1f} MiB"  # noqa: E731
-    click.echo(f"{found['folder']}: {found['entries']} case entries, {mib(found['bytes'])} "
-               f"(limit {mib(found['limit_bytes'])}, ${case_cache.LIMIT_VARIABLE})")
+    click.echo(f"{found['folder']}: {found['entries']} case entries, {found['evaluations']} evaluation entries, "
+               f"{mib(found['bytes'])} (limit {mib(found['limit_bytes'])}, ${case_cache.LIMIT_VARIABLE})")
 
 
 @cache_group.command("clear")
 def cache_clear() -> None:
-    """Remove every entry of the validated-case cache (the case files themselves are untouched)."""
+    """Remove every entry of the cache, case and evaluation entries alike (the case files
+    themselves are untouched)."""
     removed = case_cache.clear()
     click.echo(f"removed {removed} case entr{'y' if removed == 1 else 'ies'}")
 

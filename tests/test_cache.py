@@ -128,8 +128,35 @@ def test_cache_info_and_clear(qi, tmp_path):
     _run(qi, SAMPLE, tmp_path / "a")
     info = json.loads(qi("cache", "info", "--format", "json").stdout)
     assert info["enabled"] and info["entries"] == 14 and info["bytes"] > 0
-    assert "14 case entries" in qi("cache", "info").stdout
+    assert "14 case entries, 0 evaluation entries" in qi("cache", "info").stdout
     assert qi("cache", "clear").stdout.strip() == "removed 14 case entries"
     assert json.loads(qi("cache", "info", "--format", "json").stdout)["entries"] == 0
     _run(qi, SAMPLE, tmp_path / "b")  # and it fills again
     assert len(_entries()) == 14
+
+
+def test_a_diff_keeps_the_baseline_s_evaluations_and_reuses_them_with_the_same_result(qi, tmp_path, monkeypatch):
+    from engine.evaluate import evaluate as evaluator
+    from tests.conftest import ROOT
+
+    old = ROOT / "rules" / "hmip-qi-adult-2.0.yaml"
+    new = tmp_path / "rules" / "new.yaml"
+    new.parent.mkdir()
+    new.write_text(old.read_text(encoding="utf-8").replace("threshold: 66", "threshold: 80", 1), encoding="utf-8")
+    first = qi("rules", "diff", old, new, "--sample", SAMPLE, "--format", "json")
+    assert first.exit_code == 0, first.stderr
+    evaluations = sorted(cache.evaluations_folder().glob("*/*.json"))
+    assert len(evaluations) == 14
+    whole = []
+    original = evaluator.evaluate
+    monkeypatch.setattr(evaluator, "evaluate", lambda compiled, *a, **k: (
+        whole.append(len(compiled.phases and [c for p in compiled.phases for c in p])), original(compiled, *a, **k))[1])
+    again = qi("rules", "diff", old, new, "--sample", SAMPLE, "--format", "json")
+    assert again.stdout == first.stdout
+    from engine.run import pipeline
+    full_chunks = sum(len(p) for p in pipeline.compiled_rules(old).phases)
+    assert whole and max(whole) < full_chunks  # only what the change moves is evaluated; the baseline is reused
+    for entry in evaluations:  # a damaged evaluation entry is refused and the case evaluated again
+        entry.write_text(entry.read_text().replace('"', "'"))
+    assert qi("rules", "diff", old, new, "--sample", SAMPLE, "--format", "json").stdout == first.stdout
+    assert json.loads(qi("cache", "info", "--format", "json").stdout)["evaluations"] == 14

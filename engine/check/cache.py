@@ -15,6 +15,11 @@ temporary file and a rename; its size is
 bounded (least recently used entries go first) and ``qi cache info`` / ``qi cache clear`` manage
 it. A cache that cannot be written (a read-only or full disk) only costs speed.
 
+Beside the case entries, a diff keeps *evaluation* entries: the labels of the rules a rule set
+fired on a case, keyed by the sha256 of qi's version, the rule set (bases included), the framework
+file and the case file — a pure function of those — so trying change after change against one
+baseline evaluates the baseline once.
+
 Where: ``$QI_CACHE_DIR``, else ``$XDG_CACHE_HOME/qi``, else ``~/.cache/qi``; ``QI_CACHE=off``
 turns it off; ``$QI_CACHE_MAX_MB`` bounds it (default 512).
 """
@@ -136,8 +141,8 @@ def _usable_folder(where: str) -> bool:
 
 
 def _usable(where: Path) -> bool:
-    """Whether the cache folder may be used: the user's own, writable by nobody else (made 0700
-    if missing). An entry is trusted no further than the folder it is in."""
+    """Whether the cache folder (``where``'s parent) may be used: the user's own, writable by
+    nobody else (made 0700 if missing). An entry is trusted no further than the folder it is in."""
     return _usable_folder(str(where))
 
 
@@ -145,7 +150,9 @@ def _entry(where: Path, entry_key: str) -> Path:
     return where / entry_key[:2] / (entry_key + _SUFFIX)
 
 
-def _read(where: Path, entry_key: str, framework: models.Framework):
+def _read_body(where: Path, entry_key: str) -> tuple[Path, str] | None:
+    """An entry's body, verified against the sha256 on its first line (a changed or truncated
+    entry is removed and None returned)."""
     path = _entry(where, entry_key)
     try:
         text = path.read_text(encoding="utf-8")
@@ -156,6 +163,16 @@ def _read(where: Path, entry_key: str, framework: models.Framework):
         log.debug("cache_entry_refused", entry=path.name, reason="its content does not match its sha256")
         _remove(path)
         return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # recently used: pruned last
+    return path, body
+
+
+def _read(where: Path, entry_key: str, framework: models.Framework):
+    found = _read_body(where, entry_key)
+    if found is None:
+        return None
+    path, body = found
     try:
         marks_text, _, model_text = body.partition("\n")
         marks = {tuple(loc): source.Mark(*where_) for loc, *where_ in json.loads(marks_text)}
@@ -164,15 +181,18 @@ def _read(where: Path, entry_key: str, framework: models.Framework):
         log.debug("cache_entry_refused", entry=path.name, reason=type(error).__name__)
         _remove(path)
         return None
-    with contextlib.suppress(OSError):
-        os.utime(path)  # recently used: pruned last
     return marks, model
 
 
 def _write(where: Path, entry_key: str, document: source.Document, model) -> None:
     marks = json.dumps([[list(loc), m.key_line, m.key_col, m.line, m.col, m.path] for loc, m in document.marks.items()],
                        separators=(",", ":"))
-    body = marks + "\n" + model.model_dump_json(by_alias=True)
+    _write_body(where, entry_key, marks + "\n" + model.model_dump_json(by_alias=True))
+
+
+def _write_body(where: Path, entry_key: str, body: str) -> None:
+    """Write an entry (the sha256 of its body, then the body) through a temporary file and a
+    rename; a cache that cannot be written only costs speed."""
     path = _entry(where, entry_key)
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -186,6 +206,50 @@ def _write(where: Path, entry_key: str, document: source.Document, model) -> Non
             raise
     except OSError as error:
         log.debug("cache_not_written", reason=error.strerror or type(error).__name__)
+
+
+# --- evaluations: the rules a rule set fires on a case -----------------------------------------------
+
+
+def evaluations_folder() -> Path | None:
+    """The folder of evaluation entries (beside the case entries), or None when the cache is off."""
+    where = folder()
+    return None if where is None else where.parent / "evaluations"
+
+
+def _evaluation_key(ruleset_sha: str, framework_sha: str, file_sha: str) -> str:
+    return hashlib.sha256(f"qi-fired {FORMAT} {_qi_version()} {ruleset_sha} {framework_sha} {file_sha}".encode()
+                          ).hexdigest()
+
+
+def fired(ruleset_sha: str, framework_path: str | os.PathLike[str], file_sha: str) -> list[str] | None:
+    """The labels of the rules the rule set (its sha256, bases included) fired on the case file
+    (its sha256) under the framework file, as stored by :func:`store_fired`; None when not stored.
+    What a diff reuses of the old rule set's evaluation: a pure function of the three files."""
+    where = evaluations_folder()
+    if where is None or not _usable(where):
+        return None
+    found = _read_body(where, _evaluation_key(ruleset_sha, framework_sha256(framework_path), file_sha))
+    if found is None:
+        return None
+    path, body = found
+    try:
+        labels = json.loads(body)
+        if isinstance(labels, list) and all(isinstance(label, str) for label in labels):
+            return labels
+    except ValueError:
+        pass
+    _remove(path)
+    return None
+
+
+def store_fired(ruleset_sha: str, framework_path: str | os.PathLike[str], file_sha: str, labels: list[str]) -> None:
+    """Keep the labels of the rules fired on a case (see :func:`fired`)."""
+    where = evaluations_folder()
+    if where is None or not _usable(where):
+        return
+    _write_body(where, _evaluation_key(ruleset_sha, framework_sha256(framework_path), file_sha),
+                json.dumps(list(labels), separators=(",", ":")))
 
 
 def _remove(path: Path) -> None:
@@ -208,13 +272,15 @@ def _entries(where: Path) -> list[tuple[float, int, Path]]:
     return found
 
 
-def prune() -> int:
-    """Remove the least recently used entries until the cache is within its limit; returns how
-    many were removed."""
+def _folders() -> list[Path]:
     where = folder()
-    if where is None:
-        return 0
-    entries = sorted(_entries(where), key=lambda e: (e[0], str(e[2])))
+    return [] if where is None else [where, where.parent / "evaluations"]
+
+
+def prune() -> int:
+    """Remove the least recently used entries (case and evaluation entries alike) until the cache
+    is within its limit; returns how many were removed."""
+    entries = sorted((e for where in _folders() for e in _entries(where)), key=lambda e: (e[0], str(e[2])))
     total, budget, removed = sum(size for _, size, _ in entries), limit_bytes(), 0
     for _, size, path in entries:
         if total <= budget:
@@ -226,29 +292,31 @@ def prune() -> int:
 
 
 def info() -> dict:
-    """Where the cache is, how many entries it holds, their size and its limit."""
+    """Where the cache is, how many case and evaluation entries it holds, their size and its limit."""
     where = folder()
     if where is None:
-        return {"folder": None, "enabled": False, "entries": 0, "bytes": 0, "limit_bytes": limit_bytes()}
-    entries = _entries(where)
-    return {"folder": str(where), "enabled": True, "entries": len(entries),
-            "bytes": sum(size for _, size, _ in entries), "limit_bytes": limit_bytes()}
+        return {"folder": None, "enabled": False, "entries": 0, "evaluations": 0, "bytes": 0,
+                "limit_bytes": limit_bytes()}
+    cases, evaluations = (_entries(f) for f in _folders())
+    return {"folder": str(where), "enabled": True, "entries": len(cases), "evaluations": len(evaluations),
+            "bytes": sum(size for _, size, _ in cases + evaluations), "limit_bytes": limit_bytes()}
 
 
 def clear() -> int:
     """Remove every entry (and any temporary file left by an interrupted write); returns how many
     entries were removed."""
-    where = folder()
-    if where is None or not where.is_dir():
-        return 0
     removed = 0
-    for shard in os.scandir(where):
-        if not shard.is_dir(follow_symlinks=False):
+    for where in _folders():
+        if not where.is_dir():
             continue
-        for entry in os.scandir(shard.path):
-            if entry.is_file(follow_symlinks=False) and (entry.name.endswith(_SUFFIX) or entry.name.startswith(".entry-")):
-                _remove(Path(entry.path))
-                removed += entry.name.endswith(_SUFFIX)
-        with contextlib.suppress(OSError):
-            os.rmdir(shard.path)
+        for shard in os.scandir(where):
+            if not shard.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(shard.path):
+                if entry.is_file(follow_symlinks=False) and (entry.name.endswith(_SUFFIX)
+                                                             or entry.name.startswith(".entry-")):
+                    _remove(Path(entry.path))
+                    removed += entry.name.endswith(_SUFFIX)
+            with contextlib.suppress(OSError):
+                os.rmdir(shard.path)
     return removed

@@ -26,7 +26,7 @@ from engine.aggregate import labels as group_labels
 from engine.base import canonical
 from engine.base.canonical import canonical_sha256
 from engine.base.diagnostics import Diagnostic, InputError
-from engine.check import models, sample
+from engine.check import cache, models, sample
 from engine.compile import compile as compiler
 from engine.compile import delta
 from engine.compile import facts as fact_builder
@@ -181,11 +181,28 @@ def _judge_pair(old_path: str, new_path: str, case):
     change = new.cached(("delta from", old.loaded.sha256, id(old)), lambda: delta.between(old, new))
     loaded = case.load()
     framework = old.loaded.framework
-    before = evaluator.evaluate(old, fact_builder.case_attributes(loaded.model, framework, old.schema))
+    before = _baseline(old, loaded, fact_builder.case_attributes(loaded.model, framework, old.schema))
     attributes = fact_builder.case_attributes(loaded.model, framework, new.schema)
     again = evaluator.evaluate(change.evaluated, attributes).fired if change.evaluated is not None else ()
     after = evaluator.assembled(new, attributes, delta.fired(change, before.fired, again))
     return judged_untraced(old, loaded, before), judged_untraced(new, loaded, after)
+
+
+def _baseline(compiled: compiler.CompiledRuleSet, loaded: sample.Loaded, attributes: dict) -> evaluator.Evaluation:
+    """The case's evaluation under the old rule set of a diff: the rules it fires are a pure
+    function of the rule set, the framework and the case file, so they are kept in the cache
+    (:func:`cache.fired`) and a diff tried again against the same baseline does not evaluate it."""
+    framework_path = compiled.loaded.framework_path
+    if framework_path is None:
+        return evaluator.evaluate(compiled, attributes)
+    index = compiled.cached(("rule index by label",), lambda: {r.label: r.index for r in compiled.rules})
+    labels = cache.fired(compiled.loaded.sha256, framework_path, loaded.document.sha256)
+    if labels is not None and all(label in index for label in labels):
+        return evaluator.assembled(compiled, attributes, [index[label] for label in labels])
+    evaluation = evaluator.evaluate(compiled, attributes)
+    cache.store_fired(compiled.loaded.sha256, framework_path, loaded.document.sha256,
+                      [compiled.rules[i].label for i in evaluation.fired])
+    return evaluation
 
 
 def judged_untraced(compiled: compiler.CompiledRuleSet, loaded: sample.Loaded, evaluation: evaluator.Evaluation):
