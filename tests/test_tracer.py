@@ -293,3 +293,27 @@ def test_attributes_without_the_rule_sets_own_say_what_is_missing(compiled, nw01
     assert set(facts.case_attributes(nw014.model, compiled.loaded.framework, compiled.schema)) > set(bare)
     with pytest.raises(evaluate.EngineError, match="attributes lack .*schema"):
         evaluate.evaluate(compiled, bare)
+
+
+def _outline_of(node: dict) -> dict:
+    """A trace's rule node as coverage reads it: place, text and outcome of the conditions shown."""
+    def condition(c: dict) -> dict:
+        found = {"text": c["text"], "at": c["at"], "holds": c["holds"]}
+        if "children" in c:
+            found["children"] = [condition(child) for child in c["children"]]
+        return found
+    return {"rule": node["rule"], "at": node["at"], "fired": node["fired"], "condition": condition(node["condition"])}
+
+
+def test_coverage_outlines_are_what_the_full_trace_shows(sample_copy):
+    """Coverage reads outlines, built without what conditions saw, evidence or derivations: on
+    every case, organisation and the sample of the example, they are the full trace's nodes cut
+    down to places, texts and outcomes, rule by rule."""
+    seen = []
+    prepared = run.prepare(sample_copy)
+    run.run(prepared, observe=lambda compiled, evaluation, subject=None, aggregates=None:
+            seen.append(trace.Trace(compiled, evaluation, subject, aggregates)))
+    assert len(seen) >= 14 + 2 + 1
+    for tracer in seen:
+        full = [_outline_of(node) for node in tracer.every_rule()]
+        assert tracer.outlines() == full

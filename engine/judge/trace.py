@@ -118,18 +118,9 @@ class Trace:
                       "holds": conditions.holds(static.lowered, view.fact) if holds is None else holds, "at": static.at}
         condition = static.condition
         if static.children:
-            held = [conditions.holds(child.lowered, view.fact) for child in static.children]
-            # the reason, not every alternative: an `any` that holds is explained by the parts that
-            # hold, an `all` that fails by the parts that fail; the rest are counted, not shown — and
-            # decided before any part is built, so a part not shown is never built. Not where a part
-            # reads a diversity value (which parts are shown would say what redaction hides), nor in
-            # sample rules (few, and every group's figures there are the point)
-            decisive = node["holds"] if static.kind in ("any", "all") and not self.sample else None
-            chosen = list(range(len(held)))
-            if decisive is not None and not static.private and decisive in held:
-                chosen = [i for i, h in enumerate(held) if h == decisive]
-                if len(chosen) < len(held):
-                    node["not_shown"] = len(held) - len(chosen)
+            held, chosen = self._shown(static, node["holds"], view)
+            if len(chosen) < len(held):
+                node["not_shown"] = len(held) - len(chosen)
             node["children"] = [self._condition(static.children[i], compiled_rule, held[i]) for i in chosen]
         elif self.sample:
             node["seen"] = {a: view.fact[a] for a in conditions.attributes(static.lowered)}
@@ -143,6 +134,41 @@ class Trace:
                 node["derived_by"] = [self.rule(i) for i in derivers]
                 if not derivers:
                     node["could_be_derived_by"] = list(_derivers(self.compiled).get(condition.fact, ()))
+        return node
+
+    def _shown(self, static: _Static, holds: bool, view: _View) -> tuple[list[bool], list[int]]:
+        """Whether each part of a condition holds, and which parts its node shows: the reason, not
+        every alternative. An `any` that holds is explained by the parts that hold, an `all` that
+        fails by the parts that fail; the rest are counted, not shown — and decided before any part
+        is built, so a part not shown is never built. Not where a part reads a diversity value
+        (which parts are shown would say what redaction hides), nor in sample rules (few, and every
+        group's figures there are the point)."""
+        held = [conditions.holds(child.lowered, view.fact) for child in static.children]
+        decisive = holds if static.kind in ("any", "all") and not self.sample else None
+        if decisive is not None and not static.private and decisive in held:
+            return held, [i for i, h in enumerate(held) if h == decisive]
+        return held, list(range(len(held)))
+
+    def outlines(self) -> list[dict]:
+        """Every rule, fired or not, as coverage reads it: where it is, whether it fired, and the
+        place, text and outcome of each condition its trace node shows (chosen as :meth:`rule`
+        chooses them) — without what the conditions saw, the evidence or the derivations, which
+        coverage does not read and which cost most of a trace."""
+        return [self._outline(index) for index in range(len(self.compiled.rules))]
+
+    def _outline(self, index: int) -> dict:
+        compiled_rule = self.compiled.rules[index]
+        return {"rule": compiled_rule.rule.id, "at": self.compiled.loaded.document.at(compiled_rule.loc),
+                "fired": index in self._fired,
+                "condition": self._outline_condition(_static_tree(self.compiled, compiled_rule), compiled_rule)}
+
+    def _outline_condition(self, static: _Static, compiled_rule: CompiledRule, holds: bool | None = None) -> dict:
+        view = self._view(compiled_rule.phase)
+        node: dict = {"text": static.text, "at": static.at,
+                      "holds": conditions.holds(static.lowered, view.fact) if holds is None else holds}
+        if static.children:
+            held, chosen = self._shown(static, node["holds"], view)
+            node["children"] = [self._outline_condition(static.children[i], compiled_rule, held[i]) for i in chosen]
         return node
 
     def evidence(self, item: str) -> dict:

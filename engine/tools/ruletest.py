@@ -126,8 +126,9 @@ class Coverage:
 
     def observe(self, compiled: compiler.CompiledRuleSet, evaluation, subject=None, aggregates=None) -> None:
         """Read one recorded evaluation (a case, an organisation or the sample): the rules its
-        record says fired, and every rule's conditions as its trace shows them."""
-        for node in trace.Trace(compiled, evaluation, subject, aggregates).every_rule():
+        record says fired, and every rule's conditions as its trace shows them (their outlines:
+        places, texts and outcomes)."""
+        for node in trace.Trace(compiled, evaluation, subject, aggregates).outlines():
             self.add_rule(node)
         if subject is not None:
             self.items_answered |= set(subject.model.evidence)
