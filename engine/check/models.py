@@ -92,9 +92,21 @@ def _framework(info: ValidationInfo):
 def vocabulary(kind: str, what: str, code: str = "unknown_value"):
     """An after-validator checking a value against the framework vocabulary ``kind``."""
 
+    sets: dict[int, tuple] = {}  # per framework (kept alive here, so its id is not reused): the allowed set
+
     def check(value: Any, info: ValidationInfo) -> Any:
         framework = _framework(info)
-        if framework is not None and not framework.vocabulary.allows(kind, value):
+        if framework is None:
+            return value
+        entry = sets.get(id(framework))
+        if entry is None or entry[0] is not framework:
+            entry = sets[id(framework)] = (framework, frozenset(
+                v for v in framework.vocabulary.ids(kind) if isinstance(v, Hashable)))
+        try:
+            known = value in entry[1]
+        except TypeError:  # an unhashable value (a list or mapping) is never an allowed term
+            known = False
+        if not known:
             allowed = framework.vocabulary.ids(kind)
             raise _error(code, f"{value!r} is not a known {what}", _abbreviation_of(value, allowed)
                          or did_you_mean(value, allowed))
@@ -296,7 +308,6 @@ class Vocabulary(Strict):
     context: list[ContextField] = Field(description="The fields of case context, in order, and how qi reads each.")
 
     _ids: dict = PrivateAttr(default_factory=dict)
-    _allowed: dict = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _group_labels_name_known_values(self) -> Vocabulary:
@@ -419,13 +430,6 @@ class Vocabulary(Strict):
     def shorthand(self, key: str) -> tuple[ContextField, Shorthand] | None:
         """The context field a shorthand key reads, with the shorthand; None when none declares it."""
         return next(((f, s) for f in self.context for s in f.shorthands if s.key == key), None)
-
-    def allows(self, kind: str, value: Any) -> bool:
-        """Whether ``value`` is one of the allowed values of vocabulary ``kind`` (a set built once)."""
-        allowed = self._allowed.get(kind)
-        if allowed is None:
-            allowed = self._allowed[kind] = frozenset(v for v in self.ids(kind) if isinstance(v, Hashable))
-        return isinstance(value, Hashable) and value in allowed
 
     def ids(self, kind: str) -> list:
         """The allowed values of vocabulary ``kind``, in the order the framework gives them."""
