@@ -1035,6 +1035,10 @@ def cache_info(output_format: str) -> None:
     if not found["enabled"]:
         click.echo(f"the validated-case cache is off ({case_cache.SWITCH_VARIABLE}=off)")
         return
+    if not found["usable"]:
+        click.echo(f"{found['folder']}: not used — its folder is not yours, or others may write to it "
+                   f"(choose another with ${case_cache.FOLDER_VARIABLE})")
+        return
     mib = lambda n: f"{n / 1024 / 1024:.1f} MiB"  # noqa: E731
     click.echo(f"{found['folder']}: {found['entries']} case entries, {found['evaluations']} evaluation entries, "
                f"{mib(found['bytes'])} (limit {mib(found['limit_bytes'])}, ${case_cache.LIMIT_VARIABLE})")
@@ -1045,7 +1049,7 @@ def cache_clear() -> None:
     """Remove every entry of the cache, case and evaluation entries alike (the case files
     themselves are untouched)."""
     removed = case_cache.clear()
-    click.echo(f"removed {removed} case entr{'y' if removed == 1 else 'ies'}")
+    click.echo(f"removed {removed} entr{'y' if removed == 1 else 'ies'}")
 
 
 @cli.command()

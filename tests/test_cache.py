@@ -129,7 +129,7 @@ def test_cache_info_and_clear(qi, tmp_path):
     info = json.loads(qi("cache", "info", "--format", "json").stdout)
     assert info["enabled"] and info["entries"] == 14 and info["bytes"] > 0
     assert "14 case entries, 0 evaluation entries" in qi("cache", "info").stdout
-    assert qi("cache", "clear").stdout.strip() == "removed 14 case entries"
+    assert qi("cache", "clear").stdout.strip() == "removed 14 entries"
     assert json.loads(qi("cache", "info", "--format", "json").stdout)["entries"] == 0
     _run(qi, SAMPLE, tmp_path / "b")  # and it fills again
     assert len(_entries()) == 14
@@ -160,3 +160,54 @@ def test_a_diff_keeps_the_baseline_s_evaluations_and_reuses_them_with_the_same_r
         entry.write_text(entry.read_text().replace('"', "'"))
     assert qi("rules", "diff", old, new, "--sample", SAMPLE, "--format", "json").stdout == first.stdout
     assert json.loads(qi("cache", "info", "--format", "json").stdout)["evaluations"] == 14
+
+
+def test_clear_and_prune_touch_nothing_qi_did_not_write(qi, tmp_path, monkeypatch):
+    """A cache folder may hold other files (it may even be a project folder laid out like a
+    sample): only entries named by their key, in shards named by two hex digits, are ever
+    counted, pruned or cleared."""
+    _run(qi, SAMPLE, tmp_path / "a")
+    base = cache.folder().parent
+    foreign = [base / "cases" / "north-west" / "results.json", base / "evaluations" / "2024" / "scores.json",
+               base / "cases" / "ab" / "notes.json", base / "cases" / "ab" / ("0" * 63 + ".json")]
+    for path in foreign:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    assert json.loads(qi("cache", "info", "--format", "json").stdout)["entries"] == 14
+    monkeypatch.setenv("QI_CACHE_MAX_MB", "0")
+    assert cache.prune() == 14
+    _run(qi, SAMPLE, tmp_path / "b")
+    monkeypatch.delenv("QI_CACHE_MAX_MB")
+    qi("cache", "clear")
+    assert all(path.exists() for path in foreign)
+    shared = tmp_path / "shared"
+    (shared / "cases" / "ab").mkdir(parents=True)
+    planted = shared / "cases" / "ab" / ("a" * 64 + ".json")
+    planted.write_text("{}")
+    os.chmod(shared, 0o777)
+    monkeypatch.setenv("QI_CACHE_DIR", str(shared))
+    cache._usable_folder.cache_clear()
+    assert "not used" in qi("cache", "info").stdout
+    assert qi("cache", "clear").stdout.strip() == "removed 0 entries" and planted.exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400", "lots", ""])
+def test_a_bad_limit_is_the_default(monkeypatch, value):
+    monkeypatch.setenv("QI_CACHE_MAX_MB", value)
+    assert cache.limit_bytes() == cache.DEFAULT_LIMIT_MB * 1024 * 1024
+
+
+def test_entries_made_by_other_code_are_never_found(monkeypatch):
+    """The key carries a sha256 of the engine's source files, not only the version number that
+    every build of one release shares."""
+    from importlib import metadata
+
+    monkeypatch.setattr(metadata, "version", lambda name: "0.1.0")
+    cache._qi_version.cache_clear()
+    this_code = cache.key("f" * 64, "c" * 64)
+    monkeypatch.setattr(cache.Path, "read_bytes", lambda self: b"other code")
+    cache._qi_version.cache_clear()
+    other_code = cache.key("f" * 64, "c" * 64)
+    monkeypatch.undo()
+    cache._qi_version.cache_clear()
+    assert this_code != other_code and cache.key("f" * 64, "c" * 64) != other_code

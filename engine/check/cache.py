@@ -2,8 +2,9 @@
 
 Reading a case file's YAML with positions and validating it costs more than judging it. An entry
 holds what that produced — the positions of the file's nodes and the validated model — under a
-key made of the sha256 of qi's version, of the framework file and of the case file itself, so
-editing the case or the framework, or upgrading qi, never finds a stale entry. Only files that
+key made of the sha256 of qi's version and engine code, of the framework file and of the case
+file itself, so editing the case or the framework, or running other qi code, never finds a stale
+entry. Only files that
 validate get one; a file with problems is read afresh each time, to report them.
 
 Entries are JSON, never pickles, so a planted entry cannot run code; on a hit the model is still
@@ -30,6 +31,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -66,6 +68,8 @@ def limit_bytes() -> int:
         megabytes = float(os.environ.get(LIMIT_VARIABLE, DEFAULT_LIMIT_MB))
     except ValueError:
         megabytes = DEFAULT_LIMIT_MB
+    if not math.isfinite(megabytes) or megabytes > 1024 * 1024 * 1024:  # nan, inf, or past any disk
+        megabytes = DEFAULT_LIMIT_MB
     return max(0, int(megabytes * 1024 * 1024))
 
 
@@ -80,18 +84,22 @@ def framework_sha256(path: str | os.PathLike[str]) -> str:
     return _file_sha256(str(path), stat.st_mtime_ns, stat.st_size)
 
 
-def _version() -> str:
+@functools.lru_cache(maxsize=1)
+def _qi_version() -> str:
+    """qi's version and a sha256 of the engine's own source files: a version number alone is
+    shared by every build of it (a checkout run from source, an unbumped rebuild), and an entry
+    made by different code must never be found."""
     from importlib import metadata
 
     try:
-        return metadata.version("qi-engine")
+        version = metadata.version("qi-engine")
     except metadata.PackageNotFoundError:
-        return "0+source:" + hashlib.sha256(Path(models.__file__).read_bytes()).hexdigest()[:16]
-
-
-@functools.lru_cache(maxsize=1)
-def _qi_version() -> str:
-    return _version()
+        version = "0+source"
+    digest = hashlib.sha256()
+    root = Path(models.__file__).resolve().parent.parent  # the engine package
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"{version}+{digest.hexdigest()[:24]}"
 
 
 def key(framework_sha: str, file_sha: str) -> str:
@@ -257,15 +265,29 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_shard(name: str) -> bool:
+    return len(name) == 2 and set(name) <= _HEX
+
+
+def _is_entry(name: str) -> bool:
+    stem = name[:-len(_SUFFIX)] if name.endswith(_SUFFIX) else ""
+    return len(stem) == 64 and set(stem) <= _HEX
+
+
 def _entries(where: Path) -> list[tuple[float, int, Path]]:
+    """The cache's own entries in ``where``: files named by a 64-digit key in two-digit shard
+    folders, as qi writes them. Nothing else in the folder is ever counted, pruned or cleared."""
     found = []
-    if not where.is_dir():
+    if not where.is_dir() or where.is_symlink():
         return found
     for shard in os.scandir(where):
-        if not shard.is_dir(follow_symlinks=False):
+        if not _is_shard(shard.name) or not shard.is_dir(follow_symlinks=False):
             continue
         for entry in os.scandir(shard.path):
-            if entry.name.endswith(_SUFFIX) and entry.is_file(follow_symlinks=False):
+            if _is_entry(entry.name) and entry.is_file(follow_symlinks=False):
                 with contextlib.suppress(OSError):
                     stat = entry.stat(follow_symlinks=False)
                     found.append((stat.st_mtime, stat.st_size, Path(entry.path)))
@@ -273,8 +295,11 @@ def _entries(where: Path) -> list[tuple[float, int, Path]]:
 
 
 def _folders() -> list[Path]:
+    """The folders of case and evaluation entries, when the cache is on and its folder usable."""
     where = folder()
-    return [] if where is None else [where, where.parent / "evaluations"]
+    if where is None or not _usable(where):
+        return []
+    return [where, where.parent / "evaluations"]
 
 
 def prune() -> int:
@@ -292,31 +317,38 @@ def prune() -> int:
 
 
 def info() -> dict:
-    """Where the cache is, how many case and evaluation entries it holds, their size and its limit."""
+    """Where the cache is, whether it is used, how many case and evaluation entries it holds,
+    their size and its limit."""
     where = folder()
+    empty = {"entries": 0, "evaluations": 0, "bytes": 0, "limit_bytes": limit_bytes()}
     if where is None:
-        return {"folder": None, "enabled": False, "entries": 0, "evaluations": 0, "bytes": 0,
-                "limit_bytes": limit_bytes()}
+        return {"folder": None, "enabled": False, "usable": False, **empty}
+    if not _usable(where):
+        return {"folder": str(where), "enabled": True, "usable": False, **empty}
     cases, evaluations = (_entries(f) for f in _folders())
-    return {"folder": str(where), "enabled": True, "entries": len(cases), "evaluations": len(evaluations),
-            "bytes": sum(size for _, size, _ in cases + evaluations), "limit_bytes": limit_bytes()}
+    return {"folder": str(where), "enabled": True, "usable": True, "entries": len(cases),
+            "evaluations": len(evaluations), "bytes": sum(size for _, size, _ in cases + evaluations),
+            "limit_bytes": limit_bytes()}
 
 
 def clear() -> int:
-    """Remove every entry (and any temporary file left by an interrupted write); returns how many
-    entries were removed."""
+    """Remove every entry, case and evaluation entries alike (and any temporary file an interrupted
+    write left in a shard); returns how many entries were removed. Files qi did not write stay."""
     removed = 0
     for where in _folders():
-        if not where.is_dir():
+        if not where.is_dir() or where.is_symlink():
             continue
         for shard in os.scandir(where):
-            if not shard.is_dir(follow_symlinks=False):
+            if not _is_shard(shard.name) or not shard.is_dir(follow_symlinks=False):
                 continue
             for entry in os.scandir(shard.path):
-                if entry.is_file(follow_symlinks=False) and (entry.name.endswith(_SUFFIX)
-                                                             or entry.name.startswith(".entry-")):
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                if _is_entry(entry.name):
                     _remove(Path(entry.path))
-                    removed += entry.name.endswith(_SUFFIX)
+                    removed += 1
+                elif entry.name.startswith(".entry-") and entry.name.endswith(".tmp"):
+                    _remove(Path(entry.path))
             with contextlib.suppress(OSError):
-                os.rmdir(shard.path)
+                os.rmdir(shard.path)  # only when empty
     return removed
