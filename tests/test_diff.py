@@ -94,3 +94,14 @@ def test_diff_with_an_invalid_rule_set_fails_cleanly(qi, tmp_path):
 def _report(qi, rules_path):
     from engine.run import run
     return run.run(run.prepare(SAMPLE, rules_path))
+
+
+def test_rule_sets_checked_against_two_framework_files_are_refused(qi, tmp_path):
+    """A diff compares two rule sets over one framework: a rule set beside its own copy of the
+    framework file is checked against that copy, and the diff says so rather than mixing them."""
+    (tmp_path / "new.yaml").write_text(TEXT, encoding="utf-8")
+    (tmp_path / "hmip-qi-adult-2.0.yaml").write_bytes((ROOT / "framework" / "hmip-qi-adult-2.0.yaml").read_bytes())
+    result = qi("rules", "diff", DEFAULT, tmp_path / "new.yaml", "--sample", SAMPLE)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert f"{tmp_path / 'new.yaml'}:1:1: framework_mismatch: the rule sets were checked against different " \
+           "framework files" in result.stderr
