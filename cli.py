@@ -31,7 +31,7 @@ from engine.report import ratings as rating_views
 from engine.report import report, views
 from engine.run import final, pipeline, run
 from engine.report import redact as redactor
-from engine.store import review, store
+from engine.store import accounts, review, store
 from engine.tools import diff as differ
 from engine.tools import files
 from engine.tools import export as exporter
@@ -327,6 +327,38 @@ def _store_key(key_file: Path | None) -> bytes | None:
         raise Invalid(error, 0) from None
 
 
+def _no_reviewer(context, parameter, value):
+    if value is not None:
+        raise click.BadParameter("a typed name is no longer recorded: a store with accounts records the account "
+                                 "given by --as NAME --password-file FILE, a store without them your "
+                                 "operating-system user")
+    return value
+
+
+def account_options(command):
+    """``--as NAME --password-file FILE``: who records a decision or sign-off (a store with accounts)."""
+    command = click.option("--reviewer", hidden=True, expose_value=False, callback=_no_reviewer)(command)
+    command = click.option("--password-file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+                           help="The account's password, on the file's first line (- reads standard input).")(command)
+    return click.option("--as", "account", metavar="NAME",
+                        help="The store's account that records this (a store with accounts needs one; without "
+                             "them, your operating-system user is recorded).")(command)
+
+
+def _actor(audit: store.Store, account: str | None, password_file: Path | None) -> accounts.Actor:
+    """The account given (authenticated), else the operating-system user of a store without accounts."""
+    try:
+        if account is None:
+            if password_file is not None:
+                raise click.BadParameter("is given without --as NAME", param_hint="--password-file")
+            return accounts.local_actor(audit)
+        if password_file is None:
+            raise click.BadParameter("--as needs the account's password", param_hint="--password-file")
+        return accounts.authenticate(audit, account, accounts.read_password(password_file, new=False))
+    except InputError as error:
+        raise Invalid(error, 0) from None
+
+
 @cli.command()
 @click.argument("case_file", metavar="[CASE.yaml]", required=False, type=Input(dir_okay=False, path_type=Path))
 @click.option("--criterion", required=True, help="Criterion to explain, e.g. 3.1.")
@@ -584,23 +616,26 @@ def runs_show(run_ref: str, db_path: Path | None, output_format: str, redact: bo
 
 @runs.command("signoff")
 @click.argument("run_ref", metavar="RUN_ID")
-@click.option("--reviewer", required=True, help="Who signs the run off.")
+@account_options
 @db_option
 @key_option
-def runs_signoff(run_ref: str, reviewer: str, db_path: Path | None, key_file: Path | None) -> None:
-    """Sign a run off: the sign-off names the sha256 of the final report it signs. Refused (exit 1,
+def runs_signoff(run_ref: str, account: str | None, password_file: Path | None, db_path: Path | None,
+                 key_file: Path | None) -> None:
+    """Sign a run off: the sign-off names the sha256 of the final report it signs, and who signed
+    (a QA lead's account, or the operating-system user of a store without accounts). Refused (exit 1,
     listing what is open) while any engine–inspector disagreement or challenge lacks a decision."""
     key = _store_key(key_file)
     with _open_store_to_write(db_path) as audit:
+        by = _actor(audit, account, password_file)
         try:
-            done = final.signoff(audit, audit.find(run_ref), reviewer, key=key)
+            done = final.signoff(audit, audit.find(run_ref), by, key=key)
         except review.OpenItems as refused:
             for diagnostic in refused.diagnostics:
                 click.echo(diagnostic.render(), err=True)
             raise Failed(f"sign-off refused: {len(refused.items)} finding{'s' * (len(refused.items) != 1)} open") from None
         except InputError as error:
             raise Invalid(error, 0) from None
-    click.echo(f"run {done.seq} signed off by {texts.printable(done.reviewer)} at {done.at}: final report "
+    click.echo(f"run {done.seq} signed off by {texts.printable(by.described)} at {done.at}: final report "
                f"sha256:{done.report_sha256} (sign-off {done.id}, {done.hash[:12]})")
 
 
@@ -612,26 +647,29 @@ def runs_signoff(run_ref: str, reviewer: str, db_path: Path | None, key_file: Pa
 @click.option("--finding", type=click.Choice(review.FINDINGS[:3]), help="With override: the finding that replaces "
               "the engine's.")
 @click.option("--reason", help="Why (required for challenge and override).")
-@click.option("--reviewer", required=True, help="Who decides.")
+@account_options
 @db_option
 @key_option
 def review_command(run_ref: str, case_ref: str, criterion: str, decision: str, finding: str | None,
-                   reason: str | None, reviewer: str, db_path: Path | None, key_file: Path | None) -> None:
+                   reason: str | None, account: str | None, password_file: Path | None, db_path: Path | None,
+                   key_file: Path | None) -> None:
     """Record a reviewer's decision on a stored finding: agree, challenge or override.
 
     Decisions are append-only and hash-chained; a later decision on a finding supersedes an
-    earlier one, and the history is kept.
+    earlier one, and the history is kept. Each names who decided: a reviewer's or QA lead's
+    account (--as), or the operating-system user of a store without accounts.
     """
     key = _store_key(key_file)
     with _open_store_to_write(db_path) as audit:
+        by = _actor(audit, account, password_file)
         try:
-            made = review.record_decision(audit, audit.find(run_ref), case_ref, criterion, decision, reviewer,
+            made = review.record_decision(audit, audit.find(run_ref), case_ref, criterion, decision, by,
                                           reason, finding, key=key)
         except InputError as error:
             raise Invalid(error, 0) from None
     final = f", final finding {made.finding}" if made.finding else ""
     click.echo(f"run {made.seq}: {made.decision} on {texts.printable(made.case)} {texts.printable(made.criterion)} "
-               f"by {texts.printable(made.reviewer)}{final} (decision {made.id}, {made.hash[:12]})")
+               f"by {texts.printable(by.described)}{final} (decision {made.id}, {made.hash[:12]})")
 
 
 @cli.command("report")
@@ -850,7 +888,8 @@ def rules_doc(file: Path | None, output_format: str) -> None:
 @cli.command()
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; anything but this machine's loopback is warned about.")
+              help="Address to listen on; anything but this machine's loopback needs accounts in the store "
+                   "(qi users add) and HTTPS in front (cookies are then sent over HTTPS only).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port to listen on.")
 @click.option("--read-only", is_flag=True, help="Serve pages only: no forms, every POST refused.")
 @click.option("--sample", "sample_dirs", multiple=True, type=Input(file_okay=False, exists=True, path_type=Path),
@@ -869,6 +908,14 @@ def serve(db_path: Path | None, host: str, port: int, read_only: bool, sample_di
         if not (folder / "sample.yaml").is_file():
             raise click.BadParameter(f"{folder} has no sample.yaml", param_hint="--sample")
     if not web.is_loopback(host):
+        with _open_store(path) as audit:
+            if not accounts.enabled(audit):
+                raise Invalid(InputError([Diagnostic(str(path), 1, 1, "accounts_required",
+                                                     f"serving on {host}, beyond this machine, needs accounts: "
+                                                     "this store has none, so anyone who reached it could read "
+                                                     "every case and record decisions",
+                                                     "add them with qi users add NAME --role ROLE --password-file "
+                                                     "FILE, or serve on 127.0.0.1")]), 0)
         click.echo(web.warn(host), err=True)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"qi workspace on http://{shown}:{port}/ — store {path}{' (read-only)' * read_only}; Ctrl-C stops it")
@@ -1015,6 +1062,110 @@ def export_command(run_ref: str, out_file: Path, db_path: Path | None, redact: b
         raise click.ClickException(f"could not write {out_file}: {error.strerror or error}") from None
     for path in written:
         click.echo(f"wrote {path}")
+
+
+@cli.group("users")
+def users_group() -> None:
+    """The store's accounts: who may decide, sign off, try rule changes or manage accounts. Once a
+    store has one, every decision and sign-off is recorded by an account (whoever can write the
+    store's file, or its database, manages them)."""
+
+
+def _password_file_option(command):
+    return click.option("--password-file", required=True, type=click.Path(dir_okay=False, allow_dash=True,
+                        path_type=Path), help="The password, on the file's first line (- reads standard input); "
+                        f"{accounts.MIN_PASSWORD} characters or more.")(command)
+
+
+def _accounts_change(db_path: Path | None, change, create: bool = False) -> None:
+    try:
+        opened = (store.Store.open_for_writing if create else store.Store.open)(
+            db_path or store.default_path(), **({} if create else {"writable": True}))
+        with opened as audit:
+            change(audit)
+    except InputError as error:
+        raise Invalid(error, 0) from None
+
+
+@users_group.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(accounts.ROLES), help="What the account may do.")
+@_password_file_option
+@db_option
+def users_add(name: str, role: str, password_file: Path, db_path: Path | None) -> None:
+    """Add an account (the store is created if there is none)."""
+    problems = accounts.name_problems(str(db_path or store.default_path()), name)
+    try:
+        password = accounts.read_password(password_file)
+    except InputError as error:
+        problems += error.diagnostics
+    if problems:
+        raise Invalid(InputError(problems), 0)
+    _accounts_change(db_path, lambda audit: accounts.add(audit, name, role, password), create=True)
+    click.echo(f"account {name} added: {role.replace('_', ' ')}")
+
+
+def _password(password_file: Path) -> str:
+    try:
+        return accounts.read_password(password_file)
+    except InputError as error:
+        raise Invalid(error, 0) from None
+
+
+@users_group.command("list")
+@db_option
+@format_option
+def users_list(db_path: Path | None, output_format: str) -> None:
+    """The accounts, their roles and whether each is disabled (never a password or its hash)."""
+    with _open_store(db_path) as audit:
+        found = accounts.accounts(audit)
+    if output_format == "json":
+        _emit_json({"accounts": [a.as_dict() for a in found]})
+        return
+    if not found:
+        click.echo("no accounts: decisions and sign-offs are recorded under the operating-system user")
+    for account in found:
+        click.echo(f"{account.name:<24} {account.role:<12} {'disabled' if account.disabled else 'enabled':<9} "
+                   f"since {account.created_at}")
+
+
+@users_group.command("disable")
+@click.argument("name")
+@db_option
+def users_disable(name: str, db_path: Path | None) -> None:
+    """Disable an account: it can no longer log in or record anything; what it recorded stays."""
+    _accounts_change(db_path, lambda audit: accounts.set_disabled(audit, name, True))
+    click.echo(f"account {name} disabled")
+
+
+@users_group.command("enable")
+@click.argument("name")
+@db_option
+def users_enable(name: str, db_path: Path | None) -> None:
+    """Enable a disabled account again."""
+    _accounts_change(db_path, lambda audit: accounts.set_disabled(audit, name, False))
+    click.echo(f"account {name} enabled")
+
+
+@users_group.command("passwd")
+@click.argument("name")
+@_password_file_option
+@db_option
+def users_passwd(name: str, password_file: Path, db_path: Path | None) -> None:
+    """Set an account's password."""
+    password = _password(password_file)
+    _accounts_change(db_path, lambda audit: accounts.set_password(audit, name, password))
+    click.echo(f"password of {name} changed")
+
+
+@users_group.command("role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(accounts.ROLES))
+@db_option
+def users_role(name: str, role: str, db_path: Path | None) -> None:
+    """Give an account another role (from its next action: a logged-in session keeps nothing else)."""
+    _accounts_change(db_path, lambda audit: accounts.set_role(audit, name, role))
+    click.echo(f"account {name} is now {role.replace('_', ' ')}")
 
 
 @cli.group("cache")

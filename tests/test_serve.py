@@ -347,17 +347,25 @@ def test_rule_text_that_closes_the_textarea_stays_text(web):
 
 # --- the command ---------------------------------------------------------------------------------
 
-def test_serve_warns_when_asked_for_another_host_and_not_for_loopback(qi, monkeypatch, tmp_path, store):
+def test_serve_beyond_loopback_needs_accounts_and_says_what_it_means(qi, monkeypatch, tmp_path, store):
     from engine.serve import app
 
     started = []
     monkeypatch.setattr(app, "serve", lambda *args: started.append(args))
     shutil.copyfile(store, tmp_path / "qi.db")  # serve opens an existing store, never creates one
     local = qi("serve", "--db", tmp_path / "qi.db", "--port", "9999")
-    assert local.exit_code == 0 and "warning" not in local.stderr
+    assert local.exit_code == 0 and "serving on" not in local.stderr
     assert "http://127.0.0.1:9999/" in local.stdout
+    for host in ("0.0.0.0", "192.0.2.7", "::"):
+        refused = qi("serve", "--db", tmp_path / "qi.db", "--host", host)
+        assert refused.exit_code == 1 and "accounts_required" in refused.stderr and "qi users add" in refused.stderr
+    assert len(started) == 1
+    (tmp_path / "pw").write_text("a long enough password\n")
+    assert qi("users", "add", "qa", "--role", "qa_lead", "--password-file", tmp_path / "pw", "--db",
+              tmp_path / "qi.db").exit_code == 0
     wide = qi("serve", "--db", tmp_path / "qi.db", "--host", "0.0.0.0", "--read-only")
-    assert wide.exit_code == 0 and "warning: serving on 0.0.0.0" in wide.stderr and "(read-only)" in wide.stdout
+    assert wide.exit_code == 0 and "serving on 0.0.0.0" in wide.stderr and "HTTPS" in wide.stderr
+    assert "(read-only)" in wide.stdout
     assert [(a[1], a[2], a[3]) for a in started] == [("127.0.0.1", 9999, False), ("0.0.0.0", 8765, True)]
     bad = qi("serve", "--db", tmp_path / "qi.db", "--sample", tmp_path)
     assert bad.exit_code == 2 and "has no sample.yaml" in bad.stderr
@@ -438,9 +446,14 @@ def test_the_queue_lists_every_disagreement_with_a_form_to_decide(reviewed):
 
 
 def test_a_decision_is_recorded_through_the_store_and_shown_everywhere(reviewed, qi):
+    """On a store without accounts the workspace is one person's: what they decide is recorded
+    under the operating-system user running it, and every view says so. A typed name is ignored."""
+    import getpass
+
     from engine.store import review
     from engine.store.store import Store
 
+    me = getpass.getuser()
     web = client(reviewed)
     case, criterion = moderation(reviewed)[0]
     done = decide(web, case=case, criterion=criterion, decision="override", finding="insufficient",
@@ -448,32 +461,32 @@ def test_a_decision_is_recorded_through_the_store_and_shown_everywhere(reviewed,
     assert done.status_code == 303 and done.headers["location"] == f"/runs/1/cases/{case}#finding-{criterion}"
     with Store(reviewed) as opened:
         [made] = review.decisions_for_run(opened, 1)
-    assert (made.case, made.criterion, made.decision, made.finding, made.reviewer) == (
-        case, criterion, "override", "insufficient", "Ann Reviewer")
+    assert (made.case, made.criterion, made.decision, made.finding, made.reviewer, made.role, made.identity) == (
+        case, criterion, "override", "insufficient", me, None, "os-user")
     page = web.get(f"/runs/1/cases/{case}")
     history = re.search(r'<table id="review-history">(.*?)</table>', page.text, flags=re.S).group(1)
-    assert "override" in history and "Ann Reviewer" in history and HOSTILE not in page.text
-    assert "Reviewed: &lt;script&gt;" in history
-    assert 'value="Ann Reviewer"' in page.text  # the next form remembers who is reviewing
+    assert "override" in history and f"{me} (operating-system user)" in history and HOSTILE not in page.text
+    assert "Reviewed: &lt;script&gt;" in history and "Ann Reviewer" not in page.text
+    assert 'name="reviewer"' not in page.text  # nobody types who they are
     queue = web.get("/runs/1/review").text
     assert f'href="/runs/1/cases/{case}#finding-{criterion}">{case}</a></td><td>{criterion}</td><td>engine' not in queue
-    assert "Ann Reviewer" in queue.split('id="decisions"')[1]
+    assert f"{me} (operating-system user)" in queue.split('id="decisions"')[1]
     shown = qi("runs", "show", "1", "--db", reviewed)
-    assert shown.exit_code == 0 and "Ann Reviewer" in shown.stdout and "override" in shown.stdout
+    assert shown.exit_code == 0 and f"override by {me} (operating-system user)" in shown.stdout
     assert qi("runs", "verify", "--db", reviewed).exit_code == 0
 
 
-def test_a_decision_without_reviewer_or_reason_records_nothing(reviewed):
+def test_a_decision_without_a_reason_or_on_no_finding_records_nothing(reviewed):
     from engine.store import review
     from engine.store.store import Store
 
     web = client(reviewed)
     case, criterion = moderation(reviewed)[0]
-    refused = decide(web, case=case, criterion=criterion, decision="challenge", reviewer="  ")
+    refused = decide(web, case=case, criterion=criterion, decision="challenge")
     assert refused.status_code == 400
     errors = re.search(r'<div class="error" id="errors">(.*?)</div>', refused.text, flags=re.S).group(1)
-    assert "needs a reason" in errors and "reviewer is not named" in errors
-    unknown = decide(web, case="NW-999", criterion=criterion, decision="agree", reviewer="Ann")
+    assert "needs a reason" in errors
+    unknown = decide(web, case="NW-999", criterion=criterion, decision="agree")
     assert unknown.status_code == 400 and "has no case" in unknown.text
     with Store(reviewed) as opened:
         assert review.decisions_for_run(opened, 1, history=True) == []
@@ -481,18 +494,20 @@ def test_a_decision_without_reviewer_or_reason_records_nothing(reviewed):
 
 def test_sign_off_is_refused_while_anything_is_open_and_recorded_after(reviewed, qi):
     web = client(reviewed)
-    refused = web.post("/runs/1/signoff", data={"csrf": token(web, "/runs/1/review"), "reviewer": "Ann"},
-                       follow_redirects=False)
+    import getpass
+
+    me = getpass.getuser()
+    web = client(reviewed)
+    refused = web.post("/runs/1/signoff", data={"csrf": token(web, "/runs/1/review")}, follow_redirects=False)
     assert refused.status_code == 400 and "is open" in refused.text
     for case, criterion in moderation(reviewed):
-        assert decide(web, case=case, criterion=criterion, decision="agree", reviewer="Ann").status_code == 303
+        assert decide(web, case=case, criterion=criterion, decision="agree").status_code == 303
     queue = web.get("/runs/1/review").text
     assert "Nothing is open." in queue and "disabled" not in queue.split('id="signoff"')[1]
-    done = web.post("/runs/1/signoff", data={"csrf": token(web, "/runs/1/review"), "reviewer": "Ann"},
-                    follow_redirects=False)
+    done = web.post("/runs/1/signoff", data={"csrf": token(web, "/runs/1/review")}, follow_redirects=False)
     assert done.status_code == 303
-    assert "Signed off by Ann" in web.get("/runs/1/review").text
-    assert "signed off by Ann" in web.get("/").text
+    assert f"Signed off by {me} (operating-system user)" in web.get("/runs/1/review").text
+    assert f"signed off by {me} (operating-system user)" in web.get("/").text
     assert qi("runs", "verify", "--db", reviewed).exit_code == 0
 
 

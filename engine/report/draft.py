@@ -380,7 +380,7 @@ def _consistency(report: dict) -> Section:
         line = f"{row['case']}, {row['criterion']}: engine {words(row['engine'])}, inspector {words(row['inspector'])}."
         decision = decided.get((row["case"], row["criterion"]))
         if decision:
-            line += f" Review: {decision['decision']} by {decision['reviewer']}"
+            line += f" Review: {decision['decision']} by {wording.maker(decision)}"
             line += f", final finding {words(decision['final'])}." if decision.get("final") else "."
         elif "review" in report:
             line += " Review: open."
@@ -395,7 +395,7 @@ def _consistency(report: dict) -> Section:
                               f"{wording.agreement_words(second['judgements']['overall'])}.")
     signoffs = report.get("review", {}).get("signoffs", [])
     if "review" in report:
-        section.blocks.append("; ".join(f"Signed off by {s['reviewer']} at {s['at']}" for s in signoffs) + "."
+        section.blocks.append("; ".join(f"Signed off by {wording.maker(s)} at {s['at']}" for s in signoffs) + "."
                               if signoffs else "Not signed off.")
     return section
 
@@ -779,7 +779,7 @@ def review_account(review: dict, label=lambda key: key) -> list[str]:
     findings = changes.get("findings", [])
     if findings:
         listed = "; ".join(f"{c['case']} {c['criterion']} {c['engine'].replace('_', ' ')}, final "
-                           f"{c['final'].replace('_', ' ')} (decision {c['decision']} by {c['reviewer']})" for c in findings)
+                           f"{c['final'].replace('_', ' ')} (decision {c['decision']} by {wording.maker(c)})" for c in findings)
         lines.append(f"Changed by review: {len(findings)} finding{'s' * (len(findings) != 1)} — {listed}.")
         figures = changes.get("figures", [])
         headline = [f for f in figures if f["group"] == "all" or f["group"].startswith("provider:")]
@@ -803,6 +803,6 @@ def review_account(review: dict, label=lambda key: key) -> list[str]:
     if signed:
         state = ("this is the report signed off" if signed["unchanged"] else
                  f"the final report has changed since (now sha256:{signed['final_report_sha256'][:12]}…)")
-        lines.append(f"Signed off by {signed['reviewer']} at {signed['at']} for final report "
+        lines.append(f"Signed off by {wording.maker(signed)} at {signed['at']} for final report "
                      f"sha256:{(signed['report_sha256'] or 'not recorded')[:12]}…; {state}.")
     return lines

@@ -68,7 +68,7 @@ def _view(report: Report) -> dict:
     return {"r": report, "names": wording.Names(report), "ratings": ratings, "groups": groups, "traces": traces, "figure": functools.partial(draft.figure, confidence=report["aggregates"].get("confidence", 0.95)),
             "label": lambda key: plain.get(key) or (key.partition(":")[2] or key).replace("_", " "),
             "trace_limit": HTML_TRACE_LIMIT, "agreement_words": wording.agreement_words, "chart_svg": functools.partial(charts.svg, inline=True),
-            "what_if_summary": wording.what_if_summary,
+            "what_if_summary": wording.what_if_summary, "maker": wording.maker,
             "review_account": functools.partial(draft.review_account, label=lambda key: plain.get(key) or key),
             "decisions": {(d["case"], d["criterion"]): d for d in report.get("review", {}).get("decisions", [])},
             "group_label": lambda g: "All" if g == facts.ALL else g.split(":", 1)[1],

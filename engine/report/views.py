@@ -13,7 +13,7 @@ import textwrap
 from engine.base import render
 from engine.base.text import printable
 from engine.report import draft, ratings
-from engine.report.wording import agreement_words, change_sets, what_if_summary
+from engine.report.wording import agreement_words, change_sets, maker, what_if_summary
 
 MARK = {True: "[holds]", False: "[fails]"}
 
@@ -151,7 +151,7 @@ def consistency_text(consistency: dict, review: dict | None = None) -> str:
     lines.append(f"moderation list ({len(consistency['moderation'])} disagreements):")
     for row in consistency["moderation"]:
         decided = states.get((row["case"], row["criterion"]))
-        state = f"{decided['decision']} by {printable(str(decided['reviewer']))}" if decided else "open"
+        state = f"{decided['decision']} by {printable(maker(decided))}" if decided else "open"
         lines.append(f"  {row['case']} {row['criterion']}: engine {row['engine']}, inspector {row['inspector']} "
                      f"[{state}]")
         if row.get("what_if"):  # for reviewers: never in the draft report
@@ -175,14 +175,14 @@ def review_text(review: dict) -> str:
     for d in review["decisions"]:
         final = f"; final {d['final']} (engine {d['engine']})" if d["decision"] == "override" else ""
         reason = f' — "{one(d["reason"])}"' if d.get("reason") else ""
-        lines.append(f"  {one(d['case'])} {one(d['criterion'])}: {d['decision']} by {one(d['reviewer'])} at "
+        lines.append(f"  {one(d['case'])} {one(d['criterion'])}: {d['decision']} by {one(maker(d))} at "
                      f"{one(d['at'])}{final}{reason}")
     lines.append(f"open: {len(review['open'])}")
     lines += [f"  {one(o['case'])} {one(o['criterion'])}: {one(o['why'])}" for o in review["open"]]
     for s in review["signoffs"]:
         signed = f": final report sha256:{s['report_sha256']}" if s.get("report_sha256") else \
             " (made before sign-offs named the report they sign)"
-        lines.append(f"signed off by {one(s['reviewer'])} at {one(s['at'])}{signed}")
+        lines.append(f"signed off by {one(maker(s))} at {one(s['at'])}{signed}")
     if not review["signoffs"]:
         lines.append("not signed off")
     elif review.get("signed"):

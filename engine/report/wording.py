@@ -88,3 +88,15 @@ class Names:
         """``key question`` / ``key questions``: lower case, for running text."""
         word = self._names[level][0 if count == 1 else 1]
         return word if word.isupper() else word[:1].lower() + word[1:]
+
+
+def maker(record: dict) -> str:
+    """Who made a decision or sign-off, as the store knew them: ``ann (reviewer)`` for an account,
+    ``ann (operating-system user)`` on a store without accounts, the bare name for a record made
+    before stores had accounts (the name then is the one that was typed)."""
+    name = str(record.get("reviewer"))
+    if record.get("identity") == "account":
+        return f"{name} ({str(record.get('role')).replace('_', ' ')})"
+    if record.get("identity") == "os-user":
+        return f"{name} (operating-system user)"
+    return name

@@ -24,7 +24,7 @@ from engine.compile import compile as compiler
 from engine.report import draft
 from engine.report.model import Report
 from engine.run import pipeline, run
-from engine.store import review
+from engine.store import accounts, review
 from engine.store.store import Store
 
 #: The parts of a report computed from findings, recomputed from the final ones.
@@ -83,23 +83,24 @@ def _final_report(store: Store, seq: int, key: bytes | None, strict: bool) -> Re
     signed = content["review"]["signoffs"]
     if signed:
         latest, now = signed[-1], review.final_report_sha256(content)
-        content["review"]["signed"] = {"reviewer": latest["reviewer"], "at": latest["at"],
+        content["review"]["signed"] = {"reviewer": latest["reviewer"], "role": latest.get("role"),
+                                       "identity": latest.get("identity"), "at": latest["at"],
                                        "report_sha256": latest["report_sha256"], "final_report_sha256": now,
                                        "unchanged": latest["report_sha256"] == now}
     return Report(content, reviewed.spool)
 
 
-def signoff(store: Store, seq: int, reviewer: str, key: bytes | None = None, now=None) -> review.SignOff:
+def signoff(store: Store, seq: int, by: accounts.Actor, key: bytes | None = None, now=None) -> review.SignOff:
     """Sign run ``seq`` off, naming the sha256 of its final report (computed inside the sign-off's
     transaction, so no decision slips in between)."""
-    return review.signoff(store, seq, reviewer, now=now, key=key,
+    return review.signoff(store, seq, by, now=now, key=key,
                           signs=lambda: review.final_report_sha256(final_report(store, seq, key).content))
 
 
 def _changed_findings(content: dict) -> list[dict]:
     """Each finding whose final value differs from the engine's, with the decision behind it."""
     return [{"case": d["case"], "criterion": d["criterion"], "engine": d["engine"], "final": d["final"],
-             "decision": d["seq"], "reviewer": d["reviewer"]}
+             "decision": d["seq"], "reviewer": d["reviewer"], "role": d.get("role"), "identity": d.get("identity")}
             for d in content["review"]["decisions"] if d["final"] != d["engine"]]
 
 

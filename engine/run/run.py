@@ -423,8 +423,9 @@ def _inputs(prepared: Prepared) -> list[dict]:
 def ruleset_entry(compiled: compiler.CompiledRuleSet) -> dict:
     """How a report names the rule set it was judged by."""
     ruleset = compiled.ruleset
-    return {"id": ruleset.id, "version": ruleset.version, "title": ruleset.title,
-            "sha256": compiled.loaded.sha256, "file": compiled.loaded.document.path}
+    entry = {"id": ruleset.id, "version": ruleset.version, "title": ruleset.title,
+             "sha256": compiled.loaded.sha256, "file": compiled.loaded.document.path}
+    return entry if ruleset.review is None else {**entry, "review": ruleset.review.model_dump()}
 
 
 def conclude(prepared: Prepared, judged: JudgedCases, observe: Observer | None = None) -> dict:

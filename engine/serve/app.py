@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import hashlib
 import re
+import urllib.parse
 from pathlib import Path
 
 import jinja2
@@ -26,12 +27,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from engine.base import render
+from engine.base import logs, render
+from engine.base import text as texts
 from engine.base.diagnostics import InputError
 from engine.report import draft, wording
 from engine.run import final
-from engine.serve import pages, security, workbench
-from engine.store import review
+from engine.serve import login, pages, security, workbench
+from engine.store import accounts, review
 from engine.tools import handbook
 
 HERE = Path(__file__).resolve().parent
@@ -41,16 +43,19 @@ CASE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 environment = render.environment.overlay(loader=jinja2.ChoiceLoader([
     jinja2.PackageLoader("engine.serve", "templates"), render.environment.loader]))
-environment.globals = {**render.environment.globals, "label": pages.plain,
+environment.globals = {**render.environment.globals, "label": pages.plain, "may": accounts.may,
+                       "maker": lambda r: wording.maker(r if isinstance(r, dict) else dataclasses.asdict(r)),
                        "decision_kinds": review.DECISIONS, "finding_values": review.FINDINGS[:3],
                        "agreement_words": wording.agreement_words, "what_if_summary": wording.what_if_summary,
                        "review_account": draft.review_account, "figure": draft.figure}
 
 TEMPLATES = ("layout.html.j2", "_trace.html.j2", "_review.html.j2", "runs.html.j2", "run.html.j2", "case.html.j2",
-             "review.html.j2", "queue.html.j2", "rules.html.j2", "try.html.j2", "error.html.j2")
-#: Remembers who is reviewing in this browser, to fill in the next form (never trusted: it is a default).
-REVIEWER_COOKIE = "qi_reviewer"
-LIMITS = {"reason": 4000, "reviewer": 200, "case": 80, "criterion": 20, "decision": 20, "finding": 20}
+             "review.html.j2", "queue.html.j2", "rules.html.j2", "try.html.j2", "error.html.j2", "login.html.j2")
+LIMITS = {"reason": 4000, "case": 80, "criterion": 20, "decision": 20, "finding": 20, "name": 64,
+          "password": accounts.MAX_PASSWORD, "next": 2000}
+#: Paths open without a login (everything else needs one when the store has accounts).
+PUBLIC = ("/login",)
+log = logs.get("qi.serve")
 
 
 @dataclasses.dataclass
@@ -63,10 +68,76 @@ class Workspace:
     tokens: security.Tokens = dataclasses.field(default_factory=security.Tokens)
     #: The store's key, when its chain is keyed: decisions and sign-offs are links of that chain.
     key: bytes | None = None
+    #: Cookies only over HTTPS: set when the workspace is served beyond this machine (behind a proxy
+    #: that speaks HTTPS); a request that arrived over HTTPS gets them anyway.
+    secure: bool = False
+    sessions: login.Sessions = dataclasses.field(default_factory=login.Sessions)
+    throttle: login.Throttle = dataclasses.field(default_factory=login.Throttle)
+
+    def actor_of(self, request: Request) -> accounts.Actor | None:
+        """Who is making the request: the logged-in account (as the store holds it now), None if
+        nobody is logged in; on a store without accounts, the operating-system user running qi."""
+        store = self.reader.store()
+        if not accounts.enabled(store):
+            return accounts.local_actor(store)
+        token = request.cookies.get(login.COOKIE)
+        session = self.sessions.find(token)
+        if session is None:
+            return None
+        now = accounts.current(store, session.actor.name)
+        if now != session.actor:  # disabled, removed or given another role since: log in again
+            self.sessions.end(token)
+            return None
+        return now
+
+    def cookie_secure(self, request: Request) -> bool:
+        return self.secure or request.url.scheme == "https"
 
 
 def _workspace(request: Request) -> Workspace:
     return request.app.state.workspace
+
+
+def _actor(request: Request) -> accounts.Actor | None:
+    return request.scope.get("state", {}).get("actor")
+
+
+class LoginRequired:
+    """ASGI middleware: on a store with accounts, every page but the login page needs a logged-in
+    account (a GET is sent to the login page, anything else refused with 403). The request's
+    actor is left in ``request.state.actor`` for the views."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        workspace: Workspace = scope["app"].state.workspace
+        actor = workspace.actor_of(request)
+        scope.setdefault("state", {})["actor"] = actor
+        path = scope["path"]
+        if actor is None and path not in PUBLIC and not path.startswith("/static/"):
+            if scope["method"] in ("GET", "HEAD"):
+                target = path + (f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else "")
+                response = RedirectResponse(f"/login?next={urllib.parse.quote(target, safe='')}", status_code=303)
+            else:
+                response = page(request, "error.html.j2", status=403, status_code=403,
+                                message="log in first: this workspace has accounts")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _permit(request: Request, action: str) -> accounts.Actor:
+    """The request's actor, if its role allows ``action``; 403 otherwise (the review stage checks
+    again inside its write)."""
+    actor = _actor(request)
+    if not accounts.may(actor, action):
+        raise HTTPException(403, f"your role does not allow this: only {' or '.join(r.replace('_', ' ') for r in accounts.PERMISSIONS[action])} may {accounts.ACTIONS[action]}")
+    return actor
 
 
 def page(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
@@ -81,10 +152,11 @@ def page(request: Request, template: str, status: int = 200, **context) -> HTMLR
     context.setdefault("names", wording.Names(context["r"] if isinstance(context.get("r"), dict) else {}))
     html = environment.get_template(template).render(
         read_only=workspace.read_only, csrf=workspace.tokens.token(cookie), csrf_field=security.FIELD,
-        path=request.url.path, reviewer=request.cookies.get(REVIEWER_COOKIE, "")[:LIMITS["reviewer"]], **context)
+        path=request.url.path, actor=_actor(request), **context)
     response = HTMLResponse(html, status)
     if new:
-        response.set_cookie(security.COOKIE, cookie, httponly=True, samesite="strict", path="/")
+        response.set_cookie(security.COOKIE, cookie, httponly=True, samesite="strict", path="/",
+                            secure=workspace.cookie_secure(request))
     return response
 
 
@@ -158,44 +230,40 @@ def _refused(request: Request, run: int, error: InputError, case_ref: str | None
     return page(request, "queue.html.j2", status=400, errors=errors, **pages.review_queue(reader, run))
 
 
-def _remember(response: Response, reviewer: str) -> Response:
-    response.set_cookie(REVIEWER_COOKIE, reviewer.strip(), httponly=True, samesite="strict", path="/")
-    return response
-
-
 async def decide(request: Request) -> Response:
     """Record a reviewer's decision through engine.store.review (as ``qi review`` does), then go
     back to the case or the queue the form was on."""
     workspace = _workspace(request)
     form = await security.checked_form(request, workspace.tokens, workspace.read_only)
+    by = _permit(request, "decide")
     run = request.path_params["run"]
     seq = workspace.reader.seq(run)
-    given = _fields(form, "case", "criterion", "decision", "finding", "reason", "reviewer")
+    given = _fields(form, "case", "criterion", "decision", "finding", "reason")
     back_to_case = form.get("back") == "case" and CASE_REF.fullmatch(given["case"]) is not None
     try:
         review.record_decision(workspace.reader.store(), seq, given["case"], given["criterion"], given["decision"],
-                               given["reviewer"], given["reason"] or None,
+                               by, given["reason"] or None,
                                (given["finding"] or None) if given["decision"] == "override" else None,
                                key=workspace.key)
     except InputError as error:
         return _refused(request, run, error, given["case"] if back_to_case else None)
     target = (f"/runs/{run}/cases/{given['case']}#finding-{given['criterion']}" if back_to_case
               else f"/runs/{run}/review")
-    return _remember(RedirectResponse(target, status_code=303), given["reviewer"])
+    return RedirectResponse(target, status_code=303)
 
 
 async def sign_off(request: Request) -> Response:
     """Sign the run off through engine.store.review (refused, with what is open, while anything is)."""
     workspace = _workspace(request)
-    form = await security.checked_form(request, workspace.tokens, workspace.read_only)
+    await security.checked_form(request, workspace.tokens, workspace.read_only)
+    by = _permit(request, "signoff")
     run = request.path_params["run"]
     seq = workspace.reader.seq(run)
-    given = _fields(form, "reviewer")
     try:
-        final.signoff(workspace.reader.store(), seq, given["reviewer"], key=workspace.key)
+        final.signoff(workspace.reader.store(), seq, by, key=workspace.key)
     except InputError as error:
         return _refused(request, run, error, None)
-    return _remember(RedirectResponse(f"/runs/{run}/review", status_code=303), given["reviewer"])
+    return RedirectResponse(f"/runs/{run}/review", status_code=303)
 
 
 def _rule_set(request: Request) -> str:
@@ -232,6 +300,7 @@ async def try_change(request: Request) -> Response:
         return page(request, "try.html.j2", name=name, text=workbench.load_text(name), samples=list(samples),
                     chosen=next(iter(samples), None), outcome=None)
     form = await security.checked_form(request, workspace.tokens, workspace.read_only)
+    _permit(request, "try")
     text = form.get("text")
     chosen = form.get("sample") or None
     if not isinstance(text, str) or (chosen is not None and chosen not in samples):
@@ -239,6 +308,57 @@ async def try_change(request: Request) -> Response:
     text = text.replace("\r\n", "\n")  # browsers send textarea lines with CRLF
     outcome = await run_in_threadpool(workbench.attempt, name, text, samples[chosen] if chosen else None)
     return page(request, "try.html.j2", name=name, text=text, samples=list(samples), chosen=chosen, outcome=outcome)
+
+
+def _next(value: object) -> str:
+    """Where to go after logging in: a path of this workspace, never another site."""
+    if isinstance(value, str) and value.startswith("/") and not value.startswith(("//", "/\\")) \
+            and len(value) <= LIMITS["next"] and not any(c in value for c in "\r\n\\"):
+        return value
+    return "/"
+
+
+async def login_page(request: Request) -> Response:
+    """GET: the login form. POST: check the account and password; start a session (303 to where
+    the person was going) or say the login failed (the same words whatever failed)."""
+    workspace = _workspace(request)
+    store = workspace.reader.store()
+    form = None if request.method == "GET" else \
+        await security.checked_form(request, workspace.tokens, read_only=False)  # a read-only workspace has logins too
+    if not accounts.enabled(store):
+        return RedirectResponse("/", status_code=303)  # nobody logs in to a store without accounts
+    if form is None:
+        return page(request, "login.html.j2", next=_next(request.query_params.get("next")), name="")
+    given = _fields(form, "name", "password", "next")
+    target, name = _next(given["next"]), given["name"].strip()
+    client = request.client.host if request.client else "unknown"
+    wait = workspace.throttle.wait(name, client)
+    if wait > 0:
+        log.warning("login refused: too many failures", account=texts.printable(name)[:64], client=client)
+        return page(request, "login.html.j2", status=429, next=target, name=name,
+                    errors=[f"Too many failed logins: try again in {max(1, round(wait / 60))} minute"
+                            f"{'s' * (round(wait / 60) > 1)}."])
+    try:
+        actor = await run_in_threadpool(accounts.authenticate, store, name, given["password"])
+    except InputError as error:
+        workspace.throttle.failed(name, client)
+        log.warning("login failed", account=texts.printable(name)[:64], client=client)
+        return page(request, "login.html.j2", status=403, next=target, name=name,
+                    errors=[d.message for d in error.diagnostics])
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(login.COOKIE, workspace.sessions.start(actor), httponly=True, samesite="lax", path="/",
+                        secure=workspace.cookie_secure(request))
+    log.info("login", account=actor.name, role=actor.role)
+    return response
+
+
+async def logout(request: Request) -> Response:
+    workspace = _workspace(request)
+    await security.checked_form(request, workspace.tokens, read_only=False)
+    workspace.sessions.end(request.cookies.get(login.COOKIE))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(login.COOKIE, path="/", httponly=True, samesite="lax", secure=workspace.cookie_secure(request))
+    return response
 
 
 async def not_found(request: Request, error: pages.NotFound) -> Response:
@@ -251,10 +371,13 @@ async def http_error(request: Request, error: HTTPException) -> Response:
 
 
 def create(db_path: str | Path, read_only: bool = False, samples: list[Path] = (),
-           hosts: list[str] = LOOPBACK, key: bytes | None = None) -> Starlette:
+           hosts: list[str] = LOOPBACK, key: bytes | None = None, secure: bool = False) -> Starlette:
     """The workspace application on the audit store at ``db_path``. Requests must name one of
-    ``hosts`` (a page on another site reaching the server through DNS rebinding is refused)."""
+    ``hosts`` (a page on another site reaching the server through DNS rebinding is refused).
+    ``secure``: cookies are sent over HTTPS only."""
     routes = [
+        Route("/login", login_page, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
         Route("/", runs),
         Route("/runs/{run:int}", run),
         Route("/runs/{run:int}/cases/{case}", case),
@@ -271,9 +394,11 @@ def create(db_path: str | Path, read_only: bool = False, samples: list[Path] = (
     ]
     app = Starlette(routes=routes,
                     middleware=[Middleware(security.Headers),
-                                Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))],
+                                Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)),
+                                Middleware(LoginRequired)],
                     exception_handlers={pages.NotFound: not_found, HTTPException: http_error})
-    app.state.workspace = Workspace(pages.Reader(db_path, key, read_only), read_only, list(samples), key=key)
+    app.state.workspace = Workspace(pages.Reader(db_path, key, read_only), read_only, list(samples), key=key,
+                                    secure=secure)
     for template in TEMPLATES:  # compiled now, not on someone's first page
         environment.get_template(template)
     return app
@@ -284,7 +409,7 @@ def serve(db_path: Path, host: str, port: int, read_only: bool, samples: list[Pa
     import uvicorn
 
     hosts = list(LOOPBACK) if host in LOOPBACK else [*LOOPBACK, host] if host not in ("0.0.0.0", "::") else ["*"]
-    app = create(db_path, read_only, samples, hosts, key)
+    app = create(db_path, read_only, samples, hosts, key, secure=not is_loopback(host))
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
 
 
@@ -293,7 +418,6 @@ def is_loopback(host: str) -> bool:
 
 
 def warn(host: str) -> str:
-    return (f"warning: serving on {host}, not 127.0.0.1: anyone who can reach this machine on the network can read "
-            "every run, case and inspector's note in the store (and record decisions unless --read-only); "
-            "there are no user accounts")
+    return (f"serving on {host}, not this machine's loopback: every page needs a login, and cookies are sent "
+            "over HTTPS only, so put a reverse proxy that speaks HTTPS in front (README, \"A team's workspace\")")
 

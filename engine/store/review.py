@@ -40,7 +40,8 @@ from engine.base import text as texts
 from engine.base.canonical import canonical
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
 from engine.report.model import Report
-from engine.store.store import GENESIS, Problem, Store
+from engine.store import accounts
+from engine.store.store import ACCOUNTS, GENESIS, Problem, Store
 
 DECISIONS = ("agree", "challenge", "override")
 FINDINGS = ("sufficient", "insufficient", "not_applicable", "not_assessed")
@@ -61,6 +62,10 @@ class Decision:
     reviewer: str
     at: str
     hash: str
+    #: The role the reviewer's account held, and how they were known (accounts.ACCOUNT or
+    #: accounts.OS_USER); None for a decision made before stores had accounts.
+    role: str | None = None
+    identity: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +78,8 @@ class SignOff:
     #: The sha256 of the final report signed (see :func:`final_report_sha256`); None for a sign-off
     #: made before sign-offs named it.
     report_sha256: str | None = None
+    role: str | None = None
+    identity: str | None = None
 
 
 class OpenItems(InputError):
@@ -110,15 +117,22 @@ def _digest(previous: str, run_hash: str, record: dict, key: bytes | None = None
     return hmac.new(key, message, hashlib.sha256).hexdigest() if key else hashlib.sha256(message).hexdigest()
 
 
-def _decision_record(seq, case, criterion, decision, finding, reason, reviewer, at, id=None, link=None) -> dict:
+def _decision_record(seq, case, criterion, decision, finding, reason, reviewer, at, id=None, link=None,
+                     role=None, identity=None) -> dict:
     record = {"kind": "decision", "seq": seq, "case": case, "criterion": criterion, "decision": decision,
               "finding": finding, "reason": reason, "reviewer": reviewer, "at": at}
-    return record if link is None else {**record, "id": id, "link": link}
+    return record if link is None else {**record, "id": id, "link": link, **_by(role, identity)}
 
 
-def _signoff_record(seq, reviewer, at, id=None, link=None, report_sha256=None) -> dict:
+def _signoff_record(seq, reviewer, at, id=None, link=None, report_sha256=None, role=None, identity=None) -> dict:
     record = {"kind": "signoff", "seq": seq, "reviewer": reviewer, "at": at}
-    return record if link is None else {**record, "id": id, "link": link, "report_sha256": report_sha256}
+    return record if link is None else {**record, "id": id, "link": link, "report_sha256": report_sha256,
+                                        **_by(role, identity)}
+
+
+def _by(role, identity) -> dict:
+    """How the maker was known, hashed with the record (records made before accounts have neither)."""
+    return {} if identity is None else {"role": role, "identity": identity}
 
 
 def _unsafe(store: Store, values: dict[str, str | None]) -> list[Diagnostic]:
@@ -177,17 +191,19 @@ def _append(store: Store, db, table: str, seq: int, columns: dict, record_of, ke
     return row_id, digest
 
 
-def record_decision(store: Store, seq: int, case: str, criterion: str, decision: str, reviewer: str,
+def record_decision(store: Store, seq: int, case: str, criterion: str, decision: str, by: accounts.Actor,
                     reason: str | None = None, finding: str | None = None,
                     now: datetime.datetime | None = None, key: bytes | None = None) -> Decision:
-    """Record a reviewer's decision on one finding of run ``seq``; returns it.
+    """Record ``by``'s decision on one finding of run ``seq``; returns it. ``by`` is an account the
+    caller authenticated (:func:`engine.store.accounts.authenticate`), or the operating-system user
+    of a store without accounts; its role must allow deciding (checked inside the write).
 
     ``case`` is a case reference, or ``organisation:PROVIDER`` for an organisation's finding.
     ``reason`` is required for ``challenge`` and ``override``; ``finding`` is required for
     ``override`` (and refused otherwise). Raises InputError (codes ``unknown_case``,
     ``unknown_criterion``, ``invalid_decision``, ``missing_reason``, ``missing_finding``,
-    ``unexpected_finding``, ``missing_reviewer``, ``control_character``, ``store_key``,
-    ``foreign_schema``, ``store_tampered``) with nothing recorded. ``key`` is the store's key, needed
+    ``unexpected_finding``, ``control_character``, ``not_permitted``, ``account_required``,
+    ``account_changed``, ``store_key``, ``foreign_schema``, ``store_tampered``) with nothing recorded. ``key`` is the store's key, needed
     exactly when the store is keyed."""
     findings = _findings(store, seq)
     problems = []
@@ -211,27 +227,26 @@ def record_decision(store: Store, seq: int, case: str, criterion: str, decision:
     if decision != "override" and finding is not None:
         problems.append(Diagnostic(where, 1, 1, "unexpected_finding", f"a finding is given only with an override, "
                                    f"not with {decision!r}", "use --decision override, or drop --finding"))
-    if not reviewer.strip():
-        problems.append(Diagnostic(where, 1, 1, "missing_reviewer", "the reviewer is not named",
-                                   "give --reviewer NAME"))
-    problems += _unsafe(store, {"reason": reason, "reviewer's name": reviewer})
+    problems += _unsafe(store, {"reason": reason, "reviewer's name": by.name})
     if problems:
         raise InputError(problems)
-    at, reviewer = _now(now), reviewer.strip()
+    at, reviewer = _now(now), by.name
     columns = {"case_ref": case, "criterion": criterion, "decision": decision, "finding": finding, "reason": reason,
-               "reviewer": reviewer, "created_at": at}
+               "reviewer": reviewer, "created_at": at, "role": by.role, "identity": by.via}
     with store._write() as db:
+        accounts.authorise(store, by, "decide")
         row_id, digest = _append(store, db, "decisions", seq, columns, lambda i, link: _decision_record(
-            seq, case, criterion, decision, finding, reason, reviewer, at, i, link), key)
-    return Decision(row_id, seq, case, criterion, decision, finding, reason, reviewer, at, digest)
+            seq, case, criterion, decision, finding, reason, reviewer, at, i, link, by.role, by.via), key)
+    return Decision(row_id, seq, case, criterion, decision, finding, reason, reviewer, at, digest, by.role, by.via)
 
 
 def decisions_for_run(store: Store, seq: int, history: bool = False) -> list[Decision]:
     """The run's decisions: the latest on each finding (later supersedes earlier), or with
     ``history`` every decision ever recorded, oldest first."""
+    by = "role, identity" if ACCOUNTS in store.applied else "NULL, NULL"
     rows = store.connection.execute(
-        "SELECT id, seq, case_ref, criterion, decision, finding, reason, reviewer, created_at, hash FROM decisions"
-        " WHERE seq = ? ORDER BY id", (seq,)).fetchall()
+        "SELECT id, seq, case_ref, criterion, decision, finding, reason, reviewer, created_at, hash, " + by +
+        " FROM decisions WHERE seq = ? ORDER BY id", (seq,)).fetchall()
     every = [Decision(*row) for row in rows]
     for d in every:
         if _decision_problems(d.seq, d.case, d.criterion, d.decision, d.finding, d.reason, d.reviewer, d.at) or \
@@ -264,7 +279,8 @@ def open_items(store: Store, seq: int) -> list[dict]:
 
 def signoffs(store: Store, seq: int) -> list[SignOff]:
     report_sha256 = "report_sha256" if store.linked else "NULL"
-    rows = store.connection.execute(f"SELECT id, seq, reviewer, created_at, hash, {report_sha256} FROM signoffs"
+    by = "role, identity" if ACCOUNTS in store.applied else "NULL, NULL"
+    rows = store.connection.execute(f"SELECT id, seq, reviewer, created_at, hash, {report_sha256}, {by} FROM signoffs"
                                     " WHERE seq = ? ORDER BY id", (seq,)).fetchall()
     found = [SignOff(*row) for row in rows]
     for signed in found:
@@ -274,30 +290,60 @@ def signoffs(store: Store, seq: int) -> list[SignOff]:
     return found
 
 
-def signoff(store: Store, seq: int, reviewer: str, now: datetime.datetime | None = None,
+def signoff(store: Store, seq: int, by: accounts.Actor, now: datetime.datetime | None = None,
             key: bytes | None = None, signs=None) -> SignOff:
-    """Record a reviewer's sign-off of run ``seq``, naming the sha256 of the final report it signs:
+    """Record ``by``'s sign-off of run ``seq``, naming the sha256 of the final report it signs:
     ``signs()``, called inside the write (engine.run.final.signoff gives the final report with its
     figures recomputed); by default the stored report with its review state. Raises
     :class:`OpenItems` (code ``open_items``, one diagnostic per open finding) while anything is
-    open, recording nothing. ``key`` as for :func:`record_decision`."""
-    problems = [] if reviewer.strip() else [Diagnostic(str(store.path), 1, 1, "missing_reviewer",
-                                                       "the reviewer is not named", "give --reviewer NAME")]
-    problems += _unsafe(store, {"reviewer's name": reviewer})
+    open, and InputError ``not_independent`` when the run's rule set asks for an independent
+    sign-off and ``by`` alone decided a finding; recording nothing. ``by`` and ``key`` as for
+    :func:`record_decision`."""
+    problems = _unsafe(store, {"reviewer's name": by.name})
     if problems:
         raise InputError(problems)
-    at, reviewer = _now(now), reviewer.strip()
+    at, reviewer = _now(now), by.name
     with store._write() as db:  # checked inside the write, so no decision can slip in between
+        accounts.authorise(store, by, "signoff")
+        _refuse_not_independent(store, seq, by)
         items = open_items(store, seq)
         if items:
             raise OpenItems([Diagnostic(str(store.path), 1, 1, "open_items",
                                         f"run {seq}: {i['case']} {i['criterion']} is open ({i['why']})",
                                         "record a decision with qi review, then sign off") for i in items], items)
         signed = signs() if signs is not None else final_report_sha256(final_report(store, seq).content)
-        columns = {"reviewer": reviewer, "created_at": at, "report_sha256": signed}
-        row_id, digest = _append(store, db, "signoffs", seq, columns,
-                                 lambda i, link: _signoff_record(seq, reviewer, at, i, link, signed), key)
-    return SignOff(row_id, seq, reviewer, at, digest, signed)
+        columns = {"reviewer": reviewer, "created_at": at, "report_sha256": signed, "role": by.role,
+                   "identity": by.via}
+        row_id, digest = _append(store, db, "signoffs", seq, columns, lambda i, link: _signoff_record(
+            seq, reviewer, at, i, link, signed, by.role, by.via), key)
+    return SignOff(row_id, seq, reviewer, at, digest, signed, by.role, by.via)
+
+
+def independent_signoff(store: Store, seq: int) -> bool:
+    """Whether the run's rule set asks that nobody signs off a run in which they alone decided a
+    finding (``review: {independent_signoff: true}``, recorded in the run's report)."""
+    policy = store.report(seq)["ruleset"].get("review")
+    return isinstance(policy, dict) and policy.get("independent_signoff") is True
+
+
+def _refuse_not_independent(store: Store, seq: int, by: accounts.Actor) -> None:
+    """Under an independent sign-off, refuse an account that alone decided any finding of the run
+    (every decision ever recorded on it is theirs). An operating-system user of a store without
+    accounts is one person working alone: the policy cannot apply, and the sign-off says how its
+    maker was known."""
+    if by.via != accounts.ACCOUNT or not independent_signoff(store, seq):
+        return
+    deciders: dict[tuple[str, str], set[str]] = {}
+    for d in decisions_for_run(store, seq, history=True):
+        deciders.setdefault((d.case, d.criterion), set()).add(d.reviewer)
+    alone = sorted(key for key, names in deciders.items() if names == {by.name})
+    if alone:
+        shown = ", ".join(f"{texts.printable(case)} {texts.printable(criterion)}" for case, criterion in alone[:5])
+        raise InputError([Diagnostic(str(store.path), 1, 1, "not_independent",
+                                     f"run {seq}'s rule set asks for an independent sign-off, and {by.name} alone "
+                                     f"decided {len(alone)} finding{'s' * (len(alone) != 1)} ({shown}"
+                                     f"{', …' if len(alone) > 5 else ''})",
+                                     "another reviewer decides those findings too, or another QA lead signs off")])
 
 
 def final_report_sha256(content: dict) -> str:
@@ -322,12 +368,14 @@ def review_state(store: Store, seq: int) -> dict:
                            "the store was changed: qi runs verify lists what is wrong")
         return {"case": d.case, "criterion": d.criterion, "decision": d.decision, "finding": d.finding,
                 "engine": engine, "final": d.finding if d.decision == "override" else engine,
-                "reason": d.reason, "reviewer": d.reviewer, "at": d.at, "seq": d.id}
+                "reason": d.reason, "reviewer": d.reviewer, "role": d.role, "identity": d.identity, "at": d.at,
+                "seq": d.id}
 
     return {"decisions": [entry(d) for d in decisions_for_run(store, seq)],
             "history": [entry(d) for d in decisions_for_run(store, seq, history=True)],
             "open": open_items(store, seq),
-            "signoffs": [{"reviewer": s.reviewer, "at": s.at, "report_sha256": s.report_sha256}
+            "signoffs": [{"reviewer": s.reviewer, "role": s.role, "identity": s.identity, "at": s.at,
+                          "report_sha256": s.report_sha256}
                          for s in signoffs(store, seq)]}
 
 
@@ -385,17 +433,20 @@ def verify(store: Store, key: bytes | None = None) -> list[Problem]:
     keyed = store.keyed()
     runs = {seq: run_hash for seq, run_hash in db.execute("SELECT seq, hash FROM runs")}
     link, report_sha256 = ("link", "report_sha256") if linked else ("NULL", "NULL")
+    by = "role, identity" if ACCOUNTS in store.applied else "NULL, NULL"
     records = []
     for row in db.execute(f"SELECT id, seq, case_ref, criterion, decision, finding, reason, reviewer, created_at,"
-                          f" previous_hash, hash, {link} FROM decisions ORDER BY id"):
+                          f" previous_hash, hash, {link}, {by} FROM decisions ORDER BY id"):
         name = f"decision {row[0]} (run {row[1]}, {texts.printable(str(row[2]))} {texts.printable(str(row[3]))})"
         records.append((name, row[1], row[11], row[9], row[10],
-                        _decision_record(*row[1:9], row[0], row[11]), _decision_problems(*row[1:9])))
-    for row in db.execute(f"SELECT id, seq, reviewer, created_at, previous_hash, hash, {link}, {report_sha256}"
+                        _decision_record(*row[1:9], row[0], row[11], row[12], row[13]),
+                        _decision_problems(*row[1:9]) + _by_problems(row[11], row[12], row[13])))
+    for row in db.execute(f"SELECT id, seq, reviewer, created_at, previous_hash, hash, {link}, {report_sha256}, {by}"
                           " FROM signoffs ORDER BY id"):
         name = f"sign-off {row[0]} (run {row[1]}, {texts.printable(str(row[2]))})"
-        records.append((name, row[1], row[6], row[4], row[5], _signoff_record(*row[1:4], row[0], row[6], row[7]),
-                        _signoff_problems(row[2], row[6], row[7])))
+        records.append((name, row[1], row[6], row[4], row[5],
+                        _signoff_record(*row[1:4], row[0], row[6], row[7], row[8], row[9]),
+                        _signoff_problems(row[2], row[6], row[7]) + _by_problems(row[6], row[8], row[9])))
     problems: list[Problem] = []
 
     def problem(seq, code: str, message: str, hint: str = "") -> None:
@@ -463,6 +514,20 @@ def _decision_problems(seq, case, criterion, decision, finding, reason, reviewer
         found.append(f"a {decision} without a reason")
     found += _text_problems({"reviewer's name": reviewer, "reason": reason})
     return found
+
+
+def _by_problems(link, role, identity) -> list[str]:
+    """How a record's maker was known, as qi writes it: an account with one of the roles, or an
+    operating-system user with none (records made before accounts, or before links, have neither)."""
+    if identity is None:
+        return [] if role is None else ["a role without saying how its maker was known"]
+    if link is None:
+        return ["it says how its maker was known, but has no link"]
+    if identity == accounts.ACCOUNT:
+        return [] if role in accounts.ROLES else [f"its maker's role {texts.printable(str(role))!r} is not a role"]
+    if identity == accounts.OS_USER:
+        return [] if role is None else ["an operating-system user with a role"]
+    return [f"{texts.printable(str(identity))!r} is not a way its maker could be known"]
 
 
 def _signoff_problems(reviewer, link, report_sha256) -> list[str]:

@@ -131,6 +131,23 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE signoffs ADD COLUMN link INTEGER;
         ALTER TABLE signoffs ADD COLUMN report_sha256 TEXT;
     """),
+    # accounts (engine/store/accounts.py); each decision and sign-off names the role its maker held
+    # and how they were known (an account, or the operating-system user of a store without accounts)
+    ("0004-accounts", """
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            disabled INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        ALTER TABLE decisions ADD COLUMN role TEXT;
+        ALTER TABLE decisions ADD COLUMN identity TEXT;
+        ALTER TABLE signoffs ADD COLUMN role TEXT;
+        ALTER TABLE signoffs ADD COLUMN identity TEXT;
+    """),
 ]
 #: What every stored report holds at its top (checked as it is read: a report qi did not write
 #: is a damaged store, never a crash further on).
@@ -142,6 +159,7 @@ MAX_ROW_ID = 2 ** 63 - 1
 #: The tables whose rows are links of the chain, with the column naming each row.
 LINKED = (("runs", "seq"), ("decisions", "id"), ("signoffs", "id"))
 ONE_CHAIN = "0003-one-chain"
+ACCOUNTS = "0004-accounts"
 
 #: The columns of a run that its hash covers, in order (``report`` and the case results follow).
 HASHED = ("seq", "run_id", "content_sha256", "created_at", "tool_version", "sample_id", "framework_id",

@@ -97,6 +97,15 @@ class Page(Strict):
         return self
 
 
+class ReviewPolicy(Strict):
+    """How a run judged by this rule set is reviewed and signed off in the audit store."""
+
+    independent_signoff: bool = Field(default=False, description=(
+        "Nobody signs off a run in which they alone decided a finding (every decision on it theirs): the "
+        "sign-off is then a second person's check. Applies to accounts; a store without accounts is one "
+        "person's, and its sign-offs say so."))
+
+
 class SampleSettings(Strict):
     """How the sample is aggregated, rated and published."""
 
@@ -196,6 +205,7 @@ class RuleSet(Strict):
                                            description="Rules over each provider's organisation evidence.")
     sample: SampleSettings = Field(default_factory=SampleSettings)
     sample_rules: list[SampleRule] = Field(default_factory=list, description="Rules over the whole sample.")
+    review: ReviewPolicy | None = Field(default=None, description="How runs judged by this rule set are reviewed.")
 
     @model_validator(mode="after")
     def _cross_references(self, info: ValidationInfo) -> RuleSet:

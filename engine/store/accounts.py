@@ -1,0 +1,251 @@
+"""Accounts: the people who decide, with their roles, kept in the audit store.
+
+A store has accounts once one is added (``qi users add``); from then on every decision and
+sign-off is recorded by an authenticated account — in the workspace by its login, on the command
+line by ``--as NAME --password-file FILE`` — and never by a typed name. A store without accounts is
+a single person's local store: what they record is recorded under their operating-system user, and
+said to be so.
+
+Passwords are hashed with argon2id (argon2-cffi's defaults); the hash is all that is kept. A failed
+login says the same whatever failed (no such account, a wrong password, a disabled account), and
+takes as long: it never tells which names exist.
+
+Who may do what is :data:`PERMISSIONS`; :func:`authorise` is the one check, made by the review stage
+inside its write transaction, so an account disabled, or moved to another role, cannot record
+anything more however it logged in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import getpass
+import os
+import re
+import sys
+from pathlib import Path
+
+import argon2
+
+from engine.base import text as texts
+from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
+from engine.store.store import ACCOUNTS, Store
+
+ROLES = ("inspector", "reviewer", "qa_lead", "methodology", "admin")
+#: What each action needs. Every role reads runs, cases and traces.
+PERMISSIONS = {
+    "decide": ("reviewer", "qa_lead"),
+    "signoff": ("qa_lead",),
+    "try": ("methodology",),
+    "users": ("admin",),
+}
+ACTIONS = {"decide": "record a decision", "signoff": "sign a run off", "try": "try a rule change",
+           "users": "manage accounts"}
+#: How a record's maker was known: a logged-in account, or the operating-system user of a store
+#: that has no accounts.
+ACCOUNT, OS_USER = "account", "os-user"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+MIN_PASSWORD = 12
+MAX_PASSWORD = 1024
+
+_hasher = argon2.PasswordHasher()
+#: Checked against when the name is unknown, so a failed login takes as long whatever failed.
+_UNKNOWN = _hasher.hash("qi: no such account")
+
+
+@dataclasses.dataclass(frozen=True)
+class Actor:
+    """Who records a decision or sign-off: a name, the role it held then (None for an
+    operating-system user, who has every permission on their own store), and how it was known."""
+
+    name: str
+    role: str | None
+    via: str
+
+    @property
+    def described(self) -> str:
+        """How output names it: ``NAME (role)`` or ``NAME (operating-system user, no accounts)``."""
+        return (f"{self.name} ({self.role.replace('_', ' ')})" if self.via == ACCOUNT
+                else f"{self.name} (operating-system user; the store has no accounts)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Account:
+    name: str
+    role: str
+    disabled: bool
+    created_at: str
+    updated_at: str
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _error(store: Store, code: str, message: str, hint: str = "") -> InputError:
+    return InputError([Diagnostic(str(store.path), 1, 1, code, message, hint)])
+
+
+def enabled(store: Store) -> bool:
+    """Whether the store has accounts (any, disabled or not): then nothing is recorded without one."""
+    if ACCOUNTS not in store.applied:
+        return False
+    return store.connection.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
+
+
+def accounts(store: Store) -> list[Account]:
+    if ACCOUNTS not in store.applied:
+        return []
+    return [Account(name, role, bool(disabled), created, updated) for name, role, disabled, created, updated in
+            store.connection.execute("SELECT name, role, disabled, created_at, updated_at FROM users ORDER BY name")]
+
+
+def name_problems(where: str, name: str) -> list[Diagnostic]:
+    if NAME.fullmatch(name):
+        return []
+    return [Diagnostic(where, 1, 1, "invalid_account_name", f"{texts.printable(name)!r} is not an account name",
+                       "use letters, digits, '.', '_', '@' and '-' (at most 64, starting with a letter or digit)")]
+
+
+def _check_name(store: Store, name: str) -> None:
+    problems = name_problems(str(store.path), name)
+    if problems:
+        raise InputError(problems)
+
+
+def _check_role(store: Store, role: str) -> None:
+    if role not in ROLES:
+        raise _error(store, "unknown_role", f"{texts.printable(role)!r} is not a role", did_you_mean(role, list(ROLES)))
+
+
+def check_password(where: str, password: str) -> None:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InputError([Diagnostic(where, 1, 1, "weak_password",
+                                     f"the password has {len(password)} characters; {MIN_PASSWORD} to "
+                                     f"{MAX_PASSWORD} are needed", "use a long passphrase or a password manager")])
+
+
+def read_password(path: str | os.PathLike[str], new: bool = True) -> str:
+    """The password in a file (``-``: standard input): its first line, without the line ending. A
+    ``new`` password must be long enough; one given to log in is simply checked."""
+    where = os.fspath(path)
+    try:
+        raw = sys.stdin.buffer.read(MAX_PASSWORD * 4 + 2) if where == "-" else Path(path).read_bytes()[:MAX_PASSWORD * 4 + 2]
+        text = raw.decode("utf-8")
+    except OSError as error:
+        raise InputError([Diagnostic(where, 1, 1, "password_file", f"cannot read the password file: "
+                                     f"{error.strerror or error}", "give a file holding the password")]) from None
+    except UnicodeDecodeError:
+        raise InputError([Diagnostic(where, 1, 1, "password_file", "the password file is not UTF-8 text",
+                                     "write the password as text on the file's first line")]) from None
+    password = text.splitlines()[0] if text else ""
+    if new:
+        check_password(where, password)
+    return password
+
+
+def add(store: Store, name: str, role: str, password: str) -> Account:
+    """A new account (refused if the name is taken)."""
+    _check_name(store, name)
+    _check_role(store, role)
+    check_password(str(store.path), password)
+    hashed, at = _hasher.hash(password), _now()
+    with store._write() as db:
+        if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+            raise _error(store, "account_exists", f"there is already an account {name!r}",
+                         "choose another name, or change its password with qi users passwd")
+        db.execute("INSERT INTO users (name, role, password_hash, disabled, created_at, updated_at) "
+                   "VALUES (?, ?, ?, 0, ?, ?)", (name, role, hashed, at, at))
+    return Account(name, role, False, at, at)
+
+
+def _update(store: Store, name: str, sql: str, values: tuple) -> None:
+    _check_name(store, name)
+    with store._write() as db:
+        found = db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone() if ACCOUNTS in store.applied \
+            else None
+        if found is None:
+            raise _error(store, "unknown_account", f"there is no account {name!r}",
+                         did_you_mean(name, [a.name for a in accounts(store)], "accounts"))
+        db.execute(f"UPDATE users SET {sql}, updated_at = ? WHERE name = ?", (*values, _now(), name))
+
+
+def set_password(store: Store, name: str, password: str) -> None:
+    check_password(str(store.path), password)
+    _update(store, name, "password_hash = ?", (_hasher.hash(password),))
+
+
+def set_disabled(store: Store, name: str, disabled: bool) -> None:
+    _update(store, name, "disabled = ?", (int(disabled),))
+
+
+def set_role(store: Store, name: str, role: str) -> None:
+    _check_role(store, role)
+    _update(store, name, "role = ?", (role,))
+
+
+def authenticate(store: Store, name: str, password: str) -> Actor:
+    """The account ``name`` if ``password`` is its password and it is not disabled; otherwise
+    InputError ``login_failed``, the same whatever failed."""
+    row = None
+    if ACCOUNTS in store.applied and NAME.fullmatch(name or ""):
+        row = store.connection.execute("SELECT role, password_hash, disabled FROM users WHERE name = ?",
+                                       (name,)).fetchone()
+    try:
+        _hasher.verify(row[1] if row else _UNKNOWN, password)
+        good = row is not None and not row[2]
+    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+        good = False
+    if not good:
+        raise _error(store, "login_failed", "the account name or password is wrong, or the account is disabled",
+                     "check both; an administrator can reset the password with qi users passwd")
+    return Actor(name, row[0], ACCOUNT)
+
+
+def local_actor(store: Store) -> Actor:
+    """The operating-system user, for a store without accounts; InputError ``account_required``
+    when the store has them."""
+    if enabled(store):
+        raise _error(store, "account_required", "this store has accounts: decisions and sign-offs are recorded "
+                     "by an account", "give --as NAME --password-file FILE")
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = f"uid {os.getuid()}"
+    return Actor(name, None, OS_USER)
+
+
+def authorise(store: Store, actor: Actor, action: str) -> None:
+    """Refuse (InputError) an actor who may not do ``action`` now: an account that no longer exists,
+    is disabled, or whose role does not allow it; an operating-system user once the store has
+    accounts. Read inside the caller's write transaction."""
+    if actor.via == OS_USER:
+        if enabled(store):
+            raise _error(store, "account_required", f"this store has accounts: {action} needs one",
+                         "log in, or give --as NAME --password-file FILE")
+        return
+    row = store.connection.execute("SELECT role, disabled FROM users WHERE name = ?", (actor.name,)).fetchone() \
+        if ACCOUNTS in store.applied else None
+    if row is None or row[1] or row[0] != actor.role:
+        raise _error(store, "account_changed", f"the account {actor.name!r} no longer exists, is disabled or has "
+                     "another role", "log in again")
+    if actor.role not in PERMISSIONS[action]:
+        allowed = " or ".join(r.replace("_", " ") for r in PERMISSIONS[action])
+        raise _error(store, "not_permitted", f"{actor.name} has the role {actor.role.replace('_', ' ')}: only "
+                     f"{allowed} may {ACTIONS[action]}", "ask an administrator for the role (qi users role)")
+
+
+def may(actor: Actor | None, action: str) -> bool:
+    """Whether the actor's role allows ``action`` (views use it to show only what can be done)."""
+    return actor is not None and (actor.via == OS_USER or actor.role in PERMISSIONS[action])
+
+
+def current(store: Store, name: str) -> Actor | None:
+    """The account ``name`` as the store holds it now, or None if it is gone or disabled."""
+    if ACCOUNTS not in store.applied:
+        return None
+    row = store.connection.execute("SELECT role, disabled FROM users WHERE name = ?", (name,)).fetchone()
+    return None if row is None or row[1] else Actor(name, row[0], ACCOUNT)
