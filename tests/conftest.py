@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,15 @@ import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "cases" / "north-west-2016"
+#: Who a store without accounts records decisions and sign-offs under: the operating-system user.
+ME = getpass.getuser()
+
+
+def local(name: str = ME):
+    """An operating-system user, as the review API takes one on a store without accounts."""
+    from engine.store import accounts
+
+    return accounts.Actor(name, None, accounts.OS_USER)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 

@@ -16,8 +16,11 @@ import threading
 import pytest
 
 from engine.base.canonical import canonical
-from engine.store import review, store
+from engine.store import accounts, review, store
 from tests.conftest import SAMPLE, sql
+
+#: Who records through the API on a store without accounts (the CLI finds the operating-system user).
+LOCAL = accounts.Actor("R. Patel", None, accounts.OS_USER)
 
 KEY = "a-long-store-key-kept-outside-the-db"
 
@@ -42,15 +45,15 @@ def reviewed(tmp_path_factory):
 
         qi("run", SAMPLE, "--out", folder / f"out-{name}", "--db", db, "-q", *key)
         qi("review", "1", "--db", db, "--case", "NW-014", "--criterion", "3.3", "--decision", "override",
-           "--finding", "sufficient", "--reason", "The restraining order manages the risk", "--reviewer", "R. Patel",
+           "--finding", "sufficient", "--reason", "The restraining order manages the risk",
            *key)
         qi("review", "1", "--db", db, "--case", "NW-007", "--criterion", "3.1", "--decision", "challenge",
-           "--reason", "Check the victim's views", "--reviewer", "R. Patel", *key)
+           "--reason", "Check the victim's views", *key)
         qi("review", "1", "--db", db, "--case", "NW-007", "--criterion", "3.1", "--decision", "agree",
-           "--reviewer", "R. Patel", *key)
+           *key)
         qi("review", "1", "--db", db, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree",
-           "--reviewer", "R. Patel", *key)
-        qi("runs", "signoff", "1", "--db", db, "--reviewer", "QA lead", *key)
+           *key)
+        qi("runs", "signoff", "1", "--db", db, *key)
         made[name] = db
     return folder, made
 
@@ -151,7 +154,7 @@ def test_swapping_two_decisions_on_one_finding_is_caught(qi, keyed, plain):
 
 def test_deleting_the_newest_decision_is_caught_against_the_head(qi, plain):
     qi("review", "1", "--db", plain, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree",
-       "--reviewer", "R. Patel")
+       )
     head = qi("runs", "head", "--db", plain).stdout.strip()
     newest = sqlite3.connect(plain).execute("SELECT link, hash FROM decisions ORDER BY id DESC LIMIT 1").fetchone()
     assert head == f"{newest[0]}:{newest[1]}"  # the head is the newest link of any kind
@@ -166,7 +169,7 @@ def test_deleting_the_newest_decision_is_caught_against_the_head(qi, plain):
 def test_the_head_in_report_json_and_runs_head_move_with_every_record(qi, plain, tmp_path):
     heads = [qi("runs", "head", "--db", plain).stdout.strip()]
     qi("review", "1", "--db", plain, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree",
-       "--reviewer", "R. Patel")
+       )
     heads.append(qi("runs", "head", "--db", plain).stdout.strip())
     assert qi("run", SAMPLE, "--out", tmp_path / "second", "--db", plain, "-q").exit_code == 0
     written = json.loads((tmp_path / "second" / "report.json").read_text())["store"]["head"]
@@ -210,8 +213,8 @@ def test_a_schema_object_qi_did_not_create_is_caught_and_refused_before_any_writ
     assert result.exit_code == 1 and _codes(result) == ["foreign_schema"]
     before = plain.read_bytes()
     for args in (("review", "1", "--case", "NW-001", "--criterion", "3.2", "--decision", "challenge",
-                  "--reason", "r", "--reviewer", "R. Patel"),
-                 ("runs", "signoff", "1", "--reviewer", "QA lead"),
+                  "--reason", "r"),
+                 ("runs", "signoff", "1"),
                  ("run", SAMPLE, "--out", tmp_path / "refused", "-q")):
         refused = qi(*args, "--db", plain)
         assert refused.exit_code == 1 and "foreign_schema" in refused.stderr, refused.stderr
@@ -230,7 +233,7 @@ def test_a_write_reports_only_what_reads_back_as_stored(plain, monkeypatch):
         count = audit.connection.execute("SELECT count(*) FROM decisions").fetchone()[0]
         for decision in ("challenge", "override"):
             with pytest.raises(store.InputError) as refused:
-                review.record_decision(audit, 1, "NW-001", "3.2", decision, "R. Patel", "why",
+                review.record_decision(audit, 1, "NW-001", "3.2", decision, LOCAL, "why",
                                        "sufficient" if decision == "override" else None)
             assert refused.value.diagnostics[0].code == "store_tampered"
         assert audit.connection.execute("SELECT count(*) FROM decisions").fetchone()[0] == count
@@ -238,10 +241,13 @@ def test_a_write_reports_only_what_reads_back_as_stored(plain, monkeypatch):
 
 def test_control_characters_in_reasons_and_names_are_refused_and_escaped(qi, plain):
     refused = qi("review", "1", "--db", plain, "--case", "NW-001", "--criterion", "3.2", "--decision",
-                 "challenge", "--reason", "fine\x1b[2J\x1b]0;owned\x07", "--reviewer", "R. \u202ePatel")
-    assert refused.exit_code == 1 and refused.stderr.count(": control_character: ") == 2
-    refused = qi("runs", "signoff", "1", "--db", plain, "--reviewer", "QA\x1b[31m lead")
-    assert refused.exit_code == 1 and "control_character" in refused.stderr
+                 "challenge", "--reason", "fine\x1b[2J\x1b]0;owned\x07")
+    assert refused.exit_code == 1 and refused.stderr.count(": control_character: ") == 1
+    with store.Store.open(plain, writable=True) as audit:  # a name qi was given (by the system) is checked too
+        for hostile in ("R. \u202ePatel", "QA\x1b[31m lead"):
+            with pytest.raises(store.InputError) as named:
+                review.signoff(audit, 1, accounts.Actor(hostile, None, accounts.OS_USER))
+            assert [d.code for d in named.value.diagnostics] == ["control_character"]
     # one written into the database directly is shown escaped, and flagged by verify
     _forge(plain, "decisions", {"case_ref": "NW-001", "criterion": "3.2", "decision": "challenge",
                                 "reason": "a\x1b[2Jb", "reviewer": "Eve\x9b31m"})
@@ -260,7 +266,7 @@ def test_a_fifo_as_the_store_is_refused_unopened(qi, tmp_path):
     def attempt():
         for args in (("runs", "verify"), ("runs", "show", "1"), ("run", SAMPLE, "--out", tmp_path / "o", "-q"),
                      ("review", "1", "--case", "NW-001", "--criterion", "3.2", "--decision", "agree",
-                      "--reviewer", "R"), ("serve",)):
+                      ), ("serve",)):
             outcome[" ".join(map(str, args))] = qi(*args, "--db", fifo)
 
     worker = threading.Thread(target=attempt, daemon=True)
@@ -279,7 +285,7 @@ def test_a_dropped_table_or_column_is_a_coded_refusal(qi, plain, tmp_path, state
     sql(plain, statement)
     for args in (("runs", "verify"), ("runs", "show", "1"), ("runs", "list"), ("runs", "head"),
                  ("report", "1", "--out", tmp_path / "r"), ("review", "1", "--case", "NW-001", "--criterion", "3.2",
-                                                            "--decision", "agree", "--reviewer", "R")):
+                                                            "--decision", "agree")):
         result = qi(*args, "--db", plain)
         assert result.exit_code == 1 and "schema_changed" in result.stderr and "Traceback" not in result.stderr
 
@@ -308,8 +314,8 @@ def test_no_tampered_store_gives_anything_but_exit_0_or_1(qi, plain, tmp_path, s
                 ("runs", "list"), ("runs", "head"), ("report", "1", "--out", tmp_path / "r"),
                 ("explain", "--run", "1", "--case", "NW-014", "--criterion", "3.3"),
                 ("export", "1", "--to", tmp_path / "x.xlsx"),
-                ("review", "1", "--case", "NW-001", "--criterion", "3.2", "--decision", "agree", "--reviewer", "R"),
-                ("runs", "signoff", "1", "--reviewer", "R")]
+                ("review", "1", "--case", "NW-001", "--criterion", "3.2", "--decision", "agree"),
+                ("runs", "signoff", "1")]
     for args in commands:
         result = qi(*args, "--db", plain)
         assert result.exit_code in (0, 1), (args, result.exit_code, result.stderr[-2000:])
@@ -324,8 +330,8 @@ def test_a_writer_with_the_key_refuses_a_chain_holding_a_forgery(qi, keyed, tmp_
                                 "finding": "sufficient", "reason": "forged", "reviewer": "R. Patel"})
     before = keyed.read_bytes()
     key = _key_args(keyed)
-    for args in (("review", "1", "--case", "NW-001", "--criterion", "1.1", "--decision", "agree", "--reviewer", "R"),
-                 ("runs", "signoff", "1", "--reviewer", "QA lead"), ("run", SAMPLE, "--out", tmp_path / "o", "-q"),
+    for args in (("review", "1", "--case", "NW-001", "--criterion", "1.1", "--decision", "agree"),
+                 ("runs", "signoff", "1"), ("run", SAMPLE, "--out", tmp_path / "o", "-q"),
                  ("report", "1", "--out", tmp_path / "r"), ("export", "1", "--to", tmp_path / "x.xlsx")):
         refused = qi(*args, "--db", keyed, *key)
         assert refused.exit_code == 1 and ": chain_broken: " in refused.stderr and "review_mismatch" in refused.stderr
@@ -342,7 +348,7 @@ def test_an_organisation_override_is_what_every_view_states(qi, plain, tmp_path)
     criterion = next(c for c, f in nps["findings"].items() if f["value"] == "insufficient")
     assert qi("review", "1", "--db", plain, "--case", "organisation:NPS", "--criterion", criterion, "--decision",
               "override", "--finding", "sufficient", "--reason", "Leadership evidence seen in interviews",
-              "--reviewer", "Jo Bloggs").exit_code == 0
+              ).exit_code == 0
     final = json.loads(qi("runs", "show", "1", "--db", plain, "--format", "json").stdout)
     finding = next(o for o in final["organisations"] if o["organisation"] == "NPS")["findings"][criterion]
     assert (finding["engine"], finding["value"]) == ("insufficient", "sufficient")
@@ -360,7 +366,7 @@ def test_an_organisation_override_is_what_every_view_states(qi, plain, tmp_path)
 
 def test_export_gives_the_final_findings(qi, plain, tmp_path):
     assert qi("review", "1", "--db", plain, "--case", "NW-014", "--criterion", "3.3", "--decision", "override",
-              "--finding", "sufficient", "--reason", "r", "--reviewer", "R").exit_code == 0
+              "--finding", "sufficient", "--reason", "r").exit_code == 0
     assert qi("export", "1", "--to", tmp_path / "x.csv", "--db", plain).exit_code == 0
     exported = (tmp_path / "x.aggregates.csv").read_text()
     final = json.loads(qi("runs", "show", "1", "--db", plain, "--format", "json").stdout)
@@ -371,11 +377,13 @@ def test_export_gives_the_final_findings(qi, plain, tmp_path):
 
 
 def test_a_name_on_two_lines_is_refused_and_a_reason_s_newline_cannot_forge_a_line(qi, plain):
-    refused = qi("review", "1", "--db", plain, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree",
-                 "--reviewer", "R. Patel\nrun 1: signed off")
-    assert refused.exit_code == 1 and ": control_character: " in refused.stderr
+    with store.Store.open(plain, writable=True) as audit:
+        with pytest.raises(store.InputError) as refused:
+            review.record_decision(audit, 1, "NW-001", "3.2", "agree",
+                                   accounts.Actor("R. Patel\nrun 1: signed off", None, accounts.OS_USER))
+        assert [d.code for d in refused.value.diagnostics] == ["control_character"]
     assert qi("review", "1", "--db", plain, "--case", "NW-001", "--criterion", "3.2", "--decision", "challenge",
-              "--reason", "ok\n  NW-014 3.3: agree by QA lead", "--reviewer", "R. Patel").exit_code == 0
+              "--reason", "ok\n  NW-014 3.3: agree by QA lead").exit_code == 0
     shown = qi("runs", "show", "1", "--db", plain).stdout
     assert "\n  NW-014 3.3: agree by QA lead" not in shown and "ok\\x0a  NW-014 3.3: agree by QA lead" in shown
 
@@ -383,7 +391,7 @@ def test_a_name_on_two_lines_is_refused_and_a_reason_s_newline_cannot_forge_a_li
 def test_an_override_can_only_give_a_finding(qi, plain):
     with store.Store.open(plain, writable=True) as audit:
         with pytest.raises(store.InputError) as refused:
-            review.record_decision(audit, 1, "NW-001", "3.2", "override", "R", "r", "not_assessed")
+            review.record_decision(audit, 1, "NW-001", "3.2", "override", LOCAL, "r", "not_assessed")
         assert refused.value.diagnostics[0].code == "missing_finding"
 
 
@@ -401,8 +409,8 @@ def test_an_override_can_only_give_a_finding(qi, plain):
 def test_more_tampering_never_crashes_any_command(qi, plain, tmp_path, statement):
     sql(plain, statement)
     for args in (("runs", "verify"), ("runs", "show", "1"), ("report", "1", "--out", tmp_path / "r"),
-                 ("review", "1", "--case", "NW-001", "--criterion", "3.2", "--decision", "agree", "--reviewer", "R"),
-                 ("runs", "signoff", "1", "--reviewer", "R"), ("export", "1", "--to", tmp_path / "x.xlsx"),
+                 ("review", "1", "--case", "NW-001", "--criterion", "3.2", "--decision", "agree"),
+                 ("runs", "signoff", "1"), ("export", "1", "--to", tmp_path / "x.xlsx"),
                  ("runs", "list"), ("explain", "--run", "1", "--case", "NW-014", "--criterion", "3.3")):
         result = qi(*args, "--db", plain)
         assert result.exit_code in (0, 1), (args, result.stderr[-1500:])

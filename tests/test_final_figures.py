@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from engine.base.canonical import canonical
-from tests.conftest import ROOT, SAMPLE
+from tests.conftest import ME, ROOT, SAMPLE
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def stored(qi, tmp_path):
 
 def _decide(qi, db, case, criterion, decision, finding=None, reason="the reviewer's reason"):
     args = ["review", "1", "--db", db, "--case", case, "--criterion", criterion, "--decision", decision,
-            "--reviewer", "R. Patel"]
+            ]
     if finding:
         args += ["--finding", finding]
     if decision != "agree":
@@ -76,7 +76,8 @@ def test_an_override_moves_exactly_the_figures_a_hand_computation_moves(qi, stor
     assert final["engine"]["aggregates"] == engine_report["aggregates"]
     changes = final["review"]["changes"]
     assert changes["findings"] == [{"case": "NW-014", "criterion": "3.3", "engine": "insufficient",
-                                    "final": final_value, "decision": 1, "reviewer": "R. Patel"}]
+                                    "final": final_value, "decision": 1, "reviewer": ME, "role": None,
+                                    "identity": "os-user"}]
     moved = {(f["target"], f["group"]) for f in changes["figures"]}
     assert moved == {key for key, (counts, _) in expected.items()
                      if counts != engine_report["aggregates"]["targets"][key[0]]["groups"][key[1]]["counts"]}
@@ -143,15 +144,16 @@ def test_a_signoff_names_the_final_report_and_a_later_change_shows(qi, stored, t
     _decide(qi, stored, "NW-014", "3.3", "override", "sufficient")
     _decide(qi, stored, "NW-007", "3.1", "agree")
     _decide(qi, stored, "NW-001", "3.2", "agree")
-    signed = qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", stored)
+    signed = qi("runs", "signoff", "1", "--db", stored)
     assert signed.exit_code == 0, signed.stderr
     final = _report(qi, stored, tmp_path / "final")
     sha = _sha_of_final(final)
     assert f"final report sha256:{sha}" in signed.stdout
-    assert final["review"]["signed"] == {"reviewer": "QA lead", "at": final["review"]["signoffs"][0]["at"],
+    assert final["review"]["signed"] == {"reviewer": ME, "role": None, "identity": "os-user",
+                                         "at": final["review"]["signoffs"][0]["at"],
                                          "report_sha256": sha, "final_report_sha256": sha, "unchanged": True}
     shown = qi("runs", "show", "1", "--db", stored).stdout
-    assert f"signed off by QA lead at {final['review']['signoffs'][0]['at']}: final report sha256:{sha}" in shown
+    assert f"signed off by {ME} (operating-system user) at {final['review']['signoffs'][0]['at']}: final report sha256:{sha}" in shown
     assert "the final report is the one signed off" in shown
     # a decision after sign-off changes the final report: the re-rendered report says so
     _decide(qi, stored, "NW-001", "3.2", "override", "sufficient")
@@ -189,7 +191,7 @@ def test_a_view_still_shows_a_reviewed_run_whose_rule_set_changed(qi, tmp_path):
     assert page.status_code == 200 and "these are the engine&#39;s figures" in page.text
     _decide(qi, db, "NW-007", "3.1", "agree")
     _decide(qi, db, "NW-001", "3.2", "agree")
-    signed = qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", db)
+    signed = qi("runs", "signoff", "1", "--db", db)
     assert signed.exit_code == 1 and ": input_changed: " in signed.stderr  # nothing is signed that cannot be made
 
 

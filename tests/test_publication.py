@@ -32,7 +32,7 @@ CASE_REFERENCE = re.compile("|".join(re.escape(r) for r in REFERENCES))
 #: A path to a file: a folder, a slash, and a file name with an extension.
 FILE_PATH = re.compile(r"[\w.-]+[/\\][\w.-]+\.(?:yaml|yml|jsonl|json)\b")
 REASON = "Confidential reviewer reasoning"
-REVIEWER = "R. Patel"
+REVIEWER = "r.patel"  # a reviewer's account; the QA lead who signs off is q.lead
 #: What the inspectors' internal sections say, in every view that has them.
 INTERNAL = ("Answers to check", "answers-to-check", "Cases by finding", "Moderation list", "moderation list",
             "Consistency: engine and inspectors", "The engine would agree", "the engine would agree",
@@ -115,15 +115,19 @@ def published(tmp_path_factory):
     root = tmp_path_factory.mktemp("publication")
     db = root / "qi.db"
     _invoke("run", SAMPLE, "--out", root / "full", "--db", db)
-    _invoke("review", "1", "--db", db, "--reviewer", REVIEWER, "--case", "NW-014", "--criterion", "3.3",
+    (root / "password").write_text("a password for the test accounts\n")
+    _invoke("users", "add", REVIEWER, "--role", "reviewer", "--password-file", root / "password", "--db", db)
+    _invoke("users", "add", "q.lead", "--role", "qa_lead", "--password-file", root / "password", "--db", db)
+    reviewer = ("--as", REVIEWER, "--password-file", root / "password")
+    _invoke("review", "1", "--db", db, *reviewer, "--case", "NW-014", "--criterion", "3.3",
             "--decision", "override", "--finding", "sufficient", "--reason", REASON)
-    _invoke("review", "1", "--db", db, "--reviewer", REVIEWER, "--case", "NW-007", "--criterion", "3.1",
+    _invoke("review", "1", "--db", db, *reviewer, "--case", "NW-007", "--criterion", "3.1",
             "--decision", "challenge", "--reason", REASON + " (2)")
-    _invoke("review", "1", "--db", db, "--reviewer", REVIEWER, "--case", "NW-007", "--criterion", "3.1",
+    _invoke("review", "1", "--db", db, *reviewer, "--case", "NW-007", "--criterion", "3.1",
             "--decision", "agree")
-    _invoke("review", "1", "--db", db, "--reviewer", REVIEWER, "--case", "NW-001", "--criterion", "3.2",
+    _invoke("review", "1", "--db", db, *reviewer, "--case", "NW-001", "--criterion", "3.2",
             "--decision", "agree")
-    _invoke("runs", "signoff", "1", "--reviewer", REVIEWER, "--db", db)
+    _invoke("runs", "signoff", "1", "--db", db, "--as", "q.lead", "--password-file", root / "password")
     # a redacted run into a folder holding a full run's reports: the full trace.jsonl must go
     _invoke("run", SAMPLE, "--out", root / "redacted", "--db", db)
     assert (root / "redacted" / "trace.jsonl").exists()

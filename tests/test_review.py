@@ -10,7 +10,7 @@ import pytest
 
 from engine.base.diagnostics import InputError
 from engine.store import review, store
-from tests.conftest import SAMPLE
+from tests.conftest import ME, SAMPLE, local
 
 
 @pytest.fixture
@@ -22,12 +22,12 @@ def stored_run(qi, tmp_path):
 
 
 def _review(qi, db, *args):
-    return qi("review", "1", "--db", db, "--reviewer", "R. Patel", *args)
+    return qi("review", "1", "--db", db, *args)
 
 
 def test_the_review_loop_end_to_end(qi, stored_run, tmp_path):
     db = stored_run
-    refused = qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", db)
+    refused = qi("runs", "signoff", "1", "--db", db)
     assert refused.exit_code == 1
     assert "NW-007 3.1 is open" in refused.stderr and "NW-014 3.3 is open" in refused.stderr
     assert "NW-001 3.2 is open" in refused.stderr
@@ -37,17 +37,19 @@ def test_the_review_loop_end_to_end(qi, stored_run, tmp_path):
                    "sufficient", "--reason", "The restraining order manages the risk").exit_code == 0
     assert _review(qi, db, "--case", "NW-007", "--criterion", "3.1", "--decision", "challenge", "--reason",
                    "Check whether the victim's views were sought elsewhere").exit_code == 0
-    still = qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", db)
+    still = qi("runs", "signoff", "1", "--db", db)
     assert still.exit_code == 1 and "NW-007 3.1 is open (challenged" in still.stderr
     assert "NW-014" not in still.stderr
 
     assert _review(qi, db, "--case", "NW-007", "--criterion", "3.1", "--decision", "agree").exit_code == 0
-    signed = qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", db)
-    assert signed.exit_code == 0 and "signed off by QA lead" in signed.stdout
+    signed = qi("runs", "signoff", "1", "--db", db)
+    assert signed.exit_code == 0 and f"signed off by {ME} (operating-system user; the store has no accounts)" \
+        in signed.stdout
 
     shown = qi("runs", "show", "1", "--db", db).stdout
-    assert "NW-014 3.3: engine insufficient, inspector sufficient [override by R. Patel]" in shown
-    assert "4 decisions recorded" in shown and "signed off by QA lead" in shown and "open: 0" in shown
+    assert f"NW-014 3.3: engine insufficient, inspector sufficient [override by {ME} (operating-system user)]" in shown
+    assert "4 decisions recorded" in shown and f"signed off by {ME} (operating-system user)" in shown
+    assert "open: 0" in shown
 
     out = tmp_path / "again"
     assert qi("report", "1", "--out", out, "--db", db).exit_code == 0
@@ -82,14 +84,14 @@ def test_bad_decisions_are_refused_with_codes_and_nothing_recorded(qi, stored_ru
 
 def test_later_decisions_supersede_and_history_stays(stored_run):
     with store.Store(stored_run) as audit:
-        first = review.record_decision(audit, 1, "NW-014", "3.3", "challenge", "A", reason="why")
-        second = review.record_decision(audit, 1, "NW-014", "3.3", "agree", "B")
-        organisation = review.record_decision(audit, 1, "organisation:NPS", "6.1", "agree", "B")
+        first = review.record_decision(audit, 1, "NW-014", "3.3", "challenge", local("A"), reason="why")
+        second = review.record_decision(audit, 1, "NW-014", "3.3", "agree", local("B"))
+        organisation = review.record_decision(audit, 1, "organisation:NPS", "6.1", "agree", local("B"))
         assert review.decisions_for_run(audit, 1) == [second, organisation]
         assert review.decisions_for_run(audit, 1, history=True) == [first, second, organisation]
         assert [i["case"] for i in review.open_items(audit, 1)] == ["NW-001", "NW-007"]
         with pytest.raises(review.OpenItems) as refused:
-            review.signoff(audit, 1, "C")
+            review.signoff(audit, 1, local("C"))
         assert [i["criterion"] for i in refused.value.items] == ["3.2", "3.1"]
         assert review.signoffs(audit, 1) == []
 
@@ -107,7 +109,7 @@ def test_a_changed_or_deleted_decision_is_detected(qi, stored_run, tamper, expec
     _review(qi, db, "--case", "NW-007", "--criterion", "3.1", "--decision", "override", "--finding", "sufficient",
             "--reason", "r")
     _review(qi, db, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree")
-    assert qi("runs", "signoff", "1", "--reviewer", "QA lead", "--db", db).exit_code == 0
+    assert qi("runs", "signoff", "1", "--db", db).exit_code == 0
     assert qi("runs", "verify", "--db", db).exit_code == 0
     with sqlite3.connect(db) as connection:
         connection.execute(tamper)
@@ -132,6 +134,6 @@ def test_redact_removes_reasons_and_notes_from_every_view(qi, stored_run, tmp_pa
 
 
 def test_signoff_of_an_unknown_run_or_without_a_name_fails(qi, stored_run):
-    assert qi("runs", "signoff", "99", "--reviewer", "QA", "--db", stored_run).exit_code == 1
+    assert qi("runs", "signoff", "99", "--db", stored_run).exit_code == 1
     with store.Store(stored_run) as audit, pytest.raises(InputError):
-        review.signoff(audit, 1, "  ")
+        review.signoff(audit, 1, local("  "))

@@ -149,6 +149,13 @@ def _unsafe(store: Store, values: dict[str, str | None]) -> list[Diagnostic]:
     return found
 
 
+def _unnamed(store: Store, by: accounts.Actor) -> list[Diagnostic]:
+    if by.name.strip() and by.name == by.name.strip():
+        return []
+    return [Diagnostic(str(store.path), 1, 1, "missing_reviewer", "who records this is not named (or the name "
+                       "has spaces around it)", "log in with an account, or give --as NAME")]
+
+
 def chain_problems(store: Store, key: bytes | None = None) -> list[Problem]:
     """What is wrong with the chain a record would be appended to, or a report read from: schema
     objects qi did not create, the links, and every decision and sign-off (its hash, under the key
@@ -227,7 +234,7 @@ def record_decision(store: Store, seq: int, case: str, criterion: str, decision:
     if decision != "override" and finding is not None:
         problems.append(Diagnostic(where, 1, 1, "unexpected_finding", f"a finding is given only with an override, "
                                    f"not with {decision!r}", "use --decision override, or drop --finding"))
-    problems += _unsafe(store, {"reason": reason, "reviewer's name": by.name})
+    problems += _unnamed(store, by) + _unsafe(store, {"reason": reason, "reviewer's name": by.name})
     if problems:
         raise InputError(problems)
     at, reviewer = _now(now), by.name
@@ -299,7 +306,7 @@ def signoff(store: Store, seq: int, by: accounts.Actor, now: datetime.datetime |
     open, and InputError ``not_independent`` when the run's rule set asks for an independent
     sign-off and ``by`` alone decided a finding; recording nothing. ``by`` and ``key`` as for
     :func:`record_decision`."""
-    problems = _unsafe(store, {"reviewer's name": by.name})
+    problems = _unnamed(store, by) + _unsafe(store, {"reviewer's name": by.name})
     if problems:
         raise InputError(problems)
     at, reviewer = _now(now), by.name
