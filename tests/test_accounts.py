@@ -1,0 +1,441 @@
+"""Accounts and roles: who may record what, on the command line and in the workspace.
+
+A store with accounts records every decision and sign-off under an authenticated account and its
+role; a store without them under the operating-system user. These tests drive ``qi users``,
+``qi review --as`` and the workspace's logins as people would, and attack them: wrong and missing
+passwords, disabled accounts, roles that may not, forged and replayed sessions, an open redirect,
+a flood of guesses, and edits to the stored role.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+
+import pytest
+from starlette.testclient import TestClient
+
+from engine.serve import login
+from engine.store import accounts, review
+from engine.store import store as audit
+from tests.conftest import SAMPLE
+
+PASSWORD = "a long shared test password"
+#: One account per role.
+TEAM = {"ines": "inspector", "ann": "reviewer", "rob": "reviewer", "quinn": "qa_lead", "mo": "methodology",
+        "ada": "admin"}
+
+
+@pytest.fixture(scope="module")
+def base_store(tmp_path_factory):
+    """A store holding one run of the example sample and an account for each role."""
+    from click.testing import CliRunner
+
+    import cli
+
+    root = tmp_path_factory.mktemp("accounts")
+    db = root / "qi.db"
+    (root / "password").write_text(PASSWORD + "\n")
+    ran = CliRunner().invoke(cli.cli, ["run", str(SAMPLE), "--out", str(root / "out"), "--db", str(db), "-q"])
+    assert ran.exit_code == 0, ran.stderr
+    for name, role in TEAM.items():
+        added = CliRunner().invoke(cli.cli, ["users", "add", name, "--role", role, "--password-file",
+                                             str(root / "password"), "--db", str(db)])
+        assert added.exit_code == 0, added.stderr
+    return db
+
+
+@pytest.fixture
+def team(base_store, tmp_path):
+    """A fresh copy of the store, and the password file."""
+    db = tmp_path / "qi.db"
+    db.write_bytes(base_store.read_bytes())
+    db.chmod(0o600)
+    (tmp_path / "password").write_text(PASSWORD + "\n")
+    return db, tmp_path / "password"
+
+
+def decisions(db) -> list[tuple]:
+    with sqlite3.connect(db) as connection:
+        return connection.execute("SELECT reviewer, role, identity, decision FROM decisions ORDER BY id").fetchall()
+
+
+def as_(name: str, password_file) -> tuple:
+    return ("--as", name, "--password-file", password_file)
+
+
+# --- qi users ---
+
+
+def test_users_add_list_disable_enable_passwd_role(qi, tmp_path):
+    db, password = tmp_path / "new" / "qi.db", tmp_path / "pw"
+    password.write_text(PASSWORD + "\n")
+    assert qi("users", "list", "--db", db).exit_code == 1  # no store yet: nothing is created by a read
+    assert not db.exists()
+    added = qi("users", "add", "ann", "--role", "reviewer", "--password-file", password, "--db", db)
+    assert added.exit_code == 0 and "account ann added: reviewer" in added.stdout
+    assert db.stat().st_mode & 0o077 == 0  # the new store is the owner's only
+    assert qi("users", "disable", "ann", "--db", db).exit_code == 0
+    assert qi("users", "role", "ann", "qa_lead", "--db", db).exit_code == 0
+    listed = json.loads(qi("users", "list", "--db", db, "--format", "json").stdout)["accounts"]
+    assert [(a["name"], a["role"], a["disabled"]) for a in listed] == [("ann", "qa_lead", True)]
+    assert set(listed[0]) == {"name", "role", "disabled", "created_at", "updated_at"}  # never the hash
+    assert qi("users", "enable", "ann", "--db", db).exit_code == 0
+    new = tmp_path / "new-pw"
+    new.write_text("another long password\r\n")  # a Windows line ending is not part of it
+    assert qi("users", "passwd", "ann", "--password-file", new, "--db", db).exit_code == 0
+    with audit.Store.open(db) as store:
+        assert accounts.authenticate(store, "ann", "another long password") == accounts.Actor(
+            "ann", "qa_lead", accounts.ACCOUNT)
+        with pytest.raises(audit.InputError):
+            accounts.authenticate(store, "ann", PASSWORD)
+    stored = db.read_bytes()
+    assert b"another long password" not in stored and PASSWORD.encode() not in stored
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT password_hash FROM users").fetchone()[0].startswith("$argon2id$")
+    assert qi("runs", "verify", "--db", db).exit_code == 0  # accounts are not links of the chain
+
+
+def test_users_add_reports_every_problem_at_once_and_creates_nothing(qi, tmp_path):
+    (tmp_path / "short").write_text("tiny\n")
+    refused = qi("users", "add", "not a name", "--role", "reviewer", "--password-file", tmp_path / "short",
+                 "--db", tmp_path / "qi.db")
+    assert refused.exit_code == 1 and "invalid_account_name" in refused.stderr and "weak_password" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "qi.db").exists()
+    missing = qi("users", "add", "ann", "--role", "reviewer", "--password-file", tmp_path / "nope",
+                 "--db", tmp_path / "qi.db")
+    assert missing.exit_code == 1 and "password_file" in missing.stderr
+    (tmp_path / "binary").write_bytes(b"\xff\xfe long enough bytes")
+    assert "not UTF-8" in qi("users", "add", "ann", "--role", "reviewer", "--password-file", tmp_path / "binary",
+                             "--db", tmp_path / "qi.db").stderr
+    role = qi("users", "add", "ann", "--role", "boss", "--password-file", tmp_path / "short", "--db", tmp_path / "q")
+    assert role.exit_code == 2 and "'boss' is not one of" in role.stderr
+
+
+def test_users_add_refuses_a_taken_name_and_change_an_unknown_one(qi, team):
+    db, password = team
+    taken = qi("users", "add", "ann", "--role", "admin", "--password-file", password, "--db", db)
+    assert taken.exit_code == 1 and "account_exists" in taken.stderr
+    unknown = qi("users", "disable", "anne", "--db", db)
+    assert unknown.exit_code == 1 and "unknown_account" in unknown.stderr and "ann" in unknown.stderr
+    with audit.Store.open(db) as store:
+        assert {a.name: a.role for a in accounts.accounts(store)} == TEAM
+
+
+def test_a_password_can_come_from_standard_input(qi, tmp_path):
+    from click.testing import CliRunner
+
+    import cli
+
+    db = tmp_path / "qi.db"
+    added = CliRunner().invoke(cli.cli, ["users", "add", "ann", "--role", "reviewer", "--password-file", "-",
+                                         "--db", str(db)], input=PASSWORD + "\n")
+    assert added.exit_code == 0, added.stderr
+    with audit.Store.open(db) as store:
+        assert accounts.authenticate(store, "ann", PASSWORD).role == "reviewer"
+
+
+# --- decisions and sign-offs on the command line ---
+
+
+def test_a_store_with_accounts_records_only_an_authenticated_account_with_the_role(qi, team, tmp_path):
+    db, password = team
+    decide = ("review", "1", "--db", db, "--case", "NW-014", "--criterion", "3.3", "--decision", "agree")
+    without = qi(*decide)
+    assert without.exit_code == 1 and "account_required" in without.stderr
+    (tmp_path / "wrong").write_text("not the password at all\n")
+    for name, file in (("ann", tmp_path / "wrong"), ("nobody", password), ("ANN", password)):
+        failed = qi(*decide, *as_(name, file))
+        assert failed.exit_code == 1 and "login_failed" in failed.stderr
+    for name in ("ines", "mo", "ada"):
+        refused = qi(*decide, *as_(name, password))
+        assert refused.exit_code == 1 and "not_permitted" in refused.stderr and "may record a decision" in refused.stderr
+    typed = qi(*decide, "--reviewer", "Someone Else")
+    assert typed.exit_code == 2 and "typed name is no longer recorded" in typed.stderr
+    half = qi(*decide, "--password-file", password)
+    assert half.exit_code == 2 and "without --as" in half.stderr
+    assert decisions(db) == []
+    made = qi(*decide, *as_("ann", password))
+    assert made.exit_code == 0 and "by ann (reviewer)" in made.stdout
+    assert qi("users", "disable", "ann", "--db", db).exit_code == 0
+    disabled = qi(*decide, *as_("ann", password))
+    assert disabled.exit_code == 1 and "login_failed" in disabled.stderr
+    assert decisions(db) == [("ann", "reviewer", "account", "agree")]
+    assert qi("runs", "verify", "--db", db).exit_code == 0
+
+
+def _decide_all(qi, db, password, name: str) -> None:
+    for case, criterion in (("NW-001", "3.2"), ("NW-007", "3.1"), ("NW-014", "3.3")):
+        made = qi("review", "1", "--db", db, "--case", case, "--criterion", criterion, "--decision", "agree",
+                  *as_(name, password))
+        assert made.exit_code == 0, made.stderr
+
+
+def test_only_a_qa_lead_signs_off_and_not_a_run_they_alone_decided(qi, team):
+    db, password = team
+    _decide_all(qi, db, password, "quinn")
+    for name in ("ann", "mo", "ines", "ada"):
+        refused = qi("runs", "signoff", "1", "--db", db, *as_(name, password))
+        assert refused.exit_code == 1 and "not_permitted" in refused.stderr
+    alone = qi("runs", "signoff", "1", "--db", db, *as_("quinn", password))
+    assert alone.exit_code == 1 and "not_independent" in alone.stderr and "3 findings" in alone.stderr
+    _decide_all(qi, db, password, "ann")  # a second person decides each finding too
+    signed = qi("runs", "signoff", "1", "--db", db, *as_("quinn", password))
+    assert signed.exit_code == 0 and "signed off by quinn (qa lead)" in signed.stdout
+    shown = qi("runs", "show", "1", "--db", db)
+    assert "NW-014 3.3: agree by ann (reviewer)" in shown.stdout
+    assert "signed off by quinn (qa lead)" in shown.stdout
+    as_json = json.loads(qi("runs", "show", "1", "--db", db, "--format", "json").stdout)
+    assert {(d["reviewer"], d["role"], d["identity"]) for d in as_json["review"]["history"]} == {
+        ("quinn", "qa_lead", "account"), ("ann", "reviewer", "account")}
+    assert as_json["review"]["signed"]["role"] == "qa_lead" and as_json["review"]["signed"]["identity"] == "account"
+    assert as_json["ruleset"]["review"] == {"independent_signoff": True}
+    assert qi("runs", "verify", "--db", db).exit_code == 0
+
+
+def test_a_rule_set_without_the_policy_lets_a_qa_lead_sign_off_alone(qi, tmp_path):
+    from tests.conftest import ROOT
+
+    rules = (ROOT / "rules" / "hmip-qi-adult-2.0.yaml").read_text(encoding="utf-8")
+    assert rules.count("review: {independent_signoff: true}\n") == 1
+    (tmp_path / "rules.yaml").write_text(rules.replace("review: {independent_signoff: true}\n", ""), encoding="utf-8")
+    db, password = tmp_path / "qi.db", tmp_path / "pw"
+    password.write_text(PASSWORD + "\n")
+    assert qi("run", SAMPLE, "--rules", tmp_path / "rules.yaml", "--out", tmp_path / "out", "--db", db,
+              "-q").exit_code == 0
+    assert qi("users", "add", "quinn", "--role", "qa_lead", "--password-file", password, "--db", db).exit_code == 0
+    _decide_all(qi, db, password, "quinn")
+    signed = qi("runs", "signoff", "1", "--db", db, *as_("quinn", password))
+    assert signed.exit_code == 0, signed.stderr
+
+
+@pytest.mark.parametrize("tamper, code", [
+    ("UPDATE decisions SET role = 'qa_lead'", "review_mismatch"),      # promoted after the fact
+    ("UPDATE decisions SET identity = 'os-user', role = NULL", "review_mismatch"),
+    ("UPDATE decisions SET identity = 'root'", "invalid_record"),
+    ("UPDATE signoffs SET reviewer = 'ann'", "review_mismatch"),
+])
+def test_who_decided_and_their_role_are_covered_by_the_chain(qi, team, tamper, code):
+    db, password = team
+    _decide_all(qi, db, password, "ann")
+    assert qi("runs", "signoff", "1", "--db", db, *as_("quinn", password)).exit_code == 0
+    assert qi("runs", "verify", "--db", db).exit_code == 0
+    with sqlite3.connect(db) as connection:
+        connection.execute(tamper)
+    verified = qi("runs", "verify", "--db", db)
+    assert verified.exit_code == 1 and f": {code}: " in verified.stderr
+
+
+def test_an_api_caller_cannot_pass_off_a_local_user_on_a_store_with_accounts(team):
+    db, _ = team
+    with audit.Store(db) as store:
+        for actor in (accounts.Actor("someone", None, accounts.OS_USER),
+                      accounts.Actor("ann", "qa_lead", accounts.ACCOUNT),  # not ann's role
+                      accounts.Actor("zed", "reviewer", accounts.ACCOUNT)):  # no such account
+            with pytest.raises(audit.InputError) as refused:
+                review.record_decision(store, 1, "NW-014", "3.3", "agree", actor)
+            assert refused.value.diagnostics[0].code in ("account_required", "account_changed")
+    assert decisions(db) == []
+
+
+# --- the workspace ---
+
+
+def client(db, base_url: str = "http://127.0.0.1", **options) -> TestClient:
+    from engine.serve import app
+
+    return TestClient(app.create(db, **options), base_url=base_url)
+
+
+def token(web: TestClient, path: str = "/login") -> str:
+    return re.search(r'name="csrf" value="([0-9a-f]{64})"', web.get(path).text).group(1)
+
+
+def log_in(web: TestClient, name: str, password: str = PASSWORD, next: str = "/") -> object:
+    return web.post("/login", data={"csrf": token(web), "name": name, "password": password, "next": next},
+                    follow_redirects=False)
+
+
+def test_every_page_needs_a_login_once_the_store_has_accounts(team):
+    db, _ = team
+    web = client(db)
+    for path in ("/", "/runs/1", "/runs/1/cases/NW-014", "/review", "/runs/1/review", "/rules",
+                 "/runs/1/charts/criteria.svg", "/rules/hmip-qi-adult-2.0.yaml/try"):
+        sent = web.get(path, follow_redirects=False)
+        assert sent.status_code == 303 and sent.headers["location"].startswith("/login?next="), path
+        assert "NW-0" not in sent.text
+    assert web.get("/static/qi.css").status_code == 200
+    csrf = token(web)
+    for path in ("/runs/1/decisions", "/runs/1/signoff", "/rules/hmip-qi-adult-2.0.yaml/try"):
+        refused = web.post(path, data={"csrf": csrf, "case": "NW-014", "criterion": "3.3", "decision": "agree"},
+                           follow_redirects=False)
+        assert refused.status_code == 403, path
+    assert decisions(db) == []
+
+
+def test_a_login_goes_back_to_the_page_asked_for_and_never_to_another_site(team):
+    db, _ = team
+    web = client(db)
+    asked = web.get("/runs/1/cases/NW-014?x=1", follow_redirects=False).headers["location"]
+    next_page = re.search(r"next=([^&]+)", asked).group(1)
+    import urllib.parse
+
+    went = log_in(web, "ines", next=urllib.parse.unquote(next_page))
+    assert went.status_code == 303 and went.headers["location"] == "/runs/1/cases/NW-014?x=1"
+    cookie = went.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax") and "Secure" not in cookie
+    assert "ines (inspector)" in web.get("/").text
+    for hostile in ("//evil.example/", "https://evil.example/", "/\\evil.example", "evil", "/x\r\nSet-Cookie: a=b"):
+        other = client(db)
+        assert log_in(other, "ines", next=hostile).headers["location"] == "/"
+
+
+def test_a_failed_login_says_the_same_whatever_failed_and_is_logged_without_the_password(team):
+    from structlog.testing import capture_logs
+
+    db, _ = team
+    with audit.Store(db) as store:
+        accounts.set_disabled(store, "rob", True)
+    web = client(db)
+    with capture_logs() as logged:
+        answers = {name: log_in(web, name, password) for name, password in
+                   (("ann", "wrong password here"), ("nobody", PASSWORD), ("rob", PASSWORD))}
+    messages = {re.search(r'<div class="error" id="errors">(.*?)</div>', r.text, re.S).group(1)
+                for r in answers.values()}
+    assert all(r.status_code == 403 for r in answers.values()) and len(messages) == 1
+    assert [(e["event"], e["account"]) for e in logged] == [("login failed", "ann"), ("login failed", "nobody"),
+                                                             ("login failed", "rob")]
+    assert "wrong password here" not in repr(logged) and PASSWORD not in repr(logged)
+    assert login.COOKIE not in web.cookies
+
+
+def test_repeated_failures_are_refused_even_with_the_right_password(team):
+    db, _ = team
+    web = client(db)
+    for _ in range(login.MAX_FAILURES):
+        assert log_in(web, "ann", "a wrong guess of a password").status_code == 403
+    blocked = log_in(web, "ann")
+    assert blocked.status_code == 429 and "Too many failed logins" in blocked.text
+    assert login.COOKIE not in web.cookies
+    same_address = TestClient(web.app, base_url="http://127.0.0.1")  # another browser on that machine
+    assert log_in(same_address, "quinn").status_code == 429
+    assert log_in(client(db), "quinn").status_code == 303  # counted per workspace: a restart starts again
+
+
+def test_sessions_and_the_throttle_expire(monkeypatch):
+    now = [1000.0]
+    sessions = login.Sessions(clock=lambda: now[0])
+    actor = accounts.Actor("ann", "reviewer", accounts.ACCOUNT)
+    idle, kept = sessions.start(actor), sessions.start(actor)
+    now[0] += login.IDLE - 1
+    assert sessions.find(kept).actor == actor
+    now[0] += 2
+    assert sessions.find(idle) is None and sessions.find(kept) is not None  # used, so kept alive
+    for _ in range(int(login.LIFETIME / (login.IDLE / 2))):
+        now[0] += login.IDLE / 2
+        sessions.find(kept)
+    assert sessions.find(kept) is None  # however busy, a session lasts no longer than LIFETIME
+    assert sessions.find("forged") is None and sessions.find("x" * 10_000) is None
+    throttle = login.Throttle(clock=lambda: now[0])
+    for _ in range(login.MAX_FAILURES):
+        throttle.failed("ann", "10.0.0.1")
+    assert throttle.wait("ANN", "10.0.0.2") > 0 and throttle.wait("bob", "10.0.0.1") > 0
+    assert throttle.wait("bob", "10.0.0.2") == 0
+    now[0] += login.WINDOW + 1
+    assert throttle.wait("ann", "10.0.0.1") == 0
+
+
+def test_a_forged_or_replayed_session_is_nobody(team):
+    db, _ = team
+    web = client(db)
+    assert log_in(web, "ann").status_code == 303
+    stolen = web.cookies[login.COOKIE]
+    forger = client(db)
+    forger.cookies.set(login.COOKIE, stolen[:-2] + ("AA" if not stolen.endswith("AA") else "BB"))
+    assert forger.get("/", follow_redirects=False).status_code == 303
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', web.get("/runs/1/review").text).group(1)
+    assert web.post("/logout", data={"csrf": csrf}, follow_redirects=False).headers["location"] == "/login"
+    replay = client(db)
+    replay.cookies.set(login.COOKIE, stolen)
+    assert replay.get("/", follow_redirects=False).status_code == 303  # logged out: the token is dead
+
+
+def test_each_role_can_do_what_it_may_and_nothing_more(team):
+    db, _ = team
+    for name, role in TEAM.items():
+        web = client(db)
+        assert log_in(web, name).status_code == 303
+        case_page = web.get("/runs/1/cases/NW-014").text
+        assert ('action="/runs/1/decisions"' in case_page) == (role in ("reviewer", "qa_lead")), name
+        queue = web.get("/runs/1/review").text
+        assert ('id="signoff"' in queue) == (role == "qa_lead"), name
+        csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', queue).group(1)
+        decided = web.post("/runs/1/decisions", data={"csrf": csrf, "case": "NW-014", "criterion": "3.3",
+                                                      "decision": "agree", "back": "queue"}, follow_redirects=False)
+        assert decided.status_code == (303 if role in ("reviewer", "qa_lead") else 403), name
+        tried = web.post("/rules/hmip-qi-adult-2.0.yaml/try", data={"csrf": csrf, "text": "x", "sample": "none"},
+                         follow_redirects=False)
+        assert tried.status_code == (400 if role == "methodology" else 403), name  # 400: past the role, a bad form
+        try_page = web.get("/rules/hmip-qi-adult-2.0.yaml/try").text
+        assert ('id="try"' in try_page) == (role == "methodology"), name
+    assert decisions(db) == [("ann", "reviewer", "account", "agree"), ("rob", "reviewer", "account", "agree"),
+                             ("quinn", "qa_lead", "account", "agree")]
+
+
+def test_the_qa_lead_signs_off_in_the_workspace_after_a_reviewer_decided(team, qi):
+    db, _ = team
+    reviewer = client(db)
+    log_in(reviewer, "ann")
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', reviewer.get("/runs/1/review").text).group(1)
+    for case, criterion in (("NW-001", "3.2"), ("NW-007", "3.1"), ("NW-014", "3.3")):
+        assert reviewer.post("/runs/1/decisions", data={"csrf": csrf, "case": case, "criterion": criterion,
+                                                        "decision": "agree", "reviewer": "Mallory"},
+                             follow_redirects=False).status_code == 303
+    refused = reviewer.post("/runs/1/signoff", data={"csrf": csrf}, follow_redirects=False)
+    assert refused.status_code == 403
+    lead = client(db)
+    log_in(lead, "quinn")
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', lead.get("/runs/1/review").text).group(1)
+    assert lead.post("/runs/1/signoff", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    assert "Signed off by quinn (qa lead)" in lead.get("/runs/1/review").text
+    assert {row[0] for row in decisions(db)} == {"ann"}  # the typed name is never recorded
+    assert qi("runs", "verify", "--db", db).exit_code == 0
+
+
+def test_disabling_or_moving_an_account_ends_its_session_at_once(team):
+    db, _ = team
+    web, other = client(db), client(db)
+    log_in(web, "ann")
+    log_in(other, "rob")
+    assert web.get("/", follow_redirects=False).status_code == 200
+    with audit.Store(db) as store:
+        accounts.set_disabled(store, "ann", True)
+        accounts.set_role(store, "rob", "inspector")
+    assert web.get("/", follow_redirects=False).status_code == 303
+    assert other.get("/", follow_redirects=False).status_code == 303  # log in again, as an inspector
+    assert log_in(other, "rob").status_code == 303 and "rob (inspector)" in other.get("/").text
+
+
+def test_cookies_are_secure_beyond_this_machine_and_a_read_only_workspace_has_logins(team):
+    db, _ = team
+    plain = client(db, secure=True)
+    assert "Secure" in plain.get("/login").headers["set-cookie"]
+    assert log_in(plain, "ann").status_code == 403  # over plain HTTP a Secure cookie never comes back
+    web = client(db, base_url="https://127.0.0.1", secure=True, read_only=True)
+    went = log_in(web, "ann")
+    assert went.status_code == 303 and "Secure" in went.headers["set-cookie"]
+    page = web.get("/runs/1/cases/NW-014")
+    assert "Secure" in page.headers.get("set-cookie", "Secure")
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', web.get("/runs/1/review").text).group(1)
+    assert web.post("/runs/1/decisions", data={"csrf": csrf, "case": "NW-014", "criterion": "3.3",
+                                               "decision": "agree"}, follow_redirects=False).status_code == 403
+    assert decisions(db) == []
+
+
+def test_a_store_without_accounts_has_no_login(tmp_path, qi):
+    db = tmp_path / "qi.db"
+    assert qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db, "-q").exit_code == 0
+    web = client(db)
+    assert web.get("/login", follow_redirects=False).headers["location"] == "/"
+    assert "this machine's user; the store has no accounts" in web.get("/").text
