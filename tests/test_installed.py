@@ -208,3 +208,33 @@ def test_serve_starts_from_a_users_folder(installed, home):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_readme_s_review_loop_as_a_team_from_a_users_folder(installed, tmp_path):
+    """The README's review loop, run as its reader would run it (bash, the installed qi first on the
+    PATH): two accounts, the reviewer decides, the QA lead's sign-off refused while anything is
+    open and then recorded under the account; every step's exit code as the README says."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("as a team of two:\n\n```sh\n", 1)[1].split("```", 1)[0]
+    steps = block.replace("\\\n", " ").splitlines()
+    script = ["set -u"]
+    expected = []
+    for step in steps:
+        script.append(step)
+        if step.startswith("qi "):
+            script.append('echo "__exit=$?"')
+            expected.append(1 if "# exit 1" in step else 0)
+    (tmp_path / ".config" / "qi").mkdir(parents=True)
+    for name in ("r.patel", "s.khan"):
+        (tmp_path / ".config" / "qi" / f"{name}.pw").write_text(f"the password of {name}, long\n")
+    env = {"PATH": f"{installed.parent}:{os.environ.get('PATH', '')}", "HOME": str(tmp_path),
+           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache"), "LANG": "C.UTF-8"}
+    ran = subprocess.run(["bash", "-c", "\n".join(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert [int(code) for code in re.findall(r"__exit=(\d+)", ran.stdout)] == expected, ran.stderr[-3000:]
+    assert "Traceback" not in ran.stderr
+    assert "run 1 signed off by s.khan (qa lead)" in ran.stdout
+    assert "NW-014 3.3: engine insufficient, inspector sufficient [override by r.patel (reviewer)]" in ran.stdout
+    assert "not_permitted" not in ran.stderr and "NW-007 3.1 is open" in ran.stderr
