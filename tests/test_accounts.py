@@ -439,3 +439,108 @@ def test_a_store_without_accounts_has_no_login(tmp_path, qi):
     web = client(db)
     assert web.get("/login", follow_redirects=False).headers["location"] == "/"
     assert "this machine's user; the store has no accounts" in web.get("/").text
+
+
+# --- ten reviewers at once ---
+
+FINDINGS = [("NW-001", "3.2"), ("NW-007", "3.1"), ("NW-014", "3.3"), ("NW-014", "3.1"), ("NW-003", "1.1")]
+
+
+def _assert_linear(db, expected: int) -> None:
+    """Every decision recorded once, as a link of one chain: links numbered with no gap or repeat."""
+    with sqlite3.connect(db) as connection:
+        links = [row[0] for row in connection.execute(
+            "SELECT link FROM runs UNION ALL SELECT link FROM decisions UNION ALL SELECT link FROM signoffs "
+            "ORDER BY 1")]
+        count = connection.execute("SELECT count(*) FROM decisions").fetchone()[0]
+    assert count == expected and links == list(range(1, len(links) + 1))
+
+
+def test_ten_reviewers_deciding_at_once_lose_nothing_and_keep_one_chain(team, qi):
+    """Ten reviewers, each with their own connection to the store, record five decisions each at
+    the same moment, all on the same findings of one run: every one is recorded, once, in one
+    linear chain, and verify holds."""
+    import threading
+
+    db, _ = team
+    names = [f"reviewer{i}" for i in range(10)]
+    with audit.Store(db) as store:
+        for name in names:
+            accounts.add(store, name, "reviewer", PASSWORD)
+        actors = [accounts.authenticate(store, name, PASSWORD) for name in names]
+    start, failures = threading.Barrier(len(actors)), []
+
+    def work(actor) -> None:
+        try:
+            with audit.Store(db) as store:  # a connection of its own, as another process would have
+                start.wait()
+                for case, criterion in FINDINGS:
+                    review.record_decision(store, 1, case, criterion, "challenge", actor, reason=f"{actor.name} asks")
+        except Exception as error:  # noqa: BLE001  (reported below)
+            failures.append(repr(error))
+
+    threads = [threading.Thread(target=work, args=(actor,)) for actor in actors]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == [] and not any(t.is_alive() for t in threads)
+    _assert_linear(db, len(actors) * len(FINDINGS))
+    with audit.Store.open(db) as store:
+        history = review.decisions_for_run(store, 1, history=True)
+    assert sorted((d.reviewer, d.case, d.criterion) for d in history) == sorted(
+        (a.name, case, criterion) for a in actors for case, criterion in FINDINGS)
+    assert qi("runs", "verify", "--db", db).exit_code == 0
+
+
+def test_ten_reviewers_logged_in_to_one_served_workspace_at_once(team, qi):
+    """The same through ``qi serve``: ten browsers logged in as ten reviewers post their decisions
+    at once, and the store holds each once, in one chain."""
+    import http.cookiejar
+    import threading
+    import urllib.parse
+    import urllib.request
+
+    from tests.test_serve import start_server
+
+    db, _ = team
+    names = [f"reviewer{i}" for i in range(10)]
+    with audit.Store(db) as store:
+        for name in names:
+            accounts.add(store, name, "reviewer", PASSWORD)
+    process, address = start_server(db)
+    try:
+        def opener_for(name: str):
+            opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+            page = opener.open(address + "/login").read().decode()
+            csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page).group(1)
+            form = urllib.parse.urlencode({"csrf": csrf, "name": name, "password": PASSWORD, "next": "/"}).encode()
+            assert f"{name} (reviewer)" in opener.open(address + "/login", data=form).read().decode()
+            return opener, csrf
+
+        browsers = [opener_for(name) for name in names]
+        start, failures = threading.Barrier(len(browsers)), []
+
+        def work(opener, csrf) -> None:
+            try:
+                start.wait()
+                for case, criterion in FINDINGS:
+                    form = urllib.parse.urlencode({"csrf": csrf, "case": case, "criterion": criterion,
+                                                   "decision": "agree", "back": "queue"}).encode()
+                    with opener.open(address + "/runs/1/decisions", data=form) as response:
+                        assert response.status == 200 and response.url.endswith("/runs/1/review")
+            except Exception as error:  # noqa: BLE001  (reported below)
+                failures.append(repr(error))
+
+        threads = [threading.Thread(target=work, args=browser) for browser in browsers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert failures == []
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    _assert_linear(db, len(names) * len(FINDINGS))
+    assert {row[0] for row in decisions(db)} == set(names)
+    assert qi("runs", "verify", "--db", db).exit_code == 0
