@@ -112,6 +112,12 @@ framework_search_option = click.option(
          f"set's folder, ${frameworks.PATH_VARIABLE} and the bundled frameworks).")
 
 
+def _quiet() -> bool:
+    """Whether -q was given: errors only, so input warnings are counted, not shown."""
+    context = click.get_current_context(silent=True)
+    return context is not None and context.find_root().meta.get("qi.logging", {}).get("quiet") == -1
+
+
 def _set_logging(ctx: click.Context, param: click.Parameter, value) -> None:
     """Apply a logging option wherever it is given (before or after the subcommand); the last
     one given wins, and an explicit --log-level beats -q / -v."""
@@ -481,7 +487,8 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
     Invalid input gives diagnostics and no run at all.
     """
     prepared = _prepared(sample_dir, rules_file, jobs)
-    for warning in prepared.sample.warnings:
+    quiet = _quiet()
+    for warning in [] if quiet else prepared.sample.warnings:
         click.echo(warning.render(), err=True)
     out = out_dir or Path("qi-reports") / prepared.sample.manifest.model.id
     if out.exists() and not out.is_dir():
@@ -489,9 +496,12 @@ def run_command(sample_dir: Path, rules_file: Path | None, out_dir: Path | None,
     result, summary = _recorded(prepared, out, db_path, jobs, redact, _store_key(key_file))
     log.info("run recorded", run=summary.run_id, seq=summary.seq, cases=summary.cases)
     shown = {w.render() for w in prepared.sample.warnings}
-    for warning in (Diagnostic(**w) for w in result["warnings"]):  # found while judging the cases
-        if warning.render() not in shown:
-            click.echo(warning.render(), err=True)
+    judged = [w for w in (Diagnostic(**w) for w in result["warnings"]) if w.render() not in shown]  # while judging
+    for warning in [] if quiet else judged:
+        click.echo(warning.render(), err=True)
+    if quiet and (prepared.sample.warnings or judged):
+        count = len(prepared.sample.warnings) + len(judged)
+        click.echo(f"{count} warning{'s' * (count != 1)} not shown (-q): run without -q to see them", err=True)
     if output_format == "json":
         _emit_json({**dataclasses.asdict(summary), "headline": _headline(result),
                     "rating_method": rating_views.method(result),
@@ -832,7 +842,7 @@ def rules_diff(old: Path, new: Path, sample_dir: Path, output_format: str, jobs:
         with views.progress(len(cases), "judging cases under both rule sets") as advance:
             result = differ.compare(old, new, sample_dir, jobs, advance)
     except InputError as error:
-        raise Invalid(error, 2) from None
+        raise Invalid(error, 2 + len(samples.files(sample_dir) if sample_dir.is_dir() else [])) from None
     except EngineError as error:
         raise click.ClickException(f"the rules engine failed: {error}") from None
     if output_format == "json":

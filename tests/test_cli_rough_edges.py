@@ -4,6 +4,8 @@ missing sources, options after the subcommand, JSON and JUnit output, progress, 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import os
 import subprocess
 import sys
@@ -157,3 +159,38 @@ def test_shell_completion_works(tmp_path):
     result = subprocess.run([sys.executable, "-c", "import cli; cli.cli.main(prog_name='qi')"], cwd=ROOT, env=env,
                             capture_output=True, text=True)
     assert "export" in result.stdout
+
+
+def test_quiet_counts_input_warnings_instead_of_showing_them(qi, tmp_path):
+    loud = qi("run", SAMPLE, "--out", tmp_path / "loud", "--db", tmp_path / "qi.db")
+    shown = [line for line in loud.stderr.splitlines() if ": warning" in line or " warning:" in line
+             or re.search(r":\d+:\d+: \w+:", line)]
+    assert loud.exit_code == 0 and shown
+    quiet = qi("run", SAMPLE, "--out", tmp_path / "quiet", "--db", tmp_path / "qi.db", "-q")
+    assert quiet.exit_code == 0 and not re.search(r":\d+:\d+: \w+:", quiet.stderr)
+    count = len(json.loads((tmp_path / "quiet" / "report.json").read_text())["warnings"])
+    assert f"{count} warnings not shown (-q)" in quiet.stderr
+
+
+def test_a_file_of_the_wrong_kind_is_named_with_its_article(qi, tmp_path):
+    sample = tmp_path / "sample"
+    shutil.copytree(SAMPLE, sample)
+    shutil.copyfile(SAMPLE / "organisation" / "NPS.yaml", sample / "cases" / "NPS.yaml")
+    refused = qi("validate", sample)
+    assert refused.exit_code == 1 and "this is an organisation file" in refused.stderr
+    assert "a organisation" not in refused.stderr
+
+
+def test_rules_diff_counts_the_files_it_checked(qi, tmp_path):
+    sample = tmp_path / "sample"
+    shutil.copytree(SAMPLE, sample)
+    case = sample / "cases" / "NW-001.yaml"
+    case.write_text(case.read_text(encoding="utf-8").replace("case: NW-001\n", "case: NW-001\nbogus: 1\n"),
+                    encoding="utf-8")
+    rules = ROOT / "rules" / "hmip-qi-adult-2.0.yaml"
+    files = len([p for p in sample.rglob("*.yaml")])
+    bad_case = qi("rules", "diff", rules, rules, "--sample", sample)
+    assert bad_case.exit_code == 1 and f"checked {files + 2} files: 1 error" in bad_case.stderr
+    (tmp_path / "bad.yaml").write_text("x: 1\n")
+    bad_rules = qi("rules", "diff", tmp_path / "bad.yaml", rules, "--sample", SAMPLE)  # the sample is read too
+    assert bad_rules.exit_code == 1 and f"checked {files + 2} files: 1 error" in bad_rules.stderr

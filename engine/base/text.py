@@ -36,3 +36,8 @@ def printable(text: str, *, lines: bool = False) -> str:
     """``text`` with every control, separator and bidi character written as an escape
     (``\\x1b``, ``\\u202e``); tabs are kept, and with ``lines`` newlines too (multi-line views)."""
     return (_SHOWN_KEEPING_LINES if lines else _SHOWN).sub(_escape, text)
+
+
+def a(word: str) -> str:
+    """``word`` with its indefinite article, as messages say it: "an organisation", "a case"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"

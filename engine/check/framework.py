@@ -18,6 +18,7 @@ import functools
 import os
 from pathlib import Path
 
+from engine.base import text as texts
 from engine.base.diagnostics import InputError, did_you_mean
 from engine.base.resources import data_dir
 from engine.check import models, validate
@@ -29,7 +30,7 @@ def _load_cached(path: str, mtime_ns: int, size: int) -> models.Framework:
     document = source.load(path)
     kind = validate.kind_of(document)
     if kind != "framework":
-        raise InputError([document.diagnostic((), "wrong_file_kind", f"this is a {kind} file, not a framework",
+        raise InputError([document.diagnostic((), "wrong_file_kind", f"this is {texts.a(kind)} file, not a framework",
                                               "give a framework file, e.g. framework/hmip-qi-adult-2.0.yaml")])
     return validate.to_model(document, "framework")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.base import resources
+from engine.base import text as texts
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean, has_errors
 from engine.check import framework as frameworks
 from engine.check import cache, models, rules, validate
@@ -74,13 +75,7 @@ def load_case(path: str | os.PathLike[str], shown: str, framework_path: str | os
     def check(document: source.Document):
         found = validate.kind_of(document)
         if found != "case":
-            folder = Path(path).parent.name
-            if folder == "cases":
-                raise InputError([document.diagnostic((), "wrong_file_kind",
-                                                      f"{folder}/ holds case files; this is a {found} file",
-                                                      f"move it out of {folder}/")])
-            raise InputError([document.diagnostic((), "wrong_file_kind", f"expected a case file, found a {found} "
-                                                  "file", f"put {found} files elsewhere")])
+            raise wrong_kind(document, "case", found, Path(path))
         return validate.to_model(document, "case", framework)
 
     document, model = cache.validated_case(path, shown, framework, framework_path, check)
@@ -154,14 +149,22 @@ def check_file(path: str | os.PathLike[str], framework_path: str | os.PathLike[s
     return check_document(source.load(path), framework_path, expect=expect, framework=framework, location=Path(path))
 
 
+def wrong_kind(document: source.Document, expect: str, kind: str, location: Path | None) -> InputError:
+    """A file of another kind where ``expect`` files belong (in a case folder, said so)."""
+    if expect == "case" and location is not None and location.parent.name == "cases":
+        return InputError([document.diagnostic((), "wrong_file_kind", f"cases/ holds case files; this is "
+                                               f"{texts.a(kind)} file", "move it out of cases/")])
+    return InputError([document.diagnostic((), "wrong_file_kind", f"expected {texts.a(expect)} file, found "
+                                           f"{texts.a(kind)} file", f"put {kind} files elsewhere")])
+
+
 def check_document(document: source.Document, framework_path: str | os.PathLike[str] | None = None,
                    *, expect: str | None = None, framework: models.Framework | None = None,
                    location: Path | None = None) -> Loaded:
     """:func:`check_file` on a document already loaded from ``location``."""
     kind = validate.kind_of(document)
     if expect is not None and kind != expect:
-        raise InputError([document.diagnostic((), "wrong_file_kind", f"expected a {expect} file, found a {kind} file",
-                                              f"put {kind} files elsewhere")])
+        raise wrong_kind(document, expect, kind, location)
     if kind == "framework":
         model = validate.to_model(document, kind)
         reserved = rules.reserved_shorthands(model, document.origin or document.path)
