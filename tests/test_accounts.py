@@ -327,7 +327,7 @@ def test_sessions_and_the_throttle_expire(monkeypatch):
     now = [1000.0]
     sessions = login.Sessions(clock=lambda: now[0])
     actor = accounts.Actor("ann", "reviewer", accounts.ACCOUNT)
-    idle, kept = sessions.start(actor), sessions.start(actor)
+    idle, kept = sessions.start(actor, "stamp"), sessions.start(actor, "stamp")
     now[0] += login.IDLE - 1
     assert sessions.find(kept).actor == actor
     now[0] += 2
@@ -403,18 +403,24 @@ def test_the_qa_lead_signs_off_in_the_workspace_after_a_reviewer_decided(team, q
     assert qi("runs", "verify", "--db", db).exit_code == 0
 
 
-def test_disabling_or_moving_an_account_ends_its_session_at_once(team):
+def test_disabling_moving_or_a_new_password_ends_an_account_s_session_at_once(team, qi):
     db, _ = team
-    web, other = client(db), client(db)
+    web, other, third, untouched = client(db), client(db), client(db), client(db)
     log_in(web, "ann")
     log_in(other, "rob")
+    log_in(third, "quinn")
+    log_in(untouched, "mo")
     assert web.get("/", follow_redirects=False).status_code == 200
     with audit.Store(db) as store:
         accounts.set_disabled(store, "ann", True)
         accounts.set_role(store, "rob", "inspector")
-    assert web.get("/", follow_redirects=False).status_code == 303
-    assert other.get("/", follow_redirects=False).status_code == 303  # log in again, as an inspector
+    (db.parent / "new").write_text("quinn's new long password\n")
+    assert qi("users", "passwd", "quinn", "--password-file", db.parent / "new", "--db", db).exit_code == 0
+    for browser in (web, other, third):
+        assert browser.get("/", follow_redirects=False).status_code == 303
+    assert untouched.get("/", follow_redirects=False).status_code == 200
     assert log_in(other, "rob").status_code == 303 and "rob (inspector)" in other.get("/").text
+    assert log_in(third, "quinn", "quinn's new long password").status_code == 303
 
 
 def test_cookies_are_secure_beyond_this_machine_and_a_read_only_workspace_has_logins(team):

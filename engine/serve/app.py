@@ -85,10 +85,10 @@ class Workspace:
         if session is None:
             return None
         now = accounts.current(store, session.actor.name)
-        if now != session.actor:  # disabled, removed or given another role since: log in again
+        if now != (session.actor, session.stamp):  # disabled, removed, another role or password: log in again
             self.sessions.end(token)
             return None
-        return now
+        return session.actor
 
     def cookie_secure(self, request: Request) -> bool:
         return self.secure or request.url.scheme == "https"
@@ -338,16 +338,20 @@ async def login_page(request: Request) -> Response:
         return page(request, "login.html.j2", status=429, next=target, name=name,
                     errors=[f"Too many failed logins: try again in {max(1, round(wait / 60))} minute"
                             f"{'s' * (round(wait / 60) > 1)}."])
+    def check() -> tuple[accounts.Actor, str]:
+        store = workspace.reader.store()  # the worker thread's own connection
+        actor = accounts.authenticate(store, name, given["password"])
+        return accounts.current(store, actor.name)
+
     try:
-        actor = await run_in_threadpool(  # argon2 takes tens of milliseconds: not on the event loop
-            lambda: accounts.authenticate(workspace.reader.store(), name, given["password"]))
+        actor, stamp = await run_in_threadpool(check)  # argon2 takes tens of milliseconds: not on the event loop
     except InputError as error:
         workspace.throttle.failed(name, client)
         log.warning("login failed", account=texts.printable(name)[:64], client=client)
         return page(request, "login.html.j2", status=403, next=target, name=name,
                     errors=[d.message for d in error.diagnostics])
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(login.COOKIE, workspace.sessions.start(actor), httponly=True, samesite="lax", path="/",
+    response.set_cookie(login.COOKIE, workspace.sessions.start(actor, stamp), httponly=True, samesite="lax", path="/",
                         secure=workspace.cookie_secure(request))
     log.info("login", account=actor.name, role=actor.role)
     return response

@@ -4,8 +4,8 @@ A login starts a session: a random token in a cookie (``HttpOnly``, ``SameSite=L
 over HTTPS and whenever the workspace is served beyond this machine), known to the server only by
 its sha256. Sessions are kept in the server's memory: they end after :data:`IDLE` seconds unused,
 :data:`LIFETIME` seconds after login, on logout, and when the server restarts (people log in
-again). Every request reads the account again, so a disabled account, or one given another role,
-loses its session at once.
+again). Every request reads the account again, so an account disabled, given another role or a
+new password (``qi users``, from any process) loses its sessions at once.
 
 Failed logins are counted per account name and per client address: after :data:`MAX_FAILURES`
 within :data:`WINDOW` seconds, more attempts are refused until the window has passed. Each failure
@@ -38,6 +38,8 @@ def _digest(token: str) -> str:
 @dataclasses.dataclass
 class Session:
     actor: Actor
+    #: The account's password stamp at login (accounts.current): a new password ends the session.
+    stamp: str
     started: float
     seen: float
 
@@ -50,12 +52,12 @@ class Sessions:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def start(self, actor: Actor) -> str:
+    def start(self, actor: Actor, stamp: str) -> str:
         """A new session for ``actor``: its token, for the cookie."""
         token, now = secrets.token_urlsafe(32), self._clock()
         with self._lock:
             self._expire(now)
-            self._sessions[_digest(token)] = Session(actor, now, now)
+            self._sessions[_digest(token)] = Session(actor, stamp, now, now)
         return token
 
     def find(self, token: str | None) -> Session | None:
@@ -74,12 +76,6 @@ class Sessions:
         if token:
             with self._lock:
                 self._sessions.pop(_digest(token), None)
-
-    def end_for(self, name: str) -> None:
-        """End every session of an account (its password changed, or it was disabled)."""
-        with self._lock:
-            for digest in [d for d, s in self._sessions.items() if s.actor.name == name]:
-                del self._sessions[digest]
 
     def _expire(self, now: float) -> None:
         for digest in [d for d, s in self._sessions.items()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import getpass
+import hashlib
 import os
 import re
 import sys
@@ -243,9 +244,13 @@ def may(actor: Actor | None, action: str) -> bool:
     return actor is not None and (actor.via == OS_USER or actor.role in PERMISSIONS[action])
 
 
-def current(store: Store, name: str) -> Actor | None:
-    """The account ``name`` as the store holds it now, or None if it is gone or disabled."""
+def current(store: Store, name: str) -> tuple[Actor, str] | None:
+    """The account ``name`` as the store holds it now, with a stamp of its password (which changes
+    whenever the password is set), or None if it is gone or disabled."""
     if ACCOUNTS not in store.applied:
         return None
-    row = store.connection.execute("SELECT role, disabled FROM users WHERE name = ?", (name,)).fetchone()
-    return None if row is None or row[1] else Actor(name, row[0], ACCOUNT)
+    row = store.connection.execute("SELECT role, disabled, password_hash FROM users WHERE name = ?",
+                                   (name,)).fetchone()
+    if row is None or row[1]:
+        return None
+    return Actor(name, row[0], ACCOUNT), hashlib.sha256(str(row[2]).encode()).hexdigest()
