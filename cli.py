@@ -362,6 +362,8 @@ def _actor(audit: store.Store, account: str | None, password_file: Path | None) 
             raise click.BadParameter("--as needs the account's password", param_hint="--password-file")
         return accounts.authenticate(audit, account, accounts.read_password(password_file, new=False))
     except InputError as error:
+        if any(d.code == "login_failed" for d in error.diagnostics):
+            log.warning("login failed", account=texts.printable(account or "")[:64])
         raise Invalid(error, 0) from None
 
 

@@ -550,3 +550,36 @@ def test_ten_reviewers_logged_in_to_one_served_workspace_at_once(team, qi):
     _assert_linear(db, len(names) * len(FINDINGS))
     assert {row[0] for row in decisions(db)} == set(names)
     assert qi("runs", "verify", "--db", db).exit_code == 0
+
+
+def test_an_administrator_manages_accounts_in_the_workspace_and_nobody_else_can(team):
+    db, _ = team
+    for name in ("ann", "quinn", "mo", "ines"):
+        web = client(db)
+        log_in(web, name)
+        assert web.get("/users").status_code == 403
+        assert "/users" not in web.get("/").text
+        csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', web.get("/").text).group(1)
+        assert web.post("/users", data={"csrf": csrf, "name": "eve", "role": "admin", "password": PASSWORD},
+                        follow_redirects=False).status_code == 403
+        assert web.post("/users/ann", data={"csrf": csrf, "role": "qa_lead", "state": "enabled"},
+                        follow_redirects=False).status_code == 403
+    admin = client(db)
+    log_in(admin, "ada")
+    listed = admin.get("/users")
+    assert listed.status_code == 200 and "quinn" in listed.text and "argon2id$" not in listed.text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', listed.text).group(1)
+    added = admin.post("/users", data={"csrf": csrf, "name": "nia", "role": "reviewer", "password": PASSWORD},
+                       follow_redirects=False)
+    assert added.status_code == 303
+    weak = admin.post("/users", data={"csrf": csrf, "name": "bad name", "role": "boss", "password": "short"})
+    assert weak.status_code == 400 and all(word in weak.text for word in ("not an account name", "not a role",
+                                                                          "characters"))
+    assert admin.post("/users/ann", data={"csrf": csrf, "role": "qa_lead", "state": "disabled"},
+                      follow_redirects=False).status_code == 303
+    own = admin.post("/users/ada", data={"csrf": csrf, "role": "inspector", "state": "disabled"})
+    assert own.status_code == 400 and "Your own account" in own.text
+    with audit.Store.open(db) as store:
+        found = {a.name: (a.role, a.disabled) for a in accounts.accounts(store)}
+        assert accounts.authenticate(store, "nia", PASSWORD).role == "reviewer"
+    assert found["ann"] == ("qa_lead", True) and found["ada"] == ("admin", False) and "bad name" not in found

@@ -50,9 +50,10 @@ environment.globals = {**render.environment.globals, "label": pages.plain, "may"
                        "review_account": draft.review_account, "figure": draft.figure}
 
 TEMPLATES = ("layout.html.j2", "_trace.html.j2", "_review.html.j2", "runs.html.j2", "run.html.j2", "case.html.j2",
-             "review.html.j2", "queue.html.j2", "rules.html.j2", "try.html.j2", "error.html.j2", "login.html.j2")
+             "review.html.j2", "queue.html.j2", "rules.html.j2", "try.html.j2", "error.html.j2", "login.html.j2",
+             "users.html.j2")
 LIMITS = {"reason": 4000, "case": 80, "criterion": 20, "decision": 20, "finding": 20, "name": 64,
-          "password": accounts.MAX_PASSWORD, "next": 2000}
+          "password": accounts.MAX_PASSWORD, "next": 2000, "role": 20, "state": 10}
 #: Paths open without a login (everything else needs one when the store has accounts).
 PUBLIC = ("/login",)
 log = logs.get("qi.serve")
@@ -366,6 +367,49 @@ async def logout(request: Request) -> Response:
     return response
 
 
+def _users_page(request: Request, status: int = 200, errors: list[str] = ()) -> Response:
+    return page(request, "users.html.j2", status=status, errors=list(errors), roles=accounts.ROLES,
+                people=accounts.accounts(_workspace(request).reader.store()))
+
+
+async def users(request: Request) -> Response:
+    """GET: the accounts (an administrator's page). POST: add one, as ``qi users add`` does."""
+    workspace = _workspace(request)
+    if request.method == "GET":
+        _permit(request, "users")
+        return _users_page(request)
+    form = await security.checked_form(request, workspace.tokens, workspace.read_only)
+    _permit(request, "users")
+    given = _fields(form, "name", "role", "password")
+    try:
+        accounts.add(workspace.reader.store(), given["name"].strip(), given["role"], given["password"])
+    except InputError as error:
+        return _users_page(request, 400, [d.message for d in error.diagnostics])
+    log.info("account added", account=given["name"].strip(), role=given["role"], by=_actor(request).name)
+    return RedirectResponse("/users", status_code=303)
+
+
+async def change_user(request: Request) -> Response:
+    """Give an account another role, or disable or enable it (never one's own: nobody locks
+    themselves out or raises themselves)."""
+    workspace = _workspace(request)
+    form = await security.checked_form(request, workspace.tokens, workspace.read_only)
+    by = _permit(request, "users")
+    name = request.path_params["name"]
+    given = _fields(form, "role", "state")
+    if by.via == accounts.ACCOUNT and name == by.name:
+        return _users_page(request, 400, ["Your own account is changed by another administrator, or with qi users."])
+    if given["state"] not in ("enabled", "disabled"):
+        raise HTTPException(400, "state must be enabled or disabled")
+    store = workspace.reader.store()
+    try:
+        accounts.change(store, name, given["role"], given["state"] == "disabled")
+    except InputError as error:
+        return _users_page(request, 400, [d.message for d in error.diagnostics])
+    log.info("account changed", account=name, role=given["role"], state=given["state"], by=by.name)
+    return RedirectResponse("/users", status_code=303)
+
+
 async def not_found(request: Request, error: pages.NotFound) -> Response:
     return page(request, "error.html.j2", status=404, status_code=404, message=str(error))
 
@@ -393,6 +437,8 @@ def create(db_path: str | Path, read_only: bool = False, samples: list[Path] = (
         Route("/runs/{run:int}/decisions", decide, methods=["POST"]),
         Route("/runs/{run:int}/signoff", sign_off, methods=["POST"]),
         Route("/rules", rules_index),
+        Route("/users", users, methods=["GET", "POST"]),
+        Route("/users/{name}", change_user, methods=["POST"]),
         Route("/rules/{name}/handbook", handbook_page),
         Route("/rules/{name}/try", try_change, methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

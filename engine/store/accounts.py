@@ -149,10 +149,16 @@ def read_password(path: str | os.PathLike[str], new: bool = True) -> str:
 
 
 def add(store: Store, name: str, role: str, password: str) -> Account:
-    """A new account (refused if the name is taken)."""
-    _check_name(store, name)
-    _check_role(store, role)
-    check_password(str(store.path), password)
+    """A new account (refused if the name is taken); every problem with it reported at once."""
+    where = str(store.path)
+    problems = name_problems(where, name)
+    for check in (lambda: _check_role(store, role), lambda: check_password(where, password)):
+        try:
+            check()
+        except InputError as error:
+            problems += error.diagnostics
+    if problems:
+        raise InputError(problems)
     hashed, at = _hasher.hash(password), _now()
     with store._write() as db:
         if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
@@ -186,6 +192,12 @@ def set_disabled(store: Store, name: str, disabled: bool) -> None:
 def set_role(store: Store, name: str, role: str) -> None:
     _check_role(store, role)
     _update(store, name, "role = ?", (role,))
+
+
+def change(store: Store, name: str, role: str, disabled: bool) -> None:
+    """An account's role and whether it is disabled, set together (one write)."""
+    _check_role(store, role)
+    _update(store, name, "role = ?, disabled = ?", (role, int(disabled)))
 
 
 def authenticate(store: Store, name: str, password: str) -> Actor:
