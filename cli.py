@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import difflib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -904,12 +905,15 @@ def rules_doc(file: Path | None, output_format: str) -> None:
                    "(qi users add) and HTTPS in front (cookies are then sent over HTTPS only).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port to listen on.")
 @click.option("--read-only", is_flag=True, help="Serve pages only: no forms, every POST refused.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="A name requests may give for this workspace besides its own address: the public name a "
+                   "reverse proxy passes on (repeatable; needs accounts, and cookies go over HTTPS only).")
 @click.option("--sample", "sample_dirs", multiple=True, type=Input(file_okay=False, exists=True, path_type=Path),
               help="A sample to try rule changes on, besides the bundled examples (repeatable).")
 @key_option
 @framework_search_option
-def serve(db_path: Path | None, host: str, port: int, read_only: bool, sample_dirs: tuple[Path, ...],
-          key_file: Path | None) -> None:
+def serve(db_path: Path | None, host: str, port: int, read_only: bool, allow_hosts: tuple[str, ...],
+          sample_dirs: tuple[Path, ...], key_file: Path | None) -> None:
     """The web workspace on the audit store: runs, cases and their reasoning, the handbook, and
     "try a change" for rule sets. Open the address it prints in a browser; Ctrl-C stops it."""
     from engine.serve import app as web
@@ -919,19 +923,24 @@ def serve(db_path: Path | None, host: str, port: int, read_only: bool, sample_di
     for folder in sample_dirs:
         if not (folder / "sample.yaml").is_file():
             raise click.BadParameter(f"{folder} has no sample.yaml", param_hint="--sample")
-    if not web.is_loopback(host):
+    for name in allow_hosts:
+        if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}|\*\.[A-Za-z0-9.-]{1,251}", name):
+            raise click.BadParameter(f"{name!r} is not a host name", param_hint="--allow-host")
+    beyond = not web.is_loopback(host) or bool(allow_hosts)
+    if beyond:
         with _open_store(path) as audit:
             if not accounts.enabled(audit):
                 raise Invalid(InputError([Diagnostic(str(path), 1, 1, "accounts_required",
-                                                     f"serving on {host}, beyond this machine, needs accounts: "
+                                                     f"serving {'as ' + allow_hosts[0] if allow_hosts else 'on ' + host}"
+                                                     ", beyond this machine, needs accounts: "
                                                      "this store has none, so anyone who reached it could read "
                                                      "every case and record decisions",
                                                      "add them with qi users add NAME --role ROLE --password-file "
                                                      "FILE, or serve on 127.0.0.1")]), 0)
-        click.echo(web.warn(host), err=True)
+        click.echo(web.warn(host, allow_hosts), err=True)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"qi workspace on http://{shown}:{port}/ — store {path}{' (read-only)' * read_only}; Ctrl-C stops it")
-    web.serve(path, host, port, read_only, list(sample_dirs), _store_key(key_file))
+    web.serve(path, host, port, read_only, list(sample_dirs), _store_key(key_file), list(allow_hosts))
 
 
 @cli.group("sample")
@@ -1089,12 +1098,27 @@ def _password_file_option(command):
                         f"{accounts.MIN_PASSWORD} characters or more.")(command)
 
 
-def _accounts_change(db_path: Path | None, change, create: bool = False) -> None:
+def admin_options(command):
+    """``--as ADMIN --admin-password-file FILE``: the administrator making the change, once the
+    store has one."""
+    command = click.option("--admin-password-file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+                           help="The administrator's password, on the file's first line.")(command)
+    return click.option("--as", "admin", metavar="ADMIN",
+                        help="The administrator making the change (needed once the store has one).")(command)
+
+
+def _accounts_change(db_path: Path | None, admin: str | None, admin_password: Path | None, change,
+                     create: bool = False) -> None:
     try:
         opened = (store.Store.open_for_writing if create else store.Store.open)(
             db_path or store.default_path(), **({} if create else {"writable": True}))
         with opened as audit:
-            change(audit)
+            by = None
+            if admin is not None or admin_password is not None:
+                if admin is None or admin_password is None:
+                    raise click.UsageError("--as and --admin-password-file go together")
+                by = _actor(audit, admin, admin_password)
+            change(audit, by)
     except InputError as error:
         raise Invalid(error, 0) from None
 
@@ -1103,8 +1127,10 @@ def _accounts_change(db_path: Path | None, change, create: bool = False) -> None
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(accounts.ROLES), help="What the account may do.")
 @_password_file_option
+@admin_options
 @db_option
-def users_add(name: str, role: str, password_file: Path, db_path: Path | None) -> None:
+def users_add(name: str, role: str, password_file: Path, admin: str | None, admin_password_file: Path | None,
+              db_path: Path | None) -> None:
     """Add an account (the store is created if there is none)."""
     problems = accounts.name_problems(str(db_path or store.default_path()), name)
     try:
@@ -1113,7 +1139,8 @@ def users_add(name: str, role: str, password_file: Path, db_path: Path | None) -
         problems += error.diagnostics
     if problems:
         raise Invalid(InputError(problems), 0)
-    _accounts_change(db_path, lambda audit: accounts.add(audit, name, role, password), create=True)
+    _accounts_change(db_path, admin, admin_password_file, lambda audit, by: accounts.add(audit, name, role, password, by),
+                     create=True)
     click.echo(f"account {name} added: {role.replace('_', ' ')}")
 
 
@@ -1137,46 +1164,54 @@ def users_list(db_path: Path | None, output_format: str) -> None:
     if not found:
         click.echo("no accounts: decisions and sign-offs are recorded under the operating-system user")
     for account in found:
-        click.echo(f"{account.name:<24} {account.role:<12} {'disabled' if account.disabled else 'enabled':<9} "
-                   f"since {account.created_at}")
+        click.echo(f"{texts.printable(account.name):<24} {texts.printable(account.role):<12} "
+                   f"{'disabled' if account.disabled else 'enabled':<9} since {texts.printable(account.created_at)}")
 
 
 @users_group.command("disable")
 @click.argument("name")
+@admin_options
 @db_option
-def users_disable(name: str, db_path: Path | None) -> None:
+def users_disable(name: str, admin: str | None, admin_password_file: Path | None, db_path: Path | None) -> None:
     """Disable an account: it can no longer log in or record anything; what it recorded stays."""
-    _accounts_change(db_path, lambda audit: accounts.set_disabled(audit, name, True))
+    _accounts_change(db_path, admin, admin_password_file, lambda audit, by: accounts.set_disabled(audit, name, True, by))
     click.echo(f"account {name} disabled")
 
 
 @users_group.command("enable")
 @click.argument("name")
+@admin_options
 @db_option
-def users_enable(name: str, db_path: Path | None) -> None:
+def users_enable(name: str, admin: str | None, admin_password_file: Path | None, db_path: Path | None) -> None:
     """Enable a disabled account again."""
-    _accounts_change(db_path, lambda audit: accounts.set_disabled(audit, name, False))
+    _accounts_change(db_path, admin, admin_password_file,
+                     lambda audit, by: accounts.set_disabled(audit, name, False, by))
     click.echo(f"account {name} enabled")
 
 
 @users_group.command("passwd")
 @click.argument("name")
 @_password_file_option
+@admin_options
 @db_option
-def users_passwd(name: str, password_file: Path, db_path: Path | None) -> None:
-    """Set an account's password."""
+def users_passwd(name: str, password_file: Path, admin: str | None, admin_password_file: Path | None,
+                 db_path: Path | None) -> None:
+    """Set an account's password (its sessions in the workspace end)."""
     password = _password(password_file)
-    _accounts_change(db_path, lambda audit: accounts.set_password(audit, name, password))
+    _accounts_change(db_path, admin, admin_password_file,
+                     lambda audit, by: accounts.set_password(audit, name, password, by))
     click.echo(f"password of {name} changed")
 
 
 @users_group.command("role")
 @click.argument("name")
 @click.argument("role", type=click.Choice(accounts.ROLES))
+@admin_options
 @db_option
-def users_role(name: str, role: str, db_path: Path | None) -> None:
-    """Give an account another role (from its next action: a logged-in session keeps nothing else)."""
-    _accounts_change(db_path, lambda audit: accounts.set_role(audit, name, role))
+def users_role(name: str, role: str, admin: str | None, admin_password_file: Path | None,
+               db_path: Path | None) -> None:
+    """Give an account another role (its sessions in the workspace end: it logs in again)."""
+    _accounts_change(db_path, admin, admin_password_file, lambda audit, by: accounts.set_role(audit, name, role, by))
     click.echo(f"account {name} is now {role.replace('_', ' ')}")
 
 

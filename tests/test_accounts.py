@@ -25,6 +25,12 @@ PASSWORD = "a long shared test password"
 #: One account per role.
 TEAM = {"ines": "inspector", "ann": "reviewer", "rob": "reviewer", "quinn": "qa_lead", "mo": "methodology",
         "ada": "admin"}
+#: The team's administrator, as the API takes one (the store's accounts are changed by her).
+ADA = accounts.Actor("ada", "admin", accounts.ACCOUNT)
+
+
+def admin(password_file) -> tuple:
+    return ("--as", "ada", "--admin-password-file", password_file)
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +121,9 @@ def test_users_add_reports_every_problem_at_once_and_creates_nothing(qi, tmp_pat
 
 def test_users_add_refuses_a_taken_name_and_change_an_unknown_one(qi, team):
     db, password = team
-    taken = qi("users", "add", "ann", "--role", "admin", "--password-file", password, "--db", db)
+    taken = qi("users", "add", "Ann", "--role", "admin", "--password-file", password, "--db", db, *admin(password))
     assert taken.exit_code == 1 and "account_exists" in taken.stderr
-    unknown = qi("users", "disable", "anne", "--db", db)
+    unknown = qi("users", "disable", "anne", "--db", db, *admin(password))
     assert unknown.exit_code == 1 and "unknown_account" in unknown.stderr and "ann" in unknown.stderr
     with audit.Store.open(db) as store:
         assert {a.name: a.role for a in accounts.accounts(store)} == TEAM
@@ -158,7 +164,7 @@ def test_a_store_with_accounts_records_only_an_authenticated_account_with_the_ro
     assert decisions(db) == []
     made = qi(*decide, *as_("ann", password))
     assert made.exit_code == 0 and "by ann (reviewer)" in made.stdout
-    assert qi("users", "disable", "ann", "--db", db).exit_code == 0
+    assert qi("users", "disable", "ann", "--db", db, *admin(password)).exit_code == 0
     disabled = qi(*decide, *as_("ann", password))
     assert disabled.exit_code == 1 and "login_failed" in disabled.stderr
     assert decisions(db) == [("ann", "reviewer", "account", "agree")]
@@ -180,7 +186,15 @@ def test_only_a_qa_lead_signs_off_and_not_a_run_they_alone_decided(qi, team):
         assert refused.exit_code == 1 and "not_permitted" in refused.stderr
     alone = qi("runs", "signoff", "1", "--db", db, *as_("quinn", password))
     assert alone.exit_code == 1 and "not_independent" in alone.stderr and "3 findings" in alone.stderr
-    _decide_all(qi, db, password, "ann")  # a second person decides each finding too
+    _decide_all(qi, db, password, "ann")  # a second person decides each finding after
+    overridden = qi("review", "1", "--db", db, "--case", "NW-014", "--criterion", "3.3", "--decision", "override",
+                    "--finding", "insufficient", "--reason", "mine", *as_("quinn", password))
+    assert overridden.exit_code == 0
+    after = qi("runs", "signoff", "1", "--db", db, *as_("quinn", password))  # quinn's override is what stands
+    assert after.exit_code == 1 and "not_independent" in after.stderr and "NW-014 3.3" in after.stderr
+    assert "1 finding " in after.stderr
+    assert qi("review", "1", "--db", db, "--case", "NW-014", "--criterion", "3.3", "--decision", "agree",
+              *as_("ann", password)).exit_code == 0
     signed = qi("runs", "signoff", "1", "--db", db, *as_("quinn", password))
     assert signed.exit_code == 0 and "signed off by quinn (qa lead)" in signed.stdout
     shown = qi("runs", "show", "1", "--db", db)
@@ -296,7 +310,7 @@ def test_a_failed_login_says_the_same_whatever_failed_and_is_logged_without_the_
 
     db, _ = team
     with audit.Store(db) as store:
-        accounts.set_disabled(store, "rob", True)
+        accounts.set_disabled(store, "rob", True, ADA)
     web = client(db)
     with capture_logs() as logged:
         answers = {name: log_in(web, name, password) for name, password in
@@ -318,9 +332,34 @@ def test_repeated_failures_are_refused_even_with_the_right_password(team):
     blocked = log_in(web, "ann")
     assert blocked.status_code == 429 and "Too many failed logins" in blocked.text
     assert login.COOKIE not in web.cookies
-    same_address = TestClient(web.app, base_url="http://127.0.0.1")  # another browser on that machine
-    assert log_in(same_address, "quinn").status_code == 429
-    assert log_in(client(db), "quinn").status_code == 303  # counted per workspace: a restart starts again
+    assert log_in(TestClient(web.app, base_url="http://127.0.0.1"), "quinn").status_code == 303  # another name
+    for guess in range(login.MAX_CLIENT_FAILURES - login.MAX_FAILURES):  # one address, many names
+        assert log_in(web, f"name{guess}", "a wrong guess of a password").status_code == 403
+    assert log_in(TestClient(web.app, base_url="http://127.0.0.1"), "rob").status_code == 429
+    assert log_in(client(db), "ann").status_code == 303  # counted per workspace: a restart starts again
+
+
+def test_guesses_sent_at_once_are_counted_as_they_arrive(team):
+    """Forty wrong passwords for one account at the same moment: only the first few are checked."""
+    import threading
+
+    db, _ = team
+    web = client(db)
+    start, answers = threading.Barrier(40), []
+
+    def guess(number: int) -> None:
+        browser = TestClient(web.app, base_url="http://127.0.0.1")
+        csrf = token(browser)
+        start.wait()
+        answers.append(browser.post("/login", data={"csrf": csrf, "name": "quinn", "password": f"guess {number:04}!!",
+                                                    "next": "/"}, follow_redirects=False).status_code)
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(answers) == [403] * login.MAX_FAILURES + [429] * (40 - login.MAX_FAILURES)
 
 
 def test_sessions_and_the_throttle_expire(monkeypatch):
@@ -339,11 +378,15 @@ def test_sessions_and_the_throttle_expire(monkeypatch):
     assert sessions.find("forged") is None and sessions.find("x" * 10_000) is None
     throttle = login.Throttle(clock=lambda: now[0])
     for _ in range(login.MAX_FAILURES):
-        throttle.failed("ann", "10.0.0.1")
-    assert throttle.wait("ANN", "10.0.0.2") > 0 and throttle.wait("bob", "10.0.0.1") > 0
-    assert throttle.wait("bob", "10.0.0.2") == 0
+        assert throttle.attempt("ann", "10.0.0.1") == 0
+    throttle.attempt("bob", "10.0.0.1")
+    throttle.succeeded("bob", "10.0.0.1")  # a success is not counted against the name or the address
+    assert throttle.attempt("ANN", "10.0.0.2") > 0 and throttle.attempt("bob", "10.0.0.1") == 0
     now[0] += login.WINDOW + 1
-    assert throttle.wait("ann", "10.0.0.1") == 0
+    assert throttle.attempt("ann", "10.0.0.1") == 0
+    for number in range(login.MAX_KEYS + 10):  # names never seen again are forgotten, oldest first
+        throttle.attempt(f"n{number}", "10.0.0.3")
+    assert len(throttle._failures) <= login.MAX_KEYS
 
 
 def test_a_forged_or_replayed_session_is_nobody(team):
@@ -412,10 +455,11 @@ def test_disabling_moving_or_a_new_password_ends_an_account_s_session_at_once(te
     log_in(untouched, "mo")
     assert web.get("/", follow_redirects=False).status_code == 200
     with audit.Store(db) as store:
-        accounts.set_disabled(store, "ann", True)
-        accounts.set_role(store, "rob", "inspector")
+        accounts.set_disabled(store, "ann", True, ADA)
+        accounts.set_role(store, "rob", "inspector", ADA)
     (db.parent / "new").write_text("quinn's new long password\n")
-    assert qi("users", "passwd", "quinn", "--password-file", db.parent / "new", "--db", db).exit_code == 0
+    assert qi("users", "passwd", "quinn", "--password-file", db.parent / "new", "--db", db,
+              *admin(db.parent / "password")).exit_code == 0
     for browser in (web, other, third):
         assert browser.get("/", follow_redirects=False).status_code == 303
     assert untouched.get("/", follow_redirects=False).status_code == 200
@@ -472,7 +516,7 @@ def test_ten_reviewers_deciding_at_once_lose_nothing_and_keep_one_chain(team, qi
     names = [f"reviewer{i}" for i in range(10)]
     with audit.Store(db) as store:
         for name in names:
-            accounts.add(store, name, "reviewer", PASSWORD)
+            accounts.add(store, name, "reviewer", PASSWORD, ADA)
         actors = [accounts.authenticate(store, name, PASSWORD) for name in names]
     start, failures = threading.Barrier(len(actors)), []
 
@@ -513,7 +557,7 @@ def test_ten_reviewers_logged_in_to_one_served_workspace_at_once(team, qi):
     names = [f"reviewer{i}" for i in range(10)]
     with audit.Store(db) as store:
         for name in names:
-            accounts.add(store, name, "reviewer", PASSWORD)
+            accounts.add(store, name, "reviewer", PASSWORD, ADA)
     process, address = start_server(db)
     try:
         def opener_for(name: str):
@@ -583,3 +627,75 @@ def test_an_administrator_manages_accounts_in_the_workspace_and_nobody_else_can(
         found = {a.name: (a.role, a.disabled) for a in accounts.accounts(store)}
         assert accounts.authenticate(store, "nia", PASSWORD).role == "reviewer"
     assert found["ann"] == ("qa_lead", True) and found["ada"] == ("admin", False) and "bad name" not in found
+
+
+def test_once_there_is_an_administrator_only_an_administrator_changes_accounts(qi, team, tmp_path):
+    db, password = team
+    for command in (("add", "eve", "--role", "admin", "--password-file", password), ("disable", "ada"),
+                    ("enable", "ann"), ("role", "ann", "qa_lead"), ("passwd", "quinn", "--password-file", password)):
+        anyone = qi("users", *command, "--db", db)
+        assert anyone.exit_code == 1 and "admin_required" in anyone.stderr, command
+        reviewer = qi("users", *command, "--db", db, "--as", "ann", "--admin-password-file", password)
+        assert reviewer.exit_code == 1 and "not_permitted" in reviewer.stderr, command
+    with audit.Store.open(db) as store:
+        assert {a.name: a.role for a in accounts.accounts(store)} == TEAM
+    assert qi("users", "add", "eve", "--role", "reviewer", "--password-file", password, "--db", db,
+              *admin(password)).exit_code == 0
+    half = qi("users", "disable", "eve", "--db", db, "--as", "ada")
+    assert half.exit_code == 2 and "go together" in half.stderr
+    first = tmp_path / "first.db"  # a store without an administrator: its first is added by whoever can write it
+    assert qi("users", "add", "r", "--role", "reviewer", "--password-file", password, "--db", first).exit_code == 0
+    assert qi("users", "add", "a", "--role", "admin", "--password-file", password, "--db", first).exit_code == 0
+    assert "admin_required" in qi("users", "add", "x", "--role", "admin", "--password-file", password,
+                                  "--db", first).stderr
+
+
+def test_a_record_by_the_system_user_after_accounts_were_deleted_fails_verify(qi, team):
+    db, password = team
+    assert qi("review", "1", "--db", db, "--case", "NW-014", "--criterion", "3.3", "--decision", "agree",
+              *as_("ann", password)).exit_code == 0
+    with sqlite3.connect(db) as connection:
+        connection.execute("DELETE FROM users")
+    assert qi("review", "1", "--db", db, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree").exit_code == 0
+    verified = qi("runs", "verify", "--db", db)
+    assert verified.exit_code == 1 and ": accounts_removed: " in verified.stderr
+
+
+def test_a_password_file_is_read_to_its_first_line_break_only(qi, tmp_path):
+    db = tmp_path / "qi.db"
+    (tmp_path / "pw").write_text("correct horse battery\u2028staple and more\nsecond line\n", encoding="utf-8")
+    assert qi("users", "add", "ann", "--role", "reviewer", "--password-file", tmp_path / "pw", "--db", db).exit_code == 0
+    with audit.Store.open(db) as store:
+        assert accounts.authenticate(store, "ann", "correct horse battery\u2028staple and more").name == "ann"
+        with pytest.raises(audit.InputError):
+            accounts.authenticate(store, "ann", "correct horse battery")
+    huge = tmp_path / "huge"
+    with huge.open("wb") as handle:  # read no further than a password can reach
+        handle.write(b"x" * (64 * 1024 * 1024))
+    refused = qi("users", "add", "bob", "--role", "reviewer", "--password-file", huge, "--db", db)
+    assert refused.exit_code == 1 and "weak_password" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_read_only_workspace_sees_accounts_added_after_it_started(qi, tmp_path):
+    """An old store (before accounts) served read-only, then given accounts by another process:
+    the next page asks for a login."""
+    db = tmp_path / "qi.db"
+    assert qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db, "-q").exit_code == 0
+    with sqlite3.connect(db) as connection:  # as a store made before migration 0004
+        connection.executescript("DROP TABLE users; DELETE FROM migrations WHERE name = '0004-accounts';")
+        for table in ("decisions", "signoffs"):
+            connection.execute(f"ALTER TABLE {table} DROP COLUMN identity")
+            connection.execute(f"ALTER TABLE {table} DROP COLUMN role")
+    web = client(db, read_only=True)
+    assert web.get("/runs/1", follow_redirects=False).status_code == 200
+    (tmp_path / "pw").write_text(PASSWORD + "\n")
+    assert qi("users", "add", "ann", "--role", "reviewer", "--password-file", tmp_path / "pw", "--db", db).exit_code == 0
+    assert web.get("/runs/1", follow_redirects=False).status_code == 303
+
+
+def test_head_on_form_pages_is_answered_as_get(team):
+    db, _ = team
+    web = client(db)
+    assert web.head("/login").status_code == 200
+    log_in(web, "mo")
+    assert web.head("/rules/hmip-qi-adult-2.0.yaml/try").status_code == 200

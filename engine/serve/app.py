@@ -297,7 +297,7 @@ async def try_change(request: Request) -> Response:
     workspace = _workspace(request)
     name = _rule_set(request)
     samples = workbench.bundled_samples(workspace.samples)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return page(request, "try.html.j2", name=name, text=workbench.load_text(name), samples=list(samples),
                     chosen=next(iter(samples), None), outcome=None)
     form = await security.checked_form(request, workspace.tokens, workspace.read_only)
@@ -324,7 +324,7 @@ async def login_page(request: Request) -> Response:
     the person was going) or say the login failed (the same words whatever failed)."""
     workspace = _workspace(request)
     store = workspace.reader.store()
-    form = None if request.method == "GET" else \
+    form = None if request.method in ("GET", "HEAD") else \
         await security.checked_form(request, workspace.tokens, read_only=False)  # a read-only workspace has logins too
     if not accounts.enabled(store):
         return RedirectResponse("/", status_code=303)  # nobody logs in to a store without accounts
@@ -333,7 +333,7 @@ async def login_page(request: Request) -> Response:
     given = _fields(form, "name", "password", "next")
     target, name = _next(given["next"]), given["name"].strip()
     client = request.client.host if request.client else "unknown"
-    wait = workspace.throttle.wait(name, client)
+    wait = workspace.throttle.attempt(name, client)  # counted now, before the password is checked
     if wait > 0:
         log.warning("login refused: too many failures", account=texts.printable(name)[:64], client=client)
         return page(request, "login.html.j2", status=429, next=target, name=name,
@@ -347,10 +347,10 @@ async def login_page(request: Request) -> Response:
     try:
         actor, stamp = await run_in_threadpool(check)  # argon2 takes tens of milliseconds: not on the event loop
     except InputError as error:
-        workspace.throttle.failed(name, client)
         log.warning("login failed", account=texts.printable(name)[:64], client=client)
         return page(request, "login.html.j2", status=403, next=target, name=name,
                     errors=[d.message for d in error.diagnostics])
+    workspace.throttle.succeeded(name, client)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(login.COOKIE, workspace.sessions.start(actor, stamp), httponly=True, samesite="lax", path="/",
                         secure=workspace.cookie_secure(request))
@@ -375,17 +375,18 @@ def _users_page(request: Request, status: int = 200, errors: list[str] = ()) -> 
 async def users(request: Request) -> Response:
     """GET: the accounts (an administrator's page). POST: add one, as ``qi users add`` does."""
     workspace = _workspace(request)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         _permit(request, "users")
         return _users_page(request)
     form = await security.checked_form(request, workspace.tokens, workspace.read_only)
-    _permit(request, "users")
+    by = _permit(request, "users")
     given = _fields(form, "name", "role", "password")
     try:
-        accounts.add(workspace.reader.store(), given["name"].strip(), given["role"], given["password"])
+        accounts.add(workspace.reader.store(), given["name"].strip(), given["role"], given["password"],
+                     by if by.via == accounts.ACCOUNT else None)
     except InputError as error:
         return _users_page(request, 400, [d.message for d in error.diagnostics])
-    log.info("account added", account=given["name"].strip(), role=given["role"], by=_actor(request).name)
+    log.info("account added", account=given["name"].strip(), role=given["role"], by=by.name)
     return RedirectResponse("/users", status_code=303)
 
 
@@ -403,7 +404,8 @@ async def change_user(request: Request) -> Response:
         raise HTTPException(400, "state must be enabled or disabled")
     store = workspace.reader.store()
     try:
-        accounts.change(store, name, given["role"], given["state"] == "disabled")
+        accounts.change(store, name, given["role"], given["state"] == "disabled",
+                        by if by.via == accounts.ACCOUNT else None)
     except InputError as error:
         return _users_page(request, 400, [d.message for d in error.diagnostics])
     log.info("account changed", account=name, role=given["role"], state=given["state"], by=by.name)
@@ -455,12 +457,16 @@ def create(db_path: str | Path, read_only: bool = False, samples: list[Path] = (
     return app
 
 
-def serve(db_path: Path, host: str, port: int, read_only: bool, samples: list[Path], key: bytes | None = None) -> None:
-    """Run the workspace until interrupted (uvicorn, no access log: URLs name cases)."""
+def serve(db_path: Path, host: str, port: int, read_only: bool, samples: list[Path], key: bytes | None = None,
+          allow_hosts: list[str] = ()) -> None:
+    """Run the workspace until interrupted (uvicorn, no access log: URLs name cases). Requests may
+    name this machine, the address served on, or one of ``allow_hosts`` (a proxy's public name);
+    beyond this machine, cookies go over HTTPS only."""
     import uvicorn
 
     hosts = list(LOOPBACK) if host in LOOPBACK else [*LOOPBACK, host] if host not in ("0.0.0.0", "::") else ["*"]
-    app = create(db_path, read_only, samples, hosts, key, secure=not is_loopback(host))
+    app = create(db_path, read_only, samples, [*hosts, *allow_hosts], key,
+                 secure=not is_loopback(host) or bool(allow_hosts))
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
 
 
@@ -468,7 +474,8 @@ def is_loopback(host: str) -> bool:
     return host in LOOPBACK or host.startswith("127.")
 
 
-def warn(host: str) -> str:
-    return (f"serving on {host}, not this machine's loopback: every page needs a login, and cookies are sent "
-            "over HTTPS only, so put a reverse proxy that speaks HTTPS in front (README, \"A team's workspace\")")
+def warn(host: str, allow_hosts=()) -> str:
+    where = f"as {', '.join(allow_hosts)}" if allow_hosts else f"on {host}, not this machine's loopback"
+    return (f"serving {where}: every page needs a login, and cookies are sent over HTTPS only, so put a "
+            "reverse proxy that speaks HTTPS in front (README, \"A team's workspace\")")
 

@@ -7,7 +7,9 @@ its sha256. Sessions are kept in the server's memory: they end after :data:`IDLE
 again). Every request reads the account again, so an account disabled, given another role or a
 new password (``qi users``, from any process) loses its sessions at once.
 
-Failed logins are counted per account name and per client address: after :data:`MAX_FAILURES`
+Login attempts are counted per account name and per client address before the password is
+checked (so guesses sent at once are counted as they arrive), and a successful one is uncounted:
+after :data:`MAX_FAILURES` failures for a name, or :data:`MAX_CLIENT_FAILURES` from one address,
 within :data:`WINDOW` seconds, more attempts are refused until the window has passed. Each failure
 is logged (the name tried and the client address; never a password).
 """
@@ -28,7 +30,11 @@ COOKIE = "qi_session"
 IDLE = 30 * 60
 LIFETIME = 8 * 60 * 60
 MAX_FAILURES = 5
+#: From one address (an office behind one NAT, or a proxy that does not pass the client's address).
+MAX_CLIENT_FAILURES = 20
 WINDOW = 15 * 60
+#: Names and addresses remembered at most: beyond it the oldest are forgotten.
+MAX_KEYS = 10_000
 
 
 def _digest(token: str) -> str:
@@ -84,38 +90,46 @@ class Sessions:
 
 
 class Throttle:
-    """Failed logins, per account name and per client address, within the last :data:`WINDOW` seconds."""
+    """Login attempts that did not succeed, per account name and per client address, within the
+    last :data:`WINDOW` seconds."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._failures: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._failures: collections.OrderedDict[str, collections.deque[float]] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def _keys(self, name: str, client: str) -> tuple[str, str]:
-        return f"name:{name.casefold()[:64]}", f"client:{client}"
+    @staticmethod
+    def _keys(name: str, client: str) -> tuple[tuple[str, int], tuple[str, int]]:
+        return (f"name:{name.casefold()[:64]}", MAX_FAILURES), (f"client:{client}", MAX_CLIENT_FAILURES)
 
-    def wait(self, name: str, client: str) -> float:
-        """Seconds until another attempt is taken (0: now)."""
+    def attempt(self, name: str, client: str) -> float:
+        """Take an attempt: 0 if it may go ahead (it is counted as failed until :meth:`succeeded`
+        says otherwise), else the seconds until one is taken."""
         now = self._clock()
         with self._lock:
-            waits = [0.0]
-            for key in self._keys(name, client):
-                failures = self._trim(key, now)
-                if len(failures) >= MAX_FAILURES:
-                    waits.append(failures[0] + WINDOW - now)
-            return max(waits)
+            waits = [failures[0] + WINDOW - now for key, most in self._keys(name, client)
+                     if len(failures := self._trim(key, now)) >= most]
+            if waits:
+                return max(waits)
+            for key, _ in self._keys(name, client):
+                self._failures.setdefault(key, collections.deque()).append(now)
+                self._failures.move_to_end(key)
+            while len(self._failures) > MAX_KEYS:
+                self._failures.popitem(last=False)
+            return 0.0
 
-    def failed(self, name: str, client: str) -> None:
-        now = self._clock()
+    def succeeded(self, name: str, client: str) -> None:
+        """The attempt taken last for ``name`` from ``client`` succeeded: it is not a failure."""
         with self._lock:
-            for key in self._keys(name, client):
-                self._trim(key, now).append(now)
+            for key, _ in self._keys(name, client):
+                failures = self._failures.get(key)
+                if failures:
+                    failures.pop()
 
     def _trim(self, key: str, now: float) -> collections.deque[float]:
-        failures = self._failures[key]
+        failures = self._failures.get(key, collections.deque())
         while failures and now - failures[0] > WINDOW:
             failures.popleft()
         if not failures:
-            del self._failures[key]
-            failures = self._failures[key]
+            self._failures.pop(key, None)
         return failures

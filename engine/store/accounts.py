@@ -12,7 +12,8 @@ takes as long: it never tells which names exist.
 
 Who may do what is :data:`PERMISSIONS`; :func:`authorise` is the one check, made by the review stage
 inside its write transaction, so an account disabled, or moved to another role, cannot record
-anything more however it logged in.
+anything more however it logged in. Once a store has an administrator, only an administrator
+changes accounts (its first one is added by whoever can write the store).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import getpass
+import functools
 import hashlib
 import os
 import re
@@ -50,8 +52,13 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 
 _hasher = argon2.PasswordHasher()
-#: Checked against when the name is unknown, so a failed login takes as long whatever failed.
-_UNKNOWN = _hasher.hash("qi: no such account")
+
+
+@functools.cache
+def _unknown() -> str:
+    """Checked against when the name is unknown, so a failed login takes as long whatever failed
+    (made on first use: hashing costs every other command nothing)."""
+    return _hasher.hash("qi: no such account")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,15 +97,27 @@ def _error(store: Store, code: str, message: str, hint: str = "") -> InputError:
     return InputError([Diagnostic(str(store.path), 1, 1, code, message, hint)])
 
 
+def _schema(store: Store) -> bool:
+    """Whether the store has the accounts table: migrated since it was opened, too (a long-lived
+    read-only workspace must see accounts another process added)."""
+    if ACCOUNTS not in store.applied:
+        store._refresh_applied()
+    return ACCOUNTS in store.applied
+
+
 def enabled(store: Store) -> bool:
     """Whether the store has accounts (any, disabled or not): then nothing is recorded without one."""
-    if ACCOUNTS not in store.applied:
-        return False
-    return store.connection.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
+    return _schema(store) and store.connection.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
+
+
+def admins(store: Store) -> bool:
+    """Whether the store has an enabled administrator: then only one changes accounts."""
+    return _schema(store) and store.connection.execute(
+        "SELECT 1 FROM users WHERE role = 'admin' AND disabled = 0 LIMIT 1").fetchone() is not None
 
 
 def accounts(store: Store) -> list[Account]:
-    if ACCOUNTS not in store.applied:
+    if not _schema(store):
         return []
     return [Account(name, role, bool(disabled), created, updated) for name, role, disabled, created, updated in
             store.connection.execute("SELECT name, role, disabled, created_at, updated_at FROM users ORDER BY name")]
@@ -133,22 +152,43 @@ def read_password(path: str | os.PathLike[str], new: bool = True) -> str:
     """The password in a file (``-``: standard input): its first line, without the line ending. A
     ``new`` password must be long enough; one given to log in is simply checked."""
     where = os.fspath(path)
+    limit = MAX_PASSWORD * 4 + 2  # a password's UTF-8 and its line ending: nothing more is read
     try:
-        raw = sys.stdin.buffer.read(MAX_PASSWORD * 4 + 2) if where == "-" else Path(path).read_bytes()[:MAX_PASSWORD * 4 + 2]
-        text = raw.decode("utf-8")
+        if where == "-":
+            raw = sys.stdin.buffer.read(limit)
+        else:
+            with open(path, "rb") as handle:
+                raw = handle.read(limit)
+        text = raw.decode("utf-8", errors="strict" if len(raw) < limit else "ignore")
     except OSError as error:
         raise InputError([Diagnostic(where, 1, 1, "password_file", f"cannot read the password file: "
                                      f"{error.strerror or error}", "give a file holding the password")]) from None
     except UnicodeDecodeError:
         raise InputError([Diagnostic(where, 1, 1, "password_file", "the password file is not UTF-8 text",
                                      "write the password as text on the file's first line")]) from None
-    password = text.splitlines()[0] if text else ""
+    password = text.split("\n", 1)[0].removesuffix("\r")  # lines end at \n only: U+2028 is part of it
     if new:
         check_password(where, password)
     return password
 
 
-def add(store: Store, name: str, role: str, password: str) -> Account:
+def _check_admin(store: Store, by: Actor | None) -> None:
+    """Once the store has an enabled administrator, only an administrator changes accounts (read
+    inside the write: one disabled meanwhile cannot)."""
+    if not admins(store):
+        return  # a store's first administrator is added by whoever can write it
+    if by is None:
+        raise _error(store, "admin_required", "this store has an administrator: only an administrator changes "
+                     "accounts", "give --as ADMIN --admin-password-file FILE")
+    if by.via == ACCOUNT:
+        row = store.connection.execute("SELECT role, disabled FROM users WHERE name = ?", (by.name,)).fetchone()
+        if row is not None and row[0] == "admin" and not row[1]:
+            return
+    raise _error(store, "not_permitted", f"{by.name} is not an administrator: only an administrator changes "
+                 "accounts", "ask an administrator")
+
+
+def add(store: Store, name: str, role: str, password: str, by: Actor | None = None) -> Account:
     """A new account (refused if the name is taken); every problem with it reported at once."""
     where = str(store.path)
     problems = name_problems(where, name)
@@ -161,43 +201,49 @@ def add(store: Store, name: str, role: str, password: str) -> Account:
         raise InputError(problems)
     hashed, at = _hasher.hash(password), _now()
     with store._write() as db:
-        if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
-            raise _error(store, "account_exists", f"there is already an account {name!r}",
-                         "choose another name, or change its password with qi users passwd")
+        _check_admin(store, by)
+        taken = db.execute("SELECT name FROM users WHERE lower(name) = lower(?)", (name,)).fetchone()
+        if taken:  # Ann and ann would read as one person in every record
+            raise _error(store, "account_exists", f"there is already an account {taken[0]!r}",
+                         "choose another name (names differing only in case are one name), or change its "
+                         "password with qi users passwd")
         db.execute("INSERT INTO users (name, role, password_hash, disabled, created_at, updated_at) "
                    "VALUES (?, ?, ?, 0, ?, ?)", (name, role, hashed, at, at))
     return Account(name, role, False, at, at)
 
 
-def _update(store: Store, name: str, sql: str, values: tuple) -> None:
+def _update(store: Store, name: str, sql: str, values: tuple, by: Actor | None) -> None:
     _check_name(store, name)
     with store._write() as db:
+        _check_admin(store, by)
         found = db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone() if ACCOUNTS in store.applied \
             else None
         if found is None:
+            known = [a.name for a in accounts(store)]
             raise _error(store, "unknown_account", f"there is no account {name!r}",
-                         did_you_mean(name, [a.name for a in accounts(store)], "accounts"))
+                         did_you_mean(name, known, "accounts") if known else "the store has no accounts yet: "
+                         "qi users add NAME --role ROLE --password-file FILE")
         db.execute(f"UPDATE users SET {sql}, updated_at = ? WHERE name = ?", (*values, _now(), name))
 
 
-def set_password(store: Store, name: str, password: str) -> None:
+def set_password(store: Store, name: str, password: str, by: Actor | None = None) -> None:
     check_password(str(store.path), password)
-    _update(store, name, "password_hash = ?", (_hasher.hash(password),))
+    _update(store, name, "password_hash = ?", (_hasher.hash(password),), by)
 
 
-def set_disabled(store: Store, name: str, disabled: bool) -> None:
-    _update(store, name, "disabled = ?", (int(disabled),))
+def set_disabled(store: Store, name: str, disabled: bool, by: Actor | None = None) -> None:
+    _update(store, name, "disabled = ?", (int(disabled),), by)
 
 
-def set_role(store: Store, name: str, role: str) -> None:
+def set_role(store: Store, name: str, role: str, by: Actor | None = None) -> None:
     _check_role(store, role)
-    _update(store, name, "role = ?", (role,))
+    _update(store, name, "role = ?", (role,), by)
 
 
-def change(store: Store, name: str, role: str, disabled: bool) -> None:
+def change(store: Store, name: str, role: str, disabled: bool, by: Actor | None = None) -> None:
     """An account's role and whether it is disabled, set together (one write)."""
     _check_role(store, role)
-    _update(store, name, "role = ?, disabled = ?", (role, int(disabled)))
+    _update(store, name, "role = ?, disabled = ?", (role, int(disabled)), by)
 
 
 def authenticate(store: Store, name: str, password: str) -> Actor:
@@ -208,7 +254,7 @@ def authenticate(store: Store, name: str, password: str) -> Actor:
         row = store.connection.execute("SELECT role, password_hash, disabled FROM users WHERE name = ?",
                                        (name,)).fetchone()
     try:
-        _hasher.verify(row[1] if row else _UNKNOWN, password)
+        _hasher.verify(row[1] if row else _unknown(), password)
         good = row is not None and not row[2]
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
         good = False
@@ -257,12 +303,13 @@ def may(actor: Actor | None, action: str) -> bool:
 
 
 def current(store: Store, name: str) -> tuple[Actor, str] | None:
-    """The account ``name`` as the store holds it now, with a stamp of its password (which changes
-    whenever the password is set), or None if it is gone or disabled."""
+    """The account ``name`` as the store holds it now, with a stamp of its password and last change
+    (a new password, a disable then enable, a role changed and back: each changes it), or None if
+    it is gone or disabled."""
     if ACCOUNTS not in store.applied:
         return None
-    row = store.connection.execute("SELECT role, disabled, password_hash FROM users WHERE name = ?",
+    row = store.connection.execute("SELECT role, disabled, password_hash, updated_at FROM users WHERE name = ?",
                                    (name,)).fetchone()
     if row is None or row[1]:
         return None
-    return Actor(name, row[0], ACCOUNT), hashlib.sha256(str(row[2]).encode()).hexdigest()
+    return Actor(name, row[0], ACCOUNT), hashlib.sha256(f"{row[2]}\0{row[3]}".encode()).hexdigest()

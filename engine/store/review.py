@@ -304,7 +304,7 @@ def signoff(store: Store, seq: int, by: accounts.Actor, now: datetime.datetime |
     figures recomputed); by default the stored report with its review state. Raises
     :class:`OpenItems` (code ``open_items``, one diagnostic per open finding) while anything is
     open, and InputError ``not_independent`` when the run's rule set asks for an independent
-    sign-off and ``by`` alone decided a finding; recording nothing. ``by`` and ``key`` as for
+    sign-off and ``by``'s own decision stands on a finding; recording nothing. ``by`` and ``key`` as for
     :func:`record_decision`."""
     problems = _unnamed(store, by) + _unsafe(store, {"reviewer's name": by.name})
     if problems:
@@ -327,30 +327,28 @@ def signoff(store: Store, seq: int, by: accounts.Actor, now: datetime.datetime |
 
 
 def independent_signoff(store: Store, seq: int) -> bool:
-    """Whether the run's rule set asks that nobody signs off a run in which they alone decided a
-    finding (``review: {independent_signoff: true}``, recorded in the run's report)."""
+    """Whether the run's rule set asks that nobody signs off a run in which a finding stands as
+    they alone decided it (``review: {independent_signoff: true}``, recorded in the run's report)."""
     policy = store.report(seq)["ruleset"].get("review")
     return isinstance(policy, dict) and policy.get("independent_signoff") is True
 
 
 def _refuse_not_independent(store: Store, seq: int, by: accounts.Actor) -> None:
-    """Under an independent sign-off, refuse an account that alone decided any finding of the run
-    (every decision ever recorded on it is theirs). An operating-system user of a store without
-    accounts is one person working alone: the policy cannot apply, and the sign-off says how its
-    maker was known."""
+    """Under an independent sign-off, refuse an account whose decision is the one that stands (the
+    latest) on any finding of the run: what they decided alone — whoever decided before them — is
+    not signed off by them. An operating-system user of a store without accounts is one person
+    working alone: the policy cannot apply, and the sign-off says how its maker was known."""
     if by.via != accounts.ACCOUNT or not independent_signoff(store, seq):
         return
-    deciders: dict[tuple[str, str], set[str]] = {}
-    for d in decisions_for_run(store, seq, history=True):
-        deciders.setdefault((d.case, d.criterion), set()).add(d.reviewer)
-    alone = sorted(key for key, names in deciders.items() if names == {by.name})
+    alone = sorted((d.case, d.criterion) for d in decisions_for_run(store, seq) if d.reviewer == by.name)
     if alone:
         shown = ", ".join(f"{texts.printable(case)} {texts.printable(criterion)}" for case, criterion in alone[:5])
         raise InputError([Diagnostic(str(store.path), 1, 1, "not_independent",
-                                     f"run {seq}'s rule set asks for an independent sign-off, and {by.name} alone "
-                                     f"decided {len(alone)} finding{'s' * (len(alone) != 1)} ({shown}"
+                                     f"run {seq}'s rule set asks for an independent sign-off, and {by.name}'s own "
+                                     f"decision stands on {len(alone)} finding{'s' * (len(alone) != 1)} ({shown}"
                                      f"{', …' if len(alone) > 5 else ''})",
-                                     "another reviewer decides those findings too, or another QA lead signs off")])
+                                     "another reviewer decides those findings after them, or another QA lead "
+                                     "signs off")])
 
 
 def final_report_sha256(content: dict) -> str:
@@ -501,6 +499,15 @@ def verify(store: Store, key: bytes | None = None) -> list[Problem]:
     for previous, count in followers.items():
         if count > 1:
             problem(None, "review_mismatch", f"review chain: {count} records follow the same record")
+    accounted = None  # once a record was made by an account, the store had accounts for good
+    for name, seq, record_link, _, _, record, _ in sorted((r for r in records if r[2] is not None),
+                                                          key=lambda r: r[2]):
+        if record.get("identity") == accounts.ACCOUNT and accounted is None:
+            accounted = name
+        elif record.get("identity") == accounts.OS_USER and accounted is not None:
+            problem(seq, "accounts_removed", f"{name} was recorded by an operating-system user, after {accounted} "
+                    "was recorded by an account", "qi never removes accounts: the accounts were deleted in the "
+                    "database, and what was recorded since is nobody's")
     return problems
 
 

@@ -101,7 +101,7 @@ class ReviewPolicy(Strict):
     """How a run judged by this rule set is reviewed and signed off in the audit store."""
 
     independent_signoff: bool = Field(default=False, description=(
-        "Nobody signs off a run in which they alone decided a finding (every decision on it theirs): the "
+        "Nobody signs off a run in which their own decision is the one that stands on a finding: the "
         "sign-off is then a second person's check. Applies to accounts; a store without accounts is one "
         "person's, and its sign-offs say so."))
 
