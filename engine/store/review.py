@@ -500,8 +500,8 @@ def verify(store: Store, key: bytes | None = None) -> list[Problem]:
         if count > 1:
             problem(None, "review_mismatch", f"review chain: {count} records follow the same record")
     accounted = None  # once a record was made by an account, the store had accounts for good
-    for name, seq, record_link, _, _, record, _ in sorted((r for r in records if r[2] is not None),
-                                                          key=lambda r: r[2]):
+    for name, seq, record_link, _, _, record, _ in sorted((r for r in records if isinstance(r[2], int)),
+                                                          key=lambda r: r[2]):  # a link not a number: see links
         if record.get("identity") == accounts.ACCOUNT and accounted is None:
             accounted = name
         elif record.get("identity") == accounts.OS_USER and accounted is not None:
