@@ -223,7 +223,9 @@ def _update(store: Store, name: str, sql: str, values: tuple, by: Actor | None) 
             raise _error(store, "unknown_account", f"there is no account {name!r}",
                          did_you_mean(name, known, "accounts") if known else "the store has no accounts yet: "
                          "qi users add NAME --role ROLE --password-file FILE")
-        db.execute(f"UPDATE users SET {sql}, updated_at = ? WHERE name = ?", (*values, _now(), name))
+        # to the microsecond: two changes in one second (disable, enable) still change a session's stamp
+        changed = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        db.execute(f"UPDATE users SET {sql}, updated_at = ? WHERE name = ?", (*values, changed, name))
 
 
 def set_password(store: Store, name: str, password: str, by: Actor | None = None) -> None:
