@@ -382,8 +382,7 @@ async def users(request: Request) -> Response:
     by = _permit(request, "users")
     given = _fields(form, "name", "role", "password")
     try:
-        accounts.add(workspace.reader.store(), given["name"].strip(), given["role"], given["password"],
-                     by if by.via == accounts.ACCOUNT else None)
+        accounts.add(workspace.reader.store(), given["name"].strip(), given["role"], given["password"], by)
     except InputError as error:
         return _users_page(request, 400, [d.message for d in error.diagnostics])
     log.info("account added", account=given["name"].strip(), role=given["role"], by=by.name)
@@ -404,8 +403,7 @@ async def change_user(request: Request) -> Response:
         raise HTTPException(400, "state must be enabled or disabled")
     store = workspace.reader.store()
     try:
-        accounts.change(store, name, given["role"], given["state"] == "disabled",
-                        by if by.via == accounts.ACCOUNT else None)
+        accounts.change(store, name, given["role"], given["state"] == "disabled", by)
     except InputError as error:
         return _users_page(request, 400, [d.message for d in error.diagnostics])
     log.info("account changed", account=name, role=given["role"], state=given["state"], by=by.name)

@@ -130,6 +130,11 @@ def _signoff_record(seq, reviewer, at, id=None, link=None, report_sha256=None, r
                                         **_by(role, identity)}
 
 
+def _by_columns(store: Store) -> str:
+    """The columns saying how a record's maker was known, as a store older than accounts reads them."""
+    return "role, identity" if ACCOUNTS in store.applied else "NULL, NULL"
+
+
 def _by(role, identity) -> dict:
     """How the maker was known, hashed with the record (records made before accounts have neither)."""
     return {} if identity is None else {"role": role, "identity": identity}
@@ -250,7 +255,7 @@ def record_decision(store: Store, seq: int, case: str, criterion: str, decision:
 def decisions_for_run(store: Store, seq: int, history: bool = False) -> list[Decision]:
     """The run's decisions: the latest on each finding (later supersedes earlier), or with
     ``history`` every decision ever recorded, oldest first."""
-    by = "role, identity" if ACCOUNTS in store.applied else "NULL, NULL"
+    by = _by_columns(store)
     rows = store.connection.execute(
         "SELECT id, seq, case_ref, criterion, decision, finding, reason, reviewer, created_at, hash, " + by +
         " FROM decisions WHERE seq = ? ORDER BY id", (seq,)).fetchall()
@@ -286,7 +291,7 @@ def open_items(store: Store, seq: int) -> list[dict]:
 
 def signoffs(store: Store, seq: int) -> list[SignOff]:
     report_sha256 = "report_sha256" if store.linked else "NULL"
-    by = "role, identity" if ACCOUNTS in store.applied else "NULL, NULL"
+    by = _by_columns(store)
     rows = store.connection.execute(f"SELECT id, seq, reviewer, created_at, hash, {report_sha256}, {by} FROM signoffs"
                                     " WHERE seq = ? ORDER BY id", (seq,)).fetchall()
     found = [SignOff(*row) for row in rows]
@@ -438,7 +443,7 @@ def verify(store: Store, key: bytes | None = None) -> list[Problem]:
     keyed = store.keyed()
     runs = {seq: run_hash for seq, run_hash in db.execute("SELECT seq, hash FROM runs")}
     link, report_sha256 = ("link", "report_sha256") if linked else ("NULL", "NULL")
-    by = "role, identity" if ACCOUNTS in store.applied else "NULL, NULL"
+    by = _by_columns(store)
     records = []
     for row in db.execute(f"SELECT id, seq, case_ref, criterion, decision, finding, reason, reviewer, created_at,"
                           f" previous_hash, hash, {link}, {by} FROM decisions ORDER BY id"):
