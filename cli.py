@@ -302,8 +302,21 @@ def evaluate(case_file: Path, rules_file: Path | None, output_format: str) -> No
         click.echo(views.result_text(result), nl=False)
 
 
-db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-                         help="Audit store (default: $QI_DB, else $XDG_DATA_HOME/qi/qi.db, i.e. ~/.local/share/qi/qi.db).")
+class StoreLocation(click.ParamType):
+    """``--db``: an SQLite file's path, or a PostgreSQL database's ``postgresql://`` URL (kept as
+    written: a path would lose one of its slashes)."""
+
+    name = "PATH|URL"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Path) or not store.looks_like_url(value):
+            return Path(value)
+        return value  # a URL: checked (and any other than postgresql:// refused) when the store is opened
+
+
+db_option = click.option("--db", "db_path", type=StoreLocation(),
+                         help="Audit store: an SQLite file, or postgresql://USER@HOST/DATABASE for a team's shared "
+                              "store (default: $QI_DB, else $XDG_DATA_HOME/qi/qi.db, i.e. ~/.local/share/qi/qi.db).")
 
 
 key_option = click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path),
@@ -759,7 +772,7 @@ def runs_verify(db_path: Path | None, expect_head: str | None, key_file: Path | 
         problems = audit.verify(expect_head, key) + review.verify(audit, key)
         count = len(audit.runs()) if not problems else 0
     if output_format == "json":
-        _emit_json({"store": str(audit.path), "runs": count, "verified": not problems,
+        _emit_json({"store": audit.where, "runs": count, "verified": not problems,
                     "problems": [p.diagnostic.as_dict() for p in problems]})
         if problems:
             raise Failed()
@@ -927,19 +940,20 @@ def serve(db_path: Path | None, host: str, port: int, read_only: bool, allow_hos
         if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}|\*\.[A-Za-z0-9.-]{1,251}", name):
             raise click.BadParameter(f"{name!r} is not a host name", param_hint="--allow-host")
     beyond = not web.is_loopback(host) or bool(allow_hosts)
+    with _open_store(path) as audit:
+        where, shared, has_accounts = audit.where, audit.backend.shared, accounts.enabled(audit)
+    if (beyond or shared) and not has_accounts:
+        why = (f"serving {'as ' + allow_hosts[0] if allow_hosts else 'on ' + host}, beyond this machine,"
+               if beyond else "a shared PostgreSQL store is served")
+        raise Invalid(InputError([Diagnostic(where, 1, 1, "accounts_required",
+                                             f"{why} needs accounts: this store has none, so anyone who reached "
+                                             "it could read every case and record decisions",
+                                             "add them with qi users add NAME --role ROLE --password-file FILE"
+                                             + (", or serve on 127.0.0.1" if beyond and not shared else ""))]), 0)
     if beyond:
-        with _open_store(path) as audit:
-            if not accounts.enabled(audit):
-                raise Invalid(InputError([Diagnostic(str(path), 1, 1, "accounts_required",
-                                                     f"serving {'as ' + allow_hosts[0] if allow_hosts else 'on ' + host}"
-                                                     ", beyond this machine, needs accounts: "
-                                                     "this store has none, so anyone who reached it could read "
-                                                     "every case and record decisions",
-                                                     "add them with qi users add NAME --role ROLE --password-file "
-                                                     "FILE, or serve on 127.0.0.1")]), 0)
         click.echo(web.warn(host, allow_hosts), err=True)
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"qi workspace on http://{shown}:{port}/ — store {path}{' (read-only)' * read_only}; Ctrl-C stops it")
+    click.echo(f"qi workspace on http://{shown}:{port}/ — store {where}{' (read-only)' * read_only}; Ctrl-C stops it")
     web.serve(path, host, port, read_only, list(sample_dirs), _store_key(key_file), list(allow_hosts))
 
 

@@ -56,15 +56,12 @@ def sample_copy(tmp_path: Path) -> Path:
     return target
 
 
-def sql(db: Path, *statements: str, parameters: tuple = ()) -> None:
-    """Run SQL on a store as someone with the database file would: each statement, then commit."""
-    import sqlite3
+def sql(db, *statements, parameters: tuple = ()) -> None:
+    """Run SQL on a store as someone with the database would: each statement, then commit
+    (tests/stores.py, on either backend)."""
+    from tests import stores
 
-    connection = sqlite3.connect(db)
-    for statement in statements:
-        connection.execute(statement, parameters if "?" in statement else ())
-    connection.commit()
-    connection.close()
+    stores.sql(db, *statements, parameters=parameters)
 
 
 RULES_HEADER = """id: test-rules

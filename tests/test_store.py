@@ -18,30 +18,66 @@ from pathlib import Path
 import pytest
 
 from engine.report import report as reports
-from engine.store import store
-from tests.conftest import ROOT, SAMPLE, sql
+from engine.store import backend, store
+from tests import stores
+from tests.conftest import ROOT, SAMPLE
+from tests.stores import sql
 
 KEY = "a-long-store-key-kept-outside-the-db"
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory) -> Path:
-    """A store with three runs of the example sample (made once; tests work on copies)."""
+@pytest.fixture(scope="module", params=stores.BACKENDS)
+def recorded(request, tmp_path_factory):
+    """A store with three runs of the example sample, on each backend (made once; tests work on
+    copies): the folder of its reports, and the store."""
     folder = tmp_path_factory.mktemp("recorded")
+    made = stores.empty_store(request.param, folder)
     from click.testing import CliRunner
 
     import cli
     for n in range(3):
         result = CliRunner().invoke(cli.cli, ["run", str(SAMPLE), "--out", str(folder / f"out{n}"),
-                                              "--db", str(folder / "qi.db")], catch_exceptions=False)
+                                              "--db", str(made)], catch_exceptions=False)
         assert result.exit_code == 0, result.stderr
-    return folder
+    yield folder, made
+    if stores.is_postgres(made):
+        stores.drop(made)
 
 
 @pytest.fixture
-def db(recorded, tmp_path) -> Path:
-    shutil.copy(recorded / "qi.db", tmp_path / "qi.db")
-    return tmp_path / "qi.db"
+def db(recorded, tmp_path):
+    """A copy of the recorded store (an SQLite file or a PostgreSQL database)."""
+    made = stores.copy(recorded[1], tmp_path)
+    yield made
+    if stores.is_postgres(made):
+        stores.drop(made)
+
+
+@pytest.fixture
+def file_db(tmp_path_factory, tmp_path):
+    """An SQLite store file with three runs, for what only a file can suffer (locks, truncation, modes)."""
+    folder = tmp_path_factory.getbasetemp() / "recorded-file"
+    if not (folder / "qi.db").exists():
+        from click.testing import CliRunner
+
+        import cli
+        folder.mkdir(exist_ok=True)
+        for n in range(3):
+            result = CliRunner().invoke(cli.cli, ["run", str(SAMPLE), "--out", str(folder / f"out{n}"),
+                                                  "--db", str(folder / "qi.db"), "-q"], catch_exceptions=False)
+            assert result.exit_code == 0, result.stderr
+    return stores.copy(folder / "qi.db", tmp_path)
+
+
+#: The table where the highest id ever issued is kept, and its column, on each backend.
+NUMBERING = {"sqlite": ("sqlite_sequence", "seq"), "postgresql": ("qi_numbering", "last")}
+
+
+def numbering(db, statement: str) -> dict:
+    """A statement on the numbering table, written as for SQLite (``sqlite_sequence``, ``seq``)."""
+    table, column = NUMBERING["postgresql"]
+    return {"sqlite": statement, "postgresql": statement.replace("sqlite_sequence", table).replace(" seq ", f" {column} ")
+            .replace("SET seq", f"SET {column}")}
 
 
 def _codes(result) -> list[str]:
@@ -61,7 +97,8 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 # --- publication: all or nothing ---------------------------------------------------------------
 
 
-def test_a_commit_blocked_by_a_reader_leaves_no_reports_and_no_run(qi, db, tmp_path, monkeypatch):
+def test_a_commit_blocked_by_a_reader_leaves_no_reports_and_no_run(qi, file_db, tmp_path, monkeypatch):
+    db = file_db
     out = tmp_path / "out"
     reader = sqlite3.connect(db, isolation_level=None)
     reader.execute("BEGIN")
@@ -79,7 +116,7 @@ def test_a_commit_blocked_by_a_reader_leaves_no_reports_and_no_run(qi, db, tmp_p
 def test_a_commit_failing_on_a_full_disk_leaves_the_previous_reports_and_no_run(qi, db, recorded, tmp_path,
                                                                                  monkeypatch):
     out = tmp_path / "out"
-    shutil.copytree(recorded / "out0", out)
+    shutil.copytree(recorded[0] / "out0", out)
     before = _snapshot(out)
 
     def disk_full(self):
@@ -95,7 +132,7 @@ def test_a_commit_failing_on_a_full_disk_leaves_the_previous_reports_and_no_run(
 
 def test_a_folder_where_report_html_goes_replaces_nothing_and_records_nothing(qi, db, recorded, tmp_path):
     out = tmp_path / "out"
-    shutil.copytree(recorded / "out0", out)
+    shutil.copytree(recorded[0] / "out0", out)
     (out / "report.html").unlink()
     (out / "report.html").mkdir()
     before = _snapshot(out)
@@ -109,7 +146,7 @@ def test_a_folder_where_report_html_goes_replaces_nothing_and_records_nothing(qi
 def test_a_failed_rename_puts_the_previous_reports_back(recorded, tmp_path, monkeypatch):
     """Publishing renames four files; if the third fails, the first two are undone."""
     out = tmp_path / "out"
-    shutil.copytree(recorded / "out0", out)
+    shutil.copytree(recorded[0] / "out0", out)
     before = _snapshot(out)
     staged = reports.Staged(out, {"x": 1}, created=False)
     for name in reports.FILES:
@@ -199,7 +236,7 @@ def test_verify_detects_changes_in_every_table(qi, db, statement, code):
 
 def test_the_report_column_is_covered_by_the_hash(qi, db):
     """Leaving ``report`` out of a run's hash would let this edit pass."""
-    connection = sqlite3.connect(db)
+    connection = stores.connect(db)
     stored = json.loads(zlib.decompress(connection.execute("SELECT report FROM runs WHERE seq = 2").fetchone()[0]))
     stored["sample_judgement"]["recommendations"] = []
     connection.execute("UPDATE runs SET report = ? WHERE seq = 2", (zlib.compress(store.canonical(stored)),))
@@ -214,27 +251,29 @@ def test_verify_detects_the_last_run_deleted(qi, db):
     sql(db, "DELETE FROM findings WHERE seq = 3", "DELETE FROM case_results WHERE seq = 3",
          "DELETE FROM runs WHERE seq = 3")
     assert "runs_lost" in _codes(_verify(qi, db))  # the run counter remembers run 3
-    sql(db, "UPDATE sqlite_sequence SET seq = 2 WHERE name = 'runs'")  # ... unless it is edited too
+    sql(db, numbering(db, "UPDATE sqlite_sequence SET seq = 2 WHERE name = 'runs'"))  # ... unless it is edited too
     result = _verify(qi, db, "--expect-head", head)
     assert result.exit_code == 1 and _codes(result) == ["runs_lost"] and f"expected head {head[:14]}" in result.stderr
 
 
 def test_verify_detects_every_run_deleted(qi, db):
     head = qi("runs", "head", "--db", db).stdout.strip()
-    sql(db, "DELETE FROM findings", "DELETE FROM case_results", "DELETE FROM runs", "DELETE FROM sqlite_sequence")
+    sql(db, "DELETE FROM findings", "DELETE FROM case_results", "DELETE FROM runs",
+        numbering(db, "DELETE FROM sqlite_sequence"))
     result = _verify(qi, db, "--expect-head", head)
     assert result.exit_code == 1 and _codes(result) == ["runs_lost"]
 
 
 def test_verify_detects_renumbered_runs(qi, db):
-    sql(db, "PRAGMA foreign_keys = OFF", "DELETE FROM findings WHERE seq = 1", "DELETE FROM case_results WHERE seq = 1",
+    sql(db, {"sqlite": "PRAGMA foreign_keys = OFF", "postgresql": "SELECT 1"}, "DELETE FROM findings WHERE seq = 1", "DELETE FROM case_results WHERE seq = 1",
          "DELETE FROM runs WHERE seq = 1", "UPDATE runs SET seq = seq - 1", "UPDATE case_results SET seq = seq - 1",
          "UPDATE findings SET seq = seq - 1")
     result = _verify(qi, db)
     assert result.exit_code == 1 and {"hash_mismatch", "record_missing"} <= set(_codes(result))
 
 
-def test_a_store_truncated_to_nothing_is_refused(qi, db):
+def test_a_store_truncated_to_nothing_is_refused(qi, file_db):
+    db = file_db
     head = qi("runs", "head", "--db", db).stdout.strip()
     db.write_bytes(b"")
     result = _verify(qi, db, "--expect-head", head)
@@ -242,9 +281,10 @@ def test_a_store_truncated_to_nothing_is_refused(qi, db):
     assert db.read_bytes() == b""
 
 
-def _rewrite_chain(db: Path, key: bytes | None = None) -> None:
+def _rewrite_chain(db, key: bytes | None = None) -> None:
     """What an attacker who knows qi does: change a finding everywhere and recompute every hash."""
-    connection = sqlite3.connect(db)
+    connection = stores.connect(db)
+    order = "ordinal" if stores.is_postgres(db) else "rowid"
     blob = connection.execute("SELECT result FROM case_results WHERE seq = 2 AND case_ref = 'NW-006'").fetchone()[0]
     result = json.loads(zlib.decompress(blob))
     criterion = next(c for c, f in result["findings"].items() if f["value"] == "insufficient")
@@ -259,7 +299,7 @@ def _rewrite_chain(db: Path, key: bytes | None = None) -> None:
         header["chain"], header["key_id"] = (store.KEYED, store.key_id(key)) if key else (store.PLAIN, "")
         digest = store._chain_start(key, previous, header, zlib.decompress(row[-1]))
         for case_ref, blob in connection.execute("SELECT case_ref, result FROM case_results WHERE seq = ? "
-                                                 "ORDER BY rowid", (header["seq"],)).fetchall():
+                                                 f"ORDER BY {order}", (header["seq"],)).fetchall():
             store._chain_add(digest, case_ref, zlib.decompress(blob))
         connection.execute("UPDATE runs SET previous_hash = ?, hash = ?, chain = ?, key_id = ? WHERE seq = ?",
                            (previous, digest.hexdigest(), header["chain"], header["key_id"], header["seq"]))
@@ -276,16 +316,18 @@ def test_a_recomputed_chain_is_caught_by_the_head_kept_outside(qi, db):
     assert result.exit_code == 1 and _codes(result) == ["head_mismatch"]
 
 
-@pytest.fixture
-def keyed(tmp_path, monkeypatch, qi) -> Path:
+@pytest.fixture(params=stores.BACKENDS)
+def keyed(request, tmp_path, monkeypatch, qi):
     key_file = tmp_path / "store.key"
     key_file.write_text(KEY + "\n")
     monkeypatch.setenv("QI_STORE_KEY_FILE", str(key_file))
-    db = tmp_path / "keyed.db"
+    db = stores.empty_store(request.param, tmp_path, "keyed.db")
     for n in range(2):
         assert qi("run", SAMPLE, "--out", tmp_path / f"out{n}", "--db", db).exit_code == 0
     monkeypatch.delenv("QI_STORE_KEY_FILE")
-    return db
+    yield db
+    if stores.is_postgres(db):
+        stores.drop(db)
 
 
 def test_a_keyed_chain_verifies_only_with_its_key(qi, keyed, tmp_path, monkeypatch):
@@ -310,13 +352,13 @@ def test_a_keyed_chain_rewritten_without_the_key_is_caught(qi, keyed, tmp_path):
 
 
 def test_a_keyed_store_refuses_runs_without_its_key(qi, keyed, tmp_path, monkeypatch):
-    before = keyed.read_bytes()
+    before = stores.snapshot(keyed)
     result = qi("run", SAMPLE, "--out", tmp_path / "new", "--db", keyed)
     assert result.exit_code == 1 and "store_key" in result.stderr and not (tmp_path / "new").exists()
     (tmp_path / "wrong.key").write_text("another-long-key-of-someone-else")
     result = qi("run", SAMPLE, "--out", tmp_path / "new", "--db", keyed, "--key-file", tmp_path / "wrong.key")
     assert result.exit_code == 1 and "is not the key run 2 was recorded with" in result.stderr
-    assert keyed.read_bytes() == before
+    assert stores.snapshot(keyed) == before
     (tmp_path / "short.key").write_text("short")
     result = qi("run", SAMPLE, "--out", tmp_path / "new", "--db", keyed, "--key-file", tmp_path / "short.key")
     assert result.exit_code == 1 and "short.key:1:1: store_key:" in result.stderr
@@ -367,11 +409,12 @@ def test_run_refuses_a_database_of_another_application_untouched(qi, tmp_path):
     assert other.read_bytes() == before and not (tmp_path / "out").exists()
 
 
-def test_read_only_commands_leave_a_qi_store_byte_for_byte(qi, db):
-    before = db.read_bytes()
+def test_read_only_commands_leave_a_qi_store_byte_for_byte(qi, db, tmp_path):
+    before = stores.snapshot(db)
     for command in READ_ONLY:
         assert qi(*command, "--db", db).exit_code == 0
-    assert db.read_bytes() == before and sorted(p.name for p in db.parent.iterdir()) == ["qi.db"]
+    assert stores.snapshot(db) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if stores.is_postgres(db) else ["qi.db"])
 
 
 # --- run ids, and store failures as diagnostics ------------------------------------------------
@@ -385,11 +428,12 @@ def test_identical_runs_get_their_own_ids_and_share_the_content_hash(qi, db):
         assert shown["store"]["seq"] == row["seq"] and shown["run"]["content_sha256"] == row["content_sha256"]
 
 
-def test_a_read_only_store_file_is_a_diagnostic(qi, db, tmp_path, monkeypatch):
+def test_a_read_only_store_file_is_a_diagnostic(qi, file_db, tmp_path, monkeypatch):
+    db = file_db
     db.chmod(0o400)
     if os.geteuid() == 0:  # root writes through file modes: open it as SQLite opens a read-only file
-        real_connect = store._connect
-        monkeypatch.setattr(store, "_connect", lambda path, read_only: real_connect(path, True))
+        real_connect = backend.SQLite.connect
+        monkeypatch.setattr(backend.SQLite, "connect", lambda self, read_only, timeout: real_connect(self, True, timeout))
     before = db.read_bytes()
     result = qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db)
     assert result.exit_code == 1 and "store_unavailable" in result.stderr and "readonly" in result.stderr
@@ -407,7 +451,8 @@ def test_a_damaged_row_is_a_diagnostic(qi, db, damage):
     assert result.exit_code == 1 and "run 1" in result.stderr
 
 
-def test_a_run_refused_by_a_locked_store_can_be_retried(qi, db, tmp_path, monkeypatch):
+def test_a_run_refused_by_a_locked_store_can_be_retried(qi, file_db, tmp_path, monkeypatch):
+    db = file_db
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     monkeypatch.setenv("QI_DB_TIMEOUT", "0.2")
@@ -419,29 +464,124 @@ def test_a_run_refused_by_a_locked_store_can_be_retried(qi, db, tmp_path, monkey
     assert qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db).exit_code == 0
 
 
-@pytest.mark.parametrize("url", ["postgresql://qi@127.0.0.1/qi", "sqlite:///tmp/x.db", "mysql+pymysql://h/db"])
-def test_a_database_url_is_refused_never_taken_for_a_file_name(qi, tmp_path, monkeypatch, url):
-    """Until another backend is supported, --db takes the path of an SQLite store file: a URL is a
-    coded refusal, and no local file named after it is ever created."""
+@pytest.mark.parametrize("url, says", [
+    ("sqlite:///tmp/x.db", "'sqlite' is not a kind of store qi keeps"),
+    ("mysql+pymysql://h/db", "'mysql+pymysql' is not a kind of store qi keeps"),
+    ("HTTPS://u:secret@h/db", "'HTTPS' is not a kind of store qi keeps"),
+    ("postgresql:/qi@127.0.0.1/qi", "this PostgreSQL URL has lost a slash"),
+])
+def test_a_database_url_qi_does_not_keep_is_refused_never_taken_for_a_file_name(qi, tmp_path, monkeypatch, url, says):
+    """--db takes an SQLite store file or a postgresql:// URL: any other URL (or one that lost a
+    slash) is a coded refusal, its password never shown, and no local file named after it is created."""
     monkeypatch.chdir(tmp_path)
-    for args in (["run", SAMPLE, "--out", tmp_path / "out", "-q"], ["runs", "list"], ["runs", "verify"]):
+    for args in (["run", SAMPLE, "--out", tmp_path / "out", "-q"], ["runs", "list"], ["runs", "verify"],
+                 ["review", "1", "--case", "X", "--criterion", "1.1", "--decision", "agree"]):
         result = qi(*args, "--db", url)
-        assert result.exit_code == 1 and "unsupported_store: this is a database URL" in result.stderr, result.stderr
+        assert result.exit_code == 1 and f"unsupported_store: {says}" in result.stderr, result.stderr
+        assert "secret" not in result.stderr and "Traceback" not in result.stderr
     assert not any(tmp_path.iterdir())  # neither reports nor a file or folder named after the URL
     monkeypatch.setenv("QI_DB", url)
     assert "unsupported_store" in qi("runs", "list").stderr
 
 
-def test_a_store_another_process_migrated_after_this_one_opened_it_is_not_foreign(tmp_path):
+@pytest.mark.parametrize("kind", stores.BACKENDS)
+def test_a_store_another_process_migrated_after_this_one_opened_it_is_not_foreign(tmp_path, kind):
     """Two first runs on a new store both find it without a schema; the one that gets the write
     lock second must take the first one's schema for qi's own (the race test_run's two concurrent
     runs meet), never as foreign objects."""
-    db = tmp_path / "qi.db"
-    store._create(db)
-    late = store.Store(db, store._connect(db, read_only=False))  # opened before any schema existed
+    db = stores.empty_store(kind, tmp_path)
+    where = backend.open_backend(db)
+    where.create([store._MIGRATIONS_TABLE])
+    late = store.Store(db, where.connect(read_only=False, timeout=5), where)  # opened before any schema existed
     assert late.applied == ()
     store.Store.open_for_writing(db).close()  # the other process migrates and commits first
     with late._write():  # what record() and the review writes open: refused as foreign before the fix
         pass
     assert late.applied == tuple(name for name, _ in store.MIGRATIONS)
     late.close()
+    if stores.is_postgres(db):
+        stores.drop(db)
+
+
+# --- PostgreSQL: what a shared database adds ---------------------------------------------------
+
+
+@pytest.fixture
+def database():
+    """An empty PostgreSQL database, as an administrator makes one for qi (createdb)."""
+    made = stores.new_database()
+    yield made
+    stores.drop(made)
+
+
+def test_a_new_postgresql_database_becomes_a_store_on_the_first_run_and_reads_refuse_it_before(qi, database, tmp_path):
+    for command in READ_ONLY:
+        result = qi(*command, "--db", database)
+        assert result.exit_code == 1 and "store_missing: there is no audit store here (the database is empty)" \
+            in result.stderr, result.stderr
+    assert stores.snapshot(database) == {}  # nothing was created by a read
+    assert qi("run", SAMPLE, "--out", tmp_path / "out", "--db", database, "-q").exit_code == 0
+    assert {"runs", "case_results", "findings", "decisions", "signoffs", "users", "migrations", "qi_store",
+            "qi_numbering"} == set(stores.snapshot(database))
+    assert qi("runs", "verify", "--db", database).exit_code == 0
+    # a case's results are read back in the order stored, which the run's hash covers
+    ordered = [ref for (ref,) in stores.rows(database, "SELECT case_ref FROM case_results ORDER BY ordinal")]
+    traced = [json.loads(line)["case"] for line in (tmp_path / "out" / "trace.jsonl").read_text().splitlines()]
+    assert ordered == traced and len(ordered) == 14
+
+
+def test_a_postgresql_database_of_another_application_is_refused_untouched(qi, database, tmp_path):
+    stores.sql(database, "CREATE TABLE runs (seq BIGINT, note TEXT)", "INSERT INTO runs VALUES (1, 'mine')")
+    before = stores.snapshot(database)
+    for command in [*READ_ONLY, ("run", SAMPLE, "--out", tmp_path / "out", "-q"),
+                    ("users", "add", "ann", "--role", "reviewer", "--password-file", tmp_path / "pw")]:
+        (tmp_path / "pw").write_text("a long enough password\n")
+        result = qi(*command, "--db", database)
+        assert result.exit_code == 1 and "not_a_store: not a qi audit store: the database's schema public holds " \
+            "tables of another application" in result.stderr, result.stderr
+    assert stores.snapshot(database) == before and not (tmp_path / "out").exists()
+
+
+def test_a_postgresql_writer_waits_for_another_then_is_refused_and_can_retry(qi, db, tmp_path, monkeypatch):
+    if not stores.is_postgres(db):
+        pytest.skip("the SQLite file's lock: test_a_run_refused_by_a_locked_store_can_be_retried")
+    import psycopg
+
+    holder = psycopg.connect(str(db), autocommit=True)
+    holder.execute("BEGIN")
+    holder.execute(f"SELECT pg_advisory_xact_lock({backend.APPLICATION_ID})")  # another qi, mid-write
+    monkeypatch.setenv("QI_DB_TIMEOUT", "0.3")
+    before = stores.snapshot(db)
+    (tmp_path / "pw").write_text("a long enough password\n")
+    for command in (("run", SAMPLE, "--out", tmp_path / "out", "-q"),
+                    ("users", "add", "ann", "--role", "reviewer", "--password-file", tmp_path / "pw")):
+        result = qi(*command, "--db", db)
+        assert result.exit_code == 1 and "store_unavailable" in result.stderr and "lock timeout" in result.stderr, \
+            result.stderr
+        assert "Traceback" not in result.stderr
+    assert qi("runs", "list", "--db", db).exit_code == 0  # readers never wait for a writer
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert stores.snapshot(db) == before and not (tmp_path / "out").exists()
+    assert qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db, "-q").exit_code == 0
+
+
+def test_a_postgresql_url_s_password_is_never_shown(qi, tmp_path):
+    unreachable = "postgresql://qi:s3cret-pass@127.0.0.1:1/qi"  # nothing listens on port 1
+    for command in (("runs", "list"), ("run", SAMPLE, "--out", tmp_path / "out", "-q"), ("serve",)):
+        result = qi(*command, "--db", unreachable)
+        assert result.exit_code == 1 and "store_unavailable: cannot open the audit store" in result.stderr
+        assert "s3cret" not in result.stdout + result.stderr and "postgresql://qi:***@127.0.0.1:1/qi" in result.stderr
+
+
+def test_a_shared_store_records_decisions_by_accounts_only(qi, db, tmp_path):
+    if not stores.is_postgres(db):
+        pytest.skip("a local SQLite store without accounts records its operating-system user")
+    before = stores.snapshot(db)
+    for command in (("review", "1", "--case", "NW-001", "--criterion", "3.2", "--decision", "agree"),
+                    ("runs", "signoff", "1")):
+        result = qi(*command, "--db", db)
+        assert result.exit_code == 1 and "account_required: this is a shared PostgreSQL store" in result.stderr
+    served = qi("serve", "--db", db)
+    assert served.exit_code == 1 and "accounts_required: a shared PostgreSQL store is served" in served.stderr
+    assert stores.snapshot(db) == before

@@ -47,7 +47,7 @@ def final_report(store: Store, seq: int, key: bytes | None = None, strict: bool 
     try:
         return _final_report(store, seq, key, strict)
     except DAMAGE as error:
-        raise InputError([Diagnostic(str(store.path), 1, 1, "store_damaged",
+        raise InputError([Diagnostic(store.where, 1, 1, "store_damaged",
                                      f"run {seq} cannot be read as qi wrote it ({type(error).__name__}: {error})",
                                      "qi runs verify lists what changed; restore the store from a backup")]) from None
 
@@ -68,7 +68,7 @@ def _final_report(store: Store, seq: int, key: bytes | None, strict: bool) -> Re
     content["review"]["warnings"] = warnings
     if any(not c["case"].startswith(review.ORGANISATION) for c in changed):  # organisations' own findings pool into no figure
         try:
-            final = _figures(content, reviewed, pipeline.stored_rules(content["ruleset"], store.path))
+            final = _figures(content, reviewed, pipeline.stored_rules(content["ruleset"], store.where))
         except InputError as error:
             if strict:
                 raise

@@ -19,7 +19,7 @@ from engine.base.diagnostics import InputError
 from engine.report import charts, draft
 from engine.report import ratings as rated
 from engine.run import final
-from engine.store import review
+from engine.store import backend, review
 from engine.store import store as audit
 
 #: Cases per page on a run page: a 10,000-case run stays as quick to open as a small one.
@@ -53,7 +53,7 @@ class Reader:
     in their thread), and caches that last until the database file changes."""
 
     def __init__(self, db_path: str | os.PathLike[str], key: bytes | None = None, read_only: bool = False) -> None:
-        self.path = Path(db_path)
+        self.path = db_path if backend.is_postgres(db_path) else Path(db_path)
         self.key = key
         self.read_only = read_only  # opened read-only: a read-only workspace never writes, not even a migration
         self._local = threading.local()
@@ -71,8 +71,8 @@ class Reader:
 
     def _fresh(self) -> None:
         """Forget what was cached if the database (or its journal) changed since."""
-        signature = tuple((s.st_mtime_ns, s.st_size) if (s := _stat(p)) else None
-                          for p in (self.path, Path(f"{self.path}-journal"), Path(f"{self.path}-wal")))
+        opened = self.store()
+        signature = opened.backend.change_signature(opened.connection)
         if signature != self._signature:
             self._signature, self._verified = signature, None
             self._reports.clear()
@@ -143,13 +143,6 @@ class Reader:
             return self.store().case_result(seq, reference)
         except InputError as error:
             raise NotFound(error.diagnostics[0].message) from None
-
-
-def _stat(path: Path):
-    try:
-        return path.stat()
-    except OSError:
-        return None
 
 
 def verify_status(verification: dict | None, seq: int) -> str:

@@ -94,7 +94,7 @@ def _now() -> str:
 
 
 def _error(store: Store, code: str, message: str, hint: str = "") -> InputError:
-    return InputError([Diagnostic(str(store.path), 1, 1, code, message, hint)])
+    return InputError([Diagnostic(store.where, 1, 1, code, message, hint)])
 
 
 def _schema(store: Store) -> bool:
@@ -131,7 +131,7 @@ def name_problems(where: str, name: str) -> list[Diagnostic]:
 
 
 def _check_name(store: Store, name: str) -> None:
-    problems = name_problems(str(store.path), name)
+    problems = name_problems(store.where, name)
     if problems:
         raise InputError(problems)
 
@@ -190,7 +190,7 @@ def _check_admin(store: Store, by: Actor | None) -> None:
 
 def add(store: Store, name: str, role: str, password: str, by: Actor | None = None) -> Account:
     """A new account (refused if the name is taken); every problem with it reported at once."""
-    where = str(store.path)
+    where = store.where
     problems = name_problems(where, name)
     for check in (lambda: _check_role(store, role), lambda: check_password(where, password)):
         try:
@@ -229,7 +229,7 @@ def _update(store: Store, name: str, sql: str, values: tuple, by: Actor | None) 
 
 
 def set_password(store: Store, name: str, password: str, by: Actor | None = None) -> None:
-    check_password(str(store.path), password)
+    check_password(store.where, password)
     _update(store, name, "password_hash = ?", (_hasher.hash(password),), by)
 
 
@@ -272,11 +272,21 @@ def local_actor(store: Store) -> Actor:
     if enabled(store):
         raise _error(store, "account_required", "this store has accounts: decisions and sign-offs are recorded "
                      "by an account", "give --as NAME --password-file FILE")
+    _refuse_shared(store, "record decisions and sign-offs")
     try:
         name = getpass.getuser()
     except (KeyError, OSError):
         name = f"uid {os.getuid()}"
     return Actor(name, None, OS_USER)
+
+
+def _refuse_shared(store: Store, doing: str) -> None:
+    """A shared store (PostgreSQL) is a team's: whoever runs qi on some machine is nobody the
+    store knows, so only accounts record there."""
+    if store.backend.shared:
+        raise _error(store, "account_required", f"this is a shared PostgreSQL store, where only an account may "
+                     f"{doing}, and it has none yet", "add them with qi users add NAME --role ROLE "
+                     "--password-file FILE, then give --as NAME --password-file FILE")
 
 
 def authorise(store: Store, actor: Actor, action: str) -> None:
@@ -287,6 +297,7 @@ def authorise(store: Store, actor: Actor, action: str) -> None:
         if enabled(store):
             raise _error(store, "account_required", f"this store has accounts: {action} needs one",
                          "log in, or give --as NAME --password-file FILE")
+        _refuse_shared(store, ACTIONS.get(action, action))
         return
     row = store.connection.execute("SELECT role, disabled FROM users WHERE name = ?", (actor.name,)).fetchone() \
         if ACCOUNTS in store.applied else None

@@ -96,7 +96,7 @@ def _now(now: datetime.datetime | None) -> str:
 
 
 def _problem(store: Store, code: str, message: str, hint: str) -> InputError:
-    return InputError([Diagnostic(str(store.path), 1, 1, code, message, hint)])
+    return InputError([Diagnostic(store.where, 1, 1, code, message, hint)])
 
 
 def _findings(store: Store, seq: int) -> dict[str, dict[str, str]]:
@@ -147,7 +147,7 @@ def _unsafe(store: Store, values: dict[str, str | None]) -> list[Diagnostic]:
     for what, value in values.items():
         match = texts.UNSAFE.search(value or "") or (texts.NEWLINES.search(value or "") if "name" in what else None)
         if match:
-            found.append(Diagnostic(str(store.path), 1, 1, "control_character",
+            found.append(Diagnostic(store.where, 1, 1, "control_character",
                                     f"the {what} holds control character U+{ord(match.group()):04X}",
                                     "write it as plain text; control, separator and bidi characters can rewrite "
                                     "what a terminal or page shows"))
@@ -157,7 +157,7 @@ def _unsafe(store: Store, values: dict[str, str | None]) -> list[Diagnostic]:
 def _unnamed(store: Store, by: accounts.Actor) -> list[Diagnostic]:
     if by.name.strip() and by.name == by.name.strip():
         return []
-    return [Diagnostic(str(store.path), 1, 1, "missing_reviewer", "who records this is not named (or the name "
+    return [Diagnostic(store.where, 1, 1, "missing_reviewer", "who records this is not named (or the name "
                        "has spaces around it)", "log in with an account, or give --as NAME")]
 
 
@@ -178,7 +178,7 @@ def refuse_broken_chain(store: Store, key: bytes | None, doing: str) -> None:
     nothing is written onto, or published from, a chain with a forged or damaged record."""
     found = chain_problems(store, key)
     if found:
-        raise InputError([Diagnostic(str(store.path), 1, 1, "chain_broken",
+        raise InputError([Diagnostic(store.where, 1, 1, "chain_broken",
                                      f"the store's chain does not check out, so {doing}",
                                      "qi runs verify lists what is wrong; restore the store from a backup")]
                          + [p.diagnostic for p in found[:9]])
@@ -197,6 +197,7 @@ def _append(store: Store, db, table: str, seq: int, columns: dict, record_of, ke
     names = ["id", "seq", *columns, "link", "previous_hash", "hash"]
     values = [row_id, seq, *columns.values(), link, previous, digest]
     db.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", values)
+    store.backend.note_numbered(db, table, row_id)
     stored = db.execute(f"SELECT {', '.join(names)} FROM {table} WHERE id = ?", (row_id,)).fetchone()
     if stored is None or list(stored) != values:
         raise store.not_as_written(f"the {'decision' if table == 'decisions' else 'sign-off'}")
@@ -219,7 +220,7 @@ def record_decision(store: Store, seq: int, case: str, criterion: str, decision:
     exactly when the store is keyed."""
     findings = _findings(store, seq)
     problems = []
-    where = str(store.path)
+    where = store.where
     reason = (reason or "").strip() or None
     if case not in findings:
         problems.append(Diagnostic(where, 1, 1, "unknown_case", f"run {seq} has no case {case!r}",
@@ -320,7 +321,7 @@ def signoff(store: Store, seq: int, by: accounts.Actor, now: datetime.datetime |
         _refuse_not_independent(store, seq, by)
         items = open_items(store, seq)
         if items:
-            raise OpenItems([Diagnostic(str(store.path), 1, 1, "open_items",
+            raise OpenItems([Diagnostic(store.where, 1, 1, "open_items",
                                         f"run {seq}: {i['case']} {i['criterion']} is open ({i['why']})",
                                         "record a decision with qi review, then sign off") for i in items], items)
         signed = signs() if signs is not None else final_report_sha256(final_report(store, seq).content)
@@ -348,7 +349,7 @@ def _refuse_not_independent(store: Store, seq: int, by: accounts.Actor) -> None:
     alone = sorted((d.case, d.criterion) for d in decisions_for_run(store, seq) if d.reviewer == by.name)
     if alone:
         shown = ", ".join(f"{texts.printable(case)} {texts.printable(criterion)}" for case, criterion in alone[:5])
-        raise InputError([Diagnostic(str(store.path), 1, 1, "not_independent",
+        raise InputError([Diagnostic(store.where, 1, 1, "not_independent",
                                      f"run {seq}'s rule set asks for an independent sign-off, and {by.name}'s own "
                                      f"decision stands on {len(alone)} finding{'s' * (len(alone) != 1)} ({shown}"
                                      f"{', …' if len(alone) > 5 else ''})",
@@ -396,7 +397,8 @@ class StoredSpool:
 
     def results(self):
         for (case_ref,) in self._store.connection.execute(
-                "SELECT case_ref FROM case_results WHERE seq = ? ORDER BY rowid", (self._seq,)).fetchall():
+                "SELECT case_ref FROM case_results WHERE seq = ? ORDER BY " + self._store.backend.stored_order,
+                (self._seq,)).fetchall():
             result = self._store.case_result(self._seq, case_ref)
             _mark(result["case"], result["findings"], self._final)
             yield result
@@ -460,7 +462,7 @@ def verify(store: Store, key: bytes | None = None) -> list[Problem]:
     problems: list[Problem] = []
 
     def problem(seq, code: str, message: str, hint: str = "") -> None:
-        problems.append(Problem(seq, Diagnostic(str(store.path), 1, 1, code, message, hint)))
+        problems.append(Problem(seq, Diagnostic(store.where, 1, 1, code, message, hint)))
 
     if keyed and key is None and any(r[2] is not None for r in records):
         problem(None, "key_required", "decisions and sign-offs of a keyed store can be checked only with its key",

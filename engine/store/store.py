@@ -37,25 +37,21 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import hashlib
 import hmac
 import json
 import os
 import re
-import sqlite3
-import stat
-import tempfile
-import urllib.parse
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from engine.base.canonical import canonical
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
+from engine.store.backend import APPLICATION_ID, DatabaseError, first_line, is_postgres, looks_like_url, open_backend
 
 GENESIS = "0" * 64
-#: SQLite's application_id for a qi audit store ("qiAS"): a file without it is not a qi store.
-APPLICATION_ID = 0x71694153
 #: How long a writer waits for another run to finish writing (QI_DB_TIMEOUT seconds overrides it).
 BUSY_TIMEOUT_MS = 60_000
 #: zlib level for stored results and reports. Measured on a generated 1,000-case sample (57 KB of
@@ -167,23 +163,10 @@ HASHED = ("seq", "run_id", "content_sha256", "created_at", "tool_version", "samp
           "chain", "key_id")
 
 
-#: A database URL (scheme://…; a path made of one has lost a slash: scheme:/…).
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
-
-
-def _refuse_url(path: str | os.PathLike[str]) -> None:
-    """A store is an SQLite file: a database URL is refused, never taken for a file name (which
-    would create a local file named after the URL)."""
-    if _URL.match(os.fspath(path)):
-        raise InputError([Diagnostic(os.fspath(path), 1, 1, "unsupported_store",
-                                     "this is a database URL; qi's audit store is an SQLite file",
-                                     "give the path of a store file with --db (or $QI_DB)")])
-
-
-def default_path() -> Path:
-    """``$QI_DB``, else ``$XDG_DATA_HOME/qi/qi.db``, else ``~/.local/share/qi/qi.db``."""
+def default_path() -> Path | str:
+    """``$QI_DB`` (a file, or a ``postgresql://`` URL), else ``$XDG_DATA_HOME/qi/qi.db``, else ``~/.local/share/qi/qi.db``."""
     if os.environ.get("QI_DB"):
-        return Path(os.environ["QI_DB"])
+        return os.environ["QI_DB"] if looks_like_url(os.environ["QI_DB"]) else Path(os.environ["QI_DB"])
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "qi" / "qi.db"
 
@@ -266,9 +249,14 @@ class Store:
     """An open audit store: :meth:`open` to read, :meth:`open_for_writing` to record runs. Use as a
     context manager, or call :meth:`close`."""
 
-    def __init__(self, path: str | os.PathLike[str], connection: sqlite3.Connection | None = None) -> None:
-        """``Store(path)`` is ``Store.open(path, writable=True)``: an existing store, to read and write."""
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str], connection=None, backend=None) -> None:
+        """``Store(path)`` is ``Store.open(path, writable=True)``: an existing store, to read and write.
+        ``path`` is an SQLite file, or a ``postgresql://`` URL."""
+        self.backend = backend or open_backend(path)
+        #: The SQLite file (None for a PostgreSQL store); ``where`` names the store in messages
+        #: (a URL without its password).
+        self.path: Path | None = self.backend.path
+        self.where: str = self.backend.where
         #: The schema steps applied (read when the store is opened).
         self.applied: tuple[str, ...] = ()
         if connection is None:
@@ -279,23 +267,23 @@ class Store:
     @classmethod
     def open(cls, path: str | os.PathLike[str], writable: bool = False) -> Store:
         """Open an existing store, read-only unless ``writable`` (reviewers' decisions). A missing
-        file, or one that is not a qi store, is an InputError, and the file is left exactly as it was."""
-        _refuse_url(path)
-        path = Path(path)
-        if not path.exists():
-            raise InputError([Diagnostic(str(path), 1, 1, "store_missing", "there is no audit store here",
-                                         "check the path (--db or $QI_DB); qi run creates a store")])
-        _refuse_special(path)
-        connection = _connect(path, read_only=True)
-        store = cls(path, connection)
+        file or empty database, or one that is not a qi store, is an InputError, and it is left
+        exactly as it was."""
+        backend = open_backend(path)
+        if not backend.exists():
+            raise cls._missing(backend)
+        connection = backend.connect(read_only=True, timeout=_timeout())
+        store = cls(path, connection, backend)
         try:
+            if backend.kind == "postgresql" and backend.is_empty(connection):
+                raise cls._missing(backend)
             store._check_identity()
         except BaseException:
             connection.close()
             raise
         if writable:
             connection.close()
-            applied, store = store.applied, cls(path, _connect(path, read_only=False))
+            applied, store = store.applied, cls(path, backend.connect(read_only=False, timeout=_timeout()), backend)
             store.applied = applied
             try:
                 store._migrate()
@@ -304,14 +292,29 @@ class Store:
                 raise
         return store
 
+    @staticmethod
+    def _missing(backend) -> InputError:
+        return InputError([Diagnostic(backend.where, 1, 1, "store_missing",
+                                      "there is no audit store here" + (" (the database is empty)"
+                                                                        if backend.kind == "postgresql" else ""),
+                                      "check the path (--db or $QI_DB); qi run creates a store")])
+
     @classmethod
     def open_for_writing(cls, path: str | os.PathLike[str]) -> Store:
-        """Open a store to record runs, creating it (owner-only, atomically) if there is none. An
-        existing file that is not a qi store is refused untouched."""
-        _refuse_url(path)
-        path = Path(path)
-        if not os.path.lexists(path):
-            _create(path)
+        """Open a store to record runs, creating it (owner-only, atomically; on PostgreSQL in an
+        empty database the administrator made) if there is none. An existing file or database that
+        is not a qi store is refused untouched."""
+        backend = open_backend(path)
+        if not backend.might_exist():
+            backend.create([_MIGRATIONS_TABLE])
+        elif backend.kind == "postgresql":
+            connection = backend.connect(read_only=True, timeout=_timeout())
+            try:
+                empty = backend.is_empty(connection)
+            finally:
+                connection.close()
+            if empty:
+                backend.create([_MIGRATIONS_TABLE])
         return cls.open(path, writable=True)  # identity checked read-only before anything is written
 
     def __enter__(self) -> Store:
@@ -327,14 +330,11 @@ class Store:
 
     def _check_identity(self) -> None:
         try:
-            if self.path.stat().st_size == 0:
-                raise self._not_a_store("the file is empty (0 bytes)")
-            application_id = self.connection.execute("PRAGMA application_id").fetchone()[0]
-            if application_id != APPLICATION_ID:
-                raise self._not_a_store("the file is an SQLite database of another application"
-                                        if application_id else "the file has no qi application id")
+            why = self.backend.not_ours(self.connection)
+            if why:
+                raise self._not_a_store(why)
             applied = [row[0] for row in self.connection.execute("SELECT name FROM migrations ORDER BY name")]
-        except sqlite3.Error as error:
+        except DatabaseError as error:
             raise self._unavailable(error, "read") from None
         known = [name for name, _ in MIGRATIONS]
         if applied != known[:len(applied)]:
@@ -342,7 +342,7 @@ class Store:
         self.applied = tuple(applied)
         missing = [f"{kind} {name}" for kind, name, differs in self._schema_differences() if differs != "extra"]
         if missing:
-            raise InputError([Diagnostic(str(self.path), 1, 1, "schema_changed",
+            raise InputError([Diagnostic(self.where, 1, 1, "schema_changed",
                                          f"the store's schema was changed: {', '.join(missing[:5])}",
                                          "qi runs verify cannot check a store with parts of its schema missing "
                                          "or altered; restore the store from a backup")])
@@ -350,14 +350,12 @@ class Store:
     def _schema_differences(self) -> list[tuple[str, str, str]]:
         """Schema objects that differ from what qi's applied migrations create: ``(type, name,
         'missing' | 'altered' | 'extra')``, sorted."""
-        actual = {(kind, name): sql for kind, name, sql in self.connection.execute(
-            "SELECT type, name, sql FROM sqlite_master")}
-        expected = _expected_schema(self.applied)
+        actual = self.backend.objects(self.connection)
+        expected = _expected_schema(self.backend, self.applied)
         found = [(kind, name, "missing") for (kind, name) in expected if (kind, name) not in actual]
         found += [(kind, name, "altered") for (kind, name), sql in expected.items()
                   if (kind, name) in actual and actual[(kind, name)] != sql]
-        found += [(kind, name, "extra") for (kind, name) in actual if (kind, name) not in expected
-                  and not (kind == "table" and name.startswith("sqlite_stat"))]  # ANALYZE's statistics run no code
+        found += [(kind, name, "extra") for (kind, name) in actual if (kind, name) not in expected]
         return sorted(found)
 
     def foreign_objects(self) -> list[str]:
@@ -367,7 +365,7 @@ class Store:
     def _refuse_foreign(self) -> None:
         foreign = self.foreign_objects()
         if foreign:
-            raise InputError([Diagnostic(str(self.path), 1, 1, "foreign_schema",
+            raise InputError([Diagnostic(self.where, 1, 1, "foreign_schema",
                                          f"the store holds schema objects qi did not create: {', '.join(foreign[:5])}; "
                                          "nothing was written",
                                          "a trigger or view can change what is stored; qi runs verify lists them; "
@@ -379,33 +377,33 @@ class Store:
         return ONE_CHAIN in self.applied
 
     def _not_a_store(self, why: str) -> InputError:
-        return InputError([Diagnostic(str(self.path), 1, 1, "not_a_store", f"not a qi audit store: {why}",
+        return InputError([Diagnostic(self.where, 1, 1, "not_a_store", f"not a qi audit store: {why}",
                                       "it was left unchanged; give the path of a qi store with --db, or a "
                                       "new path for qi run to create one")])
 
     def _unavailable(self, error: BaseException, doing: str = "written") -> InputError:
-        return InputError([Diagnostic(str(self.path), 1, 1, "store_unavailable",
-                                      f"the audit store cannot be {doing}: {error}",
+        return InputError([Diagnostic(self.where, 1, 1, "store_unavailable",
+                                      f"the audit store cannot be {doing}: {first_line(error)}",
                                       "another qi run or a reader may hold it (wait and run again), or it is "
                                       "read-only or damaged; choose another with --db")])
 
     def _damaged(self, what: str, error: BaseException) -> InputError:
-        return InputError([Diagnostic(str(self.path), 1, 1, "store_damaged", f"{what} is damaged: {error}",
+        return InputError([Diagnostic(self.where, 1, 1, "store_damaged", f"{what} is damaged: {error}",
                                       "qi runs verify lists what changed; restore the store from a backup")])
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator:
         """One write transaction: taken up front, so concurrent writers queue rather than fail."""
         try:
-            self.connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as error:
+            self.backend.begin(self.connection)
+        except DatabaseError as error:
             raise self._unavailable(error) from None
         try:
             self._refresh_applied()  # another process may have migrated the store since it was opened
             self._refuse_foreign()  # inside the transaction: nothing can be added before the write
             yield self.connection
             self._commit()
-        except sqlite3.Error as error:
+        except DatabaseError as error:
             self._rollback()
             raise self._unavailable(error) from None
         except BaseException:
@@ -419,7 +417,7 @@ class Store:
         known = [name for name, _ in MIGRATIONS]
         try:
             found = [row[0] for row in self.connection.execute("SELECT name FROM migrations ORDER BY name")]
-        except sqlite3.Error:
+        except DatabaseError:
             return  # no schema yet
         if found == known[:len(found)]:
             self.applied = tuple(found)
@@ -428,7 +426,7 @@ class Store:
         self.connection.execute("COMMIT")
 
     def _rollback(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(*DatabaseError):
             if self.connection.in_transaction:
                 self.connection.execute("ROLLBACK")
 
@@ -437,7 +435,7 @@ class Store:
         known = [name for name, _ in MIGRATIONS]
         try:
             applied = [row[0] for row in self.connection.execute("SELECT name FROM migrations ORDER BY name")]
-        except sqlite3.Error as error:
+        except DatabaseError as error:
             raise self._unavailable(error, "read") from None
         if applied == known:
             return
@@ -445,9 +443,9 @@ class Store:
             applied = {row[0] for row in db.execute("SELECT name FROM migrations")}
             for name, script in MIGRATIONS:
                 if name not in applied:
-                    for statement in filter(str.strip, script.split(";")):
+                    for statement in _statements(self.backend, name, script):
                         db.execute(statement)
-                    db.execute("INSERT INTO migrations VALUES (?, datetime('now'))", (name,))
+                    db.execute("INSERT INTO migrations VALUES (?, ?)", (name, _now()))
                     self.applied = (*self.applied, name)
 
     # --- writing ---
@@ -470,20 +468,21 @@ class Store:
             header = {**_header(report), "seq": seq, "chain": chain, "key_id": key_id(key), "link": link}
             report_text = canonical(dict(report))
             db.execute(f"INSERT INTO runs ({', '.join(HASHED)}, link, report, previous_hash, hash) VALUES "
-                       f"({', '.join(':' + c for c in HASHED)}, :link, :report, :previous, '')",
-                       {**header, "report": zlib.compress(report_text, COMPRESSION_LEVEL), "previous": previous})
+                       f"({', '.join('?' * (len(HASHED) + 3))}, '')",
+                       (*(header[c] for c in HASHED), link, zlib.compress(report_text, COMPRESSION_LEVEL), previous))
+            self.backend.note_numbered(db, "runs", seq)
             digest = _chain_start(key, previous, header, report_text)
             count = 0
             for reference, line in results:  # streamed, never all held
                 text = line.rstrip(b"\n")
                 _chain_add(digest, reference, text)
-                db.execute("INSERT INTO case_results VALUES (?, ?, ?)",
+                db.execute("INSERT INTO case_results (seq, case_ref, result) VALUES (?, ?, ?)",
                            (seq, reference, zlib.compress(text, COMPRESSION_LEVEL)))
                 count += 1
             db.execute("UPDATE runs SET hash = ? WHERE seq = ?", (digest.hexdigest(), seq))
             rows = [(seq, c["case"], criterion, f["value"]) for c in report["cases"]
                     for criterion, f in c["findings"].items()]
-            db.executemany("INSERT INTO findings VALUES (?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO findings (seq, case_ref, criterion, value) VALUES (?, ?, ?, ?)", rows)
             stored = db.execute("SELECT hash, link, previous_hash, (SELECT count(*) FROM case_results WHERE seq = ?),"
                                 " (SELECT count(*) FROM findings WHERE seq = ?) FROM runs WHERE seq = ?",
                                 (seq, seq, seq)).fetchone()
@@ -510,11 +509,10 @@ class Store:
 
     def next_id(self, table: str) -> int:
         """The id a new row of ``table`` gets: one past any ever issued, so a deleted newest row is
-        never silently reused (``sqlite_sequence`` remembers it)."""
+        never silently reused (the backend's numbering remembers it)."""
         column = dict(LINKED)[table]
         last = self.connection.execute(f"SELECT max({column}) FROM {table}").fetchone()[0] or 0
-        numbered = self.connection.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
-        numbered = numbered[0] if numbered else 0
+        numbered = self.backend.numbered(self.connection, table) or 0
         if not (isinstance(last, int) and isinstance(numbered, int)) or max(last, numbered) >= MAX_ROW_ID:
             raise self._damaged(f"the numbering of {table}", ValueError(f"{last!r} / {numbered!r} is not a number qi "
                                                                         "gives (or the last one it can)"))
@@ -549,7 +547,7 @@ class Store:
 
     def not_as_written(self, what: str) -> InputError:
         """A write that did not read back as written (something in the database changed it)."""
-        return InputError([Diagnostic(str(self.path), 1, 1, "store_tampered",
+        return InputError([Diagnostic(self.where, 1, 1, "store_tampered",
                                       f"{what} did not read back as it was written; nothing was recorded",
                                       "something in the database changes what is stored; run qi runs verify "
                                       "and restore the store from a backup")])
@@ -566,7 +564,7 @@ class Store:
             hint = "give the store's key"
         else:
             return
-        raise InputError([Diagnostic(str(self.path), 1, 1, "store_key", problem, hint)])
+        raise InputError([Diagnostic(self.where, 1, 1, "store_key", problem, hint)])
 
     # --- reading ---
 
@@ -578,7 +576,7 @@ class Store:
                 " (SELECT count(*) FROM case_results c WHERE c.seq = r.seq), r.hash,"
                 f" {'r.link' if self.linked else 'NULL'} FROM runs r ORDER BY r.seq"
             ).fetchall()
-        except sqlite3.Error as error:
+        except DatabaseError as error:
             raise self._unavailable(error, "read") from None
         return [RunSummary(*row) for row in rows]
 
@@ -588,7 +586,7 @@ class Store:
         whether anything up to it was lost or rewritten since."""
         try:
             every = self.links()
-        except sqlite3.Error as error:
+        except DatabaseError as error:
             raise self._unavailable(error, "read") from None
         linked = [r for r in every if r.link is not None]
         if linked:
@@ -607,11 +605,11 @@ class Store:
         if len(matches) == 1:
             return matches[0][0]
         if matches:
-            raise InputError([Diagnostic(str(self.path), 1, 1, "ambiguous_run",
+            raise InputError([Diagnostic(self.where, 1, 1, "ambiguous_run",
                                          f"{run!r} is the start of {len(matches)} run ids",
                                          "give more of the id: " + ", ".join(i for _, i in matches[:5]))])
         known = ", ".join(f"{seq} ({run_id})" for seq, run_id in rows[:5]) or "none yet"
-        raise InputError([Diagnostic(str(self.path), 1, 1, "unknown_run", f"no run {run!r} in the store",
+        raise InputError([Diagnostic(self.where, 1, 1, "unknown_run", f"no run {run!r} in the store",
                                      f"recent runs: {known}")])
 
     def report(self, seq: int) -> dict:
@@ -629,7 +627,7 @@ class Store:
         row = self._fetch("SELECT CAST(result AS BLOB) FROM case_results WHERE seq = ? AND case_ref = ?", (seq, case_ref))
         if row is None:
             refs = [r for (r,) in self.connection.execute("SELECT case_ref FROM case_results WHERE seq = ?", (seq,))]
-            raise InputError([Diagnostic(str(self.path), 1, 1, "unknown_case", f"run {seq} has no case {case_ref!r}",
+            raise InputError([Diagnostic(self.where, 1, 1, "unknown_case", f"run {seq} has no case {case_ref!r}",
                                          did_you_mean(case_ref, refs, "cases"))])
         found = self._decode(row[0], f"the result of case {case_ref!r} in run {seq}")
         if not isinstance(found.get("findings"), dict) or not isinstance(found.get("case"), str):
@@ -639,7 +637,7 @@ class Store:
     def _fetch(self, query: str, parameters: tuple) -> tuple | None:
         try:
             return self.connection.execute(query, parameters).fetchone()
-        except sqlite3.Error as error:
+        except DatabaseError as error:
             raise self._unavailable(error, "read") from None
 
     def _decode(self, blob: object, what: str) -> dict:
@@ -663,14 +661,14 @@ class Store:
 
         def problem(seq: int | None, code: str, message: str, hint: str = "") -> None:
             where = f"run {seq}: " if seq is not None else ""
-            problems.append(Problem(seq, Diagnostic(str(self.path), 1, 1, code, where + message, hint)))
+            problems.append(Problem(seq, Diagnostic(self.where, 1, 1, code, where + message, hint)))
 
         for step in (lambda: self._verify_schema(problem), lambda: self._verify_runs(problem, key),
                      lambda: self._verify_links(problem), lambda: self._verify_rest(problem, expect_head)):
             try:
                 step()
-            except sqlite3.Error as error:
-                problem(None, "store_unavailable", f"the audit store cannot be read: {error}")
+            except DatabaseError as error:
+                problem(None, "store_unavailable", f"the audit store cannot be read: {first_line(error)}")
             except InputError as error:  # a record too damaged to check further
                 problems.extend(Problem(None, d) for d in error.diagnostics)
         return problems
@@ -683,13 +681,13 @@ class Store:
 
         def problem(seq: int | None, code: str, message: str, hint: str = "") -> None:
             where = f"run {seq}: " if seq is not None else ""
-            problems.append(Problem(seq, Diagnostic(str(self.path), 1, 1, code, where + message, hint)))
+            problems.append(Problem(seq, Diagnostic(self.where, 1, 1, code, where + message, hint)))
 
         try:
             self._verify_schema(problem)
             self._verify_links(problem)
-        except sqlite3.Error as error:
-            problem(None, "store_unavailable", f"the audit store cannot be read: {error}")
+        except DatabaseError as error:
+            problem(None, "store_unavailable", f"the audit store cannot be read: {first_line(error)}")
         except InputError as error:
             problems.extend(Problem(None, d) for d in error.diagnostics)
         return problems
@@ -727,7 +725,7 @@ class Store:
                                   self._verify_inflate(problem, seq, report_blob, "its report"))
             derived: set[tuple[str, str, str]] = set()
             for case_ref, blob in self.connection.execute(
-                    "SELECT case_ref, CAST(result AS BLOB) FROM case_results WHERE seq = ? ORDER BY rowid", (seq,)):
+                    "SELECT case_ref, CAST(result AS BLOB) FROM case_results WHERE seq = ? ORDER BY " + self.backend.stored_order, (seq,)):
                 text = self._verify_inflate(problem, seq, blob, f"the result of case {case_ref!r}")
                 _chain_add(digest, case_ref, text)
                 derived |= _findings_of(case_ref, text)
@@ -805,14 +803,14 @@ class Store:
                         "rows were inserted, or their run was deleted")
         for table, column in LINKED:
             last = db.execute(f"SELECT max({column}) FROM {table}").fetchone()[0] or 0
-            numbered = db.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
-            if numbered and not (isinstance(numbered[0], int) and isinstance(last, int)):
-                problem(None, "store_damaged", f"the numbering of {table} holds {numbered[0]!r}, not a number",
-                        "sqlite_sequence was edited")
-            elif numbered and numbered[0] > last:
+            numbered = self.backend.numbered(db, table)
+            if numbered is not None and not (isinstance(numbered, int) and isinstance(last, int)):
+                problem(None, "store_damaged", f"the numbering of {table} holds {numbered!r}, not a number",
+                        f"{self.backend.numbering} was edited")
+            elif numbered is not None and numbered > last:
                 kind = {"runs": "runs", "decisions": "decisions", "signoffs": "sign-offs"}[table]
                 problem(None, "runs_lost" if table == "runs" else "records_lost",
-                        f"{kind} up to {numbered[0]} were recorded, but the store ends at {last}",
+                        f"{kind} up to {numbered} were recorded, but the store ends at {last}",
                         f"the last {kind} were deleted")
         applied = [row[0] for row in db.execute("SELECT name FROM migrations ORDER BY name")]
         known = [name for name, _ in MIGRATIONS]
@@ -861,89 +859,38 @@ def store_field(seq: int, run_hash: str, link: int | None = None) -> dict:
     return {"seq": seq, "hash": run_hash, "head": f"{seq if link is None else link}:{run_hash}"}
 
 
-def _refuse_special(path: Path) -> None:
-    """Only a regular file is a store: a FIFO, device or socket is refused from its metadata,
-    without being opened (opening a FIFO blocks)."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as error:
-        raise InputError([Diagnostic(str(path), 1, 1, "store_unavailable", f"cannot open the audit store: "
-                                     f"{error.strerror or error}", "check the path and its permissions")]) from None
-    if not stat.S_ISREG(mode):
-        what = ("a folder" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
-                else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                else "not a regular file")
-        raise InputError([Diagnostic(str(path), 1, 1, "not_a_regular_file",
-                                     f"the audit store path is {what}; qi did not open it",
-                                     "give the path of a qi store file with --db, or a new path for qi run")])
+_SCHEMAS: dict[tuple, dict[tuple[str, str], str | None]] = {}
 
 
-_SCHEMAS: dict[tuple[str, ...], dict[tuple[str, str], str | None]] = {}
+def _statements(backend, name: str, script: str) -> list[str]:
+    """A schema step's statements in the backend's dialect, with what that backend adds to it."""
+    found = [backend.statement(sql) for sql in filter(str.strip, script.split(";"))]
+    return found + getattr(backend, "extra_steps", {}).get(name, [])
 
 
-def _expected_schema(applied: tuple[str, ...]) -> dict[tuple[str, str], str | None]:
-    """The schema objects (``(type, name)`` → SQL) that the migrations ``applied`` create, made in
-    memory by running them, as a store built by qi has them."""
-    if applied not in _SCHEMAS:
-        connection = sqlite3.connect(":memory:", isolation_level=None)
-        try:
-            connection.execute(_MIGRATIONS_TABLE)
-            for name, script in MIGRATIONS:
-                if name in applied:
-                    for statement in filter(str.strip, script.split(";")):
-                        connection.execute(statement)
-            _SCHEMAS[applied] = {(kind, name): sql for kind, name, sql in connection.execute(
-                "SELECT type, name, sql FROM sqlite_master")}
-        finally:
-            connection.close()
-    return _SCHEMAS[applied]
+def _expected_schema(backend, applied: tuple[str, ...]) -> dict[tuple[str, str], str | None]:
+    """The schema objects (``(type, name)`` → definition) that the migrations ``applied`` create,
+    made in scratch space by running them, as a store built by qi has them."""
+    key = (backend.kind, backend.where, applied)
+    if key not in _SCHEMAS:
+        statements = [_MIGRATIONS_TABLE]
+        for name, script in MIGRATIONS:
+            if name in applied:
+                statements += _statements(backend, name, script)
+        _SCHEMAS[key] = backend.scratch_objects(statements)
+    return _SCHEMAS[key]
 
 
 _MIGRATIONS_TABLE = "CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
 
 
-def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
-    timeout = float(os.environ.get("QI_DB_TIMEOUT", BUSY_TIMEOUT_MS / 1000))
-    try:
-        if read_only:
-            uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
-            connection = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
-        else:
-            connection = sqlite3.connect(path, timeout=timeout, isolation_level=None)
-        connection.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        if not read_only:
-            connection.execute("PRAGMA foreign_keys = ON")
-        return connection
-    except (OSError, sqlite3.Error) as error:
-        raise InputError([Diagnostic(str(path), 1, 1, "store_unavailable", f"cannot open the audit store: {error}",
-                                     "check the path and its permissions, or choose another with --db")]) from None
+def _timeout() -> float:
+    """How long a writer waits for another (QI_DB_TIMEOUT seconds overrides BUSY_TIMEOUT_MS)."""
+    return float(os.environ.get("QI_DB_TIMEOUT", BUSY_TIMEOUT_MS / 1000))
 
 
-def _create(path: Path) -> None:
-    """A new, empty store at ``path``, owner-only: built in a temporary file beside it and linked
-    into place, so no half-made store is ever visible (if another run made one first, it stays)."""
-    temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
-        temporary = Path(name)
-        os.fchmod(descriptor, 0o600)
-        os.close(descriptor)
-        connection = sqlite3.connect(temporary, isolation_level=None)
-        try:
-            connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            connection.execute(_MIGRATIONS_TABLE)
-        finally:
-            connection.close()
-        with contextlib.suppress(FileExistsError):
-            os.link(temporary, path)
-    except (OSError, sqlite3.Error) as error:
-        raise InputError([Diagnostic(str(path), 1, 1, "store_unavailable", f"cannot create the audit store: {error}",
-                                     "check the folder and its permissions, or choose another with --db")]) from None
-    finally:
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
 
 
 def _header(report: dict) -> dict:
