@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import sqlite3
 import uuid
@@ -111,17 +112,46 @@ class _Translating:
 
 
 def sql(store, *statements, parameters: tuple = ()) -> None:
-    """Run SQL on a store as its owner would: each statement, then commit. A statement may be a
-    dict ``{"sqlite": …, "postgresql": …}`` where the dialects differ."""
+    """Run SQL on a store as its owner would: each statement, then commit. Statements are written
+    for SQLite; on PostgreSQL the few SQLite forms tests use are rewritten (:func:`postgres_form`),
+    and a statement may be a dict ``{"sqlite": …, "postgresql": …}`` where more differs."""
     connection = connect(store)
     try:
         for statement in statements:
             if isinstance(statement, dict):
                 statement = statement["postgresql" if is_postgres(store) else "sqlite"]
-            connection.execute(statement, parameters if "?" in statement else ())
+            elif is_postgres(store):
+                statement = postgres_form(statement)
+            if statement:
+                connection.execute(statement, parameters if "?" in statement else ())
         connection.commit()
     finally:
         connection.close()
+
+
+def tamper(store, *statements) -> None:
+    """:func:`sql`, for an edit PostgreSQL's column types may refuse (text where a number goes,
+    bytes where text goes): then the test is skipped on PostgreSQL, which cannot be so damaged."""
+    try:
+        sql(store, *statements)
+    except Exception as error:  # psycopg's DataError / DatatypeMismatch
+        import psycopg
+
+        if is_postgres(store) and isinstance(error, (psycopg.errors.DataError, psycopg.errors.DatatypeMismatch)):
+            pytest.skip(f"PostgreSQL's column types refuse this edit: {str(error).splitlines()[0]}")
+        raise
+
+
+def postgres_form(statement: str) -> str:
+    """An SQLite statement as PostgreSQL writes it: blob literals (``x'00'``), ``char()``, the
+    numbering table (``sqlite_sequence``, kept as ``qi_numbering``); a PRAGMA is nothing there."""
+    if statement.lstrip().upper().startswith("PRAGMA"):
+        return ""
+    statement = re.sub(r"\bx'([0-9a-fA-F]*)'", r"'\\x\1'::bytea", statement)
+    statement = re.sub(r"\bchar\(", "chr(", statement)
+    if "sqlite_sequence" in statement:
+        statement = re.sub(r"\bseq\b", "last", statement.replace("sqlite_sequence", "qi_numbering"))
+    return statement
 
 
 def rows(store, query: str, parameters: tuple = ()) -> list[tuple]:

@@ -2,48 +2,87 @@
 store's one chain, keyed when the store is keyed, their order hashed, the head the newest link of
 any kind. Each attack below — made as someone with write access to the database file but without
 the key would make it — is detected by `qi runs verify` with its code, and no tampered store makes
-any command exit with anything but 0 or 1."""
+any command exit with anything but 0 or 1.
+
+Every attack runs on both backends (tests/stores.py). On PostgreSQL, a shared store, only accounts
+record: there the module's ``qi`` runs ``review`` as a reviewer's account and ``runs signoff`` as a
+QA lead's, where a test gives no ``--as`` (on SQLite they record the operating-system user)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
-import sqlite3
 import threading
 
 import pytest
 
 from engine.base.canonical import canonical
 from engine.store import accounts, review, store
-from tests.conftest import SAMPLE, sql
+from tests import stores
+from tests.conftest import SAMPLE
+from tests.stores import sql, tamper
 
 #: Who records through the API on a store without accounts (the CLI finds the operating-system user).
 LOCAL = accounts.Actor("R. Patel", None, accounts.OS_USER)
+#: On PostgreSQL: the accounts that record, and their password.
+REVIEWER, QA_LEAD, PASSWORD = "r.patel", "qa.lead", "a long team password"
+
+
+def recorder(db) -> accounts.Actor:
+    """Who records through the API: the operating-system user, or on a shared store an account."""
+    return accounts.Actor(REVIEWER, "reviewer", accounts.ACCOUNT) if stores.is_postgres(db) else LOCAL
+
+
+def as_account(args: list, password_file) -> list:
+    """A review or sign-off on a shared store, run as the team's reviewer or QA lead."""
+    words = [str(a) for a in args]
+    db = words[words.index("--db") + 1] if "--db" in words else ""
+    if not db.startswith("postgresql://") or "--as" in words:
+        return args
+    if words[0] == "review":
+        return [*args, "--as", REVIEWER, "--password-file", password_file]
+    if words[:2] == ["runs", "signoff"]:
+        return [*args, "--as", QA_LEAD, "--password-file", password_file]
+    return args
+
+
+@pytest.fixture
+def qi(qi, tmp_path):
+    (tmp_path / "team-password").write_text(PASSWORD + "\n")
+
+    def run(*args, **options):
+        return qi(*as_account(list(args), tmp_path / "team-password"), **options)
+
+    return run
 
 KEY = "a-long-store-key-kept-outside-the-db"
 
 
-@pytest.fixture(scope="module")
-def reviewed(tmp_path_factory):
+@pytest.fixture(scope="module", params=stores.BACKENDS)
+def reviewed(request, tmp_path_factory):
     """A keyed store with one run, an override, a challenge then an agree on one finding, and a
-    sign-off; and the same unkeyed (made once; tests work on copies)."""
+    sign-off; and the same unkeyed (made once on each backend; tests work on copies)."""
     from click.testing import CliRunner
 
     import cli
     folder = tmp_path_factory.mktemp("reviewed")
     (folder / "store.key").write_text(KEY + "\n")
+    (folder / "team-password").write_text(PASSWORD + "\n")
     made = {}
     for name, key in (("keyed", ["--key-file", str(folder / "store.key")]), ("plain", [])):
-        db = folder / f"{name}.db"
+        db = stores.empty_store(request.param, folder, f"{name}.db")
 
         def qi(*args):
-            result = CliRunner().invoke(cli.cli, [str(a) for a in args], catch_exceptions=False)
+            result = CliRunner().invoke(cli.cli, [str(a) for a in as_account(list(args), folder / "team-password")],
+                                        catch_exceptions=False)
             assert result.exit_code == 0, result.stderr
             return result
 
         qi("run", SAMPLE, "--out", folder / f"out-{name}", "--db", db, "-q", *key)
+        if stores.is_postgres(db):
+            for account, role in ((REVIEWER, "reviewer"), (QA_LEAD, "qa_lead")):
+                qi("users", "add", account, "--role", role, "--password-file", folder / "team-password", "--db", db)
         qi("review", "1", "--db", db, "--case", "NW-014", "--criterion", "3.3", "--decision", "override",
            "--finding", "sufficient", "--reason", "The restraining order manages the risk",
            *key)
@@ -55,21 +94,28 @@ def reviewed(tmp_path_factory):
            *key)
         qi("runs", "signoff", "1", "--db", db, *key)
         made[name] = db
-    return folder, made
+    yield folder, made
+    for db in made.values():
+        if stores.is_postgres(db):
+            stores.drop(db)
 
 
 @pytest.fixture
 def keyed(reviewed, tmp_path):
     folder, made = reviewed
-    shutil.copy(made["keyed"], tmp_path / "keyed.db")
-    shutil.copy(folder / "store.key", tmp_path / "store.key")
-    return tmp_path / "keyed.db"
+    (tmp_path / "store.key").write_bytes((folder / "store.key").read_bytes())
+    db = stores.copy(made["keyed"], tmp_path, "keyed.db")
+    yield db
+    if stores.is_postgres(db):
+        stores.drop(db)
 
 
 @pytest.fixture
 def plain(reviewed, tmp_path):
-    shutil.copy(reviewed[1]["plain"], tmp_path / "plain.db")
-    return tmp_path / "plain.db"
+    db = stores.copy(reviewed[1]["plain"], tmp_path, "plain.db")
+    yield db
+    if stores.is_postgres(db):
+        stores.drop(db)
 
 
 def _codes(result) -> list[str]:
@@ -83,14 +129,15 @@ def _verify(qi, db, *extra):
     return result
 
 
-def _key_args(db):
-    return ["--key-file", db.parent / "store.key"]
+@pytest.fixture
+def key_args(tmp_path):
+    return ["--key-file", tmp_path / "store.key"]
 
 
 def _forge(db, table: str, values: dict) -> None:
     """Insert a review record as the next link, its hash recomputed as plain sha256: what someone
     with the database but without the key can do."""
-    connection = sqlite3.connect(db)
+    connection = stores.connect(db)
     newest = max((row for t in ("runs", "decisions", "signoffs")
                   for row in connection.execute(f"SELECT link, hash FROM {t}")), key=lambda r: r[0])
     run_hash = connection.execute("SELECT hash FROM runs WHERE seq = 1").fetchone()[0]
@@ -112,18 +159,18 @@ def _forge(db, table: str, values: dict) -> None:
     connection.close()
 
 
-def test_an_untouched_reviewed_store_verifies_keyed_and_plain(qi, keyed, plain):
-    result = _verify(qi, keyed, *_key_args(keyed))
+def test_an_untouched_reviewed_store_verifies_keyed_and_plain(qi, keyed, plain, key_args):
+    result = _verify(qi, keyed, *key_args)
     assert result.exit_code == 0, result.stderr
     assert _verify(qi, plain).exit_code == 0
     without = _verify(qi, keyed)
     assert without.exit_code == 1 and "key_required" in _codes(without)
 
 
-def test_a_decision_forged_without_the_key_is_caught_and_would_have_changed_the_report(qi, keyed, tmp_path):
+def test_a_decision_forged_without_the_key_is_caught_and_would_have_changed_the_report(qi, keyed, tmp_path, key_args):
     _forge(keyed, "decisions", {"case_ref": "NW-001", "criterion": "3.2", "decision": "override",
                                 "finding": "sufficient", "reason": "forged", "reviewer": "R. Patel"})
-    result = _verify(qi, keyed, *_key_args(keyed))
+    result = _verify(qi, keyed, *key_args)
     assert result.exit_code == 1 and "review_mismatch" in _codes(result)
     assert "decision 5 (run 1, NW-001 3.2): its stored content no longer matches its hash" in result.stderr
     # what it would have done: the forged override is a final finding in the re-rendered report
@@ -132,15 +179,15 @@ def test_a_decision_forged_without_the_key_is_caught_and_would_have_changed_the_
     assert next(c for c in report["cases"] if c["case"] == "NW-001")["findings"]["3.2"]["final"] == "sufficient"
 
 
-def test_a_signoff_forged_without_the_key_is_caught(qi, keyed):
+def test_a_signoff_forged_without_the_key_is_caught(qi, keyed, key_args):
     _forge(keyed, "signoffs", {"reviewer": "Chief Inspector", "report_sha256": "0" * 64})
-    result = _verify(qi, keyed, *_key_args(keyed))
+    result = _verify(qi, keyed, *key_args)
     assert result.exit_code == 1 and "review_mismatch" in _codes(result)
     assert "sign-off 2 (run 1, Chief Inspector)" in result.stderr
 
 
-def test_swapping_two_decisions_on_one_finding_is_caught(qi, keyed, plain):
-    for db, extra in ((keyed, _key_args(keyed)), (plain, [])):
+def test_swapping_two_decisions_on_one_finding_is_caught(qi, keyed, plain, key_args):
+    for db, extra in ((keyed, key_args), (plain, [])):
         before = qi("runs", "show", "1", "--db", db, "--format", "json")
         assert json.loads(before.stdout)["review"]["open"] == []
         # the challenge (2) becomes the latest decision on NW-007 3.1, so it is open again
@@ -156,7 +203,7 @@ def test_deleting_the_newest_decision_is_caught_against_the_head(qi, plain):
     qi("review", "1", "--db", plain, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree",
        )
     head = qi("runs", "head", "--db", plain).stdout.strip()
-    newest = sqlite3.connect(plain).execute("SELECT link, hash FROM decisions ORDER BY id DESC LIMIT 1").fetchone()
+    newest = stores.rows(plain, "SELECT link, hash FROM decisions ORDER BY id DESC LIMIT 1")[0]
     assert head == f"{newest[0]}:{newest[1]}"  # the head is the newest link of any kind
     sql(plain, "DELETE FROM decisions WHERE id = (SELECT max(id) FROM decisions)")
     assert "records_lost" in _codes(_verify(qi, plain))  # the id counter remembers it
@@ -195,45 +242,64 @@ def test_a_record_with_values_qi_never_writes_is_caught(qi, plain):
     assert result.exit_code == 1 and _codes(result) == ["invalid_record"]
 
 
+#: On PostgreSQL a trigger runs a function: this one drops the row (as SQLite's RAISE(IGNORE)).
+_DROP_ROW = "CREATE FUNCTION drop_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$"
+DROP_CHALLENGES = {
+    "sqlite": "CREATE TRIGGER drop_challenges BEFORE INSERT ON decisions WHEN NEW.decision = 'challenge' "
+              "BEGIN SELECT RAISE(IGNORE); END",
+    "postgresql": "CREATE TRIGGER drop_challenges BEFORE INSERT ON decisions FOR EACH ROW "
+                  "WHEN (NEW.decision = 'challenge') EXECUTE FUNCTION drop_row()"}
 TRIGGERS = [
-    "CREATE TRIGGER drop_challenges BEFORE INSERT ON decisions WHEN NEW.decision = 'challenge' "
-    "BEGIN SELECT RAISE(IGNORE); END",
-    "CREATE TRIGGER rewrite AFTER INSERT ON findings BEGIN UPDATE findings SET value = 'sufficient' "
-    "WHERE rowid = NEW.rowid; END",
-    "CREATE VIEW everything AS SELECT * FROM decisions",
-    "CREATE TABLE notes (x)",
-    "CREATE INDEX by_reviewer ON decisions(reviewer)",
+    [DROP_CHALLENGES],
+    [{"sqlite": "CREATE TRIGGER rewrite AFTER INSERT ON findings BEGIN UPDATE findings SET value = 'sufficient' "
+                "WHERE rowid = NEW.rowid; END",
+      "postgresql": "CREATE FUNCTION rewrite() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    "NEW.value := 'sufficient'; RETURN NEW; END $$"},
+     {"sqlite": "", "postgresql": "CREATE TRIGGER rewrite BEFORE INSERT ON findings FOR EACH ROW "
+                                  "EXECUTE FUNCTION rewrite()"}],
+    ["CREATE VIEW everything AS SELECT * FROM decisions"],
+    [{"sqlite": "CREATE TABLE notes (x)", "postgresql": "CREATE TABLE notes (x TEXT)"}],
+    ["CREATE INDEX by_reviewer ON decisions(reviewer)"],
+    [{"sqlite": "", "postgresql": "CREATE RULE quiet AS ON INSERT TO signoffs DO INSTEAD NOTHING"}],
+    [{"sqlite": "", "postgresql": "ALTER TABLE decisions ENABLE ROW LEVEL SECURITY"}],
+    [{"sqlite": "", "postgresql": "ALTER TABLE decisions ALTER COLUMN reason SET DEFAULT 'fine'"}],
 ]
 
 
-@pytest.mark.parametrize("statement", TRIGGERS)
-def test_a_schema_object_qi_did_not_create_is_caught_and_refused_before_any_write(qi, plain, tmp_path, statement):
-    sql(plain, statement)
+@pytest.mark.parametrize("statements", TRIGGERS, ids=range(len(TRIGGERS)))
+def test_a_schema_object_qi_did_not_create_is_caught_and_refused_before_any_write(qi, plain, tmp_path, statements):
+    if not any(s.get("postgresql" if stores.is_postgres(plain) else "sqlite", s) if isinstance(s, dict) else s
+               for s in statements):
+        pytest.skip("PostgreSQL only")
+    sql(plain, _DROP_ROW if stores.is_postgres(plain) else "", *statements)
+    code = "schema_changed" if any("ALTER TABLE" in str(s) for s in statements) else "foreign_schema"  # qi's table altered
     result = _verify(qi, plain)
-    assert result.exit_code == 1 and _codes(result) == ["foreign_schema"]
-    before = plain.read_bytes()
+    assert result.exit_code == 1 and _codes(result) == [code], result.stderr
+    before = stores.snapshot(plain)
     for args in (("review", "1", "--case", "NW-001", "--criterion", "3.2", "--decision", "challenge",
                   "--reason", "r"),
                  ("runs", "signoff", "1"),
                  ("run", SAMPLE, "--out", tmp_path / "refused", "-q")):
         refused = qi(*args, "--db", plain)
-        assert refused.exit_code == 1 and "foreign_schema" in refused.stderr, refused.stderr
-    assert plain.read_bytes() == before and not (tmp_path / "refused").exists()
+        assert refused.exit_code == 1 and code in refused.stderr, refused.stderr
+    assert stores.snapshot(plain) == before and not (tmp_path / "refused").exists()
 
 
 def test_a_write_reports_only_what_reads_back_as_stored(plain, monkeypatch):
     """Were a trigger to slip past the schema check, the write reads back what was stored and is
     rolled back when it differs, rather than reporting a decision that was never stored."""
-    sql(plain, "CREATE TRIGGER drop_challenges BEFORE INSERT ON decisions WHEN NEW.decision = 'challenge' "
-                "BEGIN SELECT RAISE(IGNORE); END",
-         "CREATE TRIGGER edit AFTER INSERT ON decisions BEGIN UPDATE decisions SET reason = 'edited' "
-         "WHERE id = NEW.id; END")
+    sql(plain, _DROP_ROW if stores.is_postgres(plain) else "", DROP_CHALLENGES,
+        {"sqlite": "CREATE TRIGGER edit AFTER INSERT ON decisions BEGIN UPDATE decisions SET reason = 'edited' "
+                   "WHERE id = NEW.id; END",
+         "postgresql": "CREATE FUNCTION edit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                       "UPDATE decisions SET reason = 'edited' WHERE id = NEW.id; RETURN NULL; END $$"},
+        {"sqlite": "", "postgresql": "CREATE TRIGGER edit AFTER INSERT ON decisions FOR EACH ROW EXECUTE FUNCTION edit()"})
     monkeypatch.setattr(store.Store, "_schema_differences", lambda self: [])
     with store.Store.open(plain, writable=True) as audit:
         count = audit.connection.execute("SELECT count(*) FROM decisions").fetchone()[0]
         for decision in ("challenge", "override"):
             with pytest.raises(store.InputError) as refused:
-                review.record_decision(audit, 1, "NW-001", "3.2", decision, LOCAL, "why",
+                review.record_decision(audit, 1, "NW-001", "3.2", decision, recorder(plain), "why",
                                        "sufficient" if decision == "override" else None)
             assert refused.value.diagnostics[0].code == "store_tampered"
         assert audit.connection.execute("SELECT count(*) FROM decisions").fetchone()[0] == count
@@ -258,7 +324,7 @@ def test_control_characters_in_reasons_and_names_are_refused_and_escaped(qi, pla
     assert result.exit_code == 1 and "invalid_record" in _codes(result) and "\x1b" not in result.stderr
 
 
-def test_a_fifo_as_the_store_is_refused_unopened(qi, tmp_path):
+def test_a_fifo_as_the_store_is_refused_unopened(qi, tmp_path):  # an SQLite file's own case
     fifo = tmp_path / "qi.db"
     os.mkfifo(fifo)
     outcome = {}
@@ -309,7 +375,7 @@ TAMPERING = [
 
 @pytest.mark.parametrize("statement", TAMPERING)
 def test_no_tampered_store_gives_anything_but_exit_0_or_1(qi, plain, tmp_path, statement):
-    sql(plain, "PRAGMA foreign_keys = OFF", statement)
+    tamper(plain, "PRAGMA foreign_keys = OFF", statement)
     commands = [("runs", "verify"), ("runs", "show", "1"), ("runs", "show", "1", "--format", "json"),
                 ("runs", "list"), ("runs", "head"), ("report", "1", "--out", tmp_path / "r"),
                 ("explain", "--run", "1", "--case", "NW-014", "--criterion", "3.3"),
@@ -325,17 +391,17 @@ def test_no_tampered_store_gives_anything_but_exit_0_or_1(qi, plain, tmp_path, s
 
 # --- what a hostile review found: writers and readers check the chain, final findings everywhere --
 
-def test_a_writer_with_the_key_refuses_a_chain_holding_a_forgery(qi, keyed, tmp_path):
+def test_a_writer_with_the_key_refuses_a_chain_holding_a_forgery(qi, keyed, tmp_path, key_args):
     _forge(keyed, "decisions", {"case_ref": "NW-001", "criterion": "3.2", "decision": "override",
                                 "finding": "sufficient", "reason": "forged", "reviewer": "R. Patel"})
-    before = keyed.read_bytes()
-    key = _key_args(keyed)
+    before = stores.snapshot(keyed)
+    key = key_args
     for args in (("review", "1", "--case", "NW-001", "--criterion", "1.1", "--decision", "agree"),
                  ("runs", "signoff", "1"), ("run", SAMPLE, "--out", tmp_path / "o", "-q"),
                  ("report", "1", "--out", tmp_path / "r"), ("export", "1", "--to", tmp_path / "x.xlsx")):
         refused = qi(*args, "--db", keyed, *key)
         assert refused.exit_code == 1 and ": chain_broken: " in refused.stderr and "review_mismatch" in refused.stderr
-    assert keyed.read_bytes() == before and not (tmp_path / "r").exists() and not (tmp_path / "o").exists()
+    assert stores.snapshot(keyed) == before and not (tmp_path / "r").exists() and not (tmp_path / "o").exists()
     shown = qi("runs", "show", "1", "--db", keyed, *key)  # a view still shows it, saying what is wrong
     assert shown.exit_code == 0 and "warning: review_mismatch: decision 5" in shown.stderr
     unkeyed = qi("runs", "show", "1", "--db", keyed)
@@ -391,7 +457,7 @@ def test_a_name_on_two_lines_is_refused_and_a_reason_s_newline_cannot_forge_a_li
 def test_an_override_can_only_give_a_finding(qi, plain):
     with store.Store.open(plain, writable=True) as audit:
         with pytest.raises(store.InputError) as refused:
-            review.record_decision(audit, 1, "NW-001", "3.2", "override", LOCAL, "r", "not_assessed")
+            review.record_decision(audit, 1, "NW-001", "3.2", "override", recorder(plain), "r", "not_assessed")
         assert refused.value.diagnostics[0].code == "missing_finding"
 
 
@@ -407,7 +473,7 @@ def test_an_override_can_only_give_a_finding(qi, plain):
     "UPDATE case_results SET result = x'789cabae0500017500f9'",
 ])
 def test_more_tampering_never_crashes_any_command(qi, plain, tmp_path, statement):
-    sql(plain, statement)
+    tamper(plain, statement)
     for args in (("runs", "verify"), ("runs", "show", "1"), ("report", "1", "--out", tmp_path / "r"),
                  ("review", "1", "--case", "NW-001", "--criterion", "3.2", "--decision", "agree"),
                  ("runs", "signoff", "1"), ("export", "1", "--to", tmp_path / "x.xlsx"),
@@ -422,7 +488,7 @@ def test_more_tampering_never_crashes_any_command(qi, plain, tmp_path, statement
                                  "framework", "cases"])
 def test_a_stored_report_missing_a_part_is_a_coded_refusal(qi, plain, tmp_path, key):
     import zlib
-    connection = sqlite3.connect(plain)
+    connection = stores.connect(plain)
     report = json.loads(zlib.decompress(connection.execute("SELECT report FROM runs WHERE seq = 1").fetchone()[0]))
     del report[key]
     connection.execute("UPDATE runs SET report = ? WHERE seq = 1", (zlib.compress(json.dumps(report).encode()),))

@@ -69,17 +69,6 @@ def file_db(tmp_path_factory, tmp_path):
     return stores.copy(folder / "qi.db", tmp_path)
 
 
-#: The table where the highest id ever issued is kept, and its column, on each backend.
-NUMBERING = {"sqlite": ("sqlite_sequence", "seq"), "postgresql": ("qi_numbering", "last")}
-
-
-def numbering(db, statement: str) -> dict:
-    """A statement on the numbering table, written as for SQLite (``sqlite_sequence``, ``seq``)."""
-    table, column = NUMBERING["postgresql"]
-    return {"sqlite": statement, "postgresql": statement.replace("sqlite_sequence", table).replace(" seq ", f" {column} ")
-            .replace("SET seq", f"SET {column}")}
-
-
 def _codes(result) -> list[str]:
     return [line.split(": ")[1] for line in result.stderr.splitlines() if line.count(": ") >= 2]
 
@@ -251,7 +240,7 @@ def test_verify_detects_the_last_run_deleted(qi, db):
     sql(db, "DELETE FROM findings WHERE seq = 3", "DELETE FROM case_results WHERE seq = 3",
          "DELETE FROM runs WHERE seq = 3")
     assert "runs_lost" in _codes(_verify(qi, db))  # the run counter remembers run 3
-    sql(db, numbering(db, "UPDATE sqlite_sequence SET seq = 2 WHERE name = 'runs'"))  # ... unless it is edited too
+    sql(db, "UPDATE sqlite_sequence SET seq = 2 WHERE name = 'runs'")  # ... unless it is edited too
     result = _verify(qi, db, "--expect-head", head)
     assert result.exit_code == 1 and _codes(result) == ["runs_lost"] and f"expected head {head[:14]}" in result.stderr
 
@@ -259,13 +248,13 @@ def test_verify_detects_the_last_run_deleted(qi, db):
 def test_verify_detects_every_run_deleted(qi, db):
     head = qi("runs", "head", "--db", db).stdout.strip()
     sql(db, "DELETE FROM findings", "DELETE FROM case_results", "DELETE FROM runs",
-        numbering(db, "DELETE FROM sqlite_sequence"))
+        "DELETE FROM sqlite_sequence")
     result = _verify(qi, db, "--expect-head", head)
     assert result.exit_code == 1 and _codes(result) == ["runs_lost"]
 
 
 def test_verify_detects_renumbered_runs(qi, db):
-    sql(db, {"sqlite": "PRAGMA foreign_keys = OFF", "postgresql": "SELECT 1"}, "DELETE FROM findings WHERE seq = 1", "DELETE FROM case_results WHERE seq = 1",
+    sql(db, "PRAGMA foreign_keys = OFF", "DELETE FROM findings WHERE seq = 1", "DELETE FROM case_results WHERE seq = 1",
          "DELETE FROM runs WHERE seq = 1", "UPDATE runs SET seq = seq - 1", "UPDATE case_results SET seq = seq - 1",
          "UPDATE findings SET seq = seq - 1")
     result = _verify(qi, db)
