@@ -1,7 +1,8 @@
 """Accounts and roles: who may record what, on the command line and in the workspace.
 
 A store with accounts records every decision and sign-off under an authenticated account and its
-role; a store without them under the operating-system user. These tests drive ``qi users``,
+role; a store without them under the operating-system user. The tests on a team's store run on
+both backends, an SQLite file and a PostgreSQL database (tests/stores.py). These tests drive ``qi users``,
 ``qi review --as`` and the workspace's logins as people would, and attack them: wrong and missing
 passwords, disabled accounts, roles that may not, forged and replayed sessions, an open redirect,
 a flood of guesses, and edits to the stored role.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 
 import pytest
 from starlette.testclient import TestClient
@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 from engine.serve import login
 from engine.store import accounts, review
 from engine.store import store as audit
+from tests import stores
 from tests.conftest import SAMPLE
 
 PASSWORD = "a long shared test password"
@@ -33,15 +34,15 @@ def admin(password_file) -> tuple:
     return ("--as", "ada", "--admin-password-file", password_file)
 
 
-@pytest.fixture(scope="module")
-def base_store(tmp_path_factory):
-    """A store holding one run of the example sample and an account for each role."""
+@pytest.fixture(scope="module", params=stores.BACKENDS)
+def base_store(request, tmp_path_factory):
+    """A store holding one run of the example sample and an account for each role, on each backend."""
     from click.testing import CliRunner
 
     import cli
 
     root = tmp_path_factory.mktemp("accounts")
-    db = root / "qi.db"
+    db = stores.empty_store(request.param, root)
     (root / "password").write_text(PASSWORD + "\n")
     ran = CliRunner().invoke(cli.cli, ["run", str(SAMPLE), "--out", str(root / "out"), "--db", str(db), "-q"])
     assert ran.exit_code == 0, ran.stderr
@@ -49,22 +50,25 @@ def base_store(tmp_path_factory):
         added = CliRunner().invoke(cli.cli, ["users", "add", name, "--role", role, "--password-file",
                                              str(root / "password"), "--db", str(db)])
         assert added.exit_code == 0, added.stderr
-    return db
+    yield db
+    if stores.is_postgres(db):
+        stores.drop(db)
 
 
 @pytest.fixture
 def team(base_store, tmp_path):
     """A fresh copy of the store, and the password file."""
-    db = tmp_path / "qi.db"
-    db.write_bytes(base_store.read_bytes())
-    db.chmod(0o600)
+    db = stores.copy(base_store, tmp_path)
+    if not stores.is_postgres(db):
+        db.chmod(0o600)
     (tmp_path / "password").write_text(PASSWORD + "\n")
-    return db, tmp_path / "password"
+    yield db, tmp_path / "password"
+    if stores.is_postgres(db):
+        stores.drop(db)
 
 
 def decisions(db) -> list[tuple]:
-    with sqlite3.connect(db) as connection:
-        return connection.execute("SELECT reviewer, role, identity, decision FROM decisions ORDER BY id").fetchall()
+    return stores.rows(db, "SELECT reviewer, role, identity, decision FROM decisions ORDER BY id")
 
 
 def as_(name: str, password_file) -> tuple:
@@ -98,8 +102,7 @@ def test_users_add_list_disable_enable_passwd_role(qi, tmp_path):
             accounts.authenticate(store, "ann", PASSWORD)
     stored = db.read_bytes()
     assert b"another long password" not in stored and PASSWORD.encode() not in stored
-    with sqlite3.connect(db) as connection:
-        assert connection.execute("SELECT password_hash FROM users").fetchone()[0].startswith("$argon2id$")
+    assert stores.rows(db, "SELECT password_hash FROM users")[0][0].startswith("$argon2id$")
     assert qi("runs", "verify", "--db", db).exit_code == 0  # accounts are not links of the chain
 
 
@@ -235,8 +238,7 @@ def test_who_decided_and_their_role_are_covered_by_the_chain(qi, team, tamper, c
     _decide_all(qi, db, password, "ann")
     assert qi("runs", "signoff", "1", "--db", db, *as_("quinn", password)).exit_code == 0
     assert qi("runs", "verify", "--db", db).exit_code == 0
-    with sqlite3.connect(db) as connection:
-        connection.execute(tamper)
+    stores.sql(db, tamper)
     verified = qi("runs", "verify", "--db", db)
     assert verified.exit_code == 1 and f": {code}: " in verified.stderr
 
@@ -447,7 +449,7 @@ def test_the_qa_lead_signs_off_in_the_workspace_after_a_reviewer_decided(team, q
 
 
 def test_disabling_moving_or_a_new_password_ends_an_account_s_session_at_once(team, qi):
-    db, _ = team
+    db, password = team
     web, other, third, untouched = client(db), client(db), client(db), client(db)
     log_in(web, "ann")
     log_in(other, "rob")
@@ -457,9 +459,9 @@ def test_disabling_moving_or_a_new_password_ends_an_account_s_session_at_once(te
     with audit.Store(db) as store:
         accounts.set_disabled(store, "ann", True, ADA)
         accounts.set_role(store, "rob", "inspector", ADA)
-    (db.parent / "new").write_text("quinn's new long password\n")
-    assert qi("users", "passwd", "quinn", "--password-file", db.parent / "new", "--db", db,
-              *admin(db.parent / "password")).exit_code == 0
+    (password.parent / "new").write_text("quinn's new long password\n")
+    assert qi("users", "passwd", "quinn", "--password-file", password.parent / "new", "--db", db,
+              *admin(password.parent / "password")).exit_code == 0
     for browser in (web, other, third):
         assert browser.get("/", follow_redirects=False).status_code == 303
     assert untouched.get("/", follow_redirects=False).status_code == 200
@@ -498,11 +500,9 @@ FINDINGS = [("NW-001", "3.2"), ("NW-007", "3.1"), ("NW-014", "3.3"), ("NW-014", 
 
 def _assert_linear(db, expected: int) -> None:
     """Every decision recorded once, as a link of one chain: links numbered with no gap or repeat."""
-    with sqlite3.connect(db) as connection:
-        links = [row[0] for row in connection.execute(
-            "SELECT link FROM runs UNION ALL SELECT link FROM decisions UNION ALL SELECT link FROM signoffs "
-            "ORDER BY 1")]
-        count = connection.execute("SELECT count(*) FROM decisions").fetchone()[0]
+    links = [row[0] for row in stores.rows(
+        db, "SELECT link FROM runs UNION ALL SELECT link FROM decisions UNION ALL SELECT link FROM signoffs ORDER BY 1")]
+    count = stores.rows(db, "SELECT count(*) FROM decisions")[0][0]
     assert count == expected and links == list(range(1, len(links) + 1))
 
 
@@ -654,9 +654,13 @@ def test_a_record_by_the_system_user_after_accounts_were_deleted_fails_verify(qi
     db, password = team
     assert qi("review", "1", "--db", db, "--case", "NW-014", "--criterion", "3.3", "--decision", "agree",
               *as_("ann", password)).exit_code == 0
-    with sqlite3.connect(db) as connection:
-        connection.execute("DELETE FROM users")
-    assert qi("review", "1", "--db", db, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree").exit_code == 0
+    stores.sql(db, "DELETE FROM users")
+    unattributed = qi("review", "1", "--db", db, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree")
+    if stores.is_postgres(db):  # a shared store never records the operating-system user, accounts or not
+        assert unattributed.exit_code == 1 and "account_required: this is a shared PostgreSQL store" in \
+            unattributed.stderr
+        return
+    assert unattributed.exit_code == 0
     verified = qi("runs", "verify", "--db", db)
     assert verified.exit_code == 1 and ": accounts_removed: " in verified.stderr
 
@@ -681,6 +685,8 @@ def test_a_read_only_workspace_sees_accounts_added_after_it_started(qi, tmp_path
     the next page asks for a login."""
     db = tmp_path / "qi.db"
     assert qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db, "-q").exit_code == 0
+    import sqlite3
+
     with sqlite3.connect(db) as connection:  # as a store made before migration 0004
         connection.executescript("DROP TABLE users; DELETE FROM migrations WHERE name = '0004-accounts';")
         for table in ("decisions", "signoffs"):

@@ -238,3 +238,36 @@ def test_the_readme_s_review_loop_as_a_team_from_a_users_folder(installed, tmp_p
     assert "run 1 signed off by s.khan (qa lead)" in ran.stdout
     assert "NW-014 3.3: engine insufficient, inspector sufficient [override by r.patel (reviewer)]" in ran.stdout
     assert "not_permitted" not in ran.stderr and "NW-007 3.1 is open" in ran.stderr
+
+
+def test_the_readme_s_postgresql_set_up_from_a_users_folder(installed, tmp_path):
+    """The README's team set-up on PostgreSQL, its qi steps run with the installed qi from a user's
+    folder on a new database of the test server (the server's own set-up, apt-get and createdb,
+    is the administrator's; `qi serve` is tested elsewhere): accounts, a run, then the review loop
+    on the shared store, verified, and who decided named."""
+    from tests import stores
+
+    database = stores.new_database()
+    try:
+        readme = (ROOT / "README.md").read_text(encoding="utf-8")
+        block = readme.split("Set-up on Debian, end to end", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+        steps = [line.split("  #", 1)[0].strip() for line in block.splitlines()]
+        steps = [f"export QI_DB={database}" if step.startswith("export QI_DB=") else step for step in steps
+                 if step.startswith(("qi ", "export QI_DB=")) and not step.startswith("qi serve")]
+        assert len(steps) == 5, steps
+        script = ["set -eu", *steps,
+                  "for finding in NW-001:3.2 NW-007:3.1 NW-014:3.3; do qi review 1 --case ${finding%:*} "
+                  "--criterion ${finding#*:} --decision agree --as r.patel --password-file r.patel.pw; done",
+                  "qi runs signoff 1 --as s.khan --password-file s.khan.pw", "qi runs verify", "qi runs show 1"]
+        for name in ("a.admin", "s.khan", "r.patel"):
+            (tmp_path / f"{name}.pw").write_text(f"the password of {name}, long\n")
+        env = {"PATH": f"{installed.parent}:{os.environ.get('PATH', '')}", "HOME": str(tmp_path),
+               "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache"), "LANG": "C.UTF-8"}
+        ran = subprocess.run(["bash", "-c", "\n".join(script)], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=600)
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        assert "1 run verified" in ran.stdout and "run 1 signed off by s.khan (qa lead)" in ran.stdout
+        assert "NW-014 3.3: engine insufficient, inspector sufficient [agree by r.patel (reviewer)]" in ran.stdout
+        assert not (tmp_path / "data").exists()  # nothing went to a local store
+    finally:
+        stores.drop(database)

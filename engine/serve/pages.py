@@ -65,6 +65,9 @@ class Reader:
 
     def store(self) -> audit.Store:
         opened = getattr(self._local, "store", None)
+        if opened is not None and not opened.backend.usable(opened.connection):  # a server restarted
+            opened.close()
+            opened = None
         if opened is None:
             opened = self._local.store = (audit.Store.open(self.path) if self.read_only else audit.Store(self.path))
         return opened
@@ -128,7 +131,12 @@ class Reader:
         store = self.store()
         problems: list[str] = []
         bad: dict[int, list[str]] = {}
-        for found in store.verify(key=self.key) + review.verify(store, self.key):  # as qi runs verify
+        try:
+            found_all = store.verify(key=self.key) + review.verify(store, self.key)  # as qi runs verify
+        except backend.DatabaseError as error:  # the server went away: said so, and not kept
+            text = f"store_unavailable: the audit store cannot be read: {backend.first_line(error)}"
+            return {"problems": [text], "bad": {0: [text]}}
+        for found in found_all:
             text = f"{found.diagnostic.code}: {found.diagnostic.message}"
             problems.append(text)
             bad.setdefault(found.seq if found.seq is not None else 0, []).append(text)

@@ -204,6 +204,10 @@ class SQLite:
         finally:
             connection.close()
 
+    def usable(self, connection) -> bool:
+        """Whether an open connection can still be used (a file's always can)."""
+        return True
+
     def numbered(self, connection, table: str):
         """The highest id ever issued in ``table`` (None if none was)."""
         row = connection.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
@@ -419,6 +423,10 @@ class PostgreSQL:
                 connection.execute("ROLLBACK")
         finally:
             connection.close()
+
+    def usable(self, connection) -> bool:
+        """Whether the connection is still open: the server may have restarted or dropped it."""
+        return not (connection.raw.closed or connection.raw.broken)
 
     def numbered(self, connection, table: str):
         row = connection.execute("SELECT last FROM qi_numbering WHERE name = ?", (table,)).fetchone()
