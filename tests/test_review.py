@@ -1,33 +1,70 @@
 """Reviewers' decisions and sign-off in the audit store: the loop end to end through the CLI,
-append-only history, tamper evidence, redaction, and the public API web forms build on."""
+append-only history, tamper evidence, redaction, and the public API web forms build on — on an
+SQLite store without accounts (the operating-system user records) and on a shared PostgreSQL store,
+where accounts record (tests/stores.py)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
 from engine.base.diagnostics import InputError
-from engine.store import review, store
+from engine.store import accounts, review, store
+from tests import stores
 from tests.conftest import ME, SAMPLE, local
 
+PASSWORD = "a long enough test password"
+#: The accounts of the shared store: the reviewer and QA lead the CLI steps run as, and the API's.
+TEAM = {"ann": "reviewer", "quinn": "qa_lead", "A": "reviewer", "B": "reviewer", "C": "qa_lead"}
+#: Each shared store's password file.
+PASSWORD_FILES: dict = {}
 
-@pytest.fixture
-def stored_run(qi, tmp_path):
-    db = tmp_path / "qi.db"
+
+@pytest.fixture(params=stores.BACKENDS)
+def stored_run(request, qi, tmp_path):
+    db = stores.empty_store(request.param, tmp_path)
     result = qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db)
     assert result.exit_code == 0, result.stderr
-    return db
+    if stores.is_postgres(db):
+        (tmp_path / "pw").write_text(PASSWORD + "\n")
+        PASSWORD_FILES[db] = tmp_path / "pw"
+        for name, role in TEAM.items():
+            assert qi("users", "add", name, "--role", role, "--password-file", tmp_path / "pw", "--db", db).exit_code == 0
+    yield db
+    if stores.is_postgres(db):
+        stores.drop(db)
+
+
+def _as(db, name: str) -> list:
+    """Who a CLI step records as: nobody named on SQLite (the operating-system user), an account on PostgreSQL."""
+    return ["--as", name, "--password-file", PASSWORD_FILES[db]] if stores.is_postgres(db) else []
 
 
 def _review(qi, db, *args):
-    return qi("review", "1", "--db", db, *args)
+    return qi("review", "1", "--db", db, *args, *_as(db, "ann"))
+
+
+def _signoff(qi, db):
+    return qi("runs", "signoff", "1", "--db", db, *_as(db, "quinn"))
+
+
+def who(db, name: str) -> accounts.Actor:
+    """The API's maker: the operating-system user ``name``, or on PostgreSQL the account."""
+    return accounts.Actor(name, TEAM[name], accounts.ACCOUNT) if stores.is_postgres(db) else local(name)
+
+
+def maker(db) -> tuple[str, str]:
+    """How views name the CLI steps' reviewer and QA lead."""
+    if stores.is_postgres(db):
+        return "ann (reviewer)", "quinn (qa lead)"
+    return f"{ME} (operating-system user)", f"{ME} (operating-system user)"
 
 
 def test_the_review_loop_end_to_end(qi, stored_run, tmp_path):
     db = stored_run
-    refused = qi("runs", "signoff", "1", "--db", db)
+    reviewer, lead = maker(db)
+    refused = _signoff(qi, db)
     assert refused.exit_code == 1
     assert "NW-007 3.1 is open" in refused.stderr and "NW-014 3.3 is open" in refused.stderr
     assert "NW-001 3.2 is open" in refused.stderr
@@ -37,18 +74,19 @@ def test_the_review_loop_end_to_end(qi, stored_run, tmp_path):
                    "sufficient", "--reason", "The restraining order manages the risk").exit_code == 0
     assert _review(qi, db, "--case", "NW-007", "--criterion", "3.1", "--decision", "challenge", "--reason",
                    "Check whether the victim's views were sought elsewhere").exit_code == 0
-    still = qi("runs", "signoff", "1", "--db", db)
+    still = _signoff(qi, db)
     assert still.exit_code == 1 and "NW-007 3.1 is open (challenged" in still.stderr
     assert "NW-014" not in still.stderr
 
     assert _review(qi, db, "--case", "NW-007", "--criterion", "3.1", "--decision", "agree").exit_code == 0
-    signed = qi("runs", "signoff", "1", "--db", db)
-    assert signed.exit_code == 0 and f"signed off by {ME} (operating-system user; the store has no accounts)" \
+    signed = _signoff(qi, db)
+    assert signed.exit_code == 0 and "signed off by " + (lead if stores.is_postgres(db) else
+                                                         f"{ME} (operating-system user; the store has no accounts)") \
         in signed.stdout
 
     shown = qi("runs", "show", "1", "--db", db).stdout
-    assert f"NW-014 3.3: engine insufficient, inspector sufficient [override by {ME} (operating-system user)]" in shown
-    assert "4 decisions recorded" in shown and f"signed off by {ME} (operating-system user)" in shown
+    assert f"NW-014 3.3: engine insufficient, inspector sufficient [override by {reviewer}]" in shown
+    assert "4 decisions recorded" in shown and f"signed off by {lead}" in shown
     assert "open: 0" in shown
 
     out = tmp_path / "again"
@@ -84,14 +122,14 @@ def test_bad_decisions_are_refused_with_codes_and_nothing_recorded(qi, stored_ru
 
 def test_later_decisions_supersede_and_history_stays(stored_run):
     with store.Store(stored_run) as audit:
-        first = review.record_decision(audit, 1, "NW-014", "3.3", "challenge", local("A"), reason="why")
-        second = review.record_decision(audit, 1, "NW-014", "3.3", "agree", local("B"))
-        organisation = review.record_decision(audit, 1, "organisation:NPS", "6.1", "agree", local("B"))
+        first = review.record_decision(audit, 1, "NW-014", "3.3", "challenge", who(stored_run, "A"), reason="why")
+        second = review.record_decision(audit, 1, "NW-014", "3.3", "agree", who(stored_run, "B"))
+        organisation = review.record_decision(audit, 1, "organisation:NPS", "6.1", "agree", who(stored_run, "B"))
         assert review.decisions_for_run(audit, 1) == [second, organisation]
         assert review.decisions_for_run(audit, 1, history=True) == [first, second, organisation]
         assert [i["case"] for i in review.open_items(audit, 1)] == ["NW-001", "NW-007"]
         with pytest.raises(review.OpenItems) as refused:
-            review.signoff(audit, 1, local("C"))
+            review.signoff(audit, 1, who(stored_run, "C"))
         assert [i["criterion"] for i in refused.value.items] == ["3.2", "3.1"]
         assert review.signoffs(audit, 1) == []
 
@@ -109,10 +147,9 @@ def test_a_changed_or_deleted_decision_is_detected(qi, stored_run, tamper, expec
     _review(qi, db, "--case", "NW-007", "--criterion", "3.1", "--decision", "override", "--finding", "sufficient",
             "--reason", "r")
     _review(qi, db, "--case", "NW-001", "--criterion", "3.2", "--decision", "agree")
-    assert qi("runs", "signoff", "1", "--db", db).exit_code == 0
+    assert _signoff(qi, db).exit_code == 0
     assert qi("runs", "verify", "--db", db).exit_code == 0
-    with sqlite3.connect(db) as connection:
-        connection.execute(tamper)
+    stores.sql(db, tamper)
     result = qi("runs", "verify", "--db", db)
     assert result.exit_code == 1 and expected in result.stderr
 
@@ -134,6 +171,6 @@ def test_redact_removes_reasons_and_notes_from_every_view(qi, stored_run, tmp_pa
 
 
 def test_signoff_of_an_unknown_run_or_without_a_name_fails(qi, stored_run):
-    assert qi("runs", "signoff", "99", "--db", stored_run).exit_code == 1
+    assert qi("runs", "signoff", "99", "--db", stored_run, *_as(stored_run, "quinn")).exit_code == 1
     with store.Store(stored_run) as audit, pytest.raises(InputError):
         review.signoff(audit, 1, local("  "))
