@@ -19,7 +19,8 @@ from engine.base.diagnostics import InputError
 from engine.load import source
 from engine.report import report as reports
 from engine.run import run
-from engine.store import store
+from engine.store import review, store
+from tests import stores
 from tests.conftest import ROOT, SAMPLE, walk
 
 
@@ -205,7 +206,17 @@ def test_verify_detects_a_removed_run(qi, tmp_path, db):
     assert result.exit_code == 1 and "run 2" in result.stderr
 
 
-def test_two_runs_writing_to_one_store_at_once_both_succeed(tmp_path, db):
+@pytest.fixture(params=stores.BACKENDS)
+def any_db(request, tmp_path):
+    """A new store on each backend: a file not yet made, or an empty PostgreSQL database."""
+    made = stores.empty_store(request.param, tmp_path / "audit")
+    yield made
+    if stores.is_postgres(made):
+        stores.drop(made)
+
+
+def test_two_runs_writing_to_one_store_at_once_both_succeed(tmp_path, any_db):
+    db = any_db
     env = {**os.environ, "QI_DB": str(db)}
     processes = [subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "run", str(SAMPLE), "--out",
                                    str(tmp_path / f"out{n}")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -215,6 +226,28 @@ def test_two_runs_writing_to_one_store_at_once_both_succeed(tmp_path, db):
     audit = store.Store(db)
     assert [r.seq for r in audit.runs()] == [1, 2]
     assert audit.verify() == []
+
+
+def test_the_same_run_gives_the_same_reports_and_stored_results_on_either_backend(qi, tmp_path):
+    """report.json, report.md and trace.jsonl of one sample are the same recorded in an SQLite file
+    or a PostgreSQL database (apart from the run's time and id and the store's head), and so is
+    everything the store gives back: the report and every case result in the stored order."""
+    recorded = {}
+    for kind in stores.BACKENDS:
+        db = stores.empty_store(kind, tmp_path / kind)
+        try:
+            assert qi("run", SAMPLE, "--out", tmp_path / kind / "out", "--db", db, "-q").exit_code == 0
+            shown = json.loads(qi("runs", "show", "1", "--db", db, "--format", "json").stdout)
+            with store.Store.open(db) as audit:
+                results = [audit.case_result(1, c["case"]) for c in shown["cases"]]
+                spooled = list(review.final_report(audit, 1).spool.lines())
+            del shown["run"], shown["store"]
+            recorded[kind] = (_without_timestamp(tmp_path / kind / "out" / "report.json"), shown, results, spooled,
+                              (tmp_path / kind / "out" / "trace.jsonl").read_bytes())
+        finally:
+            if stores.is_postgres(db):
+                stores.drop(db)
+    assert recorded["sqlite"] == recorded["postgresql"]
 
 
 def test_explain_from_the_store_matches_explain_from_the_case_file(qi, tmp_path, db):
