@@ -109,6 +109,32 @@ def test_runs_list_shows_each_run_with_sample_rule_set_date_and_verify_status(we
     assert page.text.count('<td class="verified">verified</td>') == 2
 
 
+def test_a_change_to_a_postgresql_store_is_seen_by_a_running_workspace(qi, tmp_path):
+    """On PostgreSQL the workspace notices a change by the server's log position, not a file's
+    time: an edit made by someone else after a page was shown is shown at the next one."""
+    from tests import stores
+
+    db = stores.new_database()
+    try:
+        assert qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db, "-q").exit_code == 0
+        web = client(db)
+        refused = web.get("/runs/1")  # a shared store shows nothing until it has accounts
+        assert refused.status_code == 403 and "this shared store has no accounts yet" in refused.text
+        (tmp_path / "pw").write_text("a long enough password\n")
+        assert qi("users", "add", "ines", "--role", "inspector", "--password-file", tmp_path / "pw",
+                  "--db", db).exit_code == 0
+        token = re.search(r'name="csrf" value="([0-9a-f]{64})"', web.get("/login").text).group(1)
+        web.post("/login", data={"csrf": token, "name": "ines", "password": "a long enough password", "next": "/"})
+        web.get("/")
+        assert 'id="verify">verified<' in web.get("/runs/1").text
+        stores.sql(db, "UPDATE findings SET value = 'sufficient' WHERE seq = 1 AND case_ref = 'NW-014' "
+                       "AND criterion = '3.1'")
+        page = web.get("/")
+        assert '<td class="changed">changed</td>' in page.text and "findings_mismatch: run 1:" in page.text
+    finally:
+        stores.drop(db)
+
+
 def test_a_changed_run_shows_as_changed(tmp_path, store):
     import sqlite3
 

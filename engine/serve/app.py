@@ -77,10 +77,11 @@ class Workspace:
 
     def actor_of(self, request: Request) -> accounts.Actor | None:
         """Who is making the request: the logged-in account (as the store holds it now), None if
-        nobody is logged in; on a store without accounts, the operating-system user running qi."""
+        nobody is logged in; on a store without accounts, the operating-system user running qi (on a
+        shared store without accounts, nobody: it only ever records accounts)."""
         store = self.reader.store()
         if not accounts.enabled(store):
-            return accounts.local_actor(store)
+            return None if store.backend.shared else accounts.local_actor(store)
         token = request.cookies.get(login.COOKIE)
         session = self.sessions.find(token)
         if session is None:
@@ -120,6 +121,12 @@ class LoginRequired:
         actor = workspace.actor_of(request)
         scope.setdefault("state", {})["actor"] = actor
         path = scope["path"]
+        if actor is None and not path.startswith("/static/") and not accounts.enabled(workspace.reader.store()):
+            response = page(request, "error.html.j2", status=403, status_code=403,  # a shared store, no accounts yet
+                            message="this shared store has no accounts yet, and shows nothing without them: "
+                                    "add them with qi users add NAME --role ROLE --password-file FILE")
+            await response(scope, receive, send)
+            return
         if actor is None and path not in PUBLIC and not path.startswith("/static/"):
             if scope["method"] in ("GET", "HEAD"):
                 target = path + (f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else "")
