@@ -75,7 +75,7 @@ def test_the_review_loop_end_to_end(qi, stored_run, tmp_path):
     assert _review(qi, db, "--case", "NW-007", "--criterion", "3.1", "--decision", "challenge", "--reason",
                    "Check whether the victim's views were sought elsewhere").exit_code == 0
     still = _signoff(qi, db)
-    assert still.exit_code == 1 and "NW-007 3.1 is open (challenged" in still.stderr
+    assert still.exit_code == 1 and f"NW-007 3.1 is open (challenged by {reviewer}: no later decision)" in still.stderr
     assert "NW-014" not in still.stderr
 
     assert _review(qi, db, "--case", "NW-007", "--criterion", "3.1", "--decision", "agree").exit_code == 0

@@ -39,6 +39,7 @@ import json
 from engine.base import text as texts
 from engine.base.canonical import canonical
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
+from engine.report import wording
 from engine.report.model import Report
 from engine.store import accounts
 from engine.store.store import ACCOUNTS, GENESIS, Problem, Store
@@ -286,7 +287,7 @@ def open_items(store: Store, seq: int) -> list[dict]:
     for (case, criterion), decision in latest.items():
         if decision.decision == "challenge":
             items.append({"case": case, "criterion": criterion,
-                          "why": f"challenged by {decision.reviewer}: no later decision"})
+                          "why": f"challenged by {wording.maker(dataclasses.asdict(decision))}: no later decision"})
     return sorted(items, key=lambda i: (i["case"], i["criterion"]))
 
 
