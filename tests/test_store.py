@@ -574,3 +574,109 @@ def test_a_shared_store_records_decisions_by_accounts_only(qi, db, tmp_path):
     served = qi("serve", "--db", db)
     assert served.exit_code == 1 and "accounts_required: a shared PostgreSQL store is served" in served.stderr
     assert stores.snapshot(db) == before
+
+
+# --- PostgreSQL attacked through its own features (a hostile review's findings, by class) --------
+
+#: A schema of someone else's, and the database told to search it (what any owner can do).
+ELSEWHERE = ["CREATE SCHEMA util", "ALTER DATABASE {db} SET search_path = public, util"]
+
+PG_ATTACKS = {
+    # a function qi would call, shadowed in a schema the database's own search path names
+    "lock shadowed": (ELSEWHERE + ["CREATE FUNCTION util.pg_advisory_xact_lock(integer) RETURNS void "
+                                   "LANGUAGE sql AS 'SELECT NULL::void'"], None),
+    "current_schema shadowed": (ELSEWHERE + ["CREATE FUNCTION util.current_schema() RETURNS name LANGUAGE sql "
+                                             "AS $$SELECT 'util'::name$$",
+                                             "CREATE FUNCTION public.keep() RETURNS trigger LANGUAGE plpgsql AS "
+                                             "$$BEGIN NEW.disabled := 0; RETURN NEW; END$$",
+                                             "CREATE TRIGGER keep BEFORE UPDATE ON public.users FOR EACH ROW "
+                                             "EXECUTE FUNCTION public.keep()"], "foreign_schema"),
+    "operator in the schema": (["CREATE FUNCTION public.never(oid, oid) RETURNS boolean LANGUAGE sql AS 'SELECT false'",
+                                "CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = public.never)"],
+                               "foreign_schema"),
+    "event trigger": (["CREATE SCHEMA evt", "CREATE FUNCTION evt.noop() RETURNS event_trigger LANGUAGE plpgsql AS "
+                       "$$BEGIN END$$", "CREATE EVENT TRIGGER spy ON ddl_command_end EXECUTE FUNCTION evt.noop()"],
+                      "foreign_schema"),
+    "collation": (["CREATE COLLATION public.\"default\" (provider = icu, locale = 'und-u-ks-level2', "
+                   "deterministic = false)",
+                   "ALTER TABLE users ALTER COLUMN name TYPE text COLLATE public.\"default\""], "schema_changed"),
+    "identity sequence": (["ALTER TABLE case_results ALTER COLUMN ordinal SET INCREMENT BY -1"], "schema_changed"),
+    "unlogged": (["ALTER TABLE decisions SET UNLOGGED"], "schema_changed"),
+    "a child table elsewhere": (["CREATE SCHEMA evt", "CREATE TABLE evt.more () INHERITS (public.users)"],
+                                "schema_changed"),
+    "a type shadowing text": (["CREATE DOMAIN public.text AS pg_catalog.text CHECK (VALUE <> 'x')"],
+                              "foreign_schema"),
+}
+
+
+@pytest.mark.parametrize("attack", PG_ATTACKS, ids=list(PG_ATTACKS))
+def test_postgresql_s_own_features_cannot_hide_a_change_or_turn_off_the_write_lock(qi, db, tmp_path, monkeypatch,
+                                                                                     attack):
+    if not stores.is_postgres(db):
+        pytest.skip("PostgreSQL's search path, functions, operators, collations and event triggers")
+    statements, code = PG_ATTACKS[attack]
+    try:
+        stores.sql(db, *[statement.replace("{db}", f'"{db.name}"') for statement in statements])
+        result = _verify(qi, db)
+        if code is None:  # the shadowed lock: qi still takes PostgreSQL's, and waits for another writer
+            assert result.exit_code == 0, result.stderr
+            import psycopg
+
+            holder = psycopg.connect(str(db), autocommit=True)
+            holder.execute("BEGIN")
+            holder.execute(f"SELECT pg_catalog.pg_advisory_xact_lock({backend.APPLICATION_ID})")
+            monkeypatch.setenv("QI_DB_TIMEOUT", "0.3")
+            waited = qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db, "-q")
+            holder.execute("ROLLBACK")
+            holder.close()
+            assert waited.exit_code == 1 and "lock timeout" in waited.stderr, waited.stderr
+            return
+        assert result.exit_code == 1 and code in _codes(result), result.stderr
+        before = stores.snapshot(db)
+        refused = qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db, "-q")
+        assert refused.exit_code == 1 and (code in refused.stderr) and "Traceback" not in refused.stderr
+        assert stores.snapshot(db) == before
+    finally:
+        stores.sql(db, "DROP EVENT TRIGGER IF EXISTS spy")  # an event trigger is the database's, beyond this test
+
+
+def test_a_schema_named_after_the_database_user_does_not_take_the_store_s_place(qi, db):
+    if not stores.is_postgres(db):
+        pytest.skip("PostgreSQL's \"$user\" schema")
+    user = stores.rows(db, "SELECT current_user")[0][0]
+    stores.sql(db, f'CREATE SCHEMA "{user}"')  # first on PostgreSQL's default search path
+    listed = qi("runs", "list", "--db", db, "--format", "json")
+    assert listed.exit_code == 0 and len(json.loads(listed.stdout)) == 3
+    assert _verify(qi, db).exit_code == 0
+
+
+def test_a_store_in_a_named_schema_and_coded_errors_for_what_postgresql_refuses(qi, database, tmp_path):
+    url = f"{database}?options=-csearch_path%3D%22Audit%22"
+    missing = qi("runs", "list", "--db", url)
+    assert missing.exit_code == 1 and "no schema 'Audit'" in missing.stderr
+    stores.sql(database, 'CREATE SCHEMA "Audit"')
+    assert qi("run", SAMPLE, "--out", tmp_path / "out", "--db", url, "-q").exit_code == 0
+    assert qi("runs", "verify", "--db", url).exit_code == 0
+    assert stores.rows(database, "SELECT count(*) FROM \"Audit\".runs") == [(1,)]
+    assert stores.snapshot(database) == {}  # public holds nothing
+    stores.sql(database, f'ALTER DATABASE "{database.name}" SET statement_timeout = 1')
+    for command in (("runs", "verify"), ("run", SAMPLE, "--out", tmp_path / "again", "-q")):
+        timed_out = qi(*command, "--db", url)
+        assert timed_out.exit_code == 1 and "store_unavailable" in timed_out.stderr, timed_out.stderr
+        assert "Traceback" not in timed_out.stderr and "internal error" not in timed_out.stderr
+
+
+@pytest.mark.parametrize("given", [
+    "POSTGRESQL://qi:S3CRET-pw@127.0.0.1:1/qi",
+    "postgresql://qi:S3C%RET-pw@127.0.0.1:1/qi",
+    "postgresql://qi:S3/CR@ET-pw@127.0.0.1:1/qi",
+    "postgresql://qi@[::1/qi?password=S3CRET-pw",
+    "host=127.0.0.1 port=1 password=S3CRET-pw dbname=qi",
+])
+def test_no_way_of_writing_a_database_shows_its_password_or_makes_a_file(qi, tmp_path, monkeypatch, given):
+    monkeypatch.chdir(tmp_path)
+    for command in (("runs", "list"), ("run", SAMPLE, "--out", tmp_path / "out", "-q")):
+        result = qi(*command, "--db", given)
+        assert result.exit_code == 1 and ("store_unavailable" in result.stderr or "unsupported_store" in result.stderr)
+        assert "S3C" not in result.stdout + result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []

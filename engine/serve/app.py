@@ -347,9 +347,7 @@ async def login_page(request: Request) -> Response:
                     errors=[f"Too many failed logins: try again in {max(1, round(wait / 60))} minute"
                             f"{'s' * (round(wait / 60) > 1)}."])
     def check() -> tuple[accounts.Actor, str]:
-        store = workspace.reader.store()  # the worker thread's own connection
-        actor = accounts.authenticate(store, name, given["password"])
-        return accounts.current(store, actor.name)
+        return accounts.log_in(workspace.reader.store(), name, given["password"])  # the thread's own connection
 
     try:
         actor, stamp = await run_in_threadpool(check)  # argon2 takes tens of milliseconds: not on the event loop

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import threading
+import time
 from pathlib import Path
 
 from engine.base.diagnostics import InputError
@@ -59,6 +60,7 @@ class Reader:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._signature: tuple | None = None
+        self._since = 0.0  # when the signature was last taken as changed
         self._reports: collections.OrderedDict[int, dict] = collections.OrderedDict()
         self._verified: dict | None = None
         self._verifying: threading.Thread | None = None
@@ -75,9 +77,9 @@ class Reader:
     def _fresh(self) -> None:
         """Forget what was cached if the database (or its journal) changed since."""
         opened = self.store()
-        signature = opened.backend.change_signature(opened.connection)
-        if signature != self._signature:
-            self._signature, self._verified = signature, None
+        signature, now = opened.backend.change_signature(opened.connection), time.monotonic()
+        if opened.backend.changed(self._signature, signature, now - self._since):
+            self._signature, self._verified, self._since = signature, None, now
             self._reports.clear()
 
     def report(self, seq: int) -> dict:

@@ -37,6 +37,9 @@ DatabaseError = (sqlite3.Error, psycopg.Error)
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 #: A database URL (scheme://…; a path made of one has lost a slash: scheme:/…).
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/")
+#: A libpq keyword/value connection string ("host=… dbname=…"), which is no file's name.
+_KEYWORDS = re.compile(r"^\s*(host|hostaddr|port|dbname|user|password|passfile|service|sslmode|options)\s*=",
+                       re.IGNORECASE)
 #: qi's mark on a store: SQLite's application_id ("qiAS"), and on PostgreSQL the advisory lock's key.
 APPLICATION_ID = 0x71694153
 #: The row of qi_store that marks a PostgreSQL schema as a qi audit store.
@@ -53,6 +56,11 @@ def check_location(location: str | os.PathLike[str]) -> None:
     for a file name (which would create a local file named after it)."""
     text = os.fspath(location)
     match = _URL.match(text)
+    if not match and _KEYWORDS.match(text):
+        raise InputError([Diagnostic(redact(text), 1, 1, "unsupported_store",
+                                     "this is a libpq connection string (keyword=value), not a store file's path",
+                                     "give the database as postgresql://USER@HOST/DATABASE, its password in "
+                                     "~/.pgpass")])
     if not match:
         return
     if match.group(1).lower() in POSTGRES_SCHEMES and text[match.end():].startswith("/"):
@@ -67,13 +75,24 @@ def check_location(location: str | os.PathLike[str]) -> None:
                                  "give a store file's path, or postgresql://HOST/DATABASE, with --db (or $QI_DB)")])
 
 
-def redact(url: str) -> str:
-    """A URL as shown in messages: without its password (also in one that lost a slash)."""
-    return _PASSWORD_PARAMETER.sub(r"\1***", _PASSWORD.sub(r"\1:***@", url))
+def redact(text: str, url: str | None = None) -> str:
+    """A URL (or a message quoting one) as shown: without its password. With ``url``, that URL's
+    password is taken out of ``text`` wherever it appears."""
+    shown = _PASSWORD_PARAMETER.sub(r"\1***", _PASSWORD.sub(r"\1:***@", text))
+    if url:
+        found = _PASSWORD.search(url)
+        secret = found.group(0)[len(found.group(1)) + 1:-1] if found else ""
+        for value in {secret, urllib.parse.unquote(secret)} - {""}:
+            shown = shown.replace(value, "***")
+            if any(value[i:i + 4] in shown for i in range(max(0, len(value) - 3))):  # a piece of it quoted
+                return "the URL cannot be used as written (the server library's message is not shown: it quotes " \
+                       "part of the password)"
+    return shown
 
 
-_PASSWORD = re.compile(r"(?<=[:/])([^/:@]*):[^@/]*@")
-_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
+#: user:password@ after the scheme: to the last @ (a password may hold an unencoded / or @).
+_PASSWORD = re.compile(r"(:/{1,2}[^:/@\s]*):.*@")
+_PASSWORD_PARAMETER = re.compile(r"((?:[?&\s]|^)password\s*=\s*)[^&\s]*", re.IGNORECASE)
 
 
 def looks_like_url(location: str | os.PathLike[str]) -> bool:
@@ -188,6 +207,9 @@ class SQLite:
         """One write transaction, taken up front: concurrent writers queue on the write lock."""
         connection.execute("BEGIN IMMEDIATE")
 
+    def making_schema(self, connection) -> None:
+        """Inside a write transaction that creates tables: nothing to set on SQLite."""
+
     def objects(self, connection) -> dict[tuple[str, str], str | None]:
         """Every schema object: ``(type, name)`` → its SQL. ANALYZE's statistics tables run no
         code, and are left out."""
@@ -215,6 +237,13 @@ class SQLite:
 
     def note_numbered(self, connection, table: str, row_id: int) -> None:
         """SQLite's AUTOINCREMENT remembers the id itself."""
+
+    def described(self, error: BaseException) -> str:
+        return first_line(error)
+
+    def changed(self, before: tuple | None, now: tuple, age: float) -> bool:
+        """Whether the store changed between two signatures taken ``age`` seconds apart."""
+        return before != now
 
     def change_signature(self, connection) -> tuple:
         """Something that changes whenever the store does: the file's and its journal's times and sizes."""
@@ -264,55 +293,90 @@ _POSTGRES_DIALECT = (
 _RELATION_KINDS = {"r": "table", "p": "table", "f": "foreign table", "v": "view", "m": "materialized view",
                    "i": "index", "I": "index", "S": "sequence", "c": "type"}
 
+#: Every object of the store's schema (the parameter, by name: ``$1`` in each branch) as ``(kind,
+#: name, definition)``. Names in definitions are written qualified where they could be another
+#: schema's (a column's type and collation, a table's parents and children), so nothing shadowing
+#: pg_catalog's reads the same; kinds are text (a branch of ``relkind`` alone would make the column
+#: PostgreSQL's one-character "char").
 _OBJECTS = """
-SELECT c.relkind, c.relname,
+WITH store AS (SELECT oid FROM pg_namespace WHERE nspname = ?)
+SELECT c.relkind::text, c.relname::text,
   CASE WHEN c.relkind IN ('r', 'p', 'f') THEN concat_ws(' | ',
-    (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+    (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' in '
+                       || (SELECT t.typnamespace::regnamespace::text FROM pg_type t WHERE t.oid = a.atttypid)
                        || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
                        || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
                        || CASE WHEN a.attidentity <> '' THEN ' identity ' || a.attidentity::text ELSE '' END
                        || CASE WHEN a.attgenerated <> '' THEN ' generated ' || a.attgenerated::text ELSE '' END
-                       || coalesce(' collate ' || NULLIF(a.attcollation, 0)::regcollation::text, ''),
+                       || coalesce((SELECT ' collate ' || l.collnamespace::regnamespace::text || ':' || l.collname
+                                    FROM pg_collation l WHERE l.oid = a.attcollation), ''),
                        ', ' ORDER BY a.attnum)
        FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
       WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
     (SELECT string_agg(k.conname || ' ' || pg_get_constraintdef(k.oid), ', ' ORDER BY k.conname)
        FROM pg_constraint k WHERE k.conrelid = c.oid),
+    CASE WHEN c.relpersistence = 'u' THEN 'unlogged' END,
     CASE WHEN c.relrowsecurity THEN 'row security' END, CASE WHEN c.relforcerowsecurity THEN 'forced' END,
     CASE WHEN c.relkind = 'p' THEN 'partitioned' END, CASE WHEN c.relispartition THEN 'a partition' END,
-    (SELECT string_agg(i.inhparent::regclass::text, ', ') FROM pg_inherits i WHERE i.inhrelid = c.oid))
+    (SELECT 'parents ' || string_agg(i.inhparent::regclass::text || ' in ' || p.relnamespace::regnamespace::text, ', ')
+       FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhrelid = c.oid),
+    (SELECT 'children ' || string_agg(i.inhrelid::regclass::text || ' in ' || h.relnamespace::regnamespace::text, ', ')
+       FROM pg_inherits i JOIN pg_class h ON h.oid = i.inhrelid WHERE i.inhparent = c.oid))
   WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid)
   WHEN c.relkind IN ('i', 'I') THEN pg_get_indexdef(c.oid)
+  WHEN c.relkind = 'S' THEN (SELECT concat_ws(' ', q.seqtypid::regtype::text, q.seqstart, q.seqincrement, q.seqmax,
+                                               q.seqmin, q.seqcache, q.seqcycle) FROM pg_sequence q WHERE q.seqrelid = c.oid)
   ELSE '' END
-FROM pg_class c WHERE c.relnamespace = ?::regnamespace AND c.relkind <> 't'
+FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM store) AND c.relkind <> 't'
 UNION ALL
 SELECT 'trigger', c.relname || '.' || t.tgname, pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text
 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-WHERE c.relnamespace = ?::regnamespace AND NOT t.tgisinternal
+WHERE c.relnamespace = (SELECT oid FROM store) AND NOT t.tgisinternal
 UNION ALL
-SELECT 'rule', tablename || '.' || rulename, definition FROM pg_rules WHERE schemaname = ?
+SELECT 'rule', c.relname || '.' || r.rulename, pg_get_ruledef(r.oid) || ' ' || r.ev_enabled::text
+FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
+WHERE c.relnamespace = (SELECT oid FROM store) AND NOT (r.rulename = '_RETURN' AND c.relkind IN ('v', 'm'))
 UNION ALL
-SELECT 'policy', tablename || '.' || policyname, concat_ws(' ', permissive, cmd, qual, with_check)
-FROM pg_policies WHERE schemaname = ?
+SELECT 'policy', c.relname || '.' || o.polname, concat_ws(' ', o.polpermissive, o.polcmd,
+       pg_get_expr(o.polqual, o.polrelid), pg_get_expr(o.polwithcheck, o.polrelid))
+FROM pg_policy o JOIN pg_class c ON c.oid = o.polrelid WHERE c.relnamespace = (SELECT oid FROM store)
 UNION ALL
 SELECT 'function', p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', md5(p.prosrc)
-FROM pg_proc p WHERE p.pronamespace = ?::regnamespace
+FROM pg_proc p WHERE p.pronamespace = (SELECT oid FROM store)
+UNION ALL
+SELECT 'operator', o.oprname || '(' || o.oprleft::regtype::text || ', ' || o.oprright::regtype::text || ')', ''
+FROM pg_operator o WHERE o.oprnamespace = (SELECT oid FROM store)
+UNION ALL
+SELECT 'collation', l.collname, '' FROM pg_collation l WHERE l.collnamespace = (SELECT oid FROM store)
 UNION ALL
 SELECT 'type', t.typname, t.typtype::text FROM pg_type t
-WHERE t.typnamespace = ?::regnamespace AND t.typrelid = 0 AND t.typelem = 0
+WHERE t.typnamespace = (SELECT oid FROM store) AND t.typrelid = 0 AND t.typelem = 0
 UNION ALL
 SELECT 'event trigger', evtname, evtevent || ' ' || evtenabled::text FROM pg_event_trigger
 """
 
+#: The schema named in a URL's ``options=-csearch_path=…`` (its first), as libpq passes it.
+_SEARCH_PATH_OPTION = re.compile(r"(?:^|\s)-c\s*search_path\s*=\s*(\"(?:[^\"]|\"\")+\"|[^\s,]+)")
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
 
 class PostgreSQL:
-    """An audit store in one schema (the connection's current schema, ``public`` unless the URL
-    sets ``options=-csearch_path=…``) of a PostgreSQL database the administrator created."""
+    """An audit store in one schema of a PostgreSQL database the administrator created: ``public``,
+    or the first schema the URL's ``options=-csearch_path=…`` names. Every connection's search path
+    is pinned to ``pg_catalog``, that schema, then temporary tables: whatever the database's or
+    role's settings, a name in qi's SQL is PostgreSQL's own or the store's."""
 
     kind = "postgresql"
     shared = True
     stored_order = "ordinal"
     numbering = "qi_numbering"
+    #: A verify shown by the workspace is made again after this many seconds when the server has
+    #: written anything since: the server's log position moves with any database's writes, so it
+    #: cannot say at once that this store changed (qi's own writes are seen at once: the head moves).
+    reverify_after = 30.0
     #: What PostgreSQL adds to qi's schema steps (the rest is translated, _POSTGRES_DIALECT).
     extra_steps = {"0001-audit-store": ["ALTER TABLE case_results ADD COLUMN ordinal BIGINT GENERATED ALWAYS "
                                         "AS IDENTITY"]}
@@ -321,10 +385,23 @@ class PostgreSQL:
             "CREATE TABLE qi_numbering (name TEXT PRIMARY KEY, last BIGINT NOT NULL)"]
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        scheme, rest = url.split(":", 1)
+        self.url = scheme.lower() + ":" + rest  # libpq takes the scheme in lower case only
         self.path = None
         self.where = redact(url)
-        self._schema: str | None = None
+        self.schema = self._schema_of(self.url)
+
+    @staticmethod
+    def _schema_of(url: str) -> str:
+        try:
+            options = psycopg.conninfo.conninfo_to_dict(url).get("options") or ""
+        except psycopg.Error:
+            return "public"  # the connection reports what is wrong with the URL
+        found = _SEARCH_PATH_OPTION.search(options)
+        if not found:
+            return "public"
+        name = found.group(1)
+        return name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
 
     def _error(self, code: str, message: str, hint: str) -> InputError:
         return InputError([Diagnostic(self.where, 1, 1, code, message, hint)])
@@ -332,21 +409,30 @@ class PostgreSQL:
     def connect(self, read_only: bool, timeout: float) -> PostgresConnection:
         try:
             raw = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(timeout)))
-            raw.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(timeout * 1000)}ms",))
+        except (psycopg.Error, ValueError) as error:
+            raise self._error("store_unavailable", f"cannot open the audit store: {self.described(error)}",
+                              "check the URL, that the server runs and the database exists (createdb), and "
+                              "the account's rights") from None
+        try:
+            raw.execute(f"SET search_path = pg_catalog, {_quoted(self.schema)}, pg_temp")
+            raw.execute("SELECT pg_catalog.set_config('lock_timeout', %s, false)", (f"{int(timeout * 1000)}ms",))
             raw.execute("SET TIME ZONE 'UTC'")
             if read_only:
                 raw.execute("SET default_transaction_read_only = on")
-            schema = raw.execute("SELECT current_schema()").fetchone()[0]
-        except (psycopg.Error, ValueError) as error:
-            raise self._error("store_unavailable", f"cannot open the audit store: {first_line(error)}",
-                              "check the URL, that the server runs and the database exists (createdb), and "
-                              "the account's rights") from None
-        if schema is None:
+            found = raw.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", (self.schema,)).fetchone()
+        except psycopg.Error as error:
             raw.close()
-            raise self._error("store_unavailable", "the database has no schema to keep the store in (the "
-                              "search_path names none that exists)", "create the schema, or set search_path")
-        self._schema = schema
+            raise self._error("store_unavailable", f"cannot open the audit store: {self.described(error)}",
+                              "check the account's rights on the database") from None
+        if found is None:
+            raw.close()
+            raise self._error("store_unavailable", f"the database has no schema {self.schema!r} to keep the store in",
+                              "create it (CREATE SCHEMA), or name another with options=-csearch_path=NAME")
         return PostgresConnection(raw)
+
+    def described(self, error: BaseException) -> str:
+        """A database error as one line, without the URL's password (libpq may quote the URL)."""
+        return redact(first_line(error), self.url)
 
     def exists(self) -> bool:
         return True  # a database exists or the connection fails; an empty one is found by not_ours
@@ -355,15 +441,17 @@ class PostgreSQL:
         return True
 
     def is_empty(self, connection) -> bool:
-        """Whether the store's schema holds nothing yet (a database made for qi, not yet used)."""
+        """Whether the store's schema holds nothing yet (a database made for qi, not yet used; the
+        database's event triggers are not the schema's)."""
         return not {key for key in self.objects(connection) if key[0] != "event trigger"}
 
     def not_ours(self, connection) -> str | None:
         if self.is_empty(connection):
             return None
-        found = connection.execute("SELECT to_regclass('qi_store') IS NOT NULL").fetchone()[0]
+        found = connection.execute("SELECT 1 FROM pg_class WHERE relname = 'qi_store' AND relnamespace = "
+                                   "(SELECT oid FROM pg_namespace WHERE nspname = ?)", (self.schema,)).fetchone()
         if not found:
-            return f"the database's schema {self._schema} holds tables of another application"
+            return f"the database's schema {self.schema} holds tables of another application"
         marks = [row[0] for row in connection.execute("SELECT application FROM qi_store")]
         return None if marks == [POSTGRES_MARK] else "its qi_store table does not mark it as a qi store"
 
@@ -375,6 +463,7 @@ class PostgreSQL:
             self.begin(connection)
             try:
                 if self.is_empty(connection):
+                    self.making_schema(connection)
                     for statement in [*self.base, *base]:
                         connection.execute(statement)
                 connection.execute("COMMIT")
@@ -382,7 +471,7 @@ class PostgreSQL:
                 connection.execute("ROLLBACK")
                 raise
         except psycopg.Error as error:
-            raise self._error("store_unavailable", f"cannot create the audit store: {first_line(error)}",
+            raise self._error("store_unavailable", f"cannot create the audit store: {self.described(error)}",
                               "the account needs the right to create tables in the database's schema") from None
         finally:
             connection.close()
@@ -395,12 +484,19 @@ class PostgreSQL:
     def begin(self, connection) -> None:
         """One write transaction; qi's writers take one advisory lock on it, so they queue."""
         connection.execute("BEGIN")
-        connection.execute(f"SELECT pg_advisory_xact_lock({APPLICATION_ID})")
+        connection.execute(f"SELECT pg_catalog.pg_advisory_xact_lock(CAST({APPLICATION_ID} AS bigint))")
 
-    def objects(self, connection) -> dict[tuple[str, str], str | None]:
-        schema = connection.execute("SELECT current_schema()").fetchone()[0]
-        rows = connection.execute(_OBJECTS, (schema,) * 6).fetchall()
-        qualifier = re.compile(r'\b(?:pg_temp(?:_\d+)?|' + re.escape(schema) + r'|"' + re.escape(schema) + r'")\.')
+    def making_schema(self, connection) -> None:
+        """Inside a write transaction that creates qi's tables: they go into the store's schema (its
+        search path otherwise names pg_catalog first, where nothing may be created)."""
+        connection.execute(f"SET LOCAL search_path = {_quoted(self.schema)}, pg_catalog, pg_temp")
+
+    def objects(self, connection, schema: str | None = None) -> dict[tuple[str, str], str | None]:
+        schema = schema or self.schema
+        rows = connection.execute(_OBJECTS, (schema,)).fetchall()
+        qualifier = re.compile(r"(?<![\w\"])(?:" + re.escape(_quoted(schema)) + "|" + re.escape(schema) + r")\.")
+        if schema.startswith("pg_temp_"):  # the scratch schema is written pg_temp too
+            qualifier = re.compile(r"(?<![\w\"])(?:pg_temp|" + re.escape(schema) + r")\.")
         return {(_RELATION_KINDS.get(kind, kind), name): qualifier.sub("", definition or "")
                 for kind, name, definition in rows}
 
@@ -411,16 +507,21 @@ class PostgreSQL:
         try:
             connection.execute("BEGIN READ WRITE")
             try:
-                connection.execute("SET LOCAL search_path = pg_temp")
+                connection.execute("SET LOCAL search_path = pg_temp, pg_catalog")  # pg_temp first: tables go there
                 for sql in [*self.base, *statements]:
                     connection.execute(sql)
                 schema = connection.execute("SELECT nspname FROM pg_namespace WHERE oid = pg_my_temp_schema()"
                                             ).fetchone()[0]
-                connection.execute(f'SET LOCAL search_path = "{schema}"')
-                found = self.objects(connection)
+                connection.execute(f"SET LOCAL search_path = pg_catalog, {_quoted(schema)}")
+                found = self.objects(connection, schema)
                 return {key: value for key, value in found.items() if key[0] != "event trigger"}
             finally:
                 connection.execute("ROLLBACK")
+        except psycopg.Error as error:
+            raise self._error("store_unavailable", "cannot check the store's schema: qi builds its own in a temporary "
+                              f"schema, and this connection cannot ({self.described(error)})",
+                              "qi needs a primary server (not a standby) and the TEMPORARY right on the "
+                              "database") from None
         finally:
             connection.close()
 
@@ -436,10 +537,19 @@ class PostgreSQL:
         connection.execute("INSERT INTO qi_numbering VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
                            "SET last = GREATEST(qi_numbering.last, EXCLUDED.last)", (table, row_id))
 
+    def changed(self, before: tuple | None, now: tuple, age: float) -> bool:
+        """qi's own writes at once; anything else the server wrote, after :attr:`reverify_after`."""
+        if before is None or before[:-1] != now[:-1]:
+            return True
+        return before[-1] != now[-1] and age >= self.reverify_after
+
     def change_signature(self, connection) -> tuple:
-        """The server's write-ahead log position: it moves on every write (and sometimes without
-        one, which only costs a re-read)."""
-        return tuple(connection.execute("SELECT pg_current_wal_lsn()::text").fetchone())
+        """What changes at once with qi's own writes (the newest link of each kind, the accounts),
+        and the server's log position, which moves with any write (see :attr:`reverify_after`)."""
+        return tuple(connection.execute(
+            "SELECT (SELECT max(link) FROM runs), (SELECT max(link) FROM decisions), (SELECT max(link) FROM signoffs),"
+            " (SELECT count(*) FROM users), (SELECT max(updated_at) FROM users), pg_current_wal_lsn()::text"
+        ).fetchone())
 
 
 def first_line(error: BaseException) -> str:

@@ -49,7 +49,7 @@ from pathlib import Path
 
 from engine.base.canonical import canonical
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
-from engine.store.backend import APPLICATION_ID, DatabaseError, first_line, is_postgres, looks_like_url, open_backend
+from engine.store.backend import APPLICATION_ID, DatabaseError, is_postgres, looks_like_url, open_backend
 
 GENESIS = "0" * 64
 #: How long a writer waits for another run to finish writing (QI_DB_TIMEOUT seconds overrides it).
@@ -278,6 +278,9 @@ class Store:
             if backend.kind == "postgresql" and backend.is_empty(connection):
                 raise cls._missing(backend)
             store._check_identity()
+        except DatabaseError as error:
+            connection.close()
+            raise store._unavailable(error, "read") from None
         except BaseException:
             connection.close()
             raise
@@ -311,6 +314,9 @@ class Store:
             connection = backend.connect(read_only=True, timeout=_timeout())
             try:
                 empty = backend.is_empty(connection)
+            except DatabaseError as error:
+                raise InputError([Diagnostic(backend.where, 1, 1, "store_unavailable", "the audit store cannot be "
+                                             f"read: {backend.described(error)}", "check the account's rights")]) from None
             finally:
                 connection.close()
             if empty:
@@ -383,7 +389,7 @@ class Store:
 
     def _unavailable(self, error: BaseException, doing: str = "written") -> InputError:
         return InputError([Diagnostic(self.where, 1, 1, "store_unavailable",
-                                      f"the audit store cannot be {doing}: {first_line(error)}",
+                                      f"the audit store cannot be {doing}: {self.backend.described(error)}",
                                       "another qi run or a reader may hold it (wait and run again), or it is "
                                       "read-only or damaged; choose another with --db")])
 
@@ -440,6 +446,7 @@ class Store:
         if applied == known:
             return
         with self._write() as db:
+            self.backend.making_schema(db)
             applied = {row[0] for row in db.execute("SELECT name FROM migrations")}
             for name, script in MIGRATIONS:
                 if name not in applied:
@@ -668,7 +675,7 @@ class Store:
             try:
                 step()
             except DatabaseError as error:
-                problem(None, "store_unavailable", f"the audit store cannot be read: {first_line(error)}")
+                problem(None, "store_unavailable", f"the audit store cannot be read: {self.backend.described(error)}")
             except InputError as error:  # a record too damaged to check further
                 problems.extend(Problem(None, d) for d in error.diagnostics)
         return problems
@@ -687,7 +694,7 @@ class Store:
             self._verify_schema(problem)
             self._verify_links(problem)
         except DatabaseError as error:
-            problem(None, "store_unavailable", f"the audit store cannot be read: {first_line(error)}")
+            problem(None, "store_unavailable", f"the audit store cannot be read: {self.backend.described(error)}")
         except InputError as error:
             problems.extend(Problem(None, d) for d in error.diagnostics)
         return problems
