@@ -680,3 +680,24 @@ def test_no_way_of_writing_a_database_shows_its_password_or_makes_a_file(qi, tmp
         assert result.exit_code == 1 and ("store_unavailable" in result.stderr or "unsupported_store" in result.stderr)
         assert "S3C" not in result.stdout + result.stderr and "Traceback" not in result.stderr, result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_reader_without_the_temporary_right_gets_a_coded_refusal(qi, db):
+    """qi checks a PostgreSQL store's schema against its own, built in a temporary schema: a role
+    that may not make temporary tables (or a standby) is told so, never shown a traceback."""
+    if not stores.is_postgres(db):
+        pytest.skip("PostgreSQL's TEMPORARY right")
+    role = f"reader_{db.name}"[:60]
+    stores.sql(db, f'CREATE ROLE "{role}" LOGIN', f'REVOKE TEMPORARY ON DATABASE "{db.name}" FROM PUBLIC',
+               f'GRANT USAGE ON SCHEMA public TO "{role}"', f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
+    try:
+        as_reader = db.replace("://qi@", f"://{role}@")
+        for command in (("runs", "list"), ("runs", "verify")):
+            result = qi(*command, "--db", as_reader)
+            assert result.exit_code == 1 and "cannot check the store's schema" in result.stderr, result.stderr
+            assert "TEMPORARY right" in result.stderr and "Traceback" not in result.stderr
+    finally:
+        stores.sql(db, f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{role}"',
+                   f'REVOKE ALL ON SCHEMA public FROM "{role}"')
+        stores.drop(db)
+        stores.sql(stores.Database(stores.SERVER), f'DROP ROLE IF EXISTS "{role}"')
