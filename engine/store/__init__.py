@@ -1,1 +1,1 @@
-"""Store: the SQLite audit store with its hash chain."""
+"""Store: the audit store (an SQLite file or a PostgreSQL schema) with its hash chain."""

@@ -1,4 +1,6 @@
-"""Store stage: the audit store, an SQLite database of every run, hash-chained against edits.
+"""Store stage: the audit store, a database of every run, hash-chained against edits: an SQLite
+file (the default), or a schema of a PostgreSQL database for a team (engine/store/backend.py keeps
+what differs; the schema, the SQL and everything below are the same on both).
 
 Each run is one row of ``runs`` with its report, and one row of ``case_results`` per case with its
 full result (traces included), both zlib-compressed; ``findings`` lists each case's finding per
@@ -26,11 +28,13 @@ Only the schema qi creates is trusted: :func:`verify` reports any other trigger,
 index, and every write refuses a store holding one before writing anything; each write reads back
 what it stored and is rolled back if that differs from what was written.
 
-A store is marked with qi's SQLite ``application_id``. Read-only commands open it read-only and
-refuse a missing file or a file that is not a qi store without touching it; ``qi run`` creates a
-new store atomically (built beside the target, then linked into place). Each run is written in one
-transaction; concurrent writers queue on SQLite's write lock (``BEGIN IMMEDIATE`` with a busy
-timeout), so two ``qi run`` processes on one store both succeed, in some order.
+A store is marked as qi's (SQLite's ``application_id``; a ``qi_store`` table on PostgreSQL).
+Read-only commands open it read-only and refuse a missing file (or empty database) or one that is
+not a qi store without touching it; ``qi run`` creates a new store atomically (a file built beside
+the target, then linked into place; tables made in one transaction). Each run is written in one
+transaction; concurrent writers queue on one write lock (SQLite's ``BEGIN IMMEDIATE``, a
+PostgreSQL advisory lock, with a timeout), so two ``qi run`` processes on one store both succeed,
+in some order.
 """
 
 from __future__ import annotations
@@ -150,7 +154,7 @@ MIGRATIONS: list[tuple[str, str]] = [
 REPORT_SHAPE = {"run": dict, "qi": dict, "sample": dict, "framework": dict, "ruleset": dict, "inputs": list,
                 "standards": list, "aggregates": dict, "sample_judgement": dict, "organisations": list,
                 "cases": list, "consistency": dict, "traces": dict}
-#: The largest row number SQLite stores (a record numbered so could have no successor).
+#: The largest row number either database stores (a record numbered so could have no successor).
 MAX_ROW_ID = 2 ** 63 - 1
 #: The tables whose rows are links of the chain, with the column naming each row.
 LINKED = (("runs", "seq"), ("decisions", "id"), ("signoffs", "id"))
