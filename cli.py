@@ -769,7 +769,8 @@ def runs_verify(db_path: Path | None, expect_head: str | None, key_file: Path | 
     exit 1 naming each problem."""
     key = _store_key(key_file)
     with _open_store(db_path) as audit:
-        problems = audit.verify(expect_head, key) + review.verify(audit, key)
+        with audit.snapshot():
+            problems = audit.verify(expect_head, key) + review.verify(audit, key)
         count = len(audit.runs()) if not problems else 0
     if output_format == "json":
         _emit_json({"store": audit.where, "runs": count, "verified": not problems,
@@ -1146,7 +1147,7 @@ def _accounts_change(db_path: Path | None, admin: str | None, admin_password: Pa
 def users_add(name: str, role: str, password_file: Path, admin: str | None, admin_password_file: Path | None,
               db_path: Path | None) -> None:
     """Add an account (the store is created if there is none)."""
-    problems = accounts.name_problems(str(db_path or store.default_path()), name)
+    problems = accounts.name_problems(store.shown(db_path or store.default_path()), name)
     try:
         password = accounts.read_password(password_file)
     except InputError as error:

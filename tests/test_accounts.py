@@ -705,3 +705,58 @@ def test_head_on_form_pages_is_answered_as_get(team):
     assert web.head("/login").status_code == 200
     log_in(web, "mo")
     assert web.head("/rules/hmip-qi-adult-2.0.yaml/try").status_code == 200
+
+
+def test_a_workspace_whose_database_connections_were_dropped_recovers_at_the_next_page(team):
+    """On PostgreSQL the server may drop a workspace's connections (a restart, an administrator):
+    a page then says the store cannot be read now (503, never a 500), and the next one works."""
+    db, _ = team
+    if not stores.is_postgres(db):
+        pytest.skip("a PostgreSQL server's connections")
+    web = client(db)
+    log_in(web, "ines")
+    assert web.get("/runs/1").status_code == 200
+    stores.sql(stores.Database(stores.SERVER), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               f"WHERE datname = '{db.name}' AND pid <> pg_backend_pid()")
+    first = web.get("/runs/1")
+    assert first.status_code in (200, 503), first.status_code
+    if first.status_code == 503:
+        assert "store_unavailable: the audit store cannot be read now" in first.text
+    assert web.get("/runs/1").status_code == 200
+    assert web.get("/").status_code == 200
+
+
+def test_writers_queue_whatever_isolation_the_database_defaults_to(team, qi):
+    """A database whose transactions default to repeatable read: the writer that waited for the
+    lock still sees what the one before it committed (two reviewers at once, one linear chain)."""
+    import threading
+
+    db, _ = team
+    if not stores.is_postgres(db):
+        pytest.skip("PostgreSQL's default_transaction_isolation")
+    stores.sql(stores.Database(stores.SERVER),
+               f"ALTER DATABASE \"{db.name}\" SET default_transaction_isolation = 'repeatable read'")
+    results, failures = [], []
+    with audit.Store(db) as store:
+        actors = [accounts.authenticate(store, name, PASSWORD) for name in ("ann", "rob", "quinn")]
+    start = threading.Barrier(len(actors))
+
+    def decide(actor, criterion: str) -> None:
+        try:
+            with audit.Store(db) as store:  # a connection of its own, as another process has
+                start.wait()
+                review.record_decision(store, 1, "NW-001", criterion, "agree", actor)
+                results.append(0)
+        except Exception as error:  # noqa: BLE001  (reported below)
+            failures.append(repr(error))
+
+    threads = [threading.Thread(target=decide, args=(actor, criterion))
+               for actor, criterion in zip(actors, ("3.2", "3.1", "1.1"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    assert results == [0, 0, 0]
+    _assert_linear(db, 3)
+    assert qi("runs", "verify", "--db", db).exit_code == 0

@@ -675,11 +675,14 @@ def test_a_store_in_a_named_schema_and_coded_errors_for_what_postgresql_refuses(
 ])
 def test_no_way_of_writing_a_database_shows_its_password_or_makes_a_file(qi, tmp_path, monkeypatch, given):
     monkeypatch.chdir(tmp_path)
-    for command in (("runs", "list"), ("run", SAMPLE, "--out", tmp_path / "out", "-q")):
+    (tmp_path / "pw").write_text("a long enough password\n")
+    for command in (("runs", "list"), ("run", SAMPLE, "--out", tmp_path / "out", "-q"),
+                    ("users", "add", "not a name!", "--role", "reviewer", "--password-file", tmp_path / "pw")):
         result = qi(*command, "--db", given)
-        assert result.exit_code == 1 and ("store_unavailable" in result.stderr or "unsupported_store" in result.stderr)
+        assert result.exit_code == 1 and any(code in result.stderr for code in (
+            "store_unavailable", "unsupported_store", "invalid_account_name")), result.stderr
         assert "S3C" not in result.stdout + result.stderr and "Traceback" not in result.stderr, result.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["pw"]
 
 
 def test_a_reader_without_the_temporary_right_gets_a_coded_refusal(qi, db):
@@ -701,3 +704,28 @@ def test_a_reader_without_the_temporary_right_gets_a_coded_refusal(qi, db):
                    f'REVOKE ALL ON SCHEMA public FROM "{role}"')
         stores.drop(db)
         stores.sql(stores.Database(stores.SERVER), f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_a_write_that_waited_too_long_leaves_its_connection_usable(db, monkeypatch):
+    """A writer whose wait for the lock times out ends the transaction it began: the same open
+    store (a workspace thread's) records the next decision once the lock is free."""
+    if not stores.is_postgres(db):
+        pytest.skip("PostgreSQL's lock timeout inside a begun transaction")
+    import psycopg
+
+    from engine.store import accounts, review
+
+    monkeypatch.setenv("QI_DB_TIMEOUT", "0.3")
+    with store.Store(db) as audit:
+        accounts.add(audit, "ann", "reviewer", "a long enough password")
+        ann = accounts.authenticate(audit, "ann", "a long enough password")
+        holder = psycopg.connect(str(db), autocommit=True)
+        holder.execute("BEGIN")
+        holder.execute(f"SELECT pg_catalog.pg_advisory_xact_lock({backend.APPLICATION_ID})")
+        with pytest.raises(store.InputError) as waited:
+            review.record_decision(audit, 1, "NW-001", "3.2", "agree", ann)
+        assert waited.value.diagnostics[0].code == "store_unavailable"
+        holder.execute("ROLLBACK")
+        holder.close()
+        assert not audit.connection.in_transaction
+        assert review.record_decision(audit, 1, "NW-001", "3.2", "agree", ann).id == 1

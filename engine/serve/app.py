@@ -33,7 +33,7 @@ from engine.base.diagnostics import InputError
 from engine.report import draft, wording
 from engine.run import final
 from engine.serve import login, pages, security, workbench
-from engine.store import accounts, review
+from engine.store import accounts, backend, review
 from engine.tools import handbook
 
 HERE = Path(__file__).resolve().parent
@@ -118,10 +118,16 @@ class LoginRequired:
             return
         request = Request(scope)
         workspace: Workspace = scope["app"].state.workspace
-        actor = workspace.actor_of(request)
-        scope.setdefault("state", {})["actor"] = actor
+        scope.setdefault("state", {})["actor"] = None
         path = scope["path"]
-        if actor is None and not path.startswith("/static/") and not accounts.enabled(workspace.reader.store()):
+        try:
+            actor = workspace.actor_of(request)
+            unserved = actor is None and not path.startswith("/static/") and not accounts.enabled(workspace.reader.store())
+        except (backend.DatabaseError, InputError) as error:  # the store cannot be opened or read now
+            await unavailable(request, error)(scope, receive, send)
+            return
+        scope["state"]["actor"] = actor
+        if unserved:
             response = page(request, "error.html.j2", status=403, status_code=403,  # a shared store, no accounts yet
                             message="this shared store has no accounts yet, and shows nothing without them: "
                                     "add them with qi users add NAME --role ROLE --password-file FILE")
@@ -419,6 +425,20 @@ async def not_found(request: Request, error: pages.NotFound) -> Response:
     return page(request, "error.html.j2", status=404, status_code=404, message=str(error))
 
 
+def unavailable(request: Request, error: BaseException) -> Response:
+    """A database error (a server restarted, a connection dropped, a lock waited on too long): the
+    thread's connection is closed, so the next page opens the store afresh, and this one says so."""
+    _workspace(request).reader.forget()
+    log.warning("store unavailable", error=type(error).__name__)
+    why = error.diagnostics[0].message if isinstance(error, InputError) else type(error).__name__
+    return page(request, "error.html.j2", status=503, status_code=503,
+                message=f"store_unavailable: the audit store cannot be read now ({why}); try again in a moment")
+
+
+async def database_error(request: Request, error: BaseException) -> Response:
+    return unavailable(request, error)
+
+
 async def http_error(request: Request, error: HTTPException) -> Response:
     return page(request, "error.html.j2", status=error.status_code, status_code=error.status_code,
                 message=error.detail)
@@ -452,7 +472,8 @@ def create(db_path: str | Path, read_only: bool = False, samples: list[Path] = (
                     middleware=[Middleware(security.Headers),
                                 Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)),
                                 Middleware(LoginRequired)],
-                    exception_handlers={pages.NotFound: not_found, HTTPException: http_error})
+                    exception_handlers={pages.NotFound: not_found, HTTPException: http_error,
+                                        **{kind: database_error for kind in backend.DatabaseError}})
     app.state.workspace = Workspace(pages.Reader(db_path, key, read_only), read_only, list(samples), key=key,
                                     secure=secure)
     for template in TEMPLATES:  # compiled now, not on someone's first page

@@ -50,8 +50,8 @@ class Page:
 
 
 class Reader:
-    """The audit store as the pages read it: one open store per thread (SQLite connections stay
-    in their thread), and caches that last until the database file changes."""
+    """The audit store as the pages read it: one open store per thread (a connection stays in its
+    thread), and caches that last until the store changes (engine.store.backend's signatures)."""
 
     def __init__(self, db_path: str | os.PathLike[str], key: bytes | None = None, read_only: bool = False) -> None:
         self.path = db_path if backend.is_postgres(db_path) else Path(db_path)
@@ -73,6 +73,16 @@ class Reader:
         if opened is None:
             opened = self._local.store = (audit.Store.open(self.path) if self.read_only else audit.Store(self.path))
         return opened
+
+    def forget(self) -> None:
+        """Close this thread's store (after a database error: the next page opens it afresh)."""
+        opened = getattr(self._local, "store", None)
+        self._local.store = None
+        if opened is not None:
+            try:
+                opened.close()
+            except backend.DatabaseError:
+                pass
 
     def _fresh(self) -> None:
         """Forget what was cached if the database (or its journal) changed since."""
@@ -134,7 +144,8 @@ class Reader:
         problems: list[str] = []
         bad: dict[int, list[str]] = {}
         try:
-            found_all = store.verify(key=self.key) + review.verify(store, self.key)  # as qi runs verify
+            with store.snapshot():
+                found_all = store.verify(key=self.key) + review.verify(store, self.key)  # as qi runs verify
         except backend.DatabaseError as error:  # the server went away: said so, and not kept
             text = f"store_unavailable: the audit store cannot be read: {backend.first_line(error)}"
             return {"problems": [text], "bad": {0: [text]}}

@@ -1,8 +1,9 @@
 """Where an audit store lives: an SQLite file (the embedded default) or a PostgreSQL database
 (a team's shared store), behind one small interface that engine/store/store.py writes its SQL to.
 
-Both run the same schema steps and the same queries (written with ``?`` parameters; the
-PostgreSQL connection passes them as ``%s``). What differs is kept here:
+Both run the same schema steps (SQLite's types written as PostgreSQL's, which adds an ``ordinal``
+column) and the same queries (written with ``?`` parameters; the PostgreSQL connection passes them
+as ``%s``). What differs is kept here:
 
 * **identity** — SQLite marks the file with qi's ``application_id``; PostgreSQL keeps the mark in
   a ``qi_store`` table of the store's schema;
@@ -210,6 +211,11 @@ class SQLite:
     def making_schema(self, connection) -> None:
         """Inside a write transaction that creates tables: nothing to set on SQLite."""
 
+    def snapshot_begin(self, connection) -> bool:
+        """Begin reading as of one moment, if this database needs it said: SQLite's verify reads
+        as before (a read transaction held for seconds would hold up every writer's commit)."""
+        return False
+
     def objects(self, connection) -> dict[tuple[str, str], str | None]:
         """Every schema object: ``(type, name)`` → its SQL. ANALYZE's statistics tables run no
         code, and are left out."""
@@ -293,7 +299,7 @@ _POSTGRES_DIALECT = (
 _RELATION_KINDS = {"r": "table", "p": "table", "f": "foreign table", "v": "view", "m": "materialized view",
                    "i": "index", "I": "index", "S": "sequence", "c": "type"}
 
-#: Every object of the store's schema (the parameter, by name: ``$1`` in each branch) as ``(kind,
+#: Every object of the store's schema (named by the one parameter, in the ``store`` CTE) as ``(kind,
 #: name, definition)``. Names in definitions are written qualified where they could be another
 #: schema's (a column's type and collation, a table's parents and children), so nothing shadowing
 #: pg_catalog's reads the same; kinds are text (a branch of ``relkind`` alone would make the column
@@ -482,9 +488,19 @@ class PostgreSQL:
         return sql
 
     def begin(self, connection) -> None:
-        """One write transaction; qi's writers take one advisory lock on it, so they queue."""
-        connection.execute("BEGIN")
+        """One write transaction; qi's writers take one advisory lock on it, so they queue. Read
+        committed, whatever the database's default: each statement after the lock sees what the
+        writer before committed (under repeatable read the snapshot would predate the wait)."""
+        connection.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE")
         connection.execute(f"SELECT pg_catalog.pg_advisory_xact_lock(CAST({APPLICATION_ID} AS bigint))")
+
+    def snapshot_begin(self, connection) -> bool:
+        """Begin reading as of one moment: verify's many statements see one state of the store,
+        not a writer's commit between two of them (which would look like a lost record)."""
+        if connection.in_transaction:
+            return False
+        connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return True
 
     def making_schema(self, connection) -> None:
         """Inside a write transaction that creates qi's tables: they go into the store's schema (its
@@ -527,7 +543,8 @@ class PostgreSQL:
 
     def usable(self, connection) -> bool:
         """Whether the connection is still open: the server may have restarted or dropped it."""
-        return not (connection.raw.closed or connection.raw.broken)
+        raw = connection.raw
+        return not (raw.closed or raw.broken) and raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
     def numbered(self, connection, table: str):
         row = connection.execute("SELECT last FROM qi_numbering WHERE name = ?", (table,)).fetchone()

@@ -53,7 +53,7 @@ from pathlib import Path
 
 from engine.base.canonical import canonical
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
-from engine.store.backend import APPLICATION_ID, DatabaseError, is_postgres, looks_like_url, open_backend
+from engine.store.backend import DatabaseError, looks_like_url, open_backend, redact
 
 GENESIS = "0" * 64
 #: How long a writer waits for another run to finish writing (QI_DB_TIMEOUT seconds overrides it).
@@ -173,6 +173,11 @@ def default_path() -> Path | str:
         return os.environ["QI_DB"] if looks_like_url(os.environ["QI_DB"]) else Path(os.environ["QI_DB"])
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "qi" / "qi.db"
+
+
+def shown(location: str | os.PathLike[str]) -> str:
+    """A store's location as messages name it (a URL without its password)."""
+    return redact(os.fspath(location))
 
 
 def load_key(key_file: str | os.PathLike[str] | None = None) -> bytes | None:
@@ -406,7 +411,8 @@ class Store:
         """One write transaction: taken up front, so concurrent writers queue rather than fail."""
         try:
             self.backend.begin(self.connection)
-        except DatabaseError as error:
+        except DatabaseError as error:  # e.g. the lock's wait timed out: the transaction begun is ended
+            self._rollback()
             raise self._unavailable(error) from None
         try:
             self._refresh_applied()  # another process may have migrated the store since it was opened
@@ -661,6 +667,17 @@ class Store:
         return data
 
     # --- verifying ---
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Store]:
+        """Read the store as of one moment (on PostgreSQL, one repeatable-read transaction), for
+        checks made of many statements: ``with store.snapshot(): store.verify(); review.verify(store)``."""
+        begun = self.backend.snapshot_begin(self.connection)
+        try:
+            yield self
+        finally:
+            if begun:
+                self._rollback()
 
     def verify(self, expect_head: str | None = None, key: bytes | None = None) -> list[Problem]:
         """Everything wrong with the store, first run first: each run's hash, the one chain of runs,
