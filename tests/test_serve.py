@@ -553,3 +553,30 @@ def test_the_run_page_lists_causes_found_and_weighed(web):
     assert "CRC — Caseloads or workloads too high" in found and "staff_survey" in found
     assert "<strong>cause found</strong>: High caseloads lay behind" in page
     assert "Recorded in 1 case;" in page  # changes of case manager, in one of the CRC's cases
+
+
+@pytest.mark.parametrize("where", ["actor", "page"])
+def test_a_database_error_is_a_503_and_the_next_page_opens_the_store_afresh(store, monkeypatch, where):
+    """A database error while a page is made (the server restarted, a connection dropped), in the
+    login check or in a view, is said as a 503 with a coded message, never a 500."""
+    import psycopg
+
+    from engine.serve import app as web_app
+    from engine.serve import pages
+
+    web = client(store)
+    assert web.get("/runs/1").status_code == 200
+    failing = [True]
+    real = web_app.Workspace.actor_of if where == "actor" else pages.Reader.report
+
+    def broken(self, *args):
+        if failing:
+            failing.clear()
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return real(self, *args)
+
+    monkeypatch.setattr(web_app.Workspace if where == "actor" else pages.Reader,
+                        "actor_of" if where == "actor" else "report", broken)
+    refused = web.get("/runs/1")
+    assert refused.status_code == 503 and "store_unavailable: the audit store cannot be read now" in refused.text
+    assert web.get("/runs/1").status_code == 200

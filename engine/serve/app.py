@@ -123,7 +123,7 @@ class LoginRequired:
         try:
             actor = workspace.actor_of(request)
             unserved = actor is None and not path.startswith("/static/") and not accounts.enabled(workspace.reader.store())
-        except (backend.DatabaseError, InputError) as error:  # the store cannot be opened or read now
+        except (*backend.DatabaseError, InputError) as error:  # the store cannot be opened or read now
             await unavailable(request, error)(scope, receive, send)
             return
         scope["state"]["actor"] = actor

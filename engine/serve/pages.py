@@ -140,14 +140,16 @@ class Reader:
     def _verify(self) -> dict:
         with self._lock:
             signature = self._signature
-        store = self.store()
         problems: list[str] = []
         bad: dict[int, list[str]] = {}
         try:
+            store = self.store()
             with store.snapshot():
                 found_all = store.verify(key=self.key) + review.verify(store, self.key)  # as qi runs verify
-        except backend.DatabaseError as error:  # the server went away: said so, and not kept
-            text = f"store_unavailable: the audit store cannot be read: {backend.first_line(error)}"
+        except (*backend.DatabaseError, InputError) as error:  # the server went away: said so, and not kept
+            self.forget()
+            why = error.diagnostics[0].message if isinstance(error, InputError) else backend.first_line(error)
+            text = f"store_unavailable: the audit store cannot be read: {why}"
             return {"problems": [text], "bad": {0: [text]}}
         for found in found_all:
             text = f"{found.diagnostic.code}: {found.diagnostic.message}"
