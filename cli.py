@@ -933,7 +933,8 @@ def serve(db_path: Path | None, host: str, port: int, read_only: bool, allow_hos
     from engine.serve import app as web
 
     path = db_path or store.default_path()
-    _open_store(path).close()  # a store that cannot be opened is reported now, not on the first page
+    with _open_store(path) as audit:  # a store that cannot be opened is reported now, not on the first page
+        where, shared, has_accounts = audit.where, audit.backend.shared, accounts.enabled(audit)
     for folder in sample_dirs:
         if not (folder / "sample.yaml").is_file():
             raise click.BadParameter(f"{folder} has no sample.yaml", param_hint="--sample")
@@ -941,8 +942,6 @@ def serve(db_path: Path | None, host: str, port: int, read_only: bool, allow_hos
         if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}|\*\.[A-Za-z0-9.-]{1,251}", name):
             raise click.BadParameter(f"{name!r} is not a host name", param_hint="--allow-host")
     beyond = not web.is_loopback(host) or bool(allow_hosts)
-    with _open_store(path) as audit:
-        where, shared, has_accounts = audit.where, audit.backend.shared, accounts.enabled(audit)
     if (beyond or shared) and not has_accounts:
         why = (f"serving {'as ' + allow_hosts[0] if allow_hosts else 'on ' + host}, beyond this machine,"
                if beyond else "a shared PostgreSQL store is served")

@@ -95,7 +95,9 @@ class _Translating:
         self.raw = connection
 
     def execute(self, statement: str, parameters=()):
-        return self.raw.execute(statement.replace("%", "%%").replace("?", "%s"), tuple(parameters))
+        from engine.store.backend import PostgresConnection
+
+        return self.raw.execute(PostgresConnection._sql(statement), tuple(parameters))
 
     def commit(self) -> None:
         self.raw.commit()

@@ -106,7 +106,18 @@ def open_backend(location: str | os.PathLike[str]) -> SQLite | PostgreSQL:
     return PostgreSQL(os.fspath(location)) if is_postgres(location) else SQLite(Path(location))
 
 
-class SQLite:
+class _Backend:
+    """What both backends share: diagnostics naming the store as messages show it."""
+
+    where: str
+    #: What a backend adds to one of qi's schema steps, by step name.
+    extra_steps: dict[str, list[str]] = {}
+
+    def _error(self, code: str, message: str, hint: str) -> InputError:
+        return InputError([Diagnostic(self.where, 1, 1, code, message, hint)])
+
+
+class SQLite(_Backend):
     """An audit store in one SQLite file."""
 
     kind = "sqlite"
@@ -120,9 +131,6 @@ class SQLite:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.where = str(path)
-
-    def _error(self, code: str, message: str, hint: str) -> InputError:
-        return InputError([Diagnostic(self.where, 1, 1, code, message, hint)])
 
     def exists(self) -> bool:
         if not self.path.exists():
@@ -369,7 +377,7 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-class PostgreSQL:
+class PostgreSQL(_Backend):
     """An audit store in one schema of a PostgreSQL database the administrator created: ``public``,
     or the first schema the URL's ``options=-csearch_path=…`` names. Every connection's search path
     is pinned to ``pg_catalog``, that schema, then temporary tables: whatever the database's or
@@ -408,9 +416,6 @@ class PostgreSQL:
             return "public"
         name = found.group(1)
         return name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
-
-    def _error(self, code: str, message: str, hint: str) -> InputError:
-        return InputError([Diagnostic(self.where, 1, 1, code, message, hint)])
 
     def connect(self, read_only: bool, timeout: float) -> PostgresConnection:
         try:

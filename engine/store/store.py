@@ -893,7 +893,7 @@ _SCHEMAS: dict[tuple, dict[tuple[str, str], str | None]] = {}
 def _statements(backend, name: str, script: str) -> list[str]:
     """A schema step's statements in the backend's dialect, with what that backend adds to it."""
     found = [backend.statement(sql) for sql in filter(str.strip, script.split(";"))]
-    return found + getattr(backend, "extra_steps", {}).get(name, [])
+    return found + backend.extra_steps.get(name, [])
 
 
 def _expected_schema(backend, applied: tuple[str, ...]) -> dict[tuple[str, str], str | None]:
