@@ -124,3 +124,14 @@ def walk(node):
     elif isinstance(node, list):
         for value in node:
             yield from walk(value)
+
+
+def case_results(out: Path) -> list[dict]:
+    """Every case's full result in a published report set: trace.jsonl's lines expanded with
+    report.json's rule table, as a reader of the two files does."""
+    import json
+
+    from engine.judge import trace
+
+    table = json.loads((out / "report.json").read_text(encoding="utf-8"))["traces"]["rules"]
+    return [trace.expand(json.loads(line), table) for line in (out / "trace.jsonl").read_text(encoding="utf-8").splitlines()]

@@ -13,7 +13,7 @@ import pytest
 from engine.aggregate import aggregate
 from engine.report import redact
 from engine.run import run
-from tests.conftest import ROOT, SAMPLE, walk
+from tests.conftest import ROOT, SAMPLE, case_results, walk
 
 DIVERSITY = ("gender", "gender_reassignment", "ethnicity", "age_band", "disability", "religion",
              "sexual_orientation", "marital_status", "pregnancy_maternity")
@@ -161,7 +161,7 @@ def test_traces_kept_in_a_redacted_report_say_neither_the_value_nor_whether_it_h
     rules.write_text((ROOT / "rules" / "hmip-qi-adult-2.0.yaml").read_text().replace("\nrules:\n", "\nrules:\n" + PROBE, 1))
     out = tmp_path / "out"
     assert qi("run", SAMPLE, "--rules", rules, "--out", out, "--db", tmp_path / "qi.db").exit_code == 0
-    lines = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
+    lines = case_results(out)
     for line in lines:
         redact._scrub(line, set(DIVERSITY))
     probes = [node for line in lines for node in walk(line) if node.get("condition") == "diversity"]
@@ -183,7 +183,7 @@ def test_a_full_run_keeps_the_values_and_holds(qi, tmp_path):
     rules.write_text((ROOT / "rules" / "hmip-qi-adult-2.0.yaml").read_text().replace("\nrules:\n", "\nrules:\n" + PROBE, 1))
     out = tmp_path / "out"
     assert qi("run", SAMPLE, "--rules", rules, "--out", out, "--db", tmp_path / "qi.db").exit_code == 0
-    lines = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
+    lines = case_results(out)
     probes = [node for line in lines for node in walk(line) if node.get("condition") == "diversity"]
     assert probes and all(node["seen"] == {"gender": "female"} and node["holds"] is True for node in probes)
 

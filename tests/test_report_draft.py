@@ -17,7 +17,7 @@ import cli
 
 from engine.base import render
 from engine.report import draft
-from tests.conftest import SAMPLE, walk
+from tests.conftest import SAMPLE, case_results, walk
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +78,7 @@ def test_practice_examples_quote_the_notes_behind_a_finding_and_redaction_remove
         if case["findings"]["3.1"]["value"] == "insufficient":
             first_per_provider.setdefault(case["provider"], case["case"])
     assert {e["provider"]: e["case"] for e in insufficient} == first_per_provider
-    trace = next(json.loads(line) for line in (runs / "full" / "trace.jsonl").read_text().splitlines()
-                 if json.loads(line)["case"] == insufficient[0]["case"])
+    trace = next(result for result in case_results(runs / "full") if result["case"] == insufficient[0]["case"])
     notes = [e["note"] for node in walk(trace["findings"]["3.1"]["trace"]) for e in node.get("evidence", [])]
     assert insufficient[0]["note"] in notes and insufficient[0]["answer"] in ("no", "partly")
     quoted = [e["note"] for found in report["examples"].values() for e in found]

@@ -21,7 +21,7 @@ from engine.report import report as reports
 from engine.run import run
 from engine.store import review, store
 from tests import stores
-from tests.conftest import ROOT, SAMPLE, walk
+from tests.conftest import ROOT, SAMPLE, case_results, walk
 
 
 @pytest.fixture
@@ -332,8 +332,8 @@ def test_case_text_is_escaped_in_html_and_kept_verbatim_in_markdown_and_json(sam
     html = (out / "report.html").read_text()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
     assert "<b onmouseover" not in html
-    notes = [e["note"] for line in (out / "trace.jsonl").read_text().splitlines()
-             for f in json.loads(line)["findings"].values() for n in walk(f["trace"])
+    notes = [e["note"] for result in case_results(out)
+             for f in result["findings"].values() for n in walk(f["trace"])
              for e in n.get("evidence", [])]
     assert hostile in notes
 

@@ -729,3 +729,14 @@ def test_a_write_that_waited_too_long_leaves_its_connection_usable(db, monkeypat
         holder.close()
         assert not audit.connection.in_transaction
         assert review.record_decision(audit, 1, "NW-001", "3.2", "agree", ann).id == 1
+
+
+def test_a_new_sqlite_store_has_pages_that_hold_several_case_rows(qi, tmp_path):
+    """A case's row (its compressed line, a few KB) would leave most of a 4 KB page empty: a new
+    store is made with 16 KB pages, and the rows of the example's 14 cases share pages."""
+    db = tmp_path / "qi.db"
+    assert qi("run", SAMPLE, "--out", tmp_path / "out", "--db", db).exit_code == 0
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA page_size").fetchone()[0] == backend.PAGE_SIZE == 16384
+        rows = connection.execute("SELECT count(*), sum(length(result)) FROM case_results").fetchone()
+    assert rows[0] == 14 and rows[1] / rows[0] < backend.PAGE_SIZE / 2

@@ -38,6 +38,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from engine.base import logs
 from engine.base import text as texts
 from engine.check import models
@@ -183,7 +185,7 @@ def _read(where: Path, entry_key: str, framework: models.Framework):
     path, body = found
     try:
         marks_text, _, model_text = body.partition("\n")
-        marks = {tuple(loc): source.Mark(*where_) for loc, *where_ in json.loads(marks_text)}
+        marks = {tuple(loc): source.Mark(*where_) for loc, *where_ in orjson.loads(marks_text)}
         model = models.model_of("case", framework).model_validate_json(model_text, context={"framework": framework})
     except Exception as error:  # a well-formed entry qi cannot use (it never should): read the file
         log.debug("cache_entry_refused", entry=path.name, reason=type(error).__name__)

@@ -10,9 +10,13 @@ have concluded it and the conditions that failed.
 
 One class, :class:`Trace`, reads every kind of evaluation: which rules fired, and what each phase
 asserted, come from the tracer's :class:`~engine.evaluate.tracer.Record`, made while the engine
-ran. A condition's parts are shown holding or failing on the very fact its phase asserted; what
-does not depend on the case (text, position, items, lowered tree) is built once per rule set. The
-tree is plain data: JSON, text and HTML are views of it (:mod:`engine.report.views`).
+ran. A condition's parts are shown holding or failing on the very fact its phase asserted. What
+does not depend on the case (each rule's title, rationale and position, each condition's text,
+position and items) is the rule set's *rule table*, made once (:func:`rule_table`); what does is
+a subject's *record* (:meth:`Trace.record`). A run keeps each case as its line — conclusions and
+record (:func:`case_line`) — and the table once, in report.json; :func:`expand` puts the two
+together into the full trees, as :meth:`Trace.rule` does in memory. The tree is plain data: JSON,
+text and HTML are views of it (:mod:`engine.report.views`).
 """
 
 from __future__ import annotations
@@ -74,8 +78,9 @@ class Trace:
         self.aggregates = aggregates
         self.sample = compiled.section == "sample_rules"
         self._fired = set(evaluation.record.fired)  # as durable_rules reported it, rule by rule
-        self._rule_nodes: dict[int, dict] = {}
+        self._dynamic: dict[int, dict] = {}
         self._evidence: dict[str, dict] = {}
+        self._expanding: _Expander | None = None
         self._views: dict[int, _View] = {}
         model = subject.model if subject is not None else None
         self.reference = (getattr(model, "case", None) or f"organisation:{model.organisation}") if model else None
@@ -94,47 +99,60 @@ class Trace:
 
     # --- rules and conditions ---
 
-    def rule(self, index: int) -> dict:
-        if index not in self._rule_nodes:
-            compiled_rule = self.compiled.rules[index]
-            rule = compiled_rule.rule
-            label = compiled_rule.label if self.sample else rule.id
-            node = {"key": f"rule:{label}{self.suffix}", "rule": rule.id}
-            if self.sample:
-                node["instance"] = compiled_rule.bindings
-            node.update({"title": rule.title, "rationale": rule.rationale,
-                         "at": self.compiled.loaded.document.at(compiled_rule.loc),
-                         "ruleset": self.ruleset_ref(), "priority": rule.priority})
-            if not self.sample:
-                node["cites"] = list(rule.cites)
-            node["fired"] = index in self._fired
-            self._rule_nodes[index] = node  # before the condition: derivations may lead back here
-            node["condition"] = self._condition(_static_tree(self.compiled, compiled_rule), compiled_rule)
-        return self._rule_nodes[index]
+    def label(self, index: int) -> str:
+        return self.compiled.rules[index].label
 
-    def _condition(self, static: _Static, compiled_rule: CompiledRule, holds: bool | None = None) -> dict:
+    def rule(self, index: int) -> dict:
+        """Rule ``index``'s full node: its part of the rule table with what this subject made of it."""
+        return self._expander().rule(self.label(index))
+
+    def dynamic(self, index: int) -> dict:
+        """What depends on the subject in rule ``index``'s node (:func:`expand` adds the rest from
+        the rule table): whether it fired and what each condition shown held and saw. Memoised, and
+        every rule deriving a fact it shows is made too, so a subject's record is complete."""
+        if index not in self._dynamic:
+            compiled_rule = self.compiled.rules[index]
+            node = self._dynamic[index] = {"fired": index in self._fired}  # before: derivations may lead back
+            node["condition"] = self._condition(_static_tree(self.compiled, compiled_rule), compiled_rule)
+        return self._dynamic[index]
+
+    def _condition(self, static: _Static, compiled_rule: CompiledRule, holds: bool | None = None,
+                   parent: bool | None = None) -> dict:
+        """A condition's dynamic part: ``holds`` (left out where it equals its parent's), the parts
+        shown (``shown``, where some are not), and at a leaf what it saw (left out where it is just
+        the answers of the evidence it shows) and the rules that derived the fact it reads."""
         view = self._view(compiled_rule.phase)
-        node: dict = {"condition": static.kind, "text": static.text,
-                      "holds": conditions.holds(static.lowered, view.fact) if holds is None else holds, "at": static.at}
+        held_here = conditions.holds(static.lowered, view.fact) if holds is None else holds
+        node: dict = {} if held_here == parent else {"holds": held_here}
         condition = static.condition
         if static.children:
-            held, chosen = self._shown(static, node["holds"], view)
+            held, chosen = self._shown(static, held_here, view)
             if len(chosen) < len(held):
-                node["not_shown"] = len(held) - len(chosen)
-            node["children"] = [self._condition(static.children[i], compiled_rule, held[i]) for i in chosen]
+                node["shown"] = chosen
+            node["children"] = [self._condition(static.children[i], compiled_rule, held[i], held_here) for i in chosen]
         elif self.sample:
             node["seen"] = {a: view.fact[a] for a in conditions.attributes(static.lowered)}
             node["aggregates"] = condition.aggregates(view, compiled_rule.bindings)
         else:
-            node["seen"] = condition.seen(view)
-            if static.items:
-                node["evidence"] = [self.evidence(item) for item in static.items]
+            seen = condition.seen(view)
+            answers = {item: self.evidence(item)["answer"] for item in static.items}
+            if seen != answers or list(seen) != list(answers):  # else read back from the evidence
+                node["seen"] = seen
             if static.kind == "fact":
                 derivers = self.evaluation.derived_by.get(condition.fact, ())
-                node["derived_by"] = [self.rule(i) for i in derivers]
-                if not derivers:
-                    node["could_be_derived_by"] = list(_derivers(self.compiled).get(condition.fact, ()))
+                if derivers:
+                    node["derived_by"] = [self.label(i) for i in derivers]
+                    for i in derivers:
+                        self.dynamic(i)
         return node
+
+    def _expander(self) -> "_Expander":
+        if self._expanding is None:
+            document = self.subject.document if self.subject is not None else None
+            self._expanding = _Expander(rule_table(self.compiled), lambda label: self.dynamic(self._index(label)),
+                                        lambda item: self._evidence[item], self.suffix,
+                                        document.path if document is not None else "")
+        return self._expanding
 
     def _shown(self, static: _Static, holds: bool, view: _View) -> tuple[list[bool], list[int]]:
         """Whether each part of a condition holds, and which parts its node shows: the reason, not
@@ -172,37 +190,42 @@ class Trace:
         return node
 
     def evidence(self, item: str) -> dict:
+        """The inspector's evidence on ``item`` as a subject's record keeps it: answer, note, sources
+        and the line of the case file (none where the item was not answered)."""
         if item not in self._evidence:
             entry = self.subject.model.evidence.get(item)
-            document = self.subject.document
             if entry is None:
-                node = {"item": item, "answer": facts.NOT_ASSESSED, "note": None, "sources": [], "at": document.path}
+                node = {"answer": facts.NOT_ASSESSED, "note": None, "sources": []}
             else:
-                line = document.where(("evidence", item), key=True)[0]
-                node = {"item": item, "answer": entry.answer, "note": entry.note, "sources": list(entry.sources),
-                        "at": f"{document.path}:{line}"}
+                node = {"answer": entry.answer, "note": entry.note, "sources": list(entry.sources),
+                        "line": self.subject.document.where(("evidence", item), key=True)[0]}
             self._evidence[item] = node
         return self._evidence[item]
+
+    def record(self, conclusions: dict) -> dict:
+        """What a case's line keeps of its traces besides ``conclusions`` (findings, enablers and
+        barriers as :func:`summary_conclusions` gives them): the dynamic part of every rule node
+        they reach (``rules``, by label) and the evidence those read (``evidence``, by item)."""
+        for finding in conclusions["findings"].values():
+            for label in finding["rules"]:
+                self.dynamic(self._index(label))
+        for kind in ("enablers", "barriers"):
+            for factor in conclusions[kind]:
+                for label in factor["rules"]:
+                    self.dynamic(self._index(label))
+        return {"rules": {self.label(i): node for i, node in self._dynamic.items()}, "evidence": dict(self._evidence)}
+
+    def _index(self, label: str) -> int:
+        return self.compiled.cached(("rule index by label",),
+                                    lambda: {r.label: r.index for r in self.compiled.rules})[label]
 
     # --- conclusions of a case or organisation ---
 
     def finding(self, finding: Finding) -> dict:
-        titles = self.compiled.cached(("trace", "titles"), lambda: {
-            c.id: c.title for s in self.compiled.loaded.framework.standards for c in s.criteria})
-        node = {"key": f"finding:{finding.criterion}{self.suffix}", "criterion": finding.criterion,
-                "title": titles[finding.criterion], "value": finding.value, "policy": POLICY,
-                "because": [self.rule(i) for i in finding.rules]}
-        if finding.overridden:
-            node["overridden"] = [{"rule": self.compiled.rules[i].rule.id,
-                                   "value": _finding_value(self.compiled.rules[i].rule, finding.criterion),
-                                   "priority": self.compiled.rules[i].rule.priority} for i in finding.overridden]
-        if finding.value == NOT_ASSESSED:
-            node["note"] = "no rule concluded a finding on this criterion for this case"
-        return node
+        return self._expander().finding(finding.criterion, _finding_entry(self.compiled, finding))
 
     def factor(self, factor: Factor) -> dict:
-        return {"key": f"{factor.kind}:{factor.id}{self.suffix}", "id": factor.id, "text": factor.text,
-                "criterion": factor.criterion, "because": [self.rule(i) for i in factor.rules]}
+        return self._expander().factor(factor.kind, _factor_entry(self.compiled, factor))
 
     def why_not(self, criterion: str, value: str, finding: Finding) -> dict:
         """Every rule that could conclude ``value`` on ``criterion``: did it fire, and if not, why."""
@@ -311,27 +334,41 @@ def _finding_value(rule: rules.Rule, criterion: str) -> str | None:
                  if isinstance(c, rules.FindingConclusion) and c.finding.criterion == criterion), None)
 
 
+def _finding_entry(compiled: CompiledRuleSet, finding: Finding) -> dict:
+    """A finding as a case's record keeps it: its value and rules, and the rules it overrode."""
+    entry: dict = {"value": finding.value, "rules": [compiled.rules[i].label for i in finding.rules]}
+    if finding.overridden:
+        entry["overridden"] = [{"rule": compiled.rules[i].rule.id,
+                                "value": _finding_value(compiled.rules[i].rule, finding.criterion),
+                                "priority": compiled.rules[i].rule.priority} for i in finding.overridden]
+    return entry
+
+
+def _factor_entry(compiled: CompiledRuleSet, factor: Factor) -> dict:
+    return {"id": factor.id, "text": factor.text, "criterion": factor.criterion,
+            "rules": [compiled.rules[i].label for i in factor.rules]}
+
+
 def conclusions(compiled: CompiledRuleSet, loaded: Subject, evaluation: Evaluation, judgement: Judgement,
                 trace: Trace | None = None) -> dict:
-    """Findings, enablers and barriers of one case or organisation, each with its rules and trace."""
+    """Findings, enablers and barriers of one case or organisation, each with its rules and full trace."""
     trace = trace or Trace(compiled, evaluation, loaded)
-    label = lambda i: compiled.rules[i].label  # noqa: E731 - tiny local helper
-
-    def factor(f: Factor) -> dict:
-        return {"id": f.id, "text": f.text, "criterion": f.criterion, "rules": [label(i) for i in f.rules],
-                "trace": trace.factor(f)}
-
-    return {"findings": {c: {"value": f.value, "rules": [label(i) for i in f.rules], "trace": trace.finding(f)}
-                         for c, f in judgement.findings.items()},
-            "enablers": [factor(e) for e in judgement.enablers],
-            "barriers": [factor(b) for b in judgement.barriers]}
+    return {"findings": {c: {"value": f.value, "rules": [compiled.rules[i].label for i in f.rules],
+                             "trace": trace.finding(f)} for c, f in judgement.findings.items()},
+            "enablers": [{**_factor_entry(compiled, e), "trace": trace.factor(e)} for e in judgement.enablers],
+            "barriers": [{**_factor_entry(compiled, b), "trace": trace.factor(b)} for b in judgement.barriers]}
 
 
-def case_result(compiled: CompiledRuleSet, case: Subject, evaluation: Evaluation, judgement: Judgement) -> dict:
-    """The whole result for one case, with a trace under every conclusion: the JSON contract of
-    ``qi evaluate --format json``."""
+def case_line(compiled: CompiledRuleSet, case: Subject, evaluation: Evaluation, judgement: Judgement) -> dict:
+    """One case's whole result as its line of trace.jsonl and the audit store keep it: its
+    conclusions, and under ``rules`` and ``evidence`` what its traces saw; what every case's trace
+    repeats (a rule's title, rationale, position, each condition's text) is in the run's rule table
+    (:func:`rule_table`, report.json's ``traces.rules``). :func:`expand` gives the full result."""
     framework = compiled.loaded.framework
     label = lambda i: compiled.rules[i].label  # noqa: E731 - tiny local helper
+    found = {"findings": {c: _finding_entry(compiled, f) for c, f in judgement.findings.items()},
+             "enablers": [_factor_entry(compiled, e) for e in judgement.enablers],
+             "barriers": [_factor_entry(compiled, b) for b in judgement.barriers]}
     return {
         "case": case.model.case,
         "file": case.document.path,
@@ -339,9 +376,168 @@ def case_result(compiled: CompiledRuleSet, case: Subject, evaluation: Evaluation
         "provider": case.model.provider,
         "framework": {"id": framework.id, "version": framework.version},
         "ruleset": ruleset_ref(compiled),
-        **conclusions(compiled, case, evaluation, judgement),
+        **found,
         "derived_facts": {name: [label(i) for i in derivers]
                           for name, derivers in evaluation.derived_by.items() if derivers},
         "rules_fired": [label(i) for i in evaluation.fired],
         "not_assessed": [c for c, f in judgement.findings.items() if f.value == NOT_ASSESSED],
+        **Trace(compiled, evaluation, case).record(found),
     }
+
+
+def case_result(compiled: CompiledRuleSet, case: Subject, evaluation: Evaluation, judgement: Judgement) -> dict:
+    """The whole result for one case, with a full trace under every conclusion: the JSON contract
+    of ``qi evaluate --format json`` (its line, :func:`case_line`, expanded)."""
+    return expand(case_line(compiled, case, evaluation, judgement), rule_table(compiled))
+
+
+# --- the rule table, and a case's line expanded with it -------------------------------------------
+
+def rule_table(compiled: CompiledRuleSet) -> dict:
+    """What every trace of the rule set says whatever the subject, made once: the rule set, the
+    combination policy, each criterion's title, and each rule's id, title, rationale, position,
+    priority, cited items and condition tree (each condition's kind, text, position, the items whose
+    evidence it shows and, for a derived fact, the rules that can derive it)."""
+    def make() -> dict:
+        derivers = _derivers(compiled)
+
+        def condition(static: _Static) -> dict:
+            node: dict = {"condition": static.kind, "text": static.text, "at": static.at}
+            if static.children:
+                node["children"] = [condition(child) for child in static.children]
+            elif not compiled.section == "sample_rules":
+                if static.items:
+                    node["items"] = list(static.items)
+                if static.kind == "fact":
+                    node["could_be_derived_by"] = list(derivers.get(static.condition.fact, ()))
+            return node
+
+        entries = {}
+        for compiled_rule in compiled.rules:
+            rule = compiled_rule.rule
+            entry: dict = {"rule": rule.id}
+            if compiled.section == "sample_rules":
+                entry["instance"] = compiled_rule.bindings
+            entry.update({"title": rule.title, "rationale": rule.rationale,
+                          "at": compiled.loaded.document.at(compiled_rule.loc), "priority": rule.priority})
+            if compiled.section != "sample_rules":
+                entry["cites"] = list(rule.cites)
+            entry["condition"] = condition(_static_tree(compiled, compiled_rule))
+            entries[compiled_rule.label] = entry
+        titles = {c.id: c.title for s in compiled.loaded.framework.standards for c in s.criteria}
+        return {"ruleset": ruleset_ref(compiled), "policy": POLICY, "criteria": titles, "rules": entries}
+    return compiled.cached(("trace", "table"), make)
+
+
+def is_line(result: dict) -> bool:
+    """Whether ``result`` is a case's line (:func:`case_line`), not an expanded result."""
+    return isinstance(result.get("rules"), dict) and isinstance(result.get("evidence"), dict)
+
+
+def expand(line: dict, table: dict) -> dict:
+    """A case's line (:func:`case_line`) as its full result, each conclusion with its whole trace,
+    built from the line and the run's rule table. A result already full (as stores written before
+    lines were kept say) is returned as it is. Raises ValueError on a line the table cannot expand
+    (another rule set's, or a rule or item it does not hold)."""
+    if not is_line(line):
+        return line
+    if line.get("ruleset", {}).get("sha256") != table.get("ruleset", {}).get("sha256"):
+        raise ValueError("the case's line names another rule set than the run's rule table")
+    expander = _expander(line, table)
+    try:
+        result = {}
+        for key, value in line.items():
+            if key in ("rules", "evidence"):
+                continue
+            if key == "findings":
+                value = {c: {**{k: v for k, v in f.items() if k != "overridden"}, "trace": expander.finding(c, f)}
+                         for c, f in value.items()}
+            elif key in ("enablers", "barriers"):
+                value = [{**f, "trace": expander.factor(key[:-1], f)} for f in value]
+            result[key] = value
+    except (KeyError, TypeError, IndexError, AttributeError) as error:
+        raise ValueError(f"the case's line does not match the run's rule table ({error!r})") from None
+    return result
+
+
+def finding_trace(line: dict, criterion: str, table: dict | None) -> dict:
+    """The full trace of one finding of a case's line (or of a result already full): what reading
+    one finding costs, not the whole case."""
+    if not is_line(line) or table is None:
+        return line["findings"][criterion].get("trace", {})
+    return _expander(line, table).finding(criterion, line["findings"][criterion])
+
+
+def _expander(line: dict, table: dict) -> _Expander:
+    return _Expander(table, line["rules"].__getitem__, line["evidence"].__getitem__, f"<case:{line['case']}>",
+                     line["file"])
+
+
+class _Expander:
+    """Full trace nodes from the rule table and one subject's record of it: ``dynamic(label)`` gives
+    a rule's dynamic part, ``evidence(item)`` an item's evidence. Rule nodes are memoised, so a shared
+    derivation is one node."""
+
+    def __init__(self, table: dict, dynamic, evidence, suffix: str, file: str) -> None:
+        self.table, self.dynamic, self.evidence_of = table, dynamic, evidence
+        self.suffix, self.file = suffix, file
+        self._rules: dict[str, dict] = {}
+
+    def rule(self, label: str) -> dict:
+        if label not in self._rules:
+            static, dynamic = self.table["rules"][label], self.dynamic(label)
+            node = {"key": f"rule:{label}{self.suffix}", "rule": static["rule"]}
+            if "instance" in static:
+                node["instance"] = static["instance"]
+            node.update({"title": static["title"], "rationale": static["rationale"], "at": static["at"],
+                         "ruleset": dict(self.table["ruleset"]), "priority": static["priority"]})
+            if "cites" in static:
+                node["cites"] = list(static["cites"])
+            node["fired"] = dynamic["fired"]
+            self._rules[label] = node  # before the condition: derivations may lead back here
+            node["condition"] = self.condition(static["condition"], dynamic["condition"], None)
+        return self._rules[label]
+
+    def condition(self, static: dict, dynamic: dict, parent: bool | None) -> dict:
+        holds = dynamic.get("holds", parent)
+        node: dict = {"condition": static["condition"], "text": static["text"], "holds": holds, "at": static["at"]}
+        if "children" in static:
+            parts = static["children"]
+            shown = dynamic.get("shown", range(len(parts)))
+            if len(shown) < len(parts):
+                node["not_shown"] = len(parts) - len(shown)
+            node["children"] = [self.condition(parts[i], child, holds) for i, child in zip(shown, dynamic["children"], strict=True)]
+            return node
+        node["seen"] = (dynamic["seen"] if "seen" in dynamic
+                        else {item: self.evidence_of(item)["answer"] for item in static.get("items", ())})
+        if "aggregates" in dynamic:
+            node["aggregates"] = dynamic["aggregates"]
+        if static.get("items"):
+            node["evidence"] = [self.evidence(item) for item in static["items"]]
+        if "could_be_derived_by" in static:
+            derivers = dynamic.get("derived_by", [])
+            node["derived_by"] = [self.rule(label) for label in derivers]
+            if not derivers:
+                node["could_be_derived_by"] = list(static["could_be_derived_by"])
+        return node
+
+    def evidence(self, item: str) -> dict:
+        entry = self.evidence_of(item)
+        at = f"{self.file}:{entry['line']}" if "line" in entry else self.file
+        return {"item": item, "answer": entry["answer"], "note": entry["note"], "sources": list(entry["sources"]),
+                "at": at}
+
+    def finding(self, criterion: str, entry: dict) -> dict:
+        value = entry.get("engine", entry["value"])  # a reviewed run's line marks the final value
+        node = {"key": f"finding:{criterion}{self.suffix}", "criterion": criterion,
+                "title": self.table["criteria"][criterion], "value": value, "policy": self.table["policy"],
+                "because": [self.rule(label) for label in entry["rules"]]}
+        if entry.get("overridden"):
+            node["overridden"] = [dict(o) for o in entry["overridden"]]
+        if value == NOT_ASSESSED:
+            node["note"] = "no rule concluded a finding on this criterion for this case"
+        return node
+
+    def factor(self, kind: str, entry: dict) -> dict:
+        return {"key": f"{kind}:{entry['id']}{self.suffix}", "id": entry["id"], "text": entry["text"],
+                "criterion": entry["criterion"], "because": [self.rule(label) for label in entry["rules"]]}

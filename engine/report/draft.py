@@ -109,15 +109,17 @@ def example_answers(framework) -> dict[str, tuple[str, ...]]:
 
 
 def practice_examples(results: Iterable[dict], wanted: dict[str, tuple[str, ...]], slots: int | None = None,
-                      per_finding: int = 1) -> dict[str, list[dict]]:
+                      per_finding: int = 1, trace_of=None) -> dict[str, list[dict]]:
     """Quotations from inspectors' notes that illustrate each criterion's findings, chosen by rule:
     for each criterion, provider and finding (sufficient, insufficient), the first cases in
     reference order whose finding rests on evidence with a note — the evidence quoted is what the
     rules that concluded the finding read (``wanted`` answers for each finding, from
     :func:`example_answers`: short of met for an insufficient finding, met for a sufficient one).
     At most ``per_finding`` each. ``results`` come in reference order; reading stops once ``slots``
-    (criterion × provider × finding) are full.
+    (criterion × provider × finding) are full. ``trace_of(result, criterion)`` gives a finding's
+    trace (by default the one the result holds), so results may be lines expanded only where read.
     """
+    trace_of = trace_of or (lambda result, criterion: result["findings"][criterion].get("trace", {}))
     chosen: dict[tuple[str, str, str], list[dict]] = {}
     filled = 0
     for result in results:
@@ -131,7 +133,7 @@ def practice_examples(results: Iterable[dict], wanted: dict[str, tuple[str, ...]
             slot = chosen.setdefault((criterion, provider, value), [])
             if len(slot) >= per_finding:
                 continue
-            evidence = _first_evidence(finding.get("trace", {}), wanted[value])
+            evidence = _first_evidence(trace_of(result, criterion), wanted[value])
             if evidence is not None:
                 filled += len(slot) + 1 == per_finding
                 slot.append({"case": result["case"], "provider": provider, "criterion": criterion,

@@ -14,13 +14,17 @@ from collections.abc import Iterator, Mapping
 
 import orjson
 
+from engine.judge import trace
+
 
 class CaseSpool:
-    """Every case's full result, one JSON line each, kept on disk — an anonymous temporary file only
-    its owner can read — rather than in memory, so a run of any size keeps memory flat. Lines may
-    be added in any order; they are read back in case-reference order."""
+    """Every case's result, one JSON line each (:func:`engine.judge.trace.case_line`), kept on
+    disk — an anonymous temporary file only its owner can read — rather than in memory, so a run of
+    any size keeps memory flat. Lines may be added in any order; they are read back in
+    case-reference order. ``table`` is the run's rule table, which :meth:`results` expands lines with."""
 
-    def __init__(self) -> None:
+    def __init__(self, table: dict | None = None) -> None:
+        self.table = table
         self._file = tempfile.TemporaryFile(mode="w+b")
         self._where: dict[str, tuple[int, int]] = {}
         self._end = 0
@@ -61,9 +65,16 @@ class CaseSpool:
             self._file.seek(offset)
             yield self._file.read(length)
 
-    def results(self):
+    def records(self):
+        """Every case's line as kept (not expanded), in case-reference order."""
         for line in self.lines():
             yield orjson.loads(line)
+
+    def results(self):
+        """Every case's full result, its traces expanded, in case-reference order."""
+        for line in self.lines():
+            found = orjson.loads(line)
+            yield trace.expand(found, self.table) if self.table is not None else found
 
 
 

@@ -159,6 +159,7 @@ def _unlist_cases(result: dict) -> None:
         del result[key]  # the review (decisions, reasons, reviewers, sign-offs), and any key not vetted here
     if isinstance(result.get("traces"), dict):
         result["traces"]["file"] = None  # the case traces stay in the audit store
+        result["traces"].pop("rules", None)  # and the rule table their lines are read with
     if isinstance(result.get("ruleset"), dict) and result["ruleset"].get("file"):
         result["ruleset"]["file"] = file_name(result["ruleset"]["file"])
     consistency = result.get("consistency")

@@ -172,17 +172,18 @@ def case_outcome(compiled: compiler.CompiledRuleSet, case: sample.Loaded,
                  observe=None) -> tuple[dict, list[Diagnostic]]:
     """The case's result and its warnings: criteria not assessed (naming the expected items left
     unanswered) and answers that disagree with what the case context expects."""
-    result, found, _ = case_evaluated(compiled, case, observe)
-    return result, found
+    line, found, _ = case_evaluated(compiled, case, observe)
+    return trace.expand(line, trace.rule_table(compiled)), found
 
 
 def case_evaluated(compiled: compiler.CompiledRuleSet, case: sample.Loaded,
                    observe=None) -> tuple[dict, list[Diagnostic], evaluator.Evaluation]:
-    """:func:`case_outcome` and the evaluation it came from (a sample run reads its final fact)."""
+    """:func:`case_outcome`, the result as the case's line (:func:`trace.case_line`: what a run
+    keeps), and the evaluation it came from (a sample run reads its final fact)."""
     evaluation, judgement = evaluate_case(compiled, case)
     if observe is not None:
         observe(compiled, evaluation, case)
-    result = trace.case_result(compiled, case, evaluation, judgement)
+    result = trace.case_line(compiled, case, evaluation, judgement)
     if case.model.judgements:
         result["judgements"] = judgement_rows(compiled, case.model, evaluation, judgement)
     expected = expectations(compiled, evaluation.fact)

@@ -70,7 +70,7 @@ def prepare(sample_dir: str | os.PathLike[str], rules_file: str | os.PathLike[st
     sample_dir = Path(sample_dir)
     manifest = _manifest_or_none(sample_dir)
     rules_path, cases = _rules_for(sample_dir, manifest, rules_file, jobs)
-    judged = JudgedCases()  # progress is counted by sample.load, once per case file checked
+    judged = JudgedCases(trace.rule_table(cases))  # progress is counted by sample.load, once per case file checked
     loaded_sample = sample.load(sample_dir, cases.loaded.framework_path, jobs=jobs, advance=advance,
                                 judge=functools.partial(_judge_loaded, str(rules_path)), take=judged.take)
     return _prepared(loaded_sample, rules_path, cases, judged)
@@ -246,8 +246,8 @@ def judge_case(compiled: compiler.CompiledRuleSet, case, observe: Observer | Non
 class JudgedCases:
     """Judged cases as they arrive, in any order: full results to the spool, the rest kept small."""
 
-    def __init__(self, advance: Callable[[int], None] | None = None) -> None:
-        self.spool = CaseSpool()
+    def __init__(self, table: dict | None = None, advance: Callable[[int], None] | None = None) -> None:
+        self.spool = CaseSpool(table)
         self._summaries: list[dict] = []
         self._records: list[aggregate.CaseRecord] = []
         self._warnings: list[dict] = []
@@ -297,7 +297,7 @@ def evaluate_cases(prepared: Prepared, jobs: int = 1, advance: Callable[[int], N
     collected in case-reference order. ``observe`` sees every evaluation (in this process only)."""
     if prepared.judged is not None and observe is None:
         return prepared.judged
-    judged = JudgedCases(advance)
+    judged = JudgedCases(trace.rule_table(prepared.cases), advance)
     cases = sorted(prepared.sample.cases, key=lambda c: c.reference)
     if jobs <= 1 or len(cases) < 2 or observe is not None:
         for case in cases:
@@ -472,14 +472,17 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
         "labels": group_labels.labels(framework, aggregates["group_sizes"]),
         "aggregates": aggregates,
         "examples": draft.practice_examples(
-            spool.results(), draft.example_answers(framework), slots=2 * len(framework.vocabulary.providers) * len(aggregates["targets"])),
+            spool.records(), draft.example_answers(framework),
+            slots=2 * len(framework.vocabulary.providers) * len(aggregates["targets"]),
+            trace_of=functools.partial(trace.finding_trace, table=spool.table)),
         "publication": publication(ruleset.sample),
         "sample_judgement": concluded["sample_judgement"],
         "organisations": organisations,
         "cases": case_results,
         "consistency": agreement.consistency(case_results, organisations, second_markings(prepared, case_results),
                                              [c.id for c in framework.criteria()], framework.item_ids()),
-        "traces": {"file": "trace.jsonl", "sha256": spool.sha256, "cases": spool.count},
+        "traces": {"file": "trace.jsonl", "sha256": spool.sha256, "cases": spool.count,
+                   "rules": trace.rule_table(prepared.cases)},
         "warnings": sorted(warnings, key=lambda d: (d["path"], d["line"], d["code"])),
     }
     digest = canonical_sha256(report)  # covers the traces through their sha256

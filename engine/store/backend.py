@@ -43,6 +43,8 @@ _KEYWORDS = re.compile(r"^\s*(host|hostaddr|port|dbname|user|password|passfile|s
                        re.IGNORECASE)
 #: qi's mark on a store: SQLite's application_id ("qiAS"), and on PostgreSQL the advisory lock's key.
 APPLICATION_ID = 0x71694153
+#: The page size of a new SQLite store.
+PAGE_SIZE = 16384
 #: The row of qi_store that marks a PostgreSQL schema as a qi audit store.
 POSTGRES_MARK = "qi audit store"
 
@@ -193,6 +195,9 @@ class SQLite(_Backend):
             os.close(descriptor)
             connection = sqlite3.connect(temporary, isolation_level=None)
             try:
+                # a case's row (its compressed line, a few KB) leaves most of a default 4 KB page
+                # unused; 16 KB pages hold several, a quarter less file per case
+                connection.execute(f"PRAGMA page_size = {PAGE_SIZE}")
                 connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 for statement in base:
                     connection.execute(statement)

@@ -34,10 +34,10 @@ import dataclasses
 import datetime
 import hashlib
 import hmac
-import json
 
 from engine.base import text as texts
 from engine.base.canonical import canonical
+from engine.base.canonical import line as json_line
 from engine.base.diagnostics import Diagnostic, InputError, did_you_mean
 from engine.report import wording
 from engine.report.model import Report
@@ -405,7 +405,13 @@ class StoredSpool:
             yield result
 
     def lines(self):
-        return ((json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n").encode() for r in self.results())
+        """Each case's line as stored, its decided findings marked (canonical JSON)."""
+        for (case_ref,) in self._store.connection.execute(
+                "SELECT case_ref FROM case_results WHERE seq = ? ORDER BY " + self._store.backend.stored_order,
+                (self._seq,)).fetchall():
+            line = self._store.case_line(self._seq, case_ref)
+            _mark(line["case"], line["findings"], self._final)
+            yield json_line(line)
 
 
 def _mark(reference: str, findings: dict, final: dict) -> None:

@@ -58,6 +58,9 @@ class _Answers(Form):
     def items(self) -> list[tuple[tuple, str]]:
         return [((self.key, "items", i), item) for i, item in enumerate(self.body.items)]
 
+    def item_ids(self) -> list[str]:  # as items() gives them, without building locations: a trace asks often
+        return list(self.body.items)
+
     def tests(self, low) -> list:
         return [low.test(low.names.answer_attribute(item), self.body.in_) for item in self.body.items]
 
@@ -73,6 +76,9 @@ class AnswerCondition(_Answers):
 
     def items(self) -> list[tuple[tuple, str]]:
         return [(("answer", "item"), self.answer.item)]
+
+    def item_ids(self) -> list[str]:
+        return [self.answer.item]
 
     def describe(self, bindings: dict | None = None) -> str:
         return f"{self.answer.item} is {either(self.answer.in_)}"
@@ -133,6 +139,9 @@ class NotAssessedCondition(_Answers):
 
     def items(self) -> list[tuple[tuple, str]]:
         return [(("not_assessed",), self.not_assessed)]
+
+    def item_ids(self) -> list[str]:
+        return [self.not_assessed]
 
     def describe(self, bindings: dict | None = None) -> str:
         return f"{self.not_assessed} was not assessed"
