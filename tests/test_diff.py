@@ -105,3 +105,16 @@ def test_rule_sets_checked_against_two_framework_files_are_refused(qi, tmp_path)
     assert result.exit_code == 1 and "Traceback" not in result.stderr
     assert f"{tmp_path / 'new.yaml'}:1:1: framework_mismatch: the rule sets were checked against different " \
            "framework files" in result.stderr
+
+
+def test_a_diff_in_two_processes_says_what_one_says(qi, changed):
+    """With --jobs 2 the new side is concluded in a forked worker while the old is concluded here:
+    the same diff, byte for byte, as in one process (a changed threshold moves targets, cases and
+    ratings, so every part is compared)."""
+    declaration = "    core: [2.3.a, 2.3.b, 2.3.c]\n    threshold: 66"
+    path = changed(declaration, declaration.replace("threshold: 66", "threshold: 100"))
+    one = qi("rules", "diff", DEFAULT, path, "--sample", SAMPLE, "--format", "json", "--jobs", "1")
+    two = qi("rules", "diff", DEFAULT, path, "--sample", SAMPLE, "--format", "json", "--jobs", "2")
+    assert one.exit_code == two.exit_code == 0
+    assert json.loads(one.stdout)["targets"] and json.loads(one.stdout)["cases"]
+    assert one.stdout == two.stdout

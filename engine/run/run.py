@@ -440,6 +440,31 @@ def conclude(prepared: Prepared, judged: JudgedCases, observe: Observer | None =
             "warnings": case_warnings}
 
 
+#: The side of a diff a forked worker concludes (set just before the worker is forked).
+_PENDING: tuple[Prepared, JudgedCases] | None = None
+
+
+def _conclude_pending() -> dict:
+    return conclude(*_PENDING)
+
+
+def conclude_pair(old: Prepared, new: Prepared, jobs: int = 1) -> tuple[dict, dict]:
+    """:func:`conclude` for both sides of a diff: with ``jobs`` over 1, the new side in a forked
+    worker while this process concludes the old (the two are independent; aggregating each side
+    was a diff's largest serial part)."""
+    global _PENDING
+    if jobs <= 1:
+        return conclude(old, old.judged), conclude(new, new.judged)
+    _PENDING = (new, new.judged)
+    try:
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+            later = pool.submit(_conclude_pending)
+            before = conclude(old, old.judged)
+            return before, later.result()
+    finally:
+        _PENDING = None
+
+
 def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None = None,
         now: datetime.datetime | None = None, observe: Observer | None = None) -> Report:
     """The whole run; returns the report (the JSON contract in docs/report.md) with its spool.

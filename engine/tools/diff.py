@@ -20,7 +20,7 @@ def compare(old_rules: str | os.PathLike[str], new_rules: str | os.PathLike[str]
     """Judge the sample under both rule sets and return what changes. Each case file is read once;
     under the new rule set only what the change can move is evaluated again. Raises InputError."""
     old, new = run.prepare_pair(sample_dir, old_rules, new_rules, jobs, advance)
-    before, after = run.conclude(old, old.judged), run.conclude(new, new.judged)
+    before, after = run.conclude_pair(old, new, jobs)
     return {
         "sample": old.sample.manifest.model.id,
         "old": run.ruleset_entry(old.cases), "new": run.ruleset_entry(new.cases),
