@@ -560,7 +560,7 @@ def _recorded(prepared: run.Prepared, out: Path, db_path: Path | None, jobs: int
         fields = [d.id for d in prepared.sample.framework.vocabulary.diversity] if redact else None
         try:
             with views.status(f"writing reports to {out} and recording the run"):
-                return result, run.publish(result, out, audit, fields, key)
+                return result, run.publish(result, out, audit, fields, key, jobs)
         except InputError as error:
             raise Invalid(error, 0) from None
         except OSError as error:

@@ -321,3 +321,36 @@ def test_a_key_redaction_does_not_know_is_left_out(published):
     redacted = redact.report(full, ["gender", "ethnicity"])
     assert "unvetted" not in redacted and not CASE_REFERENCE.search(json.dumps(redacted))
     assert set(redacted) <= set(redact.PUBLISHED)
+
+
+def test_with_two_jobs_the_word_draft_is_written_beside_the_others(qi, tmp_path):
+    """qi run --jobs 2 writes report.docx in a forked worker: the same document as with one job
+    (its text, paragraph by paragraph, and its tables), and the other reports byte for byte."""
+    for jobs in ("1", "2"):
+        result = qi("run", SAMPLE, "--out", tmp_path / jobs, "--db", tmp_path / f"{jobs}.db", "--jobs", jobs)
+        assert result.exit_code == 0, result.output
+    one, two = (docx.Document(str(tmp_path / jobs / "report.docx")) for jobs in ("1", "2"))
+    run_ids = [json.loads((tmp_path / jobs / "report.json").read_text())["run"]["id"] for jobs in ("1", "2")]
+    texts = [[p.text.replace(run_id, "RUN") for p in document.paragraphs]
+             for document, run_id in zip((one, two), run_ids)]
+    assert texts[0] == texts[1] and len(texts[0]) > 20 and sum("RUN" in t for t in texts[0]) == 1
+    assert [[c.text for c in row.cells] for t in one.tables for row in t.rows] == \
+        [[c.text for c in row.cells] for t in two.tables for row in t.rows]
+    assert (tmp_path / "1" / "trace.jsonl").read_bytes() == (tmp_path / "2" / "trace.jsonl").read_bytes()
+    assert not [p for p in (tmp_path / "2").iterdir() if p.name.startswith(".")]
+
+
+def test_a_word_draft_failing_in_its_worker_leaves_nothing_written_or_recorded(qi, tmp_path, monkeypatch):
+    """The worker's failure is the run's: no report in --out, no temporary file, no run recorded."""
+    from engine.report import word
+
+    def failing(report, handle):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(word, "write", failing)
+    out = tmp_path / "out"
+    result = qi("run", SAMPLE, "--out", out, "--db", tmp_path / "qi.db", "--jobs", "2")
+    assert result.exit_code == 1 and "No space left on device" in result.output and "Traceback" not in result.output
+    assert not out.exists() or list(out.iterdir()) == []
+    listed = qi("runs", "list", "--db", tmp_path / "qi.db", "--format", "json")
+    assert listed.exit_code != 0 or json.loads(listed.stdout) == []

@@ -102,7 +102,8 @@ def write(report: Report, out: str | os.PathLike[str], redact_with: list[str] | 
     return [Path(out) / name for name in files(redact_with is not None)]
 
 
-def stage(report: Report, out: str | os.PathLike[str], redact_with: list[str] | None = None) -> Staged:
+def stage(report: Report, out: str | os.PathLike[str], redact_with: list[str] | None = None,
+          jobs: int = 1) -> Staged:
     """Stage the report set in ``out``: report.md, report.html, report.docx and trace.jsonl written to
     temporary files beside their targets, owner-only, none of them visible yet. report.json
     follows with :meth:`Staged.stage_json` (it records the store's head, known only once the run is
@@ -111,7 +112,9 @@ def stage(report: Report, out: str | os.PathLike[str], redact_with: list[str] | 
     With ``redact_with`` (the framework's diversity fields) the files are redacted for publication
     (:mod:`engine.report.redact`) and no trace.jsonl is written: one left in ``out`` by an earlier
     run is removed when the set is published, so no case's trace sits beside a published report.
-    Temporary files left in ``out`` by a killed run are removed first."""
+    Temporary files left in ``out`` by a killed run are removed first. With ``jobs`` over 1,
+    report.docx (the slowest: its charts are drawn as images) is written by a forked worker while
+    this process writes the others."""
     out = Path(out)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -122,16 +125,56 @@ def stage(report: Report, out: str | os.PathLike[str], redact_with: list[str] | 
     staged = Staged(out, report, created, names=files(redacted))
     try:
         staged.check_targets()
-        staged.add("report.md", lambda handle: handle.write(as_markdown(report)))
-        staged.add("report.html", lambda handle: handle.writelines(html_chunks(report)))
-        staged.add("report.docx", lambda handle: word.write(report.content, handle.buffer))
-        if not redacted:
-            lines = (line.decode() for line in report.spool.lines())
-            staged.add("trace.jsonl", lambda handle: handle.writelines(lines))
+        with _Aside(jobs > 1) as aside:
+            staged.add("report.docx", lambda handle: word.write(report.content, handle.buffer), aside)
+            staged.add("report.md", lambda handle: handle.write(as_markdown(report)))
+            staged.add("report.html", lambda handle: handle.writelines(html_chunks(report)))
+            if not redacted:
+                lines = (line.decode() for line in report.spool.lines())
+                staged.add("trace.jsonl", lambda handle: handle.writelines(lines))
     except BaseException:
         staged.discard()
         raise
     return staged
+
+
+#: The writer a forked worker runs (set just before the worker is forked).
+_PENDING = None
+
+
+def _write_pending(path: str) -> None:
+    _write(path, _PENDING)
+
+
+class _Aside:
+    """Writes one staged file in a forked worker while the caller goes on; leaving the block waits
+    for it and raises what it raised. Not in use (``use`` false), files are written in turn."""
+
+    def __init__(self, use: bool) -> None:
+        self.use = use
+        self._pool = self._future = None
+
+    def submit(self, path: Path, writer) -> None:
+        global _PENDING
+        import concurrent.futures
+        import multiprocessing
+
+        _PENDING = writer
+        self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        self._future = self._pool.submit(_write_pending, str(path))
+
+    def __enter__(self) -> _Aside:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _PENDING
+        try:
+            if self._future is not None:
+                self._future.result()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+            _PENDING = None
 
 
 class Staged:
@@ -143,8 +186,9 @@ class Staged:
         self.names = names  # the reports this set writes; the other FILES in ``out`` are removed on publishing
         self.files: dict[str, Path] = {}
 
-    def add(self, name: str, writer) -> None:
-        self.files[name] = _stage(self.out, name, writer)
+    def add(self, name: str, writer, aside: _Aside | None = None) -> None:
+        """Stage ``name``, written by ``writer(handle)`` (in a worker, given an ``aside`` in use)."""
+        self.files[name] = _stage(self.out, name, writer, aside)
 
     def stage_json(self, extra: dict) -> None:
         """report.json: the report, with ``extra`` keys (the store's head) after it."""
@@ -255,16 +299,24 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _stage(out: Path, name: str, writer) -> Path:
+def _stage(out: Path, name: str, writer, aside: _Aside | None = None) -> Path:
     descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.qi{os.getpid()}.", suffix=".tmp", dir=out)
     try:
         os.fchmod(descriptor, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
-            writer(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        os.close(descriptor)
+        if aside is not None and aside.use:
+            aside.submit(Path(temporary), writer)
+        else:
+            _write(temporary, writer)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
     return Path(temporary)
+
+
+def _write(path: str, writer) -> None:
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        writer(handle)
+        handle.flush()
+        os.fsync(handle.fileno())

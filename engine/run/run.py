@@ -518,12 +518,13 @@ def run(prepared: Prepared, jobs: int = 1, advance: Callable[[int], None] | None
 
 
 def publish(result: Report, out: str | os.PathLike[str], audit: store.Store, redact_with: list[str] | None = None,
-            key: bytes | None = None) -> store.RunSummary:
+            key: bytes | None = None, jobs: int = 1) -> store.RunSummary:
     """Stage the report set, record the run (report.json, naming the head after it, is staged
     inside the store's transaction), then publish the reports. Any failure before the commit —
     a report's place taken by a folder, a full disk, a locked store — leaves no new report
-    visible and no run recorded. Raises InputError or OSError."""
-    staged = reports.stage(result, out, redact_with)
+    visible and no run recorded. Raises InputError or OSError. ``jobs`` over 1 writes report.docx
+    in a worker beside the other reports."""
+    staged = reports.stage(result, out, redact_with, jobs)
     try:
         summary = audit.record(result.content, zip(result.spool.references, result.spool.lines()), key,
                                check=lambda: review.refuse_broken_chain(audit, key, "the run was not recorded"),
