@@ -1,8 +1,9 @@
 """The report model: a finished run as the report stage and the store receive it.
 
 :class:`Report` is the run's report.json (``content``, the JSON contract in docs/report.md) and
-the full result of every case behind it (``spool``, trace.jsonl's lines, kept on disk so that a
-run of any size keeps memory flat). Both parts are named fields, not a dict with a hidden spool.
+the result of every case behind it (``spool``, trace.jsonl's lines, expanded to full results with
+report.json's rule table as they are read, kept on disk so that a run of any size keeps memory
+flat). Both parts are named fields, not a dict with a hidden spool.
 """
 
 from __future__ import annotations
