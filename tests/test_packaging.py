@@ -48,3 +48,19 @@ def test_installed_qi_finds_bundled_data_from_any_directory(wheel, tmp_path):
                            capture_output=True, text=True, env={"PYTHONPATH": str(target)})
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith("  3.1.a:") and str(target / "engine" / "_data") in shown.stderr
+
+
+def test_commands_that_compute_no_figure_do_not_import_scipy_or_statsmodels():
+    """scipy and statsmodels cost over a second to import: loading the CLI leaves them out, and the
+    first figure computed brings them in."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import cli\n"
+             "heavy = lambda: sorted(m for m in ('scipy.stats', 'statsmodels', 'pandas') if m in sys.modules)\n"
+             "before = heavy()\n"
+             "from engine.aggregate import statistics\n"
+             "interval = statistics.wilson(3, 4, 0.95)\n"
+             "print(before, heavy(), interval is not None)")
+    found = subprocess.run([sys.executable, "-c", probe, str(ROOT)], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[] ['scipy.stats'] True"

@@ -23,11 +23,13 @@ import math
 import warnings
 
 import numpy
-from scipy import stats
-from statsmodels.stats import inter_rater
-from statsmodels.stats.proportion import proportion_confint
 
 from engine.aggregate import statistics
+from engine.base import lazy
+
+stats = lazy.Module("scipy.stats")
+inter_rater = lazy.Module("statsmodels.stats.inter_rater")
+proportion = lazy.Module("statsmodels.stats.proportion")
 
 #: Findings in the order tables list them; other categories (a framework's answers) follow in
 #: alphabetical order. Kappa does not depend on the order: it only fixes the table's layout.
@@ -112,7 +114,7 @@ def _agreement(pairs: list[tuple[str, str]]) -> dict:
     if n == 0:
         result["kappa_note"] = "no pairs to compare"
         return result
-    low, high = proportion_confint(agreed, n, alpha=1 - CONFIDENCE, method="wilson")
+    low, high = proportion.proportion_confint(agreed, n, alpha=1 - CONFIDENCE, method="wilson")
     result["percent"] = round(100 * agreed / n, 1)
     result["percent_interval"] = [round(100 * low, 1), round(100 * high, 1)]
     categories = _categories(pairs)

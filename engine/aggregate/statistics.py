@@ -12,8 +12,11 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy import stats
-from statsmodels.stats.multitest import multipletests
+
+from engine.base import lazy
+
+stats = lazy.Module("scipy.stats")
+multitest = lazy.Module("statsmodels.stats.multitest")
 
 #: How each adjustment is named to readers.
 ADJUSTMENTS = {"holm": "Holm-Bonferroni", "fdr_bh": "Benjamini-Hochberg"}
@@ -79,4 +82,4 @@ def adjusted(p_values: list[float], method: str) -> list[float]:
     ``holm`` or ``fdr_bh``), in the same order; unchanged for ``none``."""
     if method == "none" or not p_values:
         return list(p_values)
-    return [float(p) for p in multipletests(p_values, method=method)[1]]
+    return [float(p) for p in multitest.multipletests(p_values, method=method)[1]]
