@@ -354,3 +354,30 @@ def test_a_word_draft_failing_in_its_worker_leaves_nothing_written_or_recorded(q
     assert not out.exists() or list(out.iterdir()) == []
     listed = qi("runs", "list", "--db", tmp_path / "qi.db", "--format", "json")
     assert listed.exit_code != 0 or json.loads(listed.stdout) == []
+
+
+def test_a_staged_report_is_written_through_its_own_descriptor_not_reopened_by_name(tmp_path, monkeypatch):
+    """Someone able to write in --out who swaps a staged file for a link to another file between
+    its creation and its writing does not get that file overwritten: qi writes through the
+    descriptor it created the file with."""
+    import os
+
+    from engine.report import report as reports
+
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched\n")
+    real_fchmod = os.fchmod
+
+    def swapping(descriptor, mode):
+        real_fchmod(descriptor, mode)
+        for staged in out.glob(".report.md.*.tmp"):
+            staged.unlink()
+            staged.symlink_to(victim)
+
+    monkeypatch.setattr(os, "fchmod", swapping)
+    staged = reports.Staged(out, {"x": 1}, created=False)
+    staged.add("report.md", lambda handle: handle.write("qi's report\n"))
+    monkeypatch.undo()
+    assert victim.read_text() == "untouched\n"

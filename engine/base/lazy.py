@@ -15,6 +15,8 @@ class Module:
         self._module: ModuleType | None = None
 
     def __getattr__(self, attribute: str):
+        if attribute.startswith("_"):  # not the module's: copying, pickling, introspection
+            raise AttributeError(attribute)
         if self._module is None:
             self._module = importlib.import_module(self._name)
         return getattr(self._module, attribute)

@@ -67,7 +67,7 @@ class _Marshal:
 
     @staticmethod
     def dumps(data, ensure_ascii: bool = False, **options) -> str:
-        if not options:
+        if not options and not ensure_ascii:
             try:
                 return orjson.dumps(data).decode("utf-8")
             except TypeError:

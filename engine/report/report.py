@@ -142,8 +142,8 @@ def stage(report: Report, out: str | os.PathLike[str], redact_with: list[str] | 
 _PENDING = None
 
 
-def _write_pending(path: str) -> None:
-    _write(path, _PENDING)
+def _write_pending(descriptor: int) -> None:
+    _write(descriptor, _PENDING)
 
 
 class _Aside:
@@ -153,15 +153,18 @@ class _Aside:
     def __init__(self, use: bool) -> None:
         self.use = use
         self._pool = self._future = None
+        self._descriptor: int | None = None
 
-    def submit(self, path: Path, writer) -> None:
+    def submit(self, descriptor: int, writer) -> None:
+        """Write through ``descriptor`` (the staged file's, inherited by the forked worker: never
+        reopened by name); this process's copy is closed when the block is left."""
         global _PENDING
         import concurrent.futures
         import multiprocessing
 
-        _PENDING = writer
+        _PENDING, self._descriptor = writer, descriptor
         self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-        self._future = self._pool.submit(_write_pending, str(path))
+        self._future = self._pool.submit(_write_pending, descriptor)
 
     def __enter__(self) -> _Aside:
         return self
@@ -174,6 +177,8 @@ class _Aside:
         finally:
             if self._pool is not None:
                 self._pool.shutdown(cancel_futures=True)
+            if self._descriptor is not None:
+                os.close(self._descriptor)
             _PENDING = None
 
 
@@ -303,11 +308,10 @@ def _stage(out: Path, name: str, writer, aside: _Aside | None = None) -> Path:
     descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.qi{os.getpid()}.", suffix=".tmp", dir=out)
     try:
         os.fchmod(descriptor, 0o600)
-        os.close(descriptor)
         if aside is not None and aside.use:
-            aside.submit(Path(temporary), writer)
+            aside.submit(descriptor, writer)
         else:
-            _write(temporary, writer)
+            _write(descriptor, writer)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
@@ -315,8 +319,10 @@ def _stage(out: Path, name: str, writer, aside: _Aside | None = None) -> Path:
     return Path(temporary)
 
 
-def _write(path: str, writer) -> None:
-    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+def _write(descriptor: int, writer) -> None:
+    """Write a staged file through the descriptor mkstemp made (closing it): never reopened by its
+    name, which someone able to write in the folder could have swapped for a link."""
+    with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
         writer(handle)
         handle.flush()
         os.fsync(handle.fileno())

@@ -650,6 +650,8 @@ class Store:
         if not trace.is_line(line):
             return line  # stored whole, by a qi from before lines were kept
         if seq not in self._tables:
+            if len(self._tables) >= 4:  # a workspace thread's store lives long: keep the latest few
+                self._tables.pop(next(iter(self._tables)))
             self._tables[seq] = self.report(seq)["traces"].get("rules")
         try:
             return trace.expand(line, self._tables[seq] or {})
