@@ -83,7 +83,7 @@ def test_the_audit_store_keeps_lines_and_gives_full_results(published):
         audit.close()
 
 
-def _condition_nodes(compiled, rule_node, condition):
+def _condition_nodes(rule_node, condition):
     """(condition form, full node) for every condition a rule node shows, matched by position and text."""
     yield condition, rule_node
     if "children" in rule_node:
@@ -91,7 +91,7 @@ def _condition_nodes(compiled, rule_node, condition):
         for node in rule_node["children"]:
             match = [p for p in parts if p.describe() == node["text"]]
             if len(match) == 1:
-                yield from _condition_nodes(compiled, node, match[0])
+                yield from _condition_nodes(node, match[0])
 
 
 @pytest.mark.parametrize("seed", [3, 17, 2016])
@@ -113,7 +113,7 @@ def test_each_expanded_condition_says_what_the_evaluation_says(tmp_path, compile
                 continue
             compiled_rule = by_label[node["rule"]]
             fact = {**evaluation.fact, **evaluation.record.derived_in(compiled_rule.phase)}
-            for form, shown in _condition_nodes(compiled, node["condition"], compiled_rule.rule.when):
+            for form, shown in _condition_nodes(node["condition"], compiled_rule.rule.when):
                 assert shown["holds"] == conditions.holds(compiled.lower(form), fact), (case.model.case, shown["text"])
                 if "children" in shown:
                     assert len(shown["children"]) + shown.get("not_shown", 0) == len(list(form.children()))

@@ -107,6 +107,10 @@ class CompiledRuleSet:
             self._lowered[key] = make()
         return self._lowered[key]
 
+    def by_label(self) -> dict[str, int]:
+        """Each rule's index by its label (made once)."""
+        return self.cached(("rule index by label",), lambda: {r.label: r.index for r in self.rules})
+
     def lower(self, condition, bindings: dict | None = None) -> conditions.Node:
         """The lowered tree of any condition of this rule set (cached: traces ask for every node)."""
         key = (id(condition), tuple(sorted((bindings or {}).items())))

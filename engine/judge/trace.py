@@ -216,8 +216,7 @@ class Trace:
         return {"rules": {self.label(i): node for i, node in self._dynamic.items()}, "evidence": dict(self._evidence)}
 
     def _index(self, label: str) -> int:
-        return self.compiled.cached(("rule index by label",),
-                                    lambda: {r.label: r.index for r in self.compiled.rules})[label]
+        return self.compiled.by_label()[label]
 
     # --- conclusions of a case or organisation ---
 

@@ -195,7 +195,7 @@ def _baseline(compiled: compiler.CompiledRuleSet, loaded: sample.Loaded, attribu
     framework_path = compiled.loaded.framework_path
     if framework_path is None:
         return evaluator.evaluate(compiled, attributes)
-    index = compiled.cached(("rule index by label",), lambda: {r.label: r.index for r in compiled.rules})
+    index = compiled.by_label()
     labels = cache.fired(compiled.loaded.sha256, framework_path, loaded.document.sha256)
     if labels is not None and all(label in index for label in labels):
         return evaluator.assembled(compiled, attributes, [index[label] for label in labels])
